@@ -1,0 +1,34 @@
+# The README's commands. `make run` and `make test` work on a fresh machine with
+# only Python 3.11: they create .venv when it is missing and install into it.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed-stamp
+HOST   ?= 127.0.0.1
+PORT   ?= 8081
+
+.PHONY: run test bench lint clean
+
+$(STAMP): setup.cfg pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test,lint]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(PY) -m fastim serve --host $(HOST) --port $(PORT)
+
+# The whole suite with a coverage report; fastim/ws must keep 95% of lines and branches.
+test: $(STAMP)
+	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
+	$(PY) -m coverage report --include='fastim/ws/*' --fail-under=95
+
+bench: $(STAMP)
+	$(PY) -m bench
+
+lint: $(STAMP)
+	$(PY) -m ruff check fastim tests
+	$(PY) -m mypy --strict fastim/ws
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov

@@ -1,0 +1,45 @@
+"""Shared fixtures: the real MariaDB and Redis servers of the project's machines.
+
+DESIGN.md: tests that need a server must fail, not skip, when CI is set and the
+server is unreachable; elsewhere they skip with the reason.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+
+MYSQL_ADDR = ("127.0.0.1", int(os.environ.get("FASTIM_TEST_MYSQL_PORT", "3306")))
+REDIS_ADDR = ("127.0.0.1", int(os.environ.get("FASTIM_TEST_REDIS_PORT", "6379")))
+
+
+def _reachable(addr: tuple[str, int]) -> bool:
+    try:
+        with socket.create_connection(addr, timeout=1.0):
+            return True
+    except OSError:
+        return False
+
+
+def require_service(name: str, addr: tuple[str, int]) -> None:
+    """Fail in CI, skip elsewhere, when a service the test needs is not listening."""
+    if _reachable(addr):
+        return
+    reason = f"{name} is not reachable on {addr[0]}:{addr[1]}"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def mysql_addr() -> tuple[str, int]:
+    require_service("MariaDB", MYSQL_ADDR)
+    return MYSQL_ADDR
+
+
+@pytest.fixture(scope="session")
+def redis_addr() -> tuple[str, int]:
+    require_service("Redis", REDIS_ADDR)
+    return REDIS_ADDR
