@@ -74,7 +74,9 @@ class Store(abc.ABC):
     async def schema_versions(self) -> list[int]:
         """The migration versions recorded in ``schema_version``, ascending."""
         return await self.read(
-            lambda tx: [int(r[0]) for r in tx.rows("SELECT version FROM schema_version ORDER BY version")]
+            lambda tx: [
+                int(r[0]) for r in tx.rows("SELECT version FROM schema_version ORDER BY version")
+            ]
         )
 
     # --- users -------------------------------------------------------------------------
@@ -232,9 +234,7 @@ class Store(abc.ABC):
         """One page of a community's members (owner first), and the total."""
         return await self.read(q.list_members, community_id, offset, limit)
 
-    async def list_user_communities(
-        self, user_id: int, offset: int, limit: int
-    ) -> Page[Community]:
+    async def list_user_communities(self, user_id: int, offset: int, limit: int) -> Page[Community]:
         """One page of the communities a user belongs to, and the total."""
         return await self.read(q.list_user_communities, user_id, offset, limit)
 

@@ -204,9 +204,7 @@ def delete_user_tokens(tx: Tx, user_id: int, keep: str | None = None) -> int:
     """Revoke every token of a user except ``keep`` (a token hash); return how many."""
     if keep is None:
         return tx.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
-    return tx.execute(
-        "DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?", (user_id, keep)
-    )
+    return tx.execute("DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?", (user_id, keep))
 
 
 def purge_expired_tokens(tx: Tx, now: int) -> int:
@@ -224,9 +222,7 @@ def add_friendship(tx: Tx, user_id: int, friend_id: int, now: int) -> None:
     """
     if user_id == friend_id:
         raise Refused("self")
-    existing = tx.value(
-        "SELECT COUNT(*) FROM users WHERE id IN (?, ?)", (user_id, friend_id)
-    )
+    existing = tx.value("SELECT COUNT(*) FROM users WHERE id IN (?, ?)", (user_id, friend_id))
     if int(existing) != 2:
         raise Missing("user")
     low, high = sorted((user_id, friend_id))
@@ -261,18 +257,14 @@ def list_friends(tx: Tx, user_id: int, offset: int, limit: int) -> Page[User]:
 def friend_ids(tx: Tx, user_id: int) -> list[int]:
     """Ids of all of a user's friends, ascending."""
     return _ids(
-        tx.rows(
-            "SELECT dst_id FROM friendships WHERE owner_id = ? ORDER BY dst_id", (user_id,)
-        )
+        tx.rows("SELECT dst_id FROM friendships WHERE owner_id = ? ORDER BY dst_id", (user_id,))
     )
 
 
 def are_friends(tx: Tx, user_id: int, other_id: int) -> bool:
     """Whether the two users are friends."""
     return (
-        tx.row(
-            "SELECT 1 FROM friendships WHERE owner_id = ? AND dst_id = ?", (user_id, other_id)
-        )
+        tx.row("SELECT 1 FROM friendships WHERE owner_id = ? AND dst_id = ?", (user_id, other_id))
         is not None
     )
 
@@ -332,9 +324,7 @@ def create_community(
 
 def get_community(tx: Tx, community_id: int) -> Community | None:
     """The community with this id, or None."""
-    row = tx.row(
-        f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = ?", (community_id,)
-    )
+    row = tx.row(f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = ?", (community_id,))
     return None if row is None else _community(row)
 
 
@@ -459,9 +449,7 @@ def list_members(tx: Tx, community_id: int, offset: int, limit: int) -> Page[Mem
         " LIMIT ? OFFSET ?",
         (community_id, limit, offset),
     )
-    total = tx.value(
-        "SELECT COUNT(*) FROM memberships WHERE community_id = ?", (community_id,)
-    )
+    total = tx.value("SELECT COUNT(*) FROM memberships WHERE community_id = ?", (community_id,))
     return Page([Member(_user(r), r[7], int(r[8])) for r in rows], int(total))
 
 

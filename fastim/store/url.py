@@ -45,7 +45,7 @@ class MySQLURL:
 def parse_db_url(url: str) -> SQLiteURL | MySQLURL:
     """Parse a database URL; raise :class:`StoreError` with a readable reason when it is bad."""
     if url.startswith("sqlite:///"):
-        path = url[len("sqlite:///"):]
+        path = url[len("sqlite:///") :]
         if not path or path == ":memory:":
             # Several connections share the database, so it has to be a file.
             raise StoreError(f"sqlite URL needs a file path, got {url!r}")
