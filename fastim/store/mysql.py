@@ -82,10 +82,15 @@ class MySQLStore(Store):
 
     # --- transactions --------------------------------------------------------------------
 
-    def _transaction(self, conn: Any, fn: Callable[..., T], args: Sequence[Any], write: bool) -> T:
+    def _transaction(self, conn: Any, fn: Callable[..., T], args: Sequence[Any]) -> T:
+        # Reads and writes run alike here: InnoDB lets them proceed concurrently anyway.
+        # begin() on the DBUtils connection, not a START TRANSACTION statement: DBUtils
+        # must know a transaction is open, or on an OperationalError (which includes CHECK
+        # failures) it silently reconnects and re-runs the statement on a new connection
+        # while the old one still holds the row locks.
+        conn.begin()
         cursor = conn.cursor()
         try:
-            cursor.execute("START TRANSACTION" if write else "START TRANSACTION READ ONLY")
             result = fn(Tx(cursor, self.dialect), *args)
             conn.commit()
             return result
@@ -102,7 +107,7 @@ class MySQLStore(Store):
         for attempt in range(RETRIES):
             conn = self._pool.connection()
             try:
-                return self._transaction(conn, fn, args, write)
+                return self._transaction(conn, fn, args)
             except pymysql.err.OperationalError as exc:
                 code = exc.args[0] if exc.args else None
                 if code not in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT) or attempt == RETRIES - 1:
@@ -164,7 +169,7 @@ class MySQLStore(Store):
                 raise StoreError(f"timed out waiting for the migration lock {lock!r}")
             try:
                 return apply_migrations(
-                    lambda fn: self._transaction(conn, fn, (), True), "mysql", migrations
+                    lambda fn: self._transaction(conn, fn, ()), "mysql", migrations
                 )
             finally:
                 with conn.cursor() as cursor:
