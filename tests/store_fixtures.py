@@ -49,8 +49,13 @@ def gather(*awaitables: Awaitable[Any]) -> list[Any]:
 
 def mysql_connect(addr: tuple[str, int], database: str | None = None) -> Any:
     return pymysql.connect(
-        host=addr[0], port=addr[1], user="root", password="", database=database,
-        charset="utf8mb4", autocommit=True,
+        host=addr[0],
+        port=addr[1],
+        user="root",
+        password="",
+        database=database,
+        charset="utf8mb4",
+        autocommit=True,
     )
 
 

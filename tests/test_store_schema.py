@@ -59,7 +59,11 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
         assert table_counts(store) == {
-            "memberships": 0, "communities": 0, "friendships": 0, "tokens": 0, "users": 0,
+            "memberships": 0,
+            "communities": 0,
+            "friendships": 0,
+            "tokens": 0,
+            "users": 0,
         }
     finally:
         run(store.close())
@@ -67,9 +71,15 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
 
 def test_reopen_keeps_data_and_runs_no_migration(db_url: str) -> None:
     store = run(open_store(db_url))
-    user = run(store.create_user(
-        mobile="13900000001", passwd="00", salt="11", kdf="scrypt:1024:8:1", nickname="漢字 😀",
-    ))
+    user = run(
+        store.create_user(
+            mobile="13900000001",
+            passwd="00",
+            salt="11",
+            kdf="scrypt:1024:8:1",
+            nickname="漢字 😀",
+        )
+    )
     before = _versions_and_times(store)
     run(store.close())
 
@@ -89,9 +99,13 @@ def test_an_appended_migration_is_applied_alone_and_once(db_url: str) -> None:
     store = run(open_store(db_url, migrations=extended))
     try:
         assert store.applied_migrations == [EXTRA.version]
-        run(store.write(lambda tx: tx.execute(
-            "INSERT INTO test_notes (id, body) VALUES (?, ?)", (1, "kept")
-        )))
+        run(
+            store.write(
+                lambda tx: tx.execute(
+                    "INSERT INTO test_notes (id, body) VALUES (?, ?)", (1, "kept")
+                )
+            )
+        )
         run(store.close())
         store = run(open_store(db_url, migrations=extended))
         assert store.applied_migrations == []
@@ -101,9 +115,7 @@ def test_an_appended_migration_is_applied_alone_and_once(db_url: str) -> None:
         run(store.close())
 
 
-def test_a_failing_migration_is_not_recorded_and_stops_start_up(
-    db_url: str, backend: str
-) -> None:
+def test_a_failing_migration_is_not_recorded_and_stops_start_up(db_url: str, backend: str) -> None:
     with pytest.raises(Exception, match="(?i)syntax"):
         run(open_store(db_url, migrations=[*MIGRATIONS, BROKEN]))
     store = run(open_store(db_url))
@@ -111,9 +123,11 @@ def test_a_failing_migration_is_not_recorded_and_stops_start_up(
         assert BROKEN.version not in run(store.schema_versions())
         if backend == "sqlite":
             # SQLite DDL is transactional: the first statement was rolled back too.
-            tables = run(store.read(lambda tx: tx.rows(
-                "SELECT name FROM sqlite_master WHERE name = 'test_half'"
-            )))
+            tables = run(
+                store.read(
+                    lambda tx: tx.rows("SELECT name FROM sqlite_master WHERE name = 'test_half'")
+                )
+            )
             assert tables == []
     finally:
         _drop_test_tables(store)
@@ -162,10 +176,12 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Any) -> None:
 @pytest.mark.parametrize("backend", ["mysql"])
 def test_mysql_tables_are_utf8mb4_with_binary_unique_keys(store: Store) -> None:
     def inspect(tx: Tx) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
-        tables = dict(tx.rows(
-            "SELECT table_name, table_collation FROM information_schema.tables"
-            " WHERE table_schema = DATABASE()"
-        ))
+        tables = dict(
+            tx.rows(
+                "SELECT table_name, table_collation FROM information_schema.tables"
+                " WHERE table_schema = DATABASE()"
+            )
+        )
         columns = {
             (t, c): coll
             for t, c, coll in tx.rows(
@@ -190,21 +206,31 @@ def test_the_database_enforces_the_schema_rules_itself(store: Store) -> None:
     """Even code that skips validation cannot store a bad sex or a self-friendship."""
     from fastim.store import IntegrityViolation
 
-    user = run(store.create_user(mobile="13900000002", passwd="0", salt="0", kdf="k",
-                                 nickname="n"))
+    user = run(store.create_user(mobile="13900000002", passwd="0", salt="0", kdf="k", nickname="n"))
     with pytest.raises(IntegrityViolation) as exc:
-        run(store.write(lambda tx: tx.execute("UPDATE users SET sex = 'X' WHERE id = ?",
-                                              (user.id,))))
+        run(
+            store.write(
+                lambda tx: tx.execute("UPDATE users SET sex = 'X' WHERE id = ?", (user.id,))
+            )
+        )
     assert exc.value.kind == "check"
     with pytest.raises(IntegrityViolation) as exc:
-        run(store.write(lambda tx: tx.execute(
-            "INSERT INTO friendships (owner_id, dst_id, created) VALUES (?, ?, 0)",
-            (user.id, user.id),
-        )))
+        run(
+            store.write(
+                lambda tx: tx.execute(
+                    "INSERT INTO friendships (owner_id, dst_id, created) VALUES (?, ?, 0)",
+                    (user.id, user.id),
+                )
+            )
+        )
     assert exc.value.kind == "check"
     with pytest.raises(IntegrityViolation) as exc:
-        run(store.write(lambda tx: tx.execute(
-            "INSERT INTO memberships (community_id, user_id, role, joined) VALUES (?, ?, 'member', 0)",
-            (999_999, user.id),
-        )))
+        run(
+            store.write(
+                lambda tx: tx.execute(
+                    "INSERT INTO memberships (community_id, user_id, role, joined) VALUES (?, ?, 'member', 0)",
+                    (999_999, user.id),
+                )
+            )
+        )
     assert exc.value.kind == "foreign_key"

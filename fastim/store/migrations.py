@@ -81,12 +81,16 @@ ACCOUNTS = Migration(
             created INTEGER NOT NULL,
             CONSTRAINT uq_users_mobile UNIQUE (mobile)
         )""",
+        # id orders a user's sessions (oldest are dropped first); the token itself is
+        # only ever stored as its SHA-256.
         """CREATE TABLE tokens (
-            token_hash TEXT NOT NULL PRIMARY KEY CHECK (length(token_hash) = 64),
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            token_hash TEXT NOT NULL CHECK (length(token_hash) = 64),
             user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
             device TEXT NOT NULL CHECK (length(device) BETWEEN 1 AND 64),
             expires INTEGER NOT NULL,
             created INTEGER NOT NULL,
+            CONSTRAINT uq_tokens_hash UNIQUE (token_hash),
             CONSTRAINT uq_tokens_device UNIQUE (user_id, device)
         )""",
         "CREATE INDEX ix_tokens_expires ON tokens (expires)",
@@ -139,11 +143,13 @@ ACCOUNTS = Migration(
             CONSTRAINT ck_users_nickname CHECK (CHAR_LENGTH(nickname) >= 1)
         ) {_MYSQL_TABLE}""",
         f"""CREATE TABLE IF NOT EXISTS tokens (
-            token_hash CHAR(64) {_ASCII_BIN} NOT NULL PRIMARY KEY,
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            token_hash CHAR(64) {_ASCII_BIN} NOT NULL,
             user_id BIGINT NOT NULL,
             device VARCHAR(64) {_UTF8_BIN} NOT NULL,
             expires BIGINT NOT NULL,
             created BIGINT NOT NULL,
+            CONSTRAINT uq_tokens_hash UNIQUE (token_hash),
             CONSTRAINT uq_tokens_device UNIQUE (user_id, device),
             KEY ix_tokens_expires (expires),
             CONSTRAINT fk_tokens_user FOREIGN KEY (user_id) REFERENCES users (id)

@@ -164,6 +164,9 @@ def save_token(
     ``max_sessions`` so that logins without a device name cannot pile up rows.
     """
     tx.execute("DELETE FROM tokens WHERE user_id = ? AND expires <= ?", (user_id, now))
+    # Delete-then-insert gives the new token a new (newest) id; the upsert covers a
+    # concurrent login on the same device that inserted in between.
+    tx.execute("DELETE FROM tokens WHERE user_id = ? AND device = ?", (user_id, device))
     tx.execute(
         tx.dialect.upsert(
             "tokens",
@@ -173,12 +176,11 @@ def save_token(
         (token_hash, user_id, device, expires, now),
     )
     surplus = tx.rows(
-        "SELECT token_hash FROM tokens WHERE user_id = ?"
-        " ORDER BY created DESC, token_hash LIMIT 100000 OFFSET ?",
+        "SELECT id FROM tokens WHERE user_id = ? ORDER BY id DESC LIMIT 100000 OFFSET ?",
         (user_id, max_sessions),
     )
     for (old,) in surplus:
-        tx.execute("DELETE FROM tokens WHERE token_hash = ?", (old,))
+        tx.execute("DELETE FROM tokens WHERE id = ?", (old,))
 
 
 def session_for_token(tx: Tx, token_hash: str, now: int) -> tuple[User, Session] | None:
