@@ -32,7 +32,7 @@ _PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::(path))?\}")
 class Route:
     """An HTTP route: one method on one path pattern."""
 
-    __slots__ = ("method", "path", "handler", "max_body_size", "body_timeout")
+    __slots__ = ("method", "path", "handler", "max_body_size", "body_timeout", "decode_params")
 
     def __init__(
         self,
@@ -41,10 +41,13 @@ class Route:
         handler: Handler,
         max_body_size: int | None = None,
         body_timeout: float | None = None,
+        decode_params: bool = True,
     ) -> None:
         self.method = method
         self.path = path
         self.handler = handler
+        #: False: path parameters are given still percent-encoded.
+        self.decode_params = decode_params
         #: Largest request body accepted (None: the server's default).
         self.max_body_size = max_body_size
         #: Seconds allowed to receive the body (None: the server's default).
@@ -148,8 +151,13 @@ class Router:
         *,
         max_body_size: int | None = None,
         body_timeout: float | None = None,
+        decode_params: bool = True,
     ) -> None:
-        """Register `handler` for `methods` on `path`."""
+        """Register `handler` for `methods` on `path`.
+
+        `max_body_size` and `body_timeout` override the server's limits for this route;
+        `decode_params=False` hands path parameters over still percent-encoded.
+        """
         if isinstance(methods, str):
             methods = [methods]
         slot = self._http.slot(path)
@@ -157,7 +165,9 @@ class Router:
             method = method.upper()
             if method in slot:
                 raise ValueError(f"duplicate route {method} {path}")
-            slot[method] = Route(method, path, handler, max_body_size, body_timeout)
+            slot[method] = Route(
+                method, path, handler, max_body_size, body_timeout, decode_params
+            )
 
     def route(
         self, methods: str | Sequence[str], path: str, **options: Any
@@ -212,7 +222,8 @@ class Router:
         if not prefix.endswith("/"):
             prefix += "/"
         files = StaticFiles(directory, prefix=prefix, **options)
-        self.add_route("GET", prefix + "{path:path}", files)
+        # StaticFiles judges the raw path itself: an undecodable one is a 404, not a 400.
+        self.add_route("GET", prefix + "{path:path}", files, decode_params=False)
 
     # -- lookup -------------------------------------------------------------------
 
@@ -228,7 +239,9 @@ class Router:
             if route is None and method == "HEAD":
                 route = slot.get("GET")
             if route is not None:
-                return route, _decode_params(params) if params else params
+                if params and route.decode_params:
+                    params = _decode_params(params)
+                return route, params
         if not candidates:
             raise HTTPError(404, "not found")
         allowed: set[str] = set()

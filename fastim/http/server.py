@@ -134,14 +134,14 @@ class HTTPProtocol(asyncio.Protocol):
     # -- asyncio.Protocol ------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # uvloop's transports implement asyncio.Transport without subclassing it.
+        self.transport = transport  # type: ignore[assignment]
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.remote_addr = str(peer[0])
         self.server.connections.add(self)
         if self.server.closing:
-            transport.close()
+            self._close()
             return
         self._arm_timer(self.limits.header_timeout, "head")
 
@@ -332,6 +332,11 @@ class HTTPProtocol(asyncio.Protocol):
         head = self._head
         assert head is not None
         keep_alive = head.keep_alive and not close and not self.server.closing
+        if self._sink is not None:
+            # The handler is done with the uploads it did not save: delete them now,
+            # before the client hears back.
+            self._sink.abort()
+            self._sink = None
         try:
             await self._send(head, response, keep_alive)
         except Exception:
@@ -340,9 +345,6 @@ class HTTPProtocol(asyncio.Protocol):
         finally:
             if response.file is not None:
                 response.file.close()
-            if self._sink is not None:
-                self._sink.abort()
-                self._sink = None
         self._task = None
         self._request = self._head = None
         transport = self.transport
@@ -635,6 +637,7 @@ class Server:
         self.websockets: set[Any] = set()
         self.closing = False
         self._server: asyncio.AbstractServer | None = None
+        self._port = 0
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, **kwargs: Any) -> None:
         """Listen on (host, port); port 0 picks a free port (see `port`)."""
@@ -643,12 +646,12 @@ class Server:
         self._server = await loop.create_server(
             lambda: HTTPProtocol(self), host, port, reuse_address=True, **kwargs
         )
+        self._port = int(self._server.sockets[0].getsockname()[1])
 
     @property
     def port(self) -> int:
-        """The port of the first listening socket."""
-        assert self._server is not None and self._server.sockets
-        return int(self._server.sockets[0].getsockname()[1])
+        """The port of the first listening socket (known once started)."""
+        return self._port
 
     async def serve_forever(self) -> None:
         """Wait until the server is shut down."""

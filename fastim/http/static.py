@@ -306,9 +306,9 @@ def _requested_range(
             raise unsatisfiable
         return max(size - length, 0), size - 1
     start = int(first)
-    end = int(last) if last else size - 1
-    if end < start:
+    if last and int(last) < start:
         return None  # RFC 9110 §14.1.1: an invalid range-spec; ignore the field
     if start >= size:
         raise unsatisfiable
-    return start, min(end, size - 1)
+    end = min(int(last), size - 1) if last else size - 1
+    return start, end
