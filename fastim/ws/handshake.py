@@ -31,8 +31,10 @@ __all__ = [
     "parse_request",
     "parse_response",
     "check_request",
+    "accept_headers",
     "accept_response",
     "reject_response",
+    "client_headers",
     "build_request",
     "check_response",
     "MAX_HEAD_SIZE",
@@ -320,15 +322,21 @@ def _response_head(status: int, headers: Iterable[tuple[str, str]]) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-def accept_response(accepted: ServerAccept, extra_headers: Iterable[tuple[str, str]] = ()) -> bytes:
-    """The `101 Switching Protocols` response for an accepted request (RFC 6455 §4.2.2)."""
-    headers = [
+def accept_headers(
+    accepted: ServerAccept, extra_headers: Iterable[tuple[str, str]] = ()
+) -> list[tuple[str, str]]:
+    """The header fields of the 101 response for an accepted request (RFC 6455 §4.2.2)."""
+    return [
         ("Upgrade", "websocket"),
         ("Connection", "Upgrade"),
         ("Sec-WebSocket-Accept", accept_key(accepted.key)),
         *accepted.headers,
         *extra_headers,
     ]
+
+
+def accept_response(headers: Iterable[tuple[str, str]]) -> bytes:
+    """The `101 Switching Protocols` response with the given header fields."""
     return _response_head(101, headers)
 
 
@@ -348,33 +356,38 @@ def reject_response(error: InvalidHandshake) -> bytes:
 # -- client side ---------------------------------------------------------------------------
 
 
-def build_request(
+def client_headers(
     host: str,
-    resource: str,
     key: str,
     *,
     origin: str | None = None,
     subprotocols: Sequence[str] = (),
     extensions: str | None = None,
     extra_headers: Iterable[tuple[str, str]] = (),
-) -> bytes:
-    """The client's opening handshake (RFC 6455 §4.1): `host` is the Host field value,
-    `resource` the path and query, `key` a fresh generate_key()."""
-    lines = [
-        f"GET {resource} HTTP/1.1",
-        f"Host: {host}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        f"Sec-WebSocket-Key: {key}",
-        "Sec-WebSocket-Version: 13",
+) -> list[tuple[str, str]]:
+    """The header fields of a client's opening handshake (RFC 6455 §4.1): `host` is the
+    Host value, `key` a fresh generate_key()."""
+    headers = [
+        ("Host", host),
+        ("Upgrade", "websocket"),
+        ("Connection", "Upgrade"),
+        ("Sec-WebSocket-Key", key),
+        ("Sec-WebSocket-Version", "13"),
     ]
     if origin is not None:
-        lines.append(f"Origin: {origin}")
+        headers.append(("Origin", origin))
     if subprotocols:
-        lines.append(f"Sec-WebSocket-Protocol: {', '.join(subprotocols)}")
+        headers.append(("Sec-WebSocket-Protocol", ", ".join(subprotocols)))
     if extensions:
-        lines.append(f"Sec-WebSocket-Extensions: {extensions}")
-    lines.extend(f"{name}: {value}" for name, value in extra_headers)
+        headers.append(("Sec-WebSocket-Extensions", extensions))
+    headers.extend(extra_headers)
+    return headers
+
+
+def build_request(resource: str, headers: Iterable[tuple[str, str]]) -> bytes:
+    """The request head `GET resource HTTP/1.1` with the given header fields."""
+    lines = [f"GET {resource} HTTP/1.1"]
+    lines.extend(f"{name}: {value}" for name, value in headers)
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
