@@ -10,15 +10,23 @@ fixture of conftest.py fails in CI and skips elsewhere when the server is unreac
 from __future__ import annotations
 
 import asyncio
+import http.client
 import itertools
+import json
 import secrets
+import threading
 from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from typing import Any, TypeVar
+from urllib.parse import urlencode
 
 import pymysql
 import pytest
 
 from fastim.accounts import Accounts, Contacts
+from fastim.app import create_app
+from fastim.config import Config
+from fastim.http import Limits
 from fastim.store import Store, User, open_store
 
 T = TypeVar("T")
@@ -177,3 +185,140 @@ def table_counts(store: Store) -> dict[str, int]:
         return {t: int(tx.value(f"SELECT COUNT(*) FROM {t}")) for t in TABLES_CHILD_FIRST}
 
     return run(store.read(count))
+
+
+# --- a real fastim server for the REST tests ---------------------------------------------
+
+SAFETY_TIMEOUT = 10.0  # a safety net only: no test asserts on time
+
+
+@dataclass
+class Reply:
+    """One HTTP response as the API tests see it."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k.lower() == name.lower()), None)
+
+    def header_all(self, name: str) -> list[str]:
+        return [v for k, v in self.headers if k.lower() == name.lower()]
+
+    @property
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+    @property
+    def data(self) -> Any:
+        """The envelope's ``data`` of a success reply (asserting it is one)."""
+        body = self.json
+        assert body["code"] == 0, body
+        return body["data"]
+
+
+class ApiServer:
+    """``create_app`` started on a free port, on its own loop in a background thread."""
+
+    def __init__(self, config: Config) -> None:
+        self.app = create_app(config)
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+
+    def __enter__(self) -> ApiServer:
+        self.thread.start()
+        try:
+            self.call(self.app.start())
+        except BaseException:
+            self.__exit__()
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.call(self.app.stop())
+        finally:
+            self.loop.call_soon_threadsafe(self.loop.stop)
+            self.thread.join(SAFETY_TIMEOUT)
+            self.loop.close()
+
+    def call(self, coro: Awaitable[T]) -> T:
+        """Run a coroutine on the server's loop and wait for it."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(SAFETY_TIMEOUT)  # type: ignore[arg-type]
+
+    @property
+    def port(self) -> int:
+        assert self.app.server is not None
+        return self.app.server.port
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        json_body: Any = None,
+        form: dict[str, str] | None = None,
+        body: bytes | None = None,
+        token: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Reply:
+        """Send one request over a new TCP connection; return the reply."""
+        sent = dict(headers or {})
+        if token is not None:
+            sent["Authorization"] = f"Bearer {token}"
+        if json_body is not None:
+            body = json.dumps(json_body).encode()
+            sent.setdefault("Content-Type", "application/json")
+        elif form is not None:
+            body = urlencode(form).encode()
+            sent.setdefault("Content-Type", "application/x-www-form-urlencoded")
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=SAFETY_TIMEOUT)
+        try:
+            conn.request(method, path, body=body, headers=sent)
+            response = conn.getresponse()
+            return Reply(response.status, response.getheaders(), response.read())
+        finally:
+            conn.close()
+
+    def post(self, path: str, values: Any = None, **kw: Any) -> Reply:
+        """POST a JSON body."""
+        return self.request("POST", path, json_body=values if values is not None else {}, **kw)
+
+    def get(self, path: str, **kw: Any) -> Reply:
+        return self.request("GET", path, **kw)
+
+    # shortcuts for building state
+    def register(self, **values: Any) -> dict[str, Any]:
+        values.setdefault("mobile", new_mobile())
+        values.setdefault("passwd", "correct horse")
+        values.setdefault("nickname", "user " + values["mobile"][-4:])
+        reply = self.post("/user/register", values)
+        assert reply.status == 201, reply.body
+        return {**reply.data, "passwd": values["passwd"]}
+
+    def login(self, user: dict[str, Any], **extra: Any) -> str:
+        reply = self.post(
+            "/user/login", {"mobile": user["mobile"], "passwd": user["passwd"], **extra}
+        )
+        assert reply.status == 200, reply.body
+        return str(reply.data["token"])
+
+    def user_with_token(self, **values: Any) -> tuple[dict[str, Any], str]:
+        user = self.register(**values)
+        return user, self.login(user)
+
+
+def api_config(db_url: str, tmp_path: Any) -> Config:
+    return Config(
+        host="127.0.0.1", port=0, db=db_url, data_dir=tmp_path / "data",
+        resource_dir=tmp_path / "resource", access_log=False,
+        limits=Limits(shutdown_timeout=2),
+    )
+
+
+@pytest.fixture
+def api(db_url: str, tmp_path: Any) -> Iterator[ApiServer]:
+    """A running fastim server on the test database (both backends)."""
+    with ApiServer(api_config(db_url, tmp_path)) as server:
+        yield server
