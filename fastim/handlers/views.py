@@ -1,7 +1,12 @@
 """The web pages: `/` sends a visitor to the login or the chat page; the pages render.
 
 Whether the visitor is logged in is judged here only by the presence of the session
-cookie; the real check of the token belongs to the auth handlers.
+cookie; the real check of the token belongs to the auth handlers (the chat page asks
+`/user/me` and goes back to the login page on a 401).
+
+Every page carries a Content-Security-Policy that allows scripts, styles and
+connections only from this server: the client renders user text with `textContent`,
+and the policy is the second wall should a bug ever let markup through.
 """
 
 from __future__ import annotations
@@ -13,9 +18,36 @@ from fastim.http import Request, Response, Router, redirect
 #: The cookie holding the session token once logged in.
 SESSION_COOKIE = "fastim_token"
 
+#: 'self' covers the same-origin ws:// and wss:// of /chat (CSP Level 3, §6.7.2.8);
+#: blob: is the local preview of a photo while it uploads.
+CONTENT_SECURITY_POLICY = "; ".join([
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' blob: data:",
+    "connect-src 'self'",
+    "object-src 'none'",
+    "base-uri 'none'",
+    "form-action 'self'",
+    "frame-ancestors 'none'",
+])
+
+PAGE_HEADERS = [
+    ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+    ("Referrer-Policy", "same-origin"),
+    ("X-Content-Type-Options", "nosniff"),
+    # The pages are small and change with the account; the assets they load are cached.
+    ("Cache-Control", "no-cache"),
+]
+
 
 def register(router: Router, app: Any) -> None:
     """Add the page routes."""
+
+    def page(template: str, title: str) -> Response:
+        response = app.render(template, title=title)
+        response.headers.extend(PAGE_HEADERS)
+        return response
 
     @router.get("/")
     async def index(request: Request) -> Response:
@@ -23,13 +55,13 @@ def register(router: Router, app: Any) -> None:
 
     @router.get("/login")
     async def login_page(request: Request) -> Response:
-        return app.render("login.html", title="Log in")
+        return page("login.html", "Log in")
 
     @router.get("/register")
     async def register_page(request: Request) -> Response:
-        return app.render("register.html", title="Register")
+        return page("register.html", "Register")
 
     @router.get("/chat")
     async def chat_page(request: Request) -> Response:
-        # The WebSocket endpoint may share this path: upgrade requests go to it.
-        return app.render("chat.html", title="Chat")
+        # The WebSocket endpoint shares this path: upgrade requests go to it.
+        return page("chat.html", "Chat")

@@ -1,0 +1,565 @@
+// The chat page: loads the user's world over REST, keeps it live over the WebSocket,
+// and hands rendering to the ui/ modules. Start reading at `boot()`.
+import { api, ApiError, get, setUnauthorizedHandler, upload } from './api.js';
+import { ChatConnection, newCid } from './connection.js';
+import { byId } from './dom.js';
+import { icon } from './icons.js';
+import { ChatState, GROUP, IMAGE, SINGLE, TEXT, convKey } from './state.js';
+import { ConversationView } from './ui/conversation.js';
+import { MembersDialog } from './ui/members.js';
+import { ProfilePanel } from './ui/profile.js';
+import { Sidebar } from './ui/sidebar.js';
+
+const HISTORY_PAGE = 40;
+const TYPING_SHOWN_FOR = 5000; // ms a "typing…" stays without a new signal
+
+export class App {
+  constructor() {
+    this.state = new ChatState();
+    this.conn = null;
+    this.current = null; // the open Conversation
+    this.ready = false; // the first snapshot after the first connect was handled
+    this.renderQueued = new Set();
+    this.refreshing = {};
+    this.root = byId('app');
+  }
+
+  // -- rendering --------------------------------------------------------------------
+
+  /** Re-render parts on the next microtask: many frames in a row render once. */
+  invalidate(...parts) {
+    const empty = this.renderQueued.size === 0;
+    for (const p of parts) this.renderQueued.add(p);
+    if (empty) {
+      queueMicrotask(() => {
+        const parts = new Set(this.renderQueued);
+        this.renderQueued.clear();
+        this.render(parts);
+      });
+    }
+  }
+
+  render(parts) {
+    if (parts.has('lists')) this.sidebar.renderLists();
+    if (parts.has('me')) { this.sidebar.renderMe(); this.profile.render(); }
+    if (parts.has('conn')) this.renderConnection();
+    if (parts.has('conv')) this.view.render();
+    if (parts.has('lists') || parts.has('conv')) this.renderTitle();
+  }
+
+  renderTitle() {
+    let total = 0;
+    for (const conv of this.state.convs.values()) total += conv.unread;
+    document.title = total ? `(${total}) fastim` : 'fastim';
+  }
+
+  renderConnection() {
+    const conn = this.conn;
+    const waiting = conn.outbox.items.length;
+    const queued = waiting ? ` · ${waiting} to send` : '';
+    let text;
+    switch (conn.state) {
+      case 'online': text = 'Online'; break;
+      case 'connecting': text = 'Connecting…'; break;
+      case 'waiting-network': text = `No network${queued}`; break;
+      case 'offline': {
+        const seconds = Math.max(1, Math.ceil((conn.retryAt - Date.now()) / 1000));
+        text = `Offline · retrying in ${seconds}s${queued}`;
+        break;
+      }
+      default: text = 'Disconnected';
+    }
+    for (const id of ['conn', 'conv-conn']) {
+      const el = document.getElementById(id);
+      if (!el) continue;
+      el.dataset.state = conn.state;
+      el.querySelector('.conn-text').textContent = text;
+      const retry = el.querySelector('.conn-retry');
+      if (retry) retry.hidden = conn.state !== 'offline';
+    }
+    this.root.dataset.conn = conn.state;
+  }
+
+  // -- start ------------------------------------------------------------------------
+
+  async boot() {
+    setUnauthorizedHandler(() => location.replace('/login'));
+    for (const el of document.querySelectorAll('[data-icon]')) el.append(icon(el.dataset.icon));
+    let me;
+    try {
+      me = await get('/user/me');
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) return; // redirected
+      this.fatal(error);
+      return;
+    }
+    this.state.me = me;
+    this.state.users.set(me.id, me);
+    this.sidebar = new Sidebar(this);
+    this.profile = new ProfilePanel(this);
+    this.members = new MembersDialog(this);
+    this.view = new ConversationView(this);
+    this.invalidate('me');
+
+    const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+    this.conn = new ChatConnection(`${scheme}//${location.host}/chat`, `fastim.outbox.${me.id}`);
+    this.restoreOutbox();
+    this.conn.addEventListener('state', () => this.invalidate('conn'));
+    this.conn.addEventListener('frame', (e) => this.onFrame(e.detail));
+    this.conn.addEventListener('open', () => this.invalidate('conn'));
+    this.conn.addEventListener('ack', (e) => this.onAck(e.detail));
+    this.conn.addEventListener('rejected', (e) => this.onRejected(e.detail));
+    this.conn.addEventListener('unauthorized', () => location.replace('/login'));
+    for (const id of ['conn-retry', 'conv-conn-retry']) {
+      document.getElementById(id)?.addEventListener('click', () => this.conn.open());
+    }
+    // The countdown of the offline state.
+    setInterval(() => { if (this.conn.state === 'offline') this.invalidate('conn'); }, 1000);
+    setInterval(() => this.expireTyping(), 1000);
+
+    await Promise.all([this.loadFriends(), this.loadGroups()]);
+    this.root.removeAttribute('aria-busy');
+    this.conn.start();
+    window.addEventListener('hashchange', () => this.route());
+    document.addEventListener('visibilitychange', () => {
+      if (document.visibilityState === 'visible' && this.current) this.markRead(this.current);
+    });
+    this.route();
+    // For the tests and the curious: the live objects.
+    window.fastim = this;
+  }
+
+  fatal(error) {
+    this.root.removeAttribute('aria-busy');
+    const p = document.createElement('p');
+    p.className = 'fatal';
+    p.textContent = `fastim could not start: ${error.message || error}`;
+    document.body.prepend(p);
+  }
+
+  /** Messages still in this tab's outbox (typed before a reload, not yet acked). */
+  restoreOutbox() {
+    for (const frame of this.conn.outbox.items) {
+      const conv = this.state.conv(frame.cmd, frame.dstid);
+      conv.put({ ...frame, userid: this.state.me.id, localTs: frame.localTs || Date.now() });
+    }
+  }
+
+  // -- lists ------------------------------------------------------------------------
+
+  async loadFriends() {
+    const rows = await this.allPages('/contact/loadfriend');
+    this.state.friendIds = rows.map((u) => u.id);
+    for (const user of rows) {
+      this.state.users.set(user.id, user);
+      this.state.conv(SINGLE, user.id);
+    }
+    this.invalidate('lists', 'conv');
+  }
+
+  async loadGroups() {
+    const rows = await this.allPages('/contact/loadcommunity');
+    const ids = new Set(rows.map((g) => g.id));
+    for (const id of [...this.state.groups.keys()]) if (!ids.has(id)) this.forgetGroup(id);
+    for (const group of rows) {
+      this.state.groups.set(group.id, group);
+      this.state.conv(GROUP, group.id);
+    }
+    this.invalidate('lists', 'conv');
+  }
+
+  async allPages(path, values = {}) {
+    const rows = [];
+    for (let page = 0; ; page++) {
+      const data = await get(path, { ...values, pagefrom: page, pagesize: 500 });
+      rows.push(...data.rows);
+      if (rows.length >= data.total || data.rows.length === 0) return rows;
+    }
+  }
+
+  /** Reload a list at most once at a time (unknown sender, new friend, reconnect). */
+  refresh(what) {
+    if (this.refreshing[what]) return this.refreshing[what];
+    const load = { friends: () => this.loadFriends(), groups: () => this.loadGroups() }[what];
+    this.refreshing[what] = load().catch(() => {}).finally(() => { this.refreshing[what] = null; });
+    return this.refreshing[what];
+  }
+
+  forgetGroup(id) {
+    this.state.groups.delete(id);
+    this.state.members.delete(id);
+    this.state.convs.delete(convKey(GROUP, id));
+    if (this.current && this.current.key === convKey(GROUP, id)) location.hash = '';
+  }
+
+  async loadMembers(groupId) {
+    const rows = await this.allPages('/contact/loadmembers', { dstid: groupId });
+    for (const user of rows) {
+      const known = this.state.users.get(user.id);
+      this.state.users.set(user.id, { ...known, ...user });
+    }
+    this.state.members.set(groupId, rows);
+    this.invalidate('conv');
+    return rows;
+  }
+
+  /** Only conversations with a friend or a group the user is in are listed. */
+  listed(conv) {
+    return conv.kind === GROUP ? this.state.groups.has(conv.dstid) : this.state.isFriend(conv.dstid);
+  }
+
+  /** After the first connect: each conversation's newest message and the unread counts. */
+  async loadSummaries() {
+    const convs = [...this.state.convs.values()].filter((c) => this.listed(c));
+    let next = 0;
+    const worker = async () => {
+      while (next < convs.length) {
+        const conv = convs[next++];
+        try {
+          const data = await get('/chat/history', { cmd: conv.kind, dstid: conv.dstid, pagesize: 1 });
+          this.ingestPage(conv, data.rows);
+        } catch { /* the list shows no preview */ }
+      }
+    };
+    await Promise.all([worker(), worker(), worker(), worker()]);
+    await this.loadUnread();
+    this.invalidate('lists');
+  }
+
+  async loadUnread() {
+    let data;
+    try { data = await get('/chat/unread'); } catch { return; }
+    const counted = new Set();
+    const me = this.state.me.id;
+    for (const row of data.rows) {
+      const conv = this.state.conv(row.cmd, row.dstid);
+      counted.add(conv.key);
+      this.state.seen(row.last);
+      if (conv === this.current && this.canSeeBottom()) {
+        this.markRead(conv, Math.max(row.last, conv.newestId));
+        continue;
+      }
+      // Messages that arrived live after the server counted are added on top.
+      conv.unread = row.unread + conv.countFromOthersAbove(row.last, me);
+    }
+    for (const conv of this.state.convs.values()) if (!counted.has(conv.key)) conv.unread = 0;
+    this.invalidate('lists');
+  }
+
+  // -- routing ----------------------------------------------------------------------
+
+  route() {
+    const match = /^#\/([ug])\/(\d+)$/.exec(location.hash);
+    if (!match) {
+      this.current = null;
+      this.root.dataset.view = 'list';
+      this.view.close();
+      this.invalidate('lists');
+      return;
+    }
+    const kind = match[1] === 'g' ? GROUP : SINGLE;
+    const conv = this.state.conv(kind, Number(match[2]));
+    if (!this.listed(conv)) {
+      // Not (yet) a friend or a group of ours: the lists may just be stale.
+      Promise.all([this.refresh('friends'), this.refresh('groups')]).then(() => {
+        if (location.hash === `#/${match[1]}/${match[2]}` && this.listed(conv)) this.route();
+        else if (location.hash === `#/${match[1]}/${match[2]}`) location.hash = '';
+      });
+      return;
+    }
+    this.sidebar.showTab(kind === GROUP ? 'groups' : 'friends', { focus: false });
+    this.open(conv);
+  }
+
+  open(conv) {
+    this.current = conv;
+    this.root.dataset.view = 'chat';
+    this.view.open(conv);
+    this.invalidate('lists', 'conv');
+    if (!conv.loaded) this.loadNewest(conv);
+    this.loadReads(conv);
+    if (conv.kind === GROUP) this.loadMembers(conv.dstid).catch(() => {});
+  }
+
+  async loadNewest(conv) {
+    try {
+      const data = await get('/chat/history', { cmd: conv.kind, dstid: conv.dstid, pagesize: HISTORY_PAGE });
+      this.ingestPage(conv, data.rows);
+      conv.loaded = true;
+      conv.hasOlder = data.rows.length === HISTORY_PAGE;
+    } catch (error) {
+      conv.loadError = error.message;
+    }
+    this.invalidate('conv', 'lists');
+    if (conv === this.current) {
+      this.view.scrollToBottom();
+      this.markRead(conv);
+    }
+  }
+
+  /** One older page of history, on scrolling up. */
+  loadOlder(conv) {
+    if (!conv.hasOlder || conv.loadingOlder || !conv.loaded) return conv.loadingOlder;
+    const before = conv.oldestId;
+    if (!before) { conv.hasOlder = false; return null; }
+    conv.loadingOlder = (async () => {
+      try {
+        const data = await get('/chat/history', { cmd: conv.kind, dstid: conv.dstid, before, pagesize: HISTORY_PAGE });
+        this.ingestPage(conv, data.rows);
+        conv.hasOlder = data.rows.length === HISTORY_PAGE;
+      } catch (error) {
+        conv.loadError = error.message;
+      } finally {
+        conv.loadingOlder = null;
+      }
+    })();
+    this.invalidate('conv');
+    return conv.loadingOlder;
+  }
+
+  ingestPage(conv, rows) {
+    for (const row of rows) {
+      this.state.seen(row.id);
+      conv.put(row);
+    }
+  }
+
+  async loadReads(conv) {
+    let data;
+    try { data = await get('/chat/reads', { cmd: conv.kind, dstid: conv.dstid }); } catch { return; }
+    for (const row of data.rows) this.applyReceipt(conv, row.userid, row.upto);
+    conv.marksLoaded = true;
+    this.invalidate('conv');
+  }
+
+  // -- frames from the server ---------------------------------------------------------
+
+  onFrame(frame) {
+    switch (frame.cmd) {
+      case SINGLE:
+      case GROUP:
+        if (frame.id) this.onMessage(frame, 'live');
+        break;
+      case 21: this.onSyncResult(frame); break;
+      case 31: this.onReceipt(frame); break;
+      case 40: this.onTyping(frame); break;
+      case 50: this.onPresence(frame); break;
+      default: break;
+    }
+    this.invalidate('conn'); // the outbox count may have changed
+  }
+
+  onPresence(frame) {
+    if (Array.isArray(frame.users)) {
+      // The snapshot right after connecting: the connection is registered, so from
+      // here on every message reaches us live.
+      this.state.online = new Set(frame.users);
+      this.onReady();
+    } else if (frame.online) {
+      this.state.online.add(frame.userid);
+      if (!this.state.isFriend(frame.userid)) this.refresh('friends');
+    } else {
+      this.state.online.delete(frame.userid);
+    }
+    this.invalidate('lists', 'conv');
+  }
+
+  onReady() {
+    if (!this.ready) {
+      this.ready = true;
+      this.loadSummaries();
+      return;
+    }
+    // A reconnect: fetch what was sent meanwhile (cmd 20), then the counts and read
+    // marks that moved while we were away, and lists that may have changed.
+    this.conn.sendControl({ cmd: 20, since: this.state.maxId, limit: 200 });
+    this.refresh('friends');
+    this.refresh('groups');
+    this.loadUnread();
+    if (this.current) this.loadReads(this.current);
+  }
+
+  onSyncResult(frame) {
+    for (const row of frame.rows || []) this.onMessage(row, 'sync');
+    if (frame.more) this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200 });
+  }
+
+  onMessage(message, source) {
+    const state = this.state;
+    state.seen(message.id);
+    const conv = state.convOf(message);
+    const { added } = conv.put(message);
+    const fromOther = message.userid !== state.me.id;
+    if (fromOther) conv.typing.delete(message.userid);
+    if (added && fromOther) {
+      if (conv === this.current && this.canSeeBottom()) this.markRead(conv);
+      else conv.unread += 1;
+    }
+    if (!this.listed(conv)) this.refresh(conv.kind === GROUP ? 'groups' : 'friends');
+    if (conv.kind === GROUP && fromOther && !state.users.has(message.userid)) {
+      this.loadMembers(conv.dstid).catch(() => {});
+    }
+    if (conv === this.current) this.view.messagesChanged(source === 'live' && added);
+    this.invalidate('lists', 'conv');
+  }
+
+  onAck(frame) {
+    this.state.seen(frame.id);
+    const key = `${this.state.me.id}:${frame.cid}`;
+    for (const conv of this.state.convs.values()) {
+      const message = conv.byKey.get(key);
+      if (!message) continue;
+      conv.put({ ...message, id: frame.id, ts: frame.ts });
+      this.invalidate('conv', 'lists');
+      return;
+    }
+  }
+
+  onRejected(frame) {
+    const key = `${this.state.me.id}:${frame.cid}`;
+    for (const conv of this.state.convs.values()) {
+      const message = conv.byKey.get(key);
+      if (!message) continue;
+      message.status = 'failed';
+      message.error = frame.msg || frame.error;
+      this.invalidate('conv');
+      return;
+    }
+  }
+
+  onReceipt(frame) {
+    const conv = frame.kind === GROUP
+      ? this.state.conv(GROUP, frame.dstid)
+      : this.state.conv(SINGLE, frame.userid === this.state.me.id ? frame.dstid : frame.userid);
+    this.applyReceipt(conv, frame.userid, frame.upto);
+    this.invalidate('conv', 'lists');
+  }
+
+  applyReceipt(conv, userid, upto) {
+    const me = this.state.me.id;
+    if (userid === me) {
+      // Read here or on another device: what is left unread is above the mark.
+      conv.readSent = Math.max(conv.readSent, upto);
+      conv.unread = upto >= conv.newestId ? 0 : Math.min(conv.unread, conv.countFromOthersAbove(upto, me));
+      return;
+    }
+    if (conv.kind === GROUP) conv.marks.set(userid, Math.max(conv.marks.get(userid) || 0, upto));
+    else conv.peerRead = Math.max(conv.peerRead, upto);
+  }
+
+  onTyping(frame) {
+    if (frame.userid === this.state.me.id) return;
+    const conv = frame.kind === GROUP ? this.state.conv(GROUP, frame.dstid) : this.state.conv(SINGLE, frame.userid);
+    conv.typing.set(frame.userid, Date.now() + TYPING_SHOWN_FOR);
+    this.invalidate('conv', 'lists');
+  }
+
+  expireTyping() {
+    let changed = false;
+    const now = Date.now();
+    for (const conv of this.state.convs.values()) {
+      for (const [user, until] of conv.typing) {
+        if (until <= now) { conv.typing.delete(user); changed = true; }
+      }
+    }
+    if (changed) this.invalidate('conv', 'lists');
+  }
+
+  // -- actions ------------------------------------------------------------------------
+
+  canSeeBottom() {
+    return document.visibilityState === 'visible' && this.view.atBottom();
+  }
+
+  /** Tell the server (and so the other side's ticks) how far this conversation is read. */
+  markRead(conv, upto = conv.newestId) {
+    if (document.visibilityState !== 'visible') return;
+    conv.unread = 0;
+    this.invalidate('lists');
+    if (!upto || upto <= conv.readSent) return;
+    if (this.conn.sendControl({ cmd: 30, kind: conv.kind, dstid: conv.dstid, upto })) conv.readSent = upto;
+  }
+
+  sendTyping(conv) {
+    const now = Date.now();
+    if (now - (conv.typingSentAt || 0) < 3000) return;
+    if (this.conn.sendControl({ cmd: 40, kind: conv.kind, dstid: conv.dstid })) conv.typingSentAt = now;
+  }
+
+  /** Put a message on screen at once and into the outbox (sent now, or once back). */
+  send(conv, fields) {
+    const frame = { cmd: conv.kind, dstid: conv.dstid, cid: newCid(), ...fields, localTs: Date.now() };
+    conv.put({ ...frame, userid: this.state.me.id });
+    this.conn.sendMessage(frame);
+    conv.typingSentAt = 0;
+    this.view.messagesChanged(true, true);
+    this.invalidate('conv', 'lists', 'conn');
+  }
+
+  sendText(conv, text) {
+    if (!text.trim()) return;
+    this.send(conv, { media: TEXT, content: text });
+  }
+
+  sendSticker(conv, url) {
+    this.send(conv, { media: IMAGE, url, pic: url, content: '' });
+  }
+
+  /** A photo: shown at once with a progress bar, sent as a message once uploaded. */
+  sendPhoto(conv, file, message = null) {
+    const me = this.state.me.id;
+    let draft = message;
+    if (!draft) {
+      const cid = newCid();
+      draft = conv.put({
+        cmd: conv.kind, dstid: conv.dstid, cid, userid: me, media: IMAGE, content: '',
+        url: '', pic: '', localTs: Date.now(), localUrl: URL.createObjectURL(file),
+      }).message;
+    }
+    draft.status = 'uploading';
+    draft.progress = 0;
+    draft.error = '';
+    draft.file = file;
+    this.view.messagesChanged(true, true);
+    this.invalidate('conv', 'lists');
+    const { promise, abort } = upload(file, (fraction) => {
+      draft.progress = fraction;
+      this.invalidate('conv');
+    });
+    draft.abort = abort;
+    promise.then((result) => {
+      draft.abort = null;
+      draft.file = null;
+      const frame = { cmd: conv.kind, dstid: conv.dstid, cid: draft.cid, media: IMAGE, content: '',
+        url: result.url, pic: result.thumb || result.url, localTs: draft.localTs };
+      draft.url = frame.url;
+      draft.pic = frame.pic;
+      draft.status = 'pending';
+      this.conn.sendMessage(frame);
+      this.invalidate('conv', 'lists', 'conn');
+    }, (error) => {
+      draft.abort = null;
+      draft.status = 'failed';
+      draft.error = error.message;
+      this.invalidate('conv');
+    });
+  }
+
+  /** Remove a message that never reached the server (failed or cancelled upload). */
+  discard(conv, message) {
+    if (message.abort) message.abort();
+    if (message.localUrl) URL.revokeObjectURL(message.localUrl);
+    this.conn.forget(message.cid);
+    conv.remove(message);
+    this.invalidate('conv', 'lists', 'conn');
+  }
+
+  async logout() {
+    try { await api('/user/logout'); } catch { /* the cookie may already be gone */ }
+    this.conn.stop();
+    location.replace('/login');
+  }
+}
+
+const app = new App();
+app.boot();

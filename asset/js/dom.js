@@ -1,0 +1,75 @@
+// Building DOM nodes without HTML strings.
+//
+// Everything the server or another user sent (message text, nicknames, group names) is
+// put on the page as text nodes or attribute values, never parsed as HTML: `h()` has no
+// way to set innerHTML, so a message such as `<img src=x onerror=…>` shows as those
+// characters and runs nothing.
+
+/**
+ * Create an element. `props`: `class`, `text` (textContent), `dataset` (object),
+ * `on<event>` (listener; names come from our code, never from data), any other key is
+ * an attribute (`true` = present, `null`/`false`/`undefined` = absent).
+ * Children: nodes, strings (become text nodes), arrays, null (skipped).
+ */
+export function h(tag, props, ...children) {
+  const el = document.createElement(tag);
+  setProps(el, props);
+  appendChildren(el, children);
+  return el;
+}
+
+export function setProps(el, props) {
+  if (!props) return el;
+  for (const [key, value] of Object.entries(props)) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key === 'class') el.className = value;
+    else if (key === 'text') el.textContent = String(value);
+    else if (key === 'dataset') Object.assign(el.dataset, value);
+    else if (key.startsWith('on') && typeof value === 'function') {
+      el.addEventListener(key.slice(2), value);
+    } else if (value === true) el.setAttribute(key, '');
+    else el.setAttribute(key, String(value));
+  }
+  return el;
+}
+
+export function appendChildren(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === null || child === undefined || child === false) continue;
+    el.append(child instanceof Node ? child : String(child));
+  }
+  return el;
+}
+
+/** Look an element up by id, failing loudly when a template lost it. */
+export function byId(id) {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`#${id} is missing from the page`);
+  return el;
+}
+
+/**
+ * A URL from a message or a profile, if it is one of this server's own files (uploads
+ * under /resource/, sticker packs and images under /asset/), else ''. The server checks
+ * the same rule for messages; the client checks again before it loads anything.
+ */
+export function localUrl(value) {
+  if (typeof value !== 'string') return '';
+  if (!/^\/(resource|asset)\/[A-Za-z0-9_\-./]+$/.test(value)) return '';
+  if (value.includes('..') || value.includes('//')) return '';
+  return value;
+}
+
+/** Keep the node's children equal to `nodes` (in order), touching the DOM only when
+ * something changed, and give focus back to the element that had it. */
+export function syncChildren(parent, nodes) {
+  const current = parent.children;
+  let same = current.length === nodes.length;
+  for (let i = 0; same && i < nodes.length; i++) same = current[i] === nodes[i];
+  if (same) return false;
+  const focused = document.activeElement;
+  const hadFocus = focused && parent.contains(focused) ? focused : null;
+  parent.replaceChildren(...nodes);
+  if (hadFocus && hadFocus.isConnected) hadFocus.focus({ preventScroll: true });
+  return true;
+}

@@ -1,0 +1,501 @@
+// The right column: one conversation. Header (who, online or typing…), the messages
+// (bubbles with avatar, name in groups, time, ticks or read counts), older history on
+// scrolling up, and the composer with emoji, stickers and photos.
+import { byId, h, localUrl, syncChildren } from '../dom.js';
+import { EMOJI } from '../emoji.js';
+import { avatar, clockTime, dayKey, dayLabel } from '../format.js';
+import { icon } from '../icons.js';
+import { GROUP, IMAGE, SINGLE } from '../state.js';
+import { isSticker, loadStickerPacks } from '../stickers.js';
+
+const NEAR_BOTTOM = 80; // px: closer than this to the bottom counts as "at the bottom"
+const NEAR_TOP = 240; // px: closer than this to the top loads older history
+const GROUPED_WITHIN = 5 * 60 * 1000; // consecutive messages of one sender share a header
+const MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+
+const segmenter = typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
+const EMOJI_ONLY = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u200d|\ufe0f|\s)+$/u;
+
+/** Up to three emoji and nothing else: shown large, without a bubble. */
+function isJumbo(text) {
+  if (!text || text.length > 40 || !EMOJI_ONLY.test(text) || /^[\d\s#*]+$/.test(text)) return false;
+  const count = segmenter ? [...segmenter.segment(text.trim())].length : Array.from(text.trim()).length;
+  return count <= 3;
+}
+
+export class ConversationView {
+  constructor(app) {
+    this.app = app;
+    this.conv = null;
+    this.nodes = new Map(); // message key -> {node, signature}
+    this.days = new Map(); // day key -> separator node
+    this.drafts = new Map();
+    this.stick = true; // keep the newest message in view
+    this.firstKey = null;
+    this.el = {
+      section: byId('conversation'), empty: byId('conv-empty'), head: byId('conv-head'),
+      back: byId('conv-back'), who: byId('conv-who'), avatar: byId('conv-avatar'),
+      title: byId('conv-title'), sub: byId('conv-sub'), membersButton: byId('conv-members'),
+      scroller: byId('scroller'), list: byId('messages'), historyState: byId('history-state'),
+      composer: byId('composer'), input: byId('message'), attach: byId('attach'),
+      file: byId('attach-file'), emojiButton: byId('emoji-button'), stickerButton: byId('sticker-button'),
+      send: byId('send'), emojiPicker: byId('emoji-picker'), stickerPicker: byId('sticker-picker'),
+      lightbox: byId('lightbox'), lightboxImg: byId('lightbox-img'),
+    };
+    const e = this.el;
+    e.back.append(icon('back'));
+    e.membersButton.append(icon('users'));
+    e.attach.append(icon('image'));
+    e.emojiButton.append(icon('smile'));
+    e.stickerButton.append(icon('sticker'));
+    e.send.append(icon('send'));
+    byId('lightbox-close').append(icon('close'));
+    this.connBanner = h('p', { class: 'conv-conn', id: 'conv-conn', role: 'status' },
+      h('span', { class: 'conn-dot' }), h('span', { class: 'conn-text' }),
+      h('button', { type: 'button', class: 'link conn-retry', id: 'conv-conn-retry', hidden: true, text: 'Retry now' }));
+    e.head.after(this.connBanner);
+    this.setupComposer();
+    this.setupPickers();
+    this.setupScroller();
+    this.setupLightbox();
+    e.back.addEventListener('click', () => { location.hash = ''; });
+    const showMembers = () => { if (this.conv && this.conv.kind === GROUP) this.app.members.show(this.conv.dstid); };
+    e.membersButton.addEventListener('click', showMembers);
+    e.who.addEventListener('click', showMembers);
+  }
+
+  // -- opening and closing -----------------------------------------------------------
+
+  open(conv) {
+    if (this.conv && this.conv !== conv) this.drafts.set(this.conv.key, this.el.input.value);
+    const switching = this.conv !== conv;
+    this.conv = conv;
+    const e = this.el;
+    e.empty.hidden = true;
+    e.head.hidden = false;
+    e.scroller.hidden = false;
+    e.composer.hidden = false;
+    e.membersButton.hidden = conv.kind !== GROUP;
+    if (switching) {
+      this.nodes.clear();
+      this.days.clear();
+      this.firstKey = null;
+      e.list.replaceChildren();
+      e.input.value = this.drafts.get(conv.key) || '';
+      this.resizeInput();
+      this.closePickers();
+      this.stick = true;
+    }
+    this.render();
+    this.scrollToBottom();
+    // On a phone the keyboard would cover the messages; there, focus waits for a tap.
+    if (!matchMedia('(max-width: 720px)').matches) e.input.focus({ preventScroll: true });
+  }
+
+  close() {
+    if (this.conv) this.drafts.set(this.conv.key, this.el.input.value);
+    this.conv = null;
+    const e = this.el;
+    e.empty.hidden = false;
+    e.head.hidden = true;
+    e.scroller.hidden = true;
+    e.composer.hidden = true;
+    this.closePickers();
+  }
+
+  // -- rendering ----------------------------------------------------------------------
+
+  render() {
+    if (!this.conv) return;
+    this.renderHeader();
+    this.renderMessages();
+  }
+
+  renderHeader() {
+    const { state } = this.app;
+    const conv = this.conv;
+    const e = this.el;
+    const typers = conv.typingUsers();
+    let title;
+    let sub;
+    let entity;
+    let online;
+    if (conv.kind === GROUP) {
+      entity = state.groups.get(conv.dstid) || { id: conv.dstid, name: `Group ${conv.dstid}` };
+      title = entity.name;
+      const members = state.members.get(conv.dstid);
+      if (typers.length === 1) sub = `${state.userName(typers[0])} is typing…`;
+      else if (typers.length > 1) sub = `${typers.map((u) => state.userName(u)).slice(0, 2).join(' and ')} are typing…`;
+      else sub = members ? `${members.length} member${members.length === 1 ? '' : 's'}` : '';
+    } else {
+      entity = state.users.get(conv.dstid) || { id: conv.dstid, nickname: state.userName(conv.dstid) };
+      title = entity.nickname;
+      online = state.online.has(conv.dstid);
+      sub = typers.length ? 'typing…' : (online ? 'online' : 'offline');
+    }
+    const signature = JSON.stringify([conv.key, title, sub, online, entity.avatar, entity.icon]);
+    if (signature === this.headerSignature) return;
+    this.headerSignature = signature;
+    e.avatar.replaceChildren(avatar(entity, { group: conv.kind === GROUP, online }));
+    e.title.textContent = title;
+    e.sub.textContent = sub;
+    e.sub.classList.toggle('typing', typers.length > 0);
+    e.sub.classList.toggle('online', !typers.length && online === true);
+    e.who.disabled = conv.kind !== GROUP;
+  }
+
+  renderMessages() {
+    const conv = this.conv;
+    const e = this.el;
+    const scroller = e.scroller;
+    const fromBottom = scroller.scrollHeight - scroller.scrollTop;
+    const nodes = [];
+    let previous = null;
+    let previousDay = null;
+    for (const message of conv.messages) {
+      const ts = message.ts || message.localTs || Date.now();
+      const day = dayKey(ts);
+      if (day !== previousDay) {
+        nodes.push(this.daySeparator(day, ts));
+        previousDay = day;
+        previous = null;
+      }
+      const continued = Boolean(previous && previous.userid === message.userid
+        && ts - (previous.ts || previous.localTs || 0) < GROUPED_WITHIN);
+      nodes.push(this.messageNode(message, continued));
+      previous = message;
+    }
+    syncChildren(e.list, nodes);
+
+    if (!conv.loaded) e.historyState.textContent = conv.loadError ? `Could not load messages: ${conv.loadError}` : 'Loading messages…';
+    else if (conv.loadingOlder) e.historyState.textContent = 'Loading earlier messages…';
+    else if (!conv.hasOlder) e.historyState.textContent = conv.messages.length ? 'This is the beginning of the conversation.' : 'No messages yet. Say hello!';
+    else e.historyState.textContent = '';
+    e.historyState.dataset.state = !conv.loaded ? 'loading' : conv.loadingOlder ? 'loading-older' : conv.hasOlder ? 'more' : 'start';
+
+    const firstKey = conv.messages.length ? conv.messages[0].key : null;
+    const prepended = this.firstKey !== null && firstKey !== this.firstKey;
+    this.firstKey = firstKey;
+    if (this.stick) this.scrollToBottom();
+    else if (prepended) scroller.scrollTop = scroller.scrollHeight - fromBottom; // keep the view still
+    this.maybeLoadOlder();
+  }
+
+  daySeparator(day, ts) {
+    const label = dayLabel(ts);
+    const cached = this.days.get(day);
+    if (cached && cached.textContent === label) return cached;
+    const node = h('li', { class: 'day', role: 'separator' }, h('span', { text: label }));
+    this.days.set(day, node);
+    return node;
+  }
+
+  /** How far a message of mine has been read: [status, label]. */
+  readState(message) {
+    const conv = this.conv;
+    if (message.status !== 'sent') return [message.status, ''];
+    if (conv.kind === SINGLE) return conv.peerRead >= message.id ? ['read', 'Read'] : ['sent', 'Sent'];
+    const count = conv.readCount(message.id, this.app.state.me.id);
+    return count ? ['read', `Read by ${count}`] : ['sent', 'Sent'];
+  }
+
+  messageNode(message, continued) {
+    const { state } = this.app;
+    const conv = this.conv;
+    const mine = message.userid === state.me.id;
+    const sender = state.users.get(message.userid) || { id: message.userid, nickname: state.userName(message.userid) };
+    const [status, readLabel] = mine ? this.readState(message) : ['received', ''];
+    const readCount = mine && conv.kind === GROUP && message.id ? conv.readCount(message.id, state.me.id) : null;
+    const progress = message.status === 'uploading' ? Math.round((message.progress || 0) * 100) : null;
+    const signature = JSON.stringify([message.id, message.status, status, readLabel, progress, message.error,
+      continued, message.url, message.pic, message.content, sender.nickname, sender.avatar, message.ts]);
+    const cached = this.nodes.get(message.key);
+    if (cached && cached.signature === signature) return cached.node;
+
+    const ts = message.ts || message.localTs || Date.now();
+    const showSender = !mine && conv.kind === GROUP && !continued;
+    const sticker = message.media === IMAGE && isSticker(message.url);
+    const photo = message.media === IMAGE && !sticker;
+    const jumbo = message.media !== IMAGE && isJumbo(message.content);
+    const bubbleClass = ['bubble', sticker ? 'is-sticker' : '', photo ? 'is-photo' : '', jumbo ? 'is-jumbo' : ''].filter(Boolean).join(' ');
+
+    const meta = h('span', { class: 'meta' },
+      h('time', { datetime: new Date(ts).toISOString(), title: new Date(ts).toLocaleString(), text: clockTime(ts) }),
+      mine ? this.statusMark(message, status, readLabel, readCount, progress) : null);
+
+    const node = h('li', {
+      class: `msg ${mine ? 'mine' : 'theirs'}${continued ? ' continued' : ''}`,
+      dataset: { key: message.key, id: message.id ? String(message.id) : '', status, media: String(message.media) },
+    },
+    mine ? null : (continued ? h('span', { class: 'avatar-space' }) : avatar(sender, { size: 'sm' })),
+    h('div', { class: bubbleClass },
+      showSender ? h('p', { class: 'sender', text: sender.nickname }) : null,
+      this.body(message, { sticker, photo, progress }),
+      meta,
+      message.status === 'failed' ? this.failure(message) : null));
+    this.nodes.set(message.key, { node, signature });
+    return node;
+  }
+
+  body(message, { sticker, photo, progress }) {
+    if (sticker) {
+      const url = localUrl(message.url);
+      return h('img', { class: 'sticker', src: url, alt: 'Sticker', loading: 'lazy', width: 128, height: 128, onload: () => this.imageLoaded() });
+    }
+    if (photo) {
+      const thumb = localUrl(message.pic) || localUrl(message.url) || message.localUrl || '';
+      const full = localUrl(message.url);
+      const img = h('img', { src: thumb, alt: 'Photo', loading: 'lazy', onload: () => this.imageLoaded() });
+      const frame = full
+        ? h('button', { type: 'button', class: 'photo', 'aria-label': 'Open the photo', onclick: () => this.showPhoto(full) }, img)
+        : h('span', { class: 'photo' }, img);
+      if (progress !== null) {
+        frame.append(h('span', { class: 'upload' },
+          h('progress', { max: 100, value: progress, 'aria-label': 'Upload progress' }),
+          h('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => this.app.discard(this.conv, message) })));
+      }
+      return frame;
+    }
+    return h('p', { class: 'text', text: message.content }); // always text, never HTML
+  }
+
+  statusMark(message, status, readLabel, readCount, progress) {
+    if (status === 'uploading') return h('span', { class: 'status', text: `${progress}%` });
+    const name = { pending: 'clock', sent: 'check', read: 'checks', failed: 'alert' }[status] || 'check';
+    const label = { pending: 'Waiting to send', failed: 'Not sent' }[status] || readLabel;
+    return h('span', { class: `status status-${status}`, title: label, 'aria-label': label },
+      icon(name), readCount ? h('span', { class: 'read-count', text: String(readCount) }) : null);
+  }
+
+  failure(message) {
+    const conv = this.conv;
+    const buttons = [];
+    if (message.file) {
+      buttons.push(h('button', { type: 'button', class: 'link', text: 'Retry', onclick: () => this.app.sendPhoto(conv, message.file, message) }));
+    }
+    buttons.push(h('button', { type: 'button', class: 'link', text: 'Remove', onclick: () => this.app.discard(conv, message) }));
+    return h('p', { class: 'failure', role: 'alert' }, `Not sent: ${message.error || 'error'} `, buttons);
+  }
+
+  // -- scrolling ------------------------------------------------------------------------
+
+  atBottom() {
+    const s = this.el.scroller;
+    return !s.hidden && s.scrollHeight - s.scrollTop - s.clientHeight < NEAR_BOTTOM;
+  }
+
+  scrollToBottom() {
+    const s = this.el.scroller;
+    s.scrollTop = s.scrollHeight;
+    this.stick = true;
+  }
+
+  /** A change to the open conversation's messages; `mine`: the user just sent one. */
+  messagesChanged(atEnd, mine = false) {
+    if (mine || (atEnd && this.atBottom())) this.stick = true;
+  }
+
+  imageLoaded() {
+    if (this.stick) this.scrollToBottom();
+  }
+
+  setupScroller() {
+    const s = this.el.scroller;
+    s.addEventListener('scroll', () => {
+      this.stick = this.atBottom();
+      if (this.stick && this.conv) this.app.markRead(this.conv);
+      this.maybeLoadOlder();
+    }, { passive: true });
+  }
+
+  maybeLoadOlder() {
+    const conv = this.conv;
+    if (!conv || !conv.loaded || !conv.hasOlder || conv.loadingOlder) return;
+    if (this.el.scroller.scrollTop > NEAR_TOP) return;
+    const request = this.app.loadOlder(conv);
+    if (request) request.then(() => this.app.invalidate('conv'));
+  }
+
+  // -- composing ------------------------------------------------------------------------
+
+  setupComposer() {
+    const e = this.el;
+    e.input.addEventListener('keydown', (event) => {
+      // Enter sends, Shift+Enter is a new line; never while an IME is composing.
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey) {
+        event.preventDefault();
+        this.submit();
+      } else if (event.key === 'Escape') {
+        this.closePickers();
+      }
+    });
+    e.input.addEventListener('input', () => {
+      this.resizeInput();
+      if (this.conv && e.input.value.trim()) this.app.sendTyping(this.conv);
+    });
+    e.composer.addEventListener('submit', (event) => { event.preventDefault(); this.submit(); });
+    e.attach.addEventListener('click', () => e.file.click());
+    e.file.addEventListener('change', () => {
+      this.sendFiles(e.file.files);
+      e.file.value = '';
+    });
+    e.input.addEventListener('paste', (event) => {
+      const files = [...(event.clipboardData?.files || [])].filter((f) => f.type.startsWith('image/'));
+      if (files.length) { event.preventDefault(); this.sendFiles(files); }
+    });
+    e.section.addEventListener('dragover', (event) => {
+      if (this.conv && event.dataTransfer?.types.includes('Files')) { event.preventDefault(); e.section.classList.add('dropping'); }
+    });
+    e.section.addEventListener('dragleave', () => e.section.classList.remove('dropping'));
+    e.section.addEventListener('drop', (event) => {
+      e.section.classList.remove('dropping');
+      if (!this.conv || !event.dataTransfer?.files.length) return;
+      event.preventDefault();
+      this.sendFiles(event.dataTransfer.files);
+    });
+  }
+
+  submit() {
+    const e = this.el;
+    if (!this.conv) return;
+    const text = e.input.value;
+    if (!text.trim()) return;
+    this.app.sendText(this.conv, text);
+    e.input.value = '';
+    this.drafts.delete(this.conv.key);
+    this.resizeInput();
+    this.closePickers();
+    e.input.focus();
+  }
+
+  sendFiles(files) {
+    for (const file of files) {
+      if (!file.type.startsWith('image/')) continue;
+      if (file.size > MAX_PHOTO_BYTES) {
+        alertLater(`${file.name} is larger than 10 MB.`);
+        continue;
+      }
+      this.app.sendPhoto(this.conv, file);
+    }
+  }
+
+  resizeInput() {
+    const input = this.el.input;
+    input.style.height = 'auto';
+    input.style.height = `${Math.min(input.scrollHeight, 160)}px`;
+  }
+
+  insertText(text) {
+    const input = this.el.input;
+    const start = input.selectionStart ?? input.value.length;
+    const end = input.selectionEnd ?? input.value.length;
+    input.setRangeText(text, start, end, 'end');
+    input.dispatchEvent(new Event('input'));
+    input.focus();
+  }
+
+  // -- emoji and sticker pickers ------------------------------------------------------
+
+  setupPickers() {
+    const e = this.el;
+    e.emojiButton.addEventListener('click', () => this.togglePicker('emoji'));
+    e.stickerButton.addEventListener('click', () => this.togglePicker('sticker'));
+    for (const picker of [e.emojiPicker, e.stickerPicker]) {
+      picker.addEventListener('keydown', (event) => {
+        if (event.key === 'Escape') { event.preventDefault(); this.closePickers(true); }
+      });
+    }
+    document.addEventListener('pointerdown', (event) => {
+      const inside = [e.emojiPicker, e.stickerPicker, e.emojiButton, e.stickerButton].some((el) => el.contains(event.target));
+      if (!inside) this.closePickers();
+    });
+  }
+
+  togglePicker(which) {
+    const e = this.el;
+    const picker = which === 'emoji' ? e.emojiPicker : e.stickerPicker;
+    const button = which === 'emoji' ? e.emojiButton : e.stickerButton;
+    const opening = picker.hidden;
+    this.closePickers();
+    if (!opening) return;
+    if (which === 'emoji') this.fillEmoji();
+    else this.fillStickers();
+    picker.hidden = false;
+    button.setAttribute('aria-expanded', 'true');
+    picker.querySelector('button')?.focus();
+  }
+
+  closePickers(refocus = false) {
+    const e = this.el;
+    const wasOpen = !e.emojiPicker.hidden || !e.stickerPicker.hidden;
+    e.emojiPicker.hidden = true;
+    e.stickerPicker.hidden = true;
+    e.emojiButton.setAttribute('aria-expanded', 'false');
+    e.stickerButton.setAttribute('aria-expanded', 'false');
+    if (refocus && wasOpen) e.input.focus();
+  }
+
+  fillEmoji() {
+    const picker = this.el.emojiPicker;
+    if (picker.childElementCount) return;
+    for (const [group, list] of EMOJI) {
+      picker.append(h('p', { class: 'picker-title', text: group }),
+        h('div', { class: 'emoji-grid' }, list.map((emoji) =>
+          h('button', { type: 'button', class: 'emoji', title: emoji, 'aria-label': emoji, text: emoji,
+            onclick: () => this.insertText(emoji) }))));
+    }
+  }
+
+  async fillStickers() {
+    const picker = this.el.stickerPicker;
+    if (picker.dataset.filled) return;
+    picker.dataset.filled = 'loading';
+    picker.replaceChildren(h('p', { class: 'picker-title', text: 'Loading stickers…' }));
+    const packs = await loadStickerPacks();
+    if (!packs.length) {
+      picker.replaceChildren(h('p', { class: 'picker-empty', text: 'No sticker packs are installed.' }));
+      picker.dataset.filled = 'empty';
+      return;
+    }
+    const grid = h('div', { class: 'sticker-grid', role: 'list' });
+    const tabs = h('div', { class: 'pack-tabs', role: 'tablist', 'aria-label': 'Sticker packs' });
+    const showPack = (pack) => {
+      for (const tab of tabs.children) tab.setAttribute('aria-selected', tab.dataset.pack === pack.id ? 'true' : 'false');
+      grid.replaceChildren(...pack.assets.map((url) => h('button', {
+        type: 'button', class: 'sticker-choice', role: 'listitem', 'aria-label': `Send sticker ${url.split('/').pop()}`,
+        dataset: { url },
+        onclick: () => { if (this.conv) this.app.sendSticker(this.conv, url); this.closePickers(true); },
+      }, h('img', { src: url, alt: '', loading: 'lazy', width: 72, height: 72 }))));
+    };
+    for (const pack of packs) {
+      tabs.append(h('button', { type: 'button', role: 'tab', class: 'pack-tab', title: pack.name, 'aria-label': pack.name,
+        dataset: { pack: pack.id }, onclick: () => showPack(pack) }, h('img', { src: pack.icon, alt: '', width: 28, height: 28 })));
+    }
+    picker.replaceChildren(tabs, grid);
+    showPack(packs[0]);
+    picker.dataset.filled = 'yes';
+    if (!picker.hidden) grid.querySelector('button')?.focus();
+  }
+
+  // -- photos full size -------------------------------------------------------------------
+
+  setupLightbox() {
+    const { lightbox } = this.el;
+    byId('lightbox-close').addEventListener('click', () => lightbox.close());
+    lightbox.addEventListener('click', (event) => { if (event.target === lightbox || event.target === this.el.lightboxImg) lightbox.close(); });
+  }
+
+  showPhoto(url) {
+    this.el.lightboxImg.src = url;
+    this.el.lightbox.showModal();
+  }
+}
+
+/** A message that is not worth a modal dialog: shown in the composer's placeholder. */
+function alertLater(text) {
+  const input = document.getElementById('message');
+  if (!input) return;
+  const placeholder = input.placeholder;
+  input.placeholder = text;
+  setTimeout(() => { input.placeholder = placeholder; }, 4000);
+}

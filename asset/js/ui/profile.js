@@ -1,0 +1,78 @@
+// The profile tab: photo (uploaded like a chat photo), nickname, about, log out.
+import { api, upload } from '../api.js';
+import { byId } from '../dom.js';
+import { avatar } from '../format.js';
+import { busy, clearForm, clearOnInput, showApiError, showFieldError, showOk } from './forms.js';
+
+export class ProfilePanel {
+  constructor(app) {
+    this.app = app;
+    this.form = byId('profile');
+    clearOnInput(this.form);
+    this.form.addEventListener('submit', (event) => { event.preventDefault(); this.save(); });
+    byId('logout').addEventListener('click', () => app.logout());
+    byId('avatar-file').addEventListener('change', (event) => {
+      const file = event.target.files[0];
+      event.target.value = '';
+      if (file) this.uploadPhoto(file);
+    });
+    this.filledFor = null;
+  }
+
+  render() {
+    const me = this.app.state.me;
+    byId('profile-avatar').replaceChildren(avatar(me, { size: 'xl' }));
+    byId('profile-mobile').textContent = me.mobile ? `Mobile ${me.mobile}` : '';
+    // Fill the fields once (and after a save), not while the user is typing in them.
+    if (this.filledFor !== me) {
+      this.form.elements.namedItem('nickname').value = me.nickname || '';
+      this.form.elements.namedItem('memo').value = me.memo || '';
+      this.filledFor = me;
+    }
+  }
+
+  async update(values) {
+    const me = await api('/user/update', values);
+    this.app.state.me = me;
+    this.app.state.users.set(me.id, me);
+    this.app.invalidate('me', 'conv');
+    return me;
+  }
+
+  save() {
+    const form = this.form;
+    clearForm(form);
+    const nickname = form.elements.namedItem('nickname').value.trim();
+    const memo = form.elements.namedItem('memo').value;
+    if (!nickname) {
+      showFieldError(form, 'nickname', 'A nickname cannot be empty.');
+      return;
+    }
+    busy(form, async () => {
+      try {
+        await this.update({ nickname, memo });
+        showOk(form, 'Saved.');
+      } catch (error) {
+        showApiError(form, error, ['nickname', 'memo'], 'form');
+      }
+    });
+  }
+
+  async uploadPhoto(file) {
+    const form = this.form;
+    clearForm(form);
+    const bar = byId('avatar-progress');
+    bar.hidden = false;
+    bar.value = 0;
+    try {
+      const { promise } = upload(file, (fraction) => { bar.value = fraction; });
+      const result = await promise;
+      await this.update({ avatar: result.thumb || result.url });
+      showOk(form, 'Photo updated.');
+    } catch (error) {
+      showApiError(form, error, [], 'form');
+    } finally {
+      bar.hidden = true;
+    }
+  }
+}
