@@ -1,0 +1,280 @@
+"""The chat client in a real browser: friends, 1:1 and group chat, receipts, typing,
+presence, unread badges, history, and text that stays text.
+
+Every user is a separate browser context (their own cookies and storage) against one
+real fastim server for the module; tests/web_support.py has the fixtures.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+from fastim.chat.hub import HubOptions
+
+# web_support is also this module's plugin (its fixtures): let pytest rewrite its asserts.
+pytest.register_assert_rewrite("tests.web_support")
+from tests.web_support import (  # noqa: E402
+    PHONE,
+    WAIT_MS,
+    Person,
+    WebServer,
+    befriend,
+    bubbles,
+    chat_over_socket,
+    conversation_link,
+    make_person,
+    open_chat,
+    open_conversation,
+    screenshot,
+    send_text,
+)
+
+# The browser, server, people and shots fixtures.
+pytest_plugins = ["tests.web_support"]
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=WAIT_MS)
+_groups = itertools.count(1)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    # A higher rate limit only so that the history test can seed 95 messages over one
+    # socket quickly; the browser paces itself well under the default anyway.
+    web = WebServer(tmp_path_factory.mktemp("web-chat"), HubOptions(rate=500, burst=1000)).start()
+    try:
+        yield web
+    finally:
+        web.stop()
+
+
+def clean(*persons: Person) -> None:
+    """No script errors and no alert/confirm/prompt on anyone's page."""
+    for person in persons:
+        assert person.errors == [], (person.nickname, person.errors)
+        assert person.dialogs == [], (person.nickname, person.dialogs)
+
+
+def message(page: Any, text: str) -> Any:
+    """The one bubble with exactly this text (waits for it)."""
+    found = bubbles(page, text)
+    expect(found).to_have_count(1)
+    return found
+
+
+def test_add_a_friend_and_chat_both_ways_with_read_ticks(
+        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
+    people += [alice, bob]
+    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
+    expect(pa.locator("#friends-empty")).to_be_visible()
+
+    # A number nobody registered: the error shows under the field.
+    pa.fill("#friend-mobile", "19999999999")
+    pa.press("#friend-mobile", "Enter")
+    expect(pa.locator('#add-friend [data-error-for="mobile"]')).to_have_text(
+        "Nobody has registered with that number.")
+    expect(pa.locator("#friend-mobile")).to_have_attribute("aria-invalid", "true")
+
+    # Bob's number: he becomes a friend and the conversation opens.
+    pa.fill("#friend-mobile", bob.mobile)
+    pa.click('#add-friend button[type="submit"]')
+    expect(pa.locator('#add-friend [data-ok]')).to_have_text("Bob is now your friend.")
+    expect(pa).to_have_url(re.compile(f"#/u/{bob.id}$"))
+    expect(pa.locator("#conv-title")).to_have_text("Bob")
+
+    send_text(pa, "Hi Bob 👋")
+    mine = message(pa, "Hi Bob 👋")
+    expect(mine).to_have_attribute("data-status", "sent")  # stored: one tick
+
+    # Bob's list learns of the new friend from the message: unread badge and preview.
+    link = conversation_link(pb, "u", alice.id)
+    expect(link).to_have_attribute("data-unread", "1")
+    expect(link.locator(".badge")).to_have_text("1")
+    expect(link.locator(".conv-preview")).to_have_text("Hi Bob 👋")
+    expect(pb.locator("#badge-friends")).to_have_text("1")
+
+    # Keyboard only: focus the entry, Enter opens it.
+    link.focus()
+    pb.keyboard.press("Enter")
+    expect(pb.locator("#conv-title")).to_have_text("Alice")
+    message(pb, "Hi Bob 👋")
+    expect(link).to_have_attribute("data-unread", "0")
+    expect(pa.locator("#messages li.msg").last).to_have_attribute("data-status", "read")
+
+    # Bob types two lines (Shift+Enter); Alice sees "typing…", then the message.
+    box = pb.locator("#message")
+    expect(box).to_be_focused()
+    box.type("line one")
+    expect(pa.locator("#conv-sub")).to_have_text("typing…")
+    box.press("Shift+Enter")
+    box.type("line two")
+    box.press("Enter")
+    expect(box).to_have_value("")
+    reply = message(pa, "line one\nline two")
+    expect(reply).to_have_class(re.compile(r"\btheirs\b"))
+    expect(pa.locator("#conv-sub")).not_to_have_text("typing…")
+    expect(pb.locator("#messages li.msg.mine").last).to_have_attribute("data-status", "read")
+    # Alice had the conversation open: nothing unread for her.
+    expect(conversation_link(pa, "u", bob.id)).to_have_attribute("data-unread", "0")
+    screenshot(pa, shots, "chat-desktop")
+
+    # Presence: Bob leaves and comes back; Alice's header and list follow.
+    bob.context.close()
+    bob.context = None
+    expect(pa.locator("#conv-sub")).to_have_text("offline")
+    dot = conversation_link(pa, "u", bob.id).locator(".avatar")
+    expect(dot).to_have_attribute("data-online", "false")
+    pb = open_chat(browser, server, bob)
+    expect(pa.locator("#conv-sub")).to_have_text("online")
+    expect(dot).to_have_attribute("data-online", "true")
+    expect(conversation_link(pb, "u", alice.id).locator(".avatar")).to_have_attribute("data-online", "true")
+    clean(alice, bob)
+
+
+def test_a_group_of_three(browser: Any, server: WebServer, people: list[Person],
+                          shots: Path) -> None:
+    alice, bob, carol = (make_person(server, n) for n in ("Alice", "Bob", "Carol"))
+    people += [alice, bob, carol]
+    befriend(server, alice, bob)  # Carol is nobody's friend: a group is enough to talk
+    name = f"Weekend hikers ⛰️ {next(_groups)}"
+    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
+    pc = open_chat(browser, server, carol, viewport=PHONE)
+
+    pa.click("#tab-groups")
+    pa.fill("#group-new-name", name)
+    pa.press("#group-new-name", "Enter")
+    expect(pa.locator("#conv-title")).to_have_text(name)
+    for page in (pb, pc):
+        page.click("#tab-groups")
+        page.fill("#group-join-name", "no such group")
+        page.press("#group-join-name", "Enter")
+        expect(page.locator('#join-group [data-error-for="name"]')).to_have_text(
+            "There is no group with that name.")
+        page.fill("#group-join-name", name)
+        page.press("#group-join-name", "Enter")
+        expect(page.locator("#conv-title")).to_have_text(name)
+        expect(page.locator("#conv-sub")).to_have_text("3 members" if page is pc else re.compile("members"))
+
+    send_text(pa, "Who is in for Saturday? 🥾")
+    for page in (pb, pc):
+        welcome = message(page, "Who is in for Saturday? 🥾")
+        expect(welcome.locator(".sender")).to_have_text("Alice")
+    # Both others have it on screen: Alice's message counts two readers.
+    mine = message(pa, "Who is in for Saturday? 🥾")
+    expect(mine).to_have_attribute("data-status", "read")
+    expect(mine.locator(".read-count")).to_have_text("2")
+
+    pb.locator("#message").type("Me!")
+    expect(pc.locator("#conv-sub")).to_have_text("Bob is typing…")
+    pb.locator("#message").press("Enter")
+    send_text(pc, "Count me in 🙌")
+    for page in (pa, pb):
+        expect(message(page, "Count me in 🙌").locator(".sender")).to_have_text("Carol")
+    expect(message(pa, "Me!").locator(".sender")).to_have_text("Bob")
+    expect(message(pc, "Me!")).to_have_class(re.compile(r"\btheirs\b"))
+    screenshot(pa, shots, "group-desktop")
+    screenshot(pc, shots, "group-phone")
+
+    # The members: owner first. The owner cannot simply leave.
+    pa.click("#conv-members")
+    members = pa.locator("#member-list li")
+    expect(members).to_have_count(3)
+    expect(members.first.locator(".member-name")).to_have_text("Alice")
+    expect(members.first.locator(".tag.owner")).to_have_count(1)
+    pa.click("#leave-group")
+    expect(pa.locator("#members-error")).to_contain_text("the owner cannot leave")
+    pa.keyboard.press("Escape")
+    expect(pa.locator("#members-dialog")).not_to_be_visible()
+
+    # Carol leaves (on her phone): back to the list, the group gone from it.
+    pc.click("#conv-members")
+    expect(pc.locator("#member-list li")).to_have_count(3)
+    pc.click("#leave-group")
+    expect(pc.locator("#app")).to_have_attribute("data-view", "list")
+    expect(pc.locator("#communities li")).to_have_count(0)
+    pa.click("#conv-members")
+    expect(pa.locator("#member-list li")).to_have_count(2)
+    clean(alice, bob, carol)
+
+
+def test_markup_in_messages_names_and_group_names_is_shown_as_text(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    evil_name = "<img src=x onerror=alert(3)>"
+    evil_group = f"<b>bold</b><script>alert(4)</script>{next(_groups)}"
+    evil_text = "<img src=x onerror=alert(1)>"
+    mallory, victor = make_person(server, evil_name), make_person(server, "Victor")
+    people += [mallory, victor]
+    befriend(server, mallory, victor)
+    api = server.running
+    group = api.post("/contact/createcommunity", {"name": evil_group, "memo": "<i>memo</i>"},
+                     token=mallory.token).data
+    assert api.post("/contact/joincommunity", {"dstid": group["id"]}, token=victor.token).status == 200
+    chat_over_socket(server, mallory, 10, victor.id, [evil_text])
+    chat_over_socket(server, mallory, 11, group["id"], ["<script>alert(2)</script>"])
+
+    pv = open_chat(browser, server, victor)
+    expect(conversation_link(pv, "u", mallory.id).locator(".conv-name")).to_have_text(evil_name)
+    open_conversation(pv, "u", mallory.id)
+    expect(pv.locator("#conv-title")).to_have_text(evil_name)
+    message(pv, evil_text)
+    send_text(pv, "<svg onload=alert(5)>")  # and back the other way
+    message(pv, "<svg onload=alert(5)>")
+
+    open_conversation(pv, "g", group["id"])
+    expect(pv.locator("#conv-title")).to_have_text(evil_group)
+    expect(message(pv, "<script>alert(2)</script>").locator(".sender")).to_have_text(evil_name)
+    pv.click("#conv-members")
+    expect(pv.locator("#members-memo")).to_have_text("<i>memo</i>")
+    expect(pv.locator("#member-list .member-name").first).to_have_text(evil_name)
+
+    pm = open_chat(browser, server, mallory)
+    open_conversation(pm, "u", victor.id)
+    message(pm, "<svg onload=alert(5)>")
+
+    for page in (pv, pm):
+        # Nothing was parsed as markup anywhere on the page.
+        assert page.locator('img[src="x"], svg[onload], b, i, #messages script').count() == 0
+    clean(mallory, victor)
+
+
+def test_history_loads_older_pages_on_scrolling_up_and_survives_a_reload(
+        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+    ann, ben = make_person(server, "Ann"), make_person(server, "Ben")
+    people += [ann]
+    befriend(server, ann, ben)
+    chat_over_socket(server, ben, 10, ann.id, [f"message {n}" for n in range(1, 96)])
+
+    pa = open_chat(browser, server, ann)
+    link = conversation_link(pa, "u", ben.id)
+    expect(link.locator(".badge")).to_have_text("95")
+    expect(link.locator(".conv-preview")).to_have_text("message 95")
+    open_conversation(pa, "u", ben.id)
+    message(pa, "message 95")
+    expect(bubbles(pa)).to_have_count(40)  # the newest page only
+    assert bubbles(pa, "message 1").count() == 0
+
+    # Scrolling up fetches older pages until the beginning, keeping the order.
+    state = pa.locator("#history-state")
+    for _ in range(5):
+        if state.get_attribute("data-state") == "start":
+            break
+        pa.locator("#scroller").evaluate("s => { s.scrollTop = 0; s.dispatchEvent(new Event('scroll')); }")
+        expect(state).not_to_have_attribute("data-state", "loading-older")
+    expect(state).to_have_attribute("data-state", "start")
+    texts = pa.locator("#messages p.text").all_text_contents()
+    assert texts == [f"message {n}" for n in range(1, 96)]
+
+    send_text(pa, "Read them all!")
+    expect(message(pa, "Read them all!")).to_have_attribute("data-status", "sent")
+    pa.reload()
+    expect(pa.locator("#conv-title")).to_have_text("Ben")  # the open conversation came back
+    message(pa, "Read them all!")
+    message(pa, "message 95")
+    expect(conversation_link(pa, "u", ben.id)).to_have_attribute("data-unread", "0")
+    clean(ann)

@@ -1,0 +1,268 @@
+"""Browser tests: a real fastim server and Debian's headless Chromium driven by Playwright.
+
+Playwright never downloads a browser here (`playwright install` cannot work on the
+project's machines): it drives /usr/bin/chromium from Debian's `chromium` package, which
+.ci/run installs when it is missing. Without it the browser tests fail in CI and skip
+elsewhere, like the other tests that need something from the machine.
+
+Each test module gets one server (SQLite in a temporary data dir) and one browser; each
+user is a separate browser context, so cookies and storage are theirs alone.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from fastim.chat.hub import HubOptions
+from fastim.config import Config
+from fastim.http import Limits
+from tests.store_fixtures import SAFETY_TIMEOUT, ApiServer, new_mobile
+
+CHROMIUM = Path("/usr/bin/chromium")
+LAUNCH_ARGS = [
+    "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+    "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic",
+]
+#: Playwright's wait for something to appear: a safety net, never a measured time.
+WAIT_MS = 10_000
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 780}
+#: Where the screenshots go: FASTIM_SCREENSHOTS (docs/screenshots to refresh the ones in
+#: the repository), else a directory of the test session.
+SCREENSHOTS_ENV = "FASTIM_SCREENSHOTS"
+
+
+
+def require_chromium() -> None:
+    """Fail in CI, skip elsewhere, when Debian's chromium is not installed."""
+    if CHROMIUM.exists():
+        return
+    reason = f"{CHROMIUM} is missing (apt-get install chromium)"
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason}; CI is set, so this is a failure, not a skip")
+    pytest.skip(reason)
+
+
+class WebServer:
+    """A fastim server that can be stopped and started again on the same port and data."""
+
+    def __init__(self, root: Path, hub: HubOptions | None = None) -> None:
+        self.root = root
+        self.config = Config(
+            host="127.0.0.1", port=0, db=f"sqlite:///{root}/data/fastim.db",
+            data_dir=root / "data", resource_dir=root / "resource", access_log=False,
+            limits=Limits(shutdown_timeout=2), hub=hub or HubOptions(),
+        )
+        self.api: ApiServer | None = None
+
+    def start(self) -> WebServer:
+        self.api = ApiServer(self.config).__enter__()
+        self.config.port = self.api.port  # a restart comes back on the same port
+        return self
+
+    def stop(self) -> None:
+        if self.api is not None:
+            api, self.api = self.api, None
+            api.__exit__(None, None, None)
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.config.port}"
+
+    @property
+    def running(self) -> ApiServer:
+        assert self.api is not None, "the server is stopped"
+        return self.api
+
+
+@dataclass
+class Person:
+    """A user with an account, and (once `open_chat` ran) their own browser context."""
+
+    id: int
+    mobile: str
+    passwd: str
+    nickname: str
+    token: str
+    context: Any = None
+    page: Any = None
+    errors: list[str] = field(default_factory=list)
+    dialogs: list[str] = field(default_factory=list)
+
+
+def make_person(server: WebServer, nickname: str, **values: Any) -> Person:
+    """Register and log in over the REST API (the UI's own forms have their own test)."""
+    api = server.running
+    mobile = values.pop("mobile", new_mobile())
+    user = api.register(mobile=mobile, nickname=nickname, passwd="correct horse", **values)
+    token = api.login(user)
+    return Person(id=user["id"], mobile=mobile, passwd="correct horse",
+                  nickname=user["nickname"], token=token)
+
+
+def befriend(server: WebServer, one: Person, other: Person) -> None:
+    reply = server.running.post("/contact/addfriend", {"dstid": other.id}, token=one.token)
+    assert reply.status == 200, reply.body
+
+
+def new_context(browser: Any, server: WebServer, person: Person | None = None,
+                viewport: dict[str, int] | None = None) -> Any:
+    """A fresh browser profile; logged in as `person` when given (their token's cookie)."""
+    context = browser.new_context(base_url=server.url, viewport=viewport or DESKTOP,
+                                  locale="en-GB", timezone_id="Europe/London")
+    context.set_default_timeout(WAIT_MS)
+    if person is not None:
+        context.add_cookies([{"name": "fastim_token", "value": person.token, "url": server.url}])
+    return context
+
+
+#: Console errors the browser itself logs for requests that fail on purpose in the tests
+#: (a 401 or 409 the page then shows inline, a refused connection while the server is down).
+EXPECTED_CONSOLE = re.compile(r"^(Failed to load resource|WebSocket connection to .* failed)")
+
+
+def watch(page: Any, person: Person) -> None:
+    """Record script errors and any alert/confirm/prompt the page opens."""
+    page.on("pageerror", lambda error: person.errors.append(str(error)))
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error" and not EXPECTED_CONSOLE.match(msg.text):
+            person.errors.append(msg.text)
+
+    page.on("console", on_console)
+
+    def on_dialog(dialog: Any) -> None:
+        person.dialogs.append(f"{dialog.type}: {dialog.message}")
+        dialog.dismiss()
+
+    page.on("dialog", on_dialog)
+
+
+def open_chat(browser: Any, server: WebServer, person: Person,
+              viewport: dict[str, int] | None = None) -> Any:
+    """`person`'s chat page, connected."""
+    person.context = new_context(browser, server, person, viewport)
+    person.page = person.context.new_page()
+    watch(person.page, person)
+    person.page.goto("/chat")
+    wait_online(person.page)
+    return person.page
+
+
+def wait_online(page: Any) -> None:
+    page.wait_for_selector('#conn[data-state="online"]', state="attached")
+    # The first snapshot after connecting has been handled: summaries are loading.
+    page.wait_for_function("() => window.fastim && window.fastim.ready === true")
+
+
+def conversation_link(page: Any, kind: str, dstid: int) -> Any:
+    return page.locator(f'a.conv-item[data-key="{kind}{dstid}"]')
+
+
+def open_conversation(page: Any, kind: str, dstid: int) -> None:
+    """Open a conversation from the lists as a user would: its tab, then its entry."""
+    page.locator("#tab-groups" if kind == "g" else "#tab-friends").click()
+    conversation_link(page, kind, dstid).click()
+    page.wait_for_selector('#history-state:not([data-state="loading"])', state="attached")
+
+
+def send_text(page: Any, text: str) -> None:
+    """Type a message and press Enter."""
+    box = page.locator("#message")
+    box.click()
+    box.fill(text)
+    box.press("Enter")
+
+
+def bubbles(page: Any, text: str | None = None) -> Any:
+    """Message bubbles in the open conversation (whose text is exactly `text`)."""
+    messages = page.locator("#messages li.msg")
+    if text is None:
+        return messages
+    return messages.filter(has=page.locator("p.text", has_text=re.compile(f"^{re.escape(text)}$")))
+
+
+def chat_over_socket(server: WebServer, sender: Person, cmd: int, dstid: int,
+                     texts: list[str]) -> list[int]:
+    """Send text messages from `sender` over a WebSocket of the test (not a browser),
+    waiting for each ack; returns their server ids."""
+    from tests.chat_support import ChatClient
+
+    async def run() -> list[int]:
+        client = await ChatClient.open(server.running, sender.token)
+        try:
+            ids = []
+            for n, text in enumerate(texts):
+                ack = await client.say(cmd, dstid, text, cid=f"seed-{sender.id}-{n}-{text[:20]}")
+                assert ack["cmd"] == 1, ack
+                ids.append(ack["id"])
+            return ids
+        finally:
+            await client.close()
+
+    return server.running.call(run())
+
+
+def screenshots_dir(tmp_root: Path) -> Path:
+    configured = os.environ.get(SCREENSHOTS_ENV)
+    path = Path(configured) if configured else tmp_root / "screenshots"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def screenshot(page: Any, directory: Path, name: str) -> Path:
+    """Save a PNG of the page (the caret hidden, so that two runs look alike)."""
+    target = directory / f"{name}.png"
+    page.screenshot(path=str(target), caret="hide", animations="disabled")
+    return target
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium for this module's tests."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
+                                              args=LAUNCH_ARGS, timeout=SAFETY_TIMEOUT * 3000)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """One fastim server (SQLite) for this module's tests."""
+    web = WebServer(tmp_path_factory.mktemp("web")).start()
+    try:
+        yield web
+    finally:
+        web.stop()
+
+
+@pytest.fixture(scope="module")
+def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return screenshots_dir(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture
+def people(browser: Any) -> Iterator[list[Person]]:
+    """Collects the persons a test opens pages for, and closes their contexts after."""
+    opened: list[Person] = []
+    yield opened
+    for person in opened:
+        if person.context is not None:
+            person.context.close()
