@@ -149,6 +149,9 @@ export class App {
 
   async loadFriends() {
     const rows = await this.allPages('/contact/loadfriend');
+    if (this.ready) {
+      for (const user of rows) if (!this.state.isFriend(user.id)) this.state.presenceUnknown.add(user.id);
+    }
     this.state.friendIds = rows.map((u) => u.id);
     for (const user of rows) {
       this.state.users.set(user.id, user);
@@ -354,12 +357,13 @@ export class App {
       // The snapshot right after connecting: the connection is registered, so from
       // here on every message reaches us live.
       this.state.online = new Set(frame.users);
+      this.state.presenceUnknown.clear();
       this.onReady();
-    } else if (frame.online) {
-      this.state.online.add(frame.userid);
-      if (!this.state.isFriend(frame.userid)) this.refresh('friends');
     } else {
-      this.state.online.delete(frame.userid);
+      this.state.presenceUnknown.delete(frame.userid);
+      if (frame.online) this.state.online.add(frame.userid);
+      else this.state.online.delete(frame.userid);
+      if (frame.online && !this.state.isFriend(frame.userid)) this.refresh('friends');
     }
     this.invalidate('lists', 'conv');
   }

@@ -121,6 +121,9 @@ export class ChatState {
     this.groups = new Map(); // id -> community
     this.members = new Map(); // group id -> [{id, role, ...}]
     this.online = new Set();
+    /** Friends added after the last presence snapshot: the server tells presence only
+     * when someone connects or disconnects, so theirs is unknown until then. */
+    this.presenceUnknown = new Set();
     this.convs = new Map();
     /** The highest server id seen: a reconnect syncs from here (cmd 20). */
     this.maxId = 0;
@@ -148,6 +151,12 @@ export class ChatState {
   }
 
   isFriend(id) { return this.friendIds.includes(id); }
+
+  /** true, false, or undefined when unknown. */
+  isOnline(id) {
+    if (this.presenceUnknown.has(id)) return undefined;
+    return this.online.has(id);
+  }
 
   userName(id) {
     if (this.me && id === this.me.id) return this.me.nickname;

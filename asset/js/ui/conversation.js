@@ -130,8 +130,8 @@ export class ConversationView {
     } else {
       entity = state.users.get(conv.dstid) || { id: conv.dstid, nickname: state.userName(conv.dstid) };
       title = entity.nickname;
-      online = state.online.has(conv.dstid);
-      sub = typers.length ? 'typing…' : (online ? 'online' : 'offline');
+      online = state.isOnline(conv.dstid);
+      sub = typers.length ? 'typing…' : online === undefined ? '' : (online ? 'online' : 'offline');
     }
     const signature = JSON.stringify([conv.key, title, sub, online, entity.avatar, entity.icon]);
     if (signature === this.headerSignature) return;

@@ -41,7 +41,7 @@ export class MembersDialog {
     const { state } = this.app;
     byId('member-list').replaceChildren(...rows.map((member) => {
       const friend = state.isFriend(member.id);
-      const online = member.id === state.me.id ? true : friend ? state.online.has(member.id) : undefined;
+      const online = member.id === state.me.id ? true : friend ? state.isOnline(member.id) : undefined;
       return h('li', { class: 'member', dataset: { userid: String(member.id) } },
         avatar(member, { size: 'sm', online }),
         h('span', { class: 'member-name', text: member.nickname }),

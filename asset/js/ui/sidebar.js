@@ -94,7 +94,7 @@ export class Sidebar {
     const { state } = this.app;
     const last = conv.last;
     const typers = conv.typingUsers();
-    const online = conv.kind === SINGLE ? state.online.has(conv.dstid) : undefined;
+    const online = conv.kind === SINGLE ? state.isOnline(conv.dstid) : undefined;
     const entity = conv.kind === GROUP ? state.groups.get(conv.dstid) : state.users.get(conv.dstid);
     let line = '';
     if (typers.length) {
@@ -154,7 +154,8 @@ export class Sidebar {
           await this.app.refresh('friends');
           location.hash = `#/u/${friend.id}`;
         } catch (error) {
-          showApiError(form, error, ['mobile'], 'mobile');
+          if (error.status === 404) showFieldError(form, 'mobile', 'Nobody has registered with that number.');
+          else showApiError(form, error, ['mobile'], 'mobile');
         }
       });
     });
@@ -182,7 +183,8 @@ export class Sidebar {
             await this.app.refresh('groups');
             location.hash = `#/g/${group.id}`;
           } catch (error) {
-            showApiError(form, error, ['name'], 'name');
+            if (error.status === 404) showFieldError(form, 'name', 'There is no group with that name.');
+            else showApiError(form, error, ['name'], 'name');
           }
         });
       });
