@@ -476,6 +476,10 @@ class HTTPProtocol(asyncio.Protocol):
             finally:
                 server.websockets.discard(connection)
 
+        if self._reading_paused:
+            # The WebSocket connection does its own flow control from here on.
+            self._reading_paused = False
+            transport.resume_reading()
         try:
             connection = take_over(
                 transport,
@@ -491,6 +495,12 @@ class HTTPProtocol(asyncio.Protocol):
             error = HTTPError(exc.status, exc.reason, exc.headers)
             await self._respond(error_response(error))
             return
+        except Exception:
+            # The 101 may already be on the wire: no HTTP answer is possible any more.
+            logger.exception("WebSocket hand-over failed for %s", redact_target(head.target))
+            self._task = None
+            transport.abort()
+            return
         self.parser.detach()
         self.upgraded = True
         self._task = None
@@ -499,9 +509,6 @@ class HTTPProtocol(asyncio.Protocol):
         server.websockets.add(connection)
         if not self.closed.done():
             self.closed.set_result(None)
-        if self._reading_paused:
-            self._reading_paused = False
-            transport.resume_reading()
         self._log(head, 101, 0)
 
     def _reject(self, error: HTTPError) -> None:
