@@ -130,6 +130,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._draining = False
+        self._eof = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -160,6 +161,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self._draining:
             self._close()
             return False
+        self._eof = True
         self.parser.receive_eof()
         if self._task is None:
             self._advance()
@@ -327,11 +329,11 @@ class HTTPProtocol(asyncio.Protocol):
             response = error_response(HTTPError(500, "internal server error"))
         await self._respond(response)
 
-    async def _respond(self, response: Response, *, close: bool = False) -> None:
+    async def _respond(self, response: Response) -> None:
         """Send `response` to the current request, then read the next one or close."""
         head = self._head
         assert head is not None
-        keep_alive = head.keep_alive and not close and not self.server.closing
+        keep_alive = head.keep_alive and not self.server.closing
         if self._sink is not None:
             # The handler is done with the uploads it did not save: delete them now,
             # before the client hears back.
@@ -543,7 +545,7 @@ class HTTPProtocol(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         self._draining = True
-        if transport.can_write_eof():
+        if not self._eof and transport.can_write_eof():
             transport.write_eof()
             if self._reading_paused:
                 self._reading_paused = False
