@@ -399,20 +399,19 @@ class HTTPProtocol(asyncio.Protocol):
         elif head.http_version == "1.0":
             extra.append(("Connection", "keep-alive"))
         head_bytes = b"".join((_status_line(status), encoded, _encode_fields(extra), b"\r\n"))
-        sent = 0
-        if not send_body:
-            transport.write(head_bytes)
-        elif response.file is None:
-            if len(body) <= 64 * 1024:
+        if response.file is None or not send_body:
+            # Logged before the write, so the line exists once the client has its answer.
+            self._log(head, status, len(body) if send_body else 0)
+            if not send_body:
+                transport.write(head_bytes)
+            elif len(body) <= 64 * 1024:
                 transport.write(head_bytes + body)
             else:
                 transport.write(head_bytes)
                 transport.write(body)
-            sent = len(body)
         else:
             transport.write(head_bytes)
-            sent = await self._send_file(response)
-        self._log(head, status, sent)
+            self._log(head, status, await self._send_file(response))
 
     async def _send_file(self, response: Response) -> int:
         body = response.file
@@ -527,13 +526,13 @@ class HTTPProtocol(asyncio.Protocol):
         response = error_response(error)
         fields = [*response.headers, ("Date", current_date()),
                   ("Content-Length", str(len(response.body))), ("Connection", "close")]
-        transport.write(
-            b"".join((_status_line(error.status), _encode_fields(fields), b"\r\n", response.body))
-        )
         if head is not None:
             self._log(head, error.status, len(response.body))
         else:
             access_logger.info('%s "-" %d %d', self.remote_addr, error.status, len(response.body))
+        transport.write(
+            b"".join((_status_line(error.status), _encode_fields(fields), b"\r\n", response.body))
+        )
         self._linger()
 
     def _linger(self) -> None:
