@@ -91,6 +91,17 @@ def test_no_or_bad_token_is_401_with_www_authenticate(
     _error(api.post("/contact/addfriend", {"dstid": 1}, headers=headers), 401)
 
 
+def test_a_stale_cookie_is_401_and_cleared(api: ApiServer) -> None:
+    _, token = api.user_with_token()
+    api.post("/user/logout", token=token)
+    reply = api.get("/user/me", headers={"Cookie": f"{SESSION_COOKIE}={token}"})
+    _error(reply, 401)
+    assert reply.header("set-cookie") == (
+        f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax"
+    )
+    assert api.get("/user/me", token=token).header("set-cookie") is None
+
+
 def test_an_expired_token_is_401(api: ApiServer) -> None:
     _, token = api.user_with_token()
     accounts = api.app.accounts

@@ -8,7 +8,9 @@ import gzip
 import hashlib
 import json
 import logging
+import os
 import socket
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -534,7 +536,6 @@ def test_graceful_shutdown_finishes_in_flight_requests(tmp_path: Path) -> None:
         for _ in range(1000):
             if any(c._task is not None for c in list(thread.server.connections)):
                 break
-            import time
             time.sleep(0.005)
         future = asyncio.run_coroutine_threadsafe(thread.server.shutdown(timeout=5), thread.loop)
         response = busy.read_response()
@@ -577,3 +578,84 @@ def test_arbitrary_bytes_get_a_response_or_a_close_and_the_server_lives(
             pass
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert exchange(shared_server, request("GET", "/")).status == 200
+
+
+# -- flow control, half-close, disconnects, bad handlers --------------------------------------
+
+
+def test_pipelined_flood_pauses_reading_and_every_request_is_answered(tmp_path: Path) -> None:
+    limits = Limits(max_pipeline_buffer=512)
+    with ServerThread(make_router(), limits=limits) as thread, thread.connect() as sock:
+        client = Client(sock)
+        burst = b"".join(request("POST", "/echo", b"%d" % i) for i in range(200))
+        client.send(request("GET", "/slow?s=0.3"))
+        time.sleep(0.1)  # pacing: the burst arrives while the slow handler runs
+        client.send(burst)
+        assert client.read_response().status == 200
+        assert [client.read_response().body for _ in range(200)] == [
+            b"%d" % i for i in range(200)]
+
+
+def test_requests_are_answered_after_the_client_half_closes(server: ServerThread) -> None:
+    with server.connect() as sock:
+        client = Client(sock)
+        client.send(request("GET", "/slow?s=0.1") + request("POST", "/echo", b"last"))
+        sock.shutdown(socket.SHUT_WR)
+        assert client.read_response().status == 200
+        assert client.read_response().body == b"last"
+        assert client.closed_by_peer()
+
+
+def test_client_leaving_mid_handler_harms_nobody(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="fastim.http")
+    sock = server.connect()
+    sock.sendall(request("GET", "/slow?s=0.2"))
+    sock.close()
+    with server.connect() as other:
+        client = Client(other)
+        client.send(request("GET", "/slow?s=0.3"))  # outlives the first handler
+        assert client.read_response().status == 200
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def bad_router() -> Router:
+    router = Router()
+
+    @router.get("/inject")
+    async def inject(request: Request) -> Response:
+        return Response(b"x", headers=[("X-Evil", "a\r\nSet-Cookie: pwned=1")])
+
+    @router.get("/not-a-response")
+    async def not_a_response(request: Request) -> Response:
+        return {"oops": 1}  # type: ignore[return-value]
+
+    return router
+
+
+def test_header_injection_and_wrong_return_types_are_500() -> None:
+    with ServerThread(bad_router()) as thread, thread.connect() as sock:
+        client = Client(sock)
+        client.send(request("GET", "/inject") + request("GET", "/not-a-response"))
+        injected = client.read_response()
+        assert injected.status == 500
+        assert injected.header("set-cookie") is None
+        assert client.read_response().status == 500
+
+
+def test_large_file_streams_with_backpressure(tmp_path: Path) -> None:
+    data = os.urandom(1024 * 1024) * 12  # far more than the socket buffers hold
+    (tmp_path / "big.bin").write_bytes(data)
+    router = Router()
+    router.static("/files/", tmp_path)
+    with ServerThread(router) as thread, thread.connect() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        client = Client(sock)
+        client.send(request("GET", "/files/big.bin") + request("GET", "/files/big.bin",
+                                                               headers=[("Range", "bytes=-5")]))
+        time.sleep(0.3)  # let the server fill the pipe and pause (not an assertion)
+        response = client.read_response()
+        assert hashlib.sha256(response.body).digest() == hashlib.sha256(data).digest()
+        tail = client.read_response()
+        assert (tail.status, tail.body) == (206, data[-5:])

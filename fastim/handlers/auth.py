@@ -84,7 +84,14 @@ async def authenticated_user(request: Request, app: Any) -> User:
         raise to_http_error(AppError(401, "login required: send the token from /user/login"))
     user = await accounts.authenticate(token)
     if user is None:
-        raise to_http_error(AppError(401, "the token is invalid or has expired: log in again"))
+        error = to_http_error(AppError(401, "the token is invalid or has expired: log in again"))
+        if request.headers.get("authorization") is None:
+            # A stale session cookie: drop it, so the web client goes back to the login
+            # page instead of presenting it again.
+            error.headers.append((
+                "Set-Cookie", f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
+            ))
+        raise error
     request.state.user = user
     request.state.token = token
     return user

@@ -130,6 +130,7 @@ class HTTPProtocol(asyncio.Protocol):
         self._writing_paused = False
         self._drain_waiter: asyncio.Future[None] | None = None
         self._draining = False
+        self._eof = False
 
     # -- asyncio.Protocol ------------------------------------------------------------
 
@@ -160,6 +161,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self._draining:
             self._close()
             return False
+        self._eof = True
         self.parser.receive_eof()
         if self._task is None:
             self._advance()
@@ -327,11 +329,11 @@ class HTTPProtocol(asyncio.Protocol):
             response = error_response(HTTPError(500, "internal server error"))
         await self._respond(response)
 
-    async def _respond(self, response: Response, *, close: bool = False) -> None:
+    async def _respond(self, response: Response) -> None:
         """Send `response` to the current request, then read the next one or close."""
         head = self._head
         assert head is not None
-        keep_alive = head.keep_alive and not close and not self.server.closing
+        keep_alive = head.keep_alive and not self.server.closing
         if self._sink is not None:
             # The handler is done with the uploads it did not save: delete them now,
             # before the client hears back.
@@ -397,20 +399,19 @@ class HTTPProtocol(asyncio.Protocol):
         elif head.http_version == "1.0":
             extra.append(("Connection", "keep-alive"))
         head_bytes = b"".join((_status_line(status), encoded, _encode_fields(extra), b"\r\n"))
-        sent = 0
-        if not send_body:
-            transport.write(head_bytes)
-        elif response.file is None:
-            if len(body) <= 64 * 1024:
+        if response.file is None or not send_body:
+            # Logged before the write, so the line exists once the client has its answer.
+            self._log(head, status, len(body) if send_body else 0)
+            if not send_body:
+                transport.write(head_bytes)
+            elif len(body) <= 64 * 1024:
                 transport.write(head_bytes + body)
             else:
                 transport.write(head_bytes)
                 transport.write(body)
-            sent = len(body)
         else:
             transport.write(head_bytes)
-            sent = await self._send_file(response)
-        self._log(head, status, sent)
+            self._log(head, status, await self._send_file(response))
 
     async def _send_file(self, response: Response) -> int:
         body = response.file
@@ -476,6 +477,10 @@ class HTTPProtocol(asyncio.Protocol):
             finally:
                 server.websockets.discard(connection)
 
+        if self._reading_paused:
+            # The WebSocket connection does its own flow control from here on.
+            self._reading_paused = False
+            transport.resume_reading()
         try:
             connection = take_over(
                 transport,
@@ -491,6 +496,12 @@ class HTTPProtocol(asyncio.Protocol):
             error = HTTPError(exc.status, exc.reason, exc.headers)
             await self._respond(error_response(error))
             return
+        except Exception:
+            # The 101 may already be on the wire: no HTTP answer is possible any more.
+            logger.exception("WebSocket hand-over failed for %s", redact_target(head.target))
+            self._task = None
+            transport.abort()
+            return
         self.parser.detach()
         self.upgraded = True
         self._task = None
@@ -499,9 +510,6 @@ class HTTPProtocol(asyncio.Protocol):
         server.websockets.add(connection)
         if not self.closed.done():
             self.closed.set_result(None)
-        if self._reading_paused:
-            self._reading_paused = False
-            transport.resume_reading()
         self._log(head, 101, 0)
 
     def _reject(self, error: HTTPError) -> None:
@@ -518,13 +526,13 @@ class HTTPProtocol(asyncio.Protocol):
         response = error_response(error)
         fields = [*response.headers, ("Date", current_date()),
                   ("Content-Length", str(len(response.body))), ("Connection", "close")]
-        transport.write(
-            b"".join((_status_line(error.status), _encode_fields(fields), b"\r\n", response.body))
-        )
         if head is not None:
             self._log(head, error.status, len(response.body))
         else:
             access_logger.info('%s "-" %d %d', self.remote_addr, error.status, len(response.body))
+        transport.write(
+            b"".join((_status_line(error.status), _encode_fields(fields), b"\r\n", response.body))
+        )
         self._linger()
 
     def _linger(self) -> None:
@@ -536,7 +544,7 @@ class HTTPProtocol(asyncio.Protocol):
         transport = self.transport
         assert transport is not None
         self._draining = True
-        if transport.can_write_eof():
+        if not self._eof and transport.can_write_eof():
             transport.write_eof()
             if self._reading_paused:
                 self._reading_paused = False
