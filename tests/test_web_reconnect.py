@@ -18,6 +18,7 @@ from tests.web_support import (  # noqa: E402
     WebServer,
     befriend,
     bubbles,
+    conversation_link,
     make_person,
     open_chat,
     open_conversation,
@@ -53,8 +54,8 @@ def test_server_restart_mid_conversation(browser: Any, server: WebServer,
     send_text(pb, "Yes!")
     once(pa, "Yes!")
 
-    # Alice's network goes (her open socket lingers, new ones fail); then the server
-    # stops: both pages say so.
+    # Alice's network goes (her page lets its socket go and waits for the network);
+    # then the server stops: both pages say so.
     alice.context.set_offline(True)
     server.stop()
     for page in (pa, pb):
@@ -68,6 +69,8 @@ def test_server_restart_mid_conversation(browser: Any, server: WebServer,
     expect(queued).to_have_attribute("data-status", "pending")
     expect(pa.locator("#conn-text")).to_contain_text("1 to send")
     screenshot(pa, shots, "offline")
+    pa.evaluate("() => { location.hash = ''; }")  # back to the list
+    expect(pa.locator("#app")).to_have_attribute("data-view", "list")
 
     # The server comes back on the same port and data. Bob's page reconnects by itself
     # (backoff) and he writes while Alice is still cut off.
@@ -75,14 +78,21 @@ def test_server_restart_mid_conversation(browser: Any, server: WebServer,
     wait_online(pb)
     expect(pb.locator("#conn")).to_have_attribute("data-state", "online")
     send_text(pb, "Sent while you were away")
-    expect(once(pb, "Sent while you were away")).to_have_attribute("data-status", "sent")
+    send_text(pb, "And another")
+    expect(once(pb, "And another")).to_have_attribute("data-status", "sent")
     expect(pa.locator("#conn")).to_have_attribute("data-state", "waiting-network")
 
-    # Alice's network returns: she reconnects, syncs Bob's message, and her queued one
-    # goes out — once.
+    # Alice's network returns: she reconnects, syncs Bob's messages (counted once in her
+    # badge), and her queued one goes out — once.
     alice.context.set_offline(False)
     expect(pa.locator("#conn")).to_have_attribute("data-state", "online")
+    link = conversation_link(pa, "u", bob.id)
+    # Her own message was stored last, after Bob's two.
+    expect(link.locator(".conv-preview")).to_have_text("You: Typed while offline")
+    expect(link.locator(".badge")).to_have_text("2")
+    link.click()
     once(pa, "Sent while you were away")
+    expect(link).to_have_attribute("data-unread", "0")
     expect(once(pa, "Typed while offline")).to_have_attribute("data-status", re.compile("^(sent|read)$"))
     once(pb, "Typed while offline")
     expect(pa.locator("#conn-text")).to_have_text("Online")
@@ -97,7 +107,8 @@ def test_server_restart_mid_conversation(browser: Any, server: WebServer,
         once(page, "Typed while offline")
         once(page, "Sent while you were away")
         texts = page.locator("#messages p.text").all_text_contents()
-        assert texts == ["Are you there?", "Yes!", "Sent while you were away", "Typed while offline"]
+        assert texts == ["Are you there?", "Yes!", "Sent while you were away", "And another",
+                         "Typed while offline"]
     history = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token).data
     assert [m["content"] for m in history["rows"]].count("Typed while offline") == 1
     for person in (alice, bob):

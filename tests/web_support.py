@@ -259,8 +259,11 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def people(browser: Any) -> Iterator[list[Person]]:
-    """Collects the persons a test opens pages for, and closes their contexts after."""
+def people(browser: Any, server: WebServer) -> Iterator[list[Person]]:
+    """Collects the persons a test opens pages for, and closes their contexts after.
+    Starts the server again if an earlier test failed while it was stopped."""
+    if server.api is None:
+        server.start()
     opened: list[Person] = []
     yield opened
     for person in opened:

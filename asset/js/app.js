@@ -229,23 +229,28 @@ export class App {
     this.invalidate('lists');
   }
 
+  /**
+   * The server's unread counts. Messages that reach us while the request is on its way
+   * must count once: anything newer than both the newest id seen before asking and the
+   * newest message the server counted is added on top of the server's count.
+   */
   async loadUnread() {
+    const askedAt = this.state.maxId;
     let data;
     try { data = await get('/chat/unread'); } catch { return; }
-    const counted = new Set();
+    const rows = new Map(data.rows.map((row) => [convKey(row.cmd, row.dstid), row]));
     const me = this.state.me.id;
-    for (const row of data.rows) {
-      const conv = this.state.conv(row.cmd, row.dstid);
-      counted.add(conv.key);
-      this.state.seen(row.last);
+    for (const row of data.rows) this.state.conv(row.cmd, row.dstid);
+    for (const conv of this.state.convs.values()) {
+      const row = rows.get(conv.key);
+      if (row) this.state.seen(row.last);
       if (conv === this.current && this.canSeeBottom()) {
-        this.markRead(conv, Math.max(row.last, conv.newestId));
+        this.markRead(conv, Math.max(row ? row.last : 0, conv.newestId));
         continue;
       }
-      // Messages that arrived live after the server counted are added on top.
-      conv.unread = row.unread + conv.countFromOthersAbove(row.last, me);
+      const counted = row ? row.unread : 0;
+      conv.unread = counted + conv.countFromOthersAbove(Math.max(row ? row.last : 0, askedAt), me);
     }
-    for (const conv of this.state.convs.values()) if (!counted.has(conv.key)) conv.unread = 0;
     this.invalidate('lists');
   }
 
@@ -280,6 +285,7 @@ export class App {
     this.view.open(conv);
     this.invalidate('lists', 'conv');
     if (!conv.loaded) this.loadNewest(conv);
+    else this.markRead(conv); // opened at the bottom: all of it is on screen
     this.loadReads(conv);
     if (conv.kind === GROUP) this.loadMembers(conv.dstid).catch(() => {});
   }
@@ -374,18 +380,21 @@ export class App {
       this.loadSummaries();
       return;
     }
-    // A reconnect: fetch what was sent meanwhile (cmd 20), then the counts and read
-    // marks that moved while we were away, and lists that may have changed.
+    // A reconnect: fetch what was sent meanwhile (cmd 20); once that is in, the counts
+    // and read marks that moved while we were away. Lists may have changed too.
     this.conn.sendControl({ cmd: 20, since: this.state.maxId, limit: 200 });
     this.refresh('friends');
     this.refresh('groups');
-    this.loadUnread();
-    if (this.current) this.loadReads(this.current);
   }
 
   onSyncResult(frame) {
     for (const row of frame.rows || []) this.onMessage(row, 'sync');
-    if (frame.more) this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200 });
+    if (frame.more) {
+      this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200 });
+      return;
+    }
+    this.loadUnread();
+    if (this.current) this.loadReads(this.current);
   }
 
   onMessage(message, source) {

@@ -86,7 +86,17 @@ export class ChatConnection extends EventTarget {
     this.inFlight = new Set();
     this.bucket = new TokenBucket(RATE, BURST);
     this.onBrowserOnline = () => { if (this.state !== 'online' && this.state !== 'connecting') this.open(); };
-    this.onBrowserOffline = () => { if (this.state !== 'online') this.setState('waiting-network'); };
+    // The browser says the network is gone: a socket that was open is as good as dead
+    // (and may never report its end), so let it go now and wait for the network; what
+    // had no ack is sent again, with its cid, when the connection is back.
+    this.onBrowserOffline = () => {
+      if (this.state === 'stopped') return;
+      clearTimeout(this.retryTimer);
+      const hadSocket = this.ws !== null;
+      this.detach();
+      if (hadSocket) this.emit('close', { code: 1006, opened: this.state === 'online' });
+      this.setState('waiting-network');
+    };
   }
 
   start() {

@@ -1,8 +1,8 @@
-// Sticker packs (issue 7): an index of packs under /asset/stickers/, and per pack an
-// info.json in fastIM's shape {id, name, icon, assets}. The reading is lenient about the
-// index's shape (a list, or {packs: […]}; entries as names or objects) and about asset
-// entries (file names relative to the pack, or absolute /asset/ paths), and checks
-// every URL with `localUrl` before it is used.
+// Sticker packs (issue 7): `GET /sticker/packs` lists them as {rows: [{id, name, icon,
+// assets: [{url, title}]}]}, read from each pack's fastIM-style info.json under
+// /asset/stickers/. Without that endpoint, a static /asset/stickers/index.json naming the
+// packs will do. The reading is lenient about shapes (asset entries as file names
+// relative to the pack or as objects) and checks every URL with `localUrl` before use.
 import { localUrl } from './dom.js';
 
 const ROOT = '/asset/stickers/';
@@ -19,38 +19,48 @@ function resolve(base, value) {
   return localUrl(value.startsWith('/') ? value : base + value);
 }
 
-function assetUrl(base, entry) {
-  if (typeof entry === 'string') return resolve(base, entry);
-  if (entry && typeof entry === 'object') {
-    return resolve(base, entry.url || entry.path || entry.file || entry.src || entry.name);
+function asset(base, entry, titles) {
+  let url = '';
+  let title = '';
+  if (typeof entry === 'string') {
+    url = resolve(base, entry);
+    title = titles?.[entry];
+  } else if (entry && typeof entry === 'object') {
+    url = resolve(base, entry.url || entry.path || entry.file || entry.src || entry.name);
+    title = entry.title;
   }
-  return '';
+  if (!url) return null;
+  return { url, title: String(title || url.split('/').pop().replace(/\.[a-z0-9]+$/i, '')) };
+}
+
+/** A pack as the client uses it, or null when it has no usable sticker. */
+function pack(base, info, fallbackId) {
+  const id = String(info.id || fallbackId || base);
+  const list = Array.isArray(info.assets) ? info.assets : Array.isArray(info.stickers) ? info.stickers : [];
+  const assets = list.map((a) => asset(base, a, info.titles)).filter(Boolean);
+  if (!assets.length) return null;
+  return { id, name: String(info.name || id), icon: resolve(base, info.icon) || assets[0].url, assets };
 }
 
 async function loadPack(entry) {
-  let id = typeof entry === 'string' ? entry : entry && (entry.id || entry.dir || entry.name);
+  const id = typeof entry === 'string' ? entry : entry && (entry.id || entry.dir || entry.name);
   let infoUrl = entry && typeof entry === 'object' && (entry.info || entry.manifest);
   if (!infoUrl && !id) return null;
   infoUrl = infoUrl ? resolve(ROOT, infoUrl) : localUrl(`${ROOT}${id}/info.json`);
   if (!infoUrl) return null;
   const info = await json(infoUrl);
-  const base = infoUrl.slice(0, infoUrl.lastIndexOf('/') + 1);
-  id = String(info.id || id || base);
-  const assets = (Array.isArray(info.assets) ? info.assets : Array.isArray(info.stickers) ? info.stickers : [])
-    .map((a) => assetUrl(base, a)).filter(Boolean);
-  if (!assets.length) return null;
-  return {
-    id,
-    name: String(info.name || id),
-    icon: resolve(base, info.icon) || assets[0],
-    assets,
-  };
+  return pack(infoUrl.slice(0, infoUrl.lastIndexOf('/') + 1), info, id);
 }
 
-/** The packs, loaded once: [{id, name, icon, assets: [url…]}] (empty when none). */
+/** The packs, loaded once: [{id, name, icon, assets: [{url, title}…]}] (empty when none). */
 export function loadStickerPacks() {
   if (!loading) {
     loading = (async () => {
+      try {
+        const listed = await json('/sticker/packs');
+        const rows = (listed && listed.data && listed.data.rows) || [];
+        return rows.map((row) => pack(`${ROOT}${row.id}/`, row, row.id)).filter(Boolean);
+      } catch { /* no such endpoint: try the static index */ }
       let index;
       try { index = await json(`${ROOT}index.json`); } catch { return []; }
       const entries = Array.isArray(index) ? index : (index && (index.packs || index.rows)) || [];

@@ -461,9 +461,9 @@ export class ConversationView {
     const tabs = h('div', { class: 'pack-tabs', role: 'tablist', 'aria-label': 'Sticker packs' });
     const showPack = (pack) => {
       for (const tab of tabs.children) tab.setAttribute('aria-selected', tab.dataset.pack === pack.id ? 'true' : 'false');
-      grid.replaceChildren(...pack.assets.map((url) => h('button', {
-        type: 'button', class: 'sticker-choice', role: 'listitem', 'aria-label': `Send sticker ${url.split('/').pop()}`,
-        dataset: { url },
+      grid.replaceChildren(...pack.assets.map(({ url, title }) => h('button', {
+        type: 'button', class: 'sticker-choice', role: 'listitem', 'aria-label': `Send sticker: ${title}`,
+        title, dataset: { url },
         onclick: () => { if (this.conv) this.app.sendSticker(this.conv, url); this.closePickers(true); },
       }, h('img', { src: url, alt: '', loading: 'lazy', width: 72, height: 72 }))));
     };

@@ -10,11 +10,14 @@ export function showFieldError(form, name, message) {
   if (input && input.setAttribute) input.setAttribute('aria-invalid', message ? 'true' : 'false');
 }
 
+/** A short confirmation under the form; it goes away by itself after a while. */
 export function showOk(form, message) {
   const ok = form.querySelector('[data-ok]');
   if (!ok) return;
   ok.textContent = message;
   ok.hidden = !message;
+  clearTimeout(ok.hideTimer);
+  if (message) ok.hideTimer = setTimeout(() => { ok.hidden = true; }, 8000);
 }
 
 export function clearForm(form) {
