@@ -87,6 +87,8 @@ def test_add_a_friend_and_chat_both_ways_with_read_ticks(
     expect(pa.locator('#add-friend [data-ok]')).to_have_text("Bob is now your friend.")
     expect(pa).to_have_url(re.compile(f"#/u/{bob.id}$"))
     expect(pa.locator("#conv-title")).to_have_text("Bob")
+    expect(pa.locator("#conv-sub")).to_have_text("online")
+    expect(conversation_link(pa, "u", bob.id).locator(".avatar")).to_have_attribute("data-online", "true")
 
     send_text(pa, "Hi Bob 👋")
     mine = message(pa, "Hi Bob 👋")

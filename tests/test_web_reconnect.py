@@ -168,6 +168,7 @@ def test_a_lost_ack_means_a_resend_with_the_same_cid_and_one_message(
     # with the first message's id and dup, and stores nothing new.
     pa.evaluate("() => window.fastim.conn.open()")
     expect(once(pa, "Did you get this?")).to_have_attribute("data-status", re.compile("^(sent|read)$"))
+    pa.wait_for_function("() => window.acks.length > 0")  # the sync may have come first
     ack = pa.evaluate("() => window.acks[0]")
     lost = pa.evaluate("() => window.lostAck")
     assert (ack["cid"], ack["id"], ack["dup"]) == (lost["cid"], lost["id"], True)

@@ -152,6 +152,13 @@ export class App {
     if (this.ready) {
       for (const user of rows) if (!this.state.isFriend(user.id)) this.state.presenceUnknown.add(user.id);
     }
+    for (const user of rows) {
+      // A friend added since the last snapshot: the list's `online` is the best we know
+      // until a presence event comes.
+      if (typeof user.online === 'boolean' && this.state.presenceUnknown.has(user.id)) {
+        this.setOnline(user.id, user.online);
+      }
+    }
     this.state.friendIds = rows.map((u) => u.id);
     for (const user of rows) {
       this.state.users.set(user.id, user);
@@ -366,12 +373,16 @@ export class App {
       this.state.presenceUnknown.clear();
       this.onReady();
     } else {
-      this.state.presenceUnknown.delete(frame.userid);
-      if (frame.online) this.state.online.add(frame.userid);
-      else this.state.online.delete(frame.userid);
+      this.setOnline(frame.userid, Boolean(frame.online));
       if (frame.online && !this.state.isFriend(frame.userid)) this.refresh('friends');
     }
     this.invalidate('lists', 'conv');
+  }
+
+  setOnline(userid, online) {
+    this.state.presenceUnknown.delete(userid);
+    if (online) this.state.online.add(userid);
+    else this.state.online.delete(userid);
   }
 
   onReady() {

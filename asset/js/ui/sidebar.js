@@ -151,6 +151,7 @@ export class Sidebar {
           form.reset();
           showOk(form, `${friend.nickname} is now your friend.`);
           this.app.state.users.set(friend.id, friend);
+          if (typeof friend.online === 'boolean') this.app.setOnline(friend.id, friend.online);
           await this.app.refresh('friends');
           location.hash = `#/u/${friend.id}`;
         } catch (error) {
