@@ -9,15 +9,15 @@ import zlib
 
 import pytest
 
+from fastim.ws import InvalidHandshake, ProtocolError
 from fastim.ws.deflate import (
     DeflateOptions,
     ExtensionHeaderError,
     NegotiationError,
     PerMessageDeflate,
-    ProtocolError,
     accept_client_response,
     client_offer,
-    compression_options,
+    deflate_options,
     negotiate_server,
     parse_extensions,
 )
@@ -220,8 +220,6 @@ def test_negotiate_server_rejects_malformed_offer_with_400(offer: str) -> None:
 
 
 def test_negotiation_error_is_an_invalid_handshake() -> None:
-    from fastim.ws.deflate import InvalidHandshake
-
     assert issubclass(NegotiationError, InvalidHandshake)
 
 
@@ -337,13 +335,19 @@ def test_options_are_checked(kwargs: dict[str, int]) -> None:
         DeflateOptions(**kwargs)  # type: ignore[arg-type]
 
 
-def test_compression_options() -> None:
-    assert compression_options(None) is None
-    assert compression_options("deflate") == DeflateOptions()
+def test_deflate_options() -> None:
+    assert deflate_options(None, {"threshold": 0}) is None
+    assert deflate_options("deflate") == DeflateOptions()
+    assert deflate_options("deflate", {}) == DeflateOptions()
+    assert deflate_options("deflate", {"threshold": 0}) == DeflateOptions(threshold=0)
     custom = DeflateOptions(threshold=0, mem_level=9)
-    assert compression_options(custom) is custom
+    assert deflate_options("deflate", custom) is custom
     with pytest.raises(ValueError):
-        compression_options("gzip")
+        deflate_options("gzip")
+    with pytest.raises(TypeError):
+        deflate_options("deflate", {"window_bits": 10})
+    with pytest.raises(ValueError):
+        deflate_options("deflate", {"mem_level": 10})
 
 
 def test_options_reach_the_extension() -> None:

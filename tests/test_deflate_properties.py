@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastim.ws import ProtocolError
 from fastim.ws.deflate import (
     DeflateOptions,
     PerMessageDeflate,
-    ProtocolError,
     accept_client_response,
     client_offer,
     negotiate_server,

@@ -41,48 +41,12 @@ from __future__ import annotations
 
 import re
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from enum import IntEnum
+from typing import Any
 
-# --------------------------------------------------------------------------------------------
-# STAND-INS until the ws branch (issue 2) lands its exceptions.py and frames.py.
-# The names and signatures copy the ws helper's work in progress, so the real classes replace
-# these without any other change when the branches are merged.
-# --------------------------------------------------------------------------------------------
-try:
-    from fastim.ws.exceptions import InvalidHandshake, ProtocolError
-except ImportError:  # pragma: no cover - replaced at merge
-
-    class InvalidHandshake(Exception):  # type: ignore[no-redef]
-        """STAND-IN for fastim.ws.exceptions.InvalidHandshake."""
-
-        def __init__(self, status: int, reason: str, headers: Iterable[tuple[str, str]] = ()):
-            super().__init__(f"{status} {reason}")
-            self.status = status
-            self.reason = reason
-            self.headers = list(headers)
-
-    class ProtocolError(Exception):  # type: ignore[no-redef]
-        """STAND-IN for fastim.ws.exceptions.ProtocolError."""
-
-        def __init__(self, code: int, reason: str) -> None:
-            super().__init__(f"{int(code)} {reason}")
-            self.code = code
-            self.reason = reason
-
-
-try:
-    from fastim.ws.frames import CloseCode
-except ImportError:  # pragma: no cover - replaced at merge
-
-    class CloseCode(IntEnum):  # type: ignore[no-redef]
-        """STAND-IN for fastim.ws.frames.CloseCode (only the codes this module uses)."""
-
-        PROTOCOL_ERROR = 1002
-        INVALID_DATA = 1007
-        MESSAGE_TOO_BIG = 1009
-
+from fastim.ws.exceptions import InvalidHandshake, ProtocolError
+from fastim.ws.frames import CloseCode
 
 __all__ = [
     "EXTENSION_NAME",
@@ -91,7 +55,7 @@ __all__ = [
     "PerMessageDeflate",
     "NegotiationError",
     "ExtensionHeaderError",
-    "compression_options",
+    "deflate_options",
     "parse_extensions",
     "negotiate_server",
     "client_offer",
@@ -186,19 +150,24 @@ class DeflateOptions:
             raise ValueError(f"threshold must be 0 or more, not {self.threshold}")
 
 
-def compression_options(compression: object) -> DeflateOptions | None:
-    """Turn the `compression=` option of serve()/connect() into DeflateOptions or None.
+def deflate_options(
+    compression: str | None, settings: Mapping[str, Any] | DeflateOptions | None = None
+) -> DeflateOptions | None:
+    """The DeflateOptions that serve()/connect()'s `compression=` and `compression_options=`
+    ask for, or None when compression is off.
 
-    `"deflate"` means the defaults, a `DeflateOptions` is used as given, None turns
-    compression off.
+    `compression` is "deflate" or None; `settings` is a DeflateOptions or a dict of its
+    fields, e.g. `{"threshold": 0, "client_no_context_takeover": True}`. Raises ValueError
+    for another compression and TypeError for a field DeflateOptions does not have, so that
+    serve() and connect() refuse bad options at once.
     """
     if compression is None:
         return None
-    if compression == "deflate":
-        return DeflateOptions()
-    if isinstance(compression, DeflateOptions):
-        return compression
-    raise ValueError(f'compression must be "deflate", a DeflateOptions or None, not {compression!r}')
+    if compression != "deflate":
+        raise ValueError(f"unknown compression {compression!r}; use 'deflate' or None")
+    if isinstance(settings, DeflateOptions):
+        return settings
+    return DeflateOptions(**(settings or {}))
 
 
 # --------------------------------------------------------------------------------------------
