@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 import tracemalloc
 import zlib
 
@@ -526,9 +527,12 @@ def test_the_limit_counts_the_whole_message_across_frames() -> None:
         assert len(receiver.decompress(PerMessageDeflate().compress(b"b" * 3000), True, 3000)) == 3000
 
 
-def test_no_limit_when_max_size_is_none() -> None:
+def test_no_limit_when_max_size_is_none_or_huge() -> None:
     message = bytes(5 << 20)
-    assert PerMessageDeflate().decompress(PerMessageDeflate().compress(message), True, None) == message
+    payload = PerMessageDeflate().compress(message)
+    assert PerMessageDeflate().decompress(payload, True, None) == message
+    # The ws core says "no limit" with sys.maxsize; zlib must not see sys.maxsize + 1.
+    assert PerMessageDeflate().decompress(payload, True, sys.maxsize) == message
 
 
 @pytest.fixture(scope="module")

@@ -456,6 +456,19 @@ def test_fastim_to_fastim(server_options: Options, client_options: Options) -> N
     run(main())
 
 
+def test_fastim_without_a_size_limit() -> None:
+    async def main() -> None:
+        async with (
+            serve(echo, "127.0.0.1", 0, max_size=None) as server,
+            connect(f"ws://127.0.0.1:{server.port}/", max_size=None) as client,
+        ):
+            for message in MESSAGES:
+                await client.send(message)
+                assert await client.recv() == message
+
+    run(main())
+
+
 def test_fastim_client_closed_with_1009_by_a_fastim_server() -> None:
     async def main() -> None:
         async with (

@@ -40,6 +40,7 @@ while that side's message is being processed.
 from __future__ import annotations
 
 import re
+import sys
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -633,7 +634,9 @@ class PerMessageDeflate:
                 self._decompressor = zlib.decompressobj(wbits=-self.remote_max_window_bits)
             # Never ask zlib for more than one byte past the limit: enough to know the
             # message is too big, without inflating the rest of a bomb.
+            # (zlib takes a C ssize_t: a caller's "no limit" of sys.maxsize must not overflow.)
             budget = 0 if max_size is None else max_size - self._message_inflated_bytes + 1
+            budget = min(budget, sys.maxsize)
             try:
                 piece = self._decompressor.decompress(data, budget)
             except zlib.error as exc:
