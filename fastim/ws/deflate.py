@@ -32,6 +32,11 @@ prints them with `pytest -s`):
     zlib's own defaults (window bits 15, mem_level 8)                        301 KiB
     no_context_takeover both ways, between messages                         0.1 KiB
 
+What the memory buys, on 2000 chat messages in fastIM's JSON format (167 bytes on average):
+83% of the bytes saved with the defaults, 86% with zlib's defaults (window 15, mem_level 8;
+mem_level alone makes no difference at this size), 72% with window 9 and mem_level 1, and
+31% without context takeover, where every message is compressed on its own.
+
 zlib allocates lazily here: a connection that never sends or receives a compressed message
 costs nothing, and with no_context_takeover the compressor/decompressor of a side exists only
 while that side's message is being processed.
@@ -123,7 +128,8 @@ class DeflateOptions:
         Client: the window its compressor uses, offered as a hint (default 12).
     `mem_level` (1-9)
         zlib's memory level for the compressor (hash table and output buffer): 5 by default,
-        16 KiB instead of zlib's 128 KiB for level 8, for a few percent of ratio.
+        16 KiB instead of the 128 KiB of zlib's default 8, with no loss of ratio measured
+        on chat-sized messages.
     `level` (0-9, or -1 for zlib's default)
         zlib's compression level.
     `threshold`
