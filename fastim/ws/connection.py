@@ -50,7 +50,9 @@ class Options:
     ping_timeout: float | None = 20.0  # fail with 1011 if its pong takes longer
     close_timeout: float = 10.0  # longest wait for the close handshake and TCP close
     open_timeout: float | None = 10.0  # longest wait for the opening handshake
-    compression: str | None = None  # "deflate" for permessage-deflate (RFC 7692)
+    # permessage-deflate (RFC 7692), on by default as browsers expect; None turns it off.
+    compression: str | None = "deflate"
+    # fields of fastim.ws.deflate.DeflateOptions, e.g. {"threshold": 0}
     compression_options: dict[str, Any] = field(default_factory=dict)
     on_frame: FrameHook | None = None
 
