@@ -494,3 +494,31 @@ def test_unknown_options_fail_at_once() -> None:
     with pytest.raises(TypeError):
         connect("ws://127.0.0.1:9/", compression_options={"level": 1, "window": 9})
 
+
+
+def test_core_incompressible_message_of_exactly_max_size_fits_on_the_wire() -> None:
+    # Deflate makes random bytes a little longer (stored blocks); a message of exactly
+    # max_size must still be accepted, one byte more refused, compressed or not.
+    size = 50_000
+    for memory in (1, 8):
+        sender = PerMessageDeflate(mem_level=memory) if memory != 8 else PerMessageDeflate()
+        payload = os.urandom(size)
+        wire = sender.compress(payload)
+        assert len(wire) > size
+        core = WebSocketProtocol(Role.SERVER, max_size=size, extension=PerMessageDeflate())
+        [message] = core.receive_data(client_frame(Frame(Opcode.BINARY, wire, rsv1=True)))
+        assert isinstance(message, Message) and message.data == payload
+    core = WebSocketProtocol(Role.SERVER, max_size=size, extension=PerMessageDeflate())
+    too_big = PerMessageDeflate().compress(os.urandom(size + 1))
+    [failure] = core.receive_data(client_frame(Frame(Opcode.BINARY, too_big, rsv1=True)))
+    assert isinstance(failure, ProtocolFailure)
+    assert failure.error.code == CloseCode.MESSAGE_TOO_BIG
+    # An uncompressed message on a compressing connection keeps the plain limit,
+    # unfragmented or fragmented.
+    for frames in ([Frame(Opcode.BINARY, bytes(size + 1))],
+                   [Frame(Opcode.BINARY, bytes(size), fin=False),
+                    Frame(Opcode.CONTINUATION, b"x")]):
+        core = WebSocketProtocol(Role.SERVER, max_size=size, extension=PerMessageDeflate())
+        events = core.receive_data(b"".join(map(client_frame, frames)))
+        assert isinstance(events[-1], ProtocolFailure)
+        assert events[-1].error.code == CloseCode.MESSAGE_TOO_BIG

@@ -173,7 +173,9 @@ class WebSocketProtocol:
         self.on_frame = on_frame
         self._mask_key = mask_key if role is Role.CLIENT else None
         # §5.1: a server must receive masked frames, a client unmasked ones.
-        self._decoder = FrameDecoder(expect_masked=role is Role.SERVER, max_data_length=max_size)
+        self._decoder = FrameDecoder(
+            expect_masked=role is Role.SERVER, max_data_length=self._wire_limit()
+        )
         self._outgoing = bytearray()  # automatic replies (pongs) for data_to_send()
 
         # The data message being received (§5.4). Text is checked and decoded as it
@@ -303,6 +305,8 @@ class WebSocketProtocol:
             )
         elif frame.fin and not frame.rsv1 and not self._validated:
             # The common case, an unfragmented uncompressed message (§5.4): no pieces.
+            if self.extension is not None:
+                self._check_size(len(frame.payload), self.max_size)
             if opcode is Opcode.TEXT:
                 try:
                     events.append(Message(frame.payload.decode("utf-8")))
@@ -320,7 +324,10 @@ class WebSocketProtocol:
         if self.max_size is not None:
             # What the rest of this message may still add (§10.4); checked by the decoder
             # on each next header, before the payload is buffered.
-            self._decoder.max_data_length = self.max_size - self._message_size
+            budget = self._wire_limit() if self._message_compressed else self.max_size
+            assert budget is not None
+            self._check_size(self._message_size, budget)
+            self._decoder.max_data_length = budget - self._message_size
         if self._message_compressed:
             assert self.extension is not None
             limit = _NO_LIMIT if self.max_size is None else self.max_size
@@ -385,7 +392,24 @@ class WebSocketProtocol:
         self._binary_parts = []
         self._utf8 = None
         self._validated = 0
-        self._decoder.max_data_length = self.max_size
+        self._decoder.max_data_length = self._wire_limit()
+
+    def _wire_limit(self) -> int | None:
+        """The most bytes a message may take on the wire: max_size, or, with a compression
+        extension, max_size plus deflate's worst-case growth of incompressible data, so
+        that a message of exactly max_size always fits. The growth is zlib's conservative
+        deflateBound, valid for any window and memory level a peer may use (small memory
+        levels emit many small stored blocks, 5 bytes of header each). The inflated size
+        is held to max_size by the extension itself."""
+        size = self.max_size
+        if size is None or self.extension is None:
+            return size
+        return size + ((size + 7) >> 3) + ((size + 63) >> 6) + 11
+
+    @staticmethod
+    def _check_size(size: int, limit: int | None) -> None:
+        if limit is not None and size > limit:
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
 
     # -- sending -------------------------------------------------------------------------
 
