@@ -37,7 +37,9 @@ def format_frame(connection: Connection, direction: str, frame: Frame) -> str:
     peer = connection.remote_address
     where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
     payload = frame.payload
-    shown = repr(payload[:TRACE_PAYLOAD_BYTES]) + ("..." if len(payload) > TRACE_PAYLOAD_BYTES else "")
+    shown = repr(payload[:TRACE_PAYLOAD_BYTES]) + (
+        "..." if len(payload) > TRACE_PAYLOAD_BYTES else ""
+    )
     return (
         f"{where} {direction} FIN={int(frame.fin)} "
         f"RSV={int(frame.rsv1)}{int(frame.rsv2)}{int(frame.rsv3)} {frame.opcode.name} "
@@ -84,18 +86,27 @@ async def _serve_echo(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m fastim.ws", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fastim.ws",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     echo_cmd = commands.add_parser("echo", help="run a WebSocket echo server")
     echo_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     echo_cmd.add_argument("--port", type=int, default=9001, help="port (0: any free port)")
     echo_cmd.add_argument(
-        "--max-size", type=int, default=2**20, metavar="BYTES",
+        "--max-size",
+        type=int,
+        default=2**20,
+        metavar="BYTES",
         help="largest message accepted (default 1 MiB); larger ones close with 1009",
     )
     echo_cmd.add_argument(
-        "--ping-interval", type=float, default=20.0, metavar="SECONDS",
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
         help="ping an idle client after this long (0: never; default 20)",
     )
     echo_cmd.add_argument("--trace", action="store_true", help="print every frame")
@@ -111,5 +122,5 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - run as a program in test_ws_cli
     sys.exit(main())

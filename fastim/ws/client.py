@@ -133,9 +133,7 @@ class _ClientHandshake(asyncio.Protocol):
         except InvalidHandshake as error:
             self._fail(error)
             return
-        core = WebSocketProtocol(
-            Role.CLIENT, max_size=self._options.max_size, extension=extension
-        )
+        core = WebSocketProtocol(Role.CLIENT, max_size=self._options.max_size, extension=extension)
         connection = Connection(
             core,
             self._options,
@@ -153,8 +151,8 @@ class _ClientHandshake(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         if not self.done.done():
             self.done.set_exception(error)
-        if self._transport is not None:
-            self._transport.close()
+        assert self._transport is not None
+        self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(InvalidHandshake(0, "connection closed during the opening handshake"))
@@ -221,4 +219,6 @@ def connect(uri: str, **options: Any) -> _Connect:
     connect, InvalidHandshake when the server refuses or answers wrongly, TimeoutError
     after `open_timeout`. `options` are those of ClientOptions; see docs/library.md.
     """
-    return _Connect(uri, ClientOptions(**options))
+    settings = ClientOptions(**options)
+    _accepter(settings)  # fail now on an unknown compression
+    return _Connect(uri, settings)

@@ -173,9 +173,7 @@ class WebSocketProtocol:
         self.on_frame = on_frame
         self._mask_key = mask_key if role is Role.CLIENT else None
         # §5.1: a server must receive masked frames, a client unmasked ones.
-        self._decoder = FrameDecoder(
-            expect_masked=role is Role.SERVER, max_data_length=max_size
-        )
+        self._decoder = FrameDecoder(expect_masked=role is Role.SERVER, max_data_length=max_size)
         self._outgoing = bytearray()  # automatic replies (pongs) for data_to_send()
 
         # The data message being received (§5.4). Text is checked and decoded as it
@@ -215,26 +213,38 @@ class WebSocketProtocol:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+    def receive_data(
+        self, data: bytes | bytearray | memoryview, *, max_messages: int | None = None
+    ) -> list[Event]:
         """Feed bytes read from the connection; return the events they complete.
 
         Never raises for anything the peer sends: a violation becomes a ProtocolFailure
         event (the last one), and everything after it is ignored.
+
+        With `max_messages`, parsing stops after that many Message events and the rest
+        stays buffered until the next call (which may feed b""): a host with a bounded
+        queue of messages takes no more than it has room for.
         """
         events: list[Event] = []
         if not self.receiving:
             return events  # §5.5.1: nothing after a close frame is processed
         decoder = self._decoder
         decoder.feed(data)
+        messages = 0
         try:
-            while (frame := decoder.next_frame()) is not None:
+            while max_messages is None or messages < max_messages:
+                frame = decoder.next_frame()
+                if frame is None:
+                    self._check_partial_text()
+                    break
                 if self.on_frame is not None:
                     self.on_frame("recv", frame)
+                count = len(events)
                 self._receive_frame(frame, events)
+                if len(events) > count and type(events[-1]) is Message:
+                    messages += 1
                 if self.close_received is not None:
                     break
-            else:
-                self._check_partial_text()
         except ProtocolError as error:
             self.failure = error
             events.append(ProtocolFailure(error))
