@@ -1,0 +1,45 @@
+"""fastim.http: a hand-written HTTP/1.1 server layer on asyncio.
+
+* `parser` - the sans-I/O request parser (bytes in, events out);
+* `server` - the asyncio protocol and `Server` (timeouts, keep-alive, shutdown);
+* `router`, `request`, `response`, `body`, `static` - what handlers see.
+
+See docs/http.md for the API, the limits and their defaults.
+"""
+
+from .body import UploadedFile
+from .errors import HTTPError
+from .headers import Headers
+from .parser import RequestParser
+from .request import Request, State
+from .response import (
+    Response,
+    error_response,
+    html_response,
+    json_response,
+    redirect,
+    text_response,
+)
+from .router import Router
+from .server import Limits, Server, serve
+from .static import StaticFiles
+
+__all__ = [
+    "HTTPError",
+    "Headers",
+    "Limits",
+    "Request",
+    "RequestParser",
+    "Response",
+    "Router",
+    "Server",
+    "State",
+    "StaticFiles",
+    "UploadedFile",
+    "error_response",
+    "html_response",
+    "json_response",
+    "redirect",
+    "serve",
+    "text_response",
+]

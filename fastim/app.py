@@ -1,0 +1,131 @@
+"""The chat app: `create_app(config)` wires the router, templates, handlers and hooks.
+
+Handler modules are the modules of the `fastim.handlers` package; each exposes
+``register(router, app)`` and is registered in name order.  Start-up and shut-down
+work (opening the store, starting the bus) goes in the `on_startup` / `on_shutdown`
+hook lists: ``async def hook(app) -> None``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import pkgutil
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import jinja2
+
+import fastim.handlers
+from fastim.config import Config
+from fastim.http import Response, Router, Server
+
+logger = logging.getLogger("fastim.app")
+
+Hook = Callable[["App"], Awaitable[None]]
+
+
+class App:
+    """The running application: configuration, router, templates, store and server."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.router = Router()
+        self.templates = jinja2.Environment(
+            loader=jinja2.FileSystemLoader(str(config.views_dir)),
+            autoescape=True,  # every template, whatever its extension
+            auto_reload=False,
+        )
+        #: The storage object from ``fastim.store.open_store`` once started (None when
+        #: the store package is absent).
+        self.store: Any = None
+        #: Awaited in order by `start()`, before the server listens.
+        self.on_startup: list[Hook] = []
+        #: Awaited in reverse order by `stop()`, after the server has shut down.
+        self.on_shutdown: list[Hook] = []
+        self.server: Server | None = None
+
+    def render(self, template: str, status: int = 200, **context: Any) -> Response:
+        """Render a template from views/ as an HTML response."""
+        html = self.templates.get_template(template).render(app=self, **context)
+        return Response(html, status, content_type="text/html")
+
+    @property
+    def url(self) -> str:
+        """The URL to open in a browser (known once started)."""
+        host = self.config.host
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        elif ":" in host:
+            host = f"[{host}]"
+        port = self.server.port if self.server is not None else self.config.port
+        return f"http://{host}:{port}/"
+
+    async def start(self) -> None:
+        """Run the start-up hooks, then listen."""
+        config = self.config
+        config.data_dir.mkdir(parents=True, exist_ok=True)
+        config.resource_dir.mkdir(parents=True, exist_ok=True)
+        for hook in self.on_startup:
+            await hook(self)
+        self.server = Server(
+            self.router, limits=config.limits, app=self, tmp_dir=config.upload_tmp_dir
+        )
+        await self.server.start(config.host, config.port)
+
+    async def stop(self) -> None:
+        """Graceful shutdown: stop accepting, close WebSockets with 1001, let in-flight
+        requests finish, then run the shut-down hooks (last registered first)."""
+        if self.server is not None:
+            await self.server.shutdown()
+        for hook in reversed(self.on_shutdown):
+            try:
+                await hook(self)
+            except Exception:
+                logger.exception("shut-down hook %r failed", hook)
+
+
+async def open_store(app: App) -> None:
+    """Start-up hook: open the store when the `fastim.store` package exists."""
+    try:
+        from fastim.store import open_store as open_store_impl  # type: ignore[import-not-found]
+    except ModuleNotFoundError as exc:
+        if exc.name != "fastim.store":
+            raise
+        logger.warning("fastim.store is not available: running without a database")
+        return
+    app.store = await open_store_impl(app.config.database_url, pool_size=8)
+
+
+async def close_store(app: App) -> None:
+    """Shut-down hook: close the store if it was opened."""
+    if app.store is not None:
+        store, app.store = app.store, None
+        await store.close()
+
+
+def handler_modules() -> list[str]:
+    """Names of the handler modules: every public module of `fastim.handlers`."""
+    return sorted(
+        f"{fastim.handlers.__name__}.{info.name}"
+        for info in pkgutil.iter_modules(fastim.handlers.__path__)
+        if not info.name.startswith("_")
+    )
+
+
+def create_app(config: Config | None = None) -> App:
+    """Build the app: static mounts, the store hooks, and every handler module."""
+    config = config or Config()
+    app = App(config)
+    app.router.static("/asset/", config.asset_dir)
+    # Uploaded files never change once written: clients may keep them a day.
+    app.router.static("/resource/", config.resource_dir, cache_control="public, max-age=86400")
+    app.on_startup.append(open_store)
+    app.on_shutdown.append(close_store)
+    for name in handler_modules():
+        module = importlib.import_module(name)
+        register = getattr(module, "register", None)
+        if register is None:
+            raise RuntimeError(f"handler module {name} has no register(router, app)")
+        register(app.router, app)
+    return app

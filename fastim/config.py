@@ -1,0 +1,104 @@
+"""The app's configuration: command-line flags with FASTIM_* environment fallbacks."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from fastim.http import Limits
+
+#: The checkout the package runs from (asset/ and views/ live beside fastim/).
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _project_path(name: str) -> Path:
+    candidate = PROJECT_DIR / name
+    return candidate if candidate.is_dir() else Path.cwd() / name
+
+
+@dataclass
+class Config:
+    """Everything `fastim serve` needs to know.
+
+    `db` and `redis` are URLs; an empty `db` means SQLite in `data_dir`, an empty
+    `redis` means the in-process message bus.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = 8081
+    db: str = ""
+    redis: str = ""
+    data_dir: Path = Path("data")
+    #: Uploaded files, served under /resource/.
+    resource_dir: Path = Path("resource")
+    #: Static files (js, css, emoji), served under /asset/.
+    asset_dir: Path = field(default_factory=lambda: _project_path("asset"))
+    #: jinja2 templates.
+    views_dir: Path = field(default_factory=lambda: _project_path("views"))
+    access_log: bool = True
+    limits: Limits = field(default_factory=Limits)
+
+    @property
+    def database_url(self) -> str:
+        """`db`, or the SQLite file ``<data_dir>/fastim.db`` as an absolute
+        ``sqlite:////abs/path`` URL (three slashes, then the absolute path)."""
+        if self.db:
+            return self.db
+        return "sqlite:///" + str((self.data_dir / "fastim.db").resolve())
+
+    @property
+    def upload_tmp_dir(self) -> Path:
+        """Where multipart uploads are written while they arrive."""
+        return self.data_dir / "tmp"
+
+
+def add_serve_arguments(
+    parser: argparse.ArgumentParser, environ: Mapping[str, str] | None = None
+) -> None:
+    """Add the `serve` flags, each defaulting to its FASTIM_* environment variable."""
+    env = os.environ if environ is None else environ
+    defaults = Config()
+    parser.add_argument("--host", default=env.get("FASTIM_HOST", defaults.host),
+                        help="address to listen on (FASTIM_HOST, default %(default)s)")
+    parser.add_argument("--port", type=int, default=_env_int(env, "FASTIM_PORT", defaults.port),
+                        help="port to listen on, 0 for any free port "
+                             "(FASTIM_PORT, default %(default)s)")
+    parser.add_argument("--db", default=env.get("FASTIM_DB", ""),
+                        help="database URL, e.g. mysql://root:@127.0.0.1:3306/fastim "
+                             "(FASTIM_DB, default: SQLite file in the data dir)")
+    parser.add_argument("--redis", default=env.get("FASTIM_REDIS", ""),
+                        help="Redis URL for the message bus, e.g. redis://127.0.0.1:6379/0 "
+                             "(FASTIM_REDIS, default: in-process)")
+    parser.add_argument("--data-dir", type=Path,
+                        default=Path(env.get("FASTIM_DATA_DIR", str(defaults.data_dir))),
+                        help="directory for the SQLite file and temporary uploads "
+                             "(FASTIM_DATA_DIR, default %(default)s)")
+    parser.add_argument("--resource-dir", type=Path,
+                        default=Path(env.get("FASTIM_RESOURCE_DIR", str(defaults.resource_dir))),
+                        help="directory of uploaded files (FASTIM_RESOURCE_DIR, "
+                             "default %(default)s)")
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    """A Config from parsed `serve` arguments."""
+    return Config(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        redis=args.redis,
+        data_dir=args.data_dir,
+        resource_dir=args.resource_dir,
+    )
+
+
+def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, not {value!r}") from None
