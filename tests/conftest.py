@@ -43,3 +43,7 @@ def mysql_addr() -> tuple[str, int]:
 def redis_addr() -> tuple[str, int]:
     require_service("Redis", REDIS_ADDR)
     return REDIS_ADDR
+
+
+# The store's fixtures (both database backends) live in their own module.
+pytest_plugins = ["tests.store_fixtures"]

@@ -1,0 +1,253 @@
+"""Friends and groups (fastIM's ``/contact/*``), on top of the store.
+
+Every method acts as ``user`` -- the caller the token identified -- and validates its
+``values``. Rules that concurrency could break (one friendship per pair, unique group
+names, the per-owner group limit, "the owner cannot leave") are decided inside the
+store's transactions; this layer only turns their verdicts into statuses and messages.
+
+The chat hub keeps friend and member sets in memory; it learns of every change through
+:meth:`Contacts.subscribe`, called after the change is committed.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from fastim.accounts import fields
+from fastim.errors import AppError, bad_request, conflict, forbidden, not_found
+from fastim.store import Community, Duplicate, Member, Missing, Page, Refused, Store, User
+
+log = logging.getLogger(__name__)
+
+COMMUNITY_LIMIT = 5  # groups one user may own (issue 5: default 5, configurable)
+
+
+@dataclass(frozen=True)
+class FriendAdded:
+    """``user_id`` and ``friend_id`` are now friends (both ways)."""
+
+    user_id: int
+    friend_id: int
+
+
+@dataclass(frozen=True)
+class MemberJoined:
+    """``user_id`` joined ``community_id`` (also sent for the owner of a new group)."""
+
+    community_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
+class MemberLeft:
+    """``user_id`` left ``community_id``."""
+
+    community_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
+class CommunityDissolved:
+    """``community_id`` no longer exists; ``member_ids`` were its members."""
+
+    community_id: int
+    member_ids: tuple[int, ...]
+
+
+ContactEvent = FriendAdded | MemberJoined | MemberLeft | CommunityDissolved
+
+
+class Contacts:
+    """Friendships and communities."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        community_limit: int = COMMUNITY_LIMIT,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.community_limit = community_limit
+        self.clock = clock
+        self._listeners: list[Callable[[ContactEvent], None]] = []
+
+    def subscribe(self, listener: Callable[[ContactEvent], None]) -> None:
+        """Call ``listener(event)`` after each committed change (on the event loop)."""
+        self._listeners.append(listener)
+
+    def _emit(self, event: ContactEvent) -> None:
+        for listener in self._listeners:
+            try:
+                listener(event)
+            except Exception:  # a listener's bug must not turn a committed change into a 500
+                log.exception("contact event listener failed on %r", event)
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    # --- friends -------------------------------------------------------------------------
+
+    async def add_friend(self, user: User, values: Mapping[str, Any]) -> User:
+        """Befriend a user given by ``dstid`` (id) or ``dstname`` / ``mobile`` (number).
+
+        Mutual and immediate, as in fastIM. 400 for yourself, 404 for nobody, 409 if already.
+        """
+        friend = await self._target_user(values)
+        if friend.id == user.id:
+            raise bad_request("you cannot add yourself as a friend")
+        try:
+            await self.store.add_friendship(user.id, friend.id, now=self._now())
+        except Duplicate:
+            raise conflict("you are already friends") from None
+        except Missing:
+            raise not_found("no such user") from None
+        self._emit(FriendAdded(user.id, friend.id))
+        return friend
+
+    async def _target_user(self, values: Mapping[str, Any]) -> User:
+        dstid = fields.identifier(values, "dstid")
+        if dstid is not None:
+            found = await self.store.get_user(dstid)
+        else:
+            name = "dstname" if values.get("dstname") not in (None, "") else "mobile"
+            if values.get(name) in (None, ""):
+                raise bad_request("dstid or dstname (a mobile number) is required")
+            found = await self.store.get_user_by_mobile(fields.mobile(values, name))
+        if found is None:
+            raise not_found("no such user")
+        return found
+
+    async def load_friends(self, user: User, values: Mapping[str, Any]) -> Page[User]:
+        """One page (``pagefrom``, ``pagesize``) of the caller's friends."""
+        offset, limit = fields.page(values)
+        return await self.store.list_friends(user.id, offset, limit)
+
+    # --- communities ---------------------------------------------------------------------
+
+    async def create_community(self, user: User, values: Mapping[str, Any]) -> Community:
+        """Create a group (``name``, optional ``icon``, ``memo``, ``cate``); return it.
+
+        409 when the name is taken or the caller already owns ``community_limit`` groups.
+        """
+        name = fields.text(
+            values, "name", min_len=1, max_len=fields.COMMUNITY_NAME_MAX, required=True
+        )
+        icon = fields.local_url(values, "icon") or ""
+        memo = fields.memo(values) or ""
+        cate = fields.integer(values, "cate", minimum=0, maximum=255, default=1)
+        try:
+            community = await self.store.create_community(
+                user.id,
+                name,
+                icon=icon,
+                memo=memo,
+                cate=cate,
+                limit=self.community_limit,
+                now=self._now(),
+            )
+        except Duplicate:
+            raise conflict("a group with this name already exists") from None
+        except Refused:
+            raise conflict(
+                f"you already own {self.community_limit} groups, the most one user may own;"
+                " dissolve or hand over one first"
+            ) from None
+        except Missing:
+            raise not_found("no such user") from None
+        self._emit(MemberJoined(community.id, user.id))
+        return community
+
+    async def _target_community(self, values: Mapping[str, Any]) -> Community:
+        dstid = fields.identifier(values, "dstid")
+        if dstid is not None:
+            found = await self.store.get_community(dstid)
+        else:
+            if values.get("dstname") in (None, ""):
+                raise bad_request("dstid or dstname (a group name) is required")
+            name = fields.text(
+                values, "dstname", min_len=1, max_len=fields.COMMUNITY_NAME_MAX, required=True
+            )
+            found = await self.store.get_community_by_name(name)
+        if found is None:
+            raise not_found("no such group")
+        return found
+
+    async def join_community(self, user: User, values: Mapping[str, Any]) -> Community:
+        """Join a group by ``dstname`` (its name, as fastIM) or ``dstid``; 409 if a member."""
+        community = await self._target_community(values)
+        try:
+            await self.store.add_member(community.id, user.id, now=self._now())
+        except Duplicate:
+            raise conflict("you are already a member of this group") from None
+        except Missing:
+            raise not_found("no such group") from None
+        self._emit(MemberJoined(community.id, user.id))
+        return community
+
+    async def leave_community(self, user: User, values: Mapping[str, Any]) -> Community:
+        """Leave a group. Its owner cannot (409): hand it over or dissolve it first."""
+        community = await self._target_community(values)
+        try:
+            await self.store.remove_member(community.id, user.id)
+        except Missing:
+            raise not_found("no such group") from None
+        except Refused as r:
+            if r.reason == "owner_cannot_leave":
+                raise conflict(
+                    "the owner cannot leave the group: hand it over to another member"
+                    " (/contact/transfercommunity) or dissolve it (/contact/dissolvecommunity)"
+                ) from None
+            raise conflict("you are not a member of this group") from None
+        self._emit(MemberLeft(community.id, user.id))
+        return community
+
+    async def dissolve_community(self, user: User, values: Mapping[str, Any]) -> Community:
+        """Delete a group and all its memberships; only its owner may (403)."""
+        community = await self._target_community(values)
+        try:
+            members = await self.store.dissolve_community(community.id, user.id)
+        except Missing:
+            raise not_found("no such group") from None
+        except Refused:
+            raise forbidden("only the group's owner may dissolve it") from None
+        self._emit(CommunityDissolved(community.id, tuple(members)))
+        return community
+
+    async def transfer_community(self, user: User, values: Mapping[str, Any]) -> Community:
+        """Make member ``ownerid`` the group's owner (owner only); the caller stays a member."""
+        community = await self._target_community(values)
+        new_owner = fields.identifier(values, "ownerid")
+        if new_owner is None:
+            raise bad_request("ownerid (the new owner's user id) is required")
+        try:
+            return await self.store.transfer_community(
+                community.id, user.id, new_owner, limit=self.community_limit
+            )
+        except Missing:
+            raise not_found("no such group") from None
+        except Refused as r:
+            raise {
+                "not_owner": forbidden("only the group's owner may hand it over"),
+                "not_member": conflict("the new owner must be a member of the group"),
+                "community_limit": conflict(
+                    f"the new owner already owns {self.community_limit} groups"
+                ),
+            }.get(r.reason, AppError(409, r.reason)) from None
+
+    async def community_members(self, user: User, values: Mapping[str, Any]) -> Page[Member]:
+        """One page of a group's members (owner first); only for its members (403)."""
+        community = await self._target_community(values)
+        offset, limit = fields.page(values)
+        if not await self.store.is_member(community.id, user.id):
+            raise forbidden("only members can see who is in the group")
+        return await self.store.list_members(community.id, offset, limit)
+
+    async def load_communities(self, user: User, values: Mapping[str, Any]) -> Page[Community]:
+        """One page of the groups the caller belongs to."""
+        offset, limit = fields.page(values)
+        return await self.store.list_user_communities(user.id, offset, limit)

@@ -1,0 +1,176 @@
+"""Token authentication for the REST API, and the life cycle of the account services.
+
+Who is calling is decided by the token alone (fastIM trusted a ``userid`` parameter):
+
+* ``Authorization: Bearer <token>`` (RFC 6750 §2.1), for API clients;
+* the ``fastim_token`` cookie (HttpOnly, SameSite=Lax) set by ``/user/login``, for the
+  web client. SameSite=Lax keeps the cookie off cross-site POSTs, and every endpoint that
+  changes something is POST-only, so a foreign page cannot act with it (CSRF).
+
+No token, or an unknown, revoked or expired one -> 401 with ``WWW-Authenticate: Bearer``
+(RFC 6750 §3). A ``userid`` in the request naming someone else -> 403.
+
+This module is a handler module without routes: its ``register`` adds the start-up hook
+that builds ``app.accounts`` and ``app.contacts`` over ``app.store`` (opened by the app's
+own hook, which runs first) and the shut-down hook that stops them. Other handler modules
+(the chat hub's) use :func:`request_token`, :func:`authenticated_user` and :func:`endpoint`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+from fastim.accounts import Accounts, Contacts
+from fastim.accounts.contacts import COMMUNITY_LIMIT
+from fastim.accounts.fields import caller_matches
+from fastim.errors import AppError
+from fastim.handlers.views import SESSION_COOKIE
+from fastim.http import HTTPError, Request, Response, Router, json_response
+from fastim.store import User
+
+log = logging.getLogger(__name__)
+
+#: How often expired tokens are swept from the database.
+PURGE_INTERVAL = 3600.0
+
+Endpoint = Callable[[Request, dict[str, Any], Any], Awaitable[Any]]
+
+
+def request_token(request: Request) -> str | None:
+    """The token a request presents: the Bearer credentials, else the session cookie.
+
+    An Authorization field that is not ``Bearer <token>`` yields "" (refused, and the
+    cookie is not consulted: the client said explicitly how it authenticates).
+    """
+    header = request.headers.get("authorization")
+    if header is not None:
+        scheme, _, credentials = header.strip().partition(" ")
+        if scheme.lower() != "bearer":
+            return ""
+        return credentials.strip()
+    return request.cookies.get(SESSION_COOKIE) or None
+
+
+def to_http_error(error: AppError) -> HTTPError:
+    """The HTTP layer's error for a domain error (status, message, Retry-After...)."""
+    headers = error.headers()
+    if error.status == 401:
+        headers.append(("WWW-Authenticate", 'Bearer realm="fastim"'))
+    return HTTPError(error.status, error.message, headers)
+
+
+def services(app: Any) -> tuple[Accounts, Contacts]:
+    """The running app's account services (503 while the store is not open)."""
+    accounts = getattr(app, "accounts", None)
+    contacts = getattr(app, "contacts", None)
+    if accounts is None or contacts is None:
+        raise HTTPError(503, "the account service is not running")
+    return accounts, contacts
+
+
+async def authenticated_user(request: Request, app: Any) -> User:
+    """The user the request's token belongs to; 401 without a valid token.
+
+    Also stores ``request.state.user`` and ``request.state.token``.
+    """
+    accounts, _ = services(app)
+    token = request_token(request)
+    if token is None:
+        raise to_http_error(AppError(401, "login required: send the token from /user/login"))
+    user = await accounts.authenticate(token)
+    if user is None:
+        error = to_http_error(AppError(401, "the token is invalid or has expired: log in again"))
+        if request.headers.get("authorization") is None:
+            # A stale session cookie: drop it, so the web client goes back to the login
+            # page instead of presenting it again.
+            error.headers.append((
+                "Set-Cookie", f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
+            ))
+        raise error
+    request.state.user = user
+    request.state.token = token
+    return user
+
+
+def endpoint(
+    app: Any, *, auth: bool = True, status: int = 200
+) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
+    """Turn ``async def fn(request, values, user) -> data`` into a route handler.
+
+    The handler authenticates (unless ``auth=False``; then ``user`` is None), checks that a
+    ``userid`` in the request is the caller's own, reads the merged request values, and
+    answers fastIM's envelope ``{"code": 0, "msg": "", "data": data}`` with ``status``
+    -- or, when ``fn`` raises :class:`AppError`, ``{"code": -1, "msg": ...}`` with the
+    error's status. ``fn`` may also return a ready :class:`Response`.
+    """
+
+    def wrap(fn: Endpoint) -> Callable[[Request], Awaitable[Response]]:
+        @functools.wraps(fn)
+        async def handler(request: Request) -> Response:
+            user = await authenticated_user(request, app) if auth else None
+            values = request.values()
+            try:
+                if user is not None:
+                    caller_matches(values, user.id)
+                result = await fn(request, values, user)
+            except AppError as error:
+                raise to_http_error(error) from None
+            if isinstance(result, Response):
+                return result
+            return json_response(result, status)
+
+        return handler
+
+    return wrap
+
+
+def page_data(page: Any, render: Callable[[Any], Mapping[str, Any]]) -> dict[str, Any]:
+    """A list reply: ``{"rows": [...], "total": N}`` (fastIM's list shape)."""
+    return {"rows": [render(row) for row in page.rows], "total": page.total}
+
+
+async def _purge_expired_tokens(app: Any) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL)
+        try:
+            removed = await app.store.purge_expired_tokens()
+            if removed:
+                log.info("removed %d expired tokens", removed)
+        except Exception:
+            log.exception("could not purge expired tokens")
+
+
+async def start_services(app: Any) -> None:
+    """Start-up hook: the account services over the opened store."""
+    if app.store is None:
+        raise RuntimeError("the account services need a store (fastim.store)")
+    limit = getattr(app.config, "community_limit", COMMUNITY_LIMIT)
+    app.accounts = Accounts(app.store)
+    app.contacts = Contacts(app.store, community_limit=limit)
+    app.token_purger = asyncio.create_task(_purge_expired_tokens(app))
+
+
+async def stop_services(app: Any) -> None:
+    """Shut-down hook: stop the sweeper and the hashing threads (before the store closes)."""
+    purger = getattr(app, "token_purger", None)
+    if purger is not None:
+        purger.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purger
+    accounts = getattr(app, "accounts", None)
+    if accounts is not None:
+        app.accounts = None
+        accounts.close()
+
+
+def register(router: Router, app: Any) -> None:
+    """Install the account services' start-up and shut-down hooks (no routes)."""
+    app.accounts = None
+    app.contacts = None
+    app.on_startup.append(start_services)
+    app.on_shutdown.append(stop_services)

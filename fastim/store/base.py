@@ -1,0 +1,297 @@
+"""The async store interface shared by both backends.
+
+A backend supplies one thing: :meth:`Store._submit`, which runs a synchronous function
+``fn(tx, *args)`` inside one transaction on one of its worker threads and returns its
+result to the awaiting coroutine. Everything else -- the domain queries and the migration
+runner -- is written once here and in :mod:`fastim.store.queries`.
+
+Other code (the chat hub) can run its own SQL in a transaction with::
+
+    def insert_batch(tx: Tx, rows): tx.executemany("INSERT INTO messages ... VALUES (?, ?)", rows)
+    await store.write(insert_batch, rows)
+
+``read`` is for functions that only SELECT (on SQLite they run on the reader connections,
+in parallel with the writer); ``write`` for anything that changes rows.
+"""
+
+from __future__ import annotations
+
+import abc
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, TypeVar
+
+from fastim.store import queries as q
+from fastim.store.errors import SchemaError
+from fastim.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration
+from fastim.store.records import Community, Credentials, Member, Page, Session, User
+from fastim.store.sql import Dialect, Tx
+
+T = TypeVar("T")
+
+
+def _now(now: int | None) -> int:
+    return int(time.time()) if now is None else now
+
+
+class Store(abc.ABC):
+    """Async access to the database; one instance per process, shared by all requests."""
+
+    dialect: Dialect
+    #: the versions the last start-up applied (empty when the schema was already current)
+    applied_migrations: list[int]
+
+    def __init__(self, dialect: Dialect) -> None:
+        self.dialect = dialect
+        self.applied_migrations = []
+
+    # --- the backend's part ----------------------------------------------------------
+
+    @abc.abstractmethod
+    async def _submit(self, fn: Callable[..., T], args: Sequence[Any], *, write: bool) -> T:
+        """Run ``fn(tx, *args)`` in one transaction on a worker thread; commit if it returns,
+        roll back if it raises (and re-raise)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Finish running jobs, close every connection and worker thread. Idempotent."""
+
+    @property
+    @abc.abstractmethod
+    def closed(self) -> bool:
+        """True once :meth:`close` has been called."""
+
+    # --- transactions for any caller -------------------------------------------------
+
+    async def read(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(tx, *args)`` in a read-only transaction off the event loop."""
+        return await self._submit(fn, args, write=False)
+
+    async def write(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run ``fn(tx, *args)`` in a read-write transaction off the event loop."""
+        return await self._submit(fn, args, write=True)
+
+    async def schema_versions(self) -> list[int]:
+        """The migration versions recorded in ``schema_version``, ascending."""
+        return await self.read(
+            lambda tx: [
+                int(r[0]) for r in tx.rows("SELECT version FROM schema_version ORDER BY version")
+            ]
+        )
+
+    # --- users -------------------------------------------------------------------------
+
+    async def create_user(
+        self,
+        *,
+        mobile: str,
+        passwd: str,
+        salt: str,
+        kdf: str,
+        nickname: str,
+        avatar: str = "",
+        sex: str = "U",
+        memo: str = "",
+        now: int | None = None,
+    ) -> User:
+        """Insert an account. Raises ``Duplicate("users.mobile")``."""
+        return await self.write(
+            q.create_user, mobile, passwd, salt, kdf, nickname, avatar, sex, memo, _now(now)
+        )
+
+    async def get_user(self, user_id: int) -> User | None:
+        """The user with this id, or None."""
+        return await self.read(q.get_user, user_id)
+
+    async def get_user_by_mobile(self, mobile: str) -> User | None:
+        """The user with this mobile number, or None."""
+        return await self.read(q.get_user_by_mobile, mobile)
+
+    async def get_users(self, user_ids: Iterable[int]) -> list[User]:
+        """The existing users among ``user_ids``, ordered by id."""
+        return await self.read(q.get_users, list(user_ids))
+
+    async def get_credentials(self, mobile: str) -> tuple[User, Credentials] | None:
+        """A user and their password hash, by mobile number."""
+        return await self.read(q.get_credentials, mobile)
+
+    async def set_credentials(self, user_id: int, passwd: str, salt: str, kdf: str) -> bool:
+        """Replace a user's password hash and KDF parameters."""
+        return await self.write(q.set_credentials, user_id, passwd, salt, kdf)
+
+    async def update_profile(self, user_id: int, changes: Mapping[str, str]) -> User | None:
+        """Change some of nickname/avatar/sex/memo; return the updated user."""
+        return await self.write(q.update_profile, user_id, dict(changes))
+
+    async def count_users(self) -> int:
+        """Number of accounts."""
+        return await self.read(q.count_users)
+
+    # --- tokens ------------------------------------------------------------------------
+
+    async def save_token(
+        self,
+        user_id: int,
+        token_hash: str,
+        device: str,
+        expires: int,
+        *,
+        now: int | None = None,
+        max_sessions: int = 20,
+    ) -> None:
+        """Store a login token (its hash) for a device, replacing that device's old one."""
+        await self.write(
+            q.save_token, user_id, token_hash, device, expires, _now(now), max_sessions
+        )
+
+    async def session_for_token(
+        self, token_hash: str, *, now: int | None = None
+    ) -> tuple[User, Session] | None:
+        """The user and session of an unexpired token hash, or None."""
+        return await self.read(q.session_for_token, token_hash, _now(now))
+
+    async def delete_token(self, token_hash: str) -> bool:
+        """Revoke one token; True if it existed."""
+        return await self.write(q.delete_token, token_hash)
+
+    async def delete_user_tokens(self, user_id: int, keep: str | None = None) -> int:
+        """Revoke all of a user's tokens except the one whose hash is ``keep``."""
+        return await self.write(q.delete_user_tokens, user_id, keep)
+
+    async def purge_expired_tokens(self, *, now: int | None = None) -> int:
+        """Delete expired tokens of every user."""
+        return await self.write(q.purge_expired_tokens, _now(now))
+
+    # --- friendships -------------------------------------------------------------------
+
+    async def add_friendship(self, user_id: int, friend_id: int, *, now: int | None = None) -> None:
+        """Make two users friends. Raises Refused("self"), Missing("user"),
+        Duplicate("friendships")."""
+        await self.write(q.add_friendship, user_id, friend_id, _now(now))
+
+    async def list_friends(self, user_id: int, offset: int, limit: int) -> Page[User]:
+        """One page of a user's friends, and the total."""
+        return await self.read(q.list_friends, user_id, offset, limit)
+
+    async def friend_ids(self, user_id: int) -> list[int]:
+        """All of a user's friends' ids."""
+        return await self.read(q.friend_ids, user_id)
+
+    async def are_friends(self, user_id: int, other_id: int) -> bool:
+        """Whether two users are friends."""
+        return await self.read(q.are_friends, user_id, other_id)
+
+    # --- communities -------------------------------------------------------------------
+
+    async def create_community(
+        self,
+        owner_id: int,
+        name: str,
+        *,
+        icon: str = "",
+        memo: str = "",
+        cate: int = 1,
+        limit: int | None = None,
+        now: int | None = None,
+    ) -> Community:
+        """Create a group; the owner is its first member. Raises Missing("user"),
+        Refused("community_limit"), Duplicate("communities.name")."""
+        return await self.write(
+            q.create_community, owner_id, name, icon, memo, cate, limit, _now(now)
+        )
+
+    async def get_community(self, community_id: int) -> Community | None:
+        """The community with this id, or None."""
+        return await self.read(q.get_community, community_id)
+
+    async def get_community_by_name(self, name: str) -> Community | None:
+        """The community with this exact name, or None."""
+        return await self.read(q.get_community_by_name, name)
+
+    async def add_member(
+        self, community_id: int, user_id: int, *, now: int | None = None
+    ) -> Community:
+        """Join a user to a community. Raises Missing("community"|"user"),
+        Duplicate("memberships")."""
+        return await self.write(q.add_member, community_id, user_id, _now(now))
+
+    async def remove_member(self, community_id: int, user_id: int) -> None:
+        """Take a member out. Raises Missing("community"), Refused("not_member"|
+        "owner_cannot_leave")."""
+        await self.write(q.remove_member, community_id, user_id)
+
+    async def dissolve_community(self, community_id: int, owner_id: int) -> list[int]:
+        """Delete a community (owner only); return the ids of its former members."""
+        return await self.write(q.dissolve_community, community_id, owner_id)
+
+    async def transfer_community(
+        self, community_id: int, owner_id: int, new_owner_id: int, *, limit: int | None = None
+    ) -> Community:
+        """Hand a community to another member (owner only)."""
+        return await self.write(q.transfer_community, community_id, owner_id, new_owner_id, limit)
+
+    async def list_members(self, community_id: int, offset: int, limit: int) -> Page[Member]:
+        """One page of a community's members (owner first), and the total."""
+        return await self.read(q.list_members, community_id, offset, limit)
+
+    async def list_user_communities(self, user_id: int, offset: int, limit: int) -> Page[Community]:
+        """One page of the communities a user belongs to, and the total."""
+        return await self.read(q.list_user_communities, user_id, offset, limit)
+
+    async def member_ids(self, community_id: int) -> list[int]:
+        """All member ids of a community."""
+        return await self.read(q.member_ids, community_id)
+
+    async def community_ids(self, user_id: int) -> list[int]:
+        """All ids of the communities a user belongs to."""
+        return await self.read(q.community_ids, user_id)
+
+    async def is_member(self, community_id: int, user_id: int) -> bool:
+        """Whether a user belongs to a community."""
+        return await self.read(q.is_member, community_id, user_id)
+
+
+def apply_migrations(
+    transaction: Callable[[Callable[[Tx], T]], T],
+    dialect: str,
+    migrations: Sequence[Migration] = MIGRATIONS,
+) -> list[int]:
+    """Bring a database to the newest schema; return the versions applied now.
+
+    ``transaction(fn)`` must run ``fn(tx)`` in one transaction on one connection and commit.
+    The caller holds whatever lock keeps two processes from migrating at once; each step
+    also re-checks ``schema_version`` inside its own transaction, so a step is never
+    applied twice.
+    """
+    versions = [m.version for m in migrations]
+    if versions != sorted(set(versions)):
+        raise SchemaError(f"migration versions must be unique and ascending: {versions}")
+    transaction(lambda tx: tx.execute(SCHEMA_VERSION_DDL[dialect]))
+    recorded = set(
+        transaction(lambda tx: [int(r[0]) for r in tx.rows("SELECT version FROM schema_version")])
+    )
+    unknown = recorded - set(versions)
+    if unknown:
+        raise SchemaError(
+            f"the database has schema versions {sorted(unknown)} this fastim does not know;"
+            " it was written by a newer fastim"
+        )
+    applied: list[int] = []
+    for migration in migrations:
+        if migration.version in recorded:
+            continue
+
+        def step(tx: Tx, m: Migration = migration) -> bool:
+            if tx.row("SELECT 1 FROM schema_version WHERE version = ?", (m.version,)):
+                return False  # another process applied it meanwhile
+            for statement in m.statements(dialect):
+                tx.execute(statement)
+            tx.execute(
+                "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
+                (m.version, m.name, int(time.time())),
+            )
+            return True
+
+        if transaction(step):
+            applied.append(migration.version)
+    return applied

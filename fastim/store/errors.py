@@ -1,0 +1,52 @@
+"""Exceptions of the storage layer.
+
+They name *what* clashed, not which HTTP status it deserves: the accounts layer turns them
+into :class:`fastim.errors.AppError` values with a status and a message for people.
+"""
+
+from __future__ import annotations
+
+
+class StoreError(Exception):
+    """Base of every error the store raises on purpose (bad URL, schema too new, ...)."""
+
+
+class Duplicate(StoreError):
+    """A unique key of the database refused a row: ``key`` names it (e.g. ``users.mobile``)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"duplicate {key}")
+        self.key = key
+
+
+class Missing(StoreError):
+    """A row the operation needs does not exist: ``what`` is e.g. ``user`` or ``community``."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(f"no such {what}")
+        self.what = what
+
+
+class Refused(StoreError):
+    """The operation breaks a rule checked inside the transaction.
+
+    ``reason`` is one of: ``community_limit`` (owner has too many groups), ``owner_cannot_leave``,
+    ``not_owner``, ``not_member``.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class IntegrityViolation(StoreError):
+    """A driver integrity error, classified: ``kind`` is unique, foreign_key, check or other."""
+
+    def __init__(self, kind: str, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind = kind
+        self.detail = detail
+
+
+class SchemaError(StoreError):
+    """The database's schema cannot be brought to this code's version."""

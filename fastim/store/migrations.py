@@ -1,0 +1,200 @@
+"""The schema, as an ordered list of migrations applied at start-up.
+
+Each :class:`Migration` has a version (strictly increasing), a name, and its DDL for each
+dialect. :func:`fastim.store.base.Store.migrate` applies, in order, every migration whose
+version is not yet in ``schema_version``, each in its own transaction, and records it there.
+To change the schema later, APPEND a migration; never edit one that has shipped.
+
+The two dialects describe the same tables. Differences are only of spelling:
+
+* ids are ``INTEGER PRIMARY KEY AUTOINCREMENT`` in SQLite (ids are never reused, which matters
+  once messages refer to them) and ``BIGINT AUTO_INCREMENT`` in MySQL;
+* SQLite ``TEXT`` has no length, so CHECK constraints give it the same limits MySQL's
+  ``VARCHAR(n)`` has (counted in characters on both);
+* MySQL tables are ``utf8mb4`` (full Unicode: emoji, CJK) with ``utf8mb4_unicode_ci`` for
+  ordinary text, while unique text keys use a binary collation (``utf8mb4_bin`` /
+  ``ascii_bin``) so that they compare exactly like SQLite does: ``_unicode_ci`` would call
+  "Chat" and "chat" (and even some different emoji) the same name;
+* times are Unix seconds in integer columns on both, so there is no time-zone handling.
+
+MySQL commits DDL implicitly, so a MySQL migration is not atomic the way a SQLite one is:
+its statements are written to be re-runnable (``IF NOT EXISTS``) so that a migration that
+failed half-way can simply be applied again.
+
+The chat hub (issue 6) adds its tables (messages, read state...) as migration 2 onwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Migration:
+    """One schema step: ``version`` orders it; ``sqlite`` / ``mysql`` are its statements."""
+
+    version: int
+    name: str
+    sqlite: list[str] = field(default_factory=list)
+    mysql: list[str] = field(default_factory=list)
+
+    def statements(self, dialect: str) -> list[str]:
+        """The DDL of this migration for ``dialect`` ("sqlite" or "mysql")."""
+        return self.sqlite if dialect == "sqlite" else self.mysql
+
+
+# The bookkeeping table itself; created before any migration runs.
+SCHEMA_VERSION_DDL = {
+    "sqlite": (
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INTEGER PRIMARY KEY,"
+        " name TEXT NOT NULL,"
+        " applied INTEGER NOT NULL)"
+    ),
+    "mysql": (
+        "CREATE TABLE IF NOT EXISTS schema_version ("
+        " version INT NOT NULL PRIMARY KEY,"
+        " name VARCHAR(100) NOT NULL,"
+        " applied BIGINT NOT NULL"
+        ") ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+    ),
+}
+
+_MYSQL_TABLE = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+_ASCII_BIN = "CHARACTER SET ascii COLLATE ascii_bin"
+_UTF8_BIN = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+
+ACCOUNTS = Migration(
+    version=1,
+    name="users, tokens, friendships, communities, memberships",
+    sqlite=[
+        """CREATE TABLE users (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            mobile TEXT NOT NULL CHECK (length(mobile) BETWEEN 1 AND 20),
+            passwd TEXT NOT NULL CHECK (length(passwd) <= 128),
+            salt TEXT NOT NULL CHECK (length(salt) <= 64),
+            kdf TEXT NOT NULL CHECK (length(kdf) <= 64),
+            nickname TEXT NOT NULL CHECK (length(nickname) BETWEEN 1 AND 32),
+            avatar TEXT NOT NULL DEFAULT '' CHECK (length(avatar) <= 255),
+            sex TEXT NOT NULL DEFAULT 'U' CHECK (sex IN ('M', 'W', 'U')),
+            memo TEXT NOT NULL DEFAULT '' CHECK (length(memo) <= 140),
+            created INTEGER NOT NULL,
+            CONSTRAINT uq_users_mobile UNIQUE (mobile)
+        )""",
+        # id orders a user's sessions (oldest are dropped first); the token itself is
+        # only ever stored as its SHA-256.
+        """CREATE TABLE tokens (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            token_hash TEXT NOT NULL CHECK (length(token_hash) = 64),
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            device TEXT NOT NULL CHECK (length(device) BETWEEN 1 AND 64),
+            expires INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            CONSTRAINT uq_tokens_hash UNIQUE (token_hash),
+            CONSTRAINT uq_tokens_device UNIQUE (user_id, device)
+        )""",
+        "CREATE INDEX ix_tokens_expires ON tokens (expires)",
+        # A friendship is two rows, (a, b) and (b, a), so "friends of X" is one index range.
+        # They are always inserted lower id first: two concurrent requests for one pair then
+        # collide on the same first key (one gets the duplicate), and never deadlock.
+        """CREATE TABLE friendships (
+            owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            dst_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (owner_id, dst_id),
+            CONSTRAINT ck_friendships_not_self CHECK (owner_id <> dst_id)
+        )""",
+        "CREATE INDEX ix_friendships_dst ON friendships (dst_id)",
+        """CREATE TABLE communities (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            name TEXT NOT NULL CHECK (length(name) BETWEEN 1 AND 64),
+            owner_id INTEGER NOT NULL REFERENCES users (id),
+            icon TEXT NOT NULL DEFAULT '' CHECK (length(icon) <= 255),
+            memo TEXT NOT NULL DEFAULT '' CHECK (length(memo) <= 140),
+            cate INTEGER NOT NULL DEFAULT 1,
+            created INTEGER NOT NULL,
+            CONSTRAINT uq_communities_name UNIQUE (name)
+        )""",
+        "CREATE INDEX ix_communities_owner ON communities (owner_id)",
+        """CREATE TABLE memberships (
+            community_id INTEGER NOT NULL REFERENCES communities (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            role TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'member')),
+            joined INTEGER NOT NULL,
+            PRIMARY KEY (community_id, user_id)
+        )""",
+        "CREATE INDEX ix_memberships_user ON memberships (user_id)",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS users (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            mobile VARCHAR(20) {_ASCII_BIN} NOT NULL,
+            passwd VARCHAR(128) {_ASCII_BIN} NOT NULL,
+            salt VARCHAR(64) {_ASCII_BIN} NOT NULL,
+            kdf VARCHAR(64) {_ASCII_BIN} NOT NULL,
+            nickname VARCHAR(32) NOT NULL,
+            avatar VARCHAR(255) NOT NULL DEFAULT '',
+            sex CHAR(1) {_ASCII_BIN} NOT NULL DEFAULT 'U',
+            memo VARCHAR(140) NOT NULL DEFAULT '',
+            created BIGINT NOT NULL,
+            CONSTRAINT uq_users_mobile UNIQUE (mobile),
+            CONSTRAINT ck_users_sex CHECK (sex IN ('M', 'W', 'U')),
+            CONSTRAINT ck_users_mobile CHECK (CHAR_LENGTH(mobile) >= 1),
+            CONSTRAINT ck_users_nickname CHECK (CHAR_LENGTH(nickname) >= 1)
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS tokens (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            token_hash CHAR(64) {_ASCII_BIN} NOT NULL,
+            user_id BIGINT NOT NULL,
+            device VARCHAR(64) {_UTF8_BIN} NOT NULL,
+            expires BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            CONSTRAINT uq_tokens_hash UNIQUE (token_hash),
+            CONSTRAINT uq_tokens_device UNIQUE (user_id, device),
+            KEY ix_tokens_expires (expires),
+            CONSTRAINT fk_tokens_user FOREIGN KEY (user_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS friendships (
+            owner_id BIGINT NOT NULL,
+            dst_id BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            PRIMARY KEY (owner_id, dst_id),
+            KEY ix_friendships_dst (dst_id),
+            CONSTRAINT ck_friendships_not_self CHECK (owner_id <> dst_id),
+            CONSTRAINT fk_friendships_owner FOREIGN KEY (owner_id) REFERENCES users (id)
+                ON DELETE CASCADE,
+            CONSTRAINT fk_friendships_dst FOREIGN KEY (dst_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS communities (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            name VARCHAR(64) {_UTF8_BIN} NOT NULL,
+            owner_id BIGINT NOT NULL,
+            icon VARCHAR(255) NOT NULL DEFAULT '',
+            memo VARCHAR(140) NOT NULL DEFAULT '',
+            cate INT NOT NULL DEFAULT 1,
+            created BIGINT NOT NULL,
+            CONSTRAINT uq_communities_name UNIQUE (name),
+            KEY ix_communities_owner (owner_id),
+            CONSTRAINT ck_communities_name CHECK (CHAR_LENGTH(name) >= 1),
+            CONSTRAINT fk_communities_owner FOREIGN KEY (owner_id) REFERENCES users (id)
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS memberships (
+            community_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            role VARCHAR(8) {_ASCII_BIN} NOT NULL DEFAULT 'member',
+            joined BIGINT NOT NULL,
+            PRIMARY KEY (community_id, user_id),
+            KEY ix_memberships_user (user_id),
+            CONSTRAINT ck_memberships_role CHECK (role IN ('owner', 'member')),
+            CONSTRAINT fk_memberships_community FOREIGN KEY (community_id)
+                REFERENCES communities (id) ON DELETE CASCADE,
+            CONSTRAINT fk_memberships_user FOREIGN KEY (user_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+    ],
+)
+
+#: Every migration, in order. Append new ones at the end with the next version number.
+MIGRATIONS: list[Migration] = [ACCOUNTS]

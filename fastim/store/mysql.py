@@ -1,0 +1,203 @@
+"""The MySQL/MariaDB backend: pymysql connections in a DBUtils ``PooledDB`` pool.
+
+Every transaction runs on a thread of a ``ThreadPoolExecutor`` with exactly as many threads
+as the pool has connections, so a thread never waits for a connection and the event loop
+never waits for either. Sessions are set up for correctness:
+
+* ``utf8mb4`` on the connection (and the tables), so 4-byte characters (emoji) survive;
+* strict SQL mode, so an over-long value is an error, never silently truncated;
+* READ COMMITTED isolation: the rules that need serialising take explicit row locks
+  (``SELECT ... FOR UPDATE``), and READ COMMITTED avoids the gap locks that make
+  REPEATABLE READ deadlock on concurrent inserts;
+* a deadlock or lock-wait timeout (1213, 1205) rolls back and retries the whole transaction
+  a few times, as the InnoDB manual advises.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import pymysql
+from dbutils.pooled_db import PooledDB
+
+from fastim.store.base import Store, apply_migrations
+from fastim.store.errors import StoreError
+from fastim.store.migrations import Migration
+from fastim.store.sql import ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, MySQLDialect, Tx
+from fastim.store.url import MySQLURL
+
+T = TypeVar("T")
+
+ER_BAD_DB_ERROR = 1049
+SQL_MODE = (
+    "STRICT_ALL_TABLES,NO_ZERO_IN_DATE,NO_ZERO_DATE,ERROR_FOR_DIVISION_BY_ZERO,"
+    "NO_ENGINE_SUBSTITUTION"
+)
+SESSION_SETUP = [
+    "SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED",
+    "SET SESSION innodb_lock_wait_timeout = 10",
+]
+RETRIES = 3
+MIGRATION_LOCK_TIMEOUT = 60
+
+
+class MySQLStore(Store):
+    """MySQL 8 / MariaDB 10.5+ through pymysql and a bounded DBUtils pool."""
+
+    def __init__(self, url: MySQLURL, pool_size: int = 8) -> None:
+        super().__init__(MySQLDialect())
+        self.url = url
+        self.pool_size = max(1, pool_size)
+        self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="fastim-mysql")
+        self._pool: PooledDB | None = None
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"MySQLStore({self.url!r})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def _connect_args(self, with_database: bool = True) -> dict[str, Any]:
+        args: dict[str, Any] = {
+            "host": self.url.host,
+            "port": self.url.port,
+            "user": self.url.user,
+            "password": self.url.password,
+            "charset": "utf8mb4",
+            "collation": "utf8mb4_unicode_ci",
+            "sql_mode": SQL_MODE,
+            "autocommit": False,
+            "connect_timeout": 10,
+        }
+        if with_database:
+            args["database"] = self.url.database
+        return args
+
+    # --- transactions --------------------------------------------------------------------
+
+    def _transaction(self, conn: Any, fn: Callable[..., T], args: Sequence[Any]) -> T:
+        # Reads and writes run alike here: InnoDB lets them proceed concurrently anyway.
+        # begin() on the DBUtils connection, not a START TRANSACTION statement: DBUtils
+        # must know a transaction is open, or on an OperationalError (which includes CHECK
+        # failures) it silently reconnects and re-runs the statement on a new connection
+        # while the old one still holds the row locks.
+        conn.begin()
+        cursor = conn.cursor()
+        try:
+            result = fn(Tx(cursor, self.dialect), *args)
+            conn.commit()
+            return result
+        except BaseException:
+            # A broken connection cannot roll back; the pool replaces it.
+            with contextlib.suppress(pymysql.err.Error):
+                conn.rollback()
+            raise
+        finally:
+            cursor.close()
+
+    def _run(self, fn: Callable[..., T], args: Sequence[Any], write: bool) -> T:
+        assert self._pool is not None
+        for attempt in range(RETRIES):
+            conn = self._pool.connection()
+            try:
+                return self._transaction(conn, fn, args)
+            except pymysql.err.OperationalError as exc:
+                code = exc.args[0] if exc.args else None
+                if code not in (ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT) or attempt == RETRIES - 1:
+                    raise
+                time.sleep(0.01 * (attempt + 1))  # on a worker thread, never the loop
+            finally:
+                conn.close()  # back to the pool
+        raise AssertionError("unreachable")
+
+    async def _submit(self, fn: Callable[..., T], args: Sequence[Any], *, write: bool) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, self._run, fn, args, write)
+
+    # --- life cycle ----------------------------------------------------------------------
+
+    def _ensure_database(self) -> None:
+        try:
+            pymysql.connect(**self._connect_args()).close()
+        except pymysql.err.OperationalError as exc:
+            if not exc.args or exc.args[0] != ER_BAD_DB_ERROR:
+                raise
+            # The name was checked against [A-Za-z0-9_$] when the URL was parsed, so it
+            # is safe to put in the statement (identifiers cannot be parameters).
+            conn = pymysql.connect(**self._connect_args(with_database=False))
+            try:
+                with conn.cursor() as cursor:
+                    cursor.execute(
+                        f"CREATE DATABASE IF NOT EXISTS `{self.url.database}`"
+                        " CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci"
+                    )
+            finally:
+                conn.close()
+
+    def _open_sync(self, migrations: Sequence[Migration]) -> list[int]:
+        self._ensure_database()
+        self._pool = PooledDB(
+            pymysql,
+            mincached=0,
+            maxcached=self.pool_size,
+            maxconnections=self.pool_size,
+            blocking=True,
+            setsession=SESSION_SETUP,
+            reset=True,
+            ping=1,
+            **self._connect_args(),
+        )
+        conn = self._pool.connection()
+        try:
+            # One process migrates at a time: a named server-wide lock (DDL commits
+            # implicitly, so a transaction alone cannot serialise migrations on MySQL).
+            lock = f"fastim.migrate.{self.url.database}"
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, %s)", (lock, MIGRATION_LOCK_TIMEOUT))
+                (got,) = cursor.fetchone()
+            conn.commit()
+            if got != 1:
+                raise StoreError(f"timed out waiting for the migration lock {lock!r}")
+            try:
+                return apply_migrations(
+                    lambda fn: self._transaction(conn, fn, ()), "mysql", migrations
+                )
+            finally:
+                with conn.cursor() as cursor:
+                    cursor.execute("SELECT RELEASE_LOCK(%s)", (lock,))
+                    cursor.fetchall()
+                conn.commit()
+        finally:
+            conn.close()
+
+    async def open(self, migrations: Sequence[Migration]) -> None:
+        """Create the database if missing, start the pool, apply pending migrations."""
+        loop = asyncio.get_running_loop()
+        try:
+            self.applied_migrations = await loop.run_in_executor(
+                self._executor, self._open_sync, migrations
+            )
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shutdown() -> None:
+            self._executor.shutdown(wait=True)
+            if self._pool is not None:
+                self._pool.close()
+
+        await asyncio.to_thread(shutdown)

@@ -1,0 +1,498 @@
+"""The store's SQL, as plain functions of a :class:`~fastim.store.sql.Tx`.
+
+Each function runs inside ONE transaction opened by the caller (``Store.read`` or
+``Store.write``) on a worker thread; none of them touches the event loop. Rules that must
+hold under concurrency are enforced here, inside the transaction, by unique keys or by row
+locks (``tx.dialect.for_update``: ``FOR UPDATE`` on MySQL; SQLite needs none because the
+store has a single writer connection, see ``fastim.store.sqlite``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from fastim.store.errors import Duplicate, IntegrityViolation, Missing, Refused
+from fastim.store.records import Community, Credentials, Member, Page, Session, User
+from fastim.store.sql import Tx
+
+USER_COLUMNS = "u.id, u.mobile, u.nickname, u.avatar, u.sex, u.memo, u.created"
+COMMUNITY_COLUMNS = "c.id, c.name, c.owner_id, c.icon, c.memo, c.cate, c.created"
+# Columns a profile update may change (names never come from the request).
+PROFILE_COLUMNS = ("nickname", "avatar", "sex", "memo")
+# Large IN (...) lists are split so no statement exceeds SQLite's variable limit.
+IN_CHUNK = 500
+
+
+def _user(row: tuple[Any, ...]) -> User:
+    return User(
+        id=int(row[0]),
+        mobile=row[1],
+        nickname=row[2],
+        avatar=row[3],
+        sex=row[4],
+        memo=row[5],
+        created=int(row[6]),
+    )
+
+
+def _community(row: tuple[Any, ...]) -> Community:
+    return Community(
+        id=int(row[0]),
+        name=row[1],
+        owner_id=int(row[2]),
+        icon=row[3],
+        memo=row[4],
+        cate=int(row[5]),
+        created=int(row[6]),
+    )
+
+
+def _ids(rows: Iterable[tuple[Any, ...]]) -> list[int]:
+    return [int(r[0]) for r in rows]
+
+
+# --- users -----------------------------------------------------------------------------
+
+
+def create_user(
+    tx: Tx,
+    mobile: str,
+    passwd: str,
+    salt: str,
+    kdf: str,
+    nickname: str,
+    avatar: str,
+    sex: str,
+    memo: str,
+    now: int,
+) -> User:
+    """Insert an account; the unique key on ``mobile`` (not a prior SELECT) refuses twins."""
+    try:
+        user_id = tx.insert(
+            "INSERT INTO users (mobile, passwd, salt, kdf, nickname, avatar, sex, memo, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (mobile, passwd, salt, kdf, nickname, avatar, sex, memo, now),
+        )
+    except IntegrityViolation as v:
+        if v.kind == "unique":
+            raise Duplicate("users.mobile") from None
+        raise
+    return User(user_id, mobile, nickname, avatar, sex, memo, now)
+
+
+def get_user(tx: Tx, user_id: int) -> User | None:
+    """The user with this id, or None."""
+    row = tx.row(f"SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?", (user_id,))
+    return None if row is None else _user(row)
+
+
+def get_user_by_mobile(tx: Tx, mobile: str) -> User | None:
+    """The user with this mobile number, or None."""
+    row = tx.row(f"SELECT {USER_COLUMNS} FROM users u WHERE u.mobile = ?", (mobile,))
+    return None if row is None else _user(row)
+
+
+def get_users(tx: Tx, user_ids: Iterable[int]) -> list[User]:
+    """The users with these ids that exist, ordered by id."""
+    wanted = sorted(set(user_ids))
+    found: list[User] = []
+    for start in range(0, len(wanted), IN_CHUNK):
+        chunk = wanted[start : start + IN_CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        found.extend(
+            _user(r)
+            for r in tx.rows(f"SELECT {USER_COLUMNS} FROM users u WHERE u.id IN ({marks})", chunk)
+        )
+    found.sort(key=lambda u: u.id)
+    return found
+
+
+def get_credentials(tx: Tx, mobile: str) -> tuple[User, Credentials] | None:
+    """The user with this mobile number and their password hash, or None."""
+    row = tx.row(
+        f"SELECT {USER_COLUMNS}, u.passwd, u.salt, u.kdf FROM users u WHERE u.mobile = ?",
+        (mobile,),
+    )
+    if row is None:
+        return None
+    user = _user(row)
+    return user, Credentials(user.id, row[7], row[8], row[9])
+
+
+def set_credentials(tx: Tx, user_id: int, passwd: str, salt: str, kdf: str) -> bool:
+    """Replace a user's password hash (e.g. re-hashed with stronger KDF parameters)."""
+    changed = tx.execute(
+        "UPDATE users SET passwd = ?, salt = ?, kdf = ? WHERE id = ?",
+        (passwd, salt, kdf, user_id),
+    )
+    return changed > 0
+
+
+def update_profile(tx: Tx, user_id: int, changes: Mapping[str, str]) -> User | None:
+    """Set some of nickname/avatar/sex/memo; return the updated user (None if unknown)."""
+    columns = [c for c in PROFILE_COLUMNS if c in changes]
+    if columns:
+        assignments = ", ".join(f"{c} = ?" for c in columns)
+        tx.execute(
+            f"UPDATE users SET {assignments} WHERE id = ?",
+            [changes[c] for c in columns] + [user_id],
+        )
+    return get_user(tx, user_id)
+
+
+def count_users(tx: Tx) -> int:
+    """How many accounts exist."""
+    return int(tx.value("SELECT COUNT(*) FROM users"))
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+def save_token(
+    tx: Tx,
+    user_id: int,
+    token_hash: str,
+    device: str,
+    expires: int,
+    now: int,
+    max_sessions: int,
+) -> None:
+    """Store a login token for ``device``, replacing that device's previous token.
+
+    Expired tokens of the user are dropped, and so are the oldest ones beyond
+    ``max_sessions`` so that logins without a device name cannot pile up rows.
+    """
+    tx.execute("DELETE FROM tokens WHERE user_id = ? AND expires <= ?", (user_id, now))
+    # Delete-then-insert gives the new token a new (newest) id; the upsert covers a
+    # concurrent login on the same device that inserted in between.
+    tx.execute("DELETE FROM tokens WHERE user_id = ? AND device = ?", (user_id, device))
+    tx.execute(
+        tx.dialect.upsert(
+            "tokens",
+            ("token_hash", "user_id", "device", "expires", "created"),
+            key=("user_id", "device"),
+        ),
+        (token_hash, user_id, device, expires, now),
+    )
+    surplus = tx.rows(
+        "SELECT id FROM tokens WHERE user_id = ? ORDER BY id DESC LIMIT 100000 OFFSET ?",
+        (user_id, max_sessions),
+    )
+    for (old,) in surplus:
+        tx.execute("DELETE FROM tokens WHERE id = ?", (old,))
+
+
+def session_for_token(tx: Tx, token_hash: str, now: int) -> tuple[User, Session] | None:
+    """The user and session a token hash belongs to, if it exists and has not expired."""
+    row = tx.row(
+        f"SELECT {USER_COLUMNS}, t.device, t.expires, t.created"
+        " FROM tokens t JOIN users u ON u.id = t.user_id"
+        " WHERE t.token_hash = ? AND t.expires > ?",
+        (token_hash, now),
+    )
+    if row is None:
+        return None
+    user = _user(row)
+    return user, Session(token_hash, user.id, row[7], int(row[8]), int(row[9]))
+
+
+def delete_token(tx: Tx, token_hash: str) -> bool:
+    """Revoke one token; True if it existed."""
+    return tx.execute("DELETE FROM tokens WHERE token_hash = ?", (token_hash,)) > 0
+
+
+def delete_user_tokens(tx: Tx, user_id: int, keep: str | None = None) -> int:
+    """Revoke every token of a user except ``keep`` (a token hash); return how many."""
+    if keep is None:
+        return tx.execute("DELETE FROM tokens WHERE user_id = ?", (user_id,))
+    return tx.execute("DELETE FROM tokens WHERE user_id = ? AND token_hash <> ?", (user_id, keep))
+
+
+def purge_expired_tokens(tx: Tx, now: int) -> int:
+    """Delete every expired token; return how many."""
+    return tx.execute("DELETE FROM tokens WHERE expires <= ?", (now,))
+
+
+# --- friendships -----------------------------------------------------------------------
+
+
+def add_friendship(tx: Tx, user_id: int, friend_id: int, now: int) -> None:
+    """Make two users friends (both directions, one transaction).
+
+    Raises Refused("self"), Missing("user"), or Duplicate("friendships") when they already are.
+    """
+    if user_id == friend_id:
+        raise Refused("self")
+    existing = tx.value("SELECT COUNT(*) FROM users WHERE id IN (?, ?)", (user_id, friend_id))
+    if int(existing) != 2:
+        raise Missing("user")
+    low, high = sorted((user_id, friend_id))
+    try:
+        # Lower id first: concurrent requests for one pair, from either side, conflict on
+        # this same key, so one wins and the other gets the duplicate (no lock cycle).
+        tx.execute(
+            "INSERT INTO friendships (owner_id, dst_id, created) VALUES (?, ?, ?)",
+            (low, high, now),
+        )
+        tx.execute(
+            "INSERT INTO friendships (owner_id, dst_id, created) VALUES (?, ?, ?)",
+            (high, low, now),
+        )
+    except IntegrityViolation as v:
+        if v.kind == "unique":
+            raise Duplicate("friendships") from None
+        raise
+
+
+def list_friends(tx: Tx, user_id: int, offset: int, limit: int) -> Page[User]:
+    """One page of a user's friends, ordered by id, and how many there are in all."""
+    rows = tx.rows(
+        f"SELECT {USER_COLUMNS} FROM friendships f JOIN users u ON u.id = f.dst_id"
+        " WHERE f.owner_id = ? ORDER BY u.id LIMIT ? OFFSET ?",
+        (user_id, limit, offset),
+    )
+    total = tx.value("SELECT COUNT(*) FROM friendships WHERE owner_id = ?", (user_id,))
+    return Page([_user(r) for r in rows], int(total))
+
+
+def friend_ids(tx: Tx, user_id: int) -> list[int]:
+    """Ids of all of a user's friends, ascending."""
+    return _ids(
+        tx.rows("SELECT dst_id FROM friendships WHERE owner_id = ? ORDER BY dst_id", (user_id,))
+    )
+
+
+def are_friends(tx: Tx, user_id: int, other_id: int) -> bool:
+    """Whether the two users are friends."""
+    return (
+        tx.row("SELECT 1 FROM friendships WHERE owner_id = ? AND dst_id = ?", (user_id, other_id))
+        is not None
+    )
+
+
+def count_friendships(tx: Tx) -> int:
+    """Number of friendship rows (two per friendship)."""
+    return int(tx.value("SELECT COUNT(*) FROM friendships"))
+
+
+# --- communities -----------------------------------------------------------------------
+
+
+def _lock_user(tx: Tx, user_id: int) -> None:
+    # Serialises the owner's own "how many groups do I own" checks on MySQL.
+    if tx.row(f"SELECT id FROM users WHERE id = ?{tx.dialect.for_update}", (user_id,)) is None:
+        raise Missing("user")
+
+
+def _owned_count(tx: Tx, user_id: int) -> int:
+    return int(tx.value("SELECT COUNT(*) FROM communities WHERE owner_id = ?", (user_id,)))
+
+
+def create_community(
+    tx: Tx,
+    owner_id: int,
+    name: str,
+    icon: str,
+    memo: str,
+    cate: int,
+    limit: int | None,
+    now: int,
+) -> Community:
+    """Create a group owned by ``owner_id``, who becomes its first member.
+
+    Raises Missing("user"), Refused("community_limit") when the owner already owns ``limit``
+    groups, Duplicate("communities.name") when the name is taken.
+    """
+    _lock_user(tx, owner_id)
+    if limit is not None and _owned_count(tx, owner_id) >= limit:
+        raise Refused("community_limit")
+    try:
+        community_id = tx.insert(
+            "INSERT INTO communities (name, owner_id, icon, memo, cate, created)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (name, owner_id, icon, memo, cate, now),
+        )
+    except IntegrityViolation as v:
+        if v.kind == "unique":
+            raise Duplicate("communities.name") from None
+        raise
+    tx.execute(
+        "INSERT INTO memberships (community_id, user_id, role, joined) VALUES (?, ?, 'owner', ?)",
+        (community_id, owner_id, now),
+    )
+    return Community(community_id, name, owner_id, icon, memo, cate, now)
+
+
+def get_community(tx: Tx, community_id: int) -> Community | None:
+    """The community with this id, or None."""
+    row = tx.row(f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = ?", (community_id,))
+    return None if row is None else _community(row)
+
+
+def get_community_by_name(tx: Tx, name: str) -> Community | None:
+    """The community with exactly this name, or None."""
+    row = tx.row(f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.name = ?", (name,))
+    return None if row is None else _community(row)
+
+
+def add_member(tx: Tx, community_id: int, user_id: int, now: int) -> Community:
+    """Add a user to a community as a member; return the community.
+
+    Raises Missing("community"), Missing("user"), Duplicate("memberships").
+    """
+    community = get_community(tx, community_id)
+    if community is None:
+        raise Missing("community")
+    try:
+        tx.execute(
+            "INSERT INTO memberships (community_id, user_id, role, joined)"
+            " VALUES (?, ?, 'member', ?)",
+            (community_id, user_id, now),
+        )
+    except IntegrityViolation as v:
+        if v.kind == "unique":
+            raise Duplicate("memberships") from None
+        if v.kind == "foreign_key":
+            # The community was checked above, so the user is the missing one (or the
+            # community was dissolved in between, which reads the same to the caller).
+            raise Missing("user") from None
+        raise
+    return community
+
+
+def _membership_role(tx: Tx, community_id: int, user_id: int) -> str | None:
+    return tx.value(
+        "SELECT role FROM memberships WHERE community_id = ? AND user_id = ?"
+        f"{tx.dialect.for_update}",
+        (community_id, user_id),
+    )
+
+
+def remove_member(tx: Tx, community_id: int, user_id: int) -> None:
+    """Take a member out of a community.
+
+    Raises Missing("community"), Refused("not_member"), Refused("owner_cannot_leave").
+    """
+    role = _membership_role(tx, community_id, user_id)
+    if role is None:
+        if get_community(tx, community_id) is None:
+            raise Missing("community")
+        raise Refused("not_member")
+    if role == "owner":
+        raise Refused("owner_cannot_leave")
+    tx.execute(
+        "DELETE FROM memberships WHERE community_id = ? AND user_id = ?", (community_id, user_id)
+    )
+
+
+def _lock_owned_community(tx: Tx, community_id: int, user_id: int) -> Community:
+    row = tx.row(
+        f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = ?{tx.dialect.for_update}",
+        (community_id,),
+    )
+    if row is None:
+        raise Missing("community")
+    community = _community(row)
+    if community.owner_id != user_id:
+        raise Refused("not_owner")
+    return community
+
+
+def dissolve_community(tx: Tx, community_id: int, owner_id: int) -> list[int]:
+    """Delete a community and its memberships; only its owner may. Return the member ids.
+
+    Raises Missing("community"), Refused("not_owner").
+    """
+    _lock_owned_community(tx, community_id, owner_id)
+    members = member_ids(tx, community_id)
+    tx.execute("DELETE FROM memberships WHERE community_id = ?", (community_id,))
+    tx.execute("DELETE FROM communities WHERE id = ?", (community_id,))
+    return members
+
+
+def transfer_community(
+    tx: Tx, community_id: int, owner_id: int, new_owner_id: int, limit: int | None
+) -> Community:
+    """Hand a community over to another of its members; return the updated community.
+
+    Raises Missing("community"), Refused("not_owner"), Refused("not_member") when the new
+    owner is not a member, Refused("community_limit") when they already own ``limit`` groups.
+    """
+    community = _lock_owned_community(tx, community_id, owner_id)
+    if new_owner_id == owner_id:
+        return community
+    if _membership_role(tx, community_id, new_owner_id) is None:
+        raise Refused("not_member")
+    _lock_user(tx, new_owner_id)
+    if limit is not None and _owned_count(tx, new_owner_id) >= limit:
+        raise Refused("community_limit")
+    tx.execute("UPDATE communities SET owner_id = ? WHERE id = ?", (new_owner_id, community_id))
+    tx.execute(
+        "UPDATE memberships SET role = 'member' WHERE community_id = ? AND user_id = ?",
+        (community_id, owner_id),
+    )
+    tx.execute(
+        "UPDATE memberships SET role = 'owner' WHERE community_id = ? AND user_id = ?",
+        (community_id, new_owner_id),
+    )
+    updated = get_community(tx, community_id)
+    assert updated is not None
+    return updated
+
+
+def list_members(tx: Tx, community_id: int, offset: int, limit: int) -> Page[Member]:
+    """One page of a community's members (owner first, then by join time) and the total."""
+    rows = tx.rows(
+        f"SELECT {USER_COLUMNS}, m.role, m.joined"
+        " FROM memberships m JOIN users u ON u.id = m.user_id"
+        " WHERE m.community_id = ?"
+        " ORDER BY CASE m.role WHEN 'owner' THEN 0 ELSE 1 END, m.joined, u.id"
+        " LIMIT ? OFFSET ?",
+        (community_id, limit, offset),
+    )
+    total = tx.value("SELECT COUNT(*) FROM memberships WHERE community_id = ?", (community_id,))
+    return Page([Member(_user(r), r[7], int(r[8])) for r in rows], int(total))
+
+
+def list_user_communities(tx: Tx, user_id: int, offset: int, limit: int) -> Page[Community]:
+    """One page of the communities a user belongs to, ordered by id, and the total."""
+    rows = tx.rows(
+        f"SELECT {COMMUNITY_COLUMNS}"
+        " FROM memberships m JOIN communities c ON c.id = m.community_id"
+        " WHERE m.user_id = ? ORDER BY c.id LIMIT ? OFFSET ?",
+        (user_id, limit, offset),
+    )
+    total = tx.value("SELECT COUNT(*) FROM memberships WHERE user_id = ?", (user_id,))
+    return Page([_community(r) for r in rows], int(total))
+
+
+def member_ids(tx: Tx, community_id: int) -> list[int]:
+    """Ids of all members of a community, ascending."""
+    return _ids(
+        tx.rows(
+            "SELECT user_id FROM memberships WHERE community_id = ? ORDER BY user_id",
+            (community_id,),
+        )
+    )
+
+
+def community_ids(tx: Tx, user_id: int) -> list[int]:
+    """Ids of all communities a user belongs to, ascending."""
+    return _ids(
+        tx.rows(
+            "SELECT community_id FROM memberships WHERE user_id = ? ORDER BY community_id",
+            (user_id,),
+        )
+    )
+
+
+def is_member(tx: Tx, community_id: int, user_id: int) -> bool:
+    """Whether the user belongs to the community."""
+    return (
+        tx.row(
+            "SELECT 1 FROM memberships WHERE community_id = ? AND user_id = ?",
+            (community_id, user_id),
+        )
+        is not None
+    )

@@ -1,0 +1,106 @@
+"""The rows the store hands out, as small immutable dataclasses.
+
+``to_dict`` methods give the JSON shape of fastIM's models (``ownerid``, ``createat``...),
+minus the secrets: password hashes and salts never leave :class:`Credentials`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    """An account. ``created`` is Unix time in seconds."""
+
+    id: int
+    mobile: str
+    nickname: str
+    avatar: str
+    sex: str
+    memo: str
+    created: int
+
+    def public(self) -> dict[str, Any]:
+        """What other users may see (no mobile number: it is contact data, not a profile)."""
+        return {
+            "id": self.id,
+            "nickname": self.nickname,
+            "avatar": self.avatar,
+            "sex": self.sex,
+            "memo": self.memo,
+        }
+
+    def private(self) -> dict[str, Any]:
+        """What the account's own owner sees (``/user/me``, login)."""
+        return {**self.public(), "mobile": self.mobile, "createat": self.created}
+
+
+@dataclass(frozen=True, slots=True)
+class Credentials:
+    """A user's password hash and the KDF parameters it was made with."""
+
+    user_id: int
+    passwd: str  # hex digest
+    salt: str  # hex
+    kdf: str  # e.g. "scrypt:16384:8:1", see fastim.accounts.passwords
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    """One login token of one device; only the SHA-256 of the token is stored."""
+
+    token_hash: str
+    user_id: int
+    device: str
+    expires: int
+    created: int
+
+
+@dataclass(frozen=True, slots=True)
+class Community:
+    """A group (fastIM's "community"). ``cate`` is fastIM's group type (1 = ordinary)."""
+
+    id: int
+    name: str
+    owner_id: int
+    icon: str
+    memo: str
+    cate: int
+    created: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """fastIM's Community JSON shape."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "ownerid": self.owner_id,
+            "icon": self.icon,
+            "memo": self.memo,
+            "cate": self.cate,
+            "createat": self.created,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Member:
+    """A user's membership of a community: role is ``owner`` or ``member``."""
+
+    user: User
+    role: str
+    joined: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The member's public profile plus role and join time."""
+        return {**self.user.public(), "role": self.role, "joined": self.joined}
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    """One page of a list and the total number of rows in the whole list."""
+
+    rows: list[T]
+    total: int

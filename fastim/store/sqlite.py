@@ -1,0 +1,145 @@
+"""The SQLite backend: a file in the data dir, WAL mode, one writer and a few readers.
+
+Concurrency design. SQLite allows many readers but only ONE writer at a time per database.
+Rather than let several connections race for the write lock (and spin on SQLITE_BUSY), the
+store funnels every write transaction through a single-thread executor that owns the one
+writer connection: writes queue up in order and never contend with each other, and a
+write transaction that reads first (count-then-insert, the owner check on leave) is
+serialised with every other write for free -- no row locks needed. Read transactions run on
+a small pool of reader threads, each with its own connection (``PRAGMA query_only``), and
+thanks to WAL they see a consistent snapshot and never block, nor are blocked by, the
+writer. ``busy_timeout`` still covers other processes using the same file.
+
+``pool_size`` is the total number of connections (and threads): 1 writer + ``pool_size - 1``
+readers (at least one).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from fastim.store.base import Store, apply_migrations
+from fastim.store.errors import StoreError
+from fastim.store.migrations import Migration
+from fastim.store.sql import SQLiteDialect, Tx
+
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 5000
+
+
+class SQLiteStore(Store):
+    """SQLite through the standard library's ``sqlite3``, off the event loop."""
+
+    def __init__(self, path: str, pool_size: int = 4) -> None:
+        super().__init__(SQLiteDialect())
+        self.path = path
+        self.pool_size = max(2, pool_size)
+        self._writer = ThreadPoolExecutor(1, thread_name_prefix="fastim-sqlite-writer")
+        self._readers = ThreadPoolExecutor(
+            self.pool_size - 1, thread_name_prefix="fastim-sqlite-reader"
+        )
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"SQLiteStore({self.path!r})"
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    # --- connections, one per worker thread ----------------------------------------
+
+    def _connection(self, write: bool) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            # isolation_level=None: no implicit BEGINs; transactions are explicit below.
+            # check_same_thread=False only so that close() may close it from another
+            # thread after the workers have stopped; each is used by one thread.
+            conn = sqlite3.connect(
+                self.path,
+                timeout=BUSY_TIMEOUT_MS / 1000,
+                isolation_level=None,
+                check_same_thread=False,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            # FULL: a commit is on disk before the caller hears of it (acks follow durability).
+            conn.execute("PRAGMA synchronous = FULL")
+            if not write:
+                conn.execute("PRAGMA query_only = ON")
+            self._local.conn = conn
+            with self._connections_lock:
+                self._connections.append(conn)
+        return conn
+
+    def _run(self, fn: Callable[..., T], args: Sequence[Any], write: bool) -> T:
+        conn = self._connection(write)
+        cursor = conn.cursor()
+        # IMMEDIATE takes the write lock up front, so a transaction that reads before it
+        # writes cannot fail half-way on a lock upgrade.
+        cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+        try:
+            result = fn(Tx(cursor, self.dialect), *args)
+        except BaseException:
+            if conn.in_transaction:
+                cursor.execute("ROLLBACK")
+            raise
+        else:
+            cursor.execute("COMMIT")
+            return result
+        finally:
+            cursor.close()
+
+    async def _submit(self, fn: Callable[..., T], args: Sequence[Any], *, write: bool) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        loop = asyncio.get_running_loop()
+        executor = self._writer if write else self._readers
+        return await loop.run_in_executor(executor, self._run, fn, args, write)
+
+    # --- life cycle --------------------------------------------------------------------
+
+    def _open_sync(self, migrations: Sequence[Migration]) -> list[int]:
+        conn = self._connection(write=True)
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})")
+        return apply_migrations(lambda fn: self._run(fn, (), True), "sqlite", migrations)
+
+    async def open(self, migrations: Sequence[Migration]) -> None:
+        """Create the file if needed, switch to WAL, apply pending migrations."""
+        directory = os.path.dirname(os.path.abspath(self.path))
+        os.makedirs(directory, exist_ok=True)
+        loop = asyncio.get_running_loop()
+        try:
+            self.applied_migrations = await loop.run_in_executor(
+                self._writer, self._open_sync, migrations
+            )
+        except BaseException:
+            await self.close()
+            raise
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+
+        def shutdown() -> None:
+            self._writer.shutdown(wait=True)
+            self._readers.shutdown(wait=True)
+            with self._connections_lock:
+                for conn in self._connections:
+                    conn.close()
+                self._connections.clear()
+
+        await asyncio.to_thread(shutdown)

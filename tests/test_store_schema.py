@@ -1,0 +1,236 @@
+"""The versioned schema: created at start-up, re-opened without re-running, extended by
+appending migrations; the MySQL tables are utf8mb4; SQLite runs in WAL with foreign keys."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from fastim.store import MIGRATIONS, Migration, SchemaError, Store, StoreError, Tx, open_store
+from tests.store_fixtures import run, table_counts
+
+EXTRA = Migration(
+    version=1000,
+    name="test: notes table",
+    sqlite=["CREATE TABLE test_notes (id INTEGER PRIMARY KEY, body TEXT NOT NULL)"],
+    mysql=[
+        "CREATE TABLE IF NOT EXISTS test_notes (id BIGINT PRIMARY KEY, body TEXT NOT NULL)"
+        " ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+    ],
+)
+BROKEN = Migration(
+    version=1001,
+    name="test: fails half-way",
+    sqlite=[
+        "CREATE TABLE test_half (id INTEGER PRIMARY KEY)",
+        "THIS IS NOT SQL",
+    ],
+    mysql=[
+        "CREATE TABLE IF NOT EXISTS test_half (id BIGINT PRIMARY KEY) ENGINE=InnoDB",
+        "THIS IS NOT SQL",
+    ],
+)
+
+
+def _versions_and_times(store: Store) -> list[tuple[int, int]]:
+    return run(
+        store.read(
+            lambda tx: [
+                (int(v), int(t))
+                for v, t in tx.rows("SELECT version, applied FROM schema_version ORDER BY version")
+            ]
+        )
+    )
+
+
+def _drop_test_tables(store: Store) -> None:
+    def drop(tx: Tx) -> None:
+        for table in ("test_notes", "test_half"):
+            tx.execute(f"DROP TABLE IF EXISTS {table}")
+        tx.execute("DELETE FROM schema_version WHERE version >= 1000")
+
+    run(store.write(drop))
+
+
+def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
+    store = run(open_store(fresh_db_url))
+    try:
+        assert store.applied_migrations == [m.version for m in MIGRATIONS]
+        assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
+        assert table_counts(store) == {
+            "memberships": 0,
+            "communities": 0,
+            "friendships": 0,
+            "tokens": 0,
+            "users": 0,
+        }
+    finally:
+        run(store.close())
+
+
+def test_reopen_keeps_data_and_runs_no_migration(db_url: str) -> None:
+    store = run(open_store(db_url))
+    user = run(
+        store.create_user(
+            mobile="13900000001",
+            passwd="00",
+            salt="11",
+            kdf="scrypt:1024:8:1",
+            nickname="漢字 😀",
+        )
+    )
+    before = _versions_and_times(store)
+    run(store.close())
+
+    again = run(open_store(db_url))
+    try:
+        assert again.applied_migrations == []
+        assert _versions_and_times(again) == before
+        assert run(again.get_user(user.id)) == user
+    finally:
+        run(again.close())
+
+
+def test_an_appended_migration_is_applied_alone_and_once(db_url: str) -> None:
+    store = run(open_store(db_url))
+    run(store.close())
+    extended = [*MIGRATIONS, EXTRA]
+    store = run(open_store(db_url, migrations=extended))
+    try:
+        assert store.applied_migrations == [EXTRA.version]
+        run(
+            store.write(
+                lambda tx: tx.execute(
+                    "INSERT INTO test_notes (id, body) VALUES (?, ?)", (1, "kept")
+                )
+            )
+        )
+        run(store.close())
+        store = run(open_store(db_url, migrations=extended))
+        assert store.applied_migrations == []
+        assert run(store.read(lambda tx: tx.value("SELECT body FROM test_notes"))) == "kept"
+    finally:
+        _drop_test_tables(store)
+        run(store.close())
+
+
+def test_a_failing_migration_is_not_recorded_and_stops_start_up(db_url: str, backend: str) -> None:
+    with pytest.raises(Exception, match="(?i)syntax"):
+        run(open_store(db_url, migrations=[*MIGRATIONS, BROKEN]))
+    store = run(open_store(db_url))
+    try:
+        assert BROKEN.version not in run(store.schema_versions())
+        if backend == "sqlite":
+            # SQLite DDL is transactional: the first statement was rolled back too.
+            tables = run(
+                store.read(
+                    lambda tx: tx.rows("SELECT name FROM sqlite_master WHERE name = 'test_half'")
+                )
+            )
+            assert tables == []
+    finally:
+        _drop_test_tables(store)
+        run(store.close())
+
+
+def test_a_database_from_a_newer_fastim_is_refused(db_url: str) -> None:
+    store = run(open_store(db_url, migrations=[*MIGRATIONS, EXTRA]))
+    run(store.close())
+    try:
+        with pytest.raises(SchemaError, match="newer"):
+            run(open_store(db_url))
+    finally:
+        store = run(open_store(db_url, migrations=[*MIGRATIONS, EXTRA]))
+        _drop_test_tables(store)
+        run(store.close())
+
+
+def test_migrations_must_be_in_order(db_url: str) -> None:
+    with pytest.raises(SchemaError):
+        run(open_store(db_url, migrations=[EXTRA, *MIGRATIONS]))
+
+
+def test_a_closed_store_refuses_work(store: Store) -> None:
+    run(store.close())
+    assert store.closed
+    with pytest.raises(StoreError, match="closed"):
+        run(store.get_user(1))
+    run(store.close())  # idempotent
+
+
+def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Any) -> None:
+    store = run(open_store(f"sqlite:///{tmp_path}/w.db", pool_size=3))
+    try:
+        assert run(store.read(lambda tx: tx.value("PRAGMA journal_mode"))) == "wal"
+        assert run(store.read(lambda tx: tx.value("PRAGMA foreign_keys"))) == 1
+        assert run(store.write(lambda tx: tx.value("PRAGMA foreign_keys"))) == 1
+        assert run(store.read(lambda tx: tx.value("PRAGMA busy_timeout"))) >= 1000
+        # Readers are read-only: a write submitted as a read fails instead of racing the writer.
+        with pytest.raises(Exception, match="readonly|read-only|query_only"):
+            run(store.read(lambda tx: tx.execute("DELETE FROM users")))
+    finally:
+        run(store.close())
+
+
+@pytest.mark.parametrize("backend", ["mysql"])
+def test_mysql_tables_are_utf8mb4_with_binary_unique_keys(store: Store) -> None:
+    def inspect(tx: Tx) -> tuple[dict[str, str], dict[tuple[str, str], str]]:
+        tables = dict(
+            tx.rows(
+                "SELECT table_name, table_collation FROM information_schema.tables"
+                " WHERE table_schema = DATABASE()"
+            )
+        )
+        columns = {
+            (t, c): coll
+            for t, c, coll in tx.rows(
+                "SELECT table_name, column_name, collation_name FROM information_schema.columns"
+                " WHERE table_schema = DATABASE() AND collation_name IS NOT NULL"
+            )
+        }
+        return tables, columns
+
+    tables, columns = run(store.read(inspect))
+    for table in ("users", "tokens", "friendships", "communities", "memberships"):
+        assert tables[table] == "utf8mb4_unicode_ci"
+    assert columns[("users", "nickname")] == "utf8mb4_unicode_ci"
+    assert columns[("communities", "name")] == "utf8mb4_bin"
+    assert columns[("users", "mobile")] == "ascii_bin"
+    assert run(store.read(lambda tx: tx.value("SELECT @@character_set_connection"))) == "utf8mb4"
+    mode = run(store.read(lambda tx: tx.value("SELECT @@sql_mode")))
+    assert "STRICT_ALL_TABLES" in mode
+
+
+def test_the_database_enforces_the_schema_rules_itself(store: Store) -> None:
+    """Even code that skips validation cannot store a bad sex or a self-friendship."""
+    from fastim.store import IntegrityViolation
+
+    user = run(store.create_user(mobile="13900000002", passwd="0", salt="0", kdf="k", nickname="n"))
+    with pytest.raises(IntegrityViolation) as exc:
+        run(
+            store.write(
+                lambda tx: tx.execute("UPDATE users SET sex = 'X' WHERE id = ?", (user.id,))
+            )
+        )
+    assert exc.value.kind == "check"
+    with pytest.raises(IntegrityViolation) as exc:
+        run(
+            store.write(
+                lambda tx: tx.execute(
+                    "INSERT INTO friendships (owner_id, dst_id, created) VALUES (?, ?, 0)",
+                    (user.id, user.id),
+                )
+            )
+        )
+    assert exc.value.kind == "check"
+    with pytest.raises(IntegrityViolation) as exc:
+        run(
+            store.write(
+                lambda tx: tx.execute(
+                    "INSERT INTO memberships (community_id, user_id, role, joined) VALUES (?, ?, 'member', 0)",
+                    (999_999, user.id),
+                )
+            )
+        )
+    assert exc.value.kind == "foreign_key"
