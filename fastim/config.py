@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from fastim.chat.hub import HubOptions
+from fastim.chat.protocol import ChatLimits
 from fastim.http import Limits
 
 #: The checkout the package runs from (asset/ and views/ live beside fastim/).
@@ -40,6 +42,13 @@ class Config:
     views_dir: Path = field(default_factory=lambda: _project_path("views"))
     access_log: bool = True
     limits: Limits = field(default_factory=Limits)
+    #: Origins besides the server's own whose pages may open /chat (e.g. a separate
+    #: front-end host); any other Origin gets 403.
+    allowed_origins: tuple[str, ...] = ()
+    #: The chat hub: rate limit, text limit, batch sizes (fastim/chat/hub.py).
+    hub: HubOptions = field(default_factory=HubOptions)
+    #: Bytes a chat device may fall behind before it is cut off as a slow reader.
+    chat_outbound_buffer: int = 1024 * 1024
 
     @property
     def database_url(self) -> str:
@@ -80,6 +89,20 @@ def add_serve_arguments(
                         default=Path(env.get("FASTIM_RESOURCE_DIR", str(defaults.resource_dir))),
                         help="directory of uploaded files (FASTIM_RESOURCE_DIR, "
                              "default %(default)s)")
+    origins = env.get("FASTIM_ALLOWED_ORIGINS", "")
+    parser.add_argument("--allowed-origin", action="append", dest="allowed_origins",
+                        default=[o.strip() for o in origins.split(",") if o.strip()],
+                        help="an Origin besides the server's own that may open /chat; "
+                             "repeatable (FASTIM_ALLOWED_ORIGINS, comma-separated)")
+    hub = defaults.hub
+    parser.add_argument("--chat-rate", type=float,
+                        default=float(env.get("FASTIM_CHAT_RATE", hub.rate)),
+                        help="chat messages a second one connection may send "
+                             "(FASTIM_CHAT_RATE, default %(default)s; bursts of twice that)")
+    parser.add_argument("--chat-max-text", type=int,
+                        default=_env_int(env, "FASTIM_CHAT_MAX_TEXT", hub.limits.max_text),
+                        help="longest text message in characters "
+                             "(FASTIM_CHAT_MAX_TEXT, default %(default)s)")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -91,6 +114,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         redis=args.redis,
         data_dir=args.data_dir,
         resource_dir=args.resource_dir,
+        allowed_origins=tuple(args.allowed_origins),
+        hub=HubOptions(rate=args.chat_rate, burst=2 * args.chat_rate,
+                       limits=ChatLimits(max_text=args.chat_max_text)),
     )
 
 

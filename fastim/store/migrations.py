@@ -196,5 +196,67 @@ ACCOUNTS = Migration(
     ],
 )
 
+MESSAGES = Migration(
+    version=2,
+    name="chat messages and read marks",
+    sqlite=[
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conv TEXT NOT NULL CHECK (length(conv) <= 48),
+            sender INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            cid TEXT NULL CHECK (length(cid) <= 64),
+            cmd INTEGER NOT NULL,
+            dstid INTEGER NOT NULL,
+            media INTEGER NOT NULL,
+            content TEXT NOT NULL CHECK (length(content) <= 20000),
+            pic TEXT NOT NULL DEFAULT '' CHECK (length(pic) <= 300),
+            url TEXT NOT NULL DEFAULT '' CHECK (length(url) <= 300),
+            memo TEXT NOT NULL DEFAULT '' CHECK (length(memo) <= 500),
+            amount INTEGER NOT NULL DEFAULT 0,
+            created INTEGER NOT NULL
+        )""",
+        # A resend with the same client id is the same message (NULL cids never clash).
+        "CREATE UNIQUE INDEX ux_messages_sender_cid ON messages (sender, cid)",
+        "CREATE INDEX ix_messages_conv ON messages (conv, id)",
+        "CREATE INDEX ix_messages_dst ON messages (cmd, dstid, id)",
+        """CREATE TABLE read_marks (
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            conv TEXT NOT NULL CHECK (length(conv) <= 48),
+            upto INTEGER NOT NULL,
+            PRIMARY KEY (user_id, conv)
+        )""",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS messages (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            conv VARCHAR(48) {_ASCII_BIN} NOT NULL,
+            sender BIGINT NOT NULL,
+            cid VARCHAR(64) {_UTF8_BIN} NULL,
+            cmd SMALLINT NOT NULL,
+            dstid BIGINT NOT NULL,
+            media SMALLINT NOT NULL,
+            content TEXT NOT NULL,
+            pic VARCHAR(300) NOT NULL DEFAULT '',
+            url VARCHAR(300) NOT NULL DEFAULT '',
+            memo VARCHAR(500) NOT NULL DEFAULT '',
+            amount BIGINT NOT NULL DEFAULT 0,
+            created BIGINT NOT NULL,
+            UNIQUE KEY ux_messages_sender_cid (sender, cid),
+            KEY ix_messages_conv (conv, id),
+            KEY ix_messages_dst (cmd, dstid, id),
+            CONSTRAINT fk_messages_sender FOREIGN KEY (sender) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS read_marks (
+            user_id BIGINT NOT NULL,
+            conv VARCHAR(48) {_ASCII_BIN} NOT NULL,
+            upto BIGINT NOT NULL,
+            PRIMARY KEY (user_id, conv),
+            CONSTRAINT fk_read_marks_user FOREIGN KEY (user_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
-MIGRATIONS: list[Migration] = [ACCOUNTS]
+MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES]

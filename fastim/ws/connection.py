@@ -203,6 +203,25 @@ class Connection(asyncio.Protocol):
         self._write(data)
         await self._drain()
 
+    def send_nowait(self, message: str | bytes) -> None:
+        """Write a message at once, never waiting for the write buffer to drain.
+
+        For fan-out, where one slow reader must not hold up the others: the caller
+        bounds what it queues by watching `buffered_amount` (and closes a connection
+        that falls too far behind). Raises ConnectionClosed after the close."""
+        if self._lost or self._core.close_sent is not None:
+            raise self._closed_error()
+        if isinstance(message, str):
+            self._write(self._core.send_text(message))
+        else:
+            self._write(self._core.send_binary(message))
+
+    @property
+    def buffered_amount(self) -> int:
+        """Bytes written but not yet sent on the socket (the browser API's name)."""
+        transport = self._transport
+        return 0 if transport is None else transport.get_write_buffer_size()
+
     async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
         """Send a ping (RFC 6455 §5.5.2) and return a future that resolves to the round
         trip time in seconds when its pong comes. `data` defaults to 4 random bytes."""

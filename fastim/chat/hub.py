@@ -1,0 +1,363 @@
+"""The chat hub: who is online, who may talk to whom, and where each message goes.
+
+Every accepted message is stored (group commit) before it is acked or delivered; its
+frame is encoded once and the same text goes to every recipient connection. The checks
+on the hot path (is this a friend, is this a member, who of this group is online) are
+answered from memory: a user's friends and groups are loaded when their first device
+connects and kept in step by the contact handlers (`friendship_added`, `member_joined`…).
+Delivery goes through a bus, so another node's users can be reached the same way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from fastim.chat.groupcommit import Busy, GroupCommit
+from fastim.chat.protocol import (
+    ChatError,
+    ChatLimits,
+    ChatMessage,
+    Cmd,
+    Command,
+    Heartbeat,
+    Read,
+    Sync,
+    Typing,
+    encode,
+    parse,
+)
+from fastim.chat.ratelimit import TokenBucket
+
+log = logging.getLogger(__name__)
+
+
+def conversation(kind: int, a: int, b: int) -> str:
+    """The key of a conversation: a pair of users (order-free) or a group."""
+    if kind == Cmd.GROUP:
+        return f"g{b}"
+    low, high = (a, b) if a <= b else (b, a)
+    return f"p{low}_{high}"
+
+
+@dataclass(frozen=True)
+class NewMessage:
+    """A validated message with its sender, ready to be stored."""
+
+    sender: int
+    message: ChatMessage
+    session_id: str  # the device it came from: it gets the ack, not a copy
+    conv: str
+    ts: int  # server time, ms
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    id: int
+    ts: int
+    created: bool  # False when (sender, cid) was stored before: a retry
+
+
+class ChatStore(Protocol):
+    async def friends_of(self, user_id: int) -> set[int]: ...
+    async def groups_of(self, user_id: int) -> set[int]: ...
+    async def insert_messages(self, batch: Sequence[NewMessage]) -> list[StoredMessage]: ...
+    async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
+                             limit: int) -> list[dict[str, Any]]: ...
+    async def mark_read(self, user_id: int, conv: str, upto: int) -> int: ...
+
+
+class Session(Protocol):
+    """One device of a user: a WebSocket connection seen from the hub."""
+
+    id: str
+    user_id: int
+
+    def push(self, frame: str) -> None: ...
+    def close_for(self, code: int, reason: str) -> None: ...
+
+
+class Bus(Protocol):
+    """Carries frames to users wherever they are connected (this node or others)."""
+
+    def to_users(self, users: Sequence[int], frame: str,
+                 skip_session: str | None = None) -> None: ...
+
+    def to_group(self, group: int, frame: str, also: int | None = None,
+                 skip_session: str | None = None) -> None:
+        """Every online member of `group`, and the devices of user `also` (the sender,
+        who may be on no list of this node's members)."""
+
+
+@dataclass
+class HubOptions:
+    limits: ChatLimits = field(default_factory=ChatLimits)
+    rate: float = 20.0  # messages a second a connection may send, sustained
+    burst: float = 40.0  # and in a burst
+    max_strikes: int = 10  # malformed commands tolerated before closing with 1008
+    max_batch: int = 256
+    max_pending: int = 20_000
+
+
+@dataclass
+class Presence:
+    """What the hub keeps in memory for a user with at least one live device."""
+
+    sessions: dict[str, Session]
+    friends: set[int]
+    groups: set[int]
+
+
+class Hub:
+    def __init__(self, store: ChatStore, options: HubOptions | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.store = store
+        self.options = options or HubOptions()
+        self.clock = clock
+        self.bus: Bus = LocalBus(self)
+        self.users: dict[int, Presence] = {}
+        self.online_members: dict[int, set[int]] = {}  # group -> members online here
+        self._buckets: dict[str, TokenBucket] = {}
+        self._strikes: dict[str, int] = {}
+        self._commit: GroupCommit[NewMessage, StoredMessage] = GroupCommit(
+            store.insert_messages, self._stored, self._store_failed,
+            max_batch=self.options.max_batch, max_pending=self.options.max_pending)
+
+    def start(self) -> None:
+        self._commit.start()
+
+    async def close(self) -> None:
+        await self._commit.close()
+
+    # -- connections ------------------------------------------------------------------
+
+    async def connect(self, session: Session) -> None:
+        """A device came online: load what the hot path needs and tell friends."""
+        user = session.user_id
+        presence = self.users.get(user)
+        first = presence is None
+        if presence is None:
+            friends, groups = await asyncio.gather(self.store.friends_of(user),
+                                                   self.store.groups_of(user))
+            presence = self.users.get(user)  # another device may have raced us here
+            if presence is None:
+                presence = Presence(sessions={}, friends=friends, groups=groups)
+                self.users[user] = presence
+                for group in groups:
+                    self.online_members.setdefault(group, set()).add(user)
+        presence.sessions[session.id] = session
+        now = self.clock()
+        self._buckets[session.id] = TokenBucket(self.options.rate, self.options.burst, now)
+        online = sorted(f for f in presence.friends if f in self.users)
+        session.push(encode({"cmd": Cmd.PRESENCE, "users": online, "online": True}))
+        if first:
+            self.bus.to_users(sorted(presence.friends),
+                              encode({"cmd": Cmd.PRESENCE, "userid": user, "online": True}))
+
+    def disconnect(self, session: Session) -> None:
+        user = session.user_id
+        self._buckets.pop(session.id, None)
+        self._strikes.pop(session.id, None)
+        presence = self.users.get(user)
+        if presence is None or presence.sessions.pop(session.id, None) is None:
+            return
+        if presence.sessions:
+            return
+        del self.users[user]
+        for group in presence.groups:
+            members = self.online_members.get(group)
+            if members is not None:
+                members.discard(user)
+                if not members:
+                    del self.online_members[group]
+        self.bus.to_users(sorted(presence.friends),
+                          encode({"cmd": Cmd.PRESENCE, "userid": user, "online": False}))
+
+    def is_online(self, user: int) -> bool:
+        return user in self.users
+
+    # -- what contact handlers tell the hub ---------------------------------------------
+
+    def friendship_added(self, a: int, b: int) -> None:
+        for one, other in ((a, b), (b, a)):
+            presence = self.users.get(one)
+            if presence is not None:
+                presence.friends.add(other)
+
+    def member_joined(self, group: int, user: int) -> None:
+        presence = self.users.get(user)
+        if presence is not None:
+            presence.groups.add(group)
+            self.online_members.setdefault(group, set()).add(user)
+
+    def member_left(self, group: int, user: int) -> None:
+        presence = self.users.get(user)
+        if presence is not None:
+            presence.groups.discard(group)
+        members = self.online_members.get(group)
+        if members is not None:
+            members.discard(user)
+            if not members:
+                del self.online_members[group]
+
+    def group_dissolved(self, group: int) -> None:
+        for user in self.online_members.pop(group, set()):
+            presence = self.users.get(user)
+            if presence is not None:
+                presence.groups.discard(group)
+
+    # -- commands ---------------------------------------------------------------------
+
+    async def receive(self, session: Session, text: str | bytes) -> None:
+        """Handle one frame from a client; errors go back to it as ERROR frames."""
+        bucket = self._buckets.get(session.id)
+        if bucket is not None and not bucket.take(self.clock()):
+            session.close_for(1008, "message rate limit exceeded")
+            return
+        try:
+            command = parse(text, self.options.limits)
+            await self._dispatch(session, command)
+        except ChatError as error:
+            session.push(error.frame())
+            if error.reason in ("bad_json", "bad_field", "unknown_cmd", "unknown_media"):
+                strikes = self._strikes.get(session.id, 0) + 1
+                self._strikes[session.id] = strikes
+                if strikes > self.options.max_strikes:
+                    session.close_for(1008, "too many malformed messages")
+
+    async def _dispatch(self, session: Session, command: Command) -> None:
+        if isinstance(command, ChatMessage):
+            self._send(session, command)
+        elif isinstance(command, Heartbeat):
+            session.push('{"cmd":0}')
+        elif isinstance(command, Sync):
+            await self._sync(session, command)
+        elif isinstance(command, Read):
+            await self._read(session, command)
+        elif isinstance(command, Typing):
+            self._typing(session, command)
+
+    def _check_allowed(self, user: int, kind: int, dstid: int, cid: str | None) -> None:
+        presence = self.users.get(user)
+        if kind == Cmd.SINGLE:
+            if dstid == user:
+                raise ChatError("not_friend", "you cannot message yourself", cid)
+            if presence is None or dstid not in presence.friends:
+                raise ChatError("not_friend", f"user {dstid} is not your friend", cid)
+        elif presence is None or dstid not in presence.groups:
+            raise ChatError("not_member", f"you are not a member of group {dstid}", cid)
+
+    def _send(self, session: Session, message: ChatMessage) -> None:
+        user = session.user_id
+        self._check_allowed(user, message.cmd, message.dstid, message.cid)
+        item = NewMessage(sender=user, message=message, session_id=session.id,
+                          conv=conversation(message.cmd, user, message.dstid),
+                          ts=int(time.time() * 1000))
+        try:
+            self._commit.submit(item)
+        except Busy as exc:
+            raise ChatError("busy", str(exc), message.cid) from None
+
+    def _stored(self, batch: Sequence[NewMessage], results: Sequence[StoredMessage]) -> None:
+        """After the commit: ack each sender, deliver each new message, in id order."""
+        for item, stored in zip(batch, results, strict=True):
+            message = item.message
+            self._ack(item, stored)
+            if not stored.created:
+                continue  # a retry of a stored message: acked again, delivered once
+            frame = encode({
+                "id": stored.id, "cid": message.cid, "userid": item.sender,
+                "cmd": message.cmd, "dstid": message.dstid, "media": message.media,
+                "content": message.content, "pic": message.pic, "url": message.url,
+                "memo": message.memo, "amount": message.amount, "ts": stored.ts,
+            })
+            self._to_conversation(item.sender, message.cmd, message.dstid, frame,
+                                  skip_session=item.session_id)
+
+    def _ack(self, item: NewMessage, stored: StoredMessage) -> None:
+        presence = self.users.get(item.sender)
+        session = presence.sessions.get(item.session_id) if presence else None
+        if session is not None:
+            session.push(encode({"cmd": Cmd.ACK, "cid": item.message.cid, "id": stored.id,
+                                 "ts": stored.ts, "dup": not stored.created}))
+
+    def _store_failed(self, batch: Sequence[NewMessage], error: BaseException) -> None:
+        for item in batch:
+            presence = self.users.get(item.sender)
+            session = presence.sessions.get(item.session_id) if presence else None
+            if session is not None:
+                session.push(ChatError("store_failed", "the message could not be stored; "
+                                       "send it again", item.message.cid).frame())
+
+    def _to_conversation(self, sender: int, kind: int, dstid: int, frame: str,
+                         skip_session: str | None = None) -> None:
+        """Both sides of a 1:1 chat, or the group's members, and the sender's devices."""
+        if kind == Cmd.SINGLE:
+            self.bus.to_users([dstid, sender], frame, skip_session)
+        else:
+            self.bus.to_group(dstid, frame, sender, skip_session)
+
+    async def _sync(self, session: Session, command: Sync) -> None:
+        presence = self.users.get(session.user_id)
+        groups = sorted(presence.groups) if presence else []
+        rows = await self.store.messages_since(session.user_id, groups, command.since,
+                                               command.limit + 1)
+        more = len(rows) > command.limit
+        rows = rows[: command.limit]
+        session.push(encode({"cmd": Cmd.SYNC_RESULT, "since": command.since, "rows": rows,
+                             "more": more, "next": rows[-1]["id"] if rows else command.since}))
+
+    async def _read(self, session: Session, command: Read) -> None:
+        user = session.user_id
+        self._check_allowed(user, command.kind, command.dstid, None)
+        upto = await self.store.mark_read(user, conversation(command.kind, user,
+                                                             command.dstid), command.upto)
+        receipt = encode({"cmd": Cmd.RECEIPT, "kind": command.kind, "dstid": command.dstid,
+                          "userid": user, "upto": upto})
+        self._to_conversation(user, command.kind, command.dstid, receipt)
+
+    def _typing(self, session: Session, command: Typing) -> None:
+        user = session.user_id
+        self._check_allowed(user, command.kind, command.dstid, None)
+        frame = encode({"cmd": Cmd.TYPING, "kind": command.kind, "dstid": command.dstid,
+                        "userid": user})
+        self._to_conversation(user, command.kind, command.dstid, frame,
+                              skip_session=session.id)
+
+    # -- delivery on this node ---------------------------------------------------------
+
+    def deliver_to_users(self, users: Sequence[int], frame: str,
+                         skip_session: str | None = None) -> None:
+        for user in users:
+            presence = self.users.get(user)
+            if presence is None:
+                continue  # offline here: the message waits in the store for sync
+            for session in list(presence.sessions.values()):
+                if session.id != skip_session:
+                    session.push(frame)
+
+    def deliver_to_group(self, group: int, frame: str, also: int | None = None,
+                         skip_session: str | None = None) -> None:
+        members = self.online_members.get(group, ())
+        self.deliver_to_users(list(members), frame, skip_session)
+        if also is not None and also not in members:
+            self.deliver_to_users([also], frame, skip_session)
+
+
+class LocalBus:
+    """The in-process bus: every user is on this node."""
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def to_users(self, users: Sequence[int], frame: str,
+                 skip_session: str | None = None) -> None:
+        self.hub.deliver_to_users(users, frame, skip_session)
+
+    def to_group(self, group: int, frame: str, also: int | None = None,
+                 skip_session: str | None = None) -> None:
+        self.hub.deliver_to_group(group, frame, also, skip_session)

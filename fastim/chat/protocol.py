@@ -1,0 +1,218 @@
+"""The chat protocol spoken over `/chat`: what clients send, what the server answers.
+
+Sans-I/O, like the WebSocket core: text in, a validated command or a `ChatError` out;
+server frames are encoded here once, so the same bytes go to every recipient.
+docs/chat-protocol.md is the reference for every field and command.
+
+fastIM's JSON fields stay (`id, userid, cmd, dstid, media, content, pic, url, memo,
+amount`); fastim adds `cid` (the client's id for a message, used for acks and safe
+retries), `ts` (server time in ms) and the commands below 10 and above 11.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+
+class Cmd(IntEnum):
+    HEARTBEAT = 0  # fastIM: keeps the connection alive; answered with a heartbeat
+    ACK = 1  # server -> sender: the message is stored, here is its server id
+    ERROR = 2  # server -> client: a command was refused, with the reason
+    SINGLE = 10  # fastIM: a 1:1 message to user `dstid`
+    GROUP = 11  # fastIM: a message to group `dstid`
+    SYNC = 20  # client -> server: send me what I missed since server id `since`
+    SYNC_RESULT = 21  # server -> client: one page of missed messages
+    READ = 30  # client -> server: I have read conversation (kind, dstid) up to `upto`
+    RECEIPT = 31  # server -> others: user `userid` has read (kind, dstid) up to `upto`
+    TYPING = 40  # both ways, never stored
+    PRESENCE = 50  # server -> client: user `userid` came online / went offline
+
+
+class Media(IntEnum):
+    TEXT = 1  # fastIM: `content` is the text
+    IMAGE = 4  # fastIM: an image or sticker at `url` (thumbnail at `pic`)
+
+
+CONVERSATION_KINDS = (Cmd.SINGLE, Cmd.GROUP)
+
+
+@dataclass(frozen=True)
+class ChatLimits:
+    """Bounds on what one client command may carry (all configurable)."""
+
+    max_text: int = 4000  # characters of `content`
+    max_memo: int = 500
+    max_url: int = 300
+    max_cid: int = 64
+    max_sync_page: int = 200
+
+
+class ChatError(Exception):
+    """A command the server refuses: sent back as an ERROR frame; nothing is stored."""
+
+    def __init__(self, reason: str, message: str, cid: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = reason  # a stable machine-readable word, e.g. "not_friend"
+        self.message = message
+        self.cid = cid
+
+    def frame(self) -> str:
+        return encode({"cmd": Cmd.ERROR, "error": self.reason, "msg": self.message,
+                       "cid": self.cid})
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    """A 1:1 or group message as the client sent it, validated (sender not yet known)."""
+
+    cmd: Cmd
+    dstid: int
+    media: Media
+    content: str
+    pic: str
+    url: str
+    memo: str
+    amount: int
+    cid: str | None
+
+
+@dataclass(frozen=True)
+class Sync:
+    since: int
+    limit: int
+
+
+@dataclass(frozen=True)
+class Read:
+    kind: Cmd
+    dstid: int
+    upto: int
+
+
+@dataclass(frozen=True)
+class Typing:
+    kind: Cmd
+    dstid: int
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    pass
+
+
+Command = ChatMessage | Sync | Read | Typing | Heartbeat
+
+# Only this server's own files may be linked from a message: uploads under /resource/
+# and sticker packs under /asset/. No scheme, no host, no `..`, no query: nothing that
+# could run script (`javascript:`) or leak readers to a third party (tracking pixels).
+_LOCAL_URL = re.compile(r"/(?:resource|asset)/[A-Za-z0-9_\-./]+")
+
+
+def _url(value: Any, field: str, limits: ChatLimits, cid: str | None) -> str:
+    text = _str(value, field, limits.max_url, cid)
+    if text and (not _LOCAL_URL.fullmatch(text) or ".." in text or "//" in text):
+        raise ChatError("bad_url", f"{field} must be a path under /resource/ or /asset/", cid)
+    return text
+
+
+def _str(value: Any, field: str, limit: int, cid: str | None) -> str:
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise ChatError("bad_field", f"{field} must be a string", cid)
+    if len(value) > limit:
+        raise ChatError("too_long", f"{field} is longer than {limit} characters", cid)
+    return value
+
+
+def _int(value: Any, field: str, cid: str | None, *, default: int | None = None,
+         minimum: int = 0) -> int:
+    if value is None and default is not None:
+        return default
+    # bool is an int in Python but never a valid id or amount on the wire.
+    if isinstance(value, bool) or not isinstance(value, int):
+        # fastIM's clients sent ids as strings of digits; accept those too.
+        if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+            value = int(value)
+        else:
+            raise ChatError("bad_field", f"{field} must be an integer", cid)
+    if value < minimum or value > 2**63 - 1:
+        raise ChatError("bad_field", f"{field} is out of range", cid)
+    return value
+
+
+def _cid(value: Any, limits: ChatLimits) -> str | None:
+    if value is None or value == "":
+        return None
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ChatError("bad_field", "cid must be a string or an integer")
+    cid = str(value)
+    if len(cid) > limits.max_cid:
+        raise ChatError("too_long", f"cid is longer than {limits.max_cid} characters")
+    return cid
+
+
+def _kind(value: Any, cid: str | None) -> Cmd:
+    kind = _int(value, "kind", cid)
+    if kind not in CONVERSATION_KINDS:
+        raise ChatError("bad_field", "kind must be 10 (1:1) or 11 (group)", cid)
+    return Cmd(kind)
+
+
+def parse(text: str | bytes, limits: ChatLimits = ChatLimits()) -> Command:
+    """Validate one client frame; raise ChatError naming what is wrong."""
+    try:
+        data = json.loads(text)
+    except (ValueError, UnicodeDecodeError):
+        raise ChatError("bad_json", "the message is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ChatError("bad_json", "the message must be a JSON object")
+    cid = _cid(data.get("cid"), limits)
+    cmd = _int(data.get("cmd"), "cmd", cid)
+    if cmd == Cmd.HEARTBEAT:
+        return Heartbeat()
+    if cmd in CONVERSATION_KINDS:
+        return _parse_message(Cmd(cmd), data, cid, limits)
+    if cmd == Cmd.SYNC:
+        since = _int(data.get("since"), "since", cid, default=0)
+        limit = _int(data.get("limit"), "limit", cid, default=limits.max_sync_page, minimum=1)
+        return Sync(since=since, limit=min(limit, limits.max_sync_page))
+    if cmd == Cmd.READ:
+        return Read(kind=_kind(data.get("kind"), cid),
+                    dstid=_int(data.get("dstid"), "dstid", cid, minimum=1),
+                    upto=_int(data.get("upto"), "upto", cid))
+    if cmd == Cmd.TYPING:
+        return Typing(kind=_kind(data.get("kind"), cid),
+                      dstid=_int(data.get("dstid"), "dstid", cid, minimum=1))
+    raise ChatError("unknown_cmd", f"unknown cmd {cmd}", cid)
+
+
+def _parse_message(cmd: Cmd, data: dict[str, Any], cid: str | None,
+                   limits: ChatLimits) -> ChatMessage:
+    dstid = _int(data.get("dstid"), "dstid", cid, minimum=1)
+    media_value = _int(data.get("media"), "media", cid, default=Media.TEXT)
+    if media_value not in (Media.TEXT, Media.IMAGE):
+        raise ChatError("unknown_media", f"unknown media {media_value}", cid)
+    media = Media(media_value)
+    content = _str(data.get("content"), "content", limits.max_text, cid)
+    url = _url(data.get("url"), "url", limits, cid)
+    pic = _url(data.get("pic"), "pic", limits, cid)
+    if media == Media.TEXT and not content.strip():
+        raise ChatError("empty", "a text message needs content", cid)
+    if media == Media.IMAGE and not url:
+        raise ChatError("bad_url", "an image message needs a url", cid)
+    return ChatMessage(
+        cmd=cmd, dstid=dstid, media=media, content=content, pic=pic, url=url,
+        memo=_str(data.get("memo"), "memo", limits.max_memo, cid),
+        amount=_int(data.get("amount"), "amount", cid, default=0),
+        cid=cid,
+    )
+
+
+def encode(payload: dict[str, Any]) -> str:
+    """Compact JSON, non-ASCII kept as is (smaller frames for CJK and emoji)."""
+    return json.dumps(payload, ensure_ascii=False, separators=(",", ":"))

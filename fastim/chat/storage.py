@@ -1,0 +1,223 @@
+"""The chat hub's SQL: messages and read marks, on SQLite and MySQL alike.
+
+Each function runs inside one transaction on a store worker thread (`store.read` /
+`store.write`, see fastim/store/base.py). The tables are created by migration 2 in
+fastim/store/migrations.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from fastim.chat.hub import NewMessage, StoredMessage
+from fastim.chat.protocol import Cmd
+from fastim.store.base import Store
+from fastim.store.errors import IntegrityViolation
+from fastim.store.sql import Tx
+
+_COLUMNS = "id, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created"
+_INSERT = ("INSERT INTO messages (conv, sender, cid, cmd, dstid, media, content, pic, url, "
+           "memo, amount, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
+def _row(item: NewMessage) -> tuple[Any, ...]:
+    m = item.message
+    return (item.conv, item.sender, m.cid, int(m.cmd), m.dstid, int(m.media), m.content,
+            m.pic, m.url, m.memo, m.amount, item.ts)
+
+
+def as_message(row: Sequence[Any]) -> dict[str, Any]:
+    """A stored row in the shape clients receive (docs/chat-protocol.md)."""
+    (id_, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created) = row
+    return {"id": int(id_), "cid": cid, "userid": int(sender), "cmd": int(cmd),
+            "dstid": int(dstid), "media": int(media), "content": content, "pic": pic,
+            "url": url, "memo": memo, "amount": int(amount), "ts": int(created)}
+
+
+def _already_stored(tx: Tx, batch: Sequence[NewMessage]) -> dict[tuple[int, str], tuple[int, int]]:
+    """(sender, cid) -> (id, ts) of the messages in `batch` that a retry sent before."""
+    keys = sorted({(i.sender, i.message.cid) for i in batch if i.message.cid is not None})
+    found: dict[tuple[int, str], tuple[int, int]] = {}
+    for start in range(0, len(keys), 200):
+        chunk = keys[start:start + 200]
+        where = " OR ".join("(sender = ? AND cid = ?)" for _ in chunk)
+        params = [value for key in chunk for value in key]
+        for id_, sender, cid, created in tx.rows(
+                f"SELECT id, sender, cid, created FROM messages WHERE {where}", params):
+            found[(int(sender), cid)] = (int(id_), int(created))
+    return found
+
+
+def insert_messages(tx: Tx, batch: Sequence[NewMessage],
+                    consecutive_ids: bool) -> list[StoredMessage]:
+    """Store a batch in one transaction; a (sender, cid) seen before is not stored again.
+
+    With `consecutive_ids` (SQLite's single writer; InnoDB with innodb_autoinc_lock_mode
+    0 or 1) one multi-row INSERT stores the new rows, and their ids are the run that ends
+    at (SQLite) or starts at (MySQL) the last insert id. Otherwise, or when another node
+    stored one of the same (sender, cid) in the meantime, rows go in one at a time, still
+    in this one transaction, so still one commit.
+    """
+    stored = _already_stored(tx, batch)
+    results: list[StoredMessage | None] = [None] * len(batch)
+    fresh: list[int] = []  # indexes of rows to insert
+    first_copy: dict[tuple[int, str], int] = {}
+    copies: dict[int, int] = {}  # index of a resend inside this batch -> its first copy
+    for index, item in enumerate(batch):
+        cid = item.message.cid
+        key = (item.sender, cid) if cid is not None else None
+        if key is not None and key in stored:
+            id_, ts = stored[key]
+            results[index] = StoredMessage(id=id_, ts=ts, created=False)
+        elif key is not None and key in first_copy:
+            copies[index] = first_copy[key]
+        else:
+            if key is not None:
+                first_copy[key] = index
+            fresh.append(index)
+    inserted = False
+    if consecutive_ids and fresh:
+        try:
+            _insert_run(tx, batch, fresh, results)
+            inserted = True
+        except IntegrityViolation as violation:
+            if violation.kind != "unique":
+                raise
+            # Another node stored one of these cids just now; go row by row. A failed
+            # statement is undone alone and the transaction goes on (SQLite's ABORT
+            # conflict resolution, InnoDB's statement rollback).
+    if not inserted:
+        for index in fresh:
+            results[index] = _insert_one(tx, batch[index])
+    for index, first in copies.items():
+        original = results[first]
+        assert original is not None
+        results[index] = StoredMessage(id=original.id, ts=original.ts, created=False)
+    return [r for r in results if r is not None]
+
+
+def _insert_one(tx: Tx, item: NewMessage) -> StoredMessage:
+    try:
+        return StoredMessage(id=tx.insert(_INSERT, _row(item)), ts=item.ts, created=True)
+    except IntegrityViolation as violation:
+        cid = item.message.cid
+        if violation.kind != "unique" or cid is None:
+            raise
+        id_, ts = _already_stored(tx, [item])[(item.sender, cid)]
+        return StoredMessage(id=id_, ts=ts, created=False)
+
+
+def _insert_run(tx: Tx, batch: Sequence[NewMessage], fresh: list[int],
+                results: list[StoredMessage | None]) -> None:
+    tx.executemany(_INSERT, [_row(batch[i]) for i in fresh])
+    if tx.dialect.name == "sqlite":
+        last = int(tx.value("SELECT last_insert_rowid()"))
+        first = last - len(fresh) + 1
+    else:
+        first = int(tx.value("SELECT LAST_INSERT_ID()"))  # the first row of a multi-row INSERT
+    for offset, index in enumerate(fresh):
+        results[index] = StoredMessage(id=first + offset, ts=batch[index].ts, created=True)
+
+
+def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
+                   limit: int) -> list[dict[str, Any]]:
+    """What `user_id` may see with an id above `since`: their 1:1 messages both ways and
+    the messages of their groups, oldest first."""
+    clauses = ["(cmd = ? AND (dstid = ? OR sender = ?))"]
+    params: list[Any] = [since, int(Cmd.SINGLE), user_id, user_id]
+    if groups:
+        marks = ", ".join("?" for _ in groups)
+        clauses.append(f"(cmd = ? AND dstid IN ({marks}))")
+        params += [int(Cmd.GROUP), *groups]
+    sql = (f"SELECT {_COLUMNS} FROM messages WHERE id > ? AND ({' OR '.join(clauses)}) "
+           "ORDER BY id LIMIT ?")
+    return [as_message(r) for r in tx.rows(sql, [*params, limit])]
+
+
+def history(tx: Tx, conv: str, before: int | None, limit: int) -> list[dict[str, Any]]:
+    """One conversation, newest first, strictly older than `before` when given."""
+    if before is None:
+        rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? "
+                       "ORDER BY id DESC LIMIT ?", [conv, limit])
+    else:
+        rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? AND id < ? "
+                       "ORDER BY id DESC LIMIT ?", [conv, before, limit])
+    return [as_message(r) for r in rows]
+
+
+def mark_read(tx: Tx, user_id: int, conv: str, upto: int) -> int:
+    """Move the read mark forward (never back, never past the newest message)."""
+    newest = tx.value("SELECT MAX(id) FROM messages WHERE conv = ?", [conv]) or 0
+    upto = min(upto, int(newest))
+    if tx.dialect.name == "sqlite":
+        tx.execute("INSERT INTO read_marks (user_id, conv, upto) VALUES (?, ?, ?) "
+                   "ON CONFLICT (user_id, conv) DO UPDATE SET upto = MAX(upto, excluded.upto)",
+                   [user_id, conv, upto])
+    else:
+        tx.execute("INSERT INTO read_marks (user_id, conv, upto) VALUES (?, ?, ?) "
+                   "ON DUPLICATE KEY UPDATE upto = GREATEST(upto, VALUES(upto))",
+                   [user_id, conv, upto])
+    return int(tx.value("SELECT upto FROM read_marks WHERE user_id = ? AND conv = ?",
+                        [user_id, conv]))
+
+
+def read_marks(tx: Tx, conv: str) -> dict[int, int]:
+    """Who has read a conversation how far (a group's read counts come from this)."""
+    return {int(u): int(upto) for u, upto in
+            tx.rows("SELECT user_id, upto FROM read_marks WHERE conv = ?", [conv])}
+
+
+def unread(tx: Tx, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
+    """Per conversation: messages from others above the user's read mark, and the newest id."""
+    if not convs:
+        return []
+    marks = ", ".join("?" for _ in convs)
+    rows = tx.rows(
+        "SELECT m.conv, COUNT(*), MAX(m.id) FROM messages m "
+        "LEFT JOIN read_marks r ON r.user_id = ? AND r.conv = m.conv "
+        f"WHERE m.conv IN ({marks}) AND m.sender <> ? AND m.id > COALESCE(r.upto, 0) "
+        "GROUP BY m.conv", [user_id, *convs, user_id])
+    return [{"conv": conv, "unread": int(count), "last": int(last)}
+            for conv, count, last in rows]
+
+
+class ChatStorage:
+    """The hub's view of the store (the `ChatStore` protocol of fastim/chat/hub.py)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.consecutive_ids = store.dialect.name == "sqlite"
+
+    async def start(self) -> None:
+        if self.store.dialect.name == "mysql":
+            # InnoDB gives one multi-row INSERT consecutive ids in lock modes 0 and 1;
+            # mode 2 (MySQL 8's default) may interleave concurrent statements.
+            mode = await self.store.read(
+                lambda tx: tx.value("SELECT @@innodb_autoinc_lock_mode"))
+            self.consecutive_ids = int(mode) in (0, 1)
+
+    async def friends_of(self, user_id: int) -> set[int]:
+        return set(await self.store.friend_ids(user_id))
+
+    async def groups_of(self, user_id: int) -> set[int]:
+        return set(await self.store.community_ids(user_id))
+
+    async def insert_messages(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+        return await self.store.write(insert_messages, batch, self.consecutive_ids)
+
+    async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
+                             limit: int) -> list[dict[str, Any]]:
+        return await self.store.read(messages_since, user_id, groups, since, limit)
+
+    async def mark_read(self, user_id: int, conv: str, upto: int) -> int:
+        return await self.store.write(mark_read, user_id, conv, upto)
+
+    async def history(self, conv: str, before: int | None, limit: int) -> list[dict[str, Any]]:
+        return await self.store.read(history, conv, before, limit)
+
+    async def read_marks(self, conv: str) -> dict[int, int]:
+        return await self.store.read(read_marks, conv)
+
+    async def unread(self, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
+        return await self.store.read(unread, user_id, convs)

@@ -1,0 +1,143 @@
+"""`/chat`: the WebSocket of the chat hub, and its REST companions.
+
+The upgrade is checked before the 101 (docs/chat-protocol.md): a valid token (query
+`token` as in fastIM, the Bearer header, or the session cookie) or 401; an `Origin`
+that is not this server's own or an allowed one, 403 (cross-site WebSocket hijacking).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastim.chat.hub import Hub, conversation
+from fastim.chat.protocol import Cmd
+from fastim.chat.session import ChatSession
+from fastim.chat.storage import ChatStorage
+from fastim.errors import AppError
+from fastim.handlers.auth import endpoint, request_token, services, to_http_error
+from fastim.http import HTTPError, Request, Router
+from fastim.ws import ConnectionClosed
+
+#: The largest frame a chat client may send: a message of 4,000 characters and its JSON.
+MAX_FRAME = 64 * 1024
+MAX_HISTORY_PAGE = 100
+
+
+def _origin_allowed(request: Request, allowed: set[str]) -> bool:
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True  # not a browser: no ambient cookie to abuse, the token decides
+    host = request.headers.get("host", "")
+    own = {f"http://{host}", f"https://{host}"}
+    return origin in own or origin in allowed
+
+
+def _int_value(values: dict[str, Any], name: str, *, default: int | None = None) -> int:
+    raw = values.get(name)
+    if raw is None or raw == "":
+        if default is None:
+            raise AppError(400, f"{name} is required")
+        return default
+    try:
+        value = int(raw)
+    except (TypeError, ValueError):
+        raise AppError(400, f"{name} must be an integer") from None
+    if value < 0:
+        raise AppError(400, f"{name} must not be negative")
+    return value
+
+
+def register(router: Router, app: Any) -> None:
+    """Add /chat, /chat/history, /chat/unread, /chat/reads and the hub's life cycle."""
+    app.hub = None
+    allowed_origins = set(app.config.allowed_origins)
+
+    async def start_hub(app: Any) -> None:
+        storage = ChatStorage(app.store)
+        await storage.start()
+        app.chat_storage = storage
+        app.hub = Hub(storage, app.config.hub)
+        app.hub.start()
+
+    async def stop_hub(app: Any) -> None:
+        if app.hub is not None:
+            hub, app.hub = app.hub, None
+            await hub.close()
+
+    app.on_startup.append(start_hub)
+    app.on_shutdown.append(stop_hub)
+
+    async def before_upgrade(request: Request) -> None:
+        if not _origin_allowed(request, allowed_origins):
+            raise HTTPError(403, "this origin may not open the chat")
+        accounts, _ = services(app)
+        token = (request.query.get("token") or [None])[0] or request_token(request)
+        if not token:
+            raise to_http_error(AppError(401, "login required: connect with ?token=…"))
+        user = await accounts.authenticate(token)
+        if user is None:
+            raise to_http_error(AppError(401, "the token is invalid or has expired"))
+        request.state.user = user
+
+    async def chat(connection: Any, request: Request) -> None:
+        hub: Hub = app.hub
+        session = ChatSession(connection, request.state.user.id,
+                              app.config.chat_outbound_buffer,
+                              on_close=lambda: hub.disconnect(session))
+        await hub.connect(session)
+        try:
+            async for message in connection:
+                await hub.receive(session, message)
+        except ConnectionClosed:
+            pass
+        finally:
+            hub.disconnect(session)
+
+    router.websocket("/chat", chat, before_upgrade=before_upgrade, max_size=MAX_FRAME)
+
+    async def conversation_of(user: Any, values: dict[str, Any]) -> tuple[int, int, str]:
+        kind = _int_value(values, "cmd")
+        dstid = _int_value(values, "dstid")
+        if kind == Cmd.SINGLE:
+            if not await app.store.are_friends(user.id, dstid):
+                raise AppError(403, f"user {dstid} is not your friend")
+        elif kind == Cmd.GROUP:
+            if not await app.store.is_member(dstid, user.id):
+                raise AppError(403, f"you are not a member of group {dstid}")
+        else:
+            raise AppError(400, "cmd must be 10 (1:1) or 11 (group)")
+        return kind, dstid, conversation(kind, user.id, dstid)
+
+    @router.get("/chat/history")
+    @endpoint(app)
+    async def history(request: Request, values: dict[str, Any], user: Any) -> Any:
+        """One conversation, newest first, paged backwards with `before`."""
+        _, _, conv = await conversation_of(user, values)
+        before = _int_value(values, "before", default=0) or None
+        size = min(_int_value(values, "pagesize", default=50), MAX_HISTORY_PAGE) or 1
+        rows = await app.chat_storage.history(conv, before, size)
+        return {"rows": rows, "total": len(rows)}
+
+    @router.get("/chat/reads")
+    @endpoint(app)
+    async def reads(request: Request, values: dict[str, Any], user: Any) -> Any:
+        """How far each participant has read: read ticks (1:1) and read counts (groups)."""
+        _, _, conv = await conversation_of(user, values)
+        marks = await app.chat_storage.read_marks(conv)
+        rows = [{"userid": u, "upto": upto} for u, upto in sorted(marks.items())]
+        return {"rows": rows, "total": len(rows)}
+
+    @router.get("/chat/unread")
+    @endpoint(app)
+    async def unread(request: Request, values: dict[str, Any], user: Any) -> Any:
+        """Unread counts for every conversation of the caller that has any."""
+        friends = await app.store.friend_ids(user.id)
+        groups = await app.store.community_ids(user.id)
+        convs = {conversation(Cmd.SINGLE, user.id, f): (Cmd.SINGLE, f) for f in friends}
+        convs.update({conversation(Cmd.GROUP, user.id, g): (Cmd.GROUP, g) for g in groups})
+        rows = []
+        for row in await app.chat_storage.unread(user.id, list(convs)):
+            kind, dstid = convs[row["conv"]]
+            rows.append({"cmd": int(kind), "dstid": dstid, "unread": row["unread"],
+                         "last": row["last"]})
+        return {"rows": rows, "total": len(rows)}

@@ -1,0 +1,375 @@
+"""The chat hub over real sockets: a real server, real WebSocket clients, SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+from typing import Any
+
+import pytest
+
+from fastim.chat.hub import HubOptions
+from fastim.ws import ConnectionClosed, InvalidHandshake, connect
+from tests.chat_support import ChatClient, befriend
+from tests.store_fixtures import ApiServer, api_config
+
+
+def pair(api: ApiServer) -> tuple[dict[str, Any], str, dict[str, Any], str]:
+    alice, ta = api.user_with_token(nickname="alice")
+    bob, tb = api.user_with_token(nickname="bob")
+    befriend(api, ta, bob)
+    return alice, ta, bob, tb
+
+
+def stored_messages(api: ApiServer) -> list[tuple[Any, ...]]:
+    return api.call(api.app.store.read(
+        lambda tx: tx.rows("SELECT sender, cid, content FROM messages ORDER BY id")))
+
+
+def test_two_friends_chat_both_ways_with_acks(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        b = await ChatClient.open(api, tb)
+        ack = await a.say(10, bob["id"], "你好 bob 😀", "a1")
+        assert ack["cmd"] == 1 and ack["id"] > 0 and ack["dup"] is False
+        got = await b.message()
+        assert got["id"] == ack["id"] and got["userid"] == alice["id"]
+        assert (got["content"], got["dstid"], got["cid"]) == ("你好 bob 😀", bob["id"], "a1")
+        ack2 = await b.say(10, alice["id"], "hi alice", "b1")
+        back = await a.message()
+        assert back["id"] == ack2["id"] > ack["id"] and back["userid"] == bob["id"]
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+
+
+def test_forged_userid_is_replaced_by_the_real_sender(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    mallory, tm = api.user_with_token(nickname="mallory")
+    befriend(api, tm, bob)
+
+    async def scenario() -> None:
+        m = await ChatClient.open(api, tm)
+        b = await ChatClient.open(api, tb)
+        await m.say(10, bob["id"], "I am alice", "m1", userid=alice["id"])
+        got = await b.message()
+        assert got["userid"] == mallory["id"]
+        await m.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    assert stored_messages(api) == [(mallory["id"], "m1", "I am alice")]
+
+
+def test_non_friend_and_non_member_are_refused_and_nothing_is_stored(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    stranger, ts = api.user_with_token()
+    group = api.post("/contact/createcommunity", {"name": "closed club"}, token=tb).data
+
+    async def scenario() -> None:
+        s = await ChatClient.open(api, ts)
+        refused = await s.say(10, alice["id"], "hello?", "s1")
+        assert (refused["cmd"], refused["error"]) == (2, "not_friend")
+        refused = await s.say(11, group["id"], "let me in", "s2")
+        assert (refused["cmd"], refused["error"]) == (2, "not_member")
+        refused = await s.say(10, stranger["id"], "me myself", "s3")
+        assert refused["error"] == "not_friend"
+        await s.close()
+
+    asyncio.run(scenario())
+    assert stored_messages(api) == []
+
+
+def test_bad_input_gets_an_error_reply_and_changes_nothing(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        for raw, reason in [("not json", "bad_json"), ("[1]", "bad_json"),
+                            ('{"cmd": 77}', "unknown_cmd"),
+                            (json.dumps({"cmd": 10, "dstid": bob["id"], "media": 4,
+                                         "url": "javascript:alert(1)"}), "bad_url"),
+                            (json.dumps({"cmd": 10, "dstid": bob["id"], "media": 1,
+                                         "content": "x" * 4001}), "too_long")]:
+            await a.connection.send(raw)
+            error = await a.cmd(2)
+            assert error["error"] == reason
+        # the connection still works
+        ack = await a.say(10, bob["id"], "still here", "ok1")
+        assert ack["cmd"] == 1
+        await a.close()
+
+    asyncio.run(scenario())
+    assert stored_messages(api) == [(alice["id"], "ok1", "still here")]
+
+
+def test_a_connection_that_keeps_sending_garbage_is_closed_with_1008(api: ApiServer) -> None:
+    _, ta, _, _ = pair(api)
+
+    async def scenario() -> int | None:
+        a = await ChatClient.open(api, ta)
+        with pytest.raises(ConnectionClosed):
+            for _ in range(100):
+                await a.connection.send("garbage")
+                await asyncio.sleep(0)
+            while True:
+                await a.frame()
+        return a.connection.close_code
+
+    assert asyncio.run(scenario()) == 1008
+
+
+def test_message_rate_limit_closes_with_1008(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> int | None:
+        a = await ChatClient.open(api, ta)
+        with pytest.raises(ConnectionClosed):
+            for n in range(500):  # far above the burst of 40
+                await a.send(cmd=0, n=n)
+            while True:
+                await a.frame()
+        return a.connection.close_code
+
+    assert asyncio.run(scenario()) == 1008
+
+
+def test_group_of_50_each_member_receives_each_message_once_in_server_id_order(
+        api: ApiServer) -> None:
+    owner, to = api.user_with_token(nickname="owner")
+    group = api.post("/contact/createcommunity", {"name": "fifty"}, token=to).data
+    members = [(owner, to)]
+    for _ in range(49):
+        user, token = api.user_with_token()
+        assert api.post("/contact/joincommunity", {"dstid": group["id"]}, token=token).status == 200
+        members.append((user, token))
+
+    async def scenario() -> None:
+        clients = [await ChatClient.open(api, token) for _, token in members]
+        senders = clients[:5]
+        for round_ in range(4):
+            for n, client in enumerate(senders):
+                await client.send(cmd=11, dstid=group["id"], media=1,
+                                  content=f"r{round_} from {n}", cid=f"{round_}-{n}")
+        expected = 4 * len(senders)
+        for index, client in enumerate(clients):
+            own = 4 if index < len(senders) else 0
+            received = [await client.message() for _ in range(expected - own)]
+            ids = [m["id"] for m in received]
+            assert ids == sorted(ids) and len(set(ids)) == len(ids)
+        for client in clients:
+            await client.no_more_messages()
+            await client.close()
+
+    asyncio.run(scenario())
+
+
+def test_multi_device_both_devices_receive_and_the_sender_sees_its_own_message(
+        api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    ta2 = api.login(alice, device="phone")
+
+    async def scenario() -> None:
+        laptop = await ChatClient.open(api, ta)
+        phone = await ChatClient.open(api, ta2)
+        b = await ChatClient.open(api, tb)
+        ack = await laptop.say(10, bob["id"], "from the laptop", "l1")
+        mirrored = await phone.message()
+        assert mirrored["id"] == ack["id"] and mirrored["userid"] == alice["id"]
+        await b.say(10, alice["id"], "to both", "b1")
+        assert (await laptop.message())["content"] == "to both"
+        assert (await phone.message())["content"] == "to both"
+        for c in (laptop, phone, b):
+            await c.close()
+
+    asyncio.run(scenario())
+
+
+def test_offline_delivery_through_sync_in_order_without_duplicates(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        b = await ChatClient.open(api, tb)
+        first = await a.say(10, bob["id"], "before", "x0")
+        seen = (await b.message())["id"]
+        await b.close()
+        sent = [await a.say(10, bob["id"], f"while away {n}", f"x{n + 1}") for n in range(7)]
+        b = await ChatClient.open(api, tb)
+        rows: list[dict[str, Any]] = []
+        since = seen
+        while True:
+            await b.send(cmd=20, since=since, limit=3)
+            page = await b.cmd(21)
+            rows += page["rows"]
+            if not page["more"]:
+                break
+            since = page["next"]
+        assert [r["id"] for r in rows] == [s["id"] for s in sent]
+        assert [r["content"] for r in rows] == [f"while away {n}" for n in range(7)]
+        assert first["id"] == seen
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+
+
+def test_duplicate_cid_is_stored_and_delivered_once(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        b = await ChatClient.open(api, tb)
+        first = await a.say(10, bob["id"], "once", "same")
+        again = await a.say(10, bob["id"], "once", "same")
+        assert again["id"] == first["id"] and again["dup"] is True
+        # two copies in one burst (likely one batch) are one message too
+        await a.send(cmd=10, dstid=bob["id"], media=1, content="twice", cid="burst")
+        await a.send(cmd=10, dstid=bob["id"], media=1, content="twice", cid="burst")
+        acks = [await a.expect(lambda f: f.get("cid") == "burst") for _ in range(2)]
+        assert acks[0]["id"] == acks[1]["id"]
+        assert sorted(x["dup"] for x in acks) == [False, True]
+        got = [await b.message(), await b.message()]
+        assert [g["content"] for g in got] == ["once", "twice"]
+        await b.no_more_messages()  # no third copy
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    assert [row[1] for row in stored_messages(api)] == ["same", "burst"]
+
+
+def test_read_receipts_history_and_unread_counts(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        b = await ChatClient.open(api, tb)
+        acks = [await a.say(10, bob["id"], f"m{n}", f"c{n}") for n in range(3)]
+        unread = api.get("/chat/unread", token=tb).data["rows"]
+        assert unread == [{"cmd": 10, "dstid": alice["id"], "unread": 3, "last": acks[2]["id"]}]
+        await b.send(cmd=30, kind=10, dstid=alice["id"], upto=acks[1]["id"])
+        receipt = await a.cmd(31)
+        assert receipt == {"cmd": 31, "kind": 10, "dstid": alice["id"], "userid": bob["id"],
+                           "upto": acks[1]["id"]}
+        # marks only move forward
+        await b.send(cmd=30, kind=10, dstid=alice["id"], upto=1)
+        assert (await a.cmd(31))["upto"] == acks[1]["id"]
+        unread = api.get("/chat/unread", token=tb).data["rows"]
+        assert unread[0]["unread"] == 1
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    page = api.get(f"/chat/history?cmd=10&dstid={bob['id']}&pagesize=2", token=ta).data
+    assert [r["content"] for r in page["rows"]] == ["m2", "m1"]
+    older = api.get(f"/chat/history?cmd=10&dstid={bob['id']}&before={page['rows'][-1]['id']}",
+                    token=ta).data
+    assert [r["content"] for r in older["rows"]] == ["m0"]
+    stranger, ts = api.user_with_token()
+    assert api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ts).status == 403
+    assert api.get(f"/chat/history?cmd=10&dstid={bob['id']}").status == 401
+    reads = api.get(f"/chat/reads?cmd=10&dstid={alice['id']}", token=tb).data
+    assert reads["rows"] == [{"userid": bob["id"], "upto": page["rows"][1]["id"]}]
+
+
+def test_presence_and_typing(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        snapshot = await a.cmd(50)
+        assert snapshot["users"] == []
+        b = await ChatClient.open(api, tb)
+        assert (await b.cmd(50))["users"] == [alice["id"]]
+        came = await a.cmd(50)
+        assert came == {"cmd": 50, "userid": bob["id"], "online": True}
+        friends = api.post("/contact/loadfriend", {}, token=ta).data["rows"]
+        assert friends[0]["online"] is True
+        await b.send(cmd=40, kind=10, dstid=alice["id"])
+        assert await a.cmd(40) == {"cmd": 40, "kind": 10, "dstid": alice["id"],
+                                   "userid": bob["id"]}
+        await b.close()
+        went = await a.cmd(50)
+        assert went == {"cmd": 50, "userid": bob["id"], "online": False}
+        await a.close()
+
+    asyncio.run(scenario())
+
+
+def test_upgrade_needs_a_valid_token_and_an_allowed_origin(api: ApiServer) -> None:
+    _, ta, _, _ = pair(api)
+
+    async def status_of(url: str, **options: Any) -> int:
+        try:
+            connection = await connect(url, **options)
+        except InvalidHandshake as exc:
+            return exc.status
+        await connection.close()
+        return 101
+
+    base = f"ws://127.0.0.1:{api.port}/chat"
+    assert asyncio.run(status_of(base)) == 401
+    assert asyncio.run(status_of(base + "?token=forged")) == 401
+    assert asyncio.run(status_of(f"{base}?token={ta}", origin="https://evil.example")) == 403
+    own = f"http://127.0.0.1:{api.port}"
+    assert asyncio.run(status_of(f"{base}?token={ta}", origin=own)) == 101
+    cookie = [("Cookie", f"fastim_token={ta}")]
+    assert asyncio.run(status_of(base, origin=own, extra_headers=cookie)) == 101
+
+
+@pytest.fixture
+def roomy_api(db_url: str, tmp_path: Any) -> Any:
+    """A server whose rate limit lets one client send hundreds of messages quickly."""
+    config = api_config(db_url, tmp_path)
+    config.hub = HubOptions(rate=1e6, burst=1e6)
+    config.chat_outbound_buffer = 256 * 1024
+    with ApiServer(config) as server:
+        yield server
+
+
+def test_a_reader_that_stops_reading_is_cut_off_while_others_keep_receiving(
+        roomy_api: ApiServer) -> None:
+    api = roomy_api
+    owner, to = api.user_with_token()
+    group = api.post("/contact/createcommunity", {"name": "with a sleeper"}, token=to).data
+    sleeper, tz = api.user_with_token()
+    reader, tr = api.user_with_token()
+    for token in (tz, tr):
+        api.post("/contact/joincommunity", {"dstid": group["id"]}, token=token)
+
+    async def scenario() -> None:
+        # The sleeper's socket has a small receive buffer and is never read after the 101.
+        raw = socket.socket()
+        raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        raw.connect(("127.0.0.1", api.port))
+        raw.sendall(
+            f"GET /chat?token={tz} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n".encode())
+        o = await ChatClient.open(api, to)
+        r = await ChatClient.open(api, tr)
+        while not api.app.hub.is_online(sleeper["id"]):
+            await asyncio.sleep(0.01)
+        text = "字" * 3900  # ~12 KB a frame
+        # Kernel buffers on loopback hold a few MB; 1,500 frames are ~17 MB, far past them
+        # and the 256 KiB outbound bound. The reader gets every one meanwhile.
+        for count in range(1500):
+            await o.say(11, group["id"], text, f"big{count}")
+            got = await r.message()
+            assert got["cid"] == f"big{count}"
+            if not api.app.hub.is_online(sleeper["id"]):
+                break
+        assert not api.app.hub.is_online(sleeper["id"])
+        assert api.app.hub.is_online(reader["id"])
+        last = await o.say(11, group["id"], "after the cut", "after")
+        assert (await r.message())["id"] == last["id"]
+        raw.close()
+        await o.close()
+        await r.close()
+
+    asyncio.run(scenario())
