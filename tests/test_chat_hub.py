@@ -282,10 +282,9 @@ def test_presence_and_typing(api: ApiServer) -> None:
 
     async def scenario() -> None:
         a = await ChatClient.open(api, ta)
-        snapshot = await a.cmd(50)
-        assert snapshot["users"] == []
+        assert a.snapshot["users"] == []
         b = await ChatClient.open(api, tb)
-        assert (await b.cmd(50))["users"] == [alice["id"]]
+        assert b.snapshot["users"] == [alice["id"]]
         came = await a.cmd(50)
         assert came == {"cmd": 50, "userid": bob["id"], "online": True}
         friends = api.post("/contact/loadfriend", {}, token=ta).data["rows"]
