@@ -154,23 +154,23 @@ func echoPipelined(c *websocket.Conn, w *window, mt int, payload []byte, infligh
 		defer close(sent)
 		fw := newFrameWriter(mt == websocket.TextMessage)
 		raw := c.UnderlyingConn()
+		var batch []byte
 		for !w.finished() {
 			// Wait for one free slot, then take every other free slot there is
 			// and send the whole batch with one write.
 			t := nowNS()
 			sent <- t
-			fw.buf = fw.buf[:0]
-			fw.appendFrame(payload)
+			batch = fw.appendFrame(batch[:0], payload)
 		more:
 			for j := 1; j < inflight; j++ {
 				select {
 				case sent <- t:
-					fw.appendFrame(payload)
+					batch = fw.appendFrame(batch, payload)
 				default:
 					break more
 				}
 			}
-			if _, err := raw.Write(fw.buf); err != nil {
+			if _, err := raw.Write(batch); err != nil {
 				writeErr <- err
 				return
 			}
