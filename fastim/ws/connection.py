@@ -1,0 +1,475 @@
+"""A WebSocket connection on asyncio: an asyncio.Protocol that moves bytes between the
+transport and the sans-I/O core (protocol.py), with backpressure, heartbeats and timeouts.
+
+Nothing here parses or builds frames; it decides *when*: when to read (a bounded queue of
+received messages pauses the transport), when to write (send() waits while the transport's
+buffer is over its high-water mark), when to answer a close, and when to close TCP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from fastim.ws.exceptions import ConnectionClosed, ConnectionClosedOK, connection_closed
+from fastim.ws.frames import CloseCode, Frame
+from fastim.ws.handshake import Headers
+from fastim.ws.protocol import (
+    DEFAULT_MAX_SIZE,
+    CloseReceived,
+    Message,
+    PongReceived,
+    ProtocolFailure,
+    Role,
+    State,
+    WebSocketProtocol,
+)
+
+__all__ = ["Connection", "Options", "FrameHook"]
+
+logger = logging.getLogger("fastim.ws")
+
+# Called with (connection, "recv" | "send", frame) for every frame: the CLI's --trace.
+FrameHook = Callable[["Connection", str, Frame], None]
+
+
+@dataclass(kw_only=True)
+class Options:
+    """Options shared by serve(), take_over() and connect(); see docs/library.md."""
+
+    max_size: int | None = DEFAULT_MAX_SIZE  # largest incoming message, bytes
+    max_queue: int = 16  # received messages buffered before reading pauses
+    write_limit: int = 64 * 1024  # transport high-water mark; send() waits above it
+    ping_interval: float | None = 20.0  # ping after this long without incoming data
+    ping_timeout: float | None = 20.0  # fail with 1011 if its pong takes longer
+    close_timeout: float = 10.0  # longest wait for the close handshake and TCP close
+    open_timeout: float | None = 10.0  # longest wait for the opening handshake
+    compression: str | None = None  # "deflate" for permessage-deflate (RFC 7692)
+    compression_options: dict[str, Any] = field(default_factory=dict)
+    on_frame: FrameHook | None = None
+
+
+class _End:
+    """Marks, in the queue of received messages, where the peer's close frame or a
+    protocol error came: messages before it are delivered first."""
+
+
+_END = _End()
+
+
+class Connection(asyncio.Protocol):
+    """An open WebSocket connection.
+
+    Receive with `await recv()` or `async for message in connection`; send with
+    `await send(message)` (str goes as a text message, bytes as binary); `await ping()`;
+    `await close(code, reason)`. After the end, `close_code` and `close_reason` say why.
+
+    `path`, `query` and `headers` describe the opening request (on a client, the request
+    it sent); `response_headers` the 101 answer; `subprotocol` the one agreed, if any;
+    `remote_address` the peer's (host, port). Applications may set attributes of their
+    own on a connection (e.g. `connection.user = ...`).
+    """
+
+    def __init__(
+        self,
+        core: WebSocketProtocol,
+        options: Options,
+        *,
+        target: str = "/",
+        headers: Headers | None = None,
+        response_headers: Headers | None = None,
+        subprotocol: str | None = None,
+    ) -> None:
+        self._core = core
+        self._options = options
+        self._loop = asyncio.get_running_loop()
+        split = urlsplit(target)
+        self.path: str = split.path or "/"
+        self.query: dict[str, list[str]] = parse_qs(split.query, keep_blank_values=True)
+        self.headers: Headers = headers if headers is not None else Headers()
+        self.response_headers: Headers = (
+            response_headers if response_headers is not None else Headers()
+        )
+        self.subprotocol = subprotocol
+        self.remote_address: Any = None
+        self.handler_task: asyncio.Task[None] | None = None
+
+        self._transport: asyncio.Transport | None = None
+        self._messages: deque[str | bytes | _End] = deque()
+        self._recv_waiter: asyncio.Future[None] | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._lost = False
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._received_since_tick = False
+        self._heartbeat: asyncio.TimerHandle | None = None
+        self._ping_deadline: asyncio.TimerHandle | None = None
+        self._end_deadline: asyncio.TimerHandle | None = None
+        self._close_deadline: asyncio.TimerHandle | None = None
+        self._tcp_closing = False
+        if options.on_frame is not None:
+            hook = options.on_frame
+            core.on_frame = lambda direction, frame: hook(self, direction, frame)
+
+    # -- public API ----------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """OPEN, CLOSING or CLOSED (CLOSED once TCP is closed, too)."""
+        return State.CLOSED if self._lost else self._core.state
+
+    @property
+    def close_code(self) -> int | None:
+        """None while open; then the code of the peer's close frame, or of ours when the
+        peer sent none (e.g. 1002 after its protocol error), or 1006 when TCP just ended."""
+        core = self._core
+        if not self._lost and core.state is State.OPEN:
+            return None
+        if core.close_received is not None:
+            return core.close_received[0]
+        if core.close_sent is not None:
+            return core.close_sent[0]
+        if core.failure is not None:
+            return int(core.failure.code)
+        return CloseCode.ABNORMAL_CLOSURE if self._lost or core.eof_received else None
+
+    @property
+    def close_reason(self) -> str | None:
+        """The reason that goes with close_code ("" when there is none)."""
+        core = self._core
+        if self.close_code is None:
+            return None
+        if core.close_received is not None:
+            return core.close_received[1]
+        if core.close_sent is not None:
+            return core.close_sent[1]
+        return core.failure.reason if core.failure is not None else ""
+
+    async def recv(self) -> str | bytes:
+        """The next message: str for text, bytes for binary. Raises ConnectionClosedOK or
+        ConnectionClosedError once the connection has ended and every message received
+        before the end has been returned."""
+        while True:
+            if self._messages:
+                item = self._messages.popleft()
+                if self._reading_paused and len(self._messages) <= self._options.max_queue // 2:
+                    self._resume_reading()
+                if item is _END:
+                    self._answer_end()
+                    continue
+                assert not isinstance(item, _End)
+                return item
+            if self._lost or not self._core.receiving:
+                raise self._closed_error()
+            if self._recv_waiter is not None:
+                raise RuntimeError("another coroutine is already waiting in recv()")
+            self._recv_waiter = self._loop.create_future()
+            try:
+                await self._recv_waiter
+            finally:
+                self._recv_waiter = None
+
+    async def __aiter__(self) -> AsyncIterator[str | bytes]:
+        """Iterate over messages until the connection closes; a normal close ends the
+        loop, an error close raises ConnectionClosedError."""
+        try:
+            while True:
+                yield await self.recv()
+        except ConnectionClosedOK:
+            return
+
+    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """Send a message (str: text, bytes-like: binary). Waits while the transport's
+        write buffer is above `write_limit`. Raises ConnectionClosed after the close."""
+        if self._lost:
+            raise self._closed_error()
+        if isinstance(message, str):
+            data = self._core.send_text(message)
+        elif isinstance(message, bytes | bytearray | memoryview):
+            data = self._core.send_binary(message)
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
+        self._write(data)
+        await self._drain()
+
+    async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
+        """Send a ping (RFC 6455 §5.5.2) and return a future that resolves to the round
+        trip time in seconds when its pong comes. `data` defaults to 4 random bytes."""
+        if self._lost:
+            raise self._closed_error()
+        payload = os.urandom(4) if data is None else (
+            data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        )
+        if payload in self._pings:
+            raise RuntimeError("a ping with this payload is already waiting for its pong")
+        waiter = self._send_ping(payload)
+        await self._drain()
+        return waiter
+
+    async def pong(self, data: str | bytes = b"") -> None:
+        """Send an unsolicited pong, a one-way heartbeat (RFC 6455 §5.5.3)."""
+        if self._lost:
+            raise self._closed_error()
+        self._write(self._core.send_pong(data.encode("utf-8") if isinstance(data, str) else data))
+        await self._drain()
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Start (or finish) the closing handshake and wait until TCP is closed, at most
+        `close_timeout` seconds before the connection is aborted (RFC 6455 §7.1.2).
+
+        If the peer's close frame has already come, it is answered with its own code.
+        Messages that arrive after close() is called are discarded."""
+        core = self._core
+        if not self._lost and core.close_sent is None:
+            if core.close_received is not None or core.failure is not None:
+                self._answer_end()
+            else:
+                self._write(core.send_close(code, reason))
+                self._arm_close_deadline()
+                if core.eof_received:
+                    self._start_tcp_close()
+                elif self._reading_paused:
+                    self._resume_reading()  # to read the peer's close frame
+        await asyncio.shield(self._closed)
+
+    async def wait_closed(self) -> None:
+        """Wait until the TCP connection is closed."""
+        await asyncio.shield(self._closed)
+
+    # -- asyncio.Protocol callbacks ------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Attach to a transport whose opening handshake is done (called by serve,
+        take_over and connect, which swap this protocol in with set_protocol)."""
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        self.remote_address = transport.get_extra_info("peername")
+        transport.set_write_buffer_limits(high=self._options.write_limit)
+        if not transport.is_reading():
+            transport.resume_reading()
+        self._schedule_heartbeat()
+
+    def data_received(self, data: bytes) -> None:
+        """Feed received bytes to the core and act on its events."""
+        self._received_since_tick = True
+        core = self._core
+        events = core.receive_data(data)
+        out = core.data_to_send()
+        if out:
+            self._write(out)
+        for event in events:
+            if type(event) is Message:
+                self._deliver(event.data)
+            elif type(event) is PongReceived:
+                self._pong_received(event.payload)
+            elif type(event) is CloseReceived or type(event) is ProtocolFailure:
+                self._end_received()
+
+    def eof_received(self) -> bool:
+        """The peer closed its side: nothing more will arrive. Returning False lets the
+        transport close once our writes are flushed."""
+        self._core.receive_eof()
+        self._wake_receiver()
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        """TCP is closed: wake everybody who waits, cancel the timers."""
+        self._lost = True
+        self._core.receive_eof()
+        for handle in (
+            self._heartbeat,
+            self._ping_deadline,
+            self._end_deadline,
+            self._close_deadline,
+        ):
+            if handle is not None:
+                handle.cancel()
+        error = self._closed_error()
+        for waiter, _ in self._pings.values():
+            if not waiter.done():
+                waiter.set_exception(error)
+                waiter.exception()  # retrieved: nobody has to await a lost ping
+        self._pings.clear()
+        self._wake_drainers()
+        self._wake_receiver()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        """The transport's buffer went over write_limit: send() will wait."""
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        """The transport's buffer drained: release the senders."""
+        self._writing_paused = False
+        self._wake_drainers()
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _deliver(self, data: str | bytes) -> None:
+        if self._core.close_sent is not None and self._core.close_received is None:
+            return  # close() was called: messages after it are discarded
+        self._messages.append(data)
+        self._wake_receiver()
+        if len(self._messages) >= self._options.max_queue and not self._reading_paused:
+            # A bounded queue: the peer cannot make us buffer without limit; TCP flow
+            # control pushes back on it until the application catches up.
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
+
+    def _end_received(self) -> None:
+        core = self._core
+        if core.close_sent is not None:
+            # Our close was answered, or the peer failed while we were closing: done.
+            self._start_tcp_close()
+        elif not self._messages:
+            self._answer_end()
+        else:
+            # Let the application handle what came before the close or the error first
+            # (an echo server echoes it before the close frame), within close_timeout.
+            self._messages.append(_END)
+            self._end_deadline = self._loop.call_later(
+                self._options.close_timeout, self._answer_end
+            )
+        self._wake_receiver()
+
+    def _answer_end(self) -> None:
+        """Answer the peer's close frame (§5.5.1) or report a protocol error (§7.1.7), then
+        close TCP."""
+        if self._lost or self._tcp_closing:
+            return
+        if self._core.close_sent is None:
+            self._write(self._core.close_reply())
+        self._start_tcp_close()
+
+    def _start_tcp_close(self) -> None:
+        # RFC 6455 §7.1.1: once the close frames are exchanged the server closes TCP first;
+        # the client waits for that. Both keep reading (and dropping) whatever still comes:
+        # closing a socket with unread data would send a RST, which can destroy the close
+        # frame we just sent before the peer reads it.
+        if self._tcp_closing or self._lost:
+            return
+        self._tcp_closing = True
+        self._messages = deque(m for m in self._messages if m is not _END)
+        assert self._transport is not None
+        if self._reading_paused:
+            self._resume_reading()
+        if self._core.role is Role.SERVER:
+            if self._transport.can_write_eof():
+                self._transport.write_eof()
+            else:  # pragma: no cover - TLS transports cannot half-close
+                self._transport.close()
+        self._arm_close_deadline()
+
+    def _arm_close_deadline(self) -> None:
+        if self._close_deadline is None:
+            self._close_deadline = self._loop.call_later(self._options.close_timeout, self._abort)
+
+    def _abort(self) -> None:
+        if self._transport is not None and not self._lost:
+            self._transport.abort()
+
+    def _resume_reading(self) -> None:
+        self._reading_paused = False
+        if self._transport is not None and not self._lost:
+            self._transport.resume_reading()
+
+    def _wake_receiver(self) -> None:
+        waiter = self._recv_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def _closed_error(self) -> ConnectionClosed:
+        return connection_closed(self.close_code or CloseCode.ABNORMAL_CLOSURE, self.close_reason or "")
+
+    # -- writing -------------------------------------------------------------------------
+
+    def _write(self, data: bytes) -> None:
+        assert self._transport is not None
+        self._transport.write(data)
+
+    async def _drain(self) -> None:
+        # asyncio calls pause_writing() when the buffer passes the high-water mark and
+        # resume_writing() when it falls below the low one.
+        if self._writing_paused and not self._lost:
+            waiter = self._loop.create_future()
+            self._drain_waiters.append(waiter)
+            await waiter
+        if self._lost:
+            raise self._closed_error()
+
+    def _wake_drainers(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    # -- pings and heartbeats ------------------------------------------------------------
+
+    def _send_ping(self, payload: bytes) -> asyncio.Future[float]:
+        self._write(self._core.send_ping(payload))
+        waiter: asyncio.Future[float] = self._loop.create_future()
+        self._pings[payload] = (waiter, self._loop.time())
+        return waiter
+
+    def _pong_received(self, payload: bytes) -> None:
+        # §5.5.3: a pong answers the ping with the same payload; one pong also vouches for
+        # the pings sent before it. A pong matching no ping is unsolicited and ignored.
+        if payload not in self._pings:
+            return
+        now = self._loop.time()
+        while self._pings:
+            key, (waiter, sent_at) = next(iter(self._pings.items()))
+            del self._pings[key]
+            if not waiter.done():
+                waiter.set_result(now - sent_at)
+            if key == payload:
+                break
+
+    def _schedule_heartbeat(self) -> None:
+        interval = self._options.ping_interval
+        if interval is not None and interval > 0 and not self._lost:
+            self._heartbeat = self._loop.call_later(interval, self._heartbeat_tick)
+
+    def _heartbeat_tick(self) -> None:
+        self._heartbeat = None
+        if self._core.state is not State.OPEN:
+            return
+        if self._received_since_tick:
+            # Data came in during the interval: the peer is alive, no ping needed.
+            self._received_since_tick = False
+            self._schedule_heartbeat()
+            return
+        waiter = self._send_ping(os.urandom(4))
+        timeout = self._options.ping_timeout
+        if timeout is not None and timeout > 0:
+            self._ping_deadline = self._loop.call_later(timeout, self._ping_timed_out)
+        waiter.add_done_callback(self._pong_in_time)
+
+    def _pong_in_time(self, waiter: asyncio.Future[float]) -> None:
+        if self._ping_deadline is not None:
+            self._ping_deadline.cancel()
+            self._ping_deadline = None
+        if not waiter.cancelled() and waiter.exception() is None:
+            self._schedule_heartbeat()
+
+    def _ping_timed_out(self) -> None:
+        # The peer did not answer within ping_timeout: fail with 1011 (as the issue and
+        # common practice have it), then close TCP without waiting for its close frame.
+        self._ping_deadline = None
+        if self._core.close_sent is None:
+            self._write(self._core.send_close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
+        self._start_tcp_close()
+
+    def __repr__(self) -> str:
+        return f"<Connection {self._core.role.value} {self.path!r} {self.state.name}>"
+

@@ -1,0 +1,379 @@
+"""WebSocket frames (RFC 6455 §5): opcodes, close codes, masking, encoder and decoder.
+
+The base framing protocol, §5.2:
+
+      0                   1                   2                   3
+      0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+     +-+-+-+-+-------+-+-------------+-------------------------------+
+     |F|R|R|R| opcode|M| Payload len |    Extended payload length    |
+     |I|S|S|S|  (4)  |A|     (7)     |             (16/64)           |
+     |N|V|V|V|       |S|             |   (if payload len==126/127)   |
+     | |1|2|3|       |K|             |                               |
+     +-+-+-+-+-------+-+-------------+ - - - - - - - - - - - - - - - +
+     |     Extended payload length continued, if payload len == 127  |
+     + - - - - - - - - - - - - - - - +-------------------------------+
+     |                               |Masking-key, if MASK set to 1  |
+     +-------------------------------+-------------------------------+
+     | Masking-key (continued)       |          Payload Data         |
+     +-------------------------------- - - - - - - - - - - - - - - - +
+
+Nothing here does I/O: the decoder is fed bytes and hands out frames.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+
+from fastim.ws.exceptions import ProtocolError
+
+__all__ = [
+    "Opcode",
+    "CloseCode",
+    "Frame",
+    "FrameHeader",
+    "FrameDecoder",
+    "apply_mask",
+    "encode_frame",
+    "encode_close_payload",
+    "decode_close_payload",
+    "is_valid_close_code",
+    "MAX_CONTROL_PAYLOAD",
+]
+
+
+class Opcode(IntEnum):
+    """Frame opcodes (RFC 6455 §5.2, §11.8). 0x3-0x7 and 0xB-0xF are reserved."""
+
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+    @property
+    def is_control(self) -> bool:
+        """Control frames have the high bit of the opcode set (RFC 6455 §5.5)."""
+        return self >= 0x8
+
+
+class CloseCode(IntEnum):
+    """Close status codes (RFC 6455 §7.4.1, plus the IANA registry of §11.7)."""
+
+    NORMAL_CLOSURE = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    # 1004 is reserved.
+    NO_STATUS_RCVD = 1005  # never on the wire: "the close frame had no code"
+    ABNORMAL_CLOSURE = 1006  # never on the wire: "TCP closed without a close frame"
+    INVALID_DATA = 1007  # "invalid frame payload data", e.g. bad UTF-8 in a text message
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+    TLS_HANDSHAKE = 1015  # never on the wire
+
+
+# RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
+MAX_CONTROL_PAYLOAD = 125
+
+_OPCODES = {int(op): op for op in Opcode}
+
+
+def is_valid_close_code(code: int) -> bool:
+    """Whether `code` may appear in a close frame on the wire (RFC 6455 §7.4).
+
+    1000-1003 and 1007-1011 are defined by the RFC, 1012-1014 were registered with IANA
+    since (§11.7), 3000-3999 are for libraries and frameworks, 4000-4999 for private use.
+    1004 is reserved; 1005, 1006 and 1015 are reserved for reporting, never sent (§7.4.1);
+    the rest of 1016-2999 is unassigned, and codes below 1000 or from 5000 up are not used.
+    """
+    return (
+        1000 <= code <= 1003
+        or 1007 <= code <= 1014
+        or 3000 <= code <= 4999
+    )
+
+
+@dataclass(slots=True)
+class Frame:
+    """One frame, with its payload unmasked. `masked` tells whether it was (or will be)
+    masked on the wire; the masking key itself is a detail of the encoder and decoder."""
+
+    opcode: Opcode
+    payload: bytes = b""
+    fin: bool = True
+    rsv1: bool = False
+    rsv2: bool = False
+    rsv3: bool = False
+    masked: bool = False
+
+
+@dataclass(slots=True)
+class FrameHeader:
+    """The fixed part of a frame, known before its payload has arrived."""
+
+    fin: bool
+    rsv1: bool
+    rsv2: bool
+    rsv3: bool
+    opcode: Opcode
+    length: int
+    mask: bytes | None  # the 4-byte masking key, None when the frame is not masked
+    size: int  # bytes taken by the header on the wire: 2 to 14
+
+
+# Masking (RFC 6455 §5.3): octet i of the payload is XORed with octet i % 4 of the key.
+# Pure Python cannot afford a loop over the bytes, so short payloads are XORed as one big
+# integer and long ones with bytes.translate over each of the four interleaved strides
+# (translate runs in C; one 256-byte XOR table per key octet, built on first use).
+_TRANSLATE_THRESHOLD = 2048
+_XOR_TABLES: dict[int, bytes] = {}
+
+
+def _xor_table(key_octet: int) -> bytes:
+    table = _XOR_TABLES.get(key_octet)
+    if table is None:
+        table = _XOR_TABLES[key_octet] = bytes(b ^ key_octet for b in range(256))
+    return table
+
+
+def apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset: int = 0) -> bytes:
+    """XOR `data` with the 4-byte masking key `mask` (RFC 6455 §5.3).
+
+    Masking is its own inverse: the same call masks and unmasks. `offset` is the position
+    of `data[0]` within the frame's payload, for unmasking a payload piece by piece.
+    """
+    n = len(data)
+    if n == 0:
+        return b""
+    shift = offset % 4
+    if shift:
+        mask = mask[shift:] + mask[:shift]
+    if n < _TRANSLATE_THRESHOLD:
+        key = (mask * (n // 4 + 1))[:n]
+        return (int.from_bytes(data, "little") ^ int.from_bytes(key, "little")).to_bytes(
+            n, "little"
+        )
+    source = bytes(data)
+    out = bytearray(source)
+    for i in range(4):
+        out[i::4] = source[i::4].translate(_xor_table(mask[i]))
+    return bytes(out)
+
+
+def encode_frame(frame: Frame, mask: bytes | None = None) -> bytes:
+    """Serialise `frame` (RFC 6455 §5.2). With a 4-byte `mask` the payload is masked, as a
+    client must do (§5.3); without one the frame goes unmasked, as a server must send it."""
+    payload = frame.payload
+    length = len(payload)
+    first = (
+        (0x80 if frame.fin else 0)
+        | (0x40 if frame.rsv1 else 0)
+        | (0x20 if frame.rsv2 else 0)
+        | (0x10 if frame.rsv3 else 0)
+        | frame.opcode
+    )
+    mask_bit = 0x80 if mask is not None else 0
+    # §5.2: the minimal number of bytes must be used to encode the length.
+    if length < 126:
+        header = struct.pack("!BB", first, mask_bit | length)
+    elif length < 1 << 16:
+        header = struct.pack("!BBH", first, mask_bit | 126, length)
+    else:
+        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+    if mask is None:
+        return header + payload
+    return header + mask + apply_mask(payload, mask)
+
+
+def encode_close_payload(code: int | None, reason: str = "") -> bytes:
+    """The payload of a close frame: a 2-byte code then a UTF-8 reason (RFC 6455 §5.5.1).
+    `code=None` gives the empty payload, which the peer reads as 1005 (no status)."""
+    if code is None:
+        return b""
+    return struct.pack("!H", code) + reason.encode("utf-8")
+
+
+def decode_close_payload(payload: bytes) -> tuple[int, str]:
+    """Parse a received close frame's payload into (code, reason) (RFC 6455 §5.5.1, §7.1.5).
+
+    An empty payload gives (1005, ""). A 1-byte payload or a code that may not be sent is a
+    protocol error (1002); a reason that is not UTF-8 is invalid data (1007).
+    """
+    if not payload:
+        return CloseCode.NO_STATUS_RCVD, ""
+    if len(payload) == 1:
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, "close frame with a 1-byte payload")
+    code = int.from_bytes(payload[:2], "big")
+    if not is_valid_close_code(code):
+        raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"invalid close code {code}")
+    try:
+        reason = payload[2:].decode("utf-8")
+    except UnicodeDecodeError:
+        raise ProtocolError(CloseCode.INVALID_DATA, "close reason is not UTF-8") from None
+    return code, reason
+
+
+class FrameDecoder:
+    """Incremental frame decoder: `feed()` it bytes in chunks of any size, then call
+    `next_frame()` until it returns None.
+
+    The decoder enforces the rules a single frame can break on its own (RFC 6455 §5.2,
+    §5.5) and raises ProtocolError for them; rules about sequences of frames (fragmentation,
+    RSV bits and extensions) belong to the protocol state machine in protocol.py.
+
+    - `expect_masked`: True on a server (client frames must be masked, §5.1), False on a
+      client (server frames must not be), None to accept both.
+    - `max_data_length`: the largest payload the next data frame may have, or None. The
+      protocol lowers it while a fragmented message grows; a data frame over it fails with
+      1009 as soon as its header is read, before any of its payload is buffered.
+    """
+
+    def __init__(
+        self,
+        *,
+        expect_masked: bool | None = None,
+        max_data_length: int | None = None,
+    ) -> None:
+        self.expect_masked = expect_masked
+        self.max_data_length = max_data_length
+        # One buffer; it always starts at the header of the frame being decoded.
+        self._buffer = bytearray()
+        self._header: FrameHeader | None = None
+        # How many payload bytes of the pending frame have been unmasked in place (by
+        # peek_payload), so they are never unmasked twice.
+        self._unmasked = 0
+
+    @property
+    def pending_header(self) -> FrameHeader | None:
+        """The header of the frame whose payload is still arriving, if any."""
+        return self._header
+
+    @property
+    def buffered(self) -> int:
+        """How many bytes are buffered and not yet handed out."""
+        return len(self._buffer)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        """Append received bytes."""
+        self._buffer += data
+
+    def next_frame(self) -> Frame | None:
+        """Return the next complete frame, or None until more bytes are fed.
+
+        Raises ProtocolError for a malformed frame; the stream cannot be trusted after it.
+        """
+        header = self._header
+        if header is None:
+            header = self._parse_header()
+            if header is None:
+                return None
+            self._header = header
+        end = header.size + header.length
+        buffer = self._buffer
+        if len(buffer) < end:
+            return None
+        if header.mask is not None and self._unmasked:
+            # peek_payload() already unmasked a prefix in place: finish the job there.
+            self._unmask_in_place(header, header.length)
+        with memoryview(buffer) as view:
+            if header.mask is None or self._unmasked == header.length:
+                payload = bytes(view[header.size : end])
+            else:
+                payload = apply_mask(view[header.size : end], header.mask)
+        del buffer[:end]
+        self._header = None
+        self._unmasked = 0
+        return Frame(
+            header.opcode,
+            payload,
+            header.fin,
+            header.rsv1,
+            header.rsv2,
+            header.rsv3,
+            header.mask is not None,
+        )
+
+    def peek_payload(self, start: int) -> bytes:
+        """The unmasked bytes of the pending frame's payload from `start` to what has
+        arrived so far. Lets the protocol check the UTF-8 of a text frame that is still
+        arriving (RFC 6455 §8.1 fail fast) without waiting for the whole frame."""
+        header = self._header
+        if header is None:
+            return b""
+        available = min(len(self._buffer) - header.size, header.length)
+        if header.mask is not None:
+            self._unmask_in_place(header, available)
+        return bytes(self._buffer[header.size + start : header.size + available])
+
+    def _unmask_in_place(self, header: FrameHeader, upto: int) -> None:
+        assert header.mask is not None
+        done = self._unmasked
+        if upto > done:
+            lo, hi = header.size + done, header.size + upto
+            self._buffer[lo:hi] = apply_mask(self._buffer[lo:hi], header.mask, done)
+            self._unmasked = upto
+
+    def _parse_header(self) -> FrameHeader | None:
+        buffer = self._buffer
+        if len(buffer) < 2:
+            return None
+        first, second = buffer[0], buffer[1]
+        opcode = _OPCODES.get(first & 0x0F)
+        if opcode is None:
+            # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {first & 0x0F:#x}")
+        fin = bool(first & 0x80)
+        masked = bool(second & 0x80)
+        length = second & 0x7F
+        if opcode >= 0x8:
+            # §5.5: control frames are never fragmented and carry at most 125 bytes.
+            if not fin:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame too long")
+        if self.expect_masked is not None and masked != self.expect_masked:
+            # §5.1: a server closes on an unmasked frame, a client on a masked one.
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR,
+                "unmasked client frame" if self.expect_masked else "masked server frame",
+            )
+        size = 2
+        if length == 126:
+            size += 2
+        elif length == 127:
+            size += 8
+        mask_at = size
+        if masked:
+            size += 4
+        if len(buffer) < size:
+            return None
+        if length == 126:
+            (length,) = struct.unpack_from("!H", buffer, 2)
+        elif length == 127:
+            (length,) = struct.unpack_from("!Q", buffer, 2)
+            if length >> 63:
+                # §5.2: "the most significant bit MUST be 0".
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "64-bit length with top bit set")
+        limit = self.max_data_length
+        if limit is not None and opcode < 0x8 and length > limit:
+            # Refuse before buffering the payload (§10.4: limits on frame and message size).
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
+        mask = bytes(buffer[mask_at:size]) if masked else None
+        return FrameHeader(
+            fin,
+            bool(first & 0x40),
+            bool(first & 0x20),
+            bool(first & 0x10),
+            opcode,
+            length,
+            mask,
+            size,
+        )

@@ -1,0 +1,450 @@
+"""The WebSocket connection as a sans-I/O state machine (RFC 6455 §5, §7).
+
+Bytes go in with `receive_data()`, events come out; `send_*()` calls return the bytes to
+write. No sockets, no asyncio, no clocks: the host (fastim.ws.connection for asyncio, or a
+test) moves the bytes and decides when to close TCP.
+
+One thing is left to the host on purpose: *when* to answer the peer's close frame, or to
+send the close frame reporting a protocol error. The core reports both as events
+(`CloseReceived`, `ProtocolFailure`) in order with the messages that came before them; the
+host lets its application consume those messages (and, say, echo them) first, then writes
+`close_reply()`. That keeps "the message before the close is handled before the close"
+true for the application, which a core that answered on its own could not promise.
+
+    state machine (§7.1):
+
+    OPEN ──close sent, close received, protocol error──▶ CLOSING ──the other half──▶ CLOSED
+                                                  (or EOF from the peer at any time ──▶ CLOSED)
+"""
+
+from __future__ import annotations
+
+import codecs
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import Enum, IntEnum
+from typing import Protocol as Interface
+
+from fastim.ws.exceptions import ProtocolError, connection_closed
+from fastim.ws.frames import (
+    MAX_CONTROL_PAYLOAD,
+    CloseCode,
+    Frame,
+    FrameDecoder,
+    Opcode,
+    decode_close_payload,
+    encode_close_payload,
+    encode_frame,
+    is_valid_close_code,
+)
+
+__all__ = [
+    "Role",
+    "State",
+    "Extension",
+    "Message",
+    "PingReceived",
+    "PongReceived",
+    "CloseReceived",
+    "ProtocolFailure",
+    "Event",
+    "WebSocketProtocol",
+    "DEFAULT_MAX_SIZE",
+]
+
+DEFAULT_MAX_SIZE = 2**20  # 1 MiB per incoming message
+
+
+class Role(Enum):
+    """Which end of the connection we are; it decides who masks (RFC 6455 §5.1)."""
+
+    SERVER = "server"
+    CLIENT = "client"
+
+
+class State(IntEnum):
+    """Connection states after the opening handshake (RFC 6455 §4.1, §7.1)."""
+
+    OPEN = 1
+    CLOSING = 2
+    CLOSED = 3
+
+
+class Extension(Interface):
+    """What the core needs from a negotiated extension such as permessage-deflate
+    (RFC 7692): fastim.ws.deflate.PerMessageDeflate satisfies it.
+
+    The core calls `decompress()` for each frame of a message whose first frame had RSV1
+    set, in order, with the frame's payload and FIN bit, and `compress()` for each outgoing
+    message of at least `threshold` bytes, setting RSV1 on its (only) frame.
+    """
+
+    threshold: int
+
+    def decompress(self, payload: bytes, fin: bool, max_size: int) -> bytes:
+        """Inflate one frame's payload; raise ProtocolError (1009) past max_size."""
+        ...  # pragma: no cover
+
+    def compress(self, message: bytes) -> bytes:
+        """Deflate a whole message."""
+        ...  # pragma: no cover
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    """A complete data message: str for a text message, bytes for a binary one."""
+
+    data: str | bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PingReceived:
+    """A ping arrived; the core has already queued the pong (RFC 6455 §5.5.2)."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class PongReceived:
+    """A pong arrived (RFC 6455 §5.5.3); unsolicited ones are reported too."""
+
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class CloseReceived:
+    """The peer sent a close frame (RFC 6455 §5.5.1). Nothing after it is read. Unless we
+    already sent our close, answer with `close_reply()` once the messages before it are
+    handled. `code` is 1005 when the frame carried no code."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtocolFailure:
+    """The peer broke the protocol: _Fail the WebSocket Connection_ (RFC 6455 §7.1.7) by
+    writing `close_reply()` (a close frame with `error.code`) and then closing TCP.
+    Nothing after the bad frame is read."""
+
+    error: ProtocolError
+
+
+Event = Message | PingReceived | PongReceived | CloseReceived | ProtocolFailure
+
+FrameObserver = Callable[[str, Frame], None]
+
+
+def _new_utf8_decoder() -> codecs.IncrementalDecoder:
+    return codecs.getincrementaldecoder("utf-8")("strict")
+
+
+class WebSocketProtocol:
+    """One WebSocket connection after its opening handshake, without any I/O.
+
+    - `role`: Role.SERVER or Role.CLIENT.
+    - `max_size`: the largest incoming message in bytes (None: no limit). A message of
+      exactly max_size is accepted; one byte more fails the connection with 1009, and a
+      frame that would go over is refused from its header, before its payload is buffered.
+    - `extension`: a negotiated extension (see `Extension`), or None. Only with one may
+      RSV1 be set, and only on the first frame of a data message (RFC 7692 §6).
+    - `mask_key`: how a client draws its masking keys (§5.3 wants them unpredictable).
+    - `on_frame`: called with ("recv" | "send", frame) for every frame, e.g. for tracing.
+    """
+
+    def __init__(
+        self,
+        role: Role,
+        *,
+        max_size: int | None = DEFAULT_MAX_SIZE,
+        extension: Extension | None = None,
+        mask_key: Callable[[], bytes] = lambda: os.urandom(4),
+        on_frame: FrameObserver | None = None,
+    ) -> None:
+        self.role = role
+        self.max_size = max_size
+        self.extension = extension
+        self.on_frame = on_frame
+        self._mask_key = mask_key if role is Role.CLIENT else None
+        # §5.1: a server must receive masked frames, a client unmasked ones.
+        self._decoder = FrameDecoder(
+            expect_masked=role is Role.SERVER, max_data_length=max_size
+        )
+        self._outgoing = bytearray()  # automatic replies (pongs) for data_to_send()
+
+        # The data message being received (§5.4). Text is checked and decoded as it
+        # arrives (§8.1, fail fast) into str pieces; binary is kept as bytes pieces; both
+        # are joined once at the end, so a message in thousands of fragments costs O(n).
+        self._message_opcode: Opcode | None = None
+        self._message_compressed = False
+        self._message_size = 0  # bytes received on the wire for this message
+        self._text_parts: list[str] = []
+        self._binary_parts: list[bytes] = []
+        self._utf8: codecs.IncrementalDecoder | None = None
+        self._validated = 0  # bytes of the pending text frame already decoded via peek
+
+        self.close_sent: tuple[int, str] | None = None
+        self.close_received: tuple[int, str] | None = None
+        self.failure: ProtocolError | None = None
+        self.eof_received = False
+
+    # -- state ---------------------------------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        """OPEN, CLOSING (one side of the close handshake done), or CLOSED."""
+        if self.eof_received or (
+            self.close_sent is not None
+            and (self.close_received is not None or self.failure is not None)
+        ):
+            return State.CLOSED
+        if self.close_sent is None and self.close_received is None and self.failure is None:
+            return State.OPEN
+        return State.CLOSING
+
+    @property
+    def receiving(self) -> bool:
+        """False once a close frame, a protocol error or EOF ended the incoming stream."""
+        return self.close_received is None and self.failure is None and not self.eof_received
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+        """Feed bytes read from the connection; return the events they complete.
+
+        Never raises for anything the peer sends: a violation becomes a ProtocolFailure
+        event (the last one), and everything after it is ignored.
+        """
+        events: list[Event] = []
+        if not self.receiving:
+            return events  # §5.5.1: nothing after a close frame is processed
+        decoder = self._decoder
+        decoder.feed(data)
+        try:
+            while (frame := decoder.next_frame()) is not None:
+                if self.on_frame is not None:
+                    self.on_frame("recv", frame)
+                self._receive_frame(frame, events)
+                if self.close_received is not None:
+                    break
+            else:
+                self._check_partial_text()
+        except ProtocolError as error:
+            self.failure = error
+            events.append(ProtocolFailure(error))
+        if not self.receiving:
+            self._drop_message()
+            self._decoder = FrameDecoder()  # free whatever was buffered
+        return events
+
+    def receive_eof(self) -> None:
+        """The peer closed its side of TCP. A message in progress is lost."""
+        self.eof_received = True
+        self._drop_message()
+
+    def data_to_send(self) -> bytes:
+        """Bytes the core wants written on its own account (pongs), then forgets them."""
+        data = bytes(self._outgoing)
+        self._outgoing.clear()
+        return data
+
+    def _receive_frame(self, frame: Frame, events: list[Event]) -> None:
+        opcode = frame.opcode
+        # §5.2: RSV1-3 must be 0 unless an extension gives them a meaning; the one fastim
+        # knows, permessage-deflate, sets RSV1 on the first frame of a message (RFC 7692
+        # §6), never on a continuation or a control frame.
+        if frame.rsv2 or frame.rsv3:
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "reserved bit set")
+        if frame.rsv1 and (
+            self.extension is None or opcode.is_control or opcode is Opcode.CONTINUATION
+        ):
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, "RSV1 set without an extension")
+        if opcode is Opcode.PING:
+            # §5.5.2: answer every ping with a pong carrying its payload, unless we have
+            # already sent a close frame (§5.5.1: nothing may follow it).
+            events.append(PingReceived(frame.payload))
+            if self.close_sent is None:
+                self._outgoing += self._frame_bytes(Frame(Opcode.PONG, frame.payload))
+        elif opcode is Opcode.PONG:
+            events.append(PongReceived(frame.payload))  # §5.5.3
+        elif opcode is Opcode.CLOSE:
+            code, reason = decode_close_payload(frame.payload)
+            self.close_received = (code, reason)
+            events.append(CloseReceived(code, reason))
+        else:
+            self._receive_data_frame(frame, events)
+
+    def _receive_data_frame(self, frame: Frame, events: list[Event]) -> None:
+        opcode = frame.opcode
+        if opcode is Opcode.CONTINUATION:
+            if self._message_opcode is None:
+                # §5.4: a continuation frame continues something, or is an error.
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "continuation without a message")
+        elif self._message_opcode is not None:
+            # §5.4: the fragments of one message are not interleaved with another's.
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR, "new data frame inside a fragmented message"
+            )
+        elif frame.fin and not frame.rsv1 and not self._validated:
+            # The common case, an unfragmented uncompressed message (§5.4): no pieces.
+            if opcode is Opcode.TEXT:
+                try:
+                    events.append(Message(frame.payload.decode("utf-8")))
+                except UnicodeDecodeError:
+                    raise _invalid_utf8() from None
+            else:
+                events.append(Message(frame.payload))
+            return
+        else:
+            self._message_opcode = opcode
+            self._message_compressed = frame.rsv1
+
+        payload = frame.payload
+        self._message_size += len(payload)
+        if self.max_size is not None:
+            # What the rest of this message may still add (§10.4); checked by the decoder
+            # on each next header, before the payload is buffered.
+            self._decoder.max_data_length = self.max_size - self._message_size
+        if self._message_compressed:
+            assert self.extension is not None
+            limit = sys.maxsize if self.max_size is None else self.max_size
+            payload = self.extension.decompress(payload, frame.fin, limit)
+        if self._message_opcode is Opcode.TEXT:
+            validated, self._validated = self._validated, 0
+            self._decode_text(memoryview(payload)[validated:] if validated else payload, frame.fin)
+        else:
+            self._binary_parts.append(payload)
+        if frame.fin:
+            events.append(Message(self._take_message()))
+
+    def _decode_text(self, data: bytes | memoryview, final: bool) -> None:
+        # §8.1: a text message must be valid UTF-8; checked piece by piece so that a
+        # bad fragment fails the connection at once, not after the whole message.
+        if self._utf8 is None:
+            self._utf8 = _new_utf8_decoder()
+        try:
+            text = self._utf8.decode(data, final)
+        except UnicodeDecodeError:
+            raise _invalid_utf8() from None
+        if not final:
+            # CPython's incremental decoder holds back ED A0..BF until a third byte comes,
+            # though those bytes start a UTF-16 surrogate, never valid (RFC 3629 §3).
+            pending = self._utf8.getstate()[0]
+            if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
+                raise _invalid_utf8()
+        if text:
+            self._text_parts.append(text)
+
+    def _check_partial_text(self) -> None:
+        """UTF-8 check the part of a text frame that has arrived so far (fail fast)."""
+        header = self._decoder.pending_header
+        if header is None or header.rsv1 or header.rsv2 or header.rsv3:
+            return  # nothing pending, or a frame whose completion will raise or inflate
+        if header.opcode is Opcode.TEXT:
+            if self._message_opcode is not None:
+                return  # out of sequence: its completion raises 1002
+        elif header.opcode is not Opcode.CONTINUATION or (
+            self._message_opcode is not Opcode.TEXT or self._message_compressed
+        ):
+            return
+        piece = self._decoder.peek_payload(self._validated)
+        if piece:
+            self._validated += len(piece)
+            self._decode_text(piece, False)
+
+    def _take_message(self) -> str | bytes:
+        data: str | bytes
+        if self._message_opcode is Opcode.TEXT:
+            data = "".join(self._text_parts)
+        else:
+            data = b"".join(self._binary_parts)
+        self._drop_message()
+        return data
+
+    def _drop_message(self) -> None:
+        self._message_opcode = None
+        self._message_compressed = False
+        self._message_size = 0
+        self._text_parts = []
+        self._binary_parts = []
+        self._utf8 = None
+        self._validated = 0
+        self._decoder.max_data_length = self.max_size
+
+    # -- sending -------------------------------------------------------------------------
+
+    def send_text(self, text: str) -> bytes:
+        """Bytes of a text message (one frame, compressed if an extension says so)."""
+        return self._send_message(Opcode.TEXT, text.encode("utf-8"))
+
+    def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
+        """Bytes of a binary message."""
+        return self._send_message(Opcode.BINARY, bytes(data))
+
+    def send_ping(self, payload: bytes = b"") -> bytes:
+        """Bytes of a ping (RFC 6455 §5.5.2); the payload is at most 125 bytes."""
+        return self._send_control(Opcode.PING, payload)
+
+    def send_pong(self, payload: bytes = b"") -> bytes:
+        """Bytes of an unsolicited pong, e.g. a one-way heartbeat (RFC 6455 §5.5.3)."""
+        return self._send_control(Opcode.PONG, payload)
+
+    def send_close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> bytes:
+        """Bytes of a close frame starting the closing handshake (RFC 6455 §5.5.1, §7.1.2).
+
+        `code` must be one that may be sent (1000-1003, 1007-1014, 3000-4999) and the
+        reason at most 123 bytes of UTF-8, so that the payload fits a control frame.
+        """
+        if not is_valid_close_code(code):
+            raise ValueError(f"close code {code} may not be sent")
+        if len(reason.encode("utf-8")) > MAX_CONTROL_PAYLOAD - 2:
+            raise ValueError("close reason longer than 123 bytes")
+        return self._send_close(code, reason)
+
+    def close_reply(self) -> bytes:
+        """Bytes of the close frame that answers the peer's close (echoing its code,
+        §5.5.1) or that reports our ProtocolFailure (its code, §7.1.7)."""
+        if self.failure is not None:
+            return self._send_close(self.failure.code, self.failure.reason)
+        if self.close_received is None:
+            raise RuntimeError("no close frame received and no protocol error to report")
+        code = self.close_received[0]
+        return self._send_close(None if code == CloseCode.NO_STATUS_RCVD else code, "")
+
+    def _send_close(self, code: int | None, reason: str) -> bytes:
+        self._check_can_send()
+        self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+        return self._frame_bytes(Frame(Opcode.CLOSE, encode_close_payload(code, reason)))
+
+    def _send_message(self, opcode: Opcode, data: bytes) -> bytes:
+        self._check_can_send()
+        extension = self.extension
+        if extension is not None and len(data) >= extension.threshold:
+            # RFC 7692 §6: a compressed message has RSV1 set on its first frame.
+            return self._frame_bytes(Frame(opcode, extension.compress(data), rsv1=True))
+        return self._frame_bytes(Frame(opcode, data))
+
+    def _send_control(self, opcode: Opcode, payload: bytes) -> bytes:
+        if len(payload) > MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frame payload longer than 125 bytes")
+        self._check_can_send()
+        return self._frame_bytes(Frame(opcode, bytes(payload)))
+
+    def _check_can_send(self) -> None:
+        # §5.5.1: after sending a close frame, nothing more is sent.
+        if self.close_sent is not None:
+            code, reason = self.close_received or self.close_sent
+            raise connection_closed(code, reason)
+
+    def _frame_bytes(self, frame: Frame) -> bytes:
+        mask = None if self._mask_key is None else self._mask_key()
+        frame.masked = mask is not None
+        if self.on_frame is not None:
+            self.on_frame("send", frame)
+        return encode_frame(frame, mask)
+
+
+def _invalid_utf8() -> ProtocolError:
+    return ProtocolError(CloseCode.INVALID_DATA, "invalid UTF-8 in a text message")

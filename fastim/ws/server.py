@@ -1,0 +1,333 @@
+"""The asyncio WebSocket server: serve() listens, take_over() upgrades a connection that
+another protocol (fastim.http) has already read the request head of.
+
+Both paths meet in one place: the request head is checked (handshake.check_request), the
+101 answer is written, a Connection replaces the protocol on the transport, and the
+application's handler runs as a task; the connection is closed when the handler returns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from collections.abc import Awaitable, Callable, Generator, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any
+
+from fastim.ws.connection import Connection, Options
+from fastim.ws.exceptions import ConnectionClosed, InvalidHandshake
+from fastim.ws.frames import CloseCode
+from fastim.ws.handshake import (
+    MAX_HEAD_SIZE,
+    Headers,
+    NegotiateExtensions,
+    Request,
+    SelectSubprotocol,
+    accept_headers,
+    accept_response,
+    check_request,
+    parse_request,
+    reject_response,
+)
+from fastim.ws.protocol import Role, WebSocketProtocol
+
+__all__ = ["serve", "take_over", "Server", "ServerOptions", "Handler"]
+
+logger = logging.getLogger("fastim.ws")
+
+Handler = Callable[[Connection], Awaitable[None]]
+
+
+@dataclass(kw_only=True)
+class ServerOptions(Options):
+    """Options of serve() and take_over(): those of Options plus the handshake hooks."""
+
+    origins: Sequence[str | None] | None = None  # accepted Origin values; None: any
+    check_origin: Callable[[str | None], bool] | None = None
+    subprotocols: Sequence[str] = ()  # supported, in order of preference
+    select_subprotocol: SelectSubprotocol | None = None
+
+
+def _negotiator(options: ServerOptions) -> NegotiateExtensions | None:
+    if options.compression is None:
+        return None
+    if options.compression != "deflate":
+        raise ValueError(f"unknown compression {options.compression!r}; use 'deflate' or None")
+    # Imported by name: permessage-deflate (RFC 7692) lives in its own module, loaded only
+    # when asked for.
+    deflate = importlib.import_module("fastim.ws.deflate")  # pragma: no cover
+
+    settings = options.compression_options  # pragma: no cover
+    return lambda offers: deflate.negotiate_server(offers, settings)  # pragma: no cover
+
+
+async def _run_handler(connection: Connection, handler: Handler) -> None:
+    """Run the application's handler; close the connection when it returns (1000) or
+    fails (1011, logged). A ConnectionClosed escaping the handler is the normal end."""
+    code, reason = CloseCode.NORMAL_CLOSURE, ""
+    try:
+        await handler(connection)
+    except ConnectionClosed:
+        pass
+    except Exception:
+        logger.exception("WebSocket handler failed for %s", connection.path)
+        code, reason = CloseCode.INTERNAL_ERROR, "internal error"
+    await connection.close(code, reason)
+
+
+def _accept(
+    transport: asyncio.Transport,
+    request: Request,
+    handler: Handler,
+    options: ServerOptions,
+    *,
+    buffered: bytes,
+    extra_headers: Sequence[tuple[str, str]],
+    server: Server | None,
+) -> Connection:
+    accepted = check_request(
+        request.method,
+        request.headers,
+        version=request.version,
+        origins=options.origins,
+        check_origin=options.check_origin,
+        subprotocols=options.subprotocols,
+        select_subprotocol=options.select_subprotocol,
+        negotiate_extensions=_negotiator(options),
+    )
+    core = WebSocketProtocol(Role.SERVER, max_size=options.max_size, extension=accepted.extension)
+    response_headers = accept_headers(accepted, extra_headers)
+    connection = Connection(
+        core,
+        options,
+        target=request.target,
+        headers=request.headers,
+        response_headers=Headers(response_headers),
+        subprotocol=accepted.subprotocol,
+    )
+    transport.write(accept_response(response_headers))
+    transport.set_protocol(connection)
+    connection.connection_made(transport)
+    if buffered:
+        connection.data_received(buffered)
+    task = asyncio.get_running_loop().create_task(_run_handler(connection, handler))
+    connection.handler_task = task
+    if server is not None:
+        server._track(connection, task)
+    return connection
+
+
+def take_over(
+    transport: asyncio.Transport,
+    method: str,
+    target: str,
+    headers: Sequence[tuple[str, str]] | Headers,
+    handler: Handler,
+    *,
+    buffered: bytes = b"",
+    extra_headers: Sequence[tuple[str, str]] = (),
+    **options: Any,
+) -> Connection:
+    """Upgrade a connection whose HTTP/1.1 request head another protocol has parsed.
+
+    Validates the upgrade request (RFC 6455 §4.2.1). On success writes the 101 response
+    (with `extra_headers` added, e.g. Set-Cookie), installs a Connection as the
+    transport's protocol, feeds it `buffered` (bytes read past the request head), starts
+    `handler(connection)` as a task and returns the connection; the connection is closed
+    when the handler returns. On an invalid request raises InvalidHandshake without
+    writing anything, so the caller answers with its own error response built from the
+    exception's status, reason and headers. `options` are those of serve().
+    """
+    request = Request(method, target, "HTTP/1.1", Headers(headers))
+    return _accept(
+        transport,
+        request,
+        handler,
+        ServerOptions(**options),
+        buffered=buffered,
+        extra_headers=extra_headers,
+        server=None,
+    )
+
+
+class _ServerHandshake(asyncio.Protocol):
+    """Reads one request head from a new TCP connection, then hands over to a Connection
+    (or answers with an HTTP error and closes)."""
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._buffer = bytearray()
+        self._transport: asyncio.Transport | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+        timeout = self._server.options.open_timeout
+        if timeout is not None:
+            # A client that connects and says nothing is dropped after open_timeout.
+            self._timer = asyncio.get_running_loop().call_later(timeout, transport.abort)
+
+    def data_received(self, data: bytes) -> None:
+        assert self._transport is not None
+        start = max(0, len(self._buffer) - 3)
+        self._buffer += data
+        end = self._buffer.find(b"\r\n\r\n", start)
+        if end < 0:
+            if len(self._buffer) > MAX_HEAD_SIZE:
+                self._reject(InvalidHandshake(431, "request head too large"))
+            return
+        if end + 4 > MAX_HEAD_SIZE:
+            self._reject(InvalidHandshake(431, "request head too large"))
+            return
+        self._cancel_timer()
+        head, rest = bytes(self._buffer[: end + 4]), bytes(self._buffer[end + 4 :])
+        self._buffer.clear()
+        try:
+            request = parse_request(head)
+            _accept(
+                self._transport,
+                request,
+                self._server.handler,
+                self._server.options,
+                buffered=rest,
+                extra_headers=(),
+                server=self._server,
+            )
+        except InvalidHandshake as error:
+            self._reject(error)
+
+    def _reject(self, error: InvalidHandshake) -> None:
+        assert self._transport is not None
+        self._cancel_timer()
+        self._transport.write(reject_response(error))
+        self._transport.close()
+
+    def _cancel_timer(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_timer()
+
+
+class Server:
+    """A listening WebSocket server, as returned by serve()."""
+
+    def __init__(self, handler: Handler, options: ServerOptions) -> None:
+        self.handler = handler
+        self.options = options
+        self.connections: set[Connection] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._server: asyncio.Server | None = None
+
+    def _track(self, connection: Connection, task: asyncio.Task[None]) -> None:
+        self.connections.add(connection)
+        self._tasks.add(task)
+
+        def forget(_: asyncio.Task[None]) -> None:
+            self.connections.discard(connection)
+            self._tasks.discard(task)
+
+        task.add_done_callback(forget)
+
+    async def _start(self, host: str | None, port: int, **kwargs: Any) -> Server:
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(
+            lambda: _ServerHandshake(self), host, port, **kwargs
+        )
+        return self
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        """The listening sockets."""
+        assert self._server is not None
+        return tuple(self._server.sockets)
+
+    @property
+    def port(self) -> int:
+        """The port of the first listening socket (useful with port=0)."""
+        port: int = self.sockets[0].getsockname()[1]
+        return port
+
+    def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
+        """Stop listening and start closing every open connection with `code` (1001)."""
+        assert self._server is not None
+        self._server.close()
+        for connection in list(self.connections):
+            asyncio.get_running_loop().create_task(connection.close(code, reason))
+
+    async def wait_closed(self) -> None:
+        """Wait until the server stopped listening and every handler has returned."""
+        assert self._server is not None
+        await self._server.wait_closed()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def serve_forever(self) -> None:
+        """Serve until cancelled."""
+        assert self._server is not None
+        await self._server.serve_forever()
+
+    async def __aenter__(self) -> Server:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+class _Serve:
+    """What serve() returns: `await` it for a Server, or use it as `async with`."""
+
+    def __init__(self, server: Server, host: str | None, port: int, kwargs: dict[str, Any]):
+        self._server = server
+        self._host = host
+        self._port = port
+        self._kwargs = kwargs
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._server._start(self._host, self._port, **self._kwargs).__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._server.__aexit__(exc_type, exc, tb)
+
+
+def serve(
+    handler: Handler,
+    host: str | None,
+    port: int,
+    *,
+    ssl: Any = None,
+    reuse_port: bool | None = None,
+    **options: Any,
+) -> _Serve:
+    """Serve WebSocket connections on host:port, running `handler(connection)` for each.
+
+        async with serve(handler, "127.0.0.1", 9001) as server:
+            await server.serve_forever()
+
+    or `server = await serve(...)`. `ssl` (an SSLContext) serves wss://. `options` are
+    those of ServerOptions (max_size, ping_interval, origins, ...); see docs/library.md.
+    Unknown options raise TypeError here.
+    """
+    server = Server(handler, ServerOptions(**options))
+    _negotiator(server.options)  # fail now on an unknown compression
+    kwargs: dict[str, Any] = {"ssl": ssl, "reuse_port": reuse_port}
+    return _Serve(server, host, port, kwargs)
