@@ -122,7 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     notes += cell_notes(table, scenarios, peers)
     text = markdown(table, scenarios, peers, args.reps, notes)
     chart_path = args.chart or args.out / f"bench-{stamp}.png"
-    drew = chart(table, scenarios, peers, chart_path)
+    drew = chart(table, scenarios, peers, chart_path,
+                 f"{time.strftime('%Y-%m-%d')}, {host['nproc']} CPUs ({host['cpu']}), "
+                 f"median of {args.reps}, {args.duration:g} s windows")
     header = (f"### WebSocket benchmark, {time.strftime('%Y-%m-%d %H:%M')}\n\n"
               f"Machine: {host['nproc']} CPUs ({host['cpu']}), {host['memory']}, "
               f"Linux {host['kernel']}, load average at start {host['loadavg']}. "

@@ -172,7 +172,8 @@ def cell_notes(table: Table, scenarios: list[Scenario], peers: list[Peer]) -> li
     return notes
 
 
-def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path) -> bool:
+def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path,
+          title: str = "") -> bool:
     """Draw the main rows: throughput relative to fastim, and server CPU per message.
 
     Returns False (and draws nothing) when matplotlib is missing or no main row has data."""
@@ -180,6 +181,7 @@ def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         return False
     main = [s for s in scenarios if s.main and s.kind != "idle"
@@ -217,6 +219,11 @@ def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path
     top.set_title("Throughput (higher is better)")
     bottom.set_ylabel("server CPU µs per message")
     bottom.set_yscale("log")
+    bottom.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+    bottom.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    bottom.tick_params(axis="y", which="minor", labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10)
     bottom.set_xticks(list(xs), labels, fontsize=8)
     bottom.set_title("Server CPU time per message (lower is better; log scale)")
     fig.savefig(path, dpi=100)
