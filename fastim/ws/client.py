@@ -9,7 +9,7 @@ import ssl as ssl_module
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 from fastim.ws.connection import Connection, Options
@@ -108,8 +108,8 @@ class _ClientHandshake(asyncio.Protocol):
         self.done: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
         transport.write(build_request(self._uri.resource, self._request_headers))
 
     def data_received(self, data: bytes) -> None:

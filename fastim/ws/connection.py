@@ -14,7 +14,7 @@ import os
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
 
 from fastim.ws.exceptions import ConnectionClosed, ConnectionClosedOK, connection_closed
@@ -249,8 +249,8 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Attach to a transport whose opening handshake is done (called by serve,
         take_over and connect, which swap this protocol in with set_protocol)."""
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
         self.remote_address = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(high=self._options.write_limit)
         if not transport.is_reading():

@@ -56,6 +56,10 @@ __all__ = [
 
 DEFAULT_MAX_SIZE = 2**20  # 1 MiB per incoming message
 
+# What an extension is told when max_size is None: never reached, and with room for the
+# "max_size + 1" a bomb-safe inflater asks for without overflowing a C ssize_t.
+_NO_LIMIT = sys.maxsize // 2
+
 
 class Role(Enum):
     """Which end of the connection we are; it decides who masks (RFC 6455 §5.1)."""
@@ -309,7 +313,7 @@ class WebSocketProtocol:
             self._decoder.max_data_length = self.max_size - self._message_size
         if self._message_compressed:
             assert self.extension is not None
-            limit = sys.maxsize if self.max_size is None else self.max_size
+            limit = _NO_LIMIT if self.max_size is None else self.max_size
             payload = self.extension.decompress(payload, frame.fin, limit)
         if self._message_opcode is Opcode.TEXT:
             validated, self._validated = self._validated, 0

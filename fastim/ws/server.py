@@ -14,7 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from fastim.ws.connection import Connection, Options
 from fastim.ws.exceptions import ConnectionClosed, InvalidHandshake
@@ -163,8 +163,8 @@ class _ServerHandshake(asyncio.Protocol):
         self._timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        self._transport = transport = cast(asyncio.Transport, transport)
         timeout = self._server.options.open_timeout
         if timeout is not None:
             # A client that connects and says nothing is dropped after open_timeout.

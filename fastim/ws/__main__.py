@@ -1,0 +1,115 @@
+"""Command line of fastim.ws, for learners and conformance runs.
+
+    python -m fastim.ws echo --port 9001 [--host 127.0.0.1] [--max-size BYTES] [--trace]
+    python -m fastim.ws accept-key dGhlIHNhbXBsZSBub25jZQ==
+
+`echo` sends every message back as it came (text stays text). `--trace` prints one line per
+frame read or written: direction, FIN, RSV1-3, opcode, MASK, payload length and the first
+bytes of the payload.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from typing import TextIO
+
+from fastim.ws.connection import Connection
+from fastim.ws.frames import Frame
+from fastim.ws.handshake import accept_key
+from fastim.ws.loop import run
+from fastim.ws.server import Server, serve
+
+TRACE_PAYLOAD_BYTES = 16
+
+
+async def echo(connection: Connection) -> None:
+    """Send every message back as it came."""
+    async for message in connection:
+        await connection.send(message)
+
+
+def format_frame(connection: Connection, direction: str, frame: Frame) -> str:
+    """One --trace line, e.g.
+    `127.0.0.1:51532 recv FIN=1 RSV=000 TEXT MASK=1 len=5 b'Hello'`."""
+    peer = connection.remote_address
+    where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+    payload = frame.payload
+    shown = repr(payload[:TRACE_PAYLOAD_BYTES]) + ("..." if len(payload) > TRACE_PAYLOAD_BYTES else "")
+    return (
+        f"{where} {direction} FIN={int(frame.fin)} "
+        f"RSV={int(frame.rsv1)}{int(frame.rsv2)}{int(frame.rsv3)} {frame.opcode.name} "
+        f"MASK={int(frame.masked)} len={len(payload)} {shown}"
+    )
+
+
+async def start_echo(
+    host: str,
+    port: int,
+    *,
+    max_size: int | None,
+    trace: TextIO | None = None,
+    ping_interval: float | None = 20.0,
+) -> Server:
+    """Start the echo server; with `trace`, write one line per frame to it."""
+
+    def on_frame(connection: Connection, direction: str, frame: Frame) -> None:
+        assert trace is not None
+        print(format_frame(connection, direction, frame), file=trace, flush=True)
+
+    return await serve(
+        echo,
+        host,
+        port,
+        max_size=max_size,
+        ping_interval=ping_interval,
+        on_frame=on_frame if trace is not None else None,
+    )
+
+
+async def _serve_echo(args: argparse.Namespace) -> None:
+    server = await start_echo(
+        args.host,
+        args.port,
+        max_size=args.max_size,
+        trace=sys.stdout if args.trace else None,
+        ping_interval=args.ping_interval or None,
+    )
+    print(f"echo server listening on ws://{args.host}:{server.port}", file=sys.stderr, flush=True)
+    async with server:
+        await server.serve_forever()
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the command line; returns the exit status."""
+    parser = argparse.ArgumentParser(prog="python -m fastim.ws", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True)
+    echo_cmd = commands.add_parser("echo", help="run a WebSocket echo server")
+    echo_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    echo_cmd.add_argument("--port", type=int, default=9001, help="port (0: any free port)")
+    echo_cmd.add_argument(
+        "--max-size", type=int, default=2**20, metavar="BYTES",
+        help="largest message accepted (default 1 MiB); larger ones close with 1009",
+    )
+    echo_cmd.add_argument(
+        "--ping-interval", type=float, default=20.0, metavar="SECONDS",
+        help="ping an idle client after this long (0: never; default 20)",
+    )
+    echo_cmd.add_argument("--trace", action="store_true", help="print every frame")
+    key_cmd = commands.add_parser("accept-key", help="print the Sec-WebSocket-Accept for a key")
+    key_cmd.add_argument("key", help="a Sec-WebSocket-Key value")
+    args = parser.parse_args(argv)
+
+    if args.command == "accept-key":
+        print(accept_key(args.key))
+        return 0
+    with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+        run(_serve_echo(args))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

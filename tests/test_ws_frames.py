@@ -1,0 +1,318 @@
+"""Frames (RFC 6455 §5): the §5.7 examples byte for byte, masking, the encoder/decoder
+round trip under any split of the byte stream, and the decoder's errors."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from fastim.ws.exceptions import ProtocolError
+from fastim.ws.frames import (
+    CloseCode,
+    Frame,
+    FrameDecoder,
+    Opcode,
+    apply_mask,
+    decode_close_payload,
+    encode_close_payload,
+    encode_frame,
+    is_valid_close_code,
+)
+
+MASK = bytes([0x37, 0xFA, 0x21, 0x3D])  # the key of the RFC's masked examples
+
+# RFC 6455 §5.7, each example as (frame, masking key or None, bytes on the wire).
+RFC_EXAMPLES = [
+    # A single-frame unmasked text message
+    (Frame(Opcode.TEXT, b"Hello"), None, bytes([0x81, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])),
+    # A single-frame masked text message
+    (
+        Frame(Opcode.TEXT, b"Hello", masked=True),
+        MASK,
+        bytes([0x81, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58]),
+    ),
+    # A fragmented unmasked text message: "Hel" then "lo"
+    (Frame(Opcode.TEXT, b"Hel", fin=False), None, bytes([0x01, 0x03, 0x48, 0x65, 0x6C])),
+    (Frame(Opcode.CONTINUATION, b"lo"), None, bytes([0x80, 0x02, 0x6C, 0x6F])),
+    # Unmasked Ping request and masked Ping response (a pong)
+    (Frame(Opcode.PING, b"Hello"), None, bytes([0x89, 0x05, 0x48, 0x65, 0x6C, 0x6C, 0x6F])),
+    (
+        Frame(Opcode.PONG, b"Hello", masked=True),
+        MASK,
+        bytes([0x8A, 0x85, 0x37, 0xFA, 0x21, 0x3D, 0x7F, 0x9F, 0x4D, 0x51, 0x58]),
+    ),
+    # 256 bytes binary message in a single unmasked frame
+    (Frame(Opcode.BINARY, bytes(256)), None, bytes([0x82, 0x7E, 0x01, 0x00]) + bytes(256)),
+    # 64KiB binary message in a single unmasked frame
+    (
+        Frame(Opcode.BINARY, bytes(65536)),
+        None,
+        bytes([0x82, 0x7F, 0, 0, 0, 0, 0, 1, 0, 0]) + bytes(65536),
+    ),
+]
+
+
+@pytest.mark.parametrize(("frame", "mask", "wire"), RFC_EXAMPLES)
+def test_rfc_5_7_examples_encode(frame: Frame, mask: bytes | None, wire: bytes) -> None:
+    assert encode_frame(frame, mask) == wire
+
+
+@pytest.mark.parametrize(("frame", "mask", "wire"), RFC_EXAMPLES)
+def test_rfc_5_7_examples_decode(frame: Frame, mask: bytes | None, wire: bytes) -> None:
+    decoder = FrameDecoder()
+    decoder.feed(wire)
+    assert decoder.next_frame() == frame
+    assert decoder.next_frame() is None
+    assert decoder.buffered == 0
+
+
+def test_rfc_5_7_masked_hello_one_byte_at_a_time() -> None:
+    decoder = FrameDecoder(expect_masked=True)
+    wire = RFC_EXAMPLES[1][2]
+    frames = []
+    for byte in wire:
+        decoder.feed(bytes([byte]))
+        frame = decoder.next_frame()
+        if frame is not None:
+            frames.append(frame)
+    assert frames == [Frame(Opcode.TEXT, b"Hello", masked=True)]
+
+
+# -- masking --------------------------------------------------------------------------------
+
+@settings(max_examples=200)
+@given(data=st.binary(max_size=5000), mask=st.binary(min_size=4, max_size=4))
+def test_masking_is_its_own_inverse(data: bytes, mask: bytes) -> None:
+    masked = apply_mask(data, mask)
+    assert len(masked) == len(data)
+    assert apply_mask(masked, mask) == data
+
+
+@settings(max_examples=200)
+@given(data=st.binary(max_size=5000), mask=st.binary(min_size=4, max_size=4))
+def test_masking_matches_the_rfc_definition(data: bytes, mask: bytes) -> None:
+    # §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4)
+    assert apply_mask(data, mask) == bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+
+
+@settings(max_examples=100)
+@given(
+    data=st.binary(min_size=1, max_size=6000),
+    mask=st.binary(min_size=4, max_size=4),
+    cut=st.integers(min_value=0),
+)
+def test_masking_in_pieces_with_offset(data: bytes, mask: bytes, cut: int) -> None:
+    cut %= len(data)
+    pieces = apply_mask(data[:cut], mask) + apply_mask(data[cut:], mask, offset=cut)
+    assert pieces == apply_mask(data, mask)
+
+
+def test_masking_accepts_memoryview_and_empty() -> None:
+    assert apply_mask(memoryview(b"Hello"), MASK) == bytes.fromhex("7f9f4d5158")
+    assert apply_mask(b"", MASK) == b""
+
+
+# -- round trips -----------------------------------------------------------------------------
+
+LENGTHS = st.one_of(
+    st.integers(0, 125),  # 7-bit length
+    st.integers(126, 70000),  # 16-bit, and a few 64-bit
+    st.sampled_from([125, 126, 65535, 65536]),  # the class boundaries
+)
+
+
+@st.composite
+def frames(draw: st.DrawFn) -> tuple[Frame, bytes | None]:
+    opcode = draw(st.sampled_from(list(Opcode)))
+    length = draw(LENGTHS) if not opcode.is_control else draw(st.integers(0, 125))
+    payload = draw(st.binary(min_size=length, max_size=length)) if length < 200 else (
+        bytes([draw(st.integers(0, 255))]) * length
+    )
+    mask = draw(st.one_of(st.none(), st.binary(min_size=4, max_size=4)))
+    frame = Frame(
+        opcode,
+        payload,
+        fin=True if opcode.is_control else draw(st.booleans()),
+        rsv1=draw(st.booleans()),
+        rsv2=draw(st.booleans()),
+        rsv3=draw(st.booleans()),
+        masked=mask is not None,
+    )
+    return frame, mask
+
+
+@settings(max_examples=150, deadline=None)
+@given(items=st.lists(frames(), min_size=1, max_size=5), data=st.data())
+def test_round_trip_under_any_split(items: list[tuple[Frame, bytes | None]], data: st.DataObject) -> None:
+    stream = b"".join(encode_frame(frame, mask) for frame, mask in items)
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    decoder = FrameDecoder()
+    decoded: list[Frame] = []
+    start = 0
+    for cut in [*cuts, len(stream)]:
+        decoder.feed(stream[start:cut])
+        start = cut
+        while (frame := decoder.next_frame()) is not None:
+            decoded.append(frame)
+    assert decoded == [frame for frame, _ in items]
+    assert decoder.buffered == 0
+
+
+def test_encoder_uses_minimal_length_encoding() -> None:
+    assert len(encode_frame(Frame(Opcode.BINARY, bytes(125)))) == 2 + 125
+    assert len(encode_frame(Frame(Opcode.BINARY, bytes(126)))) == 4 + 126
+    assert len(encode_frame(Frame(Opcode.BINARY, bytes(65535)))) == 4 + 65535
+    assert len(encode_frame(Frame(Opcode.BINARY, bytes(65536)))) == 10 + 65536
+
+
+def test_encoder_sets_rsv_bits() -> None:
+    wire = encode_frame(Frame(Opcode.TEXT, b"", rsv1=True, rsv2=True, rsv3=True))
+    assert wire == bytes([0xF1, 0x00])
+
+
+# -- decoder errors ------------------------------------------------------------------------
+
+
+def _decode(wire: bytes, **kwargs: object) -> list[Frame]:
+    decoder = FrameDecoder(**kwargs)  # type: ignore[arg-type]
+    decoder.feed(wire)
+    out = []
+    while (frame := decoder.next_frame()) is not None:
+        out.append(frame)
+    return out
+
+
+def _error(wire: bytes, **kwargs: object) -> ProtocolError:
+    with pytest.raises(ProtocolError) as info:
+        _decode(wire, **kwargs)
+    return info.value
+
+
+@pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF])
+def test_reserved_opcodes_are_protocol_errors(opcode: int) -> None:
+    error = _error(bytes([0x80 | opcode, 0x00]))
+    assert error.code == CloseCode.PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("opcode", [Opcode.CLOSE, Opcode.PING, Opcode.PONG])
+def test_fragmented_control_frame(opcode: Opcode) -> None:
+    assert _error(bytes([opcode, 0x00])).code == CloseCode.PROTOCOL_ERROR
+
+
+@pytest.mark.parametrize("length_byte", [126, 127])
+def test_control_frame_over_125_bytes(length_byte: int) -> None:
+    wire = bytes([0x89, length_byte]) + bytes(8)
+    assert _error(wire).code == CloseCode.PROTOCOL_ERROR
+
+
+def test_64_bit_length_with_top_bit_set() -> None:
+    wire = bytes([0x82, 127]) + struct.pack("!Q", 1 << 63)
+    assert _error(wire).code == CloseCode.PROTOCOL_ERROR
+
+
+def test_mask_rules() -> None:
+    unmasked = encode_frame(Frame(Opcode.TEXT, b"hi"))
+    masked = encode_frame(Frame(Opcode.TEXT, b"hi"), MASK)
+    assert _error(unmasked, expect_masked=True).code == CloseCode.PROTOCOL_ERROR
+    assert _error(masked, expect_masked=False).code == CloseCode.PROTOCOL_ERROR
+    assert len(_decode(masked, expect_masked=True)) == 1
+    assert len(_decode(unmasked, expect_masked=False)) == 1
+
+
+def test_data_frame_over_the_limit_fails_on_its_header() -> None:
+    decoder = FrameDecoder(max_data_length=10)
+    decoder.feed(bytes([0x82, 11]))  # the header alone: no payload has come yet
+    with pytest.raises(ProtocolError) as info:
+        decoder.next_frame()
+    assert info.value.code == CloseCode.MESSAGE_TOO_BIG
+
+
+def test_data_frame_exactly_at_the_limit_passes() -> None:
+    assert _decode(bytes([0x82, 10]) + bytes(10), max_data_length=10)[0].payload == bytes(10)
+
+
+def test_control_frames_are_not_held_to_the_data_limit() -> None:
+    assert _decode(bytes([0x89, 5]) + b"Hello", max_data_length=0)[0].opcode is Opcode.PING
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=200), st.sampled_from([None, True, False]))
+def test_any_bytes_give_frames_or_a_protocol_error(data: bytes, expect_masked: bool | None) -> None:
+    decoder = FrameDecoder(expect_masked=expect_masked, max_data_length=1000)
+    decoder.feed(data)
+    try:
+        while decoder.next_frame() is not None:
+            pass
+    except ProtocolError as error:
+        assert error.code in (CloseCode.PROTOCOL_ERROR, CloseCode.MESSAGE_TOO_BIG)
+
+
+def test_peek_payload_unmasks_what_has_arrived() -> None:
+    wire = encode_frame(Frame(Opcode.TEXT, b"Hello, world"), MASK)
+    decoder = FrameDecoder()
+    assert decoder.peek_payload(0) == b""  # no pending frame
+    decoder.feed(wire[:9])  # 6 header bytes + "Hel"
+    assert decoder.next_frame() is None
+    assert decoder.pending_header is not None
+    assert decoder.peek_payload(0) == b"Hel"
+    decoder.feed(wire[9:11])
+    assert decoder.peek_payload(3) == b"lo"
+    decoder.feed(wire[11:])
+    frame = decoder.next_frame()
+    assert frame is not None and frame.payload == b"Hello, world"
+
+
+def test_peek_of_a_large_masked_frame_then_completion() -> None:
+    payload = bytes(range(256)) * 40
+    wire = encode_frame(Frame(Opcode.BINARY, payload), MASK)
+    decoder = FrameDecoder()
+    decoder.feed(wire[:5000])
+    assert decoder.next_frame() is None
+    assert decoder.peek_payload(0) == payload[: 5000 - 8]
+    decoder.feed(wire[5000:])
+    frame = decoder.next_frame()
+    assert frame is not None and frame.payload == payload
+
+
+# -- close payloads --------------------------------------------------------------------------
+
+
+def test_close_payload_round_trip() -> None:
+    assert encode_close_payload(1000, "bye") == b"\x03\xe8bye"
+    assert decode_close_payload(b"\x03\xe8bye") == (1000, "bye")
+    assert encode_close_payload(None) == b""
+    assert decode_close_payload(b"") == (CloseCode.NO_STATUS_RCVD, "")
+
+
+def test_close_payload_errors() -> None:
+    with pytest.raises(ProtocolError) as info:
+        decode_close_payload(b"\x03")
+    assert info.value.code == CloseCode.PROTOCOL_ERROR
+    with pytest.raises(ProtocolError) as info:
+        decode_close_payload(b"\x03\xed")  # 1005 may not be sent
+    assert info.value.code == CloseCode.PROTOCOL_ERROR
+    with pytest.raises(ProtocolError) as info:
+        decode_close_payload(b"\x03\xe8\xff")
+    assert info.value.code == CloseCode.INVALID_DATA
+
+
+@pytest.mark.parametrize(
+    "code",
+    [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999],
+)
+def test_valid_close_codes(code: int) -> None:
+    assert is_valid_close_code(code)
+
+
+@pytest.mark.parametrize(
+    "code", [0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535]
+)
+def test_invalid_close_codes(code: int) -> None:
+    assert not is_valid_close_code(code)
+
+
+def test_opcode_is_control() -> None:
+    assert [op.is_control for op in Opcode] == [False, False, False, True, True, True]
