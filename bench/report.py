@@ -95,8 +95,9 @@ def _latency(cell: Cell) -> str:
 
 
 def _saturation(cell: Cell) -> str:
-    return f"{_value('server_cpu_util', '{:.2f}'.format)(cell)} / " \
-           f"{_value('gen_cpu_util', '{:.2f}'.format)(cell)}"
+    return (f"{_value('server_cpu_util', '{:.2f}'.format)(cell)} / "
+            f"{_value('gen_cpu_util', '{:.2f}'.format)(cell)} / "
+            f"{_value('gen_limit', _si)(cell)}")
 
 
 def _table(title: str, table: Table, scenarios: list[Scenario], peers: list[Peer], unit: str,
@@ -142,7 +143,8 @@ def markdown(table: Table, scenarios: list[Scenario], peers: list[Peer], reps: i
                       "µs", _value("cpu_us_per_msg", _num), "cpu_us_per_msg",
                       higher_is_better=False)
         out += _table("#### Latency p50 / p99, µs", table, flow, peers, "µs", _latency)
-        out += _table("#### Core use in the window: server / generator (1.00 = one full core)",
+        out += _table("#### Core use in the window: server / generator (1.00 = one full core) / "
+                      "generator's limit (its rate ÷ its core use: where its core would be full)",
                       table, flow, peers, "cores", _saturation)
     if idle:
         out += _table("#### Idle connections: server memory per connection, KiB "

@@ -211,6 +211,9 @@ def _record(event: dict[str, Any], server_cpu: float, scenario: Scenario,
         p99_us=event["p99_us"],
         gen_cpu_util=event.get("gen_cpu_util", 0.0),
         server_cpu_util=server_cpu / seconds if seconds else 0.0,
+        # the rate at which the generator's own core would be full at its measured cost
+        # per message: the generator's ceiling for this row
+        gen_limit=event["msgs_per_s"] / event["gen_cpu_util"] if event.get("gen_cpu_util") else 0.0,
         # server CPU time per message (per delivery for broadcast): the steadier figure
         cpu_us_per_msg=server_cpu / messages * 1e6 if messages else float("nan"),
     )

@@ -89,11 +89,10 @@ func rawEcho(conn net.Conn) {
 				break
 			}
 			opcode := frame[0] & 0x0f
-			key := frame[hlen : hlen+4]
+			var key [4]byte
+			copy(key[:], frame[hlen:hlen+4])
 			payload := frame[hlen+4 : total]
-			for i := range payload {
-				payload[i] ^= key[i&3]
-			}
+			maskBytes(key, payload)
 			switch opcode {
 			case 0x8: // close: answer it and hang up (§5.5.1)
 				out = append(out, 0x88, byte(len(payload)))
