@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+import textwrap
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -191,43 +192,48 @@ def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path
     shown = [p for p in peers if p.role != "ceiling"]
     if not main or not shown:
         return False
-    have_fastim = any(table.get(s.key, {}).get("fastim", Cell("—")).status == "ok" for s in main)
-    fig, (top, bottom) = plt.subplots(2, 1, figsize=(11, 8.5), constrained_layout=True)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(13, 9), constrained_layout=True)
     width = 0.8 / len(shown)
     xs = range(len(main))
+    labels = []
+    for s in main:
+        label = textwrap.fill(s.title, 22)
+        fastim = table.get(s.key, {}).get("fastim")
+        if fastim is None or fastim.status != "ok":
+            label += "\n(no fastim: vs fastest)"
+        labels.append(label)
     for i, peer in enumerate(shown):
         rel, cpu = [], []
         for s in main:
             cells = table.get(s.key, {})
             cell = cells.get(peer.name)
-            base_cell = cells.get("fastim") if have_fastim else None
-            if base_cell is None or base_cell.status != "ok":  # no fastim: relative to the best
-                rates = [c.get("rate") or 0 for c in cells.values()
-                         if c.status == "ok" and c is not cells.get("go-ref")]
-                base = max(rates, default=0)
-            else:
-                base = base_cell.get("rate") or 0
+            fastim = cells.get("fastim")
+            if fastim is not None and fastim.status == "ok":
+                base = fastim.get("rate") or 0.0
+            else:  # no fastim in this row: relative to the fastest Python server
+                base = max((c.get("rate") or 0.0 for name, c in cells.items()
+                            if c.status == "ok" and name != "go-ref"), default=0.0)
             ok = cell is not None and cell.status == "ok" and base > 0
-            rel.append((cell.get("rate") or 0) / base if ok and cell else 0)
-            cpu.append((cell.get("cpu_us_per_msg") or 0) if ok and cell else 0)
+            rel.append((cell.get("rate") or 0.0) / base if ok and cell else 0.0)
+            cpu.append((cell.get("cpu_us_per_msg") or 0.0) if ok and cell else 0.0)
         offsets = [x + (i - (len(shown) - 1) / 2) * width for x in xs]
         top.bar(offsets, rel, width, label=peer.label)
         bottom.bar(offsets, cpu, width, label=peer.label)
-    labels = [s.title.replace(", ", "\n", 1) for s in main]
-    top.set_ylabel("throughput relative to " + ("fastim.ws" if have_fastim else "the fastest"))
+    top.set_ylabel("throughput relative to fastim.ws")
     top.axhline(1.0, color="grey", linewidth=0.8)
     top.set_xticks(list(xs), labels, fontsize=8)
     top.legend(fontsize=8)
-    top.set_title("Throughput (higher is better)")
+    top.set_title("Throughput relative to fastim.ws in the same run (higher is better)")
     bottom.set_ylabel("server CPU µs per message")
     bottom.set_yscale("log")
-    bottom.yaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    bottom.yaxis.set_minor_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
-    bottom.tick_params(axis="y", which="minor", labelsize=7)
+    bottom.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    bottom.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
+    bottom.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+    bottom.set_xticks(list(xs), labels, fontsize=8)
+    bottom.set_title("Server CPU time per message, per delivery for broadcast "
+                     "(lower is better; log scale)")
     if title:
         fig.suptitle(title, fontsize=10)
-    bottom.set_xticks(list(xs), labels, fontsize=8)
-    bottom.set_title("Server CPU time per message (lower is better; log scale)")
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return True
