@@ -28,7 +28,7 @@ PEERS: tuple[Peer, ...] = (
     Peer("picows", "picows", "peer"),
     # gorilla/websocket in Go on the server core: what the generator reaches when the server
     # is not the limit, i.e. the generator's own ceiling.
-    Peer("go-ref", "Go reference (generator ceiling)", "ceiling"),
+    Peer("go-ref", "Go reference server", "ceiling"),
 )
 
 
