@@ -24,7 +24,8 @@ test: $(STAMP)
 	$(PY) -m coverage report --include='fastim/ws/*' --fail-under=95
 
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m pip install -q -e '.[test,lint,bench]'
+	$(PY) -m bench $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check fastim tests
