@@ -26,6 +26,7 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,lint,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.chat run $(CHAT_BENCH_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check fastim tests
