@@ -425,3 +425,24 @@ def test_a_batch_the_database_refuses_is_not_acked_and_a_resend_stores_it_once(
 
     asyncio.run(scenario())
     assert stored_messages(api) == [(alice["id"], "out1", "during the outage")]
+
+
+def test_a_sync_the_database_fails_gets_an_error_and_the_connection_goes_on(
+        api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    store = api.app.store
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        api.call(store.write(lambda tx: tx.execute("ALTER TABLE messages RENAME TO gone")))
+        try:
+            await a.send(cmd=20, since=0)
+            error = await a.cmd(2)
+        finally:
+            api.call(store.write(lambda tx: tx.execute("ALTER TABLE gone RENAME TO messages")))
+        assert error["error"] == "unavailable"
+        await a.send(cmd=20, since=0)
+        assert (await a.cmd(21))["rows"] == []
+        await a.close()
+
+    asyncio.run(scenario())
