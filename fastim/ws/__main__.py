@@ -3,6 +3,7 @@
     python -m fastim.ws echo --port 9001 [--host 127.0.0.1] [--max-size BYTES] [--trace]
     python -m fastim.ws accept-key dGhlIHNhbXBsZSBub25jZQ==
     python -m fastim.ws decode [--server | --client] [--deflate] 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    python -m fastim.ws walkthrough [ws://127.0.0.1:9001/]
 
 `echo` sends every message back as it came (text stays text). `--trace` prints one line per
 frame read or written: direction, FIN, RSV1-3, opcode, MASK, payload length and the first
@@ -10,7 +11,8 @@ bytes of the payload.
 
 `decode` explains one frame field by field and, for an invalid frame, which rule it breaks
 and which close code a receiver answers with; it exits with 1 for an invalid or incomplete
-frame.
+frame. `walkthrough` replays the connection of docs/protocol.md against a server (the echo
+server) and prints every byte; it uses fixed keys so that its bytes are the document's.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from fastim.ws.handshake import accept_key
 from fastim.ws.loop import run
 from fastim.ws.protocol import Role
 from fastim.ws.server import Server, serve
+from fastim.ws.walkthrough import replay
 
 TRACE_PAYLOAD_BYTES = 16
 
@@ -148,6 +151,13 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="permessage-deflate was negotiated: inflate a payload with RSV1 set",
     )
+    walk_cmd = commands.add_parser(
+        "walkthrough",
+        help="replay docs/protocol.md's connection against a server, printing every byte",
+    )
+    walk_cmd.add_argument(
+        "url", nargs="?", default="ws://127.0.0.1:9001/", help="default ws://127.0.0.1:9001/"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "accept-key":
@@ -161,6 +171,9 @@ def main(argv: list[str] | None = None) -> int:
         explanation = explain_frame(data, receiver=args.receiver, deflate=args.deflate)
         print(explanation.render())
         return 0 if explanation.valid else 1
+    if args.command == "walkthrough":
+        replay(args.url, sys.stdout)
+        return 0
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         run(_serve_echo(args))
     return 0
