@@ -166,7 +166,8 @@ def test_a_length_not_in_its_shortest_form_is_noted_not_refused(frame: str) -> N
     ex = explain(frame)
     assert ex.valid
     assert "not the shortest form, which a sender must use (§5.2)" in ex.render()
-    WebSocketProtocol(Role.CLIENT).receive_data(parse_hex(frame))
+    events = WebSocketProtocol(Role.CLIENT).receive_data(parse_hex(frame))
+    assert [type(event).__name__ for event in events] == ["Message"]
 
 
 def test_empty_payload() -> None:
