@@ -2,10 +2,17 @@
 
     python -m fastim.ws echo --port 9001 [--host 127.0.0.1] [--max-size BYTES] [--trace]
     python -m fastim.ws accept-key dGhlIHNhbXBsZSBub25jZQ==
+    python -m fastim.ws decode [--server | --client] [--deflate] 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    python -m fastim.ws walkthrough [ws://127.0.0.1:9001/]
 
 `echo` sends every message back as it came (text stays text). `--trace` prints one line per
 frame read or written: direction, FIN, RSV1-3, opcode, MASK, payload length and the first
 bytes of the payload.
+
+`decode` explains one frame field by field and, for an invalid frame, which rule it breaks
+and which close code a receiver answers with; it exits with 1 for an invalid or incomplete
+frame. `walkthrough` replays the connection of docs/protocol.md against a server (the echo
+server) and prints every byte; it uses fixed keys so that its bytes are the document's.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ import sys
 from typing import TextIO
 
 from fastim.ws.connection import Connection
+from fastim.ws.explain import explain_frame, parse_hex
 from fastim.ws.frames import Frame
 from fastim.ws.handshake import accept_key
 from fastim.ws.loop import run
+from fastim.ws.protocol import Role
 from fastim.ws.server import Server, serve
+from fastim.ws.walkthrough import replay
 
 TRACE_PAYLOAD_BYTES = 16
 
@@ -112,10 +122,57 @@ def main(argv: list[str] | None = None) -> int:
     echo_cmd.add_argument("--trace", action="store_true", help="print every frame")
     key_cmd = commands.add_parser("accept-key", help="print the Sec-WebSocket-Accept for a key")
     key_cmd.add_argument("key", help="a Sec-WebSocket-Key value")
+    decode_cmd = commands.add_parser(
+        "decode",
+        help="explain one frame, given in hex, field by field",
+        description="Explain one WebSocket frame field by field (RFC 6455 §5.2). "
+        "Exit status 1 for an invalid or incomplete frame.",
+    )
+    decode_cmd.add_argument(
+        "hex", nargs="+", help="the frame's bytes in hex; spaces, colons and 0x are allowed"
+    )
+    receiver = decode_cmd.add_mutually_exclusive_group()
+    receiver.add_argument(
+        "--server",
+        dest="receiver",
+        action="store_const",
+        const=Role.SERVER,
+        help="a server received it (so it must be masked)",
+    )
+    receiver.add_argument(
+        "--client",
+        dest="receiver",
+        action="store_const",
+        const=Role.CLIENT,
+        help="a client received it (so it must not be masked)",
+    )
+    decode_cmd.add_argument(
+        "--deflate",
+        action="store_true",
+        help="permessage-deflate was negotiated: inflate a payload with RSV1 set",
+    )
+    walk_cmd = commands.add_parser(
+        "walkthrough",
+        help="replay docs/protocol.md's connection against a server, printing every byte",
+    )
+    walk_cmd.add_argument(
+        "url", nargs="?", default="ws://127.0.0.1:9001/", help="default ws://127.0.0.1:9001/"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "accept-key":
         print(accept_key(args.key))
+        return 0
+    if args.command == "decode":
+        try:
+            data = parse_hex(" ".join(args.hex))
+        except ValueError as exc:
+            decode_cmd.error(str(exc))
+        explanation = explain_frame(data, receiver=args.receiver, deflate=args.deflate)
+        print(explanation.render())
+        return 0 if explanation.valid else 1
+    if args.command == "walkthrough":
+        replay(args.url, sys.stdout)
         return 0
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         run(_serve_echo(args))
