@@ -1122,3 +1122,21 @@ def test_event_loop_helpers() -> None:
         assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
     finally:
         asyncio.set_event_loop_policy(before)
+
+
+def test_send_nowait_writes_at_once_and_reports_what_is_buffered() -> None:
+    async def fan_out(ws: Connection) -> None:
+        assert ws.buffered_amount == 0
+        ws.send_nowait("text frame")
+        ws.send_nowait(b"\x00binary")
+        await ws.close()
+        with pytest.raises(ConnectionClosed):
+            ws.send_nowait("too late")
+
+    async def main() -> None:
+        async with serve(fan_out, "127.0.0.1", 0) as server:
+            async with ws_connect(f"ws://127.0.0.1:{server.port}") as client:
+                assert await client.recv() == "text frame"
+                assert await client.recv() == b"\x00binary"
+
+    run(main())
