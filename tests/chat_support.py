@@ -25,7 +25,19 @@ class ChatClient:
     async def open(cls, api: ApiServer, token: str, **options: Any) -> ChatClient:
         connection = await connect(f"ws://127.0.0.1:{api.port}/chat?token={token}",
                                    ping_interval=None, **options)
-        return cls(connection)
+        client = cls(connection)
+        # The hub registers a device only after the 101, then sends it the presence
+        # snapshot (cmd 50 with "users"); a message sent to this user before that would
+        # reach the device through sync, not live. Wait for the snapshot and keep it (and
+        # anything before it) unread, in order, for the tests that look at them.
+        seen = []
+        while True:
+            frame = await client.frame()
+            seen.append(frame)
+            if frame.get("cmd") == 50 and "users" in frame:
+                break
+        client.unread.extendleft(reversed(seen))
+        return client
 
     async def send(self, **command: Any) -> None:
         await self.connection.send(json.dumps(command))
