@@ -327,8 +327,8 @@ def _new_file(work_dir: Path, kind: ImageType, made: list[Path]) -> Path:
 
 def _scrubbed(img: Image.Image) -> dict[str, Any]:
     """Keep only the colour profile and transparency; Pillow writes what `info` holds."""
-    kept = {key: img.info[key] for key in _KEPT_INFO if key in img.info}
-    img.info = dict(kept)
+    kept: dict[str, Any] = {key: img.info[key] for key in _KEPT_INFO if key in img.info}
+    img.info = {key: value for key, value in kept.items()}  # a fresh dict: nothing else kept
     return kept
 
 
