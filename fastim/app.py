@@ -119,8 +119,11 @@ def create_app(config: Config | None = None) -> App:
     config = config or Config()
     app = App(config)
     app.router.static("/asset/", config.asset_dir)
-    # Uploaded files never change once written: clients may keep them a day.
-    app.router.static("/resource/", config.resource_dir, cache_control="public, max-age=86400")
+    # Uploads are named by the SHA-256 of their bytes (fastim.media): a name never gets
+    # other content, so clients may keep them for a year without asking again.
+    app.router.static(
+        "/resource/", config.resource_dir, cache_control="public, max-age=31536000, immutable"
+    )
     app.on_startup.append(open_store)
     app.on_shutdown.append(close_store)
     for name in handler_modules():

@@ -12,6 +12,7 @@ from pathlib import Path
 from fastim.chat.hub import HubOptions
 from fastim.chat.protocol import ChatLimits
 from fastim.http import Limits
+from fastim.media.options import MediaOptions
 
 #: The checkout the package runs from (asset/ and views/ live beside fastim/).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -50,6 +51,8 @@ class Config:
     hub: HubOptions = field(default_factory=HubOptions)
     #: Bytes a chat device may fall behind before it is cut off as a slow reader.
     chat_outbound_buffer: int = 1024 * 1024
+    #: Image uploads: size limit, downscale bound, thumbnail size, rate limit (docs/media.md).
+    media: MediaOptions = field(default_factory=MediaOptions)
     #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
     certfile: Path | None = None
     keyfile: Path | None = None

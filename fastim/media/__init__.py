@@ -1,0 +1,39 @@
+"""Images and stickers: safe uploads, de-duplicated storage, thumbnails, sticker packs.
+
+* :class:`MediaService` — ``await service.upload(path)`` checks, cleans, resizes and
+  stores an uploaded image and returns the reply of ``POST /attach/upload``;
+* :class:`MediaOptions` — the limits and sizes (``Config.media``);
+* :func:`process_image` — the Pillow work alone (blocking);
+* :class:`ContentStore` — files named by the SHA-256 of their bytes;
+* :func:`load_packs` — the sticker packs under ``asset/stickers/``.
+
+See docs/media.md.
+"""
+
+from .images import ACCEPTED, GIF, JPEG, PNG, WEBP, ImageType, Processed, process_image
+from .options import MediaOptions
+from .service import MediaService
+from .stickers import PackError, Sticker, StickerPack, load_pack, load_packs
+from .storage import ContentStore, StoredFile, UploadIndex, sha256_file
+
+__all__ = [
+    "ACCEPTED",
+    "GIF",
+    "JPEG",
+    "PNG",
+    "WEBP",
+    "ContentStore",
+    "ImageType",
+    "MediaOptions",
+    "MediaService",
+    "PackError",
+    "Processed",
+    "Sticker",
+    "StickerPack",
+    "StoredFile",
+    "UploadIndex",
+    "load_pack",
+    "load_packs",
+    "process_image",
+    "sha256_file",
+]
