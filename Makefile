@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8081
 
-.PHONY: run test bench lint clean
+.PHONY: run test bench lint fuzz clean
 
 $(STAMP): setup.cfg pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -24,10 +24,17 @@ test: $(STAMP)
 	$(PY) -m coverage report --include='fastim/ws/*' --fail-under=95
 
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m pip install -q -e '.[test,lint,bench]'
+	$(PY) -m bench $(BENCH_ARGS)
+	$(PY) -m bench.chat run $(CHAT_BENCH_ARGS)
+
+# Coverage-guided fuzzing of the HTTP parser, frame decoder, handshake and chat parser.
+FUZZ_SECONDS ?= 60
+fuzz: $(STAMP)
+	$(PY) -m fuzz all -max_total_time=$(FUZZ_SECONDS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check fastim tests
+	$(PY) -m ruff check fastim tests fuzz bench
 	$(PY) -m mypy --strict fastim/ws
 
 clean:

@@ -59,7 +59,8 @@ class App:
         elif ":" in host:
             host = f"[{host}]"
         port = self.server.port if self.server is not None else self.config.port
-        return f"http://{host}:{port}/"
+        scheme = "https" if self.config.certfile else "http"
+        return f"{scheme}://{host}:{port}/"
 
     async def start(self) -> None:
         """Run the start-up hooks, then listen."""
@@ -71,7 +72,7 @@ class App:
         self.server = Server(
             self.router, limits=config.limits, app=self, tmp_dir=config.upload_tmp_dir
         )
-        await self.server.start(config.host, config.port)
+        await self.server.start(config.host, config.port, ssl=config.ssl_context())
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, close WebSockets with 1001, let in-flight

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +53,19 @@ class Config:
     chat_outbound_buffer: int = 1024 * 1024
     #: Image uploads: size limit, downscale bound, thumbnail size, rate limit (docs/media.md).
     media: MediaOptions = field(default_factory=MediaOptions)
+    #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
+    certfile: Path | None = None
+    keyfile: Path | None = None
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        """The server's TLS context when a certificate is configured (TLS 1.2 or newer,
+        the ssl module's secure defaults for ciphers), else None for plain HTTP."""
+        if self.certfile is None:
+            return None
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        context.load_cert_chain(self.certfile, self.keyfile)
+        return context
 
     @property
     def database_url(self) -> str:
@@ -97,6 +111,12 @@ def add_serve_arguments(
                         default=[o.strip() for o in origins.split(",") if o.strip()],
                         help="an Origin besides the server's own that may open /chat; "
                              "repeatable (FASTIM_ALLOWED_ORIGINS, comma-separated)")
+    parser.add_argument("--certfile", type=Path, default=_env_path(env, "FASTIM_CERTFILE"),
+                        help="PEM certificate (chain) to serve HTTPS and wss:// "
+                             "(FASTIM_CERTFILE, default: plain HTTP)")
+    parser.add_argument("--keyfile", type=Path, default=_env_path(env, "FASTIM_KEYFILE"),
+                        help="PEM private key of --certfile, if not in the same file "
+                             "(FASTIM_KEYFILE)")
     hub = defaults.hub
     parser.add_argument("--chat-rate", type=float,
                         default=float(env.get("FASTIM_CHAT_RATE", hub.rate)),
@@ -118,6 +138,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         data_dir=args.data_dir,
         resource_dir=args.resource_dir,
         allowed_origins=tuple(args.allowed_origins),
+        certfile=args.certfile,
+        keyfile=args.keyfile,
         hub=HubOptions(rate=args.chat_rate, burst=2 * args.chat_rate,
                        limits=ChatLimits(max_text=args.chat_max_text)),
     )
@@ -131,3 +153,8 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
         return int(value)
     except ValueError:
         raise SystemExit(f"{name} must be an integer, not {value!r}") from None
+
+
+def _env_path(env: Mapping[str, str], name: str) -> Path | None:
+    value = env.get(name)
+    return Path(value) if value else None

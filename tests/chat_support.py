@@ -20,12 +20,17 @@ class ChatClient:
     def __init__(self, connection: Any) -> None:
         self.connection = connection
         self.unread: deque[dict[str, Any]] = deque()
+        self.snapshot: dict[str, Any] = {}
 
     @classmethod
     async def open(cls, api: ApiServer, token: str, **options: Any) -> ChatClient:
+        """Connect, and wait for the presence snapshot: from then on the hub delivers to
+        this device live (what came before it is for sync, as docs/chat-protocol.md says)."""
         connection = await connect(f"ws://127.0.0.1:{api.port}/chat?token={token}",
                                    ping_interval=None, **options)
-        return cls(connection)
+        client = cls(connection)
+        client.snapshot = await client.expect(lambda f: f.get("cmd") == 50 and "users" in f)
+        return client
 
     async def send(self, **command: Any) -> None:
         await self.connection.send(json.dumps(command))

@@ -7,7 +7,10 @@ server is unreachable; elsewhere they skip with the reason.
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -47,3 +50,36 @@ def redis_addr() -> tuple[str, int]:
 
 # The store's fixtures (both database backends) live in their own module.
 pytest_plugins = ["tests.store_fixtures"]
+
+
+@pytest.fixture(scope="session")
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and localhost, made at test time, and its key."""
+    openssl = shutil.which("openssl")
+    if openssl is None:  # pragma: no cover - openssl is on the project's machines
+        pytest.skip("openssl is not installed")
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    return cert, key

@@ -90,7 +90,8 @@ def test_css_and_uploaded_resources_are_served(running: AppThread, config: Confi
     (config.resource_dir / "pic.png").write_bytes(b"\x89PNGfake")
     response = running.get("/resource/pic.png")
     assert (response.status, response.body) == (200, b"\x89PNGfake")
-    assert response.header("cache-control") == "public, max-age=86400"
+    assert response.header("cache-control") == "public, max-age=31536000, immutable"
+    assert response.header("x-content-type-options") == "nosniff"
     assert running.get("/resource/../data").status == 404
 
 

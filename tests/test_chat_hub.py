@@ -282,10 +282,9 @@ def test_presence_and_typing(api: ApiServer) -> None:
 
     async def scenario() -> None:
         a = await ChatClient.open(api, ta)
-        snapshot = await a.cmd(50)
-        assert snapshot["users"] == []
+        assert a.snapshot["users"] == []
         b = await ChatClient.open(api, tb)
-        assert (await b.cmd(50))["users"] == [alice["id"]]
+        assert b.snapshot["users"] == [alice["id"]]
         came = await a.cmd(50)
         assert came == {"cmd": 50, "userid": bob["id"], "online": True}
         friends = api.post("/contact/loadfriend", {}, token=ta).data["rows"]
@@ -371,5 +370,79 @@ def test_a_reader_that_stops_reading_is_cut_off_while_others_keep_receiving(
         raw.close()
         await o.close()
         await r.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_member_who_left_or_a_dissolved_group_can_no_longer_post(api: ApiServer) -> None:
+    owner, to = api.user_with_token()
+    member, tm = api.user_with_token()
+    group = api.post("/contact/createcommunity", {"name": "short-lived"}, token=to).data
+    api.post("/contact/joincommunity", {"dstid": group["id"]}, token=tm)
+
+    async def scenario() -> None:
+        o = await ChatClient.open(api, to)
+        m = await ChatClient.open(api, tm)
+        assert (await m.say(11, group["id"], "hello all", "m1"))["cmd"] == 1
+        assert (await o.message())["content"] == "hello all"
+        assert api.post("/contact/leavecommunity", {"dstid": group["id"]}, token=tm).status == 200
+        refused = await m.say(11, group["id"], "still here?", "m2")
+        assert refused["error"] == "not_member"
+        # the one who left receives the group's messages no more
+        await o.say(11, group["id"], "after you left", "o1")
+        await m.no_more_messages()
+        assert api.post("/contact/dissolvecommunity", {"dstid": group["id"]},
+                        token=to).status == 200
+        assert (await o.say(11, group["id"], "anyone?", "o2"))["error"] == "not_member"
+        await o.close()
+        await m.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_the_database_refuses_is_not_acked_and_a_resend_stores_it_once(
+        api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    store = api.app.store
+    rename = ("ALTER TABLE messages RENAME TO messages_away",
+              "ALTER TABLE messages_away RENAME TO messages")
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        b = await ChatClient.open(api, tb)
+        api.call(store.write(lambda tx: tx.execute(rename[0])))
+        try:
+            refused = await a.say(10, bob["id"], "during the outage", "out1")
+        finally:
+            api.call(store.write(lambda tx: tx.execute(rename[1])))
+        assert (refused["cmd"], refused["error"]) == (2, "store_failed")
+        await b.no_more_messages()
+        ack = await a.say(10, bob["id"], "during the outage", "out1")
+        assert ack["cmd"] == 1 and ack["dup"] is False
+        assert (await b.message())["id"] == ack["id"]
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    assert stored_messages(api) == [(alice["id"], "out1", "during the outage")]
+
+
+def test_a_sync_the_database_fails_gets_an_error_and_the_connection_goes_on(
+        api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    store = api.app.store
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        api.call(store.write(lambda tx: tx.execute("ALTER TABLE messages RENAME TO gone")))
+        try:
+            await a.send(cmd=20, since=0)
+            error = await a.cmd(2)
+        finally:
+            api.call(store.write(lambda tx: tx.execute("ALTER TABLE gone RENAME TO messages")))
+        assert error["error"] == "unavailable"
+        await a.send(cmd=20, since=0)
+        assert (await a.cmd(21))["rows"] == []
+        await a.close()
 
     asyncio.run(scenario())

@@ -30,7 +30,10 @@ def msg(**fields: object) -> str:
     return json.dumps(base)
 
 
-def reason(text: str | bytes, limits: ChatLimits = ChatLimits()) -> str:
+DEFAULT_LIMITS = ChatLimits()
+
+
+def reason(text: str | bytes, limits: ChatLimits = DEFAULT_LIMITS) -> str:
     with pytest.raises(ChatError) as exc:
         parse(text, limits)
     return exc.value.reason

@@ -83,6 +83,7 @@ def test_rfc_5_7_masked_hello_one_byte_at_a_time() -> None:
 
 # -- masking --------------------------------------------------------------------------------
 
+
 @settings(max_examples=200)
 @given(data=st.binary(max_size=5000), mask=st.binary(min_size=4, max_size=4))
 def test_masking_is_its_own_inverse(data: bytes, mask: bytes) -> None:
@@ -128,8 +129,10 @@ LENGTHS = st.one_of(
 def frames(draw: st.DrawFn) -> tuple[Frame, bytes | None]:
     opcode = draw(st.sampled_from(list(Opcode)))
     length = draw(LENGTHS) if not opcode.is_control else draw(st.integers(0, 125))
-    payload = draw(st.binary(min_size=length, max_size=length)) if length < 200 else (
-        bytes([draw(st.integers(0, 255))]) * length
+    payload = (
+        draw(st.binary(min_size=length, max_size=length))
+        if length < 200
+        else (bytes([draw(st.integers(0, 255))]) * length)
     )
     mask = draw(st.one_of(st.none(), st.binary(min_size=4, max_size=4)))
     frame = Frame(
@@ -146,7 +149,9 @@ def frames(draw: st.DrawFn) -> tuple[Frame, bytes | None]:
 
 @settings(max_examples=150, deadline=None)
 @given(items=st.lists(frames(), min_size=1, max_size=5), data=st.data())
-def test_round_trip_under_any_split(items: list[tuple[Frame, bytes | None]], data: st.DataObject) -> None:
+def test_round_trip_under_any_split(
+    items: list[tuple[Frame, bytes | None]], data: st.DataObject
+) -> None:
     stream = b"".join(encode_frame(frame, mask) for frame, mask in items)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
     decoder = FrameDecoder()
@@ -265,6 +270,13 @@ def test_peek_payload_unmasks_what_has_arrived() -> None:
     assert frame is not None and frame.payload == b"Hello, world"
 
 
+def test_peek_of_an_unmasked_frame() -> None:
+    decoder = FrameDecoder(expect_masked=False)
+    decoder.feed(encode_frame(Frame(Opcode.TEXT, b"server text"))[:7])
+    assert decoder.next_frame() is None
+    assert decoder.peek_payload(1) == b"erve"
+
+
 def test_peek_of_a_large_masked_frame_then_completion() -> None:
     payload = bytes(range(256)) * 40
     wire = encode_frame(Frame(Opcode.BINARY, payload), MASK)
@@ -301,7 +313,24 @@ def test_close_payload_errors() -> None:
 
 @pytest.mark.parametrize(
     "code",
-    [1000, 1001, 1002, 1003, 1007, 1008, 1009, 1010, 1011, 1012, 1013, 1014, 3000, 3999, 4000, 4999],
+    [
+        1000,
+        1001,
+        1002,
+        1003,
+        1007,
+        1008,
+        1009,
+        1010,
+        1011,
+        1012,
+        1013,
+        1014,
+        3000,
+        3999,
+        4000,
+        4999,
+    ],
 )
 def test_valid_close_codes(code: int) -> None:
     assert is_valid_close_code(code)

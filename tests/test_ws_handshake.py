@@ -143,7 +143,10 @@ def test_origin_list_and_hook() -> None:
 
 
 def test_subprotocol_choice() -> None:
-    headers = good_headers() + [("Sec-WebSocket-Protocol", "chat, superchat"), ("Sec-WebSocket-Protocol", "v2")]
+    headers = good_headers() + [
+        ("Sec-WebSocket-Protocol", "chat, superchat"),
+        ("Sec-WebSocket-Protocol", "v2"),
+    ]
     accepted = check_request("GET", headers, subprotocols=["v2", "chat"])
     assert accepted.subprotocol == "v2"
     assert ("Sec-WebSocket-Protocol", "v2") in accepted.headers

@@ -105,9 +105,7 @@ def test_fragmented_message_reassembles_under_any_split(
         start = cut
     expected = b"".join(fragments)
     assert events[-1] == Message(expected if binary else expected.decode())
-    assert events[:-1] == [
-        PingReceived(b"%d" % i) for i in range(len(fragments) - 1) if pings[i]
-    ]
+    assert events[:-1] == [PingReceived(b"%d" % i) for i in range(len(fragments) - 1) if pings[i]]
 
 
 def test_thousands_of_tiny_fragments() -> None:
@@ -116,6 +114,17 @@ def test_thousands_of_tiny_fragments() -> None:
     parts += [client_frame(Opcode.CONTINUATION, b"ab", fin=False) for _ in range(5000)]
     parts.append(client_frame(Opcode.CONTINUATION, b"ab"))
     assert ws.receive_data(b"".join(parts)) == [Message(b"ab" * 5002)]
+
+
+def test_max_messages_leaves_the_rest_buffered() -> None:
+    ws = server()
+    wire = b"".join(client_frame(Opcode.TEXT, b"%d" % i) for i in range(5))
+    wire += client_frame(Opcode.PING, b"p")
+    assert ws.receive_data(wire, max_messages=2) == [Message("0"), Message("1")]
+    assert ws.receive_data(b"", max_messages=0) == []
+    assert ws.data_to_send() == b""  # the ping is not read yet
+    assert ws.receive_data(b"", max_messages=2) == [Message("2"), Message("3")]
+    assert ws.receive_data(b"") == [Message("4"), PingReceived(b"p")]
 
 
 # -- violations ------------------------------------------------------------------------------
@@ -219,7 +228,11 @@ def test_valid_utf8_split_inside_characters() -> None:
     encoded = text.encode()
     ws = server()
     wire = b"".join(
-        client_frame(Opcode.TEXT if i == 0 else Opcode.CONTINUATION, encoded[i : i + 1], fin=i == len(encoded) - 1)
+        client_frame(
+            Opcode.TEXT if i == 0 else Opcode.CONTINUATION,
+            encoded[i : i + 1],
+            fin=i == len(encoded) - 1,
+        )
         for i in range(len(encoded))
     )
     assert ws.receive_data(wire) == [Message(text)]

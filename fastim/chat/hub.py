@@ -228,6 +228,12 @@ class Hub:
                 self._strikes[session.id] = strikes
                 if strikes > self.options.max_strikes:
                     session.close_for(1008, "too many malformed messages")
+        except Exception:
+            # The database failed a sync or a read mark: the client may ask again; the
+            # connection, and everyone else's, goes on.
+            log.exception("a command of user %s failed", session.user_id)
+            session.push(ChatError("unavailable", "the server could not do this now; "
+                                   "try again").frame())
 
     async def _dispatch(self, session: Session, command: Command) -> None:
         if isinstance(command, ChatMessage):

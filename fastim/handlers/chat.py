@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastim.accounts.contacts import (
+    CommunityDissolved,
+    ContactEvent,
+    FriendAdded,
+    MemberJoined,
+    MemberLeft,
+)
 from fastim.chat.hub import Hub, conversation
 from fastim.chat.protocol import Cmd
 from fastim.chat.session import ChatSession
@@ -47,6 +54,17 @@ def _int_value(values: dict[str, Any], name: str, *, default: int | None = None)
     return value
 
 
+def apply_contact_event(hub: Hub, event: ContactEvent) -> None:
+    if isinstance(event, FriendAdded):
+        hub.friendship_added(event.user_id, event.friend_id)
+    elif isinstance(event, MemberJoined):
+        hub.member_joined(event.community_id, event.user_id)
+    elif isinstance(event, MemberLeft):
+        hub.member_left(event.community_id, event.user_id)
+    elif isinstance(event, CommunityDissolved):
+        hub.group_dissolved(event.community_id)
+
+
 def register(router: Router, app: Any) -> None:
     """Add /chat, /chat/history, /chat/unread, /chat/reads and the hub's life cycle."""
     app.hub = None
@@ -56,8 +74,12 @@ def register(router: Router, app: Any) -> None:
         storage = ChatStorage(app.store)
         await storage.start()
         app.chat_storage = storage
-        app.hub = Hub(storage, app.config.hub)
-        app.hub.start()
+        hub = Hub(storage, app.config.hub)
+        hub.start()
+        app.hub = hub
+        # Friendships and memberships changed through REST reach the hub's in-memory
+        # checks right after their commit, so they never lag the database.
+        app.contacts.subscribe(lambda event: apply_contact_event(hub, event))
 
     async def stop_hub(app: Any) -> None:
         if app.hub is not None:

@@ -13,10 +13,10 @@ from fastim.http import Request, Router
 
 
 def register(router: Router, app: Any) -> None:
-    """Add the /contact routes. Changes to friendships and memberships are told to the
-    chat hub at once, so its in-memory checks never lag the database."""
+    """Add the /contact routes."""
 
     def with_presence(profile: dict[str, Any]) -> dict[str, Any]:
+        """A friend's profile with `online`: a device of theirs is connected to /chat."""
         profile["online"] = app.hub is not None and app.hub.is_online(profile["id"])
         return profile
 
@@ -24,10 +24,7 @@ def register(router: Router, app: Any) -> None:
     @endpoint(app)
     async def add_friend(request: Request, values: dict[str, Any], user: Any) -> Any:
         _, contacts = services(app)
-        friend = await contacts.add_friend(user, values)
-        if app.hub is not None:
-            app.hub.friendship_added(user.id, friend.id)
-        return with_presence(friend.public())
+        return with_presence((await contacts.add_friend(user, values)).public())
 
     @router.route(["GET", "POST"], "/contact/loadfriend")
     @endpoint(app)
@@ -40,37 +37,25 @@ def register(router: Router, app: Any) -> None:
     @endpoint(app, status=201)
     async def create_community(request: Request, values: dict[str, Any], user: Any) -> Any:
         _, contacts = services(app)
-        community = await contacts.create_community(user, values)
-        if app.hub is not None:
-            app.hub.member_joined(community.id, user.id)
-        return community.to_dict()
+        return (await contacts.create_community(user, values)).to_dict()
 
     @router.post("/contact/joincommunity")
     @endpoint(app)
     async def join_community(request: Request, values: dict[str, Any], user: Any) -> Any:
         _, contacts = services(app)
-        community = await contacts.join_community(user, values)
-        if app.hub is not None:
-            app.hub.member_joined(community.id, user.id)
-        return community.to_dict()
+        return (await contacts.join_community(user, values)).to_dict()
 
     @router.post("/contact/leavecommunity")
     @endpoint(app)
     async def leave_community(request: Request, values: dict[str, Any], user: Any) -> Any:
         _, contacts = services(app)
-        community = await contacts.leave_community(user, values)
-        if app.hub is not None:
-            app.hub.member_left(community.id, user.id)
-        return community.to_dict()
+        return (await contacts.leave_community(user, values)).to_dict()
 
     @router.post("/contact/dissolvecommunity")
     @endpoint(app)
     async def dissolve_community(request: Request, values: dict[str, Any], user: Any) -> Any:
         _, contacts = services(app)
-        community = await contacts.dissolve_community(user, values)
-        if app.hub is not None:
-            app.hub.group_dissolved(community.id)
-        return community.to_dict()
+        return (await contacts.dissolve_community(user, values)).to_dict()
 
     @router.post("/contact/transfercommunity")
     @endpoint(app)

@@ -111,7 +111,7 @@ class _Table:
         return slot
 
     def candidates(self, raw_path: str) -> list[tuple[dict[str, Any], dict[str, str]]]:
-        found = []
+        found: list[tuple[dict[str, Any], dict[str, str]]] = []
         fixed = self.fixed.get(raw_path)
         if fixed is not None:
             found.append((fixed, {}))

@@ -159,20 +159,43 @@ def _decoding() -> Iterator[None]:
 def process_image(source: Path, work_dir: Path, options: MediaOptions) -> Processed:
     """Check, clean and resize the image in `source`; write what is to be stored into
     temporary files in `work_dir` (same file system as the store, so they can be linked
-    into place). Raises :class:`AppError` 413 or 415."""
+    into place). Raises :class:`AppError` 413 or 415.
+
+    Two phases: everything that reads the untrusted bytes (opening, the limits, decoding,
+    resizing) turns a failure into a 415; encoding is our own work, so a failure there
+    is a bug and propagates (a 500), instead of passing for a damaged upload.
+    """
+    with _decoding():
+        img = Image.open(source, formats=_DECODERS)
     temporaries: list[Path] = []
     try:
-        with _decoding(), Image.open(source, formats=_DECODERS) as img:
-            image, thumbnail = _process(img, source, work_dir, options, temporaries)
+        with _decoding():
+            decoded = _decode(img, options)
+        image, thumbnail = _encode(decoded, source, work_dir, options, temporaries)
     except BaseException:
         _remove(temporaries)
         raise
+    finally:
+        img.close()
     return Processed(image, thumbnail, temporaries)
 
 
-def _process(
-    img: Image.Image, source: Path, work_dir: Path, options: MediaOptions, made: list[Path]
-) -> tuple[Encoded, Encoded | None]:
+@dataclass
+class _Decoded:
+    """The pixels to store, decoded and already resized and upright."""
+
+    kind: ImageType
+    #: The upload is stored as it came; `frames` holds its first frame, for the thumbnail.
+    keep_source: bool
+    frames: list[Image.Image]
+    durations: list[int]
+    loop: int | None
+    animated: bool
+    #: A JPEG whose pixels we did not touch: re-encode it with its own tables.
+    untouched_jpeg: bool = False
+
+
+def _decode(img: Image.Image, options: MediaOptions) -> _Decoded:
     kind = _TYPES.get(img.format or "")
     if kind is None:  # cannot happen with the decoders restricted, but never guess
         raise unsupported(f"{img.format} is not accepted")
@@ -194,6 +217,8 @@ def _process(
             f"at most {options.max_animation_pixels:,} are accepted"
         )
     animated = frames > 1
+    loop = img.info.get("loop")
+    loop = loop if isinstance(loop, int) else None
     orientation = _orientation(img)
     must_resize = max(width, height) > options.max_side
     has_metadata = "exif" in img.info or "xmp" in img.info
@@ -202,30 +227,38 @@ def _process(
     if not reencode:
         img.seek(0)
         img.load()  # the first frame must decode, and the thumbnail is made from it
-        image = Encoded(source, kind, width, height, animated, temporary=False)
-        first = img
-    elif animated:
-        frames_out, durations = _animation_frames(img, options, must_resize, orientation)
-        first = frames_out[0]
-        path = _new_file(work_dir, kind, made)
-        _save_animation(frames_out, durations, img.info.get("loop"), kind, path, options)
-        image = Encoded(path, kind, first.width, first.height, True)
-    else:
-        target = _fit(width, height, options.max_side) if must_resize else None
-        if target is not None and kind is JPEG:
-            # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, still >= target.
-            img.draft(img.mode, target)
-        img.load()
-        frame: Image.Image = img
-        if target is not None:
-            frame = _resized(frame, target)
-        if orientation in _UPRIGHT:
-            frame = frame.transpose(_UPRIGHT[orientation])
-        path = _new_file(work_dir, kind, made)
-        _save_still(frame, kind, path, options, untouched=frame is img)
-        image = Encoded(path, kind, frame.width, frame.height, False)
-        first = frame
+        return _Decoded(kind, True, [img], [], loop, animated)
+    if animated:
+        canvases, durations = _animation_frames(img, options, must_resize, orientation)
+        return _Decoded(kind, False, canvases, durations, loop, True)
+    target = _fit(width, height, options.max_side) if must_resize else None
+    if target is not None and kind is JPEG:
+        # DCT scaling: decode at 1/2, 1/4 or 1/8 of the size, still >= target.
+        img.draft(img.mode, target)
+    img.load()
+    frame: Image.Image = img
+    if target is not None:
+        frame = _resized(frame, target)
+    if orientation in _UPRIGHT:
+        frame = frame.transpose(_UPRIGHT[orientation])
+    # Pillow keeps the quantisation tables only for what it itself calls a JPEG (not MPO).
+    untouched = frame is img and img.format == "JPEG"
+    return _Decoded(kind, False, [frame], [], loop, False, untouched)
 
+
+def _encode(
+    decoded: _Decoded, source: Path, work_dir: Path, options: MediaOptions, made: list[Path]
+) -> tuple[Encoded, Encoded | None]:
+    kind, first = decoded.kind, decoded.frames[0]
+    if decoded.keep_source:
+        image = Encoded(source, kind, first.width, first.height, decoded.animated, False)
+    else:
+        path = _new_file(work_dir, kind, made)
+        if decoded.animated:
+            _save_animation(decoded.frames, decoded.durations, decoded.loop, kind, path, options)
+        else:
+            _save_still(first, kind, path, options, untouched=decoded.untouched_jpeg)
+        image = Encoded(path, kind, first.width, first.height, decoded.animated)
     return image, _thumbnail(first, work_dir, options, made)
 
 
@@ -294,8 +327,8 @@ def _new_file(work_dir: Path, kind: ImageType, made: list[Path]) -> Path:
 
 def _scrubbed(img: Image.Image) -> dict[str, Any]:
     """Keep only the colour profile and transparency; Pillow writes what `info` holds."""
-    kept = {key: img.info[key] for key in _KEPT_INFO if key in img.info}
-    img.info = dict(kept)
+    kept: dict[str, Any] = {key: img.info[key] for key in _KEPT_INFO if key in img.info}
+    img.info = {key: value for key, value in kept.items()}  # a fresh dict: nothing else kept
     return kept
 
 
@@ -320,7 +353,7 @@ def _save_still(
 def _save_animation(
     frames: list[Image.Image],
     durations: list[int],
-    loop: Any,
+    loop: int | None,
     kind: ImageType,
     path: Path,
     options: MediaOptions,
@@ -329,7 +362,7 @@ def _save_animation(
         _scrubbed(frame)
     extra: dict[str, Any] = {"save_all": True, "append_images": frames[1:],
                              "duration": durations}
-    if isinstance(loop, int):
+    if loop is not None:
         extra["loop"] = loop
     first = frames[0]
     if kind is GIF:

@@ -103,7 +103,7 @@ def load_pack(directory: Path, url_prefix: str) -> StickerPack:
 
 def load_packs(root: Path, url_prefix: str = "/asset/stickers/") -> list[StickerPack]:
     """Every valid pack under `root`, in directory-name order; broken ones are logged."""
-    packs = []
+    packs: list[StickerPack] = []
     if not root.is_dir():
         return packs
     for directory in sorted(p for p in root.iterdir() if p.is_dir()):

@@ -2,10 +2,17 @@
 
     python -m fastim.ws echo --port 9001 [--host 127.0.0.1] [--max-size BYTES] [--trace]
     python -m fastim.ws accept-key dGhlIHNhbXBsZSBub25jZQ==
+    python -m fastim.ws decode [--server | --client] [--deflate] 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    python -m fastim.ws walkthrough [ws://127.0.0.1:9001/]
 
 `echo` sends every message back as it came (text stays text). `--trace` prints one line per
 frame read or written: direction, FIN, RSV1-3, opcode, MASK, payload length and the first
 bytes of the payload.
+
+`decode` explains one frame field by field and, for an invalid frame, which rule it breaks
+and which close code a receiver answers with; it exits with 1 for an invalid or incomplete
+frame. `walkthrough` replays the connection of docs/protocol.md against a server (the echo
+server) and prints every byte; it uses fixed keys so that its bytes are the document's.
 """
 
 from __future__ import annotations
@@ -17,10 +24,13 @@ import sys
 from typing import TextIO
 
 from fastim.ws.connection import Connection
+from fastim.ws.explain import explain_frame, parse_hex
 from fastim.ws.frames import Frame
 from fastim.ws.handshake import accept_key
 from fastim.ws.loop import run
+from fastim.ws.protocol import Role
 from fastim.ws.server import Server, serve
+from fastim.ws.walkthrough import replay
 
 TRACE_PAYLOAD_BYTES = 16
 
@@ -37,7 +47,9 @@ def format_frame(connection: Connection, direction: str, frame: Frame) -> str:
     peer = connection.remote_address
     where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
     payload = frame.payload
-    shown = repr(payload[:TRACE_PAYLOAD_BYTES]) + ("..." if len(payload) > TRACE_PAYLOAD_BYTES else "")
+    shown = repr(payload[:TRACE_PAYLOAD_BYTES]) + (
+        "..." if len(payload) > TRACE_PAYLOAD_BYTES else ""
+    )
     return (
         f"{where} {direction} FIN={int(frame.fin)} "
         f"RSV={int(frame.rsv1)}{int(frame.rsv2)}{int(frame.rsv3)} {frame.opcode.name} "
@@ -84,32 +96,88 @@ async def _serve_echo(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
-    parser = argparse.ArgumentParser(prog="python -m fastim.ws", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m fastim.ws",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     commands = parser.add_subparsers(dest="command", required=True)
     echo_cmd = commands.add_parser("echo", help="run a WebSocket echo server")
     echo_cmd.add_argument("--host", default="127.0.0.1", help="address to listen on")
     echo_cmd.add_argument("--port", type=int, default=9001, help="port (0: any free port)")
     echo_cmd.add_argument(
-        "--max-size", type=int, default=2**20, metavar="BYTES",
+        "--max-size",
+        type=int,
+        default=2**20,
+        metavar="BYTES",
         help="largest message accepted (default 1 MiB); larger ones close with 1009",
     )
     echo_cmd.add_argument(
-        "--ping-interval", type=float, default=20.0, metavar="SECONDS",
+        "--ping-interval",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
         help="ping an idle client after this long (0: never; default 20)",
     )
     echo_cmd.add_argument("--trace", action="store_true", help="print every frame")
     key_cmd = commands.add_parser("accept-key", help="print the Sec-WebSocket-Accept for a key")
     key_cmd.add_argument("key", help="a Sec-WebSocket-Key value")
+    decode_cmd = commands.add_parser(
+        "decode",
+        help="explain one frame, given in hex, field by field",
+        description="Explain one WebSocket frame field by field (RFC 6455 §5.2). "
+        "Exit status 1 for an invalid or incomplete frame.",
+    )
+    decode_cmd.add_argument(
+        "hex", nargs="+", help="the frame's bytes in hex; spaces, colons and 0x are allowed"
+    )
+    receiver = decode_cmd.add_mutually_exclusive_group()
+    receiver.add_argument(
+        "--server",
+        dest="receiver",
+        action="store_const",
+        const=Role.SERVER,
+        help="a server received it (so it must be masked)",
+    )
+    receiver.add_argument(
+        "--client",
+        dest="receiver",
+        action="store_const",
+        const=Role.CLIENT,
+        help="a client received it (so it must not be masked)",
+    )
+    decode_cmd.add_argument(
+        "--deflate",
+        action="store_true",
+        help="permessage-deflate was negotiated: inflate a payload with RSV1 set",
+    )
+    walk_cmd = commands.add_parser(
+        "walkthrough",
+        help="replay docs/protocol.md's connection against a server, printing every byte",
+    )
+    walk_cmd.add_argument(
+        "url", nargs="?", default="ws://127.0.0.1:9001/", help="default ws://127.0.0.1:9001/"
+    )
     args = parser.parse_args(argv)
 
     if args.command == "accept-key":
         print(accept_key(args.key))
+        return 0
+    if args.command == "decode":
+        try:
+            data = parse_hex(" ".join(args.hex))
+        except ValueError as exc:
+            decode_cmd.error(str(exc))
+        explanation = explain_frame(data, receiver=args.receiver, deflate=args.deflate)
+        print(explanation.render())
+        return 0 if explanation.valid else 1
+    if args.command == "walkthrough":
+        replay(args.url, sys.stdout)
         return 0
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         run(_serve_echo(args))
     return 0
 
 
-if __name__ == "__main__":
+if __name__ == "__main__":  # pragma: no cover - run as a program in test_ws_cli
     sys.exit(main())

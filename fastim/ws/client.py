@@ -4,7 +4,6 @@ handshake (RFC 6455 §4.1) and returns a Connection."""
 from __future__ import annotations
 
 import asyncio
-import importlib
 import ssl as ssl_module
 from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -13,6 +12,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from fastim.ws.connection import Connection, Options
+from fastim.ws.deflate import accept_client_response, client_offer, deflate_options
 from fastim.ws.exceptions import InvalidHandshake, InvalidURI
 from fastim.ws.handshake import (
     MAX_HEAD_SIZE,
@@ -72,19 +72,10 @@ def parse_uri(uri: str) -> WebSocketURI:
 
 
 def _accepter(options: ClientOptions) -> tuple[str | None, Callable[[str], Any] | None]:
-    if options.compression is None:
+    settings = deflate_options(options.compression, options.compression_options)
+    if settings is None:
         return None, None
-    if options.compression != "deflate":
-        raise ValueError(f"unknown compression {options.compression!r}; use 'deflate' or None")
-    # Imported by name: permessage-deflate (RFC 7692) lives in its own module, loaded only
-    # when asked for.
-    deflate = importlib.import_module("fastim.ws.deflate")  # pragma: no cover
-
-    settings = options.compression_options  # pragma: no cover
-    return (  # pragma: no cover
-        deflate.client_offer(settings),
-        lambda value: deflate.accept_client_response(value, settings),
-    )
+    return client_offer(settings), lambda value: accept_client_response(value, settings)
 
 
 class _ClientHandshake(asyncio.Protocol):
@@ -133,9 +124,7 @@ class _ClientHandshake(asyncio.Protocol):
         except InvalidHandshake as error:
             self._fail(error)
             return
-        core = WebSocketProtocol(
-            Role.CLIENT, max_size=self._options.max_size, extension=extension
-        )
+        core = WebSocketProtocol(Role.CLIENT, max_size=self._options.max_size, extension=extension)
         connection = Connection(
             core,
             self._options,
@@ -153,8 +142,8 @@ class _ClientHandshake(asyncio.Protocol):
     def _fail(self, error: BaseException) -> None:
         if not self.done.done():
             self.done.set_exception(error)
-        if self._transport is not None:
-            self._transport.close()
+        assert self._transport is not None
+        self._transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._fail(InvalidHandshake(0, "connection closed during the opening handshake"))
@@ -221,4 +210,6 @@ def connect(uri: str, **options: Any) -> _Connect:
     connect, InvalidHandshake when the server refuses or answers wrongly, TimeoutError
     after `open_timeout`. `options` are those of ClientOptions; see docs/library.md.
     """
-    return _Connect(uri, ClientOptions(**options))
+    client_options = ClientOptions(**options)
+    _accepter(client_options)  # fail now on an unknown compression or compression option
+    return _Connect(uri, client_options)

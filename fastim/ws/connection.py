@@ -50,7 +50,9 @@ class Options:
     ping_timeout: float | None = 20.0  # fail with 1011 if its pong takes longer
     close_timeout: float = 10.0  # longest wait for the close handshake and TCP close
     open_timeout: float | None = 10.0  # longest wait for the opening handshake
-    compression: str | None = None  # "deflate" for permessage-deflate (RFC 7692)
+    # permessage-deflate (RFC 7692), on by default as browsers expect; None turns it off.
+    compression: str | None = "deflate"
+    # fields of fastim.ws.deflate.DeflateOptions, e.g. {"threshold": 0}
     compression_options: dict[str, Any] = field(default_factory=dict)
     on_frame: FrameHook | None = None
 
@@ -137,9 +139,9 @@ class Connection(asyncio.Protocol):
             return core.close_received[0]
         if core.close_sent is not None:
             return core.close_sent[0]
-        if core.failure is not None:
+        if core.failure is not None:  # our close frame for it is not written yet
             return int(core.failure.code)
-        return CloseCode.ABNORMAL_CLOSURE if self._lost or core.eof_received else None
+        return CloseCode.ABNORMAL_CLOSURE
 
     @property
     def close_reason(self) -> str | None:
@@ -162,6 +164,7 @@ class Connection(asyncio.Protocol):
                 item = self._messages.popleft()
                 if self._reading_paused and len(self._messages) <= self._options.max_queue // 2:
                     self._resume_reading()
+                    self._process(b"")  # messages already read but left in the core
                 if item is _END:
                     self._answer_end()
                     continue
@@ -224,8 +227,10 @@ class Connection(asyncio.Protocol):
         trip time in seconds when its pong comes. `data` defaults to 4 random bytes."""
         if self._lost:
             raise self._closed_error()
-        payload = os.urandom(4) if data is None else (
-            data.encode("utf-8") if isinstance(data, str) else bytes(data)
+        payload = (
+            os.urandom(4)
+            if data is None
+            else (data.encode("utf-8") if isinstance(data, str) else bytes(data))
         )
         if payload in self._pings:
             raise RuntimeError("a ping with this payload is already waiting for its pong")
@@ -248,6 +253,7 @@ class Connection(asyncio.Protocol):
         Messages that arrive after close() is called are discarded."""
         core = self._core
         if not self._lost and core.close_sent is None:
+            self._stop_heartbeat()
             if core.close_received is not None or core.failure is not None:
                 self._answer_end()
             else:
@@ -256,7 +262,10 @@ class Connection(asyncio.Protocol):
                 if core.eof_received:
                     self._start_tcp_close()
                 elif self._reading_paused:
-                    self._resume_reading()  # to read the peer's close frame
+                    # Read on, to find the peer's close frame; what the queue had no room
+                    # for is parsed now (and its messages dropped).
+                    self._resume_reading()
+                    self._process(b"")
         await asyncio.shield(self._closed)
 
     async def wait_closed(self) -> None:
@@ -279,8 +288,18 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed received bytes to the core and act on its events."""
         self._received_since_tick = True
+        self._process(data)
+
+    # -- receiving -----------------------------------------------------------------------
+
+    def _process(self, data: bytes) -> None:
         core = self._core
-        events = core.receive_data(data)
+        # Take no more messages than the queue has room for; the rest of the bytes wait
+        # in the core until recv() makes room (after close() messages are dropped anyway).
+        room = None
+        if core.close_sent is None:
+            room = max(self._options.max_queue - len(self._messages), 0)
+        events = core.receive_data(data, max_messages=room)
         out = core.data_to_send()
         if out:
             self._write(out)
@@ -295,6 +314,7 @@ class Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         """The peer closed its side: nothing more will arrive. Returning False lets the
         transport close once our writes are flushed."""
+        self._stop_heartbeat()
         self._core.receive_eof()
         self._wake_receiver()
         return False
@@ -313,14 +333,13 @@ class Connection(asyncio.Protocol):
                 handle.cancel()
         error = self._closed_error()
         for waiter, _ in self._pings.values():
-            if not waiter.done():
+            if not waiter.done():  # the caller may have cancelled it
                 waiter.set_exception(error)
                 waiter.exception()  # retrieved: nobody has to await a lost ping
         self._pings.clear()
         self._wake_drainers()
         self._wake_receiver()
-        if not self._closed.done():
-            self._closed.set_result(None)
+        self._closed.set_result(None)
 
     def pause_writing(self) -> None:
         """The transport's buffer went over write_limit: send() will wait."""
@@ -330,8 +349,6 @@ class Connection(asyncio.Protocol):
         """The transport's buffer drained: release the senders."""
         self._writing_paused = False
         self._wake_drainers()
-
-    # -- receiving -----------------------------------------------------------------------
 
     def _deliver(self, data: str | bytes) -> None:
         if self._core.close_sent is not None and self._core.close_received is None:
@@ -347,6 +364,7 @@ class Connection(asyncio.Protocol):
 
     def _end_received(self) -> None:
         core = self._core
+        self._stop_heartbeat()
         if core.close_sent is not None:
             # Our close was answered, or the peer failed while we were closing: done.
             self._start_tcp_close()
@@ -363,11 +381,10 @@ class Connection(asyncio.Protocol):
 
     def _answer_end(self) -> None:
         """Answer the peer's close frame (§5.5.1) or report a protocol error (§7.1.7), then
-        close TCP."""
-        if self._lost or self._tcp_closing:
-            return
-        if self._core.close_sent is None:
-            self._write(self._core.close_reply())
+        close TCP. Called once: when recv() reaches the end, at its deadline, or by close()."""
+        if self._end_deadline is not None:
+            self._end_deadline.cancel()
+        self._write(self._core.close_reply())
         self._start_tcp_close()
 
     def _start_tcp_close(self) -> None:
@@ -375,7 +392,7 @@ class Connection(asyncio.Protocol):
         # the client waits for that. Both keep reading (and dropping) whatever still comes:
         # closing a socket with unread data would send a RST, which can destroy the close
         # frame we just sent before the peer reads it.
-        if self._tcp_closing or self._lost:
+        if self._tcp_closing:
             return
         self._tcp_closing = True
         self._messages = deque(m for m in self._messages if m is not _END)
@@ -394,13 +411,14 @@ class Connection(asyncio.Protocol):
             self._close_deadline = self._loop.call_later(self._options.close_timeout, self._abort)
 
     def _abort(self) -> None:
-        if self._transport is not None and not self._lost:
-            self._transport.abort()
+        assert self._transport is not None
+        self._transport.abort()
 
     def _resume_reading(self) -> None:
+        # Harmless on a transport that has closed meanwhile, with asyncio and uvloop alike.
         self._reading_paused = False
-        if self._transport is not None and not self._lost:
-            self._transport.resume_reading()
+        assert self._transport is not None
+        self._transport.resume_reading()
 
     def _wake_receiver(self) -> None:
         waiter = self._recv_waiter
@@ -408,7 +426,9 @@ class Connection(asyncio.Protocol):
             waiter.set_result(None)
 
     def _closed_error(self) -> ConnectionClosed:
-        return connection_closed(self.close_code or CloseCode.ABNORMAL_CLOSURE, self.close_reason or "")
+        return connection_closed(
+            self.close_code or CloseCode.ABNORMAL_CLOSURE, self.close_reason or ""
+        )
 
     # -- writing -------------------------------------------------------------------------
 
@@ -429,7 +449,7 @@ class Connection(asyncio.Protocol):
     def _wake_drainers(self) -> None:
         waiters, self._drain_waiters = self._drain_waiters, []
         for waiter in waiters:
-            if not waiter.done():
+            if not waiter.done():  # a sender cancelled while waiting leaves a done one
                 waiter.set_result(None)
 
     # -- pings and heartbeats ------------------------------------------------------------
@@ -446,7 +466,7 @@ class Connection(asyncio.Protocol):
         if payload not in self._pings:
             return
         now = self._loop.time()
-        while self._pings:
+        while True:  # in the order sent, up to and including the matching ping
             key, (waiter, sent_at) = next(iter(self._pings.items()))
             del self._pings[key]
             if not waiter.done():
@@ -456,13 +476,18 @@ class Connection(asyncio.Protocol):
 
     def _schedule_heartbeat(self) -> None:
         interval = self._options.ping_interval
-        if interval is not None and interval > 0 and not self._lost:
+        if interval:  # None or 0: no heartbeat
             self._heartbeat = self._loop.call_later(interval, self._heartbeat_tick)
+
+    def _stop_heartbeat(self) -> None:
+        # Once closing has begun, the close timeout takes over from the heartbeat.
+        for handle in (self._heartbeat, self._ping_deadline):
+            if handle is not None:
+                handle.cancel()
+        self._heartbeat = self._ping_deadline = None
 
     def _heartbeat_tick(self) -> None:
         self._heartbeat = None
-        if self._core.state is not State.OPEN:
-            return
         if self._received_since_tick:
             # Data came in during the interval: the peer is alive, no ping needed.
             self._received_since_tick = False
@@ -470,25 +495,21 @@ class Connection(asyncio.Protocol):
             return
         waiter = self._send_ping(os.urandom(4))
         timeout = self._options.ping_timeout
-        if timeout is not None and timeout > 0:
+        if timeout:  # None or 0: wait for the pong forever
             self._ping_deadline = self._loop.call_later(timeout, self._ping_timed_out)
         waiter.add_done_callback(self._pong_in_time)
 
     def _pong_in_time(self, waiter: asyncio.Future[float]) -> None:
-        if self._ping_deadline is not None:
-            self._ping_deadline.cancel()
-            self._ping_deadline = None
-        if not waiter.cancelled() and waiter.exception() is None:
+        if waiter.exception() is None:  # not a ping lost with the connection
+            self._stop_heartbeat()
             self._schedule_heartbeat()
 
     def _ping_timed_out(self) -> None:
         # The peer did not answer within ping_timeout: fail with 1011 (as the issue and
         # common practice have it), then close TCP without waiting for its close frame.
-        self._ping_deadline = None
-        if self._core.close_sent is None:
-            self._write(self._core.send_close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
+        self._stop_heartbeat()
+        self._write(self._core.send_close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
         self._start_tcp_close()
 
     def __repr__(self) -> str:
         return f"<Connection {self._core.role.value} {self.path!r} {self.state.name}>"
-

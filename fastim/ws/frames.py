@@ -94,11 +94,7 @@ def is_valid_close_code(code: int) -> bool:
     1004 is reserved; 1005, 1006 and 1015 are reserved for reporting, never sent (§7.4.1);
     the rest of 1016-2999 is unassigned, and codes below 1000 or from 5000 up are not used.
     """
-    return (
-        1000 <= code <= 1003
-        or 1007 <= code <= 1014
-        or 3000 <= code <= 4999
-    )
+    return 1000 <= code <= 1003 or 1007 <= code <= 1014 or 3000 <= code <= 4999
 
 
 @dataclass(slots=True)

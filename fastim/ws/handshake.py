@@ -144,10 +144,8 @@ class Response:
 
 def _split_head(head: bytes) -> tuple[str, Headers]:
     """Split a head (ending in CRLF CRLF) into its start line and header fields."""
-    text = head.decode("latin-1")  # RFC 9112 §2.2: parse as octets, a superset of ASCII
-    if text.endswith("\r\n\r\n"):
-        text = text[:-4]
-    lines = text.split("\r\n")
+    # RFC 9112 §2.2: parse as octets; latin-1 maps each to one character.
+    lines = head.decode("latin-1").removesuffix("\r\n\r\n").split("\r\n")
     headers = Headers()
     for line in lines[1:]:
         if len(headers) >= MAX_HEADERS:

@@ -174,7 +174,7 @@ class WebSocketProtocol:
         self._mask_key = mask_key if role is Role.CLIENT else None
         # §5.1: a server must receive masked frames, a client unmasked ones.
         self._decoder = FrameDecoder(
-            expect_masked=role is Role.SERVER, max_data_length=max_size
+            expect_masked=role is Role.SERVER, max_data_length=self._wire_limit()
         )
         self._outgoing = bytearray()  # automatic replies (pongs) for data_to_send()
 
@@ -215,26 +215,38 @@ class WebSocketProtocol:
 
     # -- receiving -----------------------------------------------------------------------
 
-    def receive_data(self, data: bytes | bytearray | memoryview) -> list[Event]:
+    def receive_data(
+        self, data: bytes | bytearray | memoryview, *, max_messages: int | None = None
+    ) -> list[Event]:
         """Feed bytes read from the connection; return the events they complete.
 
         Never raises for anything the peer sends: a violation becomes a ProtocolFailure
         event (the last one), and everything after it is ignored.
+
+        With `max_messages`, parsing stops after that many Message events and the rest
+        stays buffered until the next call (which may feed b""): a host with a bounded
+        queue of messages takes no more than it has room for.
         """
         events: list[Event] = []
         if not self.receiving:
             return events  # §5.5.1: nothing after a close frame is processed
         decoder = self._decoder
         decoder.feed(data)
+        messages = 0
         try:
-            while (frame := decoder.next_frame()) is not None:
+            while max_messages is None or messages < max_messages:
+                frame = decoder.next_frame()
+                if frame is None:
+                    self._check_partial_text()
+                    break
                 if self.on_frame is not None:
                     self.on_frame("recv", frame)
+                count = len(events)
                 self._receive_frame(frame, events)
+                if len(events) > count and type(events[-1]) is Message:
+                    messages += 1
                 if self.close_received is not None:
                     break
-            else:
-                self._check_partial_text()
         except ProtocolError as error:
             self.failure = error
             events.append(ProtocolFailure(error))
@@ -293,6 +305,8 @@ class WebSocketProtocol:
             )
         elif frame.fin and not frame.rsv1 and not self._validated:
             # The common case, an unfragmented uncompressed message (§5.4): no pieces.
+            if self.extension is not None:
+                self._check_size(len(frame.payload), self.max_size)
             if opcode is Opcode.TEXT:
                 try:
                     events.append(Message(frame.payload.decode("utf-8")))
@@ -310,7 +324,10 @@ class WebSocketProtocol:
         if self.max_size is not None:
             # What the rest of this message may still add (§10.4); checked by the decoder
             # on each next header, before the payload is buffered.
-            self._decoder.max_data_length = self.max_size - self._message_size
+            budget = self._wire_limit() if self._message_compressed else self.max_size
+            assert budget is not None
+            self._check_size(self._message_size, budget)
+            self._decoder.max_data_length = budget - self._message_size
         if self._message_compressed:
             assert self.extension is not None
             limit = _NO_LIMIT if self.max_size is None else self.max_size
@@ -375,7 +392,24 @@ class WebSocketProtocol:
         self._binary_parts = []
         self._utf8 = None
         self._validated = 0
-        self._decoder.max_data_length = self.max_size
+        self._decoder.max_data_length = self._wire_limit()
+
+    def _wire_limit(self) -> int | None:
+        """The most bytes a message may take on the wire: max_size, or, with a compression
+        extension, max_size plus deflate's worst-case growth of incompressible data, so
+        that a message of exactly max_size always fits. The growth is zlib's conservative
+        deflateBound, valid for any window and memory level a peer may use (small memory
+        levels emit many small stored blocks, 5 bytes of header each). The inflated size
+        is held to max_size by the extension itself."""
+        size = self.max_size
+        if size is None or self.extension is None:
+            return size
+        return size + ((size + 7) >> 3) + ((size + 63) >> 6) + 11
+
+    @staticmethod
+    def _check_size(size: int, limit: int | None) -> None:
+        if limit is not None and size > limit:
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
 
     # -- sending -------------------------------------------------------------------------
 

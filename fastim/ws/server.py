@@ -9,7 +9,6 @@ application's handler runs as a task; the connection is closed when the handler 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from types import TracebackType
 from typing import Any, cast
 
 from fastim.ws.connection import Connection, Options
+from fastim.ws.deflate import deflate_options, negotiate_server
 from fastim.ws.exceptions import ConnectionClosed, InvalidHandshake
 from fastim.ws.frames import CloseCode
 from fastim.ws.handshake import (
@@ -51,16 +51,10 @@ class ServerOptions(Options):
 
 
 def _negotiator(options: ServerOptions) -> NegotiateExtensions | None:
-    if options.compression is None:
+    settings = deflate_options(options.compression, options.compression_options)
+    if settings is None:
         return None
-    if options.compression != "deflate":
-        raise ValueError(f"unknown compression {options.compression!r}; use 'deflate' or None")
-    # Imported by name: permessage-deflate (RFC 7692) lives in its own module, loaded only
-    # when asked for.
-    deflate = importlib.import_module("fastim.ws.deflate")  # pragma: no cover
-
-    settings = options.compression_options  # pragma: no cover
-    return lambda offers: deflate.negotiate_server(offers, settings)  # pragma: no cover
+    return lambda offers: negotiate_server(offers, settings)
 
 
 async def _run_handler(connection: Connection, handler: Handler) -> None:

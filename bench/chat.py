@@ -1,0 +1,406 @@
+"""`python -m bench.chat`: the chat hub's benchmark (issue 6).
+
+Two tables:
+
+1. Stored messages per second, one transaction per message against group commit (the
+   hub's GroupCommit over ChatStorage), on SQLite (WAL, synchronous=FULL) and MariaDB.
+2. Fan-out in a group of N online members: deliveries per second and send-to-receipt
+   latency (p50/p99) through the real chat server (`fastim serve`, pinned to core 0),
+   beside a bare fastim.ws room that forwards each message to every connection. The
+   receivers are raw sockets in one uvloop process pinned to core 1 that only find frame
+   boundaries, so they cost far less per frame than the server does.
+
+Bounded in count and time; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from fastim.chat.groupcommit import GroupCommit
+from fastim.chat.hub import NewMessage, StoredMessage, conversation
+from fastim.chat.protocol import ChatMessage, Cmd, Media
+from fastim.chat.storage import ChatStorage
+from fastim.store import open_store
+
+ROOT = Path(__file__).resolve().parent.parent
+TOKEN_PREFIX = "bench-token-"
+
+
+# -- stored messages per second -------------------------------------------------------------
+
+
+def _message(sender: int, dstid: int, n: int) -> NewMessage:
+    chat = ChatMessage(cmd=Cmd.SINGLE, dstid=dstid, media=Media.TEXT,
+                       content=f"message number {n} with a little text 😀", pic="", url="",
+                       memo="", amount=0, cid=f"c{n}")
+    return NewMessage(sender=sender, message=chat, session_id="bench",
+                      conv=conversation(Cmd.SINGLE, sender, dstid), ts=int(time.time() * 1000))
+
+
+async def _two_users(store: Any) -> tuple[int, int]:
+    ids = []
+    for n in range(2):
+        user = await store.create_user(mobile=f"1390000{secrets.randbelow(10**4):04d}{n}",
+                                       passwd="00", salt="00", kdf="scrypt:1024:8:1",
+                                       nickname=f"bench {n}")
+        ids.append(user.id)
+    return ids[0], ids[1]
+
+
+async def store_rate(url: str, mode: str, count: int) -> float:
+    store = await open_store(url, pool_size=4)
+    try:
+        storage = ChatStorage(store)
+        await storage.start()
+        a, b = await _two_users(store)
+        messages = [_message(a, b, n) for n in range(count)]
+        start = time.perf_counter()
+        if mode == "one by one":
+            for message in messages:
+                await storage.insert_messages([message])
+        else:
+            done = asyncio.get_running_loop().create_future()
+            written = 0
+
+            def on_written(batch: Any, results: Any) -> None:
+                nonlocal written
+                written += len(results)
+                if written == count and not done.done():
+                    done.set_result(None)
+
+            def on_failed(batch: Any, error: BaseException) -> None:
+                if not done.done():
+                    done.set_exception(error)
+
+            commit: GroupCommit[NewMessage, StoredMessage] = GroupCommit(
+                storage.insert_messages, on_written, on_failed, max_batch=256)
+            commit.start()
+            for message in messages:
+                commit.submit(message)
+            await done
+            await commit.close()
+        return count / (time.perf_counter() - start)
+    finally:
+        await store.close()
+
+
+def mysql_database() -> tuple[str, str] | None:
+    try:
+        import pymysql
+
+        conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
+                               autocommit=True)
+    except Exception:
+        return None
+    name = f"fastim_bench_{secrets.token_hex(4)}"
+    with conn.cursor() as cur:
+        cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+    conn.close()
+    return name, f"mysql://root:@127.0.0.1:3306/{name}"
+
+
+def drop_mysql_database(name: str) -> None:
+    import pymysql
+
+    conn = pymysql.connect(host="127.0.0.1", port=3306, user="root", password="",
+                           autocommit=True)
+    with conn.cursor() as cur:
+        cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
+    conn.close()
+
+
+def storage_table(count: int) -> list[str]:
+    rows = ["| backend | one transaction per message | group commit | ratio |",
+            "|---|---:|---:|---:|"]
+    with tempfile.TemporaryDirectory() as tmp:
+        backends = [("SQLite (WAL)", lambda n: f"sqlite:///{tmp}/{n}.db")]
+        made = mysql_database()
+        if made is not None:
+            backends.append(("MariaDB", lambda n: made[1]))
+        try:
+            for label, url in backends:
+                single = asyncio.run(store_rate(url("one"), "one by one", count // 4))
+                grouped = asyncio.run(store_rate(url("group"), "group commit", count))
+                rows.append(f"| {label} | {single:,.0f}/s | {grouped:,.0f}/s | "
+                            f"×{grouped / single:.1f} |")
+        finally:
+            if made is not None:
+                drop_mysql_database(made[0])
+    return rows
+
+
+# -- fan-out ---------------------------------------------------------------------------------
+
+
+async def prepare_group(url: str, members: int) -> tuple[int, list[str]]:
+    """Users with known tokens, all in one group; the first is the sender."""
+    import hashlib
+
+    store = await open_store(url, pool_size=4)
+    try:
+        tokens: list[str] = []
+        ids: list[int] = []
+        for n in range(members):
+            user = await store.create_user(mobile=f"1380{n:07d}", passwd="00", salt="00",
+                                           kdf="scrypt:1024:8:1", nickname=f"member {n}")
+            token = f"{TOKEN_PREFIX}{n}-{secrets.token_hex(8)}"
+            digest = hashlib.sha256(token.encode("ascii")).hexdigest()
+            await store.save_token(user.id, digest, "bench", int(time.time()) + 3600)
+            ids.append(user.id)
+            tokens.append(token)
+        group = await store.create_community(ids[0], "bench room", limit=None)
+        for user_id in ids[1:]:
+            await store.add_member(group.id, user_id)
+        return group.id, tokens
+    finally:
+        await store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+def pinned(core: int) -> list[str]:
+    return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() != 1 else []
+
+
+def fanout(kind: str, members: int, messages: int, data_dir: Path) -> dict[str, float]:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if kind == "chat":
+        url = f"sqlite:///{data_dir}/fanout.db"
+        group, tokens = asyncio.run(prepare_group(url, members))
+        command = [sys.executable, "-m", "fastim", "serve", "--port", str(port), "--db", url,
+                   "--data-dir", str(data_dir), "--chat-rate", "1000000"]
+        target = {"path": "/chat?token={token}", "group": group, "tokens": tokens}
+    else:
+        command = [sys.executable, "-m", "bench.chat", "room-server", "--port", str(port)]
+        target = {"path": "/", "group": 0, "tokens": [""] * members}
+    server = subprocess.Popen(pinned(0) + command, env=env, stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)
+    try:
+        wait_listening(port)
+        spec = json.dumps({"port": port, "messages": messages, **target})
+        out = subprocess.run(pinned(1) + [sys.executable, "-m", "bench.chat", "room-client",
+                                          spec], env=env, capture_output=True, text=True,
+                             timeout=300, check=True)
+        return json.loads(out.stdout.strip().splitlines()[-1])
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+# The bare room: every message from any connection goes to every connection.
+async def room_server(port: int) -> None:
+    from fastim.ws import install_uvloop, serve
+
+    install_uvloop()
+    room: set[Any] = set()
+
+    async def handler(ws: Any) -> None:
+        room.add(ws)
+        try:
+            async for message in ws:
+                for peer in room:
+                    peer.send_nowait(message)
+        finally:
+            room.discard(ws)
+
+    async with serve(handler, "127.0.0.1", port, max_size=65536, compression=None) as server:
+        await server.serve_forever()
+
+
+class Receiver(asyncio.Protocol):
+    """Counts server frames; the tracked ones also parse their send time for latency."""
+
+    def __init__(self, client: RoomClient, track: bool) -> None:
+        self.client = client
+        self.track = track
+        self.buffer = bytearray()
+        self.upgraded = False
+        self.transport: Any = None
+        self.ready = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport: Any) -> None:
+        self.transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        buffer = self.buffer
+        buffer += data
+        if not self.upgraded:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            if not buffer.startswith(b"HTTP/1.1 101"):
+                self.ready.set_exception(RuntimeError(bytes(buffer[:end]).decode()))
+                return
+            del buffer[:end + 4]
+            self.upgraded = True
+            self.ready.set_result(None)
+        offset = 0
+        size = len(buffer)
+        while size - offset >= 2:
+            length = buffer[offset + 1] & 0x7F
+            head = 2
+            if length == 126:
+                if size - offset < 4:
+                    break
+                length = int.from_bytes(buffer[offset + 2:offset + 4], "big")
+                head = 4
+            elif length == 127:
+                if size - offset < 10:
+                    break
+                length = int.from_bytes(buffer[offset + 2:offset + 10], "big")
+                head = 10
+            if size - offset < head + length:
+                break
+            self.client.frame(self, bytes(buffer[offset + head:offset + head + length])
+                              if self.track else b"")
+            offset += head + length
+        del buffer[:offset]
+
+
+class RoomClient:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.delivered = 0
+        self.latencies: list[float] = []
+        self.acked = 0
+        self.ack_waiter: asyncio.Future[None] | None = None
+
+    def frame(self, receiver: Receiver, payload: bytes) -> None:
+        self.delivered += 1
+        if receiver.track and payload[:1] == b"{":
+            data = json.loads(payload)
+            content = data.get("content") or ""
+            if content.startswith("t="):
+                self.latencies.append(time.perf_counter() - float(content[2:]))
+            elif data.get("cmd") == 1:
+                self.acked += 1
+
+    async def run(self) -> dict[str, float]:
+        loop = asyncio.get_running_loop()
+        port = self.spec["port"]
+        receivers: list[Receiver] = []
+        for n, token in enumerate(self.spec["tokens"]):
+            path = self.spec["path"].format(token=token)
+            request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                       "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                       "Sec-WebSocket-Version: 13\r\n\r\n").encode()
+            _, receiver = await loop.create_connection(
+                lambda n=n: Receiver(self, track=n == 0 or n % 50 == 1), "127.0.0.1", port)
+            receiver.transport.write(request)
+            await receiver.ready
+            receivers.append(receiver)
+        await asyncio.sleep(0.5)  # presence frames settle
+        sender = receivers[0]
+        group = self.spec["group"]
+        count = self.spec["messages"]
+        self.delivered = 0
+        self.latencies.clear()
+        start = time.perf_counter()
+        window = 8
+        for n in range(count):
+            body = json.dumps({"cmd": 11, "dstid": group, "media": 1, "cid": f"b{n}",
+                               "content": f"t={time.perf_counter()!r}"}).encode()
+            sender.transport.write(_masked_text(body))
+            while n - self.acked >= window if group else False:
+                await asyncio.sleep(0)
+            if not group and n % window == 0:
+                await asyncio.sleep(0)
+        expected = count * (len(receivers) - (1 if group else 0))
+        deadline = time.monotonic() + 120
+        while self.delivered - self.acked < expected and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
+        elapsed = time.perf_counter() - start
+        delivered = self.delivered - self.acked  # the sender's acks are no deliveries
+        for receiver in receivers:
+            receiver.transport.close()
+        latencies = sorted(self.latencies) or [0.0]
+        return {"deliveries_per_s": delivered / elapsed, "delivered": delivered,
+                "expected": expected,
+                "p50_ms": 1000 * statistics.median(latencies),
+                "p99_ms": 1000 * latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]}
+
+
+def _masked_text(payload: bytes) -> bytes:
+    mask = os.urandom(4)
+    length = len(payload)
+    header = bytes([0x81, 0x80 | length]) if length < 126 else (
+        bytes([0x81, 0xFE]) + length.to_bytes(2, "big"))
+    key = int.from_bytes((mask * (length // 4 + 1))[:length], "big")
+    masked = (int.from_bytes(payload, "big") ^ key).to_bytes(length, "big")
+    return header + mask + masked
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.chat", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command")
+    run = sub.add_parser("run", help="both tables (the default)")
+    run.add_argument("--quick", action="store_true", help="fewer messages and members")
+    room = sub.add_parser("room-server")
+    room.add_argument("--port", type=int, required=True)
+    client = sub.add_parser("room-client")
+    client.add_argument("spec")
+    args = parser.parse_args(argv)
+    if args.command == "room-server":
+        asyncio.run(room_server(args.port))
+        return 0
+    if args.command == "room-client":
+        from fastim.ws import install_uvloop
+
+        install_uvloop()
+        result = asyncio.run(RoomClient(json.loads(args.spec)).run())
+        print(json.dumps(result))
+        return 0
+    quick = getattr(args, "quick", False)
+    print("## Stored messages per second\n")
+    print("\n".join(storage_table(2_000 if quick else 20_000)))
+    members = 200 if quick else 1_000
+    messages = 50 if quick else 200
+    print(f"\n## Fan-out in a group of {members} online members ({messages} messages)\n")
+    print("| server | deliveries/s | p50 | p99 | delivered |")
+    print("|---|---:|---:|---:|---:|")
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for kind, label in (("room", "bare fastim.ws room"), ("chat", "fastim chat hub")):
+            result = fanout(kind, members, messages, Path(tmp))
+            results[kind] = result
+            print(f"| {label} | {result['deliveries_per_s']:,.0f} | {result['p50_ms']:.1f} ms "
+                  f"| {result['p99_ms']:.1f} ms | {result['delivered']:,}/{result['expected']:,} |")
+    ratio = results["chat"]["deliveries_per_s"] / max(1.0, results["room"]["deliveries_per_s"])
+    print(f"\nThe chat hub delivers at {ratio:.0%} of the bare room's rate "
+          "(it also validates, checks membership and stores every message).")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

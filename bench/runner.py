@@ -1,0 +1,223 @@
+"""One measurement: start a pinned server, drive it with the pinned load generator, read /proc."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from bench.peers import Peer
+from bench.procstat import cpu_seconds, rss_bytes
+from bench.scenarios import Scenario
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SERVER_CPU = "0"
+LOADGEN_CPU = "1"
+UNSUPPORTED_EXIT = 3
+
+
+@dataclass
+class Settings:
+    duration: float          # measured window, seconds
+    warmup: float            # unmeasured warm-up, seconds
+    max_messages: int        # count bound of each window
+    idle_settle: float       # wait after the idle connections opened, before reading RSS
+    logs: Path               # server stderr goes here
+    payload_file: Path       # the chat message of the deflate scenario
+    pin: bool = True         # taskset: server on core 0, generator on core 1
+
+
+@dataclass
+class Measurement:
+    peer: str
+    scenario: str
+    rep: int
+    status: str = "ok"       # "ok", "n/a" (the server cannot do it) or "error"
+    note: str = ""
+    values: dict[str, float] = field(default_factory=dict)
+    extensions: str = ""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"peer": self.peer, "scenario": self.scenario, "rep": self.rep,
+                "status": self.status, "note": self.note, "extensions": self.extensions,
+                **self.values}
+
+
+class _Lines:
+    """Lines of a child's stdout, read by a thread so that every wait has a timeout."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        threading.Thread(target=self._pump, args=(stream,), daemon=True).start()
+
+    def _pump(self, stream: IO[str]) -> None:
+        for line in stream:
+            self._queue.put(line.rstrip("\n"))
+        self._queue.put(None)
+
+    def next(self, timeout: float) -> str | None:
+        """The next line; None at end of stream; TimeoutError when none came in time."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise TimeoutError(f"no output within {timeout:.0f} s") from None
+
+
+def _pinned(cpu: str, cmd: list[str], pin: bool) -> list[str]:
+    # taskset execs the command, so the child's PID is the server's own.
+    return ["taskset", "-c", cpu, *cmd] if pin and shutil.which("taskset") else cmd
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _log_tail(path: Path, lines: int = 5) -> str:
+    try:
+        return " | ".join(path.read_text(errors="replace").strip().splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _loadgen_args(scenario: Scenario, port: int, settings: Settings) -> list[str]:
+    base = f"ws://127.0.0.1:{port}"
+    timing = ["-warmup", f"{settings.warmup}s", "-duration", f"{settings.duration}s",
+              "-max-messages", str(settings.max_messages)]
+    if scenario.kind == "echo":
+        args = ["-mode", "echo", "-url", f"{base}/echo", "-conns", str(scenario.conns),
+                "-inflight", str(scenario.inflight), *timing]
+        if scenario.deflate:
+            return args + ["-deflate", "-payload-file", str(settings.payload_file)]
+        return args + ["-size", str(scenario.size)]
+    if scenario.kind == "broadcast":
+        return ["-mode", "broadcast", "-url", f"{base}/broadcast", "-conns",
+                str(scenario.conns), "-size", str(scenario.size), *timing]
+    return ["-mode", "idle", "-url", f"{base}/echo", "-conns", str(scenario.conns),
+            "-hold", "60s"]
+
+
+def measure(peer: Peer, scenario: Scenario, rep: int, loadgen: Path,
+            settings: Settings) -> Measurement:
+    """Run `scenario` once against a fresh `peer` server and return what was measured."""
+    result = Measurement(peer.name, scenario.key, rep)
+    log_path = settings.logs / f"{peer.name}-{scenario.key}-{rep}.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            _pinned(SERVER_CPU, peer.command(loadgen, scenario.deflate), settings.pin),
+            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
+            env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
+        )
+    try:
+        first = _Lines(server.stdout).next(timeout=30)  # type: ignore[arg-type]
+        if first is None or not first.startswith("READY "):
+            server.wait(5)
+            if server.returncode == UNSUPPORTED_EXIT and first and first.startswith("UNSUPPORTED"):
+                result.status, result.note = "n/a", first.removeprefix("UNSUPPORTED ")
+            else:
+                result.status = "error"
+                result.note = f"server did not start: {first!r} {_log_tail(log_path)}"
+            return result
+        port = int(first.split()[1])
+        _drive(server.pid, scenario, port, loadgen, settings, result)
+        if server.poll() is not None:
+            result.status = "error"
+            result.note = f"server exited with {server.returncode}: {_log_tail(log_path)}"
+    except (TimeoutError, OSError, ValueError) as error:
+        result.status, result.note = "error", str(error)
+    finally:
+        _stop(server)
+    return result
+
+
+def _drive(pid: int, scenario: Scenario, port: int, loadgen: Path, settings: Settings,
+           result: Measurement) -> None:
+    baseline_rss = 0
+    if scenario.kind == "idle":
+        time.sleep(0.5)
+        baseline_rss = rss_bytes(pid)
+    gen = subprocess.Popen(
+        _pinned(LOADGEN_CPU, [str(loadgen), *_loadgen_args(scenario, port, settings)],
+                settings.pin),
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    lines = _Lines(gen.stdout)  # type: ignore[arg-type]
+    timeout = settings.warmup + settings.duration + 120
+    cpu_start = cpu_stop = 0.0
+    try:
+        while (line := lines.next(timeout)) is not None:
+            event = json.loads(line)
+            kind = event.get("event")
+            if kind == "start":
+                cpu_start = cpu_seconds(pid)
+            elif kind == "stop":
+                cpu_stop = cpu_seconds(pid)
+            elif kind == "opened":
+                time.sleep(settings.idle_settle)  # let every handler start before weighing
+                rss = rss_bytes(pid)
+                result.values["rss_per_conn_kib"] = (rss - baseline_rss) / event["conns"] / 1024
+                result.values["server_rss_mib"] = rss / 1024 / 1024
+                assert gen.stdin is not None
+                gen.stdin.write("\n")
+                gen.stdin.flush()
+            elif kind == "error" and "invalid compression negotiation" in event["error"]:
+                # gorilla's client only does permessage-deflate without context takeover
+                # both ways and insists that the answer repeat client_no_context_takeover,
+                # which RFC 7692 §7.1.1.2 lets a server leave out (aiohttp does).
+                result.status = "n/a"
+                result.note = ("its permessage-deflate answer omits client_no_context_takeover, "
+                               "which the gorilla client requires")
+            elif kind == "error":
+                result.status, result.note = "error", f"load generator: {event['error']}"
+            elif kind == "result":
+                _record(event, cpu_stop - cpu_start, scenario, result)
+    finally:
+        if gen.poll() is None:
+            gen.kill()
+        gen.wait()
+
+
+def _record(event: dict[str, Any], server_cpu: float, scenario: Scenario,
+            result: Measurement) -> None:
+    if event.get("errors"):
+        result.status = "error"
+        result.note = f"{event['errors']} connection(s) failed: {event.get('error', '')}"
+        return
+    result.extensions = event.get("extensions", "")
+    if scenario.deflate and "permessage-deflate" not in result.extensions:
+        result.status, result.note = "n/a", "server did not negotiate permessage-deflate"
+        return
+    if scenario.kind == "idle":
+        result.values["open_seconds"] = event["open_seconds"]
+        return
+    messages = event["messages"]
+    seconds = event["seconds"]
+    result.values.update(
+        rate=event["msgs_per_s"],
+        p50_us=event["p50_us"],
+        p99_us=event["p99_us"],
+        gen_cpu_util=event.get("gen_cpu_util", 0.0),
+        server_cpu_util=server_cpu / seconds if seconds else 0.0,
+        # the rate at which the generator's own core would be full at its measured cost
+        # per message: the generator's ceiling for this row
+        gen_limit=event["msgs_per_s"] / event["gen_cpu_util"] if event.get("gen_cpu_util") else 0.0,
+        # server CPU time per message (per delivery for broadcast): the steadier figure
+        cpu_us_per_msg=server_cpu / messages * 1e6 if messages else float("nan"),
+    )
+    if scenario.kind == "echo":
+        result.values["mbytes_per_s"] = event["mbytes_per_s"]
+    if not messages:
+        result.status, result.note = "error", "no message completed in the window"

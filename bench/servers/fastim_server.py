@@ -1,0 +1,51 @@
+"""fastim.ws echo and broadcast server, on the library's serve(handler, host, port) API."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bench.servers.common import MAX_SIZE, parse_args, ready, run, unsupported
+
+try:
+    from fastim.ws import serve
+except ImportError as error:  # the ws branch has not landed in this checkout
+    serve = None
+    missing = str(error)
+
+room: set[Any] = set()
+
+
+async def handler(conn: Any) -> None:
+    if conn.path == "/broadcast":
+        room.add(conn)
+        try:
+            async for message in conn:
+                for member in list(room):
+                    try:
+                        await member.send(message)
+                    except Exception:  # a member that left mid-broadcast: drop it, go on
+                        room.discard(member)
+        finally:
+            room.discard(conn)
+    else:
+        async for message in conn:
+            await conn.send(message)
+
+
+async def start(args: argparse.Namespace) -> object:
+    options: dict[str, Any] = {"max_size": MAX_SIZE}
+    if args.deflate:
+        options["compression"] = "deflate"
+    try:
+        server = await serve(handler, args.host, args.port, **options)
+    except (TypeError, ValueError, ImportError, NotImplementedError) as error:
+        unsupported(f"fastim.ws.serve refused {options}: {error}")
+    ready(server.sockets[0].getsockname()[1])
+    return server
+
+
+if __name__ == "__main__":
+    if serve is None:
+        unsupported(f"fastim.ws has no serve() in this checkout ({missing})")
+    run(start, parse_args(__doc__ or ""))

@@ -1,0 +1,70 @@
+"""A quick smoke test of the benchmark harness (issue 10): it must measure, not just run.
+
+One short echo run against the websockets peer (an extra of `test`) through the real
+load generator, plus the pure parts: /proc readers, medians, ratios, the table.
+Skips when Go and gorilla/websocket are not installed (`make bench` installs them).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from bench.build import BuildError, build_loadgen
+from bench.payloads import chat_message_bytes
+from bench.peers import PEERS
+from bench.procstat import cpu_seconds, rss_bytes
+from bench.report import aggregate, markdown
+from bench.runner import Measurement, Settings, measure
+from bench.scenarios import SCENARIOS, select
+
+
+def test_proc_readers_see_this_process() -> None:
+    sum(i * i for i in range(200_000))  # some CPU time to see
+    assert cpu_seconds(os.getpid()) > 0
+    assert rss_bytes(os.getpid()) > 1024 * 1024
+
+
+def test_scenarios_cover_the_issue() -> None:
+    keys = {s.key for s in SCENARIOS}
+    for conns in (1, 64):
+        for size in ("32B", "1KiB", "64KiB", "1MiB"):
+            assert f"echo-{conns}c-{size}" in keys
+    assert {"pipelined-64x16-32B", "broadcast-100", "broadcast-1000", "idle-10000",
+            "deflate-chat-64c"} <= keys
+    assert [s.key for s in select("broadcast")] == ["broadcast-100", "broadcast-1000"]
+    with pytest.raises(SystemExit):
+        select("nonsense")
+    assert b'"cmd":11' in chat_message_bytes()
+
+
+def test_medians_and_ratios_in_the_table() -> None:
+    runs = [Measurement("fastim", "echo-64c-32B", rep, values={"rate": rate, "cpu_us_per_msg": cpu})
+            for rep, (rate, cpu) in enumerate([(100.0, 5.0), (300.0, 3.0), (200.0, 4.0)])]
+    runs += [Measurement("picows", "echo-64c-32B", 1, values={"rate": 100.0, "cpu_us_per_msg": 8.0}),
+             Measurement("aiohttp", "echo-64c-32B", 1, status="error", note="boom")]
+    table = aggregate(runs)
+    assert table["echo-64c-32B"]["fastim"].values["rate"] == 200.0  # the median
+    peers = [p for p in PEERS if p.name in ("fastim", "picows", "aiohttp")]
+    text = markdown(table, select("echo-64c-32B"), peers, 3, [])
+    row = next(line for line in text.splitlines() if line.startswith("| echo, 64 conns, 32 B (msg/s)"))
+    assert "100 (×2.00)" in row and "error²" in row      # fastim ÷ picows throughput
+    cpu = next(line for line in text.splitlines() if line.startswith("| echo, 64 conns, 32 B (µs)"))
+    assert "8 (×2.00)" in cpu                              # picows ÷ fastim CPU per message
+
+
+def test_one_short_echo_run_measures_the_server(tmp_path: Path) -> None:
+    try:
+        loadgen = build_loadgen(install=False)
+    except BuildError as error:
+        pytest.skip(str(error))
+    settings = Settings(duration=0.3, warmup=0.1, max_messages=1_000_000, idle_settle=0.1,
+                        logs=tmp_path, payload_file=tmp_path / "unused.json")
+    peer = next(p for p in PEERS if p.name == "websockets")
+    result = measure(peer, select("echo-1c-32B")[0], 1, loadgen, settings)
+    assert result.status == "ok", result.note
+    assert result.values["rate"] > 0
+    assert result.values["cpu_us_per_msg"] > 0   # the server's own CPU time was read
+    assert result.values["p50_us"] <= result.values["p99_us"]

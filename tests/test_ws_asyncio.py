@@ -1,0 +1,1142 @@
+"""fastim.ws over real sockets: interop with the independent `websockets` library both
+ways, each violation's close code on the wire (raw bytes over a plain socket), heartbeats,
+backpressure, timeouts, and the take_over() seam used by fastim.http.
+
+Every test runs its coroutine under a 10 s safety net; nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import ssl
+from collections.abc import Awaitable, Callable, Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import uvloop
+import websockets
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import serve as ws_serve
+
+from fastim.ws import (
+    Connection,
+    ConnectionClosed,
+    ConnectionClosedError,
+    ConnectionClosedOK,
+    InvalidHandshake,
+    InvalidURI,
+    State,
+    connect,
+    serve,
+    take_over,
+)
+from fastim.ws.frames import Frame, FrameDecoder, Opcode, encode_frame
+from fastim.ws.handshake import accept_key, parse_request, parse_response
+
+T = TypeVar("T")
+LOOPS = ["asyncio", "uvloop"]
+KEY = "dGhlIHNhbXBsZSBub25jZQ=="
+MASK = b"\x0a\x0b\x0c\x0d"
+SAFETY = 10.0
+
+
+def run(coro: Coroutine[Any, Any, T], loop: str = "asyncio") -> T:
+    """Run `coro` on a fresh loop of the given kind, with a safety timeout."""
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(asyncio.wait_for(coro, SAFETY))
+
+
+async def echo(ws: Connection) -> None:
+    async for message in ws:
+        await ws.send(message)
+
+
+def frame(opcode: Opcode, payload: bytes = b"", fin: bool = True, **rsv: bool) -> bytes:
+    """A frame as a client puts it on the wire (masked)."""
+    return encode_frame(Frame(opcode, payload, fin, **rsv), MASK)
+
+
+def close_payload(code: int, reason: bytes = b"") -> bytes:
+    return code.to_bytes(2, "big") + reason
+
+
+UPGRADE_REQUEST = (
+    "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    f"Sec-WebSocket-Key: {KEY}\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+class RawClient:
+    """A WebSocket client made of a plain TCP socket: it writes exactly the bytes a test
+    gives it and reads back the server's frames, so violations can be put on the wire."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.decoder = FrameDecoder(expect_masked=False)
+        self.head = b""
+
+    @classmethod
+    async def open(
+        cls, port: int, path: str = "/", extra_headers: str = "", after_head: bytes = b""
+    ) -> RawClient:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        client = cls(reader, writer)
+        request = UPGRADE_REQUEST.format(path=path) + extra_headers + "\r\n"
+        writer.write(request.encode() + after_head)
+        client.head = await reader.readuntil(b"\r\n\r\n")
+        response = parse_response(client.head)
+        assert response.status == 101, client.head
+        assert response.headers.get("Sec-WebSocket-Accept") == accept_key(KEY)
+        return client
+
+    def send(self, data: bytes) -> None:
+        self.writer.write(data)
+
+    async def read_frame(self) -> Frame | None:
+        """The next frame from the server, or None at EOF."""
+        while True:
+            received = self.decoder.next_frame()
+            if received is not None:
+                return received
+            try:
+                data = await self.reader.read(65536)
+            except ConnectionResetError:
+                return None
+            if not data:
+                return None
+            self.decoder.feed(data)
+
+    async def frames_until_close(self) -> tuple[list[Frame], int | None]:
+        """Frames before the server's close frame, and the close code (None: no code).
+        Answers the close as a client should (§5.5.1), then checks that the server closed
+        TCP, and closes the socket."""
+        before = []
+        while True:
+            received = await self.read_frame()
+            assert received is not None, f"EOF without a close frame after {before}"
+            if received.opcode is Opcode.CLOSE:
+                break
+            before.append(received)
+        code = int.from_bytes(received.payload[:2], "big") if received.payload else None
+        self.send(frame(Opcode.CLOSE, received.payload[:2]))
+        assert await self.read_frame() is None  # then TCP is closed by the server
+        self.writer.close()
+        return before, code
+
+    def close(self) -> None:
+        self.writer.close()
+
+
+# -- interop with the websockets library -----------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_fastim_server_with_websockets_client(loop: str) -> None:
+    seen: list[Any] = []
+
+    async def handler(ws: Connection) -> None:
+        seen.append((ws.path, ws.query, ws.headers.get("X-Test"), ws.remote_address[0]))
+        await echo(ws)
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            uri = f"ws://127.0.0.1:{server.port}/chat?token=abc&x=1&x=2"
+            async with ws_connect(
+                uri, compression=None, additional_headers={"X-Test": "yes"}
+            ) as client:
+                await client.send("héllo ☃")
+                assert await client.recv() == "héllo ☃"
+                await client.send(b"\x00\xff" * 50000)
+                assert await client.recv() == b"\x00\xff" * 50000
+                await client.send(["frag", "men", "ted"])
+                assert await client.recv() == "fragmented"
+                latency = await (await client.ping(b"abc"))
+                assert latency >= 0
+            assert client.close_code == 1000
+        assert seen == [("/chat", {"token": ["abc"], "x": ["1", "2"]}, "yes", "127.0.0.1")]
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_fastim_client_with_websockets_server(loop: str) -> None:
+    paths: list[str] = []
+
+    async def ws_echo(ws: Any) -> None:
+        paths.append(ws.request.path)
+        async for message in ws:
+            await ws.send(message)
+
+    async def main() -> None:
+        async with ws_serve(ws_echo, "127.0.0.1", 0, compression=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/room?id=7") as ws:
+                assert ws.path == "/room" and ws.query == {"id": ["7"]}
+                assert ws.headers.get("Host") == f"127.0.0.1:{port}"
+                assert ws.response_headers.get("Upgrade") == "websocket"
+                await ws.send("text")
+                assert await ws.recv() == "text"
+                await ws.send(bytearray(b"x" * 300000))
+                assert await ws.recv() == b"x" * 300000
+                assert await (await ws.ping()) >= 0
+                assert ws.close_code is None and ws.close_reason is None
+                assert ws.state is State.OPEN
+            assert ws.close_code == 1000 and ws.close_reason == ""
+            assert ws.state is State.CLOSED
+        assert paths == ["/room?id=7"]
+
+    run(main(), loop)
+
+
+def test_websockets_server_closing_with_an_error_code() -> None:
+    async def closer(ws: Any) -> None:
+        await ws.close(4001, "go away")
+
+    async def main() -> None:
+        async with ws_serve(closer, "127.0.0.1", 0) as server:
+            port = server.sockets[0].getsockname()[1]
+            ws = await connect(f"ws://127.0.0.1:{port}")
+            with pytest.raises(ConnectionClosedError) as info:
+                await ws.recv()
+            assert (info.value.code, info.value.reason) == (4001, "go away")
+            with pytest.raises(ConnectionClosedError):
+                async for _ in ws:
+                    pass
+            await ws.wait_closed()
+            assert ws.close_code == 4001
+
+    run(main())
+
+
+def test_subprotocol_negotiation_both_ways() -> None:
+    async def handler(ws: Connection) -> None:
+        await ws.send(ws.subprotocol or "none")
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0, subprotocols=["v2", "chat"]) as server:
+            uri = f"ws://127.0.0.1:{server.port}"
+            async with ws_connect(uri, subprotocols=["chat", "v2"]) as client:  # type: ignore[list-item]
+                assert client.subprotocol == "v2"
+                assert await client.recv() == "v2"
+            async with connect(uri, subprotocols=["chat"]) as ws:
+                assert ws.subprotocol == "chat"
+                assert await ws.recv() == "chat"
+            async with connect(uri) as ws:
+                assert await ws.recv() == "none"
+
+    run(main())
+
+
+# -- violations: each close code on the wire --------------------------------------------------
+
+VIOLATIONS = [
+    ("reserved opcode", frame(Opcode.TEXT, b"ok") + bytes([0x83, 0x80]) + MASK, 1002),
+    ("reserved control opcode", bytes([0x8B, 0x80]) + MASK, 1002),
+    ("RSV1 without extension", frame(Opcode.TEXT, b"x", rsv1=True), 1002),
+    ("RSV2", frame(Opcode.BINARY, b"x", rsv2=True), 1002),
+    ("RSV3", frame(Opcode.PING, b"", rsv3=True), 1002),
+    ("unmasked client frame", encode_frame(Frame(Opcode.TEXT, b"x")), 1002),
+    ("control frame over 125", frame(Opcode.PING, bytes(126)), 1002),
+    ("fragmented control frame", frame(Opcode.PING, b"x", fin=False), 1002),
+    ("continuation without a message", frame(Opcode.CONTINUATION, b"x"), 1002),
+    (
+        "data frame inside a fragmented message",
+        frame(Opcode.TEXT, b"a", fin=False) + frame(Opcode.TEXT, b"b"),
+        1002,
+    ),
+    ("64-bit length top bit", bytes([0x82, 0xFF, 0x80, 0, 0, 0, 0, 0, 0, 0]) + MASK, 1002),
+    ("invalid UTF-8", frame(Opcode.TEXT, b"\xce\xba\xff"), 1007),
+    (
+        "invalid UTF-8 in a later fragment",
+        frame(Opcode.TEXT, b"ok", fin=False) + frame(Opcode.CONTINUATION, b"\xc0", fin=False),
+        1007,
+    ),
+    ("1-byte close payload", frame(Opcode.CLOSE, b"\x03"), 1002),
+    ("close reason not UTF-8", frame(Opcode.CLOSE, close_payload(1000, b"\xff")), 1007),
+    ("too big", frame(Opcode.BINARY, bytes(2001))[:8], 1009),
+    (
+        "fragments too big",
+        frame(Opcode.BINARY, bytes(1000), fin=False) + frame(Opcode.CONTINUATION, bytes(1001))[:8],
+        1009,
+    ),
+] + [
+    (f"close code {code}", frame(Opcode.CLOSE, close_payload(code)), 1002)
+    for code in (0, 999, 1004, 1005, 1006, 1015, 1016, 1100, 2000, 2999, 5000, 65535)
+]
+
+
+@pytest.mark.parametrize(("name", "wire", "code"), VIOLATIONS, ids=[v[0] for v in VIOLATIONS])
+def test_violation_gets_its_close_code_on_the_wire(name: str, wire: bytes, code: int) -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, max_size=2000) as server:
+            client = await RawClient.open(server.port)
+            client.send(wire)
+            before, received = await client.frames_until_close()
+            assert received == code
+            if name == "reserved opcode":  # the message before the bad frame is echoed first
+                assert before == [Frame(Opcode.TEXT, b"ok")]
+            else:
+                assert before == []
+            client.close()
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_message_before_a_violation_is_echoed_before_the_close(loop: str) -> None:
+    # Autobahn 3.2: a message, a frame with RSV=2, a ping, in one write.
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(
+                frame(Opcode.TEXT, b"Hello, world!")
+                + frame(Opcode.TEXT, b"Hello, world!", rsv2=True)
+                + frame(Opcode.PING)
+            )
+            before, code = await client.frames_until_close()
+            assert before == [Frame(Opcode.TEXT, b"Hello, world!")]  # and no pong
+            assert code == 1002
+
+    run(main(), loop)
+
+
+def test_utf8_fails_fast_while_the_frame_is_still_arriving() -> None:
+    # Autobahn 6.4.3: the frame's payload arrives in chops; the bad chop fails it at once,
+    # though the frame is not complete and the last chop is never sent.
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            payload = "κόσμε".encode() + b"\xf4\x90\x80\x80" + b"edited"
+            wire = frame(Opcode.TEXT, payload)
+            split = len(wire) - len(payload) + len("κόσμε".encode()) + 2
+            client.send(wire[:split])
+            _, code = await client.frames_until_close()
+            assert code == 1007
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_close_handshake_initiated_by_the_client(loop: str) -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            # A message and the close in one write: the echo comes before the close.
+            client.send(
+                frame(Opcode.TEXT, b"last") + frame(Opcode.CLOSE, close_payload(1001, b"bye"))
+            )
+            before, code = await client.frames_until_close()
+            assert before == [Frame(Opcode.TEXT, b"last")]
+            assert code == 1001
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.CLOSE))  # an empty close is answered with an empty close
+            assert await client.frames_until_close() == ([], None)
+
+    run(main(), loop)
+
+
+def test_close_in_the_middle_of_a_fragmented_message() -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(
+                frame(Opcode.TEXT, b"frag", fin=False)
+                + frame(Opcode.CLOSE, close_payload(1000))
+                + frame(Opcode.CONTINUATION, b"ment")
+            )
+            assert await client.frames_until_close() == ([], 1000)
+
+    run(main())
+
+
+def test_pings_between_fragments_are_answered_at_once() -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"frag", fin=False) + frame(Opcode.PING, b"p1"))
+            assert await client.read_frame() == Frame(Opcode.PONG, b"p1")
+            client.send(frame(Opcode.PONG, b"unsolicited") + frame(Opcode.CONTINUATION, b"ment"))
+            assert await client.read_frame() == Frame(Opcode.TEXT, b"fragment")
+            client.send(frame(Opcode.CLOSE, close_payload(1000)))
+            assert await client.frames_until_close() == ([], 1000)
+
+    run(main())
+
+
+def test_large_message_exactly_at_max_size() -> None:
+    size = 3 * 2**20
+
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, max_size=size) as server:
+            async with ws_connect(f"ws://127.0.0.1:{server.port}", max_size=None) as client:
+                payload = os.urandom(size)
+                await client.send(payload)
+                assert await client.recv() == payload
+                await client.send("é" * (size // 2))
+                assert await client.recv() == "é" * (size // 2)
+                await client.send(bytes(size + 1))
+                with pytest.raises(websockets.ConnectionClosedError):
+                    await client.recv()
+            assert client.close_code == 1009
+
+    run(main())
+
+
+# -- heartbeats and timeouts -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_heartbeat_timeout_closes_a_silent_peer(loop: str) -> None:
+    async def main() -> None:
+        async with serve(
+            echo, "127.0.0.1", 0, ping_interval=0.2, ping_timeout=0.2, close_timeout=0.5
+        ) as server:
+            client = await RawClient.open(server.port)  # and then never answers
+            ping = await client.read_frame()
+            assert ping is not None and ping.opcode is Opcode.PING
+            before, code = await client.frames_until_close()
+            assert before == [] and code == 1011
+
+    run(main(), loop)
+
+
+def test_heartbeat_answered_keeps_the_connection() -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, ping_interval=0.1, ping_timeout=1) as server:
+            client = await RawClient.open(server.port)
+            for _ in range(3):
+                ping = await client.read_frame()
+                assert ping is not None and ping.opcode is Opcode.PING
+                client.send(frame(Opcode.PONG, ping.payload))
+            client.send(frame(Opcode.TEXT, b"still here"))
+            received = await client.read_frame()
+            while received is not None and received.opcode is Opcode.PING:
+                received = await client.read_frame()
+            assert received == Frame(Opcode.TEXT, b"still here")
+            client.send(frame(Opcode.CLOSE, close_payload(1000)))
+            before, code = await client.frames_until_close()
+            assert code == 1000 and all(f.opcode is Opcode.PING for f in before)
+
+    run(main())
+
+
+def test_client_heartbeat_against_websockets_server() -> None:
+    async def quiet(ws: Any) -> None:
+        await ws.wait_closed()
+
+    async def main() -> None:
+        seen: list[tuple[str, Opcode]] = []
+
+        def on_frame(connection: Connection, direction: str, sent: Frame) -> None:
+            seen.append((direction, sent.opcode))
+
+        async with ws_serve(quiet, "127.0.0.1", 0, ping_interval=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            uri = f"ws://127.0.0.1:{port}"
+            async with connect(uri, ping_interval=0.05, ping_timeout=1, on_frame=on_frame) as ws:
+                # An idle client pings; websockets answers; the connection stays open.
+                while seen.count(("recv", Opcode.PONG)) < 2:
+                    await asyncio.sleep(0.02)
+                assert ws.close_code is None
+            assert ws.close_code == 1000
+        assert seen[:2] == [("send", Opcode.PING), ("recv", Opcode.PONG)]
+
+    run(main())
+
+
+def test_handshake_timeout_drops_a_client_that_says_nothing() -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, open_timeout=0.2) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(b"GET / HTTP/1.1\r\n")  # and never the rest
+            assert await reader.read() == b""
+            writer.close()
+
+    run(main())
+
+
+def test_close_timeout_when_the_peer_never_answers_close() -> None:
+    async def silent_server() -> tuple[asyncio.Server, list[bytes]]:
+        received: list[bytes] = []
+
+        async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head = await reader.readuntil(b"\r\n\r\n")
+            key = parse_request(head).headers.get("Sec-WebSocket-Key") or ""
+            writer.write(
+                b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+                + accept_key(key).encode()
+                + b"\r\n\r\n"
+            )
+            received.append(await reader.read(100))  # the close frame; then no answer
+            await reader.read()
+
+        return await asyncio.start_server(answer, "127.0.0.1", 0), received
+
+    async def main() -> None:
+        server, received = await silent_server()
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            ws = await connect(f"ws://127.0.0.1:{port}", close_timeout=0.2)
+            await ws.close(4000, "done")
+            assert ws.state is State.CLOSED
+            assert ws.close_code == 4000  # what we sent, since the peer sent nothing
+            assert ws.close_reason == "done"
+            assert received[0][0] == 0x88
+
+    run(main())
+
+
+# -- backpressure --------------------------------------------------------------------------
+
+
+def test_send_waits_while_the_peer_does_not_read() -> None:
+    chunk = bytes(256 * 1024)
+    count = 64
+
+    async def main() -> None:
+        sent: list[int] = []
+        connections: list[Connection] = []
+
+        async def producer(ws: Connection) -> None:
+            connections.append(ws)
+            for i in range(count):
+                await ws.send(chunk)
+                sent.append(i)
+
+        async with serve(producer, "127.0.0.1", 0, write_limit=64 * 1024) as server:
+            client = await RawClient.open(server.port)  # not reading yet
+            while not connections or not connections[0]._writing_paused:
+                await asyncio.sleep(0.01)
+            # 16 MiB cannot fit in socket buffers: the producer is held back.
+            assert len(sent) < count
+            assert connections[0].handler_task is not None
+            assert not connections[0].handler_task.done()
+            for _ in range(count):  # now read: every message arrives, in order
+                received = await client.read_frame()
+                assert received is not None and received.payload == chunk
+            assert await client.frames_until_close() == ([], 1000)
+            assert len(sent) == count
+
+    run(main())
+
+
+def test_received_messages_are_bounded_and_reading_pauses() -> None:
+    total = 200
+
+    async def main() -> None:
+        go = asyncio.Event()
+        got: list[str | bytes] = []
+        connections: list[Connection] = []
+
+        async def slow_reader(ws: Connection) -> None:
+            connections.append(ws)
+            await go.wait()
+            for _ in range(total):
+                got.append(await ws.recv())
+
+        async with serve(slow_reader, "127.0.0.1", 0, max_queue=4) as server:
+            client = await RawClient.open(server.port)
+            client.send(b"".join(frame(Opcode.TEXT, b"%d" % i) for i in range(total)))
+            while not connections or not connections[0]._reading_paused:
+                await asyncio.sleep(0.01)
+            assert len(connections[0]._messages) <= 4  # the rest waits in the kernel
+            go.set()
+            while len(got) < total:
+                await asyncio.sleep(0.01)
+            assert got == [str(i) for i in range(total)]
+            assert await client.frames_until_close() == ([], 1000)
+
+    run(main())
+
+
+# -- the take_over() seam ------------------------------------------------------------------
+
+
+class TinyHTTP(asyncio.Protocol):
+    """A stand-in for fastim.http: reads a request head, hands /ws to take_over(), and
+    answers anything else, or a refused upgrade, with its own response."""
+
+    def __init__(self, handler: Callable[[Connection], Awaitable[None]], **options: Any) -> None:
+        self.handler = handler
+        self.options = options
+        self.buffer = b""
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        assert self.transport is not None
+        self.buffer += data
+        if b"\r\n\r\n" not in self.buffer:
+            return
+        head, rest = self.buffer.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        method, target, _ = lines[0].split(" ")
+        headers = [tuple(line.split(": ", 1)) for line in lines[1:]]
+        if not target.startswith("/ws"):
+            self.transport.write(b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nplain")
+            return
+        # fastim.http may have paused reading (e.g. its own backpressure): take_over resumes.
+        self.transport.pause_reading()
+        try:
+            take_over(
+                self.transport,
+                method,
+                target,
+                headers,  # type: ignore[arg-type]
+                self.handler,
+                buffered=rest,
+                extra_headers=[("Set-Cookie", "session=abc")],
+                **self.options,
+            )
+        except InvalidHandshake as error:
+            extra = "".join(f"{k}: {v}\r\n" for k, v in error.headers)
+            self.transport.write(
+                f"HTTP/1.1 {error.status} Nope\r\n{extra}Content-Length: 0\r\n\r\n".encode()
+            )
+            self.transport.close()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_take_over_seam(loop: str) -> None:
+    seen: list[Any] = []
+
+    async def handler(ws: Connection) -> None:
+        seen.append((ws.path, ws.query, ws.headers.get("cookie")))
+        await echo(ws)
+
+    async def main() -> None:
+        loop_ = asyncio.get_running_loop()
+        server = await loop_.create_server(lambda: TinyHTTP(handler, max_size=100), "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            # Plain HTTP still works on the same port.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"GET /other HTTP/1.1\r\nHost: x\r\n\r\n")
+            assert (await reader.readuntil(b"plain")).startswith(b"HTTP/1.1 200 OK")
+            writer.close()
+            # The upgrade, with Set-Cookie in the 101 and the options applied.
+            async with ws_connect(
+                f"ws://127.0.0.1:{port}/ws?room=1", additional_headers={"Cookie": "a=b"}
+            ) as client:
+                assert client.response is not None
+                assert client.response.headers["Set-Cookie"] == "session=abc"
+                await client.send("through the seam")
+                assert await client.recv() == "through the seam"
+                await client.send(bytes(101))
+                with pytest.raises(websockets.ConnectionClosedError):
+                    await client.recv()
+            assert client.close_code == 1009
+            # Frames sent right behind the request head reach the handler (`buffered`).
+            raw = await RawClient.open(port, "/ws", after_head=frame(Opcode.TEXT, b"early"))
+            assert b"Set-Cookie: session=abc\r\n" in raw.head
+            assert await raw.read_frame() == Frame(Opcode.TEXT, b"early")
+            raw.close()
+            # A refused upgrade raises InvalidHandshake; the HTTP layer answers it.
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(
+                b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+                b"Sec-WebSocket-Key: " + KEY.encode() + b"\r\nSec-WebSocket-Version: 8\r\n\r\n"
+            )
+            answer = await reader.read()
+            assert answer.startswith(b"HTTP/1.1 426 Nope\r\n")
+            assert b"Sec-WebSocket-Version: 13\r\n" in answer
+        assert seen[0] == ("/ws", {"room": ["1"]}, "a=b")
+
+    run(main(), loop)
+
+
+def test_take_over_rejects_unknown_options() -> None:
+    with pytest.raises(TypeError):
+        take_over(None, "GET", "/", [], echo, no_such_option=1)  # type: ignore[arg-type]
+
+
+# -- handshake errors over serve() and connect() --------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("request_head", "status", "header"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 426, b"Upgrade: websocket"),
+        (
+            b"GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Version: 13\r\n\r\n",
+            400,
+            b"Content-Type",
+        ),
+        (b"POST / HTTP/1.1\r\nHost: x\r\n\r\n", 405, b"Allow: GET"),
+        (b"GET / HTTP/1.0\r\nHost: x\r\n\r\n", 400, b"Content-Length"),
+        (b"nonsense\r\n\r\n", 400, b"Content-Length"),
+        (b"GET / HTTP/1.1\r\n" + b"X: " + b"y" * 20000 + b"\r\n\r\n", 431, b"Connection: close"),
+        (b"GET / HTTP/1.1\r\n" + b"X: " + b"y" * 20000, 431, b"Connection: close"),
+    ],
+)
+def test_serve_answers_bad_handshakes(request_head: bytes, status: int, header: bytes) -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, origins=None) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(request_head)
+            answer = await reader.read()
+            assert answer.startswith(b"HTTP/1.1 %d " % status)
+            assert header in answer
+            writer.close()
+
+    run(main())
+
+
+def test_origin_check_over_serve() -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, origins=["http://good.example"]) as server:
+            uri = f"ws://127.0.0.1:{server.port}"
+            async with connect(uri, origin="http://good.example") as ws:
+                await ws.send("ok")
+                assert await ws.recv() == "ok"
+            with pytest.raises(InvalidHandshake) as info:
+                await connect(uri, origin="http://evil.example")
+            assert info.value.status == 403
+
+    run(main())
+
+
+def test_connect_errors() -> None:
+    async def main() -> None:
+        for bad in ("http://x/", "ws://", "ws://host:port/", "ws://h/#frag"):
+            with pytest.raises(InvalidURI):
+                await connect(bad)
+
+        async def not_websocket(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n")
+
+        async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.close()
+
+        async def say_nothing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.read()
+
+        async def huge_head(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            await reader.readuntil(b"\r\n\r\n")
+            writer.write(b"HTTP/1.1 101 OK\r\n" + b"X: " + b"y" * 20000)
+
+        for answer, status in ((not_websocket, 404), (hang_up, 0), (huge_head, 0)):
+            server = await asyncio.start_server(answer, "127.0.0.1", 0)
+            async with server:
+                port = server.sockets[0].getsockname()[1]
+                with pytest.raises(InvalidHandshake) as info:
+                    await connect(f"ws://127.0.0.1:{port}/")
+                assert info.value.status == status
+        server = await asyncio.start_server(say_nothing, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            with pytest.raises(TimeoutError):
+                await connect(f"ws://127.0.0.1:{port}/", open_timeout=0.2)
+        with pytest.raises(ValueError):
+            connect("ws://127.0.0.1/", compression="brotli")
+        with pytest.raises(ValueError):
+            serve(echo, "127.0.0.1", 0, compression="brotli")
+        with pytest.raises(TypeError):
+            connect("ws://127.0.0.1/", no_such_option=True)
+
+    run(main())
+
+
+def test_websockets_library_refused_by_version() -> None:
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0) as server:
+            reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+            writer.write(
+                UPGRADE_REQUEST.format(path="/").replace("Version: 13", "Version: 8").encode()
+                + b"\r\n"
+            )
+            answer = await reader.read()
+            assert answer.startswith(b"HTTP/1.1 426 Upgrade Required\r\n")
+            assert b"\r\nSec-WebSocket-Version: 13\r\n" in answer
+
+    run(main())
+
+
+# -- the connection API ------------------------------------------------------------------------
+
+
+def test_connection_api_details() -> None:
+    async def handler(ws: Connection) -> None:
+        message = await ws.recv()
+        if message == "ping me":
+            await ws.pong("unsolicited")
+            latency = await (await ws.ping("from server"))
+            await ws.send(f"latency {latency >= 0}")
+        await ws.close(4000, "bye now")
+        with pytest.raises(ConnectionClosed):
+            await ws.send("after close")
+        with pytest.raises(ConnectionClosed):
+            await ws.ping()
+        with pytest.raises(ConnectionClosed):
+            await ws.pong()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            ws = await connect(f"ws://127.0.0.1:{server.port}")
+            assert "client" in repr(ws) and "OPEN" in repr(ws)
+            with pytest.raises(TypeError):
+                await ws.send(123)  # type: ignore[arg-type]
+            waiter = await ws.ping(b"twice")
+            with pytest.raises(RuntimeError):
+                await ws.ping(b"twice")
+            await waiter
+            abandoned = await ws.ping(b"never awaited")
+            abandoned.cancel()  # the connection may end before its pong: no harm
+            # Two readers at once is a bug in the caller.
+            first = asyncio.ensure_future(ws.recv())
+            await asyncio.sleep(0)
+            with pytest.raises(RuntimeError):
+                await ws.recv()
+            await ws.send("ping me")
+            assert await first == "latency True"
+            with pytest.raises(ConnectionClosedError) as info:
+                await ws.recv()
+            assert (info.value.code, info.value.reason) == (4000, "bye now")
+            assert (ws.close_code, ws.close_reason) == (4000, "bye now")
+            await ws.close()  # closing again is harmless
+            assert ws.state is State.CLOSED
+
+    run(main())
+
+
+def test_async_for_ends_on_a_normal_close() -> None:
+    async def handler(ws: Connection) -> None:
+        for i in range(3):
+            await ws.send(str(i))
+
+    async def main() -> None:
+        async with (
+            serve(handler, "127.0.0.1", 0) as server,
+            connect(f"ws://127.0.0.1:{server.port}") as ws,
+        ):
+            assert [message async for message in ws] == ["0", "1", "2"]
+            with pytest.raises(ConnectionClosedOK):
+                await ws.recv()
+
+    run(main())
+
+
+def test_handler_exception_closes_with_1011() -> None:
+    async def broken(ws: Connection) -> None:
+        raise RuntimeError("bug in the handler")
+
+    async def main() -> None:
+        async with serve(broken, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            before, code = await client.frames_until_close()
+            assert code == 1011
+
+    run(main())
+
+
+def test_server_close_says_going_away() -> None:
+    async def main() -> None:
+        server = await serve(echo, "127.0.0.1", 0)
+        client = await RawClient.open(server.port)
+        client.send(frame(Opcode.TEXT, b"hi"))
+        assert await client.read_frame() == Frame(Opcode.TEXT, b"hi")
+        server.close()
+        received = await client.read_frame()
+        assert received is not None and received.opcode is Opcode.CLOSE
+        assert received.payload[:2] == (1001).to_bytes(2, "big")
+        client.send(frame(Opcode.CLOSE, received.payload[:2]))
+        assert await client.read_frame() is None
+        client.close()
+        await server.wait_closed()
+        assert len(server.sockets) == 0
+
+    run(main())
+
+
+def test_peer_dropping_tcp_is_an_abnormal_closure() -> None:
+    results: list[BaseException] = []
+
+    async def handler(ws: Connection) -> None:
+        try:
+            await ws.recv()
+        except ConnectionClosed as exc:
+            results.append(exc)
+            raise
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"partial", fin=False))
+            await client.writer.drain()
+            client.close()
+            while not results:
+                await asyncio.sleep(0.01)
+
+    run(main())
+    assert isinstance(results[0], ConnectionClosedError) and results[0].code == 1006
+
+
+def test_messages_queued_before_eof_are_still_delivered() -> None:
+    async def main() -> None:
+        got: list[Any] = []
+        done = asyncio.Event()
+        release = asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            await release.wait()
+            try:
+                while True:
+                    got.append(await ws.recv())
+            except ConnectionClosedError as exc:
+                got.append(exc.code)
+            done.set()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"one") + frame(Opcode.TEXT, b"two"))
+            client.writer.write_eof()
+            await asyncio.sleep(0.1)
+            release.set()
+            await done.wait()
+        assert got == ["one", "two", 1006]
+
+    run(main())
+
+
+def test_close_answers_a_pending_peer_close() -> None:
+    async def main() -> None:
+        closed = asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            await closed.wait()  # the peer's close is waiting behind an unread message
+            await ws.close(1000)
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"unread") + frame(Opcode.CLOSE, close_payload(4002)))
+            await asyncio.sleep(0.05)
+            closed.set()
+            assert await client.frames_until_close() == ([], 4002)
+
+    run(main())
+
+
+def test_messages_after_close_are_discarded_and_paused_reading_resumes() -> None:
+    async def main() -> None:
+        results: list[Any] = []
+
+        async def handler(ws: Connection) -> None:
+            while not ws._reading_paused:
+                await asyncio.sleep(0.01)
+            await ws.close(1000)  # must resume reading to see the peer's close
+            results.append(ws.close_code)
+
+        async with serve(handler, "127.0.0.1", 0, max_queue=2) as server:
+            client = await RawClient.open(server.port)
+            client.send(b"".join(frame(Opcode.TEXT, b"m") for _ in range(50)))
+            received = await client.read_frame()
+            assert received is not None and received.opcode is Opcode.CLOSE
+            client.send(frame(Opcode.TEXT, b"after") + frame(Opcode.CLOSE, close_payload(1000)))
+            assert await client.read_frame() is None
+            client.close()
+            while not results:
+                await asyncio.sleep(0.01)
+        assert results == [1000]
+
+    run(main())
+
+
+# -- TLS ------------------------------------------------------------------------------------
+
+
+def test_wss(tls_files: tuple[Path, Path]) -> None:
+    cert, key = tls_files
+    server_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_context.load_cert_chain(cert, key)
+    client_context = ssl.create_default_context(cafile=str(cert))
+
+    async def main() -> None:
+        async with serve(echo, "127.0.0.1", 0, ssl=server_context) as server:
+            async with connect(f"wss://127.0.0.1:{server.port}/secure", ssl=client_context) as ws:
+                await ws.send("over TLS")
+                assert await ws.recv() == "over TLS"
+            assert ws.close_code == 1000
+            with pytest.raises(ssl.SSLError):
+                await connect(f"wss://127.0.0.1:{server.port}/")  # not a trusted CA
+
+    run(main())
+
+
+def test_one_pong_answers_the_pings_before_it() -> None:
+    async def handler(ws: Connection) -> None:
+        first = await ws.ping(b"a")
+        cancelled = await ws.ping(b"b")
+        cancelled.cancel()
+        third = await ws.ping(b"c")
+        await ws.send("pinged")
+        assert await third >= 0 and await first >= 0  # one pong for "c" settles all
+        unanswered = await ws.ping(b"d")
+        unanswered.cancel()  # still waiting when the connection ends: no harm
+        await ws.send("settled")
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            payloads = []
+            while len(payloads) < 3:
+                received = await client.read_frame()
+                assert received is not None and received.opcode is Opcode.PING
+                payloads.append(received.payload)
+            assert payloads == [b"a", b"b", b"c"]
+            assert await client.read_frame() == Frame(Opcode.TEXT, b"pinged")
+            client.send(frame(Opcode.PONG, b"c"))
+            assert await client.read_frame() == Frame(Opcode.PING, b"d")
+            assert await client.read_frame() == Frame(Opcode.TEXT, b"settled")
+            assert await client.frames_until_close() == ([], 1000)
+
+    run(main())
+
+
+def test_no_heartbeat_and_no_handshake_timeout_when_disabled() -> None:
+    async def main() -> None:
+        async with (
+            serve(echo, "127.0.0.1", 0, ping_interval=None, open_timeout=None) as server,
+            connect(f"ws://127.0.0.1:{server.port}", ping_interval=0.02, ping_timeout=None) as ws,
+        ):
+            await asyncio.sleep(0.1)  # the client pings, and never times out
+            await ws.send("alive")
+            assert await ws.recv() == "alive"
+            assert ws._heartbeat is not None or ws._pings
+            (connection,) = server.connections
+            assert connection._heartbeat is None  # the server does not ping
+
+    run(main())
+
+
+def test_sender_is_released_when_the_peer_vanishes() -> None:
+    async def main() -> None:
+        outcome: list[BaseException] = []
+        connections: list[Connection] = []
+
+        async def producer(ws: Connection) -> None:
+            connections.append(ws)
+            try:
+                while True:
+                    await ws.send(bytes(256 * 1024))
+            except ConnectionClosed as exc:
+                outcome.append(exc)
+                raise
+
+        async with serve(producer, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            while not connections or not connections[0]._writing_paused:
+                await asyncio.sleep(0.01)
+            # A second sender gives up while waiting: the first is released regardless.
+            extra = asyncio.ensure_future(connections[0].send(b"extra"))
+            await asyncio.sleep(0.01)
+            extra.cancel()
+            client.writer.transport.abort()  # gone without a close frame
+            while not outcome:
+                await asyncio.sleep(0.01)
+        assert isinstance(outcome[0], ConnectionClosedError)
+        assert outcome[0].code == 1006
+
+    run(main())
+
+
+def test_close_code_reports_a_failure_not_yet_answered() -> None:
+    async def main() -> None:
+        seen: list[Any] = []
+        ready = asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            await ready.wait()
+            while ws.state is State.OPEN:
+                await asyncio.sleep(0.01)
+            seen.append((ws.state, ws.close_code, ws.close_reason))
+            seen.append(await ws.recv())  # the message before the bad frame still comes
+            try:
+                await ws.recv()
+            except ConnectionClosedError as exc:
+                seen.append(exc.code)
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"before") + frame(Opcode.TEXT, b"\xff"))
+            ready.set()
+            assert await client.frames_until_close() == ([], 1007)
+        assert seen == [
+            (State.CLOSING, 1007, "invalid UTF-8 in a text message"),
+            "before",
+            1007,
+        ]
+
+    run(main())
+
+
+def test_client_reads_a_response_head_in_pieces() -> None:
+    async def slow_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = parse_request(head).headers.get("Sec-WebSocket-Key") or ""
+        response = (
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+            b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
+            + accept_key(key).encode()
+            + b"\r\n\r\n"
+        )
+        for i in range(0, len(response), 7):
+            writer.write(response[i : i + 7])
+            await writer.drain()
+            await asyncio.sleep(0.001)
+        writer.write(encode_frame(Frame(Opcode.TEXT, b"welcome")))
+        await reader.read()
+
+    async def main() -> None:
+        server = await asyncio.start_server(slow_answer, "127.0.0.1", 0)
+        async with server:
+            port = server.sockets[0].getsockname()[1]
+            ws = await connect(f"ws://127.0.0.1:{port}", close_timeout=0.1)
+            assert await ws.recv() == "welcome"
+            await ws.close()
+
+    run(main())
+
+
+def test_event_loop_helpers() -> None:
+    from fastim.ws import loop as ws_loop
+
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    assert ws_loop.run(which()).startswith("uvloop")
+    new = ws_loop.new_event_loop()
+    new.close()
+    before = asyncio.get_event_loop_policy()
+    try:
+        assert ws_loop.install_uvloop() is True
+        assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
+    finally:
+        asyncio.set_event_loop_policy(before)
+
+
+def test_send_nowait_writes_at_once_and_reports_what_is_buffered() -> None:
+    async def fan_out(ws: Connection) -> None:
+        assert ws.buffered_amount == 0
+        ws.send_nowait("text frame")
+        ws.send_nowait(b"\x00binary")
+        await ws.close()
+        with pytest.raises(ConnectionClosed):
+            ws.send_nowait("too late")
+
+    async def main() -> None:
+        async with serve(fan_out, "127.0.0.1", 0) as server:
+            async with ws_connect(f"ws://127.0.0.1:{server.port}") as client:
+                assert await client.recv() == "text frame"
+                assert await client.recv() == b"\x00binary"
+
+    run(main())
