@@ -97,7 +97,6 @@ def test_register_then_log_out_and_in_again(browser: Any, server: WebServer, sho
         page.click('button[type="submit"]')
         expect(error_of(page, "form")).to_have_text("Mobile number or password is incorrect")
         expect(error_of(page, "mobile")).to_be_hidden()
-        screenshot(page, shots, "login-error")
         page.fill("#passwd", visitor.passwd)
         page.click('button[type="submit"]')
         expect(page).to_have_url(re.compile("/chat$"))

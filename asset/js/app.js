@@ -209,7 +209,7 @@ export class App {
       this.state.users.set(user.id, { ...known, ...user });
     }
     this.state.members.set(groupId, rows);
-    this.invalidate('conv');
+    this.invalidate('conv', 'lists'); // names in bubbles and in list previews
     return rows;
   }
 

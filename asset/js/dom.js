@@ -60,13 +60,28 @@ export function localUrl(value) {
   return value;
 }
 
-/** Keep the node's children equal to `nodes` (in order), touching the DOM only when
- * something changed, and give focus back to the element that had it. */
+/** Keep the node's children equal to `nodes` (in order), touching the DOM only where
+ * something changed: nodes added at the end (a new message) or at the start (older
+ * history) are inserted alone, so that a live region announces only them. Otherwise the
+ * children are replaced, and focus goes back to the element that had it. */
 export function syncChildren(parent, nodes) {
   const current = parent.children;
-  let same = current.length === nodes.length;
-  for (let i = 0; same && i < nodes.length; i++) same = current[i] === nodes[i];
-  if (same) return false;
+  let prefix = 0;
+  while (prefix < current.length && prefix < nodes.length && current[prefix] === nodes[prefix]) prefix++;
+  if (prefix === current.length && prefix === nodes.length) return false;
+  if (prefix === current.length) {
+    parent.append(...nodes.slice(prefix));
+    return true;
+  }
+  const added = nodes.length - current.length;
+  if (added > 0) {
+    let suffix = 0;
+    while (suffix < current.length && current[current.length - 1 - suffix] === nodes[nodes.length - 1 - suffix]) suffix++;
+    if (suffix === current.length) {
+      parent.prepend(...nodes.slice(0, added));
+      return true;
+    }
+  }
   const focused = document.activeElement;
   const hadFocus = focused && parent.contains(focused) ? focused : null;
   parent.replaceChildren(...nodes);

@@ -186,6 +186,7 @@ export class ConversationView {
     const cached = this.days.get(day);
     if (cached && cached.textContent === label) return cached;
     const node = h('li', { class: 'day', role: 'separator' }, h('span', { text: label }));
+    if (cached && cached.isConnected) cached.replaceWith(node);
     this.days.set(day, node);
     return node;
   }
@@ -211,6 +212,7 @@ export class ConversationView {
       continued, message.url, message.pic, message.content, sender.nickname, sender.avatar, message.ts]);
     const cached = this.nodes.get(message.key);
     if (cached && cached.signature === signature) return cached.node;
+    const replaces = cached && cached.node.isConnected ? cached.node : null;
 
     const ts = message.ts || message.localTs || Date.now();
     const showSender = !mine && conv.kind === GROUP && !continued;
@@ -234,6 +236,8 @@ export class ConversationView {
       meta,
       message.status === 'failed' ? this.failure(message) : null));
     this.nodes.set(message.key, { node, signature });
+    // Changed in place (a tick, a read count): swap it where it stands.
+    if (replaces) replaces.replaceWith(node);
     return node;
   }
 
