@@ -22,10 +22,17 @@ class ChatClient:
         self.unread: deque[dict[str, Any]] = deque()
 
     @classmethod
-    async def open(cls, api: ApiServer, token: str, **options: Any) -> ChatClient:
-        connection = await connect(f"ws://127.0.0.1:{api.port}/chat?token={token}",
+    async def open(cls, api: ApiServer | int, token: str, **options: Any) -> ChatClient:
+        """Connect to a server (or a port) and wait until the hub has registered this
+        device: its presence snapshot comes after that (kept for `cmd(50)`). Without the
+        wait a message sent at once could find the device not yet online."""
+        port = api if isinstance(api, int) else api.port
+        connection = await connect(f"ws://127.0.0.1:{port}/chat?token={token}",
                                    ping_interval=None, **options)
-        return cls(connection)
+        client = cls(connection)
+        snapshot = await client.expect(lambda f: f.get("cmd") == 50 and "users" in f)
+        client.unread.appendleft(snapshot)
+        return client
 
     async def send(self, **command: Any) -> None:
         await self.connection.send(json.dumps(command))
