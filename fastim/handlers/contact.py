@@ -14,11 +14,19 @@ from fastim.http import Request, Router
 
 def register(router: Router, app: Any) -> None:
     """Add the /contact routes. Changes to friendships and memberships are told to the
-    chat hub at once, so its in-memory checks never lag the database."""
+    chat hub at once, so its in-memory checks never lag the database; with the Redis
+    bus, every other node's hub is told before the reply leaves (docs/scaling.md)."""
 
-    def with_presence(profile: dict[str, Any]) -> dict[str, Any]:
-        profile["online"] = app.hub is not None and app.hub.is_online(profile["id"])
-        return profile
+    async def online_among(ids: list[int]) -> set[int]:
+        """Who of `ids` is online on any node (this hub's bus, or an api node's)."""
+        bus = app.hub.bus if app.hub is not None else app.bus
+        return await bus.online(ids) if bus is not None and ids else set()
+
+    async def told_everywhere() -> None:
+        # The contacts listener has queued the change for the other nodes; wait until
+        # Redis has it, so a client that is answered "left" can post nowhere after.
+        if app.bus is not None:
+            await app.bus.settle()
 
     @router.post("/contact/addfriend")
     @endpoint(app)
@@ -27,14 +35,24 @@ def register(router: Router, app: Any) -> None:
         friend = await contacts.add_friend(user, values)
         if app.hub is not None:
             app.hub.friendship_added(user.id, friend.id)
-        return with_presence(friend.public())
+        await told_everywhere()
+        profile = friend.public()
+        profile["online"] = friend.id in await online_among([friend.id])
+        return profile
 
     @router.route(["GET", "POST"], "/contact/loadfriend")
     @endpoint(app)
     async def load_friends(request: Request, values: dict[str, Any], user: Any) -> Any:
         _, contacts = services(app)
-        return page_data(await contacts.load_friends(user, values),
-                         lambda u: with_presence(u.public()))
+        page = await contacts.load_friends(user, values)
+        online = await online_among([friend.id for friend in page.rows])
+
+        def with_presence(friend: Any) -> dict[str, Any]:
+            profile = friend.public()
+            profile["online"] = friend.id in online
+            return profile
+
+        return page_data(page, with_presence)
 
     @router.post("/contact/createcommunity")
     @endpoint(app, status=201)
@@ -43,6 +61,7 @@ def register(router: Router, app: Any) -> None:
         community = await contacts.create_community(user, values)
         if app.hub is not None:
             app.hub.member_joined(community.id, user.id)
+        await told_everywhere()
         return community.to_dict()
 
     @router.post("/contact/joincommunity")
@@ -52,6 +71,7 @@ def register(router: Router, app: Any) -> None:
         community = await contacts.join_community(user, values)
         if app.hub is not None:
             app.hub.member_joined(community.id, user.id)
+        await told_everywhere()
         return community.to_dict()
 
     @router.post("/contact/leavecommunity")
@@ -61,6 +81,7 @@ def register(router: Router, app: Any) -> None:
         community = await contacts.leave_community(user, values)
         if app.hub is not None:
             app.hub.member_left(community.id, user.id)
+        await told_everywhere()
         return community.to_dict()
 
     @router.post("/contact/dissolvecommunity")
@@ -70,6 +91,7 @@ def register(router: Router, app: Any) -> None:
         community = await contacts.dissolve_community(user, values)
         if app.hub is not None:
             app.hub.group_dissolved(community.id)
+        await told_everywhere()
         return community.to_dict()
 
     @router.post("/contact/transfercommunity")
