@@ -51,6 +51,16 @@ async def eventually(test: Callable[[], Any], what: str, timeout: float = SAFETY
         await asyncio.sleep(0.02)
 
 
+async def frames_until_heartbeat(client: ChatClient) -> list[dict[str, Any]]:
+    """Every frame that arrives before the answer to a heartbeat sent now (and what was
+    already waiting): a way to see that something did *not* come, without a timer."""
+    await client.send(cmd=0)
+    frames = []
+    while (frame := await client.frame())["cmd"] != 0:
+        frames.append(frame)
+    return frames
+
+
 def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -275,18 +285,22 @@ class Inbox:
         self.cursor = 0
         self.connections: list[list[int]] = []  # message ids, per connection
         self.messages: dict[int, dict[str, Any]] = {}
+        self.live: set[int] = set()  # ids that came as live frames, not in a sync reply
         self.frames: list[dict[str, Any]] = []  # everything, in arrival order
         self.close_codes: list[int | None] = []
         self.client: ChatClient | None = None
         self.connected = asyncio.Event()
+        self.synced = asyncio.Event()  # this connection's sync has come to its end
         self._stop = False
 
     @property
     def ids(self) -> list[int]:
         return [i for conn in self.connections for i in conn]
 
-    def _take(self, message: dict[str, Any]) -> None:
+    def _take(self, message: dict[str, Any], live: bool) -> None:
         self.connections[-1].append(message["id"])
+        if live:
+            self.live.add(message["id"])
         self.messages[message["id"]] = message
         self.cursor = max(self.cursor, message["id"])
 
@@ -312,16 +326,19 @@ class Inbox:
                     data = json.loads(frame)
                     self.frames.append(data)
                     if data.get("cmd") in (10, 11) and "id" in data:
-                        self._take(data)
+                        self._take(data, live=True)
                     elif data.get("cmd") == 21:
                         for row in data["rows"]:
-                            self._take(row)
+                            self._take(row, live=False)
                         if data["more"]:
                             await client.send(cmd=20, since=data["next"], limit=50)
+                        else:
+                            self.synced.set()
             except ConnectionClosed:
                 self.close_codes.append(client.connection.close_code)
             finally:
                 self.connected.clear()
+                self.synced.clear()
 
     async def stop(self) -> None:
         self._stop = True

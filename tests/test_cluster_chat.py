@@ -12,15 +12,13 @@ import asyncio
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import redis
 
 from fastim.config import add_serve_arguments, config_from_args
 from fastim.ws import InvalidHandshake, connect
-from tests.chat_support import ChatClient
-from tests.cluster_support import Cluster, Node, User
+from tests.cluster_support import Cluster, Node, User, frames_until_heartbeat
 
 pytestmark = [pytest.mark.mysql, pytest.mark.redis]
 
@@ -38,16 +36,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, mysql_database: str,
         yield nodes
     finally:
         nodes.close()
-
-
-async def frames_until_heartbeat(client: ChatClient) -> list[dict[str, Any]]:
-    """Every frame that arrives before the answer to a heartbeat sent now (and what was
-    already waiting): a way to see that something did *not* come, without a timer."""
-    await client.send(cmd=0)
-    frames = []
-    while (frame := await client.frame())["cmd"] != 0:
-        frames.append(frame)
-    return frames
 
 
 def test_one_to_one_across_nodes_with_acks_devices_and_the_real_sender(
