@@ -20,7 +20,7 @@ def test_addfriend_and_loadfriend(api: ApiServer) -> None:
     reply = api.post("/contact/addfriend", {"dstname": friend["mobile"]}, token=token)
     assert reply.status == 200
     assert reply.data == {"id": friend["id"], "nickname": "朋友 🤝", "avatar": "",
-                          "sex": "U", "memo": ""}
+                          "sex": "U", "memo": "", "online": False}
     listed = api.post("/contact/loadfriend", {}, token=token)
     assert listed.data == {"rows": [reply.data], "total": 1}
     # ...and the friendship is mutual.
