@@ -236,7 +236,8 @@ class RedisServer:
     def url(self) -> str:
         return f"redis://127.0.0.1:{self.port}/0"
 
-    def start(self) -> RedisServer:
+    def start(self, *extra: str) -> RedisServer:
+        """Start (again) on the same port; `extra` arguments go to redis-server."""
         self.directory.mkdir(parents=True, exist_ok=True)
         binary = shutil.which("redis-server")
         if binary is None:
@@ -247,7 +248,7 @@ class RedisServer:
         log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - the process owns it
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(self.directory)],
+             "--appendonly", "no", "--dir", str(self.directory), *extra],
             stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         log.close()
         wait_until(self._answers, f"redis-server on port {self.port}", STARTUP)
@@ -257,7 +258,7 @@ class RedisServer:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as conn:
                 conn.sendall(b"PING\r\n")
-                return conn.recv(16).startswith(b"+PONG")
+                return conn.recv(16).startswith((b"+PONG", b"-NOAUTH"))
         except OSError:
             return False
 

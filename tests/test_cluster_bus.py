@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 import redis
+import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -294,41 +295,52 @@ def test_two_buses_carry_frames_presence_and_contact_changes(
 
 def test_while_redis_is_down_stored_messages_wait_and_connections_reset_after(
         private_redis: RedisServer) -> None:
-    url = f"{private_redis.url}?prefix=t{secrets.token_hex(3)}"
+    prefix = f"t{secrets.token_hex(3)}"
+    url = f"{private_redis.url}?prefix={prefix}"
 
     async def scenario() -> None:
-        sender = RedisBus(url, fast(max_outbox=3), node="sender")
-        receiver = RedisBus(url, fast(), node="receiver")
-        hub, sender_hub = FakeHub(), FakeHub()
-        receiver.attach(hub)
-        sender.attach(sender_hub)
+        bus = RedisBus(url, fast(max_outbox=3), node="sender")
+        hub = FakeHub()
+        bus.attach(hub)
         phone = FakeSession("sender/1", 1)
-        sender_hub.users[1] = FakePresence({phone.id: phone})
-        await sender.start()
-        await receiver.start()
-        hub.users[7] = FakePresence({})
-        await receiver.arrived(7, [], friends=[], frame="{}")
+        hub.users[1] = FakePresence({phone.id: phone})
+        await bus.start()
 
         private_redis.kill()
-        await eventually(lambda: sender.state is State.DOWN, "the sender to notice")
-        await sender.settle()  # returns at once while down
+        await eventually(lambda: bus.state is State.DOWN, "the bus to notice")
+        await bus.settle()  # returns at once while down
         for n in range(5):  # stored messages: kept, the oldest beyond 3 dropped
-            sender.to_users([7], f'{{"n":{n}}}', message_id=100 + n)
-        sender.to_users([7], '{"cmd":40}')  # typing: dropped
-        assert sender.stats.dropped == 3
-        assert await sender.online([1, 9]) == {1}  # only what it knows locally
-        assert await sender.arrived(2, [], friends=[1], frame="{}") == {1}
+            bus.to_users([7], f'{{"n":{n}}}', message_id=100 + n)
+        bus.to_users([7], '{"cmd":40}')  # typing: dropped
+        assert bus.stats.dropped == 3
+        assert await bus.online([1, 9]) == {1}  # only what it knows locally
+        assert await bus.arrived(2, [], friends=[1], frame="{}") == {1}
 
-        private_redis.start()
-        await eventually(lambda: sender.state is State.UP and receiver.state is State.UP,
-                         "both buses back", 20)
+        # Back, but locked until someone listens for user 7: then the bus may reconnect.
+        private_redis.start("--requirepass", "wait")
+        listener = aioredis.Redis(port=private_redis.port, password="wait")
+        pubsub = listener.pubsub()
+        await pubsub.subscribe(Names(prefix).user(7))
+        await listener.config_set("requirepass", "")
+        await eventually(lambda: bus.state is State.UP, "the bus back", 20)
         assert phone.closed == [1012]  # reconnect and sync
-        assert sender.stats.resets == 1 and sender.stats.reconnects == 1
-        # The receiver's node resubscribed; the outbox reaches it in order.
-        await eventually(lambda: len(hub.delivered) == 3, "the outbox")
-        assert [d[4] for d in hub.delivered] == [102, 103, 104]
-        await sender.close()
-        await receiver.close()
+        assert (bus.stats.resets, bus.stats.reconnects) == (1, 1)
+        got: list[int | None] = []
+
+        async def next_message() -> Any:
+            while True:  # None also stands for the skipped subscribe confirmation
+                message = await pubsub.get_message(ignore_subscribe_messages=True,
+                                                   timeout=None)
+                if message is not None:
+                    return message
+
+        while len(got) < 3:
+            message = await asyncio.wait_for(next_message(), 10)
+            got.append(unpack(message["data"]).message_id)
+        assert got == [102, 103, 104]  # in order, after the reconnect
+        await pubsub.aclose()
+        await listener.aclose()
+        await bus.close()
 
     asyncio.run(scenario())
 
