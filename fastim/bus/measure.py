@@ -294,11 +294,12 @@ async def measure_direct(db: str, redis: str, messages: int, workdir: Path) -> d
                 raise RuntimeError("the 1:1 messages did not all arrive")
             await asyncio.sleep(0.05)
         after = delta(redis_info(redis), before)
-        after["subscribers_of_bob"] = subscribers(redis, f"u:{users[1][0]}")
-        after["subscribers_of_alice"] = subscribers(redis, f"u:{users[0][0]}")
+        # Each PUBLISH goes once to each node subscribed to the user's channel.
+        watching = {"bob": subscribers(redis, f"u:{users[1][0]}"),
+                    "alice": subscribers(redis, f"u:{users[0][0]}")}
         await alice.close()
         await bob.close()
-        return {"messages": messages,
+        return {"messages": messages, "channel_subscribers": watching,
                 "redis_per_chat_message": {k: v / messages for k, v in after.items()}}
     finally:
         for node in nodes:
