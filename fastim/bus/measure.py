@@ -248,6 +248,8 @@ async def measure_fanout(db: str, redis: str, members: int, messages: int,
         ids = {sender.acks[cid]: sent_at[cid] for cid in sent_at}
         latencies = sorted(t - ids[i] for d in devices for i, t in d.arrivals.items())
         deliveries = len(devices) * messages
+        # Redis sends each PUBLISH once to each subscribed connection (node).
+        watching = subscribers(redis, f"g:{group}") if redis else 0
         for device in devices + [sender]:
             await device.close()
         result: dict[str, Any] = {
@@ -263,8 +265,7 @@ async def measure_fanout(db: str, redis: str, members: int, messages: int,
         if redis:
             result["redis_per_chat_message"] = {k: v / messages
                                                 for k, v in redis_delta.items()}
-            # Redis sends each PUBLISH once to each subscribed connection (node).
-            result["group_channel_subscribers"] = subscribers(redis, f"g:{group}")
+            result["group_channel_subscribers"] = watching
         return result
     finally:
         for node in nodes:
@@ -297,9 +298,11 @@ async def measure_direct(db: str, redis: str, messages: int, workdir: Path) -> d
         # Each PUBLISH goes once to each node subscribed to the user's channel.
         watching = {"bob": subscribers(redis, f"u:{users[1][0]}"),
                     "alice": subscribers(redis, f"u:{users[0][0]}")}
+        cpu_ms = after.pop("cpu", 0.0) * 1000
         await alice.close()
         await bob.close()
         return {"messages": messages, "channel_subscribers": watching,
+                "redis_cpu_ms": cpu_ms,
                 "redis_per_chat_message": {k: v / messages for k, v in after.items()}}
     finally:
         for node in nodes:
