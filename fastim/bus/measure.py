@@ -285,6 +285,7 @@ async def measure_direct(db: str, redis: str, messages: int, workdir: Path) -> d
         alice = await Device.open(nodes[0].port, users[0][1])
         bob = await Device.open(nodes[1].port, users[1][1])
         before = redis_info(redis)
+        cpu_before = [node.cpu() for node in nodes]
         for n in range(messages):
             await alice.connection.send(json.dumps(
                 {"cmd": 10, "dstid": users[1][0], "media": 1, "content": f"hi {n}",
@@ -294,6 +295,7 @@ async def measure_direct(db: str, redis: str, messages: int, workdir: Path) -> d
             if time.monotonic() > deadline:
                 raise RuntimeError("the 1:1 messages did not all arrive")
             await asyncio.sleep(0.05)
+        cpu = [node.cpu() - b for node, b in zip(nodes, cpu_before, strict=True)]
         after = delta(redis_info(redis), before)
         # Each PUBLISH goes once to each node subscribed to the user's channel.
         watching = {"bob": subscribers(redis, f"u:{users[1][0]}"),
@@ -302,7 +304,8 @@ async def measure_direct(db: str, redis: str, messages: int, workdir: Path) -> d
         await alice.close()
         await bob.close()
         return {"messages": messages, "channel_subscribers": watching,
-                "redis_cpu_ms": cpu_ms,
+                "redis_cpu_ms": cpu_ms, "node_cpu_seconds": cpu,
+                "node_cpu_us_per_message": [1e6 * c / messages for c in cpu],
                 "redis_per_chat_message": {k: v / messages for k, v in after.items()}}
     finally:
         for node in nodes:
