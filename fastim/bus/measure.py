@@ -258,7 +258,8 @@ async def measure_fanout(db: str, redis: str, members: int, messages: int,
             "wall_seconds": finished - started,
             "deliveries_per_second_wall": deliveries / (finished - started),
             "node_cpu_seconds": cpu,
-            "deliveries_per_node_cpu_second": deliveries / sum(cpu),
+            # None when the run was too short for /proc's clock ticks to see it.
+            "deliveries_per_node_cpu_second": deliveries / sum(cpu) if sum(cpu) else None,
             "latency_p50_ms": 1000 * latencies[len(latencies) // 2],
             "latency_p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
         }
