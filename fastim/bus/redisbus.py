@@ -172,8 +172,7 @@ class RedisBus:
     async def close(self) -> None:
         """Publish what is queued, leave the registry, disconnect."""
         if self.state is State.UP:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.settle(), self.options.wait)
+            await self.settle()
             with contextlib.suppress(RedisError, OSError, TimeoutError):
                 await asyncio.wait_for(self._call("reap", self.node, "1", self.node),
                                        self.options.wait)
@@ -187,13 +186,15 @@ class RedisBus:
 
     async def settle(self) -> None:
         """Wait until everything queued so far has reached Redis (at once when Redis is
-        down: then it waits in the outbox). Contact handlers call this before they answer,
-        so the other nodes' caches have been told when the client hears "done"."""
+        down: then it waits in the outbox; at most `options.wait` while reconnecting).
+        Contact handlers call this before they answer, so the other nodes' caches have
+        been told when the client hears "done"."""
         if self.state is State.DOWN:
             return
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._enqueue(_Op(script="ping", future=future))
-        await future
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(future, self.options.wait)
 
     # -- the Bus protocol of fastim.chat.hub -----------------------------------------
 
