@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis
 
 from fastim.ws import ConnectionClosed, connect
 from tests.chat_support import SAFETY, ChatClient
@@ -114,12 +115,13 @@ class Node:
         self.process.wait(SAFETY)
 
     def stop(self) -> None:
-        """SIGTERM and wait for the graceful shutdown (SIGKILL as a safety net)."""
+        """SIGTERM and wait for the graceful shutdown (SIGKILL as a safety net: the
+        shutdown waits for clients' closing handshakes, up to the server's timeout)."""
         if self.process is None or self.process.poll() is not None:
             return
         self.process.send_signal(signal.SIGTERM)
         try:
-            self.process.wait(SAFETY)
+            self.process.wait(STARTUP)
         except subprocess.TimeoutExpired:
             self.process.kill()
             self.process.wait(SAFETY)
@@ -200,8 +202,18 @@ class Cluster:
         return node.start()
 
     def close(self) -> None:
+        """Stop the nodes, then remove whatever this cluster left in Redis (a node that
+        had to be killed leaves its registry entries for a reaper that never comes)."""
         for node in self.nodes:
             node.stop()
+        client = redis.Redis.from_url(self.redis.split("?")[0])
+        try:
+            for key in client.scan_iter(f"{self.prefix}:*"):
+                client.delete(key)
+        except redis.RedisError:
+            pass  # a private redis-server may be gone already
+        finally:
+            client.close()
 
     def friends(self, a: User, b: User, via: Node | None = None) -> None:
         reply = (via or self.nodes[0]).post("/contact/addfriend", {"dstid": b.id},
