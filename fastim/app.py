@@ -25,12 +25,35 @@ logger = logging.getLogger("fastim.app")
 Hook = Callable[["App"], Awaitable[None]]
 
 
+class RoleRouter(Router):
+    """A router that keeps only the routes a node of one role serves (`--role`).
+
+    ``api``: everything but the /chat WebSocket. ``chat``: the /chat WebSocket and the
+    REST under /chat/ (history, reads, unread) that a chat client needs beside it.
+    Handler modules register as usual; what the role does not serve is left out here.
+    """
+
+    def __init__(self, role: str) -> None:
+        super().__init__()
+        self.role = role
+
+    def add_route(self, methods: Any, path: str, handler: Any, **options: Any) -> None:
+        if self.role == "chat" and not path.startswith("/chat/"):
+            return
+        super().add_route(methods, path, handler, **options)
+
+    def websocket(self, path: str, handler: Any, **options: Any) -> None:
+        if self.role == "api":
+            return
+        super().websocket(path, handler, **options)
+
+
 class App:
     """The running application: configuration, router, templates, store and server."""
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.router = Router()
+        self.router = Router() if config.role == "all" else RoleRouter(config.role)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(config.views_dir)),
             autoescape=True,  # every template, whatever its extension

@@ -17,6 +17,9 @@ from fastim.media.options import MediaOptions
 #: The checkout the package runs from (asset/ and views/ live beside fastim/).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
+#: What a node may serve (`--role`).
+ROLES = ("all", "api", "chat")
+
 
 def _project_path(name: str) -> Path:
     candidate = PROJECT_DIR / name
@@ -28,13 +31,19 @@ class Config:
     """Everything `fastim serve` needs to know.
 
     `db` and `redis` are URLs; an empty `db` means SQLite in `data_dir`, an empty
-    `redis` means the in-process message bus.
+    `redis` means the in-process message bus. `role` splits the app between nodes
+    sharing one database and one Redis (docs/scaling.md): ``api`` serves the REST API
+    and the pages, ``chat`` the /chat WebSocket and the REST under /chat/, ``all`` both.
     """
 
     host: str = "127.0.0.1"
     port: int = 8081
     db: str = ""
     redis: str = ""
+    role: str = "all"
+    #: Seconds a node stays "alive" in Redis after its last heartbeat; its users count
+    #: as online until then (heartbeats go out three times per period).
+    node_ttl: float = 15.0
     data_dir: Path = Path("data")
     #: Uploaded files, served under /resource/.
     resource_dir: Path = Path("resource")
@@ -98,6 +107,14 @@ def add_serve_arguments(
     parser.add_argument("--redis", default=env.get("FASTIM_REDIS", ""),
                         help="Redis URL for the message bus, e.g. redis://127.0.0.1:6379/0 "
                              "(FASTIM_REDIS, default: in-process)")
+    parser.add_argument("--role", choices=ROLES, default=env.get("FASTIM_ROLE", defaults.role),
+                        help="what this node serves: api (REST and pages), chat (/chat), "
+                             "or all (FASTIM_ROLE, default %(default)s; api and chat "
+                             "need --redis)")
+    parser.add_argument("--node-ttl", type=float,
+                        default=_env_float(env, "FASTIM_NODE_TTL", defaults.node_ttl),
+                        help="seconds after a node's last heartbeat that its users stop "
+                             "being online (FASTIM_NODE_TTL, default %(default)s)")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(env.get("FASTIM_DATA_DIR", str(defaults.data_dir))),
                         help="directory for the SQLite file and temporary uploads "
@@ -130,11 +147,21 @@ def add_serve_arguments(
 
 def config_from_args(args: argparse.Namespace) -> Config:
     """A Config from parsed `serve` arguments."""
+    if args.role not in ROLES:  # argparse checks the flag's choices, not the env default
+        raise SystemExit(f"--role must be one of {', '.join(ROLES)}, not {args.role!r}")
+    if args.role != "all" and not args.redis:
+        # An api node tells chat nodes of contact changes over Redis; without it their
+        # friend and member caches would go stale.
+        raise SystemExit(f"--role {args.role} needs --redis (nodes share it)")
+    if args.node_ttl <= 0:
+        raise SystemExit("--node-ttl must be positive")
     return Config(
         host=args.host,
         port=args.port,
         db=args.db,
         redis=args.redis,
+        role=args.role,
+        node_ttl=args.node_ttl,
         data_dir=args.data_dir,
         resource_dir=args.resource_dir,
         allowed_origins=tuple(args.allowed_origins),
@@ -158,3 +185,13 @@ def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
 def _env_path(env: Mapping[str, str], name: str) -> Path | None:
     value = env.get(name)
     return Path(value) if value else None
+
+
+def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
+    value = env.get(name)
+    if value is None or value == "":
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        raise SystemExit(f"{name} must be a number, not {value!r}") from None

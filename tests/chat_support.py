@@ -23,10 +23,12 @@ class ChatClient:
         self.snapshot: dict[str, Any] = {}
 
     @classmethod
-    async def open(cls, api: ApiServer, token: str, **options: Any) -> ChatClient:
-        """Connect, and wait for the presence snapshot: from then on the hub delivers to
-        this device live (what came before it is for sync, as docs/chat-protocol.md says)."""
-        connection = await connect(f"ws://127.0.0.1:{api.port}/chat?token={token}",
+    async def open(cls, api: ApiServer | int, token: str, **options: Any) -> ChatClient:
+        """Connect to a server (or a port) and wait for the presence snapshot: from then on
+        the hub delivers to this device live (what came before it is for sync, as
+        docs/chat-protocol.md says). The snapshot is kept in `snapshot`."""
+        port = api if isinstance(api, int) else api.port
+        connection = await connect(f"ws://127.0.0.1:{port}/chat?token={token}",
                                    ping_interval=None, **options)
         client = cls(connection)
         client.snapshot = await client.expect(lambda f: f.get("cmd") == 50 and "users" in f)

@@ -66,8 +66,6 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
             "friendships": 0,
             "tokens": 0,
             "users": 0,
-            "messages": 0,
-            "read_marks": 0,
         }
     finally:
         run(store.close())

@@ -1134,9 +1134,9 @@ def test_send_nowait_writes_at_once_and_reports_what_is_buffered() -> None:
             ws.send_nowait("too late")
 
     async def main() -> None:
-        async with serve(fan_out, "127.0.0.1", 0) as server:
-            async with ws_connect(f"ws://127.0.0.1:{server.port}") as client:
-                assert await client.recv() == "text frame"
-                assert await client.recv() == b"\x00binary"
+        async with (serve(fan_out, "127.0.0.1", 0) as server,
+                    ws_connect(f"ws://127.0.0.1:{server.port}") as client):
+            assert await client.recv() == "text frame"
+            assert await client.recv() == b"\x00binary"
 
     run(main())

@@ -5,7 +5,9 @@ frame is encoded once and the same text goes to every recipient connection. The 
 on the hot path (is this a friend, is this a member, who of this group is online) are
 answered from memory: a user's friends and groups are loaded when their first device
 connects and kept in step by the contact handlers (`friendship_added`, `member_joined`…).
-Delivery goes through a bus, so another node's users can be reached the same way.
+Delivery goes through a bus, so another node's users can be reached the same way: the
+bus also answers who is online anywhere and is told when this node starts or stops
+holding a user or a group's online members (fastim/bus/ puts Redis behind it).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -82,15 +85,42 @@ class Session(Protocol):
 
 
 class Bus(Protocol):
-    """Carries frames to users wherever they are connected (this node or others)."""
+    """Carries frames to users wherever they are connected (this node or others), and
+    knows who is online anywhere.
 
-    def to_users(self, users: Sequence[int], frame: str,
-                 skip_session: str | None = None) -> None: ...
+    `message_id` marks a stored message's frame: a device is sent each message once even
+    when it reaches the node twice (a bus that republishes after an outage).
+    """
+
+    def to_users(self, users: Sequence[int], frame: str, skip_session: str | None = None,
+                 message_id: int | None = None) -> None: ...
 
     def to_group(self, group: int, frame: str, also: int | None = None,
-                 skip_session: str | None = None) -> None:
+                 skip_session: str | None = None, message_id: int | None = None) -> None:
         """Every online member of `group`, and the devices of user `also` (the sender,
         who may be on no list of this node's members)."""
+
+    async def arrived(self, user: int, groups: Collection[int], friends: Collection[int],
+                      frame: str) -> set[int]:
+        """The first device of `user` on this node is connected, and `groups` now have an
+        online member here: start receiving for them. If the user was offline everywhere
+        until now, send `frame` (the online presence) to those of `friends` who are
+        online. Returns the friends online anywhere."""
+
+    def departed(self, user: int, groups: Collection[int], friends: Collection[int],
+                 frame: str) -> None:
+        """The last device of `user` on this node is gone and `groups` have no online
+        member here any more. If the user is now offline everywhere, send `frame` (the
+        offline presence) to those of `friends` who are online."""
+
+    def watch_group(self, group: int) -> None:
+        """`group` has its first online member on this node (a member joined)."""
+
+    def unwatch_group(self, group: int) -> None:
+        """`group` has no online member on this node any more (left, dissolved)."""
+
+    async def online(self, users: Collection[int]) -> set[int]:
+        """Those of `users` with a live device on any node."""
 
 
 @dataclass
@@ -101,6 +131,34 @@ class HubOptions:
     max_strikes: int = 10  # malformed commands tolerated before closing with 1008
     max_batch: int = 256
     max_pending: int = 20_000
+
+
+class SentIds:
+    """The newest message ids one connection has been sent, live or in a sync page.
+
+    A message can reach a device by two roads: live, and in the reply to a sync the
+    client sent around the same time (or again, when the bus republishes after an
+    outage). Each id goes out once per connection. Only the newest `limit` are kept:
+    the overlap is always among the latest messages. Created on a connection's first
+    message, so an idle connection costs nothing.
+    """
+
+    __slots__ = ("_order", "_ids", "limit")
+
+    def __init__(self, limit: int = 128) -> None:
+        self._order: deque[int] = deque()
+        self._ids: set[int] = set()
+        self.limit = limit
+
+    def add(self, message_id: int) -> bool:
+        """Record `message_id`; False when this connection was sent it already."""
+        if message_id in self._ids:
+            return False
+        self._ids.add(message_id)
+        self._order.append(message_id)
+        if len(self._order) > self.limit:
+            self._ids.discard(self._order.popleft())
+        return True
 
 
 @dataclass
@@ -123,6 +181,7 @@ class Hub:
         self.online_members: dict[int, set[int]] = {}  # group -> members online here
         self._buckets: dict[str, TokenBucket] = {}
         self._strikes: dict[str, int] = {}
+        self._sent: dict[str, SentIds] = {}  # session -> message ids it has been sent
         self._commit: GroupCommit[NewMessage, StoredMessage] = GroupCommit(
             store.insert_messages, self._stored, self._store_failed,
             max_batch=self.options.max_batch, max_pending=self.options.max_pending)
@@ -139,7 +198,8 @@ class Hub:
         """A device came online: load what the hot path needs and tell friends."""
         user = session.user_id
         presence = self.users.get(user)
-        first = presence is None
+        first_here = False
+        new_groups: list[int] = []  # groups that had no online member on this node
         if presence is None:
             friends, groups = await asyncio.gather(self.store.friends_of(user),
                                                    self.store.groups_of(user))
@@ -147,38 +207,66 @@ class Hub:
             if presence is None:
                 presence = Presence(sessions={}, friends=friends, groups=groups)
                 self.users[user] = presence
+                first_here = True
                 for group in groups:
-                    self.online_members.setdefault(group, set()).add(user)
+                    members = self.online_members.setdefault(group, set())
+                    if not members:
+                        new_groups.append(group)
+                    members.add(user)
         presence.sessions[session.id] = session
         now = self.clock()
         self._buckets[session.id] = TokenBucket(self.options.rate, self.options.burst, now)
-        online = sorted(f for f in presence.friends if f in self.users)
-        session.push(encode({"cmd": Cmd.PRESENCE, "users": online, "online": True}))
-        if first:
-            self.bus.to_users(sorted(presence.friends),
-                              encode({"cmd": Cmd.PRESENCE, "userid": user, "online": True}))
+        if first_here:
+            # Receive for the user (and new groups) before the client can ask to sync,
+            # so a message is either in the sync reply or arrives live.
+            online = await self.bus.arrived(
+                user, new_groups, presence.friends,
+                encode({"cmd": Cmd.PRESENCE, "userid": user, "online": True}))
+        else:
+            online = await self.bus.online(presence.friends)
+        if session.id in presence.sessions:  # not closed while we waited
+            session.push(encode({"cmd": Cmd.PRESENCE, "users": sorted(online),
+                                 "online": True}))
 
     def disconnect(self, session: Session) -> None:
         user = session.user_id
         self._buckets.pop(session.id, None)
         self._strikes.pop(session.id, None)
+        self._sent.pop(session.id, None)
         presence = self.users.get(user)
         if presence is None or presence.sessions.pop(session.id, None) is None:
             return
         if presence.sessions:
             return
         del self.users[user]
+        emptied = []
         for group in presence.groups:
             members = self.online_members.get(group)
             if members is not None:
                 members.discard(user)
                 if not members:
                     del self.online_members[group]
-        self.bus.to_users(sorted(presence.friends),
+                    emptied.append(group)
+        self.bus.departed(user, emptied, presence.friends,
                           encode({"cmd": Cmd.PRESENCE, "userid": user, "online": False}))
 
     def is_online(self, user: int) -> bool:
+        """Whether `user` has a device on this node (`bus.online` knows all nodes)."""
         return user in self.users
+
+    def friends_went_offline(self, users: Collection[int]) -> None:
+        """`users` were on a node that stopped without saying so (its presence expired):
+        tell their friends connected here that they are offline."""
+        gone = set(users)
+        frames: dict[int, str] = {}
+        for presence in list(self.users.values()):
+            for friend in (presence.friends & gone):
+                frame = frames.get(friend)
+                if frame is None:
+                    frame = frames[friend] = encode(
+                        {"cmd": Cmd.PRESENCE, "userid": friend, "online": False})
+                for session in list(presence.sessions.values()):
+                    session.push(frame)
 
     # -- what contact handlers tell the hub ---------------------------------------------
 
@@ -192,7 +280,10 @@ class Hub:
         presence = self.users.get(user)
         if presence is not None:
             presence.groups.add(group)
-            self.online_members.setdefault(group, set()).add(user)
+            members = self.online_members.setdefault(group, set())
+            if not members:
+                self.bus.watch_group(group)
+            members.add(user)
 
     def member_left(self, group: int, user: int) -> None:
         presence = self.users.get(user)
@@ -203,12 +294,16 @@ class Hub:
             members.discard(user)
             if not members:
                 del self.online_members[group]
+                self.bus.unwatch_group(group)
 
     def group_dissolved(self, group: int) -> None:
-        for user in self.online_members.pop(group, set()):
+        members = self.online_members.pop(group, set())
+        for user in members:
             presence = self.users.get(user)
             if presence is not None:
                 presence.groups.discard(group)
+        if members:
+            self.bus.unwatch_group(group)
 
     # -- commands ---------------------------------------------------------------------
 
@@ -282,7 +377,7 @@ class Hub:
                 "memo": message.memo, "amount": message.amount, "ts": stored.ts,
             })
             self._to_conversation(item.sender, message.cmd, message.dstid, frame,
-                                  skip_session=item.session_id)
+                                  skip_session=item.session_id, message_id=stored.id)
 
     def _ack(self, item: NewMessage, stored: StoredMessage) -> None:
         presence = self.users.get(item.sender)
@@ -300,12 +395,13 @@ class Hub:
                                        "send it again", item.message.cid).frame())
 
     def _to_conversation(self, sender: int, kind: int, dstid: int, frame: str,
-                         skip_session: str | None = None) -> None:
+                         skip_session: str | None = None,
+                         message_id: int | None = None) -> None:
         """Both sides of a 1:1 chat, or the group's members, and the sender's devices."""
         if kind == Cmd.SINGLE:
-            self.bus.to_users([dstid, sender], frame, skip_session)
+            self.bus.to_users([dstid, sender], frame, skip_session, message_id)
         else:
-            self.bus.to_group(dstid, frame, sender, skip_session)
+            self.bus.to_group(dstid, frame, sender, skip_session, message_id)
 
     async def _sync(self, session: Session, command: Sync) -> None:
         presence = self.users.get(session.user_id)
@@ -314,8 +410,12 @@ class Hub:
                                                command.limit + 1)
         more = len(rows) > command.limit
         rows = rows[: command.limit]
+        following = rows[-1]["id"] if rows else command.since
+        # Leave out what this connection already got live (it may have arrived between
+        # the connect and this sync): each message once per connection.
+        rows = [row for row in rows if self._first_send(session.id, row["id"])]
         session.push(encode({"cmd": Cmd.SYNC_RESULT, "since": command.since, "rows": rows,
-                             "more": more, "next": rows[-1]["id"] if rows else command.since}))
+                             "more": more, "next": following}))
 
     async def _read(self, session: Session, command: Read) -> None:
         user = session.user_id
@@ -336,22 +436,33 @@ class Hub:
 
     # -- delivery on this node ---------------------------------------------------------
 
+    def _first_send(self, session_id: str, message_id: int) -> bool:
+        sent = self._sent.get(session_id)
+        if sent is None:
+            sent = self._sent[session_id] = SentIds()
+        return sent.add(message_id)
+
     def deliver_to_users(self, users: Sequence[int], frame: str,
-                         skip_session: str | None = None) -> None:
+                         skip_session: str | None = None,
+                         message_id: int | None = None) -> None:
         for user in users:
             presence = self.users.get(user)
             if presence is None:
                 continue  # offline here: the message waits in the store for sync
             for session in list(presence.sessions.values()):
-                if session.id != skip_session:
-                    session.push(frame)
+                if session.id == skip_session:
+                    continue
+                if message_id is not None and not self._first_send(session.id, message_id):
+                    continue  # this connection has it already
+                session.push(frame)
 
     def deliver_to_group(self, group: int, frame: str, also: int | None = None,
-                         skip_session: str | None = None) -> None:
+                         skip_session: str | None = None,
+                         message_id: int | None = None) -> None:
         members = self.online_members.get(group, ())
-        self.deliver_to_users(list(members), frame, skip_session)
+        self.deliver_to_users(list(members), frame, skip_session, message_id)
         if also is not None and also not in members:
-            self.deliver_to_users([also], frame, skip_session)
+            self.deliver_to_users([also], frame, skip_session, message_id)
 
 
 class LocalBus:
@@ -360,10 +471,30 @@ class LocalBus:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
-    def to_users(self, users: Sequence[int], frame: str,
-                 skip_session: str | None = None) -> None:
-        self.hub.deliver_to_users(users, frame, skip_session)
+    def to_users(self, users: Sequence[int], frame: str, skip_session: str | None = None,
+                 message_id: int | None = None) -> None:
+        self.hub.deliver_to_users(users, frame, skip_session, message_id)
 
     def to_group(self, group: int, frame: str, also: int | None = None,
-                 skip_session: str | None = None) -> None:
-        self.hub.deliver_to_group(group, frame, also, skip_session)
+                 skip_session: str | None = None, message_id: int | None = None) -> None:
+        self.hub.deliver_to_group(group, frame, also, skip_session, message_id)
+
+    async def arrived(self, user: int, groups: Collection[int], friends: Collection[int],
+                      frame: str) -> set[int]:
+        # This node is the only one: its first device is the first anywhere.
+        online = {friend for friend in friends if friend in self.hub.users}
+        self.hub.deliver_to_users(sorted(online), frame)
+        return online
+
+    def departed(self, user: int, groups: Collection[int], friends: Collection[int],
+                 frame: str) -> None:
+        self.hub.deliver_to_users(sorted(friends), frame)
+
+    def watch_group(self, group: int) -> None:
+        pass  # every group message is published here already
+
+    def unwatch_group(self, group: int) -> None:
+        pass
+
+    async def online(self, users: Collection[int]) -> set[int]:
+        return {user for user in users if user in self.hub.users}

@@ -3,6 +3,10 @@
 The upgrade is checked before the 101 (docs/chat-protocol.md): a valid token (query
 `token` as in fastIM, the Bearer header, or the session cookie) or 401; an `Origin`
 that is not this server's own or an allowed one, 403 (cross-site WebSocket hijacking).
+
+With `--redis` the hub sends through `fastim.bus.RedisBus` (``app.bus``), which also
+carries contact changes to the other nodes; an api-only node (`--role api`) runs the
+bus without a hub (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -68,23 +72,39 @@ def apply_contact_event(hub: Hub, event: ContactEvent) -> None:
 def register(router: Router, app: Any) -> None:
     """Add /chat, /chat/history, /chat/unread, /chat/reads and the hub's life cycle."""
     app.hub = None
+    app.bus = None  # the Redis bus, when --redis is given
     allowed_origins = set(app.config.allowed_origins)
 
     async def start_hub(app: Any) -> None:
         storage = ChatStorage(app.store)
         await storage.start()
         app.chat_storage = storage
-        hub = Hub(storage, app.config.hub)
-        hub.start()
-        app.hub = hub
-        # Friendships and memberships changed through REST reach the hub's in-memory
-        # checks right after their commit, so they never lag the database.
-        app.contacts.subscribe(lambda event: apply_contact_event(hub, event))
+        bus = None
+        if app.config.redis:
+            from fastim.bus import BusOptions, RedisBus
+
+            bus = RedisBus(app.config.redis, BusOptions(node_ttl=app.config.node_ttl))
+            app.contacts.subscribe(bus.contact_changed)
+            app.bus = bus
+        if app.config.role != "api":
+            hub = Hub(storage, app.config.hub)
+            if bus is not None:
+                bus.attach(hub)
+            app.hub = hub
+            hub.start()
+            # Friendships and memberships changed through REST reach the hub's in-memory
+            # checks right after their commit, so they never lag the database.
+            app.contacts.subscribe(lambda event: apply_contact_event(hub, event))
+        if bus is not None:
+            await bus.start()
 
     async def stop_hub(app: Any) -> None:
         if app.hub is not None:
             hub, app.hub = app.hub, None
-            await hub.close()
+            await hub.close()  # stores and publishes what is queued
+        if app.bus is not None:
+            bus, app.bus = app.bus, None
+            await bus.close()
 
     app.on_startup.append(start_hub)
     app.on_shutdown.append(stop_hub)
@@ -103,8 +123,10 @@ def register(router: Router, app: Any) -> None:
 
     async def chat(connection: Any, request: Request) -> None:
         hub: Hub = app.hub
+        # Session ids must be unique across nodes: the bus names the sender's device.
+        node = f"{app.bus.node}/" if app.bus is not None else ""
         session = ChatSession(connection, request.state.user.id,
-                              app.config.chat_outbound_buffer,
+                              app.config.chat_outbound_buffer, node=node,
                               on_close=lambda: hub.disconnect(session))
         await hub.connect(session)
         try:

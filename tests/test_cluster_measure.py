@@ -1,0 +1,40 @@
+"""The measurement tool behind docs/scaling.md runs end to end (tiny sizes: it checks
+that the figures can be produced, not what they are)."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from fastim.bus import measure
+from tests.cluster_support import RedisServer
+
+pytestmark = [pytest.mark.mysql, pytest.mark.redis]
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def test_every_figure_is_produced(mysql_database: str, private_redis: RedisServer,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    measure.main(["all", "--db", f"{mysql_database}_m{secrets.token_hex(2)}",
+                  "--redis", private_redis.url, "--connections", "4", "--members", "5",
+                  "--messages", "3", "--seconds", "0.05"])
+    report = json.loads(capsys.readouterr().out)
+    assert [m["bus"] for m in report["memory"]] == ["local", "redis"]
+    local, redis = report["fanout"]
+    assert (local["deliveries"], redis["deliveries"]) == (12, 12)  # 4 receivers x 3
+    assert redis["group_channel_subscribers"] == 2  # two nodes, not four members
+    assert redis["redis_per_chat_message"]["publish"] == 1.0
+    assert report["direct"]["redis_per_chat_message"]["publish"] == 2.0
+    assert report["store"]["batch_256_per_second"] > 0
