@@ -154,16 +154,73 @@ def test_round_trip_under_any_split(
 ) -> None:
     stream = b"".join(encode_frame(frame, mask) for frame, mask in items)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    use_fast_path = data.draw(st.booleans())
     decoder = FrameDecoder()
     decoded: list[Frame] = []
     start = 0
     for cut in [*cuts, len(stream)]:
         decoder.feed(stream[start:cut])
         start = cut
-        while (frame := decoder.next_frame()) is not None:
+        while True:
+            # The protocol tries the fast path for whole messages first, then next_frame.
+            whole = decoder.next_whole_message() if use_fast_path else None
+            if whole is not None:
+                opcode, payload = whole
+                expected = items[len(decoded)][0]
+                assert expected.fin and not (expected.rsv1 or expected.rsv2 or expected.rsv3)
+                decoded.append(Frame(opcode, payload, masked=expected.masked))
+                continue
+            frame = decoder.next_frame()
+            if frame is None:
+                break
             decoded.append(frame)
     assert decoded == [frame for frame, _ in items]
     assert decoder.buffered == 0
+
+
+def test_fast_path_leaves_other_frames_to_next_frame() -> None:
+    def whole(wire: bytes, **kwargs: object) -> tuple[Opcode, bytes] | None:
+        decoder = FrameDecoder(**kwargs)  # type: ignore[arg-type]
+        decoder.feed(wire)
+        found = decoder.next_whole_message()
+        if found is None:
+            assert decoder.buffered == len(wire)  # nothing consumed
+        return found
+
+    message = encode_frame(Frame(Opcode.TEXT, b"hi"), MASK)
+    assert whole(message) == (Opcode.TEXT, b"hi")
+    assert whole(message, expect_masked=True) == (Opcode.TEXT, b"hi")
+    assert whole(message, expect_masked=False) is None  # next_frame raises 1002
+    assert whole(message, max_data_length=1) is None  # next_frame raises 1009
+    assert whole(message[:-1]) is None  # incomplete
+    assert whole(encode_frame(Frame(Opcode.BINARY, b"hi")), expect_masked=False) == (
+        Opcode.BINARY,
+        b"hi",
+    )
+    assert whole(encode_frame(Frame(Opcode.TEXT, b"hi", fin=False), MASK)) is None
+    assert whole(encode_frame(Frame(Opcode.PING, b"hi"), MASK)) is None
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(70000)), MASK)) is None  # 64-bit
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(300)))[:3]) is None
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(3000)), MASK)) == (
+        Opcode.BINARY,
+        bytes(3000),
+    )
+    # Never while the payload of another frame is pending.
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame(Frame(Opcode.BINARY, b"0123456789"))[:5])
+    assert decoder.next_frame() is None and decoder.pending_header is not None
+    assert decoder.next_whole_message() is None
+
+
+def test_extended_length_arriving_in_pieces() -> None:
+    wire = encode_frame(Frame(Opcode.BINARY, bytes(300)), MASK)
+    decoder = FrameDecoder()
+    decoder.feed(wire[:3])  # the 16-bit length is not all there
+    assert decoder.next_frame() is None and decoder.pending_header is None
+    decoder.feed(wire[3:7])  # the masking key is not all there
+    assert decoder.next_frame() is None and decoder.pending_header is None
+    decoder.feed(wire[7:])
+    assert decoder.next_frame() == Frame(Opcode.BINARY, bytes(300), masked=True)
 
 
 def test_encoder_uses_minimal_length_encoding() -> None:

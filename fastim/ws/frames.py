@@ -83,7 +83,10 @@ class CloseCode(IntEnum):
 # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".
 MAX_CONTROL_PAYLOAD = 125
 
-_OPCODES = {int(op): op for op in Opcode}
+# Opcode by the low 4 bits of a frame's first octet; None for the reserved ones (§5.2).
+_OPCODES: tuple[Opcode | None, ...] = tuple(
+    Opcode(value) if value in Opcode._value2member_map_ else None for value in range(16)
+)
 
 
 def is_valid_close_code(code: int) -> bool:
@@ -230,7 +233,11 @@ class FrameDecoder:
     - `max_data_length`: the largest payload the next data frame may have, or None. The
       protocol lowers it while a fragmented message grows; a data frame over it fails with
       1009 as soon as its header is read, before any of its payload is buffered.
+    - `pending_header` (read it, do not set it): the header of the frame whose payload is
+      still arriving, or None.
     """
+
+    __slots__ = ("expect_masked", "max_data_length", "pending_header", "_buffer", "_unmasked")
 
     def __init__(
         self,
@@ -240,17 +247,12 @@ class FrameDecoder:
     ) -> None:
         self.expect_masked = expect_masked
         self.max_data_length = max_data_length
+        self.pending_header: FrameHeader | None = None
         # One buffer; it always starts at the header of the frame being decoded.
         self._buffer = bytearray()
-        self._header: FrameHeader | None = None
         # How many payload bytes of the pending frame have been unmasked in place (by
         # peek_payload), so they are never unmasked twice.
         self._unmasked = 0
-
-    @property
-    def pending_header(self) -> FrameHeader | None:
-        """The header of the frame whose payload is still arriving, if any."""
-        return self._header
 
     @property
     def buffered(self) -> int:
@@ -266,26 +268,149 @@ class FrameDecoder:
 
         Raises ProtocolError for a malformed frame; the stream cannot be trusted after it.
         """
-        header = self._header
-        if header is None:
-            header = self._parse_header()
-            if header is None:
-                return None
-            self._header = header
-        end = header.size + header.length
         buffer = self._buffer
+        header = self.pending_header
+        if header is not None:
+            return self._complete(header)
+        # The header is parsed on the spot, and a frame that is all there (the common case:
+        # small messages arrive whole) becomes a Frame without a FrameHeader in between.
+        if len(buffer) < 2:
+            return None
+        first = buffer[0]
+        second = buffer[1]
+        opcode = _OPCODES[first & 0x0F]
+        if opcode is None:
+            # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
+            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {first & 0x0F:#x}")
+        length = second & 0x7F
+        masked = second >= 0x80
+        if opcode >= 0x8:
+            # §5.5: control frames are never fragmented and carry at most 125 bytes.
+            if first < 0x80:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
+            if length > MAX_CONTROL_PAYLOAD:
+                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame too long")
+        expect_masked = self.expect_masked
+        if expect_masked is not None and masked != expect_masked:
+            # §5.1: a server closes on an unmasked frame, a client on a masked one.
+            raise ProtocolError(
+                CloseCode.PROTOCOL_ERROR,
+                "unmasked client frame" if expect_masked else "masked server frame",
+            )
+        if length < 126:
+            size = 2
+        else:
+            size = 4 if length == 126 else 10
+            if len(buffer) < size:
+                return None
+            if length == 126:
+                (length,) = struct.unpack_from("!H", buffer, 2)
+            else:
+                (length,) = struct.unpack_from("!Q", buffer, 2)
+                if length >> 63:
+                    # §5.2: "the most significant bit MUST be 0".
+                    raise ProtocolError(
+                        CloseCode.PROTOCOL_ERROR, "64-bit length with top bit set"
+                    )
+        limit = self.max_data_length
+        if limit is not None and length > limit and opcode < 0x8:
+            # Refuse before buffering the payload (§10.4: limits on frame and message size).
+            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
+        mask: bytes | None = None
+        if masked:
+            if len(buffer) < size + 4:
+                return None
+            mask = bytes(buffer[size : size + 4])
+            size += 4
+        end = size + length
+        if len(buffer) < end:
+            # The payload is still arriving: keep the header (peek_payload reads it).
+            self.pending_header = FrameHeader(
+                first >= 0x80,
+                (first & 0x40) != 0,
+                (first & 0x20) != 0,
+                (first & 0x10) != 0,
+                opcode,
+                length,
+                mask,
+                size,
+            )
+            return None
+        if length < _TRANSLATE_THRESHOLD:
+            # A small payload: slicing copies a few bytes, cheaper than a memoryview.
+            payload = bytes(buffer[size:end]) if mask is None else apply_mask(buffer[size:end], mask)
+        else:
+            with memoryview(buffer) as view:
+                payload = bytes(view[size:end]) if mask is None else apply_mask(view[size:end], mask)
+        del buffer[:end]
+        return Frame(
+            opcode,
+            payload,
+            first >= 0x80,
+            (first & 0x40) != 0,
+            (first & 0x20) != 0,
+            (first & 0x10) != 0,
+            masked,
+        )
+
+    def next_whole_message(self) -> tuple[Opcode, bytes] | None:
+        """The fast path for the frame that comes most often: a whole text or binary
+        message in one frame (FIN set, no RSV bit, RFC 6455 §5.4), with a 7- or 16-bit
+        length, whose bytes have all arrived. Returns its opcode and unmasked payload.
+
+        Returns None, consuming nothing, for any other frame (or an incomplete one, or one
+        that breaks a rule): `next_frame()` then decodes it with every check and error.
+        """
+        buffer = self._buffer
+        if len(buffer) < 2 or self.pending_header is not None:
+            return None
+        first = buffer[0]
+        if first != 0x82 and first != 0x81:  # FIN + BINARY, FIN + TEXT
+            return None
+        second = buffer[1]
+        masked = second >= 0x80
+        if masked != self.expect_masked and self.expect_masked is not None:
+            return None
+        length = second & 0x7F
+        size = 2
+        if length >= 126:
+            if length == 127 or len(buffer) < 4:
+                return None
+            (length,) = struct.unpack_from("!H", buffer, 2)
+            size = 4
+        limit = self.max_data_length
+        if limit is not None and length > limit:
+            return None
+        end = size + length + (4 if masked else 0)
         if len(buffer) < end:
             return None
-        if header.mask is not None and self._unmasked:
+        if not masked:
+            payload = bytes(buffer[size:end])
+        elif length < _TRANSLATE_THRESHOLD:
+            payload = apply_mask(buffer[size + 4 : end], bytes(buffer[size : size + 4]))
+        else:
+            with memoryview(buffer) as view:
+                payload = apply_mask(view[size + 4 : end], bytes(view[size : size + 4]))
+        del buffer[:end]
+        return (Opcode.BINARY if first == 0x82 else Opcode.TEXT), payload
+
+    def _complete(self, header: FrameHeader) -> Frame | None:
+        """The pending frame, once the rest of its payload has arrived."""
+        buffer = self._buffer
+        end = header.size + header.length
+        if len(buffer) < end:
+            return None
+        mask = header.mask
+        if mask is not None and self._unmasked:
             # peek_payload() already unmasked a prefix in place: finish the job there.
             self._unmask_in_place(header, header.length)
+            mask = None
         with memoryview(buffer) as view:
-            if header.mask is None or self._unmasked == header.length:
-                payload = bytes(view[header.size : end])
-            else:
-                payload = apply_mask(view[header.size : end], header.mask)
+            payload = bytes(view[header.size : end]) if mask is None else apply_mask(
+                view[header.size : end], mask
+            )
         del buffer[:end]
-        self._header = None
+        self.pending_header = None
         self._unmasked = 0
         return Frame(
             header.opcode,
@@ -301,7 +426,7 @@ class FrameDecoder:
         """The unmasked bytes of the pending frame's payload from `start` to what has
         arrived so far. Lets the protocol check the UTF-8 of a text frame that is still
         arriving (RFC 6455 §8.1 fail fast) without waiting for the whole frame."""
-        header = self._header
+        header = self.pending_header
         if header is None:
             return b""
         available = min(len(self._buffer) - header.size, header.length)
@@ -316,60 +441,3 @@ class FrameDecoder:
             lo, hi = header.size + done, header.size + upto
             self._buffer[lo:hi] = apply_mask(self._buffer[lo:hi], header.mask, done)
             self._unmasked = upto
-
-    def _parse_header(self) -> FrameHeader | None:
-        buffer = self._buffer
-        if len(buffer) < 2:
-            return None
-        first, second = buffer[0], buffer[1]
-        opcode = _OPCODES.get(first & 0x0F)
-        if opcode is None:
-            # §5.2: "If an unknown opcode is received, the receiving endpoint MUST _Fail_".
-            raise ProtocolError(CloseCode.PROTOCOL_ERROR, f"reserved opcode {first & 0x0F:#x}")
-        fin = bool(first & 0x80)
-        masked = bool(second & 0x80)
-        length = second & 0x7F
-        if opcode >= 0x8:
-            # §5.5: control frames are never fragmented and carry at most 125 bytes.
-            if not fin:
-                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "fragmented control frame")
-            if length > MAX_CONTROL_PAYLOAD:
-                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "control frame too long")
-        if self.expect_masked is not None and masked != self.expect_masked:
-            # §5.1: a server closes on an unmasked frame, a client on a masked one.
-            raise ProtocolError(
-                CloseCode.PROTOCOL_ERROR,
-                "unmasked client frame" if self.expect_masked else "masked server frame",
-            )
-        size = 2
-        if length == 126:
-            size += 2
-        elif length == 127:
-            size += 8
-        mask_at = size
-        if masked:
-            size += 4
-        if len(buffer) < size:
-            return None
-        if length == 126:
-            (length,) = struct.unpack_from("!H", buffer, 2)
-        elif length == 127:
-            (length,) = struct.unpack_from("!Q", buffer, 2)
-            if length >> 63:
-                # §5.2: "the most significant bit MUST be 0".
-                raise ProtocolError(CloseCode.PROTOCOL_ERROR, "64-bit length with top bit set")
-        limit = self.max_data_length
-        if limit is not None and opcode < 0x8 and length > limit:
-            # Refuse before buffering the payload (§10.4: limits on frame and message size).
-            raise ProtocolError(CloseCode.MESSAGE_TOO_BIG, "message too big")
-        mask = bytes(buffer[mask_at:size]) if masked else None
-        return FrameHeader(
-            fin,
-            bool(first & 0x40),
-            bool(first & 0x20),
-            bool(first & 0x10),
-            opcode,
-            length,
-            mask,
-            size,
-        )

@@ -209,6 +209,11 @@ class WebSocketProtocol:
         return State.CLOSING
 
     @property
+    def buffered(self) -> int:
+        """Bytes received and not yet parsed (see receive_data's max_messages)."""
+        return self._decoder.buffered
+
+    @property
     def receiving(self) -> bool:
         """False once a close frame, a protocol error or EOF ended the incoming stream."""
         return self.close_received is None and self.failure is None and not self.eof_received
@@ -234,10 +239,21 @@ class WebSocketProtocol:
         decoder.feed(data)
         messages = 0
         try:
-            while max_messages is None or messages < max_messages:
+            # The buffer always starts at the next frame's header: empty, nothing to do.
+            while decoder.buffered and (max_messages is None or messages < max_messages):
+                if self._message_opcode is None and self.on_frame is None:
+                    # The common case, a whole uncompressed message in one frame (§5.4):
+                    # no Frame, no pieces to keep, no state to change.
+                    whole = decoder.next_whole_message()
+                    if whole is not None:
+                        opcode, payload = whole
+                        events.append(Message(self._unfragmented(opcode, payload)))
+                        messages += 1
+                        continue
                 frame = decoder.next_frame()
                 if frame is None:
-                    self._check_partial_text()
+                    if decoder.pending_header is not None:
+                        self._check_partial_text()
                     break
                 if self.on_frame is not None:
                     self.on_frame("recv", frame)
@@ -250,7 +266,7 @@ class WebSocketProtocol:
         except ProtocolError as error:
             self.failure = error
             events.append(ProtocolFailure(error))
-        if not self.receiving:
+        if self.failure is not None or self.close_received is not None:
             self._drop_message()
             self._decoder = FrameDecoder()  # free whatever was buffered
         return events
@@ -262,6 +278,8 @@ class WebSocketProtocol:
 
     def data_to_send(self) -> bytes:
         """Bytes the core wants written on its own account (pongs), then forgets them."""
+        if not self._outgoing:
+            return b""
         data = bytes(self._outgoing)
         self._outgoing.clear()
         return data
@@ -304,16 +322,9 @@ class WebSocketProtocol:
                 CloseCode.PROTOCOL_ERROR, "new data frame inside a fragmented message"
             )
         elif frame.fin and not frame.rsv1 and not self._validated:
-            # The common case, an unfragmented uncompressed message (§5.4): no pieces.
-            if self.extension is not None:
-                self._check_size(len(frame.payload), self.max_size)
-            if opcode is Opcode.TEXT:
-                try:
-                    events.append(Message(frame.payload.decode("utf-8")))
-                except UnicodeDecodeError:
-                    raise _invalid_utf8() from None
-            else:
-                events.append(Message(frame.payload))
+            # A whole uncompressed message that did not take receive_data's fast path
+            # (it came in pieces, or somebody watches the frames).
+            events.append(Message(self._unfragmented(opcode, frame.payload)))
             return
         else:
             self._message_opcode = opcode
@@ -339,6 +350,19 @@ class WebSocketProtocol:
             self._binary_parts.append(payload)
         if frame.fin:
             events.append(Message(self._take_message()))
+
+    def _unfragmented(self, opcode: Opcode, payload: bytes) -> str | bytes:
+        """The data of a message that came whole in one uncompressed frame."""
+        if self.extension is not None:
+            # With an extension the decoder's limit is the wire limit (see _wire_limit),
+            # larger than max_size: an uncompressed message is held to max_size here.
+            self._check_size(len(payload), self.max_size)
+        if opcode is Opcode.TEXT:
+            try:
+                return payload.decode("utf-8")  # §8.1: a text message must be UTF-8
+            except UnicodeDecodeError:
+                raise _invalid_utf8() from None
+        return payload
 
     def _decode_text(self, data: bytes | memoryview, final: bool) -> None:
         # §8.1: a text message must be valid UTF-8; checked piece by piece so that a
