@@ -194,14 +194,10 @@ class Connection(asyncio.Protocol):
         write buffer is above `write_limit`. Raises ConnectionClosed after the close."""
         if self._lost:
             raise self._closed_error()
-        if isinstance(message, str):
-            data = self._core.send_text(message)
-        elif isinstance(message, bytes | bytearray | memoryview):
-            data = self._core.send_binary(message)
-        else:
-            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
-        self._write(data)
-        await self._drain()
+        header, payload = self._core.message_frame(message)
+        self._write_frame(header, payload)
+        if self._writing_paused or self._lost:
+            await self._drain()
 
     def send_nowait(self, message: str | bytes) -> None:
         """Write a message at once, never waiting for the write buffer to drain.
@@ -211,10 +207,8 @@ class Connection(asyncio.Protocol):
         that falls too far behind). Raises ConnectionClosed after the close."""
         if self._lost or self._core.close_sent is not None:
             raise self._closed_error()
-        if isinstance(message, str):
-            self._write(self._core.send_text(message))
-        else:
-            self._write(self._core.send_binary(message))
+        header, payload = self._core.message_frame(message)
+        self._write_frame(header, payload)
 
     @property
     def buffered_amount(self) -> int:
@@ -435,6 +429,13 @@ class Connection(asyncio.Protocol):
     def _write(self, data: bytes) -> None:
         assert self._transport is not None
         self._transport.write(data)
+
+    def _write_frame(self, header: bytes, payload: bytes) -> None:
+        assert self._transport is not None
+        if len(payload) < 1024:
+            self._transport.write(header + payload)  # a few bytes copied cost less
+        else:
+            self._transport.writelines((header, payload))  # no copy behind the header
 
     async def _drain(self) -> None:
         # asyncio calls pause_writing() when the buffer passes the high-water mark and

@@ -36,6 +36,9 @@ __all__ = [
     "FrameDecoder",
     "apply_mask",
     "encode_frame",
+    "frame_header",
+    "first_octet",
+    "SHORT_DATA_HEADERS",
     "encode_close_payload",
     "decode_close_payload",
     "is_valid_close_code",
@@ -167,29 +170,49 @@ def apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset: int = 
     return bytes(out)
 
 
-def encode_frame(frame: Frame, mask: bytes | None = None) -> bytes:
-    """Serialise `frame` (RFC 6455 §5.2). With a 4-byte `mask` the payload is masked, as a
-    client must do (§5.3); without one the frame goes unmasked, as a server must send it."""
-    payload = frame.payload
-    length = len(payload)
-    first = (
+_PACK_7 = struct.Struct("!BB").pack
+_PACK_16 = struct.Struct("!BBH").pack
+_PACK_64 = struct.Struct("!BBQ").pack
+
+
+def frame_header(first: int, length: int, mask_bit: int = 0) -> bytes:
+    """The octets before a frame's masking key and payload (RFC 6455 §5.2): `first` (FIN,
+    RSV1-3 and the opcode), then the MASK bit (0x80 or 0) with the payload length in the
+    minimal number of bytes, as §5.2 requires: 7 bits, or 126 and 16 bits, or 127 and 64."""
+    if length < 126:
+        return _PACK_7(first, mask_bit | length)
+    if length < 1 << 16:
+        return _PACK_16(first, mask_bit | 126, length)
+    return _PACK_64(first, mask_bit | 127, length)
+
+
+# The headers a server writes most: unfragmented, unmasked text and binary frames of under
+# 126 bytes, precomputed (a list lookup costs half of packing two octets).
+SHORT_DATA_HEADERS: dict[Opcode, list[bytes]] = {
+    opcode: [frame_header(0x80 | opcode, n) for n in range(126)]
+    for opcode in (Opcode.TEXT, Opcode.BINARY)
+}
+
+
+def first_octet(frame: Frame) -> int:
+    """A frame's first octet: FIN, RSV1, RSV2, RSV3, then the 4-bit opcode (§5.2)."""
+    return (
         (0x80 if frame.fin else 0)
         | (0x40 if frame.rsv1 else 0)
         | (0x20 if frame.rsv2 else 0)
         | (0x10 if frame.rsv3 else 0)
         | frame.opcode
     )
-    mask_bit = 0x80 if mask is not None else 0
-    # §5.2: the minimal number of bytes must be used to encode the length.
-    if length < 126:
-        header = struct.pack("!BB", first, mask_bit | length)
-    elif length < 1 << 16:
-        header = struct.pack("!BBH", first, mask_bit | 126, length)
-    else:
-        header = struct.pack("!BBQ", first, mask_bit | 127, length)
+
+
+def encode_frame(frame: Frame, mask: bytes | None = None) -> bytes:
+    """Serialise `frame` (RFC 6455 §5.2). With a 4-byte `mask` the payload is masked, as a
+    client must do (§5.3); without one the frame goes unmasked, as a server must send it."""
+    first = first_octet(frame)
+    payload = frame.payload
     if mask is None:
-        return header + payload
-    return header + mask + apply_mask(payload, mask)
+        return frame_header(first, len(payload)) + payload
+    return frame_header(first, len(payload), 0x80) + mask + apply_mask(payload, mask)
 
 
 def encode_close_payload(code: int | None, reason: str = "") -> bytes:

@@ -30,13 +30,16 @@ from typing import Protocol as Interface
 from fastim.ws.exceptions import ProtocolError, connection_closed
 from fastim.ws.frames import (
     MAX_CONTROL_PAYLOAD,
+    SHORT_DATA_HEADERS,
     CloseCode,
     Frame,
     FrameDecoder,
     Opcode,
+    apply_mask,
     decode_close_payload,
     encode_close_payload,
-    encode_frame,
+    first_octet,
+    frame_header,
     is_valid_close_code,
 )
 
@@ -439,11 +442,46 @@ class WebSocketProtocol:
 
     def send_text(self, text: str) -> bytes:
         """Bytes of a text message (one frame, compressed if an extension says so)."""
-        return self._send_message(Opcode.TEXT, text.encode("utf-8"))
+        header, payload = self.message_frame(text)
+        return header + payload
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
         """Bytes of a binary message."""
-        return self._send_message(Opcode.BINARY, bytes(data))
+        header, payload = self.message_frame(data)
+        return header + payload
+
+    def message_frame(self, message: str | bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
+        """The one frame of a data message, as its header and its payload: a str goes as a
+        text message, anything bytes-like as binary, compressed if an extension says so.
+
+        In two pieces so that the host can write a large payload without first copying it
+        behind its header (`transport.writelines`); `send_text` and `send_binary` join them.
+        """
+        if isinstance(message, str):
+            opcode, data = Opcode.TEXT, message.encode("utf-8")
+        elif isinstance(message, bytes | bytearray | memoryview):
+            # bytes(bytes) is the same object; a mutable buffer is copied, so that the
+            # caller may reuse it while the frame waits to be written.
+            opcode, data = Opcode.BINARY, bytes(message)
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
+        if self.close_sent is not None:
+            self._check_can_send()
+        extension = self.extension
+        if extension is None:
+            if self._mask_key is None and self.on_frame is None:
+                # The common case on a server: an unmasked frame, nobody watching.
+                length = len(data)
+                if length < 126:
+                    return SHORT_DATA_HEADERS[opcode][length], data
+                return frame_header(0x80 | opcode, length), data
+            frame = Frame(opcode, data)
+        elif len(data) >= extension.threshold:
+            # RFC 7692 §6: a compressed message has RSV1 set on its first frame.
+            frame = Frame(opcode, extension.compress(data), rsv1=True)
+        else:
+            frame = Frame(opcode, data)
+        return self._frame_parts(frame)
 
     def send_ping(self, payload: bytes = b"") -> bytes:
         """Bytes of a ping (RFC 6455 §5.5.2); the payload is at most 125 bytes."""
@@ -480,14 +518,6 @@ class WebSocketProtocol:
         self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
         return self._frame_bytes(Frame(Opcode.CLOSE, encode_close_payload(code, reason)))
 
-    def _send_message(self, opcode: Opcode, data: bytes) -> bytes:
-        self._check_can_send()
-        extension = self.extension
-        if extension is not None and len(data) >= extension.threshold:
-            # RFC 7692 §6: a compressed message has RSV1 set on its first frame.
-            return self._frame_bytes(Frame(opcode, extension.compress(data), rsv1=True))
-        return self._frame_bytes(Frame(opcode, data))
-
     def _send_control(self, opcode: Opcode, payload: bytes) -> bytes:
         if len(payload) > MAX_CONTROL_PAYLOAD:
             raise ValueError("control frame payload longer than 125 bytes")
@@ -501,11 +531,21 @@ class WebSocketProtocol:
             raise connection_closed(code, reason)
 
     def _frame_bytes(self, frame: Frame) -> bytes:
+        header, payload = self._frame_parts(frame)
+        return header + payload
+
+    def _frame_parts(self, frame: Frame) -> tuple[bytes, bytes]:
+        """Header (with the masking key, on a client) and payload (masked, on a client)."""
         mask = None if self._mask_key is None else self._mask_key()
         frame.masked = mask is not None
         if self.on_frame is not None:
             self.on_frame("send", frame)
-        return encode_frame(frame, mask)
+        first = first_octet(frame)
+        payload = frame.payload
+        if mask is None:
+            return frame_header(first, len(payload)), payload
+        # §5.3: a client masks every frame with a fresh key, sent before the payload.
+        return frame_header(first, len(payload), 0x80) + mask, apply_mask(payload, mask)
 
 
 def _invalid_utf8() -> ProtocolError:
