@@ -1156,3 +1156,62 @@ def test_event_loop_helpers() -> None:
         assert isinstance(asyncio.get_event_loop_policy(), uvloop.EventLoopPolicy)
     finally:
         asyncio.set_event_loop_policy(before)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_message_and_close_read_after_tcp_is_gone(loop: str) -> None:
+    # A message and a close frame arrive, then TCP ends before the application reads
+    # them: the message is still delivered, then the close, whose answer (nowhere to
+    # write it now) is dropped without an error.
+    async def main() -> None:
+        got: list[Any] = []
+        connections: list[Connection] = []
+        release = asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            connections.append(ws)
+            await release.wait()
+            got.append(await ws.recv())
+            try:
+                await ws.recv()
+            except ConnectionClosedOK as exc:
+                got.append(exc.code)
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"last") + frame(Opcode.CLOSE, close_payload(1000)))
+            await client.writer.drain()
+            client.writer.transport.abort()
+            while not connections or connections[0].state is not State.CLOSED:
+                await asyncio.sleep(0.01)
+            release.set()
+            while len(got) < 2:
+                await asyncio.sleep(0.01)
+        assert got == ["last", 1000]
+
+    run(main(), loop)
+
+
+def test_heartbeat_timeout_while_reading_is_paused() -> None:
+    # The application does not read and the peer neither reads nor answers pings: reading
+    # is paused (the queue is full), and the peer is still dropped at the ping timeout.
+    async def main() -> None:
+        connections: list[Connection] = []
+        release = asyncio.Event()
+
+        async def stalled(ws: Connection) -> None:
+            connections.append(ws)
+            await release.wait()
+
+        async with serve(
+            stalled, "127.0.0.1", 0, max_queue=1, ping_interval=0.05, ping_timeout=0.05
+        ) as server:
+            client = await RawClient.open(server.port)
+            client.send(b"".join(frame(Opcode.TEXT, b"%d" % i) for i in range(3)))
+            before, code = await client.frames_until_close()
+            assert code == 1011 and all(f.opcode is Opcode.PING for f in before)
+            assert len(connections[0]._messages) == 1
+            release.set()
+
+    run(main())
+

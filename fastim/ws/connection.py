@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs, urlsplit
@@ -55,6 +56,44 @@ class Options:
     # fields of fastim.ws.deflate.DeflateOptions, e.g. {"threshold": 0}
     compression_options: dict[str, Any] = field(default_factory=dict)
     on_frame: FrameHook | None = None
+
+
+# Pending writes beyond this many bytes go to the transport at once, without waiting for the
+# end of the loop's turn: coalescing saves system calls on small frames, and above this size
+# they are cheap beside the bytes; it also bounds what waits outside the transport's flow
+# control.
+COALESCE_LIMIT = 16 * 1024
+
+
+class _Flusher:
+    """Once per turn of an event loop, flushes the connections that wrote during it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queued: list[Connection] = []
+
+    def queue(self, connection: Connection) -> None:
+        if not self._queued:
+            self._loop.call_soon(self._flush)
+        self._queued.append(connection)
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        for connection in queued:
+            connection._flush_queued = False
+            connection._flush()
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
 
 
 class _End:
@@ -103,6 +142,10 @@ class Connection(asyncio.Protocol):
         self.handler_task: asyncio.Task[None] | None = None
 
         self._transport: asyncio.Transport | None = None
+        self._pending: list[bytes] = []  # frames not yet handed to the transport
+        self._pending_size = 0
+        self._flush_queued = False
+        self._flusher = _flusher(self._loop)
         self._messages: deque[str | bytes | _End] = deque()
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
@@ -160,9 +203,10 @@ class Connection(asyncio.Protocol):
         ConnectionClosedError once the connection has ended and every message received
         before the end has been returned."""
         while True:
-            if self._messages:
-                item = self._messages.popleft()
-                if self._reading_paused and len(self._messages) <= self._options.max_queue // 2:
+            messages = self._messages
+            if messages:
+                item = messages.popleft()
+                if self._reading_paused and len(messages) <= self._options.max_queue // 2:
                     self._resume_reading()
                     self._process(b"")  # messages already read but left in the core
                 if item is _END:
@@ -174,20 +218,26 @@ class Connection(asyncio.Protocol):
                 raise self._closed_error()
             if self._recv_waiter is not None:
                 raise RuntimeError("another coroutine is already waiting in recv()")
+            if self._pending:
+                # About to wait for the peer: first send what this task wrote, e.g. the
+                # answer to the message it just had (no need to wait for the loop's turn).
+                self._flush()
             self._recv_waiter = self._loop.create_future()
             try:
                 await self._recv_waiter
             finally:
                 self._recv_waiter = None
 
-    async def __aiter__(self) -> AsyncIterator[str | bytes]:
+    def __aiter__(self) -> Connection:
         """Iterate over messages until the connection closes; a normal close ends the
         loop, an error close raises ConnectionClosedError."""
+        return self
+
+    async def __anext__(self) -> str | bytes:
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message (str: text, bytes-like: binary). Waits while the transport's
@@ -214,7 +264,8 @@ class Connection(asyncio.Protocol):
     def buffered_amount(self) -> int:
         """Bytes written but not yet sent on the socket (the browser API's name)."""
         transport = self._transport
-        return 0 if transport is None else transport.get_write_buffer_size()
+        buffered = 0 if transport is None else transport.get_write_buffer_size()
+        return buffered + self._pending_size
 
     async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
         """Send a ping (RFC 6455 §5.5.2) and return a future that resolves to the round
@@ -288,22 +339,35 @@ class Connection(asyncio.Protocol):
 
     def _process(self, data: bytes) -> None:
         core = self._core
+        messages = self._messages
+        max_queue = self._options.max_queue
         # Take no more messages than the queue has room for; the rest of the bytes wait
         # in the core until recv() makes room (after close() messages are dropped anyway).
-        room = None
-        if core.close_sent is None:
-            room = max(self._options.max_queue - len(self._messages), 0)
+        room = None if core.close_sent is not None else max(max_queue - len(messages), 0)
         events = core.receive_data(data, max_messages=room)
         out = core.data_to_send()
         if out:
             self._write(out)
+        delivered = False
         for event in events:
             if type(event) is Message:
-                self._deliver(event.data)
+                if core.close_sent is not None and core.close_received is None:
+                    continue  # close() was called: messages after it are discarded
+                messages.append(event.data)
+                delivered = True
             elif type(event) is PongReceived:
                 self._pong_received(event.payload)
             elif type(event) is CloseReceived or type(event) is ProtocolFailure:
                 self._end_received()
+        if delivered:
+            self._wake_receiver()
+        if len(messages) >= max_queue and core.buffered and not self._reading_paused:
+            # A bounded queue: the peer cannot make us buffer without limit. What the
+            # queue had no room for waits in the core, and TCP flow control pushes back on
+            # the peer until the application catches up.
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
 
     def eof_received(self) -> bool:
         """The peer closed its side: nothing more will arrive. Returning False lets the
@@ -316,6 +380,8 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """TCP is closed: wake everybody who waits, cancel the timers."""
         self._lost = True
+        self._pending.clear()
+        self._pending_size = 0
         self._core.receive_eof()
         for handle in (
             self._heartbeat,
@@ -344,18 +410,6 @@ class Connection(asyncio.Protocol):
         self._writing_paused = False
         self._wake_drainers()
 
-    def _deliver(self, data: str | bytes) -> None:
-        if self._core.close_sent is not None and self._core.close_received is None:
-            return  # close() was called: messages after it are discarded
-        self._messages.append(data)
-        self._wake_receiver()
-        if len(self._messages) >= self._options.max_queue and not self._reading_paused:
-            # A bounded queue: the peer cannot make us buffer without limit; TCP flow
-            # control pushes back on it until the application catches up.
-            self._reading_paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
-
     def _end_received(self) -> None:
         core = self._core
         self._stop_heartbeat()
@@ -378,6 +432,8 @@ class Connection(asyncio.Protocol):
         close TCP. Called once: when recv() reaches the end, at its deadline, or by close()."""
         if self._end_deadline is not None:
             self._end_deadline.cancel()
+        if self._lost:
+            return  # TCP is gone meanwhile: there is nobody left to answer
         self._write(self._core.close_reply())
         self._start_tcp_close()
 
@@ -394,6 +450,7 @@ class Connection(asyncio.Protocol):
         if self._reading_paused:
             self._resume_reading()
         if self._core.role is Role.SERVER:
+            self._flush()  # our close frame goes before the FIN
             if self._transport.can_write_eof():
                 self._transport.write_eof()
             else:  # pragma: no cover - TLS transports cannot half-close
@@ -406,6 +463,8 @@ class Connection(asyncio.Protocol):
 
     def _abort(self) -> None:
         assert self._transport is not None
+        self._pending.clear()
+        self._pending_size = 0
         self._transport.abort()
 
     def _resume_reading(self) -> None:
@@ -426,16 +485,40 @@ class Connection(asyncio.Protocol):
 
     # -- writing -------------------------------------------------------------------------
 
+    # Frames are not written one system call each: they wait in `_pending` until the end
+    # of the current turn of the event loop (or until recv() is about to wait, or until
+    # COALESCE_LIMIT bytes are pending), then go out together with one writelines(), i.e.
+    # one writev(2) on uvloop. Replies to a pipelining peer, the copies a broadcast puts on
+    # one connection, a pong beside a message: all share a system call.
+
     def _write(self, data: bytes) -> None:
-        assert self._transport is not None
-        self._transport.write(data)
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= COALESCE_LIMIT:
+            self._flush()
+        elif not self._flush_queued:
+            self._flush_queued = True
+            self._flusher.queue(self)
 
     def _write_frame(self, header: bytes, payload: bytes) -> None:
-        assert self._transport is not None
         if len(payload) < 1024:
-            self._transport.write(header + payload)  # a few bytes copied cost less
+            self._write(header + payload)  # a few bytes copied cost less than a list item
         else:
-            self._transport.writelines((header, payload))  # no copy behind the header
+            self._pending.append(header)
+            self._write(payload)
+
+    def _flush(self) -> None:
+        """Hand what is pending to the transport (flow control starts counting there)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        self._pending_size = 0
+        assert self._transport is not None
+        if len(pending) == 1:
+            self._transport.write(pending[0])
+        else:
+            self._transport.writelines(pending)
 
     async def _drain(self) -> None:
         # asyncio calls pause_writing() when the buffer passes the high-water mark and
