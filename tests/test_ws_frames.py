@@ -229,13 +229,17 @@ def test_round_trip_under_any_split(
         start = cut
         while True:
             # The protocol tries the fast path for whole messages first, then next_frame.
-            whole = decoder.next_whole_message() if use_fast_path else None
-            if whole is not None:
-                opcode, payload = whole
-                expected = items[len(decoded)][0]
-                assert expected.fin and not (expected.rsv1 or expected.rsv2 or expected.rsv3)
-                decoded.append(Frame(opcode, payload, masked=expected.masked))
-                continue
+            if use_fast_path:
+                queue: list[str | bytes] = []
+                decoder.read_messages(queue)
+                for message in queue:
+                    expected = items[len(decoded)][0]
+                    assert expected.fin and not (expected.rsv1 or expected.rsv2 or expected.rsv3)
+                    if isinstance(message, str):
+                        text = message.encode()
+                        decoded.append(Frame(Opcode.TEXT, text, masked=expected.masked))
+                    else:
+                        decoded.append(Frame(Opcode.BINARY, message, masked=expected.masked))
             frame = decoder.next_frame()
             if frame is None:
                 break
@@ -245,37 +249,45 @@ def test_round_trip_under_any_split(
 
 
 def test_fast_path_leaves_other_frames_to_next_frame() -> None:
-    def whole(wire: bytes, **kwargs: object) -> tuple[Opcode, bytes] | None:
+    def whole(wire: bytes, **kwargs: object) -> list[str | bytes]:
+        max_size = kwargs.pop("max_size", None)
         decoder = FrameDecoder(**kwargs)  # type: ignore[arg-type]
         decoder.feed(wire)
-        found = decoder.next_whole_message()
-        if found is None:
+        queue: list[str | bytes] = []
+        assert decoder.read_messages(queue, None, max_size) == len(queue)  # type: ignore[arg-type]
+        if not queue:
             assert decoder.buffered == len(wire)  # nothing consumed
-        return found
+        return queue
 
     message = encode_frame(Frame(Opcode.TEXT, b"hi"), MASK)
-    assert whole(message) == (Opcode.TEXT, b"hi")
-    assert whole(message, expect_masked=True) == (Opcode.TEXT, b"hi")
-    assert whole(message, expect_masked=False) is None  # next_frame raises 1002
-    assert whole(message, max_data_length=1) is None  # next_frame raises 1009
-    assert whole(message[:-1]) is None  # incomplete
-    assert whole(encode_frame(Frame(Opcode.BINARY, b"hi")), expect_masked=False) == (
-        Opcode.BINARY,
-        b"hi",
-    )
-    assert whole(encode_frame(Frame(Opcode.TEXT, b"hi", fin=False), MASK)) is None
-    assert whole(encode_frame(Frame(Opcode.PING, b"hi"), MASK)) is None
-    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(70000)), MASK)) is None  # 64-bit
-    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(300)))[:3]) is None
-    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(3000)), MASK)) == (
-        Opcode.BINARY,
-        bytes(3000),
-    )
+    assert whole(message) == ["hi"]
+    assert whole(message, expect_masked=True) == ["hi"]
+    assert whole(message, expect_masked=False) == []  # next_frame raises 1002
+    assert whole(message, max_data_length=1) == []  # next_frame raises 1009
+    assert whole(message, max_size=1) == []  # the protocol raises 1009
+    assert whole(message[:-1]) == []  # incomplete
+    assert whole(encode_frame(Frame(Opcode.BINARY, b"hi")), expect_masked=False) == [b"hi"]
+    assert whole(encode_frame(Frame(Opcode.TEXT, b"\xff"), MASK)) == []  # 1007 elsewhere
+    assert whole(encode_frame(Frame(Opcode.TEXT, b"hi", fin=False), MASK)) == []
+    assert whole(encode_frame(Frame(Opcode.PING, b"hi"), MASK)) == []
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(70000)), MASK)) == []  # 64-bit
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(300)))[:3]) == []
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(3000)), MASK)) == [bytes(3000)]
+    # Several in a row, then a frame for next_frame(); at most max_count of them.
+    ping = encode_frame(Frame(Opcode.PING, b"p"), MASK)
+    decoder = FrameDecoder()
+    decoder.feed(message * 3 + ping + message)
+    queue: list[str | bytes] = []
+    assert decoder.read_messages(queue, 2) == 2 and queue == ["hi", "hi"]
+    assert decoder.read_messages(queue) == 1 and queue == ["hi"] * 3
+    assert decoder.read_messages(queue) == 0
+    assert decoder.next_frame() == Frame(Opcode.PING, b"p", masked=True)
+    assert decoder.read_messages(queue) == 1 and decoder.buffered == 0
     # Never while the payload of another frame is pending.
     decoder = FrameDecoder()
     decoder.feed(encode_frame(Frame(Opcode.BINARY, b"0123456789"))[:5])
     assert decoder.next_frame() is None and decoder.pending_header is not None
-    assert decoder.next_whole_message() is None
+    assert decoder.read_messages(queue) == 0
 
 
 def test_extended_length_arriving_in_pieces() -> None:

@@ -12,7 +12,6 @@ import asyncio
 import logging
 import os
 import weakref
-from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, cast
@@ -24,7 +23,6 @@ from fastim.ws.handshake import Headers
 from fastim.ws.protocol import (
     DEFAULT_MAX_SIZE,
     CloseReceived,
-    Message,
     PongReceived,
     ProtocolFailure,
     Role,
@@ -146,7 +144,9 @@ class Connection(asyncio.Protocol):
         self._pending_size = 0
         self._flush_queued = False
         self._flusher = _flusher(self._loop)
-        self._messages: deque[str | bytes | _End] = deque()
+        # Received messages (a list: at most max_queue, and an empty list is 56 bytes where
+        # an empty deque is 600), then _END where the peer's close or an error came.
+        self._messages: list[str | bytes | _End] = []
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
@@ -202,31 +202,13 @@ class Connection(asyncio.Protocol):
         """The next message: str for text, bytes for binary. Raises ConnectionClosedOK or
         ConnectionClosedError once the connection has ended and every message received
         before the end has been returned."""
-        while True:
-            messages = self._messages
-            if messages:
-                item = messages.popleft()
-                if self._reading_paused and len(messages) <= self._options.max_queue // 2:
-                    self._resume_reading()
-                    self._process(b"")  # messages already read but left in the core
-                if item is _END:
-                    self._answer_end()
-                    continue
-                assert not isinstance(item, _End)
-                return item
-            if self._lost or not self._core.receiving:
-                raise self._closed_error()
-            if self._recv_waiter is not None:
-                raise RuntimeError("another coroutine is already waiting in recv()")
-            if self._pending:
-                # About to wait for the peer: first send what this task wrote, e.g. the
-                # answer to the message it just had (no need to wait for the loop's turn).
-                self._flush()
-            self._recv_waiter = self._loop.create_future()
+        while (message := self._next_message()) is None:
+            self._recv_waiter = waiter = self._loop.create_future()
             try:
-                await self._recv_waiter
+                await waiter
             finally:
                 self._recv_waiter = None
+        return message
 
     def __aiter__(self) -> Connection:
         """Iterate over messages until the connection closes; a normal close ends the
@@ -234,10 +216,41 @@ class Connection(asyncio.Protocol):
         return self
 
     async def __anext__(self) -> str | bytes:
+        # recv() written out again, not awaited: one coroutine less per message.
         try:
-            return await self.recv()
+            while (message := self._next_message()) is None:
+                self._recv_waiter = waiter = self._loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._recv_waiter = None
         except ConnectionClosedOK:
             raise StopAsyncIteration from None
+        return message
+
+    def _next_message(self) -> str | bytes | None:
+        """The next queued message, or None when the caller must wait for one. Raises
+        ConnectionClosed once the end (a close, an error, EOF) is reached."""
+        messages = self._messages
+        while messages:
+            item = messages.pop(0)
+            if self._reading_paused and len(messages) <= self._options.max_queue // 2:
+                self._resume_reading()
+                self._process(b"")  # messages already read but left in the core
+            if item is _END:
+                self._answer_end()
+                continue
+            assert not isinstance(item, _End)
+            return item
+        if self._lost or not self._core.receiving:
+            raise self._closed_error()
+        if self._recv_waiter is not None:
+            raise RuntimeError("another coroutine is already waiting in recv()")
+        if self._pending:
+            # About to wait for the peer: first send what this task wrote, e.g. the
+            # answer to the message it just had (no need to wait for the loop's turn).
+            self._flush()
+        return None
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message (str: text, bytes-like: binary). Waits while the transport's
@@ -340,27 +353,27 @@ class Connection(asyncio.Protocol):
     def _process(self, data: bytes) -> None:
         core = self._core
         messages = self._messages
+        queued = len(messages)
         max_queue = self._options.max_queue
-        # Take no more messages than the queue has room for; the rest of the bytes wait
-        # in the core until recv() makes room (after close() messages are dropped anyway).
-        room = None if core.close_sent is not None else max(max_queue - len(messages), 0)
-        events = core.receive_data(data, max_messages=room)
+        if core.close_sent is None:
+            # Take no more messages than the queue has room for; the rest of the bytes
+            # wait in the core until recv() makes room.
+            events = core.receive_data(
+                data, max_messages=max(max_queue - queued, 0), messages=messages
+            )
+        else:
+            # close() was called: messages after it are discarded (no Message is queued).
+            events = core.receive_data(data)
         out = core.data_to_send()
         if out:
             self._write(out)
-        delivered = False
+        if len(messages) > queued:
+            self._wake_receiver()
         for event in events:
-            if type(event) is Message:
-                if core.close_sent is not None and core.close_received is None:
-                    continue  # close() was called: messages after it are discarded
-                messages.append(event.data)
-                delivered = True
-            elif type(event) is PongReceived:
+            if type(event) is PongReceived:
                 self._pong_received(event.payload)
             elif type(event) is CloseReceived or type(event) is ProtocolFailure:
                 self._end_received()
-        if delivered:
-            self._wake_receiver()
         if len(messages) >= max_queue and core.buffered and not self._reading_paused:
             # A bounded queue: the peer cannot make us buffer without limit. What the
             # queue had no room for waits in the core, and TCP flow control pushes back on
@@ -445,7 +458,7 @@ class Connection(asyncio.Protocol):
         if self._tcp_closing:
             return
         self._tcp_closing = True
-        self._messages = deque(m for m in self._messages if m is not _END)
+        self._messages = [m for m in self._messages if m is not _END]
         assert self._transport is not None
         if self._reading_paused:
             self._resume_reading()

@@ -27,6 +27,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Protocol as Interface
 
 from fastim.ws.exceptions import ProtocolError
 
@@ -36,6 +37,7 @@ __all__ = [
     "Frame",
     "FrameHeader",
     "FrameDecoder",
+    "MessageQueue",
     "apply_mask",
     "encode_frame",
     "frame_header",
@@ -119,6 +121,14 @@ class Frame:
     masked: bool = False
 
 
+class MessageQueue(Interface):
+    """Where FrameDecoder.read_messages() puts the data of whole messages (e.g. a list)."""
+
+    def append(self, data: str | bytes, /) -> None:
+        """Add one message's data at the end."""
+        ...  # pragma: no cover
+
+
 @dataclass(slots=True)
 class FrameHeader:
     """The fixed part of a frame, known before its payload has arrived."""
@@ -154,7 +164,7 @@ def _xor_table(key_octet: int) -> bytes:
     return table
 
 
-def _mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
+def _mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) -> bytes:
     """XOR `data` with the 4-byte `mask` from its first octet, in pure Python."""
     n = len(data)
     if n < _SHORT:
@@ -173,7 +183,7 @@ def _mask_python(data: bytes | bytearray | memoryview, mask: bytes) -> bytes:
 
 def _select_mask(
     speedups: bool,
-) -> Callable[[bytes | bytearray | memoryview, bytes], bytes]:
+) -> Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]:
     """The masking function to use: the optional C extension fastim.ws._speedups when it
     was built (setup.py compiles it where a compiler is present) and `speedups` is true,
     else the pure-Python one. FASTIM_WS_SPEEDUPS=0 in the environment forces the latter."""
@@ -407,46 +417,71 @@ class FrameDecoder:
             masked,
         )
 
-    def next_whole_message(self) -> tuple[Opcode, bytes] | None:
-        """The fast path for the frame that comes most often: a whole text or binary
-        message in one frame (FIN set, no RSV bit, RFC 6455 §5.4), with a 7- or 16-bit
-        length, whose bytes have all arrived. Returns its opcode and unmasked payload.
+    def read_messages(
+        self, queue: MessageQueue, max_count: int | None = None, max_size: int | None = None
+    ) -> int:
+        """The fast path for the frames that come most often: whole messages, each in one
+        frame (FIN set, no RSV bit, text or binary, a 7- or 16-bit length, RFC 6455 §5.4),
+        that have fully arrived. Appends their data to `queue` (a text message as str, a
+        binary one as bytes), at most `max_count` of them, and returns how many.
 
-        Returns None, consuming nothing, for any other frame (or an incomplete one, or one
-        that breaks a rule): `next_frame()` then decodes it with every check and error.
+        Stops, consuming nothing more, at the first frame of any other kind, incomplete,
+        longer than `max_size` or `max_data_length`, or breaking any rule, including text
+        that is not UTF-8 (§8.1): `next_frame()` then decodes that one with every check and
+        error. In a loop over the buffer, without a Frame or a copy of what follows.
         """
+        if self.pending_header is not None:
+            return 0
         buffer = self._buffer
-        if len(buffer) < 2 or self.pending_header is not None:
-            return None
-        first = buffer[0]
-        if first != 0x82 and first != 0x81:  # FIN + BINARY, FIN + TEXT
-            return None
-        second = buffer[1]
-        masked = second >= 0x80
-        if masked != self.expect_masked and self.expect_masked is not None:
-            return None
-        length = second & 0x7F
-        size = 2
-        if length >= 126:
-            if length == 127 or len(buffer) < 4:
-                return None
-            (length,) = struct.unpack_from("!H", buffer, 2)
-            size = 4
+        available = len(buffer)
+        expect_masked = self.expect_masked
         limit = self.max_data_length
-        if limit is not None and length > limit:
-            return None
-        end = size + length + (4 if masked else 0)
-        if len(buffer) < end:
-            return None
-        if not masked:
-            payload = bytes(buffer[size:end])
-        elif length < _TRANSLATE_THRESHOLD:
-            payload = _mask(buffer[size + 4 : end], bytes(buffer[size : size + 4]))
-        else:
-            with memoryview(buffer) as view:
-                payload = _mask(view[size + 4 : end], bytes(view[size : size + 4]))
-        del buffer[:end]
-        return (Opcode.BINARY if first == 0x82 else Opcode.TEXT), payload
+        if max_size is not None and (limit is None or max_size < limit):
+            limit = max_size
+        count = pos = 0
+        try:
+            while available - pos >= 2 and (max_count is None or count < max_count):
+                first = buffer[pos]
+                if first != 0x82 and first != 0x81:  # FIN + BINARY, FIN + TEXT
+                    break
+                second = buffer[pos + 1]
+                masked = second >= 0x80
+                if masked != expect_masked and expect_masked is not None:
+                    break
+                length = second & 0x7F
+                start = pos + 2
+                if length >= 126:
+                    if length == 127 or available - pos < 4:
+                        break
+                    length = buffer[pos + 2] << 8 | buffer[pos + 3]  # §5.2: 16 bits
+                    start = pos + 4
+                if limit is not None and length > limit:
+                    break
+                if masked:
+                    start += 4
+                end = start + length
+                if end > available:
+                    break
+                if not masked:
+                    payload = bytes(buffer[start:end])
+                elif length < _TRANSLATE_THRESHOLD:
+                    payload = _mask(buffer[start:end], buffer[start - 4 : start])
+                else:
+                    with memoryview(buffer) as view:
+                        payload = _mask(view[start:end], bytes(view[start - 4 : start]))
+                if first == 0x82:
+                    queue.append(payload)
+                else:
+                    try:
+                        queue.append(payload.decode("utf-8"))
+                    except UnicodeDecodeError:
+                        break  # next_frame() and the protocol fail it with 1007
+                pos = end
+                count += 1
+        finally:
+            if pos:
+                del buffer[:pos]
+        return count
 
     def _complete(self, header: FrameHeader) -> Frame | None:
         """The pending frame, once the rest of its payload has arrived."""

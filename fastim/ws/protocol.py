@@ -34,6 +34,7 @@ from fastim.ws.frames import (
     CloseCode,
     Frame,
     FrameDecoder,
+    MessageQueue,
     Opcode,
     apply_mask,
     decode_close_payload,
@@ -224,7 +225,11 @@ class WebSocketProtocol:
     # -- receiving -----------------------------------------------------------------------
 
     def receive_data(
-        self, data: bytes | bytearray | memoryview, *, max_messages: int | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        max_messages: int | None = None,
+        messages: MessageQueue | None = None,
     ) -> list[Event]:
         """Feed bytes read from the connection; return the events they complete.
 
@@ -234,25 +239,33 @@ class WebSocketProtocol:
         With `max_messages`, parsing stops after that many Message events and the rest
         stays buffered until the next call (which may feed b""): a host with a bounded
         queue of messages takes no more than it has room for.
+
+        With `messages`, a host's queue, the data of each message is appended there, in
+        order, instead of coming back as a Message event (one object less per message);
+        the other events still come back, and a close or failure is still the last.
         """
         events: list[Event] = []
         if not self.receiving:
             return events  # §5.5.1: nothing after a close frame is processed
         decoder = self._decoder
         decoder.feed(data)
-        messages = 0
+        count = 0
         try:
             # The buffer always starts at the next frame's header: empty, nothing to do.
-            while decoder.buffered and (max_messages is None or messages < max_messages):
+            while decoder.buffered and (max_messages is None or count < max_messages):
                 if self._message_opcode is None and self.on_frame is None:
-                    # The common case, a whole uncompressed message in one frame (§5.4):
-                    # no Frame, no pieces to keep, no state to change.
-                    whole = decoder.next_whole_message()
-                    if whole is not None:
-                        opcode, payload = whole
-                        events.append(Message(self._unfragmented(opcode, payload)))
-                        messages += 1
-                        continue
+                    # The common case, whole uncompressed messages in one frame each
+                    # (§5.4): no Frame, no pieces to keep, no state to change.
+                    batch: list[str | bytes] = []
+                    count += decoder.read_messages(
+                        batch if messages is None else messages,
+                        None if max_messages is None else max_messages - count,
+                        None if self.extension is None else self.max_size,
+                    )
+                    if batch:
+                        events.extend(map(Message, batch))
+                    if not decoder.buffered or count == max_messages:
+                        break
                 frame = decoder.next_frame()
                 if frame is None:
                     if decoder.pending_header is not None:
@@ -260,10 +273,12 @@ class WebSocketProtocol:
                     break
                 if self.on_frame is not None:
                     self.on_frame("recv", frame)
-                count = len(events)
+                before = len(events)
                 self._receive_frame(frame, events)
-                if len(events) > count and type(events[-1]) is Message:
-                    messages += 1
+                if len(events) > before and type(events[-1]) is Message:
+                    count += 1
+                    if messages is not None:
+                        messages.append(events.pop().data)  # type: ignore[union-attr]
                 if self.close_received is not None:
                     break
         except ProtocolError as error:
