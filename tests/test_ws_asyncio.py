@@ -142,6 +142,9 @@ def test_fastim_server_with_websockets_client(loop: str) -> None:
 
     async def handler(ws: Connection) -> None:
         seen.append((ws.path, ws.query, ws.headers.get("X-Test"), ws.remote_address[0]))
+        assert ws.query is ws.query and ws.headers is ws.headers  # parsed once
+        assert ws.response_headers.get("Upgrade") == "websocket"
+        assert ws.response_headers is ws.response_headers
         await echo(ws)
 
     async def main() -> None:
@@ -404,6 +407,20 @@ def test_heartbeat_timeout_closes_a_silent_peer(loop: str) -> None:
             assert before == [] and code == 1011
 
     run(main(), loop)
+
+
+def test_one_keepalive_ping_at_a_time() -> None:
+    # The pong may take up to ping_timeout, many intervals here: the ticks in between
+    # send no second ping.
+    async def main() -> None:
+        async with serve(
+            echo, "127.0.0.1", 0, ping_interval=0.02, ping_timeout=0.3, close_timeout=0.5
+        ) as server:
+            client = await RawClient.open(server.port)  # and then never answers
+            before, code = await client.frames_until_close()
+            assert [f.opcode for f in before] == [Opcode.PING] and code == 1011
+
+    run(main())
 
 
 def test_heartbeat_answered_keeps_the_connection() -> None:

@@ -12,14 +12,14 @@ import asyncio
 import logging
 import os
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from fastim.ws.exceptions import ConnectionClosed, ConnectionClosedOK, connection_closed
 from fastim.ws.frames import CloseCode, Frame
-from fastim.ws.handshake import Headers
+from fastim.ws.handshake import Headers, parse_request
 from fastim.ws.protocol import (
     DEFAULT_MAX_SIZE,
     CloseReceived,
@@ -94,6 +94,47 @@ def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
     return flusher
 
 
+class _Heartbeat:
+    """One timer ticking every `interval` seconds for the connections of a loop that
+    keep alive at that interval (see Connection._heartbeat_tick)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self._loop = loop
+        self._interval = interval
+        self._members: dict[Connection, None] = {}  # insertion-ordered set
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, connection: Connection) -> None:
+        self._members[connection] = None
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._interval, self._tick)
+
+    def discard(self, connection: Connection) -> None:
+        self._members.pop(connection, None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for connection in list(self._members):
+            connection._heartbeat_tick()
+        if self._members:
+            self._timer = self._loop.call_later(self._interval, self._tick)
+
+
+_heartbeats: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[float, _Heartbeat]
+] = weakref.WeakKeyDictionary()
+
+
+def _heartbeat(loop: asyncio.AbstractEventLoop, interval: float) -> _Heartbeat:
+    by_interval = _heartbeats.get(loop)
+    if by_interval is None:
+        by_interval = _heartbeats[loop] = {}
+    heartbeat = by_interval.get(interval)
+    if heartbeat is None:
+        heartbeat = by_interval[interval] = _Heartbeat(loop, interval)
+    return heartbeat
+
+
 class _End:
     """Marks, in the queue of received messages, where the peer's close frame or a
     protocol error came: messages before it are delivered first."""
@@ -115,26 +156,63 @@ class Connection(asyncio.Protocol):
     own on a connection (e.g. `connection.user = ...`).
     """
 
+    # Slots keep an idle connection small (issue 10: at most 5 KiB each); __dict__ stays
+    # for the attributes applications add (connection.user = ...), made on first use.
+    __slots__ = (
+        "path",
+        "subprotocol",
+        "remote_address",
+        "handler_task",
+        "_core",
+        "_options",
+        "_loop",
+        "_query",
+        "_headers",
+        "_response_headers",
+        "_transport",
+        "_pending",
+        "_pending_size",
+        "_flush_queued",
+        "_flusher",
+        "_messages",
+        "_recv_waiter",
+        "_reading_paused",
+        "_writing_paused",
+        "_drain_waiters",
+        "_lost",
+        "_closed",
+        "_pings",
+        "_received_since_tick",
+        "_heartbeat",
+        "_keepalive",
+        "_ping_deadline",
+        "_end_deadline",
+        "_close_deadline",
+        "_tcp_closing",
+        "__dict__",
+    )
+
     def __init__(
         self,
         core: WebSocketProtocol,
         options: Options,
         *,
         target: str = "/",
-        headers: Headers | None = None,
-        response_headers: Headers | None = None,
+        headers: Headers | bytes | Sequence[tuple[str, str]] | None = None,
+        response_headers: Headers | Sequence[tuple[str, str]] | None = None,
         subprotocol: str | None = None,
     ) -> None:
         self._core = core
         self._options = options
         self._loop = asyncio.get_running_loop()
-        split = urlsplit(target)
-        self.path: str = split.path or "/"
-        self.query: dict[str, list[str]] = parse_qs(split.query, keep_blank_values=True)
-        self.headers: Headers = headers if headers is not None else Headers()
-        self.response_headers: Headers = (
-            response_headers if response_headers is not None else Headers()
-        )
+        path, _, query = target.partition("?")
+        self.path: str = path.partition("#")[0] or "/"
+        # The opening request's query and header fields are kept as they came (the query
+        # string; the raw request head, or the fields as a list) and parsed on first use:
+        # most connections never look, and idle ones should stay small.
+        self._query: dict[str, list[str]] | str = query.partition("#")[0]
+        self._headers = headers if headers is not None else Headers()
+        self._response_headers = response_headers if response_headers is not None else ()
         self.subprotocol = subprotocol
         self.remote_address: Any = None
         self.handler_task: asyncio.Task[None] | None = None
@@ -150,12 +228,13 @@ class Connection(asyncio.Protocol):
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._lost = False
-        self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._closed: asyncio.Future[None] | None = None  # made when somebody waits
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._received_since_tick = False
-        self._heartbeat: asyncio.TimerHandle | None = None
+        self._heartbeat: _Heartbeat | None = None
+        self._keepalive: asyncio.Future[float] | None = None  # its ping awaits a pong
         self._ping_deadline: asyncio.TimerHandle | None = None
         self._end_deadline: asyncio.TimerHandle | None = None
         self._close_deadline: asyncio.TimerHandle | None = None
@@ -165,6 +244,32 @@ class Connection(asyncio.Protocol):
             core.on_frame = lambda direction, frame: hook(self, direction, frame)
 
     # -- public API ----------------------------------------------------------------------
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The opening request's query parameters; every value of a repeated name."""
+        query = self._query
+        if isinstance(query, str):
+            query = self._query = parse_qs(query, keep_blank_values=True)
+        return query
+
+    @property
+    def headers(self) -> Headers:
+        """The opening request's header fields (on a client, those it sent)."""
+        headers = self._headers
+        if isinstance(headers, bytes):
+            headers = self._headers = parse_request(headers).headers
+        elif not isinstance(headers, Headers):
+            headers = self._headers = Headers(headers)
+        return headers
+
+    @property
+    def response_headers(self) -> Headers:
+        """The header fields of the 101 response."""
+        headers = self._response_headers
+        if not isinstance(headers, Headers):
+            headers = self._response_headers = Headers(headers)
+        return headers
 
     @property
     def state(self) -> State:
@@ -290,7 +395,7 @@ class Connection(asyncio.Protocol):
             if data is None
             else (data.encode("utf-8") if isinstance(data, str) else bytes(data))
         )
-        if payload in self._pings:
+        if self._pings is not None and payload in self._pings:
             raise RuntimeError("a ping with this payload is already waiting for its pong")
         waiter = self._send_ping(payload)
         await self._drain()
@@ -324,10 +429,14 @@ class Connection(asyncio.Protocol):
                     # for is parsed now (and its messages dropped).
                     self._resume_reading()
                     self._process(b"")
-        await asyncio.shield(self._closed)
+        await self.wait_closed()
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
+        if self._lost:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
         await asyncio.shield(self._closed)
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------
@@ -396,23 +505,21 @@ class Connection(asyncio.Protocol):
         self._pending.clear()
         self._pending_size = 0
         self._core.receive_eof()
-        for handle in (
-            self._heartbeat,
-            self._ping_deadline,
-            self._end_deadline,
-            self._close_deadline,
-        ):
+        self._stop_heartbeat()
+        for handle in (self._end_deadline, self._close_deadline):
             if handle is not None:
                 handle.cancel()
-        error = self._closed_error()
-        for waiter, _ in self._pings.values():
-            if not waiter.done():  # the caller may have cancelled it
-                waiter.set_exception(error)
-                waiter.exception()  # retrieved: nobody has to await a lost ping
-        self._pings.clear()
+        if self._pings:
+            error = self._closed_error()
+            for waiter, _ in self._pings.values():
+                if not waiter.done():  # the caller may have cancelled it
+                    waiter.set_exception(error)
+                    waiter.exception()  # retrieved: nobody has to await a lost ping
+            self._pings.clear()
         self._wake_drainers()
         self._wake_receiver()
-        self._closed.set_result(None)
+        if self._closed is not None:
+            self._closed.set_result(None)
 
     def pause_writing(self) -> None:
         """The transport's buffer went over write_limit: send() will wait."""
@@ -538,14 +645,16 @@ class Connection(asyncio.Protocol):
         # resume_writing() when it falls below the low one.
         if self._writing_paused and not self._lost:
             waiter = self._loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = []
             self._drain_waiters.append(waiter)
             await waiter
         if self._lost:
             raise self._closed_error()
 
     def _wake_drainers(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():  # a sender cancelled while waiting leaves a done one
                 waiter.set_result(None)
 
@@ -554,52 +663,65 @@ class Connection(asyncio.Protocol):
     def _send_ping(self, payload: bytes) -> asyncio.Future[float]:
         self._write(self._core.send_ping(payload))
         waiter: asyncio.Future[float] = self._loop.create_future()
+        if self._pings is None:
+            self._pings = {}
         self._pings[payload] = (waiter, self._loop.time())
         return waiter
 
     def _pong_received(self, payload: bytes) -> None:
         # §5.5.3: a pong answers the ping with the same payload; one pong also vouches for
         # the pings sent before it. A pong matching no ping is unsolicited and ignored.
-        if payload not in self._pings:
+        pings = self._pings
+        if not pings or payload not in pings:
             return
         now = self._loop.time()
         while True:  # in the order sent, up to and including the matching ping
-            key, (waiter, sent_at) = next(iter(self._pings.items()))
-            del self._pings[key]
+            key, (waiter, sent_at) = next(iter(pings.items()))
+            del pings[key]
             if not waiter.done():
                 waiter.set_result(now - sent_at)
             if key == payload:
                 break
 
+    # Keepalive: every ping_interval a shared _Heartbeat ticks for all the connections of
+    # the loop with that interval (one timer, not one per connection: an idle connection
+    # stays small). A connection pings at a tick when nothing arrived since the previous
+    # tick and no keepalive ping is still waiting for its pong: so after one to two
+    # intervals of silence. The pong must come within ping_timeout.
+
     def _schedule_heartbeat(self) -> None:
         interval = self._options.ping_interval
         if interval:  # None or 0: no heartbeat
-            self._heartbeat = self._loop.call_later(interval, self._heartbeat_tick)
+            self._received_since_tick = True  # a full interval before the first ping
+            self._heartbeat = _heartbeat(self._loop, interval)
+            self._heartbeat.add(self)
 
     def _stop_heartbeat(self) -> None:
         # Once closing has begun, the close timeout takes over from the heartbeat.
-        for handle in (self._heartbeat, self._ping_deadline):
-            if handle is not None:
-                handle.cancel()
-        self._heartbeat = self._ping_deadline = None
+        if self._heartbeat is not None:
+            self._heartbeat.discard(self)
+            self._heartbeat = None
+        self._pong_in_time(None)
 
     def _heartbeat_tick(self) -> None:
-        self._heartbeat = None
         if self._received_since_tick:
             # Data came in during the interval: the peer is alive, no ping needed.
             self._received_since_tick = False
-            self._schedule_heartbeat()
             return
-        waiter = self._send_ping(os.urandom(4))
+        if self._keepalive is not None:
+            return  # the last keepalive ping is still waiting for its pong
+        self._keepalive = self._send_ping(os.urandom(4))
+        self._keepalive.add_done_callback(self._pong_in_time)
         timeout = self._options.ping_timeout
         if timeout:  # None or 0: wait for the pong forever
             self._ping_deadline = self._loop.call_later(timeout, self._ping_timed_out)
-        waiter.add_done_callback(self._pong_in_time)
 
-    def _pong_in_time(self, waiter: asyncio.Future[float]) -> None:
-        if waiter.exception() is None:  # not a ping lost with the connection
-            self._stop_heartbeat()
-            self._schedule_heartbeat()
+    def _pong_in_time(self, _: asyncio.Future[float] | None) -> None:
+        """The keepalive ping was answered (or the connection is lost, or closing)."""
+        self._keepalive = None
+        if self._ping_deadline is not None:
+            self._ping_deadline.cancel()
+            self._ping_deadline = None
 
     def _ping_timed_out(self) -> None:
         # The peer did not answer within ping_timeout: fail with 1011 (as the issue and

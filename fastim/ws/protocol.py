@@ -25,6 +25,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import Any
 from typing import Protocol as Interface
 
 from fastim.ws.exceptions import ProtocolError, connection_closed
@@ -162,6 +163,26 @@ class WebSocketProtocol:
     - `on_frame`: called with ("recv" | "send", frame) for every frame, e.g. for tracing.
     """
 
+    __slots__ = (
+        "role",
+        "max_size",
+        "extension",
+        "on_frame",
+        "_mask_key",
+        "_decoder",
+        "_outgoing",
+        "_message_opcode",
+        "_message_compressed",
+        "_message_size",
+        "_parts",
+        "_utf8",
+        "_validated",
+        "close_sent",
+        "close_received",
+        "failure",
+        "eof_received",
+    )
+
     def __init__(
         self,
         role: Role,
@@ -188,8 +209,7 @@ class WebSocketProtocol:
         self._message_opcode: Opcode | None = None
         self._message_compressed = False
         self._message_size = 0  # bytes received on the wire for this message
-        self._text_parts: list[str] = []
-        self._binary_parts: list[bytes] = []
+        self._parts: list[Any] = []  # str pieces of a text message, bytes of a binary one
         self._utf8: codecs.IncrementalDecoder | None = None
         self._validated = 0  # bytes of the pending text frame already decoded via peek
 
@@ -365,7 +385,7 @@ class WebSocketProtocol:
             validated, self._validated = self._validated, 0
             self._decode_text(memoryview(payload)[validated:] if validated else payload, frame.fin)
         else:
-            self._binary_parts.append(payload)
+            self._parts.append(payload)
         if frame.fin:
             events.append(Message(self._take_message()))
 
@@ -398,7 +418,7 @@ class WebSocketProtocol:
             if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
                 raise _invalid_utf8()
         if text:
-            self._text_parts.append(text)
+            self._parts.append(text)
 
     def _check_partial_text(self) -> None:
         """UTF-8 check the part of a text frame that has arrived so far (fail fast)."""
@@ -420,9 +440,9 @@ class WebSocketProtocol:
     def _take_message(self) -> str | bytes:
         data: str | bytes
         if self._message_opcode is Opcode.TEXT:
-            data = "".join(self._text_parts)
+            data = "".join(self._parts)
         else:
-            data = b"".join(self._binary_parts)
+            data = b"".join(self._parts)
         self._drop_message()
         return data
 
@@ -430,8 +450,7 @@ class WebSocketProtocol:
         self._message_opcode = None
         self._message_compressed = False
         self._message_size = 0
-        self._text_parts = []
-        self._binary_parts = []
+        self._parts = []
         self._utf8 = None
         self._validated = 0
         self._decoder.max_data_length = self._wire_limit()
