@@ -8,6 +8,8 @@ counts what is written; the bench server's handlers run unchanged on uvloop:
 - `echo`: 64 connections, one 32-byte masked frame each per loop iteration (request/response);
 - `pipelined`: 64 connections, 16 frames arriving in one read on each;
 - `broadcast`: a room of 1,000, one frame to the sender per loop iteration;
+- `http`: fastim.http, 64 keep-alive connections each sending wrk's GET of a small JSON
+  route (and of a 27 KiB static file) per loop iteration;
 - `mask`: `apply_mask` throughput at 32 B, 1 KiB, 64 KiB and 1 MiB.
 
 Numbers are CPU time (`time.process_time`), best of `--reps` runs: the least disturbed one.
@@ -140,6 +142,35 @@ async def broadcast(rounds: int, members: int = 1000) -> tuple[int, float, int]:
     return rounds * members, elapsed, writes
 
 
+async def http(rounds: int, path: str, static: str, conns: int = 64) -> tuple[int, float, int]:
+    """(requests, CPU seconds, transport writes) for keep-alive GETs of `path`."""
+    from bench.servers.fastim_http_server import make_router
+    from fastim.http.server import HTTPProtocol, Server
+
+    server = Server(make_router(static))
+    pairs = []
+    for _ in range(conns):
+        protocol, transport = HTTPProtocol(server), MemoryTransport()
+        protocol.connection_made(transport)  # type: ignore[arg-type]
+        pairs.append((protocol, transport))
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n".encode()
+    for protocol, _ in pairs:  # warm up (the static file enters its cache)
+        protocol.data_received(request)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    start = time.process_time()
+    for _ in range(rounds):
+        for protocol, _transport in pairs:
+            protocol.data_received(request)
+        for _ in range(3):  # the handler's task, then whatever it scheduled
+            await asyncio.sleep(0)
+    elapsed = time.process_time() - start
+    writes = sum(t.writes for _, t in pairs) - conns
+    for protocol, _ in pairs:
+        protocol.connection_lost(None)
+    return rounds * conns, elapsed, writes
+
+
 def mask(size: int, seconds: float = 0.3) -> float:
     """apply_mask throughput in MB/s for payloads of `size` bytes."""
     data, key = os.urandom(size), os.urandom(4)
@@ -163,9 +194,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--only", help="comma-separated: echo,pipelined,broadcast,mask")
+    parser.add_argument("--only", help="comma-separated: echo,pipelined,broadcast,http,mask")
     args = parser.parse_args()
-    only = set(args.only.split(",")) if args.only else {"echo", "pipelined", "broadcast", "mask"}
+    only = set(args.only.split(",")) if args.only else {
+        "echo", "pipelined", "broadcast", "http", "mask"}
     import uvloop
 
     def run(coro_factory: Callable[[], Any]) -> Callable[[], tuple[int, float, int]]:
@@ -180,6 +212,19 @@ def main() -> None:
     if "broadcast" in only:
         us, writes = _best(args.reps, run(lambda: broadcast(30)))
         print(f"broadcast 1000, 32 B      {us:6.2f} µs/del   {writes:.2f} writes/del")
+    if "http" in only:
+        import tempfile
+        from pathlib import Path
+
+        from bench.payloads import write_static_file
+        from bench.scenarios import STATIC_NAME, STATIC_SIZE
+
+        with tempfile.TemporaryDirectory() as folder:
+            static = str(write_static_file(Path(folder), STATIC_NAME, STATIC_SIZE))
+            for label, path in (("JSON route", "/json"),
+                                ("static 27 KiB", f"/static/{STATIC_NAME}")):
+                us, writes = _best(args.reps, run(lambda p=path: http(100, p, static)))
+                print(f"http {label:21}{us:6.2f} µs/req   {writes:.2f} writes/req")
     if "mask" in only:
         for size in (32, 1024, 64 * 1024, 1024 * 1024):
             print(f"apply_mask {size:>8} B   {max(mask(size) for _ in range(3)):8.0f} MB/s")
