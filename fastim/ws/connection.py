@@ -363,7 +363,10 @@ class Connection(asyncio.Protocol):
         if self._lost:
             raise self._closed_error()
         header, payload = self._core.message_frame(message)
-        self._write_frame(header, payload)
+        if len(payload) < 1024:
+            self._write(header + payload)  # as _write_frame() would, one call less
+        else:
+            self._write_frame(header, payload)
         if self._writing_paused or self._lost:
             await self._drain()
 
@@ -467,8 +470,9 @@ class Connection(asyncio.Protocol):
         if core.close_sent is None:
             # Take no more messages than the queue has room for; the rest of the bytes
             # wait in the core until recv() makes room.
+            room = max_queue - queued
             events = core.receive_data(
-                data, max_messages=max(max_queue - queued, 0), messages=messages
+                data, max_messages=room if room > 0 else 0, messages=messages
             )
         else:
             # close() was called: messages after it are discarded (no Message is queued).

@@ -299,9 +299,11 @@ class FrameDecoder:
       1009 as soon as its header is read, before any of its payload is buffered.
     - `pending_header` (read it, do not set it): the header of the frame whose payload is
       still arriving, or None.
+    - `buffer` (read it, do not change it): the bytes received and not yet decoded; it
+      always starts at the header of the next frame, so it is empty when nothing is due.
     """
 
-    __slots__ = ("expect_masked", "max_data_length", "pending_header", "_buffer", "_unmasked")
+    __slots__ = ("expect_masked", "max_data_length", "pending_header", "buffer", "_unmasked")
 
     def __init__(
         self,
@@ -313,7 +315,7 @@ class FrameDecoder:
         self.max_data_length = max_data_length
         self.pending_header: FrameHeader | None = None
         # One buffer; it always starts at the header of the frame being decoded.
-        self._buffer = bytearray()
+        self.buffer = bytearray()
         # How many payload bytes of the pending frame have been unmasked in place (by
         # peek_payload), so they are never unmasked twice.
         self._unmasked = 0
@@ -321,18 +323,18 @@ class FrameDecoder:
     @property
     def buffered(self) -> int:
         """How many bytes are buffered and not yet handed out."""
-        return len(self._buffer)
+        return len(self.buffer)
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
-        self._buffer += data
+        self.buffer += data
 
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or None until more bytes are fed.
 
         Raises ProtocolError for a malformed frame; the stream cannot be trusted after it.
         """
-        buffer = self._buffer
+        buffer = self.buffer
         header = self.pending_header
         if header is not None:
             return self._complete(header)
@@ -432,7 +434,7 @@ class FrameDecoder:
         """
         if self.pending_header is not None:
             return 0
-        buffer = self._buffer
+        buffer = self.buffer
         available = len(buffer)
         expect_masked = self.expect_masked
         limit = self.max_data_length
@@ -485,7 +487,7 @@ class FrameDecoder:
 
     def _complete(self, header: FrameHeader) -> Frame | None:
         """The pending frame, once the rest of its payload has arrived."""
-        buffer = self._buffer
+        buffer = self.buffer
         end = header.size + header.length
         if len(buffer) < end:
             return None
@@ -518,15 +520,15 @@ class FrameDecoder:
         header = self.pending_header
         if header is None:
             return b""
-        available = min(len(self._buffer) - header.size, header.length)
+        available = min(len(self.buffer) - header.size, header.length)
         if header.mask is not None:
             self._unmask_in_place(header, available)
-        return bytes(self._buffer[header.size + start : header.size + available])
+        return bytes(self.buffer[header.size + start : header.size + available])
 
     def _unmask_in_place(self, header: FrameHeader, upto: int) -> None:
         assert header.mask is not None
         done = self._unmasked
         if upto > done:
             lo, hi = header.size + done, header.size + upto
-            self._buffer[lo:hi] = apply_mask(self._buffer[lo:hi], header.mask, done)
+            self.buffer[lo:hi] = apply_mask(self.buffer[lo:hi], header.mask, done)
             self._unmasked = upto

@@ -265,14 +265,15 @@ class WebSocketProtocol:
         the other events still come back, and a close or failure is still the last.
         """
         events: list[Event] = []
-        if not self.receiving:
+        if self.close_received is not None or self.failure is not None or self.eof_received:
             return events  # §5.5.1: nothing after a close frame is processed
         decoder = self._decoder
-        decoder.feed(data)
+        buffer = decoder.buffer
+        buffer += data
         count = 0
         try:
             # The buffer always starts at the next frame's header: empty, nothing to do.
-            while decoder.buffered and (max_messages is None or count < max_messages):
+            while buffer and (max_messages is None or count < max_messages):
                 if self._message_opcode is None and self.on_frame is None:
                     # The common case, whole uncompressed messages in one frame each
                     # (§5.4): no Frame, no pieces to keep, no state to change.
@@ -284,7 +285,7 @@ class WebSocketProtocol:
                     )
                     if batch:
                         events.extend(map(Message, batch))
-                    if not decoder.buffered or count == max_messages:
+                    if not buffer or count == max_messages:
                         break
                 frame = decoder.next_frame()
                 if frame is None:
@@ -491,7 +492,9 @@ class WebSocketProtocol:
         In two pieces so that the host can write a large payload without first copying it
         behind its header (`transport.writelines`); `send_text` and `send_binary` join them.
         """
-        if isinstance(message, str):
+        if type(message) is bytes:
+            opcode, data = Opcode.BINARY, message
+        elif isinstance(message, str):
             opcode, data = Opcode.TEXT, message.encode("utf-8")
         elif isinstance(message, bytes | bytearray | memoryview):
             # bytes(bytes) is the same object; a mutable buffer is copied, so that the
