@@ -273,6 +273,8 @@ def test_fast_path_leaves_other_frames_to_next_frame() -> None:
     assert whole(encode_frame(Frame(Opcode.BINARY, bytes(70000)), MASK)) == []  # 64-bit
     assert whole(encode_frame(Frame(Opcode.BINARY, bytes(300)))[:3]) == []
     assert whole(encode_frame(Frame(Opcode.BINARY, bytes(3000)), MASK)) == [bytes(3000)]
+    large = bytes(range(256)) * 200  # read through a memoryview, not sliced out
+    assert whole(encode_frame(Frame(Opcode.BINARY, large), MASK)) == [large]
     # Several in a row, then a frame for next_frame(); at most max_count of them.
     ping = encode_frame(Frame(Opcode.PING, b"p"), MASK)
     decoder = FrameDecoder()

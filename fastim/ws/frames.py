@@ -155,6 +155,9 @@ _SHORT = 126  # the repeat/cut tables cover every 7-bit payload length (§5.2)
 _KEY_REPEAT = [sum(1 << (32 * i) for i in range((n + 3) // 4)) for n in range(_SHORT)]
 _LOW_BYTES = [(1 << (8 * n)) - 1 for n in range(_SHORT)]
 _XOR_TABLES: dict[int, bytes] = {}
+# Payloads up to this size are sliced out of the receive buffer (a copy, cheaper than a
+# memoryview and its release below this size); larger ones are read through a memoryview.
+_VIEW_THRESHOLD = 16 * 1024
 
 
 def _xor_table(key_octet: int) -> bytes:
@@ -402,7 +405,7 @@ class FrameDecoder:
                 size,
             )
             return None
-        if length < _TRANSLATE_THRESHOLD:
+        if length < _VIEW_THRESHOLD:
             # A small payload: slicing copies a few bytes, cheaper than a memoryview.
             payload = bytes(buffer[size:end]) if mask is None else _mask(buffer[size:end], mask)
         else:
@@ -466,7 +469,7 @@ class FrameDecoder:
                     break
                 if not masked:
                     payload = bytes(buffer[start:end])
-                elif length < _TRANSLATE_THRESHOLD:
+                elif length < _VIEW_THRESHOLD:
                     payload = _mask(buffer[start:end], buffer[start - 4 : start])
                 else:
                     with memoryview(buffer) as view:
