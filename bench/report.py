@@ -198,7 +198,7 @@ def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path
     xs = range(len(main))
     labels = []
     for s in main:
-        label = textwrap.fill(s.title, 22)
+        label = textwrap.fill(s.title, 17)
         fastim = table.get(s.key, {}).get("fastim")
         if fastim is None or fastim.status != "ok":
             label += "\n(no fastim: vs fastest)"
