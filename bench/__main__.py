@@ -11,6 +11,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -18,7 +19,7 @@ from pathlib import Path
 from bench import peers as peer_list
 from bench import scenarios as scenario_list
 from bench.build import BuildError, build_loadgen
-from bench.payloads import write_chat_message
+from bench.payloads import write_chat_message, write_static_file
 from bench.procstat import machine, raise_nofile
 from bench.report import aggregate, cell_notes, chart, markdown
 from bench.runner import Measurement, Settings, measure
@@ -65,6 +66,19 @@ def fastim_note() -> str | None:
     return None
 
 
+def find_wrk() -> str | None:
+    """wrk, the HTTP load generator; installed with apt-get (Debian's `wrk`) when missing
+    and the harness runs as root."""
+    wrk = shutil.which("wrk")
+    if wrk is None and os.geteuid() == 0 and shutil.which("apt-get"):
+        print("bench: installing wrk with apt-get", file=sys.stderr, flush=True)
+        env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+        subprocess.run(["apt-get", "install", "-y", "-q", "wrk"], env=env, check=False,
+                       stdout=subprocess.DEVNULL)
+        wrk = shutil.which("wrk")
+    return wrk
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     scenarios = scenario_list.select(args.scenarios)
@@ -98,9 +112,17 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     logs = args.out / f"logs-{stamp}"
     logs.mkdir()
+    wrk = None
+    if any(s.kind == "http" for s in scenarios):
+        wrk = find_wrk()
+        if wrk is None:
+            notes.append("HTTP rows not measured: wrk is not installed (apt-get install wrk)")
     settings = Settings(duration=args.duration, warmup=args.warmup,
                         max_messages=args.max_messages, idle_settle=1.0, logs=logs,
-                        payload_file=write_chat_message(args.out), pin=pin)
+                        payload_file=write_chat_message(args.out), pin=pin,
+                        static_dir=write_static_file(args.out, scenario_list.STATIC_NAME,
+                                                     scenario_list.STATIC_SIZE),
+                        wrk=wrk)
     host = machine()
     print(f"bench: {len(scenarios)} scenarios × {len(peers)} servers × {args.reps} reps; "
           f"{args.duration:g} s windows; nproc {host['nproc']}, {host['cpu']}; "

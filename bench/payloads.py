@@ -1,4 +1,5 @@
-"""The realistic chat message of the permessage-deflate scenario.
+"""What the scenarios send and serve: the realistic chat message of the permessage-deflate
+scenario, and the static file of the HTTP scenario.
 
 A fastIM group message (cmd 11, media 1 = text) as the web client sends it: its JSON
 fields, a sentence of mixed Chinese and English text with an emoji, about 400 bytes,
@@ -41,3 +42,14 @@ def write_chat_message(directory: Path) -> Path:
     path = directory / "chat-message.json"
     path.write_bytes(chat_message_bytes())
     return path
+
+
+def write_static_file(directory: Path, name: str, size: int) -> Path:
+    """Write the HTTP scenario's static file, `size` bytes of JavaScript-like text, into
+    `directory`/static/ (created); return that directory."""
+    static = directory / "static"
+    static.mkdir(parents=True, exist_ok=True)
+    line = b"export function f%05d(x) { return x * 31 + %d; } // fastim benchmark\n"
+    text = b"".join(line % (i, i) for i in range(size // 40 + 1))[:size]
+    (static / name).write_bytes(text)
+    return static

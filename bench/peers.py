@@ -12,23 +12,31 @@ class Peer:
     name: str
     label: str
     role: str  # "fastim", "peer" or "ceiling"
+    http: bool = False  # has an HTTP server for the http scenarios
 
-    def command(self, loadgen: Path, deflate: bool) -> list[str]:
+    def command(self, loadgen: Path, deflate: bool, static: Path | None = None) -> list[str]:
+        """The server's command line; with `static` (an http scenario), the HTTP server
+        serving that directory."""
         if self.role == "ceiling":
-            return [str(loadgen), "-mode", "server"]
+            return [str(loadgen), "-mode", "server"] + (
+                ["-static", str(static)] if static is not None else [])
+        if static is not None:
+            return [sys.executable, "-m", f"bench.servers.{self.name}_http_server",
+                    "--port", "0", "--static", str(static)]
         cmd = [sys.executable, "-m", f"bench.servers.{self.name}_server", "--port", "0"]
         return cmd + (["--deflate"] if deflate else [])
 
 
-FASTIM = Peer("fastim", "fastim.ws", "fastim")
+# fastim.ws in the WebSocket rows, fastim.http in the HTTP rows.
+FASTIM = Peer("fastim", "fastim", "fastim", http=True)
 PEERS: tuple[Peer, ...] = (
     FASTIM,
     Peer("websockets", "websockets", "peer"),
-    Peer("aiohttp", "aiohttp", "peer"),
+    Peer("aiohttp", "aiohttp", "peer", http=True),
     Peer("picows", "picows", "peer"),
-    # gorilla/websocket in Go on the server core: what the generator reaches when the server
-    # is not the limit, i.e. the generator's own ceiling.
-    Peer("go-ref", "Go reference server", "ceiling"),
+    # gorilla/websocket (and net/http) in Go on the server core: what the generator (wrk
+    # for HTTP) reaches when the server is not the limit, i.e. the generator's own ceiling.
+    Peer("go-ref", "Go reference server", "ceiling", http=True),
 )
 
 

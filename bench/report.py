@@ -139,8 +139,9 @@ def markdown(table: Table, scenarios: list[Scenario], peers: list[Peer], reps: i
         out += _table(f"#### Throughput ({runs}; (×r) = fastim ÷ peer in the same run, "
                       "> 1 means fastim is faster)", table, flow, peers, "rate", _rate,
                       "rate", higher_is_better=True)
-        out += _table("#### Server CPU time per message, µs (per delivery for broadcast; "
-                      "(×r) = peer ÷ fastim, > 1 means fastim spends less)", table, flow, peers,
+        out += _table("#### Server CPU time per message, µs (per delivery for broadcast, per "
+                      "request for HTTP; (×r) = peer ÷ fastim, > 1 means fastim spends less)",
+                      table, flow, peers,
                       "µs", _value("cpu_us_per_msg", _num), "cpu_us_per_msg",
                       higher_is_better=False)
         out += _table("#### Latency p50 / p99, µs", table, flow, peers, "µs", _latency)
@@ -197,7 +198,7 @@ def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path
     xs = range(len(main))
     labels = []
     for s in main:
-        label = textwrap.fill(s.title, 22)
+        label = textwrap.fill(s.title, 17)
         fastim = table.get(s.key, {}).get("fastim")
         if fastim is None or fastim.status != "ok":
             label += "\n(no fastim: vs fastest)"
@@ -219,19 +220,19 @@ def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path
         offsets = [x + (i - (len(shown) - 1) / 2) * width for x in xs]
         top.bar(offsets, rel, width, label=peer.label)
         bottom.bar(offsets, cpu, width, label=peer.label)
-    top.set_ylabel("throughput relative to fastim.ws")
+    top.set_ylabel("throughput relative to fastim")
     top.axhline(1.0, color="grey", linewidth=0.8)
     top.set_xticks(list(xs), labels, fontsize=8)
     top.legend(fontsize=8)
-    top.set_title("Throughput relative to fastim.ws in the same run (higher is better)")
-    bottom.set_ylabel("server CPU µs per message")
+    top.set_title("Throughput relative to fastim in the same run (higher is better)")
+    bottom.set_ylabel("server CPU µs per message or request")
     bottom.set_yscale("log")
     bottom.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     bottom.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))
     bottom.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     bottom.set_xticks(list(xs), labels, fontsize=8)
-    bottom.set_title("Server CPU time per message, per delivery for broadcast "
-                     "(lower is better; log scale)")
+    bottom.set_title("Server CPU time per message, per delivery for broadcast, per request "
+                     "for HTTP (lower is better; log scale)")
     if title:
         fig.suptitle(title, fontsize=10)
     fig.savefig(path, dpi=100)

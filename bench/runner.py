@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import queue
+import re
+import resource
 import shutil
 import signal
 import subprocess
@@ -33,6 +36,8 @@ class Settings:
     logs: Path               # server stderr goes here
     payload_file: Path       # the chat message of the deflate scenario
     pin: bool = True         # taskset: server on core 0, generator on core 1
+    static_dir: Path | None = None  # the files the HTTP servers serve under /static/
+    wrk: str | None = None   # the HTTP load generator (Debian package wrk)
 
 
 @dataclass
@@ -114,10 +119,19 @@ def measure(peer: Peer, scenario: Scenario, rep: int, loadgen: Path,
             settings: Settings) -> Measurement:
     """Run `scenario` once against a fresh `peer` server and return what was measured."""
     result = Measurement(peer.name, scenario.key, rep)
+    static = None
+    if scenario.kind == "http":
+        if not peer.http:
+            result.status, result.note = "n/a", "not an HTTP server"
+            return result
+        if settings.wrk is None or settings.static_dir is None:
+            result.status, result.note = "n/a", "wrk is not installed (apt-get install wrk)"
+            return result
+        static = settings.static_dir
     log_path = settings.logs / f"{peer.name}-{scenario.key}-{rep}.log"
     with open(log_path, "w") as log:
         server = subprocess.Popen(
-            _pinned(SERVER_CPU, peer.command(loadgen, scenario.deflate), settings.pin),
+            _pinned(SERVER_CPU, peer.command(loadgen, scenario.deflate, static), settings.pin),
             cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True,
             env=dict(os.environ, PYTHONPATH=str(REPO_ROOT)),
         )
@@ -132,7 +146,10 @@ def measure(peer: Peer, scenario: Scenario, rep: int, loadgen: Path,
                 result.note = f"server did not start: {first!r} {_log_tail(log_path)}"
             return result
         port = int(first.split()[1])
-        _drive(server.pid, scenario, port, loadgen, settings, result)
+        if scenario.kind == "http":
+            _drive_wrk(server.pid, scenario, port, settings, result)
+        else:
+            _drive(server.pid, scenario, port, loadgen, settings, result)
         if server.poll() is not None:
             result.status = "error"
             result.note = f"server exited with {server.returncode}: {_log_tail(log_path)}"
@@ -221,3 +238,85 @@ def _record(event: dict[str, Any], server_cpu: float, scenario: Scenario,
         result.values["mbytes_per_s"] = event["mbytes_per_s"]
     if not messages:
         result.status, result.note = "error", "no message completed in the window"
+
+
+# -- HTTP: wrk ---------------------------------------------------------------------------
+
+_UNITS = {"us": 1.0, "ms": 1e3, "s": 1e6, "m": 60e6}
+_SIZE = {"B": 1.0, "KB": 1024.0, "MB": 1024.0**2, "GB": 1024.0**3}
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def parse_wrk(text: str) -> dict[str, float]:
+    """The figures of a `wrk --latency` report: requests, seconds, rate, p50/p99 (µs),
+    MB/s, and errors (non-2xx answers and socket errors)."""
+    values: dict[str, float] = {}
+    done = re.search(r"(\d+) requests in ([\d.]+)(us|ms|s|m)", text)
+    if done:
+        values["requests"] = float(done.group(1))
+        values["seconds"] = float(done.group(2)) * _UNITS[done.group(3)] / 1e6
+    rate = re.search(r"Requests/sec:\s*([\d.]+)", text)
+    if rate:
+        values["rate"] = float(rate.group(1))
+    for percent, key in (("50", "p50_us"), ("99", "p99_us")):
+        found = re.search(rf"^\s*{percent}%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.MULTILINE)
+        if found:
+            values[key] = float(found.group(1)) * _UNITS[found.group(2)]
+    transfer = re.search(r"Transfer/sec:\s*([\d.]+)(B|KB|MB|GB)", text)
+    if transfer:
+        values["mbytes_per_s"] = float(transfer.group(1)) * _SIZE[transfer.group(2)] / 1e6
+    errors = 0.0
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s*(\d+)", text)
+    if non2xx:
+        errors += float(non2xx.group(1))
+    sockets = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)",
+                        text)
+    if sockets:
+        errors += sum(float(n) for n in sockets.groups())
+    values["errors"] = errors
+    return values
+
+
+def _run_wrk(scenario: Scenario, port: int, seconds: float, settings: Settings) -> str:
+    assert settings.wrk is not None
+    # wrk takes whole seconds; one thread, as the generator has one core.
+    cmd = [settings.wrk, "-t1", f"-c{scenario.conns}", f"-d{max(1, math.ceil(seconds))}s",
+           "--latency", f"http://127.0.0.1:{port}{scenario.path}"]
+    done = subprocess.run(_pinned(LOADGEN_CPU, cmd, settings.pin), capture_output=True,
+                          text=True, timeout=seconds + 60)
+    if done.returncode != 0:
+        raise OSError(f"wrk failed: {done.stderr.strip() or done.stdout.strip()}")
+    return done.stdout
+
+
+def _drive_wrk(pid: int, scenario: Scenario, port: int, settings: Settings,
+               result: Measurement) -> None:
+    """Warm the server up with wrk, then measure one wrk run: its report, the server's CPU
+    time over it (from /proc) and wrk's own (its rusage, as a reaped child)."""
+    _run_wrk(scenario, port, settings.warmup, settings)
+    cpu_start, gen_start = cpu_seconds(pid), _children_cpu()
+    report = parse_wrk(_run_wrk(scenario, port, settings.duration, settings))
+    server_cpu, gen_cpu = cpu_seconds(pid) - cpu_start, _children_cpu() - gen_start
+    requests, seconds = report.get("requests", 0.0), report.get("seconds", 0.0)
+    if report["errors"]:
+        result.status = "error"
+        result.note = f"wrk saw {report['errors']:.0f} errors or non-2xx answers"
+        return
+    if not requests or not seconds:
+        result.status, result.note = "error", "no request completed in the window"
+        return
+    rate = report.get("rate", requests / seconds)
+    result.values.update(
+        rate=rate,
+        p50_us=report.get("p50_us", float("nan")),
+        p99_us=report.get("p99_us", float("nan")),
+        mbytes_per_s=report.get("mbytes_per_s", float("nan")),
+        gen_cpu_util=gen_cpu / seconds,
+        server_cpu_util=server_cpu / seconds,
+        gen_limit=rate / (gen_cpu / seconds) if gen_cpu else 0.0,
+        cpu_us_per_msg=server_cpu / requests * 1e6,
+    )

@@ -6,21 +6,27 @@ from dataclasses import dataclass
 
 KIB = 1024
 MIB = 1024 * 1024
+# The static file of the HTTP scenario (bench.payloads writes it).
+STATIC_NAME = "app-27k.js"
+STATIC_SIZE = 27 * KIB
 
 
 @dataclass(frozen=True)
 class Scenario:
     key: str            # short name for --scenarios and the JSON results
     title: str          # row title in the tables
-    kind: str           # "echo", "broadcast" or "idle"
+    kind: str           # "echo", "broadcast", "idle" or "http"
     conns: int          # connections (room size for broadcast)
     size: int = 32      # message size in bytes (echo of the chat message: its own size)
     inflight: int = 1   # echo: messages in flight per connection
     deflate: bool = False
     main: bool = False  # drawn in the chart
+    path: str = ""      # http: the URL path wrk requests
 
     @property
     def rate_label(self) -> str:
+        if self.kind == "http":
+            return "req/s"
         return "deliveries/s" if self.kind == "broadcast" else "msg/s"
 
 
@@ -49,6 +55,11 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("deflate-chat-64c", "echo with permessage-deflate, 64 conns, chat JSON", "echo",
              64, 0, deflate=True, main=True),
     Scenario("idle-10000", "10,000 idle connections", "idle", 10_000),
+    # HTTP (fastim.http against aiohttp), loaded by wrk: keep-alive GETs over 64 connections.
+    Scenario("http-json-64c", "HTTP small JSON route, 64 conns", "http", 64, main=True,
+             path="/json"),
+    Scenario("http-static-27KiB-64c", "HTTP 27 KiB static file, 64 conns", "http", 64,
+             size=STATIC_SIZE, main=True, path=f"/static/{STATIC_NAME}"),
 )
 
 

@@ -68,3 +68,41 @@ def test_one_short_echo_run_measures_the_server(tmp_path: Path) -> None:
     assert result.values["rate"] > 0
     assert result.values["cpu_us_per_msg"] > 0   # the server's own CPU time was read
     assert result.values["p50_us"] <= result.values["p99_us"]
+
+
+WRK_REPORT = """Running 1s test @ http://127.0.0.1:8080/json
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     1.42ms  310.21us   9.80ms   92.31%
+    Req/Sec    45.32k     1.21k   46.90k    80.00%
+  Latency Distribution
+     50%    1.38ms
+     75%    1.49ms
+     90%    1.63ms
+     99%  512.00us
+  45321 requests in 1.00s, 7.61MB read
+  Non-2xx or 3xx responses: 2
+Requests/sec:  45276.73
+Transfer/sec:      7.60MB
+"""
+
+
+def test_wrk_report_is_read() -> None:
+    from bench.runner import parse_wrk
+
+    values = parse_wrk(WRK_REPORT)
+    assert values["requests"] == 45321 and values["seconds"] == 1.0
+    assert values["rate"] == 45276.73
+    assert values["p50_us"] == 1380.0 and values["p99_us"] == 512.0
+    assert round(values["mbytes_per_s"], 2) == 7.97  # 7.60 MiB
+    assert values["errors"] == 2
+
+
+def test_http_scenarios_and_their_servers() -> None:
+    http = select("http")
+    assert [s.key for s in http] == ["http-json-64c", "http-static-27KiB-64c"]
+    assert all(s.rate_label == "req/s" for s in http)
+    fastim = next(p for p in PEERS if p.name == "fastim")
+    command = fastim.command(Path("loadgen"), False, Path("/tmp/static"))
+    assert "bench.servers.fastim_http_server" in command and "/tmp/static" in command
+    assert not next(p for p in PEERS if p.name == "picows").http

@@ -356,6 +356,48 @@ def test_timeouts_do_not_hurt_a_slow_handler(strict_server: ServerThread) -> Non
         assert client.read_response().status == 200
 
 
+def test_a_request_started_on_an_idle_connection_gets_the_head_timeout() -> None:
+    # The keep-alive timeout is long and the head timeout short: once a new request has
+    # begun on an idle connection, the shorter one applies.
+    limits = Limits(header_timeout=0.2, keep_alive_timeout=30, linger_timeout=0.2)
+    with ServerThread(make_router(), limits=limits) as thread, thread.connect() as sock:
+        client = Client(sock)
+        client.send(request("GET", "/"))
+        assert client.read_response().status == 200
+        client.send(b"GET / HTTP/1.1\r\nHost: t\r\n")  # ...and never the end of the head
+        assert client.read_response().status == 408
+        assert client.closed_by_peer()
+
+
+def test_keep_alive_timeout_longer_than_the_head_timeout() -> None:
+    # The head timeout armed at connection time passes while the connection is idle
+    # between requests: only the keep-alive timeout closes it.
+    limits = Limits(header_timeout=0.1, keep_alive_timeout=0.4)
+    with ServerThread(make_router(), limits=limits) as thread, thread.connect() as sock:
+        client = Client(sock)
+        client.send(request("GET", "/"))
+        assert client.read_response().status == 200
+        assert client.closed_by_peer()  # no 408: it was not in the middle of a request
+
+
+def test_response_fields_are_checked_once_and_cached() -> None:
+    from fastim.http import server as server_module
+
+    fields = [("X-Cached", "yes"), ["X-List", "as a list"]]
+    first = server_module._encode_fields(fields)  # type: ignore[arg-type]
+    assert first == b"X-Cached: yes\r\nX-List: as a list\r\n"
+    assert server_module._encode_fields(fields) == first  # type: ignore[arg-type]
+    saved = server_module._FIELD_LINES_MAX
+    server_module._FIELD_LINES_MAX = 1
+    try:
+        assert server_module._encode_fields([("X-Other", "v")]) == b"X-Other: v\r\n"
+        assert len(server_module._FIELD_LINES) == 1  # full: cleared, then this one
+    finally:
+        server_module._FIELD_LINES_MAX = saved
+    with pytest.raises(ValueError):
+        server_module._encode_fields([("X-Bad", "a\r\nSet-Cookie: x")])
+
+
 # -- routing -----------------------------------------------------------------------------------
 
 

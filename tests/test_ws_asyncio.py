@@ -140,6 +140,9 @@ def test_fastim_server_with_websockets_client(loop: str) -> None:
 
     async def handler(ws: Connection) -> None:
         seen.append((ws.path, ws.query, ws.headers.get("X-Test"), ws.remote_address[0]))
+        assert ws.query is ws.query and ws.headers is ws.headers  # parsed once
+        assert ws.response_headers.get("Upgrade") == "websocket"
+        assert ws.response_headers is ws.response_headers
         await echo(ws)
 
     async def main() -> None:
@@ -402,6 +405,20 @@ def test_heartbeat_timeout_closes_a_silent_peer(loop: str) -> None:
             assert before == [] and code == 1011
 
     run(main(), loop)
+
+
+def test_one_keepalive_ping_at_a_time() -> None:
+    # The pong may take up to ping_timeout, many intervals here: the ticks in between
+    # send no second ping.
+    async def main() -> None:
+        async with serve(
+            echo, "127.0.0.1", 0, ping_interval=0.02, ping_timeout=0.3, close_timeout=0.5
+        ) as server:
+            client = await RawClient.open(server.port)  # and then never answers
+            before, code = await client.frames_until_close()
+            assert [f.opcode for f in before] == [Opcode.PING] and code == 1011
+
+    run(main())
 
 
 def test_heartbeat_answered_keeps_the_connection() -> None:
@@ -1140,3 +1157,62 @@ def test_send_nowait_writes_at_once_and_reports_what_is_buffered() -> None:
             assert await client.recv() == b"\x00binary"
 
     run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_message_and_close_read_after_tcp_is_gone(loop: str) -> None:
+    # A message and a close frame arrive, then TCP ends before the application reads
+    # them: the message is still delivered, then the close, whose answer (nowhere to
+    # write it now) is dropped without an error.
+    async def main() -> None:
+        got: list[Any] = []
+        connections: list[Connection] = []
+        release = asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            connections.append(ws)
+            await release.wait()
+            got.append(await ws.recv())
+            try:
+                await ws.recv()
+            except ConnectionClosedOK as exc:
+                got.append(exc.code)
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"last") + frame(Opcode.CLOSE, close_payload(1000)))
+            await client.writer.drain()
+            client.writer.transport.abort()
+            while not connections or connections[0].state is not State.CLOSED:
+                await asyncio.sleep(0.01)
+            release.set()
+            while len(got) < 2:
+                await asyncio.sleep(0.01)
+        assert got == ["last", 1000]
+
+    run(main(), loop)
+
+
+def test_heartbeat_timeout_while_reading_is_paused() -> None:
+    # The application does not read and the peer neither reads nor answers pings: reading
+    # is paused (the queue is full), and the peer is still dropped at the ping timeout.
+    async def main() -> None:
+        connections: list[Connection] = []
+        release = asyncio.Event()
+
+        async def stalled(ws: Connection) -> None:
+            connections.append(ws)
+            await release.wait()
+
+        async with serve(
+            stalled, "127.0.0.1", 0, max_queue=1, ping_interval=0.05, ping_timeout=0.05
+        ) as server:
+            client = await RawClient.open(server.port)
+            client.send(b"".join(frame(Opcode.TEXT, b"%d" % i) for i in range(3)))
+            before, code = await client.frames_until_close()
+            assert code == 1011 and all(f.opcode is Opcode.PING for f in before)
+            assert len(connections[0]._messages) == 1
+            release.set()
+
+    run(main())
+

@@ -3,12 +3,17 @@ round trip under any split of the byte stream, and the decoder's errors."""
 
 from __future__ import annotations
 
+import os
 import struct
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from fastim.ws import frames as frames_module
 from fastim.ws.exceptions import ProtocolError
 from fastim.ws.frames import (
     CloseCode,
@@ -83,6 +88,45 @@ def test_rfc_5_7_masked_hello_one_byte_at_a_time() -> None:
 
 # -- masking --------------------------------------------------------------------------------
 
+# Both implementations of §5.3: the pure-Python one, which every installation has and which
+# is the fallback, and the optional C extension where it was built.
+Masker = Callable[[bytes | bytearray | memoryview, bytes], bytes]
+MASKERS: list[Masker] = [frames_module._mask_python]
+MASKER_IDS = ["python"]
+_c_masker = frames_module._select_mask(True)
+if _c_masker is not frames_module._mask_python:  # pragma: no branch - built here
+    MASKERS.append(_c_masker)
+    MASKER_IDS.append("c")
+
+
+@pytest.fixture(params=MASKERS, ids=MASKER_IDS)
+def masking(request: pytest.FixtureRequest) -> Iterator[Masker]:
+    """Run a test with each masking implementation in use by the whole module."""
+    saved = frames_module._mask
+    frames_module._mask = request.param
+    try:
+        yield request.param
+    finally:
+        frames_module._mask = saved
+
+
+@pytest.mark.parametrize("masker", MASKERS, ids=MASKER_IDS)
+@settings(max_examples=200)
+@given(data=st.binary(max_size=5000), mask=st.binary(min_size=4, max_size=4))
+def test_masking_matches_the_rfc_definition(masker: Masker, data: bytes, mask: bytes) -> None:
+    # §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4)
+    expected = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
+    assert masker(data, mask) == expected
+    assert masker(memoryview(bytearray(data)), mask) == expected
+
+
+@pytest.mark.parametrize("masker", MASKERS, ids=MASKER_IDS)
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 125, 126, 1023, 1024, 1025, 70001])
+def test_masking_at_every_size_class(masker: Masker, size: int) -> None:
+    # Each implementation switches method by size (integer, translate; 8 bytes a time).
+    data = os.urandom(size)
+    assert masker(data, MASK) == bytes(b ^ MASK[i % 4] for i, b in enumerate(data))
+
 
 @settings(max_examples=200)
 @given(data=st.binary(max_size=5000), mask=st.binary(min_size=4, max_size=4))
@@ -90,13 +134,6 @@ def test_masking_is_its_own_inverse(data: bytes, mask: bytes) -> None:
     masked = apply_mask(data, mask)
     assert len(masked) == len(data)
     assert apply_mask(masked, mask) == data
-
-
-@settings(max_examples=200)
-@given(data=st.binary(max_size=5000), mask=st.binary(min_size=4, max_size=4))
-def test_masking_matches_the_rfc_definition(data: bytes, mask: bytes) -> None:
-    # §5.3: transformed-octet-i = original-octet-i XOR masking-key-octet-(i MOD 4)
-    assert apply_mask(data, mask) == bytes(b ^ mask[i % 4] for i, b in enumerate(data))
 
 
 @settings(max_examples=100)
@@ -114,6 +151,33 @@ def test_masking_in_pieces_with_offset(data: bytes, mask: bytes, cut: int) -> No
 def test_masking_accepts_memoryview_and_empty() -> None:
     assert apply_mask(memoryview(b"Hello"), MASK) == bytes.fromhex("7f9f4d5158")
     assert apply_mask(b"", MASK) == b""
+
+
+def test_c_masking_refuses_a_bad_key() -> None:
+    if len(MASKERS) < 2:  # pragma: no cover - the extension is built on the project's machines
+        pytest.skip("fastim.ws._speedups is not built here")
+    with pytest.raises(ValueError):
+        MASKERS[1](b"data", b"abc")
+    with pytest.raises(TypeError):
+        MASKERS[1]("text", MASK)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        MASKERS[1](b"data", 1234)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        MASKERS[1](b"data")  # type: ignore[call-arg]
+
+
+def test_masking_falls_back_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert frames_module._select_mask(False) is frames_module._mask_python
+    # As when no compiler was there at install time: the extension does not import.
+    monkeypatch.setitem(sys.modules, "fastim.ws._speedups", None)
+    assert frames_module._select_mask(True) is frames_module._mask_python
+
+
+def test_environment_turns_the_c_masking_off() -> None:
+    code = "from fastim.ws import frames; print(frames._mask is frames._mask_python)"
+    env = dict(os.environ, FASTIM_WS_SPEEDUPS="0")
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "True", out.stderr
 
 
 # -- round trips -----------------------------------------------------------------------------
@@ -147,23 +211,96 @@ def frames(draw: st.DrawFn) -> tuple[Frame, bytes | None]:
     return frame, mask
 
 
-@settings(max_examples=150, deadline=None)
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(items=st.lists(frames(), min_size=1, max_size=5), data=st.data())
 def test_round_trip_under_any_split(
-    items: list[tuple[Frame, bytes | None]], data: st.DataObject
+    masking: Masker, items: list[tuple[Frame, bytes | None]], data: st.DataObject
 ) -> None:
     stream = b"".join(encode_frame(frame, mask) for frame, mask in items)
     cuts = sorted(data.draw(st.lists(st.integers(0, len(stream)), max_size=8)))
+    use_fast_path = data.draw(st.booleans())
     decoder = FrameDecoder()
     decoded: list[Frame] = []
     start = 0
     for cut in [*cuts, len(stream)]:
         decoder.feed(stream[start:cut])
         start = cut
-        while (frame := decoder.next_frame()) is not None:
+        while True:
+            # The protocol tries the fast path for whole messages first, then next_frame.
+            if use_fast_path:
+                queue: list[str | bytes] = []
+                decoder.read_messages(queue)
+                for message in queue:
+                    expected = items[len(decoded)][0]
+                    assert expected.fin and not (expected.rsv1 or expected.rsv2 or expected.rsv3)
+                    if isinstance(message, str):
+                        text = message.encode()
+                        decoded.append(Frame(Opcode.TEXT, text, masked=expected.masked))
+                    else:
+                        decoded.append(Frame(Opcode.BINARY, message, masked=expected.masked))
+            frame = decoder.next_frame()
+            if frame is None:
+                break
             decoded.append(frame)
     assert decoded == [frame for frame, _ in items]
     assert decoder.buffered == 0
+
+
+def test_fast_path_leaves_other_frames_to_next_frame() -> None:
+    def whole(wire: bytes, **kwargs: object) -> list[str | bytes]:
+        max_size = kwargs.pop("max_size", None)
+        decoder = FrameDecoder(**kwargs)  # type: ignore[arg-type]
+        decoder.feed(wire)
+        queue: list[str | bytes] = []
+        assert decoder.read_messages(queue, None, max_size) == len(queue)  # type: ignore[arg-type]
+        if not queue:
+            assert decoder.buffered == len(wire)  # nothing consumed
+        return queue
+
+    message = encode_frame(Frame(Opcode.TEXT, b"hi"), MASK)
+    assert whole(message) == ["hi"]
+    assert whole(message, expect_masked=True) == ["hi"]
+    assert whole(message, expect_masked=False) == []  # next_frame raises 1002
+    assert whole(message, max_data_length=1) == []  # next_frame raises 1009
+    assert whole(message, max_size=1) == []  # the protocol raises 1009
+    assert whole(message[:-1]) == []  # incomplete
+    assert whole(encode_frame(Frame(Opcode.BINARY, b"hi")), expect_masked=False) == [b"hi"]
+    assert whole(encode_frame(Frame(Opcode.TEXT, b"\xff"), MASK)) == []  # 1007 elsewhere
+    assert whole(encode_frame(Frame(Opcode.TEXT, b"hi", fin=False), MASK)) == []
+    assert whole(encode_frame(Frame(Opcode.PING, b"hi"), MASK)) == []
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(70000)), MASK)) == []  # 64-bit
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(300)))[:3]) == []
+    assert whole(encode_frame(Frame(Opcode.BINARY, bytes(3000)), MASK)) == [bytes(3000)]
+    large = bytes(range(256)) * 200  # read through a memoryview, not sliced out
+    assert whole(encode_frame(Frame(Opcode.BINARY, large), MASK)) == [large]
+    # Several in a row, then a frame for next_frame(); at most max_count of them.
+    ping = encode_frame(Frame(Opcode.PING, b"p"), MASK)
+    decoder = FrameDecoder()
+    decoder.feed(message * 3 + ping + message)
+    queue: list[str | bytes] = []
+    assert decoder.read_messages(queue, 2) == 2 and queue == ["hi", "hi"]
+    assert decoder.read_messages(queue) == 1 and queue == ["hi"] * 3
+    assert decoder.read_messages(queue) == 0
+    assert decoder.next_frame() == Frame(Opcode.PING, b"p", masked=True)
+    assert decoder.read_messages(queue) == 1 and decoder.buffered == 0
+    # Never while the payload of another frame is pending.
+    decoder = FrameDecoder()
+    decoder.feed(encode_frame(Frame(Opcode.BINARY, b"0123456789"))[:5])
+    assert decoder.next_frame() is None and decoder.pending_header is not None
+    assert decoder.read_messages(queue) == 0
+
+
+def test_extended_length_arriving_in_pieces() -> None:
+    wire = encode_frame(Frame(Opcode.BINARY, bytes(300)), MASK)
+    decoder = FrameDecoder()
+    decoder.feed(wire[:3])  # the 16-bit length is not all there
+    assert decoder.next_frame() is None and decoder.pending_header is None
+    decoder.feed(wire[3:7])  # the masking key is not all there
+    assert decoder.next_frame() is None and decoder.pending_header is None
+    decoder.feed(wire[7:])
+    assert decoder.next_frame() == Frame(Opcode.BINARY, bytes(300), masked=True)
 
 
 def test_encoder_uses_minimal_length_encoding() -> None:

@@ -19,6 +19,7 @@ func main() {
 	mode := flag.String("mode", "echo", "echo | broadcast | idle | server")
 	url := flag.String("url", "ws://127.0.0.1:8765/echo", "WebSocket URL to load")
 	addr := flag.String("addr", "127.0.0.1:0", "server mode: address to listen on")
+	static := flag.String("static", "", "server mode: serve this directory under /static/")
 	conns := flag.Int("conns", 1, "connections (the room size for broadcast)")
 	size := flag.Int("size", 32, "message size in bytes")
 	payloadFile := flag.String("payload-file", "", "echo this file's content as a text message instead of -size random bytes")
@@ -69,7 +70,7 @@ func main() {
 	case "idle":
 		runIdle(idleConfig{url: *url, conns: *conns, hold: *hold})
 	case "server":
-		runServer(*addr)
+		runServer(*addr, *static)
 	default:
 		fatalf("unknown mode %q", *mode)
 	}

@@ -186,7 +186,11 @@ func (rm *room) serve(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func runServer(addr string) {
+// jsonBody is what every HTTP server of the benchmark answers on /json: fastIM's
+// envelope around a small object.
+var jsonBody = []byte(`{"code":0,"msg":"","data":{"id":1,"name":"fastim","online":true}}`)
+
+func runServer(addr, static string) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		fatalf("listen: %v", err)
@@ -195,6 +199,14 @@ func runServer(addr string) {
 	mux.HandleFunc("/echo", serveEcho)
 	rm := &room{members: map[*member]struct{}{}}
 	mux.HandleFunc("/broadcast", rm.serve)
+	// The HTTP scenarios' reference: net/http on the server core, wrk's ceiling.
+	mux.HandleFunc("/json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json; charset=utf-8")
+		w.Write(jsonBody)
+	})
+	if static != "" {
+		mux.Handle("/static/", http.StripPrefix("/static/", http.FileServer(http.Dir(static))))
+	}
 	fmt.Printf("READY %d\n", ln.Addr().(*net.TCPAddr).Port)
 	http.Serve(ln, mux)
 }

@@ -14,12 +14,16 @@ MAX_SIZE = 16 * 1024 * 1024
 
 UNSUPPORTED_EXIT = 3
 
+# The body of every HTTP server's /json route: fastIM's envelope around a small object.
+JSON_DATA = {"id": 1, "name": "fastim", "online": True}
+
 
 def parse_args(description: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--deflate", action="store_true", help="accept permessage-deflate")
+    parser.add_argument("--static", help="HTTP servers: the directory served under /static/")
     return parser.parse_args()
 
 

@@ -34,6 +34,11 @@ _REQUEST_LINE = re.compile(
 # RFC 9110 §5.5: field-value chars are VCHAR, obs-text, SP and HTAB; anything else
 # (NUL, a stray CR or LF, other controls, DEL) is rejected.
 _INVALID_FIELD_VALUE = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
+# A whole header section of well-formed field lines, each with its CRLF (RFC 9112 §5):
+# field-name ":" OWS field-value OWS, the name a token, the value VCHAR, obs-text, SP and
+# HTAB. A section that matches is split without checking each line again; one that does
+# not is checked line by line, which says what is wrong.
+_FIELD_SECTION = re.compile(rb"(?:[!#$%&'*+\-.^_`|~0-9A-Za-z]+:[\t\x20-\x7e\x80-\xff]*\r\n)*")
 # RFC 9112 §2.2: a bare LF is not a line terminator here; we answer 400 rather than
 # guess, so that we never disagree with a proxy in front of us about where a line ends.
 _BARE_LF = re.compile(rb"(?<!\r)\n")
@@ -225,7 +230,7 @@ class RequestParser:
     def _read_head(self) -> Event:
         buf = self._buffer
         # RFC 9112 §2.2: ignore empty lines received before the request-line.
-        while buf[:2] == b"\r\n":
+        while buf.startswith(b"\r\n"):
             del buf[:2]
             self._scan = 0
             self._request_line_complete = False
@@ -259,15 +264,17 @@ class RequestParser:
             raise HTTPError(431, "request header section too large")
 
     def _parse_head(self, head: bytes) -> RequestHead:
-        lines = head.split(b"\r\n")
-        request_line = lines[0]
+        line_end = head.find(b"\r\n")
+        request_line = head if line_end < 0 else head[:line_end]
         if len(request_line) > self.max_request_line:
             raise HTTPError(414, "request line too long")
         if len(head) > self.max_header_size:
             raise HTTPError(431, "request header section too large")
-        if len(lines) - 1 > self.max_header_count:
+        if head.count(b"\r\n") > self.max_header_count:
             raise HTTPError(431, "too many header fields")
-        if _BARE_LF.search(head):
+        section = b"" if line_end < 0 else head[line_end + 2 :] + b"\r\n"
+        well_formed = _FIELD_SECTION.fullmatch(section) is not None
+        if (not well_formed or b"\n" in request_line) and _BARE_LF.search(head):
             raise HTTPError(400, "bare LF in request head")
 
         match = _REQUEST_LINE.fullmatch(request_line)
@@ -283,8 +290,14 @@ class RequestParser:
         _check_target(method, target)
 
         headers = Headers()
-        for line in lines[1:]:
-            headers.add(*_parse_field_line(line))
+        if well_formed:
+            # Checked as a whole above (the request line by its own pattern: no LF there).
+            for line in section.decode("latin-1").split("\r\n")[:-1]:
+                name, _, value = line.partition(":")
+                headers.add(name, value.strip(" \t"))
+        else:
+            for raw_line in section.split(b"\r\n")[:-1]:
+                headers.add(*_parse_field_line(raw_line))
         return self._frame(method, target, http_version, headers)
 
     def _frame(self, method: str, target: str, version: str, headers: Headers) -> RequestHead:

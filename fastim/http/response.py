@@ -23,14 +23,23 @@ _COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _FIELD_VALUE_FORBIDDEN = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
+# with_charset() answers for the few content types an application uses, again and again.
+_WITH_CHARSET: dict[str, str] = {}
+
+
 def with_charset(content_type: str) -> str:
     """Add ``; charset=utf-8`` to a textual media type that lacks a charset."""
-    if "charset=" in content_type.lower():
-        return content_type
-    media_type = content_type.partition(";")[0].strip().lower()
-    if media_type.startswith(_TEXTUAL_PREFIXES) or media_type in _TEXTUAL_TYPES:
-        return f"{content_type}; charset=utf-8"
-    return content_type
+    known = _WITH_CHARSET.get(content_type)
+    if known is not None:
+        return known
+    result = content_type
+    if "charset=" not in content_type.lower():
+        media_type = content_type.partition(";")[0].strip().lower()
+        if media_type.startswith(_TEXTUAL_PREFIXES) or media_type in _TEXTUAL_TYPES:
+            result = f"{content_type}; charset=utf-8"
+    if len(_WITH_CHARSET) < 256:  # bounded: content types come from code, not requests
+        _WITH_CHARSET[content_type] = result
+    return result
 
 
 def is_compressible(content_type: str) -> bool:
@@ -165,8 +174,13 @@ class Response:
         return f"<Response {self.status} {reason_phrase(self.status)}>"
 
 
+# One encoder for every JSON answer: json.dumps() with these options builds a new one each
+# call.
+_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
+
 def _dumps(value: Any) -> bytes:
-    return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _JSON.encode(value).encode("utf-8")
 
 
 def json_response(data: Any, status: int = 200, msg: str = "") -> Response:
@@ -209,13 +223,23 @@ def http_date(timestamp: float) -> str:
     return formatdate(timestamp, usegmt=True)
 
 
-_date_cache: tuple[int, str] = (0, "")
+_date_cache: tuple[int, str, bytes] = (0, "", b"")
 
 
 def current_date() -> str:
     """The Date field value for now; formatted once per second (RFC 9110 §6.6.1)."""
+    return _current_date()[1]
+
+
+def date_field() -> bytes:
+    """The whole ``Date: ...\r\n`` field line for now, encoded once per second."""
+    return _current_date()[2]
+
+
+def _current_date() -> tuple[int, str, bytes]:
     global _date_cache
     now = int(time.time())
     if _date_cache[0] != now:
-        _date_cache = (now, http_date(now))
-    return _date_cache[1]
+        value = http_date(now)
+        _date_cache = (now, value, f"Date: {value}\r\n".encode("latin-1"))
+    return _date_cache

@@ -11,19 +11,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections import deque
-from collections.abc import AsyncIterator, Callable
+import weakref
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 from fastim.ws.exceptions import ConnectionClosed, ConnectionClosedOK, connection_closed
 from fastim.ws.frames import CloseCode, Frame
-from fastim.ws.handshake import Headers
+from fastim.ws.handshake import Headers, parse_request
 from fastim.ws.protocol import (
     DEFAULT_MAX_SIZE,
     CloseReceived,
-    Message,
     PongReceived,
     ProtocolFailure,
     Role,
@@ -57,6 +56,85 @@ class Options:
     on_frame: FrameHook | None = None
 
 
+# Pending writes beyond this many bytes go to the transport at once, without waiting for the
+# end of the loop's turn: coalescing saves system calls on small frames, and above this size
+# they are cheap beside the bytes; it also bounds what waits outside the transport's flow
+# control.
+COALESCE_LIMIT = 16 * 1024
+
+
+class _Flusher:
+    """Once per turn of an event loop, flushes the connections that wrote during it."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._queued: list[Connection] = []
+
+    def queue(self, connection: Connection) -> None:
+        if not self._queued:
+            self._loop.call_soon(self._flush)
+        self._queued.append(connection)
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        for connection in queued:
+            connection._flush_queued = False
+            connection._flush()
+
+
+_flushers: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Flusher] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _flusher(loop: asyncio.AbstractEventLoop) -> _Flusher:
+    flusher = _flushers.get(loop)
+    if flusher is None:
+        flusher = _flushers[loop] = _Flusher(loop)
+    return flusher
+
+
+class _Heartbeat:
+    """One timer ticking every `interval` seconds for the connections of a loop that
+    keep alive at that interval (see Connection._heartbeat_tick)."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self._loop = loop
+        self._interval = interval
+        self._members: dict[Connection, None] = {}  # insertion-ordered set
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, connection: Connection) -> None:
+        self._members[connection] = None
+        if self._timer is None:
+            self._timer = self._loop.call_later(self._interval, self._tick)
+
+    def discard(self, connection: Connection) -> None:
+        self._members.pop(connection, None)
+
+    def _tick(self) -> None:
+        self._timer = None
+        for connection in list(self._members):
+            connection._heartbeat_tick()
+        if self._members:
+            self._timer = self._loop.call_later(self._interval, self._tick)
+
+
+_heartbeats: weakref.WeakKeyDictionary[
+    asyncio.AbstractEventLoop, dict[float, _Heartbeat]
+] = weakref.WeakKeyDictionary()
+
+
+def _heartbeat(loop: asyncio.AbstractEventLoop, interval: float) -> _Heartbeat:
+    by_interval = _heartbeats.get(loop)
+    if by_interval is None:
+        by_interval = _heartbeats[loop] = {}
+    heartbeat = by_interval.get(interval)
+    if heartbeat is None:
+        heartbeat = by_interval[interval] = _Heartbeat(loop, interval)
+    return heartbeat
+
+
 class _End:
     """Marks, in the queue of received messages, where the peer's close frame or a
     protocol error came: messages before it are delivered first."""
@@ -78,41 +156,85 @@ class Connection(asyncio.Protocol):
     own on a connection (e.g. `connection.user = ...`).
     """
 
+    # Slots keep an idle connection small (issue 10: at most 5 KiB each); __dict__ stays
+    # for the attributes applications add (connection.user = ...), made on first use.
+    __slots__ = (
+        "path",
+        "subprotocol",
+        "remote_address",
+        "handler_task",
+        "_core",
+        "_options",
+        "_loop",
+        "_query",
+        "_headers",
+        "_response_headers",
+        "_transport",
+        "_pending",
+        "_pending_size",
+        "_flush_queued",
+        "_flusher",
+        "_messages",
+        "_recv_waiter",
+        "_reading_paused",
+        "_writing_paused",
+        "_drain_waiters",
+        "_lost",
+        "_closed",
+        "_pings",
+        "_received_since_tick",
+        "_heartbeat",
+        "_keepalive",
+        "_ping_deadline",
+        "_end_deadline",
+        "_close_deadline",
+        "_tcp_closing",
+        "__dict__",
+    )
+
     def __init__(
         self,
         core: WebSocketProtocol,
         options: Options,
         *,
         target: str = "/",
-        headers: Headers | None = None,
-        response_headers: Headers | None = None,
+        headers: Headers | bytes | Sequence[tuple[str, str]] | None = None,
+        response_headers: Headers | Sequence[tuple[str, str]] | None = None,
         subprotocol: str | None = None,
     ) -> None:
         self._core = core
         self._options = options
         self._loop = asyncio.get_running_loop()
-        split = urlsplit(target)
-        self.path: str = split.path or "/"
-        self.query: dict[str, list[str]] = parse_qs(split.query, keep_blank_values=True)
-        self.headers: Headers = headers if headers is not None else Headers()
-        self.response_headers: Headers = (
-            response_headers if response_headers is not None else Headers()
-        )
+        path, _, query = target.partition("?")
+        self.path: str = path.partition("#")[0] or "/"
+        # The opening request's query and header fields are kept as they came (the query
+        # string; the raw request head, or the fields as a list) and parsed on first use:
+        # most connections never look, and idle ones should stay small.
+        self._query: dict[str, list[str]] | str = query.partition("#")[0]
+        self._headers = headers if headers is not None else Headers()
+        self._response_headers = response_headers if response_headers is not None else ()
         self.subprotocol = subprotocol
         self.remote_address: Any = None
         self.handler_task: asyncio.Task[None] | None = None
 
         self._transport: asyncio.Transport | None = None
-        self._messages: deque[str | bytes | _End] = deque()
+        self._pending: list[bytes] = []  # frames not yet handed to the transport
+        self._pending_size = 0
+        self._flush_queued = False
+        self._flusher = _flusher(self._loop)
+        # Received messages (a list: at most max_queue, and an empty list is 56 bytes where
+        # an empty deque is 600), then _END where the peer's close or an error came.
+        self._messages: list[str | bytes | _End] = []
         self._recv_waiter: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._writing_paused = False
-        self._drain_waiters: list[asyncio.Future[None]] = []
+        self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._lost = False
-        self._closed: asyncio.Future[None] = self._loop.create_future()
-        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] = {}
+        self._closed: asyncio.Future[None] | None = None  # made when somebody waits
+        self._pings: dict[bytes, tuple[asyncio.Future[float], float]] | None = None
         self._received_since_tick = False
-        self._heartbeat: asyncio.TimerHandle | None = None
+        self._heartbeat: _Heartbeat | None = None
+        self._keepalive: asyncio.Future[float] | None = None  # its ping awaits a pong
         self._ping_deadline: asyncio.TimerHandle | None = None
         self._end_deadline: asyncio.TimerHandle | None = None
         self._close_deadline: asyncio.TimerHandle | None = None
@@ -122,6 +244,32 @@ class Connection(asyncio.Protocol):
             core.on_frame = lambda direction, frame: hook(self, direction, frame)
 
     # -- public API ----------------------------------------------------------------------
+
+    @property
+    def query(self) -> dict[str, list[str]]:
+        """The opening request's query parameters; every value of a repeated name."""
+        query = self._query
+        if isinstance(query, str):
+            query = self._query = parse_qs(query, keep_blank_values=True)
+        return query
+
+    @property
+    def headers(self) -> Headers:
+        """The opening request's header fields (on a client, those it sent)."""
+        headers = self._headers
+        if isinstance(headers, bytes):
+            headers = self._headers = parse_request(headers).headers
+        elif not isinstance(headers, Headers):
+            headers = self._headers = Headers(headers)
+        return headers
+
+    @property
+    def response_headers(self) -> Headers:
+        """The header fields of the 101 response."""
+        headers = self._response_headers
+        if not isinstance(headers, Headers):
+            headers = self._response_headers = Headers(headers)
+        return headers
 
     @property
     def state(self) -> State:
@@ -159,49 +307,68 @@ class Connection(asyncio.Protocol):
         """The next message: str for text, bytes for binary. Raises ConnectionClosedOK or
         ConnectionClosedError once the connection has ended and every message received
         before the end has been returned."""
-        while True:
-            if self._messages:
-                item = self._messages.popleft()
-                if self._reading_paused and len(self._messages) <= self._options.max_queue // 2:
-                    self._resume_reading()
-                    self._process(b"")  # messages already read but left in the core
-                if item is _END:
-                    self._answer_end()
-                    continue
-                assert not isinstance(item, _End)
-                return item
-            if self._lost or not self._core.receiving:
-                raise self._closed_error()
-            if self._recv_waiter is not None:
-                raise RuntimeError("another coroutine is already waiting in recv()")
-            self._recv_waiter = self._loop.create_future()
+        while (message := self._next_message()) is None:
+            self._recv_waiter = waiter = self._loop.create_future()
             try:
-                await self._recv_waiter
+                await waiter
             finally:
                 self._recv_waiter = None
+        return message
 
-    async def __aiter__(self) -> AsyncIterator[str | bytes]:
+    def __aiter__(self) -> Connection:
         """Iterate over messages until the connection closes; a normal close ends the
         loop, an error close raises ConnectionClosedError."""
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        # recv() written out again, not awaited: one coroutine less per message.
         try:
-            while True:
-                yield await self.recv()
+            while (message := self._next_message()) is None:
+                self._recv_waiter = waiter = self._loop.create_future()
+                try:
+                    await waiter
+                finally:
+                    self._recv_waiter = None
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
+        return message
+
+    def _next_message(self) -> str | bytes | None:
+        """The next queued message, or None when the caller must wait for one. Raises
+        ConnectionClosed once the end (a close, an error, EOF) is reached."""
+        messages = self._messages
+        while messages:
+            item = messages.pop(0)
+            if self._reading_paused and len(messages) <= self._options.max_queue // 2:
+                self._resume_reading()
+                self._process(b"")  # messages already read but left in the core
+            if item is _END:
+                self._answer_end()
+                continue
+            assert not isinstance(item, _End)
+            return item
+        if self._lost or not self._core.receiving:
+            raise self._closed_error()
+        if self._recv_waiter is not None:
+            raise RuntimeError("another coroutine is already waiting in recv()")
+        if self._pending:
+            # About to wait for the peer: first send what this task wrote, e.g. the
+            # answer to the message it just had (no need to wait for the loop's turn).
+            self._flush()
+        return None
 
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message (str: text, bytes-like: binary). Waits while the transport's
         write buffer is above `write_limit`. Raises ConnectionClosed after the close."""
         if self._lost:
             raise self._closed_error()
-        if isinstance(message, str):
-            data = self._core.send_text(message)
-        elif isinstance(message, bytes | bytearray | memoryview):
-            data = self._core.send_binary(message)
+        header, payload = self._core.message_frame(message)
+        if len(payload) < 1024:
+            self._write(header + payload)  # as _write_frame() would, one call less
         else:
-            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
-        self._write(data)
-        await self._drain()
+            self._write_frame(header, payload)
+        if self._writing_paused or self._lost:
+            await self._drain()
 
     def send_nowait(self, message: str | bytes) -> None:
         """Write a message at once, never waiting for the write buffer to drain.
@@ -211,16 +378,15 @@ class Connection(asyncio.Protocol):
         that falls too far behind). Raises ConnectionClosed after the close."""
         if self._lost or self._core.close_sent is not None:
             raise self._closed_error()
-        if isinstance(message, str):
-            self._write(self._core.send_text(message))
-        else:
-            self._write(self._core.send_binary(message))
+        header, payload = self._core.message_frame(message)
+        self._write_frame(header, payload)
 
     @property
     def buffered_amount(self) -> int:
         """Bytes written but not yet sent on the socket (the browser API's name)."""
         transport = self._transport
-        return 0 if transport is None else transport.get_write_buffer_size()
+        buffered = 0 if transport is None else transport.get_write_buffer_size()
+        return buffered + self._pending_size
 
     async def ping(self, data: str | bytes | None = None) -> asyncio.Future[float]:
         """Send a ping (RFC 6455 §5.5.2) and return a future that resolves to the round
@@ -232,7 +398,7 @@ class Connection(asyncio.Protocol):
             if data is None
             else (data.encode("utf-8") if isinstance(data, str) else bytes(data))
         )
-        if payload in self._pings:
+        if self._pings is not None and payload in self._pings:
             raise RuntimeError("a ping with this payload is already waiting for its pong")
         waiter = self._send_ping(payload)
         await self._drain()
@@ -266,10 +432,14 @@ class Connection(asyncio.Protocol):
                     # for is parsed now (and its messages dropped).
                     self._resume_reading()
                     self._process(b"")
-        await asyncio.shield(self._closed)
+        await self.wait_closed()
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
+        if self._lost:
+            return
+        if self._closed is None:
+            self._closed = self._loop.create_future()
         await asyncio.shield(self._closed)
 
     # -- asyncio.Protocol callbacks ------------------------------------------------------
@@ -294,22 +464,36 @@ class Connection(asyncio.Protocol):
 
     def _process(self, data: bytes) -> None:
         core = self._core
-        # Take no more messages than the queue has room for; the rest of the bytes wait
-        # in the core until recv() makes room (after close() messages are dropped anyway).
-        room = None
+        messages = self._messages
+        queued = len(messages)
+        max_queue = self._options.max_queue
         if core.close_sent is None:
-            room = max(self._options.max_queue - len(self._messages), 0)
-        events = core.receive_data(data, max_messages=room)
+            # Take no more messages than the queue has room for; the rest of the bytes
+            # wait in the core until recv() makes room.
+            room = max_queue - queued
+            events = core.receive_data(
+                data, max_messages=room if room > 0 else 0, messages=messages
+            )
+        else:
+            # close() was called: messages after it are discarded (no Message is queued).
+            events = core.receive_data(data)
         out = core.data_to_send()
         if out:
             self._write(out)
+        if len(messages) > queued:
+            self._wake_receiver()
         for event in events:
-            if type(event) is Message:
-                self._deliver(event.data)
-            elif type(event) is PongReceived:
+            if type(event) is PongReceived:
                 self._pong_received(event.payload)
             elif type(event) is CloseReceived or type(event) is ProtocolFailure:
                 self._end_received()
+        if len(messages) >= max_queue and core.buffered and not self._reading_paused:
+            # A bounded queue: the peer cannot make us buffer without limit. What the
+            # queue had no room for waits in the core, and TCP flow control pushes back on
+            # the peer until the application catches up.
+            self._reading_paused = True
+            assert self._transport is not None
+            self._transport.pause_reading()
 
     def eof_received(self) -> bool:
         """The peer closed its side: nothing more will arrive. Returning False lets the
@@ -322,24 +506,24 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """TCP is closed: wake everybody who waits, cancel the timers."""
         self._lost = True
+        self._pending.clear()
+        self._pending_size = 0
         self._core.receive_eof()
-        for handle in (
-            self._heartbeat,
-            self._ping_deadline,
-            self._end_deadline,
-            self._close_deadline,
-        ):
+        self._stop_heartbeat()
+        for handle in (self._end_deadline, self._close_deadline):
             if handle is not None:
                 handle.cancel()
-        error = self._closed_error()
-        for waiter, _ in self._pings.values():
-            if not waiter.done():  # the caller may have cancelled it
-                waiter.set_exception(error)
-                waiter.exception()  # retrieved: nobody has to await a lost ping
-        self._pings.clear()
+        if self._pings:
+            error = self._closed_error()
+            for waiter, _ in self._pings.values():
+                if not waiter.done():  # the caller may have cancelled it
+                    waiter.set_exception(error)
+                    waiter.exception()  # retrieved: nobody has to await a lost ping
+            self._pings.clear()
         self._wake_drainers()
         self._wake_receiver()
-        self._closed.set_result(None)
+        if self._closed is not None:
+            self._closed.set_result(None)
 
     def pause_writing(self) -> None:
         """The transport's buffer went over write_limit: send() will wait."""
@@ -349,18 +533,6 @@ class Connection(asyncio.Protocol):
         """The transport's buffer drained: release the senders."""
         self._writing_paused = False
         self._wake_drainers()
-
-    def _deliver(self, data: str | bytes) -> None:
-        if self._core.close_sent is not None and self._core.close_received is None:
-            return  # close() was called: messages after it are discarded
-        self._messages.append(data)
-        self._wake_receiver()
-        if len(self._messages) >= self._options.max_queue and not self._reading_paused:
-            # A bounded queue: the peer cannot make us buffer without limit; TCP flow
-            # control pushes back on it until the application catches up.
-            self._reading_paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
 
     def _end_received(self) -> None:
         core = self._core
@@ -384,6 +556,8 @@ class Connection(asyncio.Protocol):
         close TCP. Called once: when recv() reaches the end, at its deadline, or by close()."""
         if self._end_deadline is not None:
             self._end_deadline.cancel()
+        if self._lost:
+            return  # TCP is gone meanwhile: there is nobody left to answer
         self._write(self._core.close_reply())
         self._start_tcp_close()
 
@@ -395,11 +569,12 @@ class Connection(asyncio.Protocol):
         if self._tcp_closing:
             return
         self._tcp_closing = True
-        self._messages = deque(m for m in self._messages if m is not _END)
+        self._messages = [m for m in self._messages if m is not _END]
         assert self._transport is not None
         if self._reading_paused:
             self._resume_reading()
         if self._core.role is Role.SERVER:
+            self._flush()  # our close frame goes before the FIN
             if self._transport.can_write_eof():
                 self._transport.write_eof()
             else:  # pragma: no cover - TLS transports cannot half-close
@@ -412,6 +587,8 @@ class Connection(asyncio.Protocol):
 
     def _abort(self) -> None:
         assert self._transport is not None
+        self._pending.clear()
+        self._pending_size = 0
         self._transport.abort()
 
     def _resume_reading(self) -> None:
@@ -432,23 +609,56 @@ class Connection(asyncio.Protocol):
 
     # -- writing -------------------------------------------------------------------------
 
+    # Frames are not written one system call each: they wait in `_pending` until the end
+    # of the current turn of the event loop (or until recv() is about to wait, or until
+    # COALESCE_LIMIT bytes are pending), then go out together with one writelines(), i.e.
+    # one writev(2) on uvloop. Replies to a pipelining peer, the copies a broadcast puts on
+    # one connection, a pong beside a message: all share a system call.
+
     def _write(self, data: bytes) -> None:
+        self._pending.append(data)
+        self._pending_size += len(data)
+        if self._pending_size >= COALESCE_LIMIT:
+            self._flush()
+        elif not self._flush_queued:
+            self._flush_queued = True
+            self._flusher.queue(self)
+
+    def _write_frame(self, header: bytes, payload: bytes) -> None:
+        if len(payload) < 1024:
+            self._write(header + payload)  # a few bytes copied cost less than a list item
+        else:
+            self._pending.append(header)
+            self._write(payload)
+
+    def _flush(self) -> None:
+        """Hand what is pending to the transport (flow control starts counting there)."""
+        pending = self._pending
+        if not pending:
+            return
+        self._pending = []
+        self._pending_size = 0
         assert self._transport is not None
-        self._transport.write(data)
+        if len(pending) == 1:
+            self._transport.write(pending[0])
+        else:
+            self._transport.writelines(pending)
 
     async def _drain(self) -> None:
         # asyncio calls pause_writing() when the buffer passes the high-water mark and
         # resume_writing() when it falls below the low one.
         if self._writing_paused and not self._lost:
             waiter = self._loop.create_future()
+            if self._drain_waiters is None:
+                self._drain_waiters = []
             self._drain_waiters.append(waiter)
             await waiter
         if self._lost:
             raise self._closed_error()
 
     def _wake_drainers(self) -> None:
-        waiters, self._drain_waiters = self._drain_waiters, []
-        for waiter in waiters:
+        waiters, self._drain_waiters = self._drain_waiters, None
+        for waiter in waiters or ():
             if not waiter.done():  # a sender cancelled while waiting leaves a done one
                 waiter.set_result(None)
 
@@ -457,52 +667,65 @@ class Connection(asyncio.Protocol):
     def _send_ping(self, payload: bytes) -> asyncio.Future[float]:
         self._write(self._core.send_ping(payload))
         waiter: asyncio.Future[float] = self._loop.create_future()
+        if self._pings is None:
+            self._pings = {}
         self._pings[payload] = (waiter, self._loop.time())
         return waiter
 
     def _pong_received(self, payload: bytes) -> None:
         # §5.5.3: a pong answers the ping with the same payload; one pong also vouches for
         # the pings sent before it. A pong matching no ping is unsolicited and ignored.
-        if payload not in self._pings:
+        pings = self._pings
+        if not pings or payload not in pings:
             return
         now = self._loop.time()
         while True:  # in the order sent, up to and including the matching ping
-            key, (waiter, sent_at) = next(iter(self._pings.items()))
-            del self._pings[key]
+            key, (waiter, sent_at) = next(iter(pings.items()))
+            del pings[key]
             if not waiter.done():
                 waiter.set_result(now - sent_at)
             if key == payload:
                 break
 
+    # Keepalive: every ping_interval a shared _Heartbeat ticks for all the connections of
+    # the loop with that interval (one timer, not one per connection: an idle connection
+    # stays small). A connection pings at a tick when nothing arrived since the previous
+    # tick and no keepalive ping is still waiting for its pong: so after one to two
+    # intervals of silence. The pong must come within ping_timeout.
+
     def _schedule_heartbeat(self) -> None:
         interval = self._options.ping_interval
         if interval:  # None or 0: no heartbeat
-            self._heartbeat = self._loop.call_later(interval, self._heartbeat_tick)
+            self._received_since_tick = True  # a full interval before the first ping
+            self._heartbeat = _heartbeat(self._loop, interval)
+            self._heartbeat.add(self)
 
     def _stop_heartbeat(self) -> None:
         # Once closing has begun, the close timeout takes over from the heartbeat.
-        for handle in (self._heartbeat, self._ping_deadline):
-            if handle is not None:
-                handle.cancel()
-        self._heartbeat = self._ping_deadline = None
+        if self._heartbeat is not None:
+            self._heartbeat.discard(self)
+            self._heartbeat = None
+        self._pong_in_time(None)
 
     def _heartbeat_tick(self) -> None:
-        self._heartbeat = None
         if self._received_since_tick:
             # Data came in during the interval: the peer is alive, no ping needed.
             self._received_since_tick = False
-            self._schedule_heartbeat()
             return
-        waiter = self._send_ping(os.urandom(4))
+        if self._keepalive is not None:
+            return  # the last keepalive ping is still waiting for its pong
+        self._keepalive = self._send_ping(os.urandom(4))
+        self._keepalive.add_done_callback(self._pong_in_time)
         timeout = self._options.ping_timeout
         if timeout:  # None or 0: wait for the pong forever
             self._ping_deadline = self._loop.call_later(timeout, self._ping_timed_out)
-        waiter.add_done_callback(self._pong_in_time)
 
-    def _pong_in_time(self, waiter: asyncio.Future[float]) -> None:
-        if waiter.exception() is None:  # not a ping lost with the connection
-            self._stop_heartbeat()
-            self._schedule_heartbeat()
+    def _pong_in_time(self, _: asyncio.Future[float] | None) -> None:
+        """The keepalive ping was answered (or the connection is lost, or closing)."""
+        self._keepalive = None
+        if self._ping_deadline is not None:
+            self._ping_deadline.cancel()
+            self._ping_deadline = None
 
     def _ping_timed_out(self) -> None:
         # The peer did not answer within ping_timeout: fail with 1011 (as the issue and

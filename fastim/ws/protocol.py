@@ -25,18 +25,23 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum, IntEnum
+from typing import Any
 from typing import Protocol as Interface
 
 from fastim.ws.exceptions import ProtocolError, connection_closed
 from fastim.ws.frames import (
     MAX_CONTROL_PAYLOAD,
+    SHORT_DATA_HEADERS,
     CloseCode,
     Frame,
     FrameDecoder,
+    MessageQueue,
     Opcode,
+    apply_mask,
     decode_close_payload,
     encode_close_payload,
-    encode_frame,
+    first_octet,
+    frame_header,
     is_valid_close_code,
 )
 
@@ -158,6 +163,26 @@ class WebSocketProtocol:
     - `on_frame`: called with ("recv" | "send", frame) for every frame, e.g. for tracing.
     """
 
+    __slots__ = (
+        "role",
+        "max_size",
+        "extension",
+        "on_frame",
+        "_mask_key",
+        "_decoder",
+        "_outgoing",
+        "_message_opcode",
+        "_message_compressed",
+        "_message_size",
+        "_parts",
+        "_utf8",
+        "_validated",
+        "close_sent",
+        "close_received",
+        "failure",
+        "eof_received",
+    )
+
     def __init__(
         self,
         role: Role,
@@ -184,8 +209,7 @@ class WebSocketProtocol:
         self._message_opcode: Opcode | None = None
         self._message_compressed = False
         self._message_size = 0  # bytes received on the wire for this message
-        self._text_parts: list[str] = []
-        self._binary_parts: list[bytes] = []
+        self._parts: list[Any] = []  # str pieces of a text message, bytes of a binary one
         self._utf8: codecs.IncrementalDecoder | None = None
         self._validated = 0  # bytes of the pending text frame already decoded via peek
 
@@ -209,6 +233,11 @@ class WebSocketProtocol:
         return State.CLOSING
 
     @property
+    def buffered(self) -> int:
+        """Bytes received and not yet parsed (see receive_data's max_messages)."""
+        return self._decoder.buffered
+
+    @property
     def receiving(self) -> bool:
         """False once a close frame, a protocol error or EOF ended the incoming stream."""
         return self.close_received is None and self.failure is None and not self.eof_received
@@ -216,7 +245,11 @@ class WebSocketProtocol:
     # -- receiving -----------------------------------------------------------------------
 
     def receive_data(
-        self, data: bytes | bytearray | memoryview, *, max_messages: int | None = None
+        self,
+        data: bytes | bytearray | memoryview,
+        *,
+        max_messages: int | None = None,
+        messages: MessageQueue | None = None,
     ) -> list[Event]:
         """Feed bytes read from the connection; return the events they complete.
 
@@ -226,31 +259,53 @@ class WebSocketProtocol:
         With `max_messages`, parsing stops after that many Message events and the rest
         stays buffered until the next call (which may feed b""): a host with a bounded
         queue of messages takes no more than it has room for.
+
+        With `messages`, a host's queue, the data of each message is appended there, in
+        order, instead of coming back as a Message event (one object less per message);
+        the other events still come back, and a close or failure is still the last.
         """
         events: list[Event] = []
-        if not self.receiving:
+        if self.close_received is not None or self.failure is not None or self.eof_received:
             return events  # §5.5.1: nothing after a close frame is processed
         decoder = self._decoder
-        decoder.feed(data)
-        messages = 0
+        buffer = decoder.buffer
+        buffer += data
+        count = 0
         try:
-            while max_messages is None or messages < max_messages:
+            # The buffer always starts at the next frame's header: empty, nothing to do.
+            while buffer and (max_messages is None or count < max_messages):
+                if self._message_opcode is None and self.on_frame is None:
+                    # The common case, whole uncompressed messages in one frame each
+                    # (§5.4): no Frame, no pieces to keep, no state to change.
+                    batch: list[str | bytes] = []
+                    count += decoder.read_messages(
+                        batch if messages is None else messages,
+                        None if max_messages is None else max_messages - count,
+                        None if self.extension is None else self.max_size,
+                    )
+                    if batch:
+                        events.extend(map(Message, batch))
+                    if not buffer or count == max_messages:
+                        break
                 frame = decoder.next_frame()
                 if frame is None:
-                    self._check_partial_text()
+                    if decoder.pending_header is not None:
+                        self._check_partial_text()
                     break
                 if self.on_frame is not None:
                     self.on_frame("recv", frame)
-                count = len(events)
+                before = len(events)
                 self._receive_frame(frame, events)
-                if len(events) > count and type(events[-1]) is Message:
-                    messages += 1
+                if len(events) > before and type(events[-1]) is Message:
+                    count += 1
+                    if messages is not None:
+                        messages.append(events.pop().data)  # type: ignore[union-attr]
                 if self.close_received is not None:
                     break
         except ProtocolError as error:
             self.failure = error
             events.append(ProtocolFailure(error))
-        if not self.receiving:
+        if self.failure is not None or self.close_received is not None:
             self._drop_message()
             self._decoder = FrameDecoder()  # free whatever was buffered
         return events
@@ -262,6 +317,8 @@ class WebSocketProtocol:
 
     def data_to_send(self) -> bytes:
         """Bytes the core wants written on its own account (pongs), then forgets them."""
+        if not self._outgoing:
+            return b""
         data = bytes(self._outgoing)
         self._outgoing.clear()
         return data
@@ -304,16 +361,9 @@ class WebSocketProtocol:
                 CloseCode.PROTOCOL_ERROR, "new data frame inside a fragmented message"
             )
         elif frame.fin and not frame.rsv1 and not self._validated:
-            # The common case, an unfragmented uncompressed message (§5.4): no pieces.
-            if self.extension is not None:
-                self._check_size(len(frame.payload), self.max_size)
-            if opcode is Opcode.TEXT:
-                try:
-                    events.append(Message(frame.payload.decode("utf-8")))
-                except UnicodeDecodeError:
-                    raise _invalid_utf8() from None
-            else:
-                events.append(Message(frame.payload))
+            # A whole uncompressed message that did not take receive_data's fast path
+            # (it came in pieces, or somebody watches the frames).
+            events.append(Message(self._unfragmented(opcode, frame.payload)))
             return
         else:
             self._message_opcode = opcode
@@ -336,9 +386,22 @@ class WebSocketProtocol:
             validated, self._validated = self._validated, 0
             self._decode_text(memoryview(payload)[validated:] if validated else payload, frame.fin)
         else:
-            self._binary_parts.append(payload)
+            self._parts.append(payload)
         if frame.fin:
             events.append(Message(self._take_message()))
+
+    def _unfragmented(self, opcode: Opcode, payload: bytes) -> str | bytes:
+        """The data of a message that came whole in one uncompressed frame."""
+        if self.extension is not None:
+            # With an extension the decoder's limit is the wire limit (see _wire_limit),
+            # larger than max_size: an uncompressed message is held to max_size here.
+            self._check_size(len(payload), self.max_size)
+        if opcode is Opcode.TEXT:
+            try:
+                return payload.decode("utf-8")  # §8.1: a text message must be UTF-8
+            except UnicodeDecodeError:
+                raise _invalid_utf8() from None
+        return payload
 
     def _decode_text(self, data: bytes | memoryview, final: bool) -> None:
         # §8.1: a text message must be valid UTF-8; checked piece by piece so that a
@@ -356,7 +419,7 @@ class WebSocketProtocol:
             if len(pending) >= 2 and pending[0] == 0xED and pending[1] >= 0xA0:
                 raise _invalid_utf8()
         if text:
-            self._text_parts.append(text)
+            self._parts.append(text)
 
     def _check_partial_text(self) -> None:
         """UTF-8 check the part of a text frame that has arrived so far (fail fast)."""
@@ -378,9 +441,9 @@ class WebSocketProtocol:
     def _take_message(self) -> str | bytes:
         data: str | bytes
         if self._message_opcode is Opcode.TEXT:
-            data = "".join(self._text_parts)
+            data = "".join(self._parts)
         else:
-            data = b"".join(self._binary_parts)
+            data = b"".join(self._parts)
         self._drop_message()
         return data
 
@@ -388,8 +451,7 @@ class WebSocketProtocol:
         self._message_opcode = None
         self._message_compressed = False
         self._message_size = 0
-        self._text_parts = []
-        self._binary_parts = []
+        self._parts = []
         self._utf8 = None
         self._validated = 0
         self._decoder.max_data_length = self._wire_limit()
@@ -415,11 +477,48 @@ class WebSocketProtocol:
 
     def send_text(self, text: str) -> bytes:
         """Bytes of a text message (one frame, compressed if an extension says so)."""
-        return self._send_message(Opcode.TEXT, text.encode("utf-8"))
+        header, payload = self.message_frame(text)
+        return header + payload
 
     def send_binary(self, data: bytes | bytearray | memoryview) -> bytes:
         """Bytes of a binary message."""
-        return self._send_message(Opcode.BINARY, bytes(data))
+        header, payload = self.message_frame(data)
+        return header + payload
+
+    def message_frame(self, message: str | bytes | bytearray | memoryview) -> tuple[bytes, bytes]:
+        """The one frame of a data message, as its header and its payload: a str goes as a
+        text message, anything bytes-like as binary, compressed if an extension says so.
+
+        In two pieces so that the host can write a large payload without first copying it
+        behind its header (`transport.writelines`); `send_text` and `send_binary` join them.
+        """
+        if type(message) is bytes:
+            opcode, data = Opcode.BINARY, message
+        elif isinstance(message, str):
+            opcode, data = Opcode.TEXT, message.encode("utf-8")
+        elif isinstance(message, bytes | bytearray | memoryview):
+            # bytes(bytes) is the same object; a mutable buffer is copied, so that the
+            # caller may reuse it while the frame waits to be written.
+            opcode, data = Opcode.BINARY, bytes(message)
+        else:
+            raise TypeError(f"send() takes str or bytes, not {type(message).__name__}")
+        if self.close_sent is not None:
+            self._check_can_send()
+        extension = self.extension
+        if extension is None:
+            if self._mask_key is None and self.on_frame is None:
+                # The common case on a server: an unmasked frame, nobody watching.
+                length = len(data)
+                if length < 126:
+                    return SHORT_DATA_HEADERS[opcode][length], data
+                return frame_header(0x80 | opcode, length), data
+            frame = Frame(opcode, data)
+        elif len(data) >= extension.threshold:
+            # RFC 7692 §6: a compressed message has RSV1 set on its first frame.
+            frame = Frame(opcode, extension.compress(data), rsv1=True)
+        else:
+            frame = Frame(opcode, data)
+        return self._frame_parts(frame)
 
     def send_ping(self, payload: bytes = b"") -> bytes:
         """Bytes of a ping (RFC 6455 §5.5.2); the payload is at most 125 bytes."""
@@ -456,14 +555,6 @@ class WebSocketProtocol:
         self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
         return self._frame_bytes(Frame(Opcode.CLOSE, encode_close_payload(code, reason)))
 
-    def _send_message(self, opcode: Opcode, data: bytes) -> bytes:
-        self._check_can_send()
-        extension = self.extension
-        if extension is not None and len(data) >= extension.threshold:
-            # RFC 7692 §6: a compressed message has RSV1 set on its first frame.
-            return self._frame_bytes(Frame(opcode, extension.compress(data), rsv1=True))
-        return self._frame_bytes(Frame(opcode, data))
-
     def _send_control(self, opcode: Opcode, payload: bytes) -> bytes:
         if len(payload) > MAX_CONTROL_PAYLOAD:
             raise ValueError("control frame payload longer than 125 bytes")
@@ -477,11 +568,21 @@ class WebSocketProtocol:
             raise connection_closed(code, reason)
 
     def _frame_bytes(self, frame: Frame) -> bytes:
+        header, payload = self._frame_parts(frame)
+        return header + payload
+
+    def _frame_parts(self, frame: Frame) -> tuple[bytes, bytes]:
+        """Header (with the masking key, on a client) and payload (masked, on a client)."""
         mask = None if self._mask_key is None else self._mask_key()
         frame.masked = mask is not None
         if self.on_frame is not None:
             self.on_frame("send", frame)
-        return encode_frame(frame, mask)
+        first = first_octet(frame)
+        payload = frame.payload
+        if mask is None:
+            return frame_header(first, len(payload)), payload
+        # §5.3: a client masks every frame with a fresh key, sent before the payload.
+        return frame_header(first, len(payload), 0x80) + mask, apply_mask(payload, mask)
 
 
 def _invalid_utf8() -> ProtocolError:

@@ -80,6 +80,7 @@ def _accept(
     buffered: bytes,
     extra_headers: Sequence[tuple[str, str]],
     server: Server | None,
+    raw_headers: bytes | Sequence[tuple[str, str]] | Headers,
 ) -> Connection:
     accepted = check_request(
         request.method,
@@ -93,12 +94,15 @@ def _accept(
     )
     core = WebSocketProtocol(Role.SERVER, max_size=options.max_size, extension=accepted.extension)
     response_headers = accept_headers(accepted, extra_headers)
+    # The connection keeps the header fields as they came (the request head's bytes, or
+    # the list fastim.http parsed) and parses them only if the application asks: the
+    # parsed request is dropped here, to keep an idle connection small.
     connection = Connection(
         core,
         options,
         target=request.target,
-        headers=request.headers,
-        response_headers=Headers(response_headers),
+        headers=raw_headers,
+        response_headers=response_headers,
         subprotocol=accepted.subprotocol,
     )
     transport.write(accept_response(response_headers))
@@ -143,6 +147,7 @@ def take_over(
         buffered=buffered,
         extra_headers=extra_headers,
         server=None,
+        raw_headers=headers,
     )
 
 
@@ -189,6 +194,7 @@ class _ServerHandshake(asyncio.Protocol):
                 buffered=rest,
                 extra_headers=(),
                 server=self._server,
+                raw_headers=head,
             )
         except InvalidHandshake as error:
             self._reject(error)
@@ -215,18 +221,17 @@ class Server:
         self.handler = handler
         self.options = options
         self.connections: set[Connection] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        # Handler tasks still running, and their connections.
+        self._tasks: dict[asyncio.Task[None], Connection] = {}
         self._server: asyncio.Server | None = None
 
     def _track(self, connection: Connection, task: asyncio.Task[None]) -> None:
         self.connections.add(connection)
-        self._tasks.add(task)
+        self._tasks[task] = connection
+        task.add_done_callback(self._forget)  # a bound method: no closure per connection
 
-        def forget(_: asyncio.Task[None]) -> None:
-            self.connections.discard(connection)
-            self._tasks.discard(task)
-
-        task.add_done_callback(forget)
+    def _forget(self, task: asyncio.Task[None]) -> None:
+        self.connections.discard(self._tasks.pop(task))
 
     async def _start(self, host: str | None, port: int, **kwargs: Any) -> Server:
         loop = asyncio.get_running_loop()
