@@ -8,7 +8,8 @@ Two tables:
    latency (p50/p99) through the real chat server (`fastim serve`, pinned to core 0),
    beside a bare fastim.ws room that forwards each message to every connection. The
    receivers are raw sockets in one uvloop process pinned to core 1 that only find frame
-   boundaries, so they cost far less per frame than the server does.
+   boundaries, so they cost far less per frame than the server does. A third row runs the
+   chat hub as two nodes on the same core, sharing MariaDB and Redis (docs/scaling.md).
 
 Bounded in count and time; loopback only.
 """
@@ -192,29 +193,45 @@ def pinned(core: int) -> list[str]:
 
 
 def fanout(kind: str, members: int, messages: int, data_dir: Path) -> dict[str, float]:
-    port = free_port()
+    """One sender and `members - 1` receivers. `kind`: "room" (bare fastim.ws), "chat"
+    (one fastim node on SQLite) or "cluster" (two fastim nodes on one core, sharing
+    MariaDB and Redis; receivers alternate between them, the sender is on the first)."""
+    ports = [free_port()] if kind != "cluster" else [free_port(), free_port()]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    if kind == "chat":
-        url = f"sqlite:///{data_dir}/fanout.db"
-        group, tokens = asyncio.run(prepare_group(url, members))
-        command = [sys.executable, "-m", "fastim", "serve", "--port", str(port), "--db", url,
-                   "--data-dir", str(data_dir), "--chat-rate", "1000000"]
-        target = {"path": "/chat?token={token}", "group": group, "tokens": tokens}
-    else:
-        command = [sys.executable, "-m", "bench.chat", "room-server", "--port", str(port)]
+    made = None
+    if kind == "room":
+        commands = [[sys.executable, "-m", "bench.chat", "room-server", "--port", str(ports[0])]]
         target = {"path": "/", "group": 0, "tokens": [""] * members}
-    server = subprocess.Popen(pinned(0) + command, env=env, stdout=subprocess.DEVNULL,
-                              stderr=subprocess.DEVNULL)
+    else:
+        if kind == "chat":
+            url, extra = f"sqlite:///{data_dir}/fanout.db", []
+        else:
+            made = mysql_database()
+            if made is None:
+                raise RuntimeError("MariaDB is not reachable on 127.0.0.1:3306")
+            url = made[1]
+            extra = ["--redis", f"redis://127.0.0.1:6379/0?prefix=bench{secrets.token_hex(4)}"]
+        group, tokens = asyncio.run(prepare_group(url, members))
+        commands = [[sys.executable, "-m", "fastim", "serve", "--port", str(port), "--db", url,
+                     "--data-dir", str(data_dir / f"node{port}"), "--chat-rate", "1000000",
+                     *extra] for port in ports]
+        target = {"path": "/chat?token={token}", "group": group, "tokens": tokens}
+    servers = [subprocess.Popen(pinned(0) + command, env=env, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL) for command in commands]
     try:
-        wait_listening(port)
-        spec = json.dumps({"port": port, "messages": messages, **target})
+        for port in ports:
+            wait_listening(port)
+        spec = json.dumps({"ports": ports, "messages": messages, **target})
         out = subprocess.run(pinned(1) + [sys.executable, "-m", "bench.chat", "room-client",
                                           spec], env=env, capture_output=True, text=True,
                              timeout=300, check=True)
         return json.loads(out.stdout.strip().splitlines()[-1])
     finally:
-        server.terminate()
-        server.wait(10)
+        for server in servers:
+            server.terminate()
+            server.wait(10)
+        if made is not None:
+            drop_mysql_database(made[0])
 
 
 # The bare room: every message from any connection goes to every connection.
@@ -307,9 +324,10 @@ class RoomClient:
 
     async def run(self) -> dict[str, float]:
         loop = asyncio.get_running_loop()
-        port = self.spec["port"]
+        ports = self.spec["ports"]
         receivers: list[Receiver] = []
         for n, token in enumerate(self.spec["tokens"]):
+            port = ports[0] if n == 0 else ports[n % len(ports)]
             path = self.spec["path"].format(token=token)
             request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
                        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -391,8 +409,13 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---:|---:|---:|")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for kind, label in (("room", "bare fastim.ws room"), ("chat", "fastim chat hub")):
-            result = fanout(kind, members, messages, Path(tmp))
+        for kind, label in (("room", "bare fastim.ws room"), ("chat", "fastim chat hub"),
+                            ("cluster", "chat hub, 2 nodes over Redis (MariaDB)")):
+            try:
+                result = fanout(kind, members, messages, Path(tmp))
+            except (RuntimeError, subprocess.SubprocessError) as exc:
+                print(f"| {label} | n/a: {exc} | | | |")
+                continue
             results[kind] = result
             print(f"| {label} | {result['deliveries_per_s']:,.0f} | {result['p50_ms']:.1f} ms "
                   f"| {result['p99_ms']:.1f} ms | {result['delivered']:,}/{result['expected']:,} |")
