@@ -446,3 +446,12 @@ def test_a_sync_the_database_fails_gets_an_error_and_the_connection_goes_on(
         await a.close()
 
     asyncio.run(scenario())
+
+
+def test_history_parameters_are_checked_like_every_api_field(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    for query in ("cmd=10&dstid=abc", "cmd=10&dstid=-1", "cmd=10&dstid=99999999999999999999",
+                  f"cmd=10&dstid={bob['id']}&pagesize=1.5", "dstid=1", "cmd=12&dstid=1"):
+        reply = api.get(f"/chat/history?{query}", token=ta)
+        assert reply.status == 400, (query, reply.body)
+        assert reply.json["code"] == -1

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from fastim.accounts import fields
 from fastim.accounts.contacts import (
     CommunityDissolved,
     ContactEvent,
@@ -43,19 +44,9 @@ def _origin_allowed(request: Request, allowed: set[str]) -> bool:
     return origin in own or origin in allowed
 
 
-def _int_value(values: dict[str, Any], name: str, *, default: int | None = None) -> int:
-    raw = values.get(name)
-    if raw is None or raw == "":
-        if default is None:
-            raise AppError(400, f"{name} is required")
-        return default
-    try:
-        value = int(raw)
-    except (TypeError, ValueError):
-        raise AppError(400, f"{name} must be an integer") from None
-    if value < 0:
-        raise AppError(400, f"{name} must not be negative")
-    return value
+def _whole(values: dict[str, Any], name: str, default: int | None = None) -> int:
+    """A non-negative integer field, checked like every other API field (fields.integer)."""
+    return fields.integer(values, name, minimum=0, maximum=fields.ID_MAX, default=default)
 
 
 def apply_contact_event(hub: Hub, event: ContactEvent) -> None:
@@ -140,8 +131,8 @@ def register(router: Router, app: Any) -> None:
     router.websocket("/chat", chat, before_upgrade=before_upgrade, max_size=MAX_FRAME)
 
     async def conversation_of(user: Any, values: dict[str, Any]) -> tuple[int, int, str]:
-        kind = _int_value(values, "cmd")
-        dstid = _int_value(values, "dstid")
+        kind = _whole(values, "cmd")
+        dstid = _whole(values, "dstid")
         if kind == Cmd.SINGLE:
             if not await app.store.are_friends(user.id, dstid):
                 raise AppError(403, f"user {dstid} is not your friend")
@@ -157,8 +148,8 @@ def register(router: Router, app: Any) -> None:
     async def history(request: Request, values: dict[str, Any], user: Any) -> Any:
         """One conversation, newest first, paged backwards with `before`."""
         _, _, conv = await conversation_of(user, values)
-        before = _int_value(values, "before", default=0) or None
-        size = min(_int_value(values, "pagesize", default=50), MAX_HISTORY_PAGE) or 1
+        before = _whole(values, "before", default=0) or None
+        size = min(_whole(values, "pagesize", default=50), MAX_HISTORY_PAGE) or 1
         rows = await app.chat_storage.history(conv, before, size)
         return {"rows": rows, "total": len(rows)}
 
