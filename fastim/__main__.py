@@ -1,4 +1,5 @@
-"""The `fastim` command line: `fastim serve` runs the chat app."""
+"""The `fastim` command line: `fastim serve` runs the chat app; `fastim keygen` makes
+the key file of `--message-key-file` (docs/security.md, "Messages at rest")."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import logging
 import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from fastim.config import Config, add_serve_arguments, config_from_args
 
@@ -26,7 +28,11 @@ async def serve(config: Config) -> None:
     from fastim.app import create_app
 
     app = create_app(config)
-    await app.start()
+    try:
+        await app.start()
+    except BaseException:
+        await app.stop()  # close what the start-up hooks opened before one failed
+        raise
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
@@ -44,12 +50,34 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     serve_parser = sub.add_parser("serve", help="run the chat server")
     add_serve_arguments(serve_parser)
+    keygen_parser = sub.add_parser(
+        "keygen", help="create a message key file (mode 0600) for --message-key-file")
+    keygen_parser.add_argument("path", type=Path, help="the key file to create")
+    keygen_parser.add_argument("--id", dest="key_id", default=None,
+                               help="the new key's id (default: k<UTC date and time>)")
+    keygen_parser.add_argument("--rotate", action="store_true",
+                               help="add a new current key in front of an existing file's keys")
     args = parser.parse_args(argv)
+    from fastim.store.sealing import KeyFileError, KeyMismatch, write_key_file
+
+    if args.command == "keygen":
+        try:
+            key_id = write_key_file(args.path, args.key_id, rotate=args.rotate)
+        except KeyFileError as error:
+            print(f"fastim keygen: {error}", file=sys.stderr)
+            return 1
+        print(f"{args.path}: new current key {key_id}; back the file up apart from the "
+              "database", flush=True)
+        return 0
     if args.command == "serve":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         config = config_from_args(args)
-        with asyncio.Runner(loop_factory=_loop_factory()) as runner:
-            runner.run(serve(config))
+        try:
+            with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+                runner.run(serve(config))
+        except (KeyFileError, KeyMismatch) as error:
+            print(f"fastim: {error}", file=sys.stderr)  # an operator's mistake, no traceback
+            return 1
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands
 

@@ -65,6 +65,8 @@ class Config:
     #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
     certfile: Path | None = None
     keyfile: Path | None = None
+    #: Key file that seals chat message text at rest (`fastim keygen`); None: stored clear.
+    message_key_file: Path | None = None
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context when a certificate is configured (TLS 1.2 or newer,
@@ -134,6 +136,11 @@ def add_serve_arguments(
     parser.add_argument("--keyfile", type=Path, default=_env_path(env, "FASTIM_KEYFILE"),
                         help="PEM private key of --certfile, if not in the same file "
                              "(FASTIM_KEYFILE)")
+    parser.add_argument("--message-key-file", type=Path,
+                        default=_env_path(env, "FASTIM_MESSAGE_KEY_FILE"),
+                        help="key file (made by `fastim keygen`) that encrypts chat message "
+                             "text in the database (FASTIM_MESSAGE_KEY_FILE, default: "
+                             "stored in clear)")
     hub = defaults.hub
     parser.add_argument("--chat-rate", type=float,
                         default=float(env.get("FASTIM_CHAT_RATE", hub.rate)),
@@ -167,6 +174,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         allowed_origins=tuple(args.allowed_origins),
         certfile=args.certfile,
         keyfile=args.keyfile,
+        message_key_file=args.message_key_file,
         hub=HubOptions(rate=args.chat_rate, burst=2 * args.chat_rate,
                        limits=ChatLimits(max_text=args.chat_max_text)),
     )

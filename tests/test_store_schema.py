@@ -60,6 +60,7 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
         assert table_counts(store) == {
             "read_marks": 0,
+            "message_keys": 0,
             "messages": 0,
             "memberships": 0,
             "communities": 0,

@@ -7,32 +7,70 @@ fastim/store/migrations.py.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from fastim.chat.hub import NewMessage, StoredMessage
-from fastim.chat.protocol import Cmd
+from fastim.chat.protocol import Cmd, Media
 from fastim.store.base import Store
 from fastim.store.errors import IntegrityViolation
+from fastim.store.sealing import KeyMismatch, Sealer, SealError, associated_data
 from fastim.store.sql import Tx
 
-_COLUMNS = "id, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created"
+logger = logging.getLogger(__name__)
+
+_COLUMNS = ("id, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created, "
+            "conv, sealed")
 _INSERT = ("INSERT INTO messages (conv, sender, cid, cmd, dstid, media, content, pic, url, "
-           "memo, amount, created) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+           "memo, amount, created, sealed) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+#: What a client gets in place of a message that cannot be opened (docs/chat-protocol.md).
+UNREADABLE_TEXT = "[this message cannot be decrypted]"
 
 
-def _row(item: NewMessage) -> tuple[Any, ...]:
+def _row(item: NewMessage, sealer: Sealer | None) -> tuple[Any, ...]:
     m = item.message
-    return (item.conv, item.sender, m.cid, int(m.cmd), m.dstid, int(m.media), m.content,
-            m.pic, m.url, m.memo, m.amount, item.ts)
+    identity = (item.conv, item.sender, m.cid, int(m.cmd), m.dstid, int(m.media), m.amount,
+                item.ts)
+    if sealer is None:
+        return (item.conv, item.sender, m.cid, int(m.cmd), m.dstid, int(m.media), m.content,
+                m.pic, m.url, m.memo, m.amount, item.ts, None)
+    # The user's text goes only into `sealed`; the clear columns keep '' (migration 3).
+    sealed = sealer.seal((m.content, m.pic, m.url, m.memo), associated_data(*identity))
+    return (item.conv, item.sender, m.cid, int(m.cmd), m.dstid, int(m.media), "", "", "",
+            "", m.amount, item.ts, sealed)
 
 
-def as_message(row: Sequence[Any]) -> dict[str, Any]:
-    """A stored row in the shape clients receive (docs/chat-protocol.md)."""
-    (id_, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created) = row
-    return {"id": int(id_), "cid": cid, "userid": int(sender), "cmd": int(cmd),
-            "dstid": int(dstid), "media": int(media), "content": content, "pic": pic,
-            "url": url, "memo": memo, "amount": int(amount), "ts": int(created)}
+def as_message(row: Sequence[Any], sealer: Sealer | None = None) -> dict[str, Any]:
+    """A stored row in the shape clients receive (docs/chat-protocol.md), opened if sealed.
+
+    A sealed row that cannot be opened (no key for it, or authentication failed: the
+    ciphertext or the row's clear columns were changed) is not an error for the whole
+    page: it comes back as a text message saying so, with ``"unreadable": reason``, and
+    the error is logged with the row's id.
+    """
+    (id_, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created,
+     conv, sealed) = row
+    message = {"id": int(id_), "cid": cid, "userid": int(sender), "cmd": int(cmd),
+               "dstid": int(dstid), "media": int(media), "content": content, "pic": pic,
+               "url": url, "memo": memo, "amount": int(amount), "ts": int(created)}
+    if sealed is None:
+        return message
+    try:
+        if sealer is None:
+            raise SealError("unknown_key", "the server has no message key file")
+        ad = associated_data(conv, sender, cid, cmd, dstid, media, amount, created)
+        content, pic, url, memo = sealer.open(sealed, ad)
+    except (SealError, ValueError) as error:
+        reason = error.reason if isinstance(error, SealError) else "malformed"
+        logger.error("message %s cannot be opened: %s", id_, error)
+        # An image whose url is lost is shown as this text instead of a broken image.
+        message.update(media=int(Media.TEXT), content=UNREADABLE_TEXT, pic="", url="",
+                       memo="", unreadable=reason)
+        return message
+    message.update(content=content, pic=pic, url=url, memo=memo)
+    return message
 
 
 def _already_stored(tx: Tx, batch: Sequence[NewMessage]) -> dict[tuple[int, str], tuple[int, int]]:
@@ -49,15 +87,16 @@ def _already_stored(tx: Tx, batch: Sequence[NewMessage]) -> dict[tuple[int, str]
     return found
 
 
-def insert_messages(tx: Tx, batch: Sequence[NewMessage],
-                    consecutive_ids: bool) -> list[StoredMessage]:
+def insert_messages(tx: Tx, batch: Sequence[NewMessage], consecutive_ids: bool,
+                    sealer: Sealer | None = None) -> list[StoredMessage]:
     """Store a batch in one transaction; a (sender, cid) seen before is not stored again.
 
     With `consecutive_ids` (SQLite's single writer; InnoDB with innodb_autoinc_lock_mode
     0 or 1) one multi-row INSERT stores the new rows, and their ids are the run that ends
     at (SQLite) or starts at (MySQL) the last insert id. Otherwise, or when another node
     stored one of the same (sender, cid) in the meantime, rows go in one at a time, still
-    in this one transaction, so still one commit.
+    in this one transaction, so still one commit. With a `sealer`, the user text of
+    each new row is sealed (fastim/store/sealing.py).
     """
     stored = _already_stored(tx, batch)
     results: list[StoredMessage | None] = [None] * len(batch)
@@ -79,7 +118,7 @@ def insert_messages(tx: Tx, batch: Sequence[NewMessage],
     inserted = False
     if consecutive_ids and fresh:
         try:
-            _insert_run(tx, batch, fresh, results)
+            _insert_run(tx, batch, fresh, results, sealer)
             inserted = True
         except IntegrityViolation as violation:
             if violation.kind != "unique":
@@ -89,7 +128,7 @@ def insert_messages(tx: Tx, batch: Sequence[NewMessage],
             # conflict resolution, InnoDB's statement rollback).
     if not inserted:
         for index in fresh:
-            results[index] = _insert_one(tx, batch[index])
+            results[index] = _insert_one(tx, batch[index], sealer)
     for index, first in copies.items():
         original = results[first]
         assert original is not None
@@ -97,9 +136,10 @@ def insert_messages(tx: Tx, batch: Sequence[NewMessage],
     return [r for r in results if r is not None]
 
 
-def _insert_one(tx: Tx, item: NewMessage) -> StoredMessage:
+def _insert_one(tx: Tx, item: NewMessage, sealer: Sealer | None) -> StoredMessage:
     try:
-        return StoredMessage(id=tx.insert(_INSERT, _row(item)), ts=item.ts, created=True)
+        return StoredMessage(id=tx.insert(_INSERT, _row(item, sealer)), ts=item.ts,
+                             created=True)
     except IntegrityViolation as violation:
         cid = item.message.cid
         if violation.kind != "unique" or cid is None:
@@ -109,8 +149,8 @@ def _insert_one(tx: Tx, item: NewMessage) -> StoredMessage:
 
 
 def _insert_run(tx: Tx, batch: Sequence[NewMessage], fresh: list[int],
-                results: list[StoredMessage | None]) -> None:
-    tx.executemany(_INSERT, [_row(batch[i]) for i in fresh])
+                results: list[StoredMessage | None], sealer: Sealer | None) -> None:
+    tx.executemany(_INSERT, [_row(batch[i], sealer) for i in fresh])
     if tx.dialect.name == "sqlite":
         last = int(tx.value("SELECT last_insert_rowid()"))
         first = last - len(fresh) + 1
@@ -121,7 +161,7 @@ def _insert_run(tx: Tx, batch: Sequence[NewMessage], fresh: list[int],
 
 
 def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
-                   limit: int) -> list[dict[str, Any]]:
+                   limit: int, sealer: Sealer | None = None) -> list[dict[str, Any]]:
     """What `user_id` may see with an id above `since`: their 1:1 messages both ways and
     the messages of their groups, oldest first."""
     clauses = ["(cmd = ? AND (dstid = ? OR sender = ?))"]
@@ -132,10 +172,11 @@ def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
         params += [int(Cmd.GROUP), *groups]
     sql = (f"SELECT {_COLUMNS} FROM messages WHERE id > ? AND ({' OR '.join(clauses)}) "
            "ORDER BY id LIMIT ?")
-    return [as_message(r) for r in tx.rows(sql, [*params, limit])]
+    return [as_message(r, sealer) for r in tx.rows(sql, [*params, limit])]
 
 
-def history(tx: Tx, conv: str, before: int | None, limit: int) -> list[dict[str, Any]]:
+def history(tx: Tx, conv: str, before: int | None, limit: int,
+            sealer: Sealer | None = None) -> list[dict[str, Any]]:
     """One conversation, newest first, strictly older than `before` when given."""
     if before is None:
         rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? "
@@ -143,7 +184,7 @@ def history(tx: Tx, conv: str, before: int | None, limit: int) -> list[dict[str,
     else:
         rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? AND id < ? "
                        "ORDER BY id DESC LIMIT ?", [conv, before, limit])
-    return [as_message(r) for r in rows]
+    return [as_message(r, sealer) for r in rows]
 
 
 def mark_read(tx: Tx, user_id: int, conv: str, upto: int) -> int:
@@ -182,14 +223,66 @@ def unread(tx: Tx, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
             for conv, count, last in rows]
 
 
-class ChatStorage:
-    """The hub's view of the store (the `ChatStore` protocol of fastim/chat/hub.py)."""
+def check_keys(tx: Tx, sealer: Sealer | None) -> None:
+    """Refuse to run (KeyMismatch) unless every key that has sealed messages in this
+    database is in the key file, as the same key: rather than stop at start-up, a server
+    without them would show every sealed message as unreadable."""
+    rows = tx.rows("SELECT key_id, fingerprint FROM message_keys ORDER BY first_used, key_id")
+    known = {k.key_id: k for k in sealer.keys} if sealer is not None else {}
+    missing = [key_id for key_id, _ in rows if key_id not in known]
+    changed = [key_id for key_id, fingerprint in rows
+               if key_id in known and known[key_id].fingerprint != fingerprint]
+    if missing and sealer is None:
+        raise KeyMismatch(
+            f"the database holds messages sealed with key(s) {', '.join(missing)}; start "
+            "fastim with --message-key-file (FASTIM_MESSAGE_KEY_FILE) naming a key file "
+            "that lists them")
+    if missing:
+        raise KeyMismatch(
+            f"the database holds messages sealed with key(s) {', '.join(missing)}, which "
+            "the message key file does not list; keep old keys in the file, after the "
+            "current one")
+    if changed:
+        raise KeyMismatch(
+            f"key(s) {', '.join(changed)} in the message key file are not the keys of that "
+            "name that sealed the stored messages (their fingerprints differ)")
 
-    def __init__(self, store: Store) -> None:
+
+def record_key(tx: Tx, sealer: Sealer, now: int) -> None:
+    """Note in `message_keys` that the current key seals messages (before the first
+    message it seals commits, in the same transaction)."""
+    key = sealer.current
+    ignore = "OR IGNORE" if tx.dialect.name == "sqlite" else "IGNORE"
+    tx.execute(f"INSERT {ignore} INTO message_keys (key_id, fingerprint, first_used) "
+               "VALUES (?, ?, ?)", [key.key_id, key.fingerprint, now])
+    stored = tx.value("SELECT fingerprint FROM message_keys WHERE key_id = ?", [key.key_id])
+    if stored != key.fingerprint:
+        raise KeyMismatch(f"another key named {key.key_id!r} has sealed messages in this "
+                          "database; give the new key another id")
+
+
+def _record_key_and_insert(tx: Tx, batch: Sequence[NewMessage], consecutive_ids: bool,
+                           sealer: Sealer) -> list[StoredMessage]:
+    record_key(tx, sealer, min(item.ts for item in batch) // 1000)
+    return insert_messages(tx, batch, consecutive_ids, sealer)
+
+
+class ChatStorage:
+    """The hub's view of the store (the `ChatStore` protocol of fastim/chat/hub.py).
+
+    With a `sealer` (from `--message-key-file`), new messages are sealed and sealed
+    messages are opened on the way out (fastim/store/sealing.py); without one, messages
+    are stored in clear, and `start()` refuses a database that holds sealed ones.
+    """
+
+    def __init__(self, store: Store, sealer: Sealer | None = None) -> None:
         self.store = store
+        self.sealer = sealer
         self.consecutive_ids = store.dialect.name == "sqlite"
+        self._key_recorded = False
 
     async def start(self) -> None:
+        await self.store.read(check_keys, self.sealer)
         if self.store.dialect.name == "mysql":
             # InnoDB gives one multi-row INSERT consecutive ids in lock modes 0 and 1;
             # mode 2 (MySQL 8's default) may interleave concurrent statements.
@@ -204,17 +297,24 @@ class ChatStorage:
         return set(await self.store.community_ids(user_id))
 
     async def insert_messages(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
-        return await self.store.write(insert_messages, batch, self.consecutive_ids)
+        if self.sealer is not None and not self._key_recorded and batch:
+            results = await self.store.write(_record_key_and_insert, batch,
+                                             self.consecutive_ids, self.sealer)
+            self._key_recorded = True
+            return results
+        return await self.store.write(insert_messages, batch, self.consecutive_ids,
+                                      self.sealer)
 
     async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
                              limit: int) -> list[dict[str, Any]]:
-        return await self.store.read(messages_since, user_id, groups, since, limit)
+        return await self.store.read(messages_since, user_id, groups, since, limit,
+                                     self.sealer)
 
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int:
         return await self.store.write(mark_read, user_id, conv, upto)
 
     async def history(self, conv: str, before: int | None, limit: int) -> list[dict[str, Any]]:
-        return await self.store.read(history, conv, before, limit)
+        return await self.store.read(history, conv, before, limit, self.sealer)
 
     async def read_marks(self, conv: str) -> dict[int, int]:
         return await self.store.read(read_marks, conv)

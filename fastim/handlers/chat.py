@@ -28,6 +28,7 @@ from fastim.chat.storage import ChatStorage
 from fastim.errors import AppError
 from fastim.handlers.auth import endpoint, request_token, services, to_http_error
 from fastim.http import HTTPError, Request, Router
+from fastim.store.sealing import Sealer
 from fastim.ws import ConnectionClosed
 
 #: The largest frame a chat client may send: a message of 4,000 characters and its JSON.
@@ -67,7 +68,8 @@ def register(router: Router, app: Any) -> None:
     allowed_origins = set(app.config.allowed_origins)
 
     async def start_hub(app: Any) -> None:
-        storage = ChatStorage(app.store)
+        key_file = app.config.message_key_file
+        storage = ChatStorage(app.store, Sealer.from_file(key_file) if key_file else None)
         await storage.start()
         app.chat_storage = storage
         bus = None

@@ -258,5 +258,38 @@ MESSAGES = Migration(
     ],
 )
 
+# Messages at rest (fastim/store/sealing.py). A message sealed with a key keeps its user
+# text (content, pic, url, memo) only in `sealed`, as `enc:v1:<key-id>:<base64url>`, and
+# '' in those columns; plain rows keep `sealed` NULL. A column of its own rather than a
+# prefix in `content`: the ciphertext of 4,000 emoji does not fit content's 20,000-char
+# limit (nor memo's 500), one AEAD call covers all four fields, and a user who types
+# "enc:v1:..." is never mistaken for a sealed value. MEDIUMTEXT: the sealed value grows
+# with --chat-max-text, and TEXT stops at 64 KiB.
+# `message_keys` remembers which keys have sealed rows (by a fingerprint, never the key),
+# so a server started without one of them refuses to start instead of serving gaps.
+# The MySQL ALTER is the one statement here that is not re-runnable (MySQL 8 has no
+# ADD COLUMN IF NOT EXISTS); it runs last, so only a crash between it and the
+# schema_version insert would need `ALTER TABLE messages DROP COLUMN sealed` by hand.
+SEALED_MESSAGES = Migration(
+    version=3,
+    name="sealed message text and the keys that sealed it",
+    sqlite=[
+        """CREATE TABLE message_keys (
+            key_id TEXT NOT NULL PRIMARY KEY CHECK (length(key_id) BETWEEN 1 AND 32),
+            fingerprint TEXT NOT NULL CHECK (length(fingerprint) = 32),
+            first_used INTEGER NOT NULL
+        )""",
+        "ALTER TABLE messages ADD COLUMN sealed TEXT NULL",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS message_keys (
+            key_id VARCHAR(32) {_ASCII_BIN} NOT NULL PRIMARY KEY,
+            fingerprint CHAR(32) {_ASCII_BIN} NOT NULL,
+            first_used BIGINT NOT NULL
+        ) {_MYSQL_TABLE}""",
+        f"ALTER TABLE messages ADD COLUMN sealed MEDIUMTEXT {_ASCII_BIN} NULL",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
-MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES]
+MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES]
