@@ -3,7 +3,9 @@
 Two tables:
 
 1. Stored messages per second, one transaction per message against group commit (the
-   hub's GroupCommit over ChatStorage), on SQLite (WAL, synchronous=FULL) and MariaDB.
+   hub's GroupCommit over ChatStorage), on SQLite (WAL, synchronous=FULL) and MariaDB;
+   and group commit again with each message sealed (AES-256-GCM, --message-key-file).
+   `python -m bench.chat store` prints this table alone.
 2. Fan-out in a group of N online members: deliveries per second and send-to-receipt
    latency (p50/p99) through the real chat server (`fastim serve`, pinned to core 0),
    beside a bare fastim.ws room that forwards each message to every connection. The
@@ -36,6 +38,7 @@ from fastim.chat.hub import NewMessage, StoredMessage, conversation
 from fastim.chat.protocol import ChatMessage, Cmd, Media
 from fastim.chat.storage import ChatStorage
 from fastim.store import open_store
+from fastim.store.sealing import MessageKey, Sealer
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN_PREFIX = "bench-token-"
@@ -62,10 +65,11 @@ async def _two_users(store: Any) -> tuple[int, int]:
     return ids[0], ids[1]
 
 
-async def store_rate(url: str, mode: str, count: int) -> float:
+async def store_rate(url: str, mode: str, count: int, sealed: bool = False) -> float:
     store = await open_store(url, pool_size=4)
     try:
-        storage = ChatStorage(store)
+        sealer = Sealer([MessageKey("bench", secrets.token_bytes(32))]) if sealed else None
+        storage = ChatStorage(store, sealer)
         await storage.start()
         a, b = await _two_users(store)
         messages = [_message(a, b, n) for n in range(count)]
@@ -125,8 +129,9 @@ def drop_mysql_database(name: str) -> None:
 
 
 def storage_table(count: int) -> list[str]:
-    rows = ["| backend | one transaction per message | group commit | ratio |",
-            "|---|---:|---:|---:|"]
+    rows = ["| backend | one transaction per message | group commit | ratio "
+            "| group commit, sealed | sealed / clear |",
+            "|---|---:|---:|---:|---:|---:|"]
     with tempfile.TemporaryDirectory() as tmp:
         backends = [("SQLite (WAL)", lambda n: f"sqlite:///{tmp}/{n}.db")]
         made = mysql_database()
@@ -136,8 +141,10 @@ def storage_table(count: int) -> list[str]:
             for label, url in backends:
                 single = asyncio.run(store_rate(url("one"), "one by one", count // 4))
                 grouped = asyncio.run(store_rate(url("group"), "group commit", count))
+                sealed = asyncio.run(store_rate(url("sealed"), "group commit", count, True))
                 rows.append(f"| {label} | {single:,.0f}/s | {grouped:,.0f}/s | "
-                            f"×{grouped / single:.1f} |")
+                            f"×{grouped / single:.1f} | {sealed:,.0f}/s | "
+                            f"{sealed / grouped:.0%} |")
         finally:
             if made is not None:
                 drop_mysql_database(made[0])
@@ -384,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="both tables (the default)")
     run.add_argument("--quick", action="store_true", help="fewer messages and members")
+    store = sub.add_parser("store", help="only the stored-messages table")
+    store.add_argument("--quick", action="store_true", help="fewer messages")
     room = sub.add_parser("room-server")
     room.add_argument("--port", type=int, required=True)
     client = sub.add_parser("room-client")
@@ -402,6 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     quick = getattr(args, "quick", False)
     print("## Stored messages per second\n")
     print("\n".join(storage_table(2_000 if quick else 20_000)))
+    if args.command == "store":
+        return 0
     members = 200 if quick else 1_000
     messages = 50 if quick else 200
     print(f"\n## Fan-out in a group of {members} online members ({messages} messages)\n")

@@ -90,8 +90,13 @@ def test_a_sealed_value_names_its_version_and_key_and_never_repeats() -> None:
     assert first != second  # a fresh 96-bit nonce each time
     body = first.removeprefix("enc:v1:k1:")
     raw = base64.urlsafe_b64decode(body + "=" * (-len(body) % 4))
-    assert len(raw) == 12 + len('["hello","","",""]') + 16  # nonce, ciphertext, GCM tag
+    assert len(raw) == 12 + len("5:hello0:0:0:") + 16  # nonce, ciphertext, GCM tag
     assert sealer.open(first, ad) == ["hello", "", "", ""]
+    # Each field is framed by its length, so separators inside the text are just text.
+    tricky = ["3:a:b", "::", "0:", "\x00ü😀" * 1000]
+    assert sealer.open(sealer.seal(tricky, ad), ad) == tricky
+    assert associated_data("p1_2", 1, None, 10, 2, 1, 0, 5) != associated_data(
+        "p1_2", 1, "", 10, 2, 1, 0, 5)
 
 
 def test_wrong_associated_data_a_flipped_bit_or_an_unknown_key_do_not_open() -> None:
