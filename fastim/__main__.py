@@ -1,5 +1,6 @@
 """The `fastim` command line: `fastim serve` runs the chat app; `fastim keygen` makes
-the key file of `--message-key-file` (docs/security.md, "Messages at rest")."""
+the key file of `--message-key-file` and `fastim reseal` moves stored messages to its
+current key (docs/security.md, "Messages at rest")."""
 
 from __future__ import annotations
 
@@ -10,8 +11,12 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from fastim.config import Config, add_serve_arguments, config_from_args
+
+if TYPE_CHECKING:
+    from fastim.chat.storage import ResealReport
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -45,6 +50,20 @@ async def serve(config: Config) -> None:
         await app.stop()
 
 
+async def _reseal(config: Config) -> ResealReport:
+    from fastim.chat.storage import reseal
+    from fastim.store import open_store
+    from fastim.store.sealing import Sealer
+
+    assert config.message_key_file is not None
+    sealer = Sealer.from_file(config.message_key_file)
+    store = await open_store(config.database_url, pool_size=2)
+    try:
+        return await reseal(store, sealer)
+    finally:
+        await store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="fastim", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -57,6 +76,10 @@ def main(argv: list[str] | None = None) -> int:
                                help="the new key's id (default: k<UTC date and time>)")
     keygen_parser.add_argument("--rotate", action="store_true",
                                help="add a new current key in front of an existing file's keys")
+    reseal_parser = sub.add_parser(
+        "reseal", help="encrypt every stored message under the key file's current key "
+                       "(clear rows too), then forget keys no message needs")
+    add_serve_arguments(reseal_parser)  # the same --db / --data-dir / --message-key-file
     args = parser.parse_args(argv)
     from fastim.store.sealing import KeyFileError, KeyMismatch, write_key_file
 
@@ -69,6 +92,25 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.path}: new current key {key_id}; back the file up apart from the "
               "database", flush=True)
         return 0
+    if args.command == "reseal":
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+        config = config_from_args(args)
+        if config.message_key_file is None:
+            print("fastim reseal: --message-key-file (FASTIM_MESSAGE_KEY_FILE) is needed",
+                  file=sys.stderr)
+            return 1
+        try:
+            report = asyncio.run(_reseal(config))
+        except (KeyFileError, KeyMismatch) as error:
+            print(f"fastim reseal: {error}", file=sys.stderr)
+            return 1
+        print(f"resealed {report.resealed} messages ({report.were_clear} were in clear); "
+              f"{report.unreadable} could not be opened and were left as they were",
+              flush=True)
+        if report.retired_keys:
+            print(f"no message needs key(s) {', '.join(report.retired_keys)} any more: "
+                  "they may leave the key file", flush=True)
+        return 1 if report.unreadable else 0
     if args.command == "serve":
         logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
         config = config_from_args(args)

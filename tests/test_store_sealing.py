@@ -264,6 +264,44 @@ def test_a_server_without_the_keys_its_rows_need_refuses_to_start(
     assert len(raw_rows(store)) == 1
 
 
+def test_reseal_puts_every_message_under_the_current_key_and_lets_old_keys_go(
+        store: Store, make_user: Any, db_url: str, tmp_path: Path,
+        caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]) -> None:
+    a, b = make_user().id, make_user().id
+    run(started(store, None).insert_messages([text(a, b, "clear before", "1", memo=MEMO)]))
+    old_file, both_file = tmp_path / "old.keys", tmp_path / "both.keys"
+    write_key_file(old_file, "k1")
+    old = Sealer.from_file(old_file)
+    run(started(store, old).insert_messages([text(a, b, "under k1", "2"),
+                                            text(a, b, "damaged", "3")]))
+    damaged = raw_rows(store)[2]
+    execute(store, "UPDATE messages SET sealed = ? WHERE id = ?",
+            [damaged[6][:-4] + "AAAA", damaged[0]])
+    both_file.write_text(old_file.read_text())
+    write_key_file(both_file, "k2", rotate=True)
+    current = Sealer.from_file(both_file)
+    run(started(store, current).insert_messages([text(a, b, "under k2", "4")]))
+    # k1 must stay while a row needs it: the damaged one cannot be moved.
+    assert fastim_main(["reseal", "--db", db_url, "--message-key-file", str(both_file)]) == 1
+    assert "resealed 2 messages (1 were in clear); 1 could not be opened" in (
+        capsys.readouterr().out)
+    assert [r[6][:10] for r in raw_rows(store)] == ["enc:v1:k2:", "enc:v1:k2:", "enc:v1:k1:",
+                                                    "enc:v1:k2:"]
+    assert "cannot be opened, left as it is" in caplog.text
+    execute(store, "DELETE FROM messages WHERE id = ?", [damaged[0]])
+    capsys.readouterr()
+    assert fastim_main(["reseal", "--db", db_url, "--message-key-file", str(both_file)]) == 0
+    assert "no message needs key(s) k1 any more" in capsys.readouterr().out
+    rows = raw_rows(store)
+    assert all(r[6].startswith("enc:v1:k2:") and r[2:6] == ("", "", "", "") for r in rows)
+    assert MEMO not in repr(rows)
+    # k1 is no longer needed: a key file with k2 alone is accepted, and reads all.
+    only_new = Sealer([current.current])
+    history = run(started(store, only_new).history(conversation(Cmd.SINGLE, a, b), None, 10))
+    assert [(m["content"], m["memo"]) for m in history] == [
+        ("under k2", ""), ("under k1", ""), ("clear before", MEMO)]
+
+
 def test_over_the_app_history_and_sync_are_clear_and_the_table_is_not(
         db_url: str, tmp_path: Path) -> None:
     keys = tmp_path / "message.keys"

@@ -8,14 +8,16 @@ fastim/store/migrations.py.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastim.chat.hub import NewMessage, StoredMessage
 from fastim.chat.protocol import Cmd, Media
 from fastim.store.base import Store
 from fastim.store.errors import IntegrityViolation
-from fastim.store.sealing import KeyMismatch, Sealer, SealError, associated_data
+from fastim.store.sealing import PREFIX, KeyMismatch, Sealer, SealError, associated_data
 from fastim.store.sql import Tx
 
 logger = logging.getLogger(__name__)
@@ -265,6 +267,79 @@ def _record_key_and_insert(tx: Tx, batch: Sequence[NewMessage], consecutive_ids:
                            sealer: Sealer) -> list[StoredMessage]:
     record_key(tx, sealer, min(item.ts for item in batch) // 1000)
     return insert_messages(tx, batch, consecutive_ids, sealer)
+
+
+@dataclass
+class ResealReport:
+    """What `reseal` did: rows moved to the current key, of which were clear before;
+    rows that failed to open (left as they were); keys no row needs any more."""
+
+    resealed: int = 0
+    were_clear: int = 0
+    unreadable: int = 0
+    retired_keys: list[str] = field(default_factory=list)
+
+
+def _reseal_batch(tx: Tx, sealer: Sealer, after: int,
+                  limit: int) -> tuple[int | None, ResealReport, set[str]]:
+    """Seal under the current key the rows after id `after` (up to `limit`) that are clear
+    or sealed with an older key. Returns the last id looked at (None when no row was
+    left), what was done, and the keys of rows that failed to open. (Counts are returned,
+    not accumulated here: MySQL may run this function again after a deadlock.)"""
+    rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE id > ? ORDER BY id LIMIT ?"
+                   f"{tx.dialect.for_update}", [after, limit])
+    current = f"{PREFIX}{sealer.current.key_id}:"
+    done = ResealReport()
+    needed: set[str] = set()
+    for row in rows:
+        (id_, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created,
+         conv, sealed) = row
+        if sealed is not None and sealed.startswith(current):
+            continue
+        ad = associated_data(conv, sender, cid, cmd, dstid, media, amount, created)
+        if sealed is None:
+            fields = [content, pic, url, memo]
+        else:
+            try:
+                fields = sealer.open(sealed, ad)
+            except SealError as error:
+                logger.error("message %s cannot be opened, left as it is: %s", id_, error)
+                done.unreadable += 1
+                needed.add(sealed[len(PREFIX):].partition(":")[0])
+                continue
+        tx.execute("UPDATE messages SET content = '', pic = '', url = '', memo = '', "
+                   "sealed = ? WHERE id = ?", [sealer.seal(fields, ad), id_])
+        done.resealed += 1
+        done.were_clear += sealed is None
+    return (int(rows[-1][0]) if rows else None), done, needed
+
+
+def _retire_keys(tx: Tx, sealer: Sealer, still_needed: set[str]) -> list[str]:
+    listed = [key_id for (key_id,) in tx.rows("SELECT key_id FROM message_keys")]
+    retired = sorted(k for k in listed if k != sealer.current.key_id and k not in still_needed)
+    for key_id in retired:
+        tx.execute("DELETE FROM message_keys WHERE key_id = ?", [key_id])
+    return retired
+
+
+async def reseal(store: Store, sealer: Sealer, batch: int = 500) -> ResealReport:
+    """Put every message under the current key: seal the clear ones, re-seal those of
+    older keys, a batch per transaction, then forget (in `message_keys`) the keys no row
+    needs any more, so they may leave the key file. Safe while servers run, if they all
+    use this key file already: nothing else updates a stored message."""
+    await store.read(check_keys, sealer)
+    await store.write(record_key, sealer, int(time.time()))
+    report = ResealReport()
+    still_needed: set[str] = set()
+    after: int | None = 0
+    while after is not None:
+        after, done, needed = await store.write(_reseal_batch, sealer, after, batch)
+        report.resealed += done.resealed
+        report.were_clear += done.were_clear
+        report.unreadable += done.unreadable
+        still_needed |= needed
+    report.retired_keys = await store.write(_retire_keys, sealer, still_needed)
+    return report
 
 
 class ChatStorage:
