@@ -80,6 +80,10 @@ def test_sticker_and_image_urls_must_be_local() -> None:
     ('{"cmd": 10, "dstid": 2, "media": 1, "content": "  "}', "empty"),
     ('{"cmd": 10, "dstid": 2, "media": 1, "content": "x", "cid": {"a": 1}}', "bad_field"),
     ('{"cmd": 30, "kind": 12, "dstid": 2, "upto": 1}', "bad_field"),
+    # lone surrogates pass JSON and the frame's UTF-8 check but no database stores them
+    ('{"cmd": 10, "dstid": 2, "media": 1, "content": "a\\ud800b"}', "bad_field"),
+    ('{"cmd": 10, "dstid": 2, "media": 1, "content": "x", "memo": "\\udfff"}', "bad_field"),
+    ('{"cmd": 10, "dstid": 2, "media": 1, "content": "x", "cid": "\\ud83d"}', "bad_field"),
 ])
 def test_malformed_commands_are_refused_with_a_reason(text: str, expected: str) -> None:
     assert reason(text) == expected

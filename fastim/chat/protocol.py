@@ -126,7 +126,22 @@ def _str(value: Any, field: str, limit: int, cid: str | None) -> str:
         raise ChatError("bad_field", f"{field} must be a string", cid)
     if len(value) > limit:
         raise ChatError("too_long", f"{field} is longer than {limit} characters", cid)
+    if not _storable(value):
+        raise ChatError("bad_field", f"{field} is not valid Unicode", cid)
     return value
+
+
+def _storable(text: str) -> bool:
+    """False for text with lone surrogates: JSON's ``"\\ud800"`` escape can carry them
+    past the frame's UTF-8 check (RFC 8259 §8.2), and neither database can store them, so
+    one such message would fail its whole group-commit batch."""
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _int(value: Any, field: str, cid: str | None, *, default: int | None = None,
@@ -153,6 +168,8 @@ def _cid(value: Any, limits: ChatLimits) -> str | None:
     cid = str(value)
     if len(cid) > limits.max_cid:
         raise ChatError("too_long", f"cid is longer than {limits.max_cid} characters")
+    if not _storable(cid):
+        raise ChatError("bad_field", "cid is not valid Unicode")
     return cid
 
 
