@@ -28,6 +28,7 @@ from typing import Any
 from fastim.accounts import Accounts, Contacts
 from fastim.accounts.contacts import COMMUNITY_LIMIT
 from fastim.accounts.fields import caller_matches
+from fastim.chat.session import TOKEN_REVOKED
 from fastim.errors import AppError
 from fastim.handlers.views import SESSION_COOKIE
 from fastim.http import HTTPError, Request, Response, Router, json_response
@@ -95,6 +96,26 @@ async def authenticated_user(request: Request, app: Any) -> User:
     request.state.user = user
     request.state.token = token
     return user
+
+
+async def revoke_chat_sessions(app: Any, user_id: int,
+                               token_hashes: list[str] | None = None, *,
+                               keep: str | None = None, reason: str = "logged out") -> None:
+    """Close the /chat connections opened with tokens just revoked, on every node.
+
+    The token of a WebSocket is checked at the upgrade only; without this an open
+    connection would keep receiving after its logout. `token_hashes` None means every
+    token of the user but `keep`'s (a password change). This node's hub closes its own at
+    once; the other nodes hear of it over the Redis bus, and, like a contact change, the
+    caller is answered once Redis has it.
+    """
+    hub = getattr(app, "hub", None)
+    if hub is not None:
+        hub.revoke_tokens(user_id, token_hashes, keep=keep, code=TOKEN_REVOKED, reason=reason)
+    bus = getattr(app, "bus", None)
+    if bus is not None:
+        bus.tokens_revoked(user_id, token_hashes, keep, reason)
+        await bus.settle()
 
 
 def endpoint(

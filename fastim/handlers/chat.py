@@ -11,6 +11,8 @@ bus without a hub (docs/scaling.md).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from fastim.accounts import fields
@@ -23,7 +25,7 @@ from fastim.accounts.contacts import (
 )
 from fastim.chat.hub import Hub, conversation
 from fastim.chat.protocol import Cmd
-from fastim.chat.session import ChatSession
+from fastim.chat.session import TOKEN_REVOKED, ChatSession
 from fastim.chat.storage import ChatStorage
 from fastim.errors import AppError
 from fastim.handlers.auth import endpoint, request_token, services, to_http_error
@@ -107,18 +109,25 @@ def register(router: Router, app: Any) -> None:
         token = (request.query.get("token") or [None])[0] or request_token(request)
         if not token:
             raise to_http_error(AppError(401, "login required: connect with ?token=…"))
-        user = await accounts.authenticate(token)
-        if user is None:
+        found = await accounts.session(token)
+        if found is None:
             raise to_http_error(AppError(401, "the token is invalid or has expired"))
-        request.state.user = user
+        request.state.user, request.state.login = found
 
     async def chat(connection: Any, request: Request) -> None:
         hub: Hub = app.hub
         # Session ids must be unique across nodes: the bus names the sender's device.
         node = f"{app.bus.node}/" if app.bus is not None else ""
+        login = request.state.login
         session = ChatSession(connection, request.state.user.id,
                               app.config.chat_outbound_buffer, node=node,
-                              on_close=lambda: hub.disconnect(session))
+                              on_close=lambda: hub.disconnect(session),
+                              token_hash=login.token_hash, expires=login.expires)
+        # The token was checked at the upgrade only: the connection ends when it expires
+        # (logout and password changes end it through Hub.revoke_tokens).
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, login.expires - time.time()), session.close_for, TOKEN_REVOKED,
+            "token expired")
         await hub.connect(session)
         try:
             async for message in connection:
@@ -126,6 +135,7 @@ def register(router: Router, app: Any) -> None:
         except ConnectionClosed:
             pass
         finally:
+            expiry.cancel()
             hub.disconnect(session)
 
     router.websocket("/chat", chat, before_upgrade=before_upgrade, max_size=MAX_FRAME)

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastim.handlers.auth import endpoint, services
+from fastim.accounts import token_hash
+from fastim.handlers.auth import endpoint, revoke_chat_sessions, services
 from fastim.handlers.views import SESSION_COOKIE
 from fastim.http import Request, Response, Router, json_response
 
@@ -43,6 +44,8 @@ def register(router: Router, app: Any) -> None:
     async def logout(request: Request, values: dict[str, Any], user: Any) -> Response:
         accounts, _contacts = services(app)
         await accounts.logout(request.state.token)
+        await revoke_chat_sessions(app, user.id, [token_hash(request.state.token)],
+                                   reason="logged out")
         response = json_response(None)
         response.delete_cookie(SESSION_COOKIE)
         return response
@@ -69,4 +72,7 @@ def register(router: Router, app: Any) -> None:
     async def change_password(request: Request, values: dict[str, Any], user: Any) -> Any:
         accounts, _contacts = services(app)
         await accounts.change_password(user, values, request.state.token)
+        # Every other session of the user was revoked: their open chats end too.
+        await revoke_chat_sessions(app, user.id, None, keep=token_hash(request.state.token),
+                                   reason="password changed")
         return None
