@@ -65,6 +65,21 @@ class Config:
     #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
     certfile: Path | None = None
     keyfile: Path | None = None
+    #: Seconds browsers are told to use only HTTPS for this host (Strict-Transport-Security,
+    #: RFC 6797), sent only when serving TLS; 0 sends no header.
+    hsts_max_age: int = 180 * 24 * 3600
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS itself (then the session cookie is Secure)."""
+        return self.certfile is not None
+
+    def security_headers(self) -> list[tuple[str, str]]:
+        """Header fields for every response: HSTS under TLS only (RFC 6797 §7.2: a host
+        must not send it over plain HTTP, where an attacker could forge or strip it)."""
+        if not self.tls or self.hsts_max_age <= 0:
+            return []
+        return [("Strict-Transport-Security", f"max-age={self.hsts_max_age}")]
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context when a certificate is configured (TLS 1.2 or newer,

@@ -36,6 +36,8 @@ def register(router: Router, app: Any) -> None:
             max_age=accounts.token_ttl,
             http_only=True,
             same_site="Lax",
+            # Under TLS the cookie never travels over plain HTTP (RFC 6265 §4.1.2.5).
+            secure=app.config.tls,
         )
         return response
 
@@ -47,7 +49,7 @@ def register(router: Router, app: Any) -> None:
         await revoke_chat_sessions(app, user.id, [token_hash(request.state.token)],
                                    reason="logged out")
         response = json_response(None)
-        response.delete_cookie(SESSION_COOKIE)
+        response.delete_cookie(SESSION_COOKIE, secure=app.config.tls)
         return response
 
     @router.route(["GET", "POST"], "/user/find")
