@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastim.accounts import Accounts, Contacts
+from fastim.accounts import Accounts, Contacts, LoginThrottle
 from fastim.accounts.contacts import COMMUNITY_LIMIT
 from fastim.accounts.fields import caller_matches
 from fastim.chat.session import TOKEN_REVOKED
@@ -172,8 +172,12 @@ async def start_services(app: Any) -> None:
     """Start-up hook: the account services over the opened store."""
     if app.store is None:
         raise RuntimeError("the account services need a store (fastim.store)")
-    limit = getattr(app.config, "community_limit", COMMUNITY_LIMIT)
-    app.accounts = Accounts(app.store)
+    config = app.config
+    limit = getattr(config, "community_limit", COMMUNITY_LIMIT)
+    throttle = LoginThrottle(per_mobile=config.login_per_mobile,
+                             per_address=config.login_per_address, window=config.login_window)
+    app.accounts = Accounts(app.store, kdf=config.kdf, token_ttl=config.token_ttl,
+                            max_sessions=config.max_sessions, throttle=throttle)
     app.contacts = Contacts(app.store, community_limit=limit)
     app.token_purger = asyncio.create_task(_purge_expired_tokens(app))
 

@@ -32,7 +32,8 @@ from fastim.handlers.auth import endpoint, request_token, services, to_http_erro
 from fastim.http import HTTPError, Request, Router
 from fastim.ws import ConnectionClosed
 
-#: The largest frame a chat client may send: a message of 4,000 characters and its JSON.
+#: The largest frame a chat client may send by default: a message of 4,000 characters and
+#: its JSON (Config.chat_max_frame, `--chat-max-frame`).
 MAX_FRAME = 64 * 1024
 MAX_HISTORY_PAGE = 100
 
@@ -138,7 +139,10 @@ def register(router: Router, app: Any) -> None:
             expiry.cancel()
             hub.disconnect(session)
 
-    router.websocket("/chat", chat, before_upgrade=before_upgrade, max_size=MAX_FRAME)
+    config = app.config
+    router.websocket("/chat", chat, before_upgrade=before_upgrade,
+                     max_size=config.chat_max_frame, ping_interval=config.chat_ping_interval,
+                     ping_timeout=config.chat_ping_timeout)
 
     async def conversation_of(user: Any, values: dict[str, Any]) -> tuple[int, int, str]:
         kind = _whole(values, "cmd")
