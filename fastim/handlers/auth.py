@@ -25,7 +25,7 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastim.accounts import Accounts, Contacts, LoginThrottle
+from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
 from fastim.accounts.contacts import COMMUNITY_LIMIT
 from fastim.accounts.fields import caller_matches
 from fastim.chat.session import TOKEN_REVOKED
@@ -168,14 +168,31 @@ async def _purge_expired_tokens(app: Any) -> None:
             log.exception("could not purge expired tokens")
 
 
+def login_throttle(config: Any) -> LoginThrottle | RedisLoginThrottle:
+    """The login throttle: in this process, or with ``--redis`` in Redis, so that N nodes
+    share one budget of attempts instead of allowing N times as many."""
+    limits = {"per_mobile": config.login_per_mobile, "per_address": config.login_per_address,
+              "window": config.login_window}
+    if not config.redis:
+        return LoginThrottle(**limits)
+    import redis.asyncio as aioredis
+
+    from fastim.bus.envelope import split_url
+
+    url, prefix = split_url(config.redis)
+    # Short timeouts: a Redis that does not answer must not hold logins up for long
+    # (the throttle then counts in this process).
+    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    return RedisLoginThrottle(client, prefix, **limits)
+
+
 async def start_services(app: Any) -> None:
     """Start-up hook: the account services over the opened store."""
     if app.store is None:
         raise RuntimeError("the account services need a store (fastim.store)")
     config = app.config
     limit = getattr(config, "community_limit", COMMUNITY_LIMIT)
-    throttle = LoginThrottle(per_mobile=config.login_per_mobile,
-                             per_address=config.login_per_address, window=config.login_window)
+    throttle = login_throttle(config)
     app.accounts = Accounts(app.store, kdf=config.kdf, token_ttl=config.token_ttl,
                             max_sessions=config.max_sessions, throttle=throttle)
     app.contacts = Contacts(app.store, community_limit=limit)
@@ -193,6 +210,7 @@ async def stop_services(app: Any) -> None:
     if accounts is not None:
         app.accounts = None
         accounts.close()
+        await accounts.throttle.close()
 
 
 def register(router: Router, app: Any) -> None:
