@@ -26,8 +26,6 @@ from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
-from redis.exceptions import RedisError
-
 from fastim.errors import too_many_requests
 
 log = logging.getLogger(__name__)
@@ -207,6 +205,10 @@ class RedisLoginThrottle:
         self.window_ms = max(1, int(window * 1000))
         self.local = LoginThrottle(per_mobile=per_mobile, per_address=per_address,
                                    window=window, clock=clock)
+        # redis-py is imported only when --redis is given (setup.cfg).
+        from redis.exceptions import RedisError
+
+        self._unavailable = (RedisError, OSError)
         self._attempt = redis.register_script(_ATTEMPT)
         self._success = redis.register_script(_SUCCESS)
 
@@ -221,7 +223,7 @@ class RedisLoginThrottle:
                 keys=self._keys(mobile, address),
                 args=[self.per_mobile, self.per_address, self.window_ms,
                       secrets.token_hex(8)])
-        except (RedisError, OSError) as exc:
+        except self._unavailable as exc:
             log.warning("login throttle: Redis unavailable (%s); counting in this process", exc)
             self.local.begin(mobile, address)
             return
@@ -232,11 +234,11 @@ class RedisLoginThrottle:
         """A login worked: it does not count against the address, and the number is clear."""
         try:
             await self._success(keys=self._keys(mobile, address), args=[])
-        except (RedisError, OSError) as exc:
+        except self._unavailable as exc:
             log.warning("login throttle: Redis unavailable (%s)", exc)
             self.local.succeeded(mobile, address)
 
     async def close(self) -> None:
         """Disconnect from Redis."""
-        with contextlib.suppress(RedisError, OSError):
+        with contextlib.suppress(*self._unavailable):
             await self.redis.aclose()
