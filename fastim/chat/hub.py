@@ -308,7 +308,7 @@ class Hub:
     # -- what the account handlers tell the hub -----------------------------------------
 
     def revoke_tokens(self, user: int, token_hashes: Collection[str] | None = None, *,
-                      keep: str | None = None, code: int = 4001,
+                      keep: str | None = None, code: int = 4001,  # session.TOKEN_REVOKED
                       reason: str = "logged out") -> int:
         """Close `user`'s connections here that were opened with a token that is no longer
         valid: those of `token_hashes`, or, when it is None, every one but `keep`'s (a
