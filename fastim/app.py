@@ -93,7 +93,8 @@ class App:
         for hook in self.on_startup:
             await hook(self)
         self.server = Server(
-            self.router, limits=config.limits, app=self, tmp_dir=config.upload_tmp_dir
+            self.router, limits=config.limits, app=self, tmp_dir=config.upload_tmp_dir,
+            headers=config.security_headers(),
         )
         await self.server.start(config.host, config.port, ssl=config.ssl_context())
 

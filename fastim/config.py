@@ -8,7 +8,11 @@ import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from fastim.accounts.contacts import COMMUNITY_LIMIT
+from fastim.accounts.passwords import DEFAULT_KDF, check_kdf
+from fastim.accounts.service import MAX_SESSIONS, TOKEN_TTL
 from fastim.chat.hub import HubOptions
 from fastim.chat.protocol import ChatLimits
 from fastim.http import Limits
@@ -60,6 +64,24 @@ class Config:
     hub: HubOptions = field(default_factory=HubOptions)
     #: Bytes a chat device may fall behind before it is cut off as a slow reader.
     chat_outbound_buffer: int = 1024 * 1024
+    #: Largest frame (message) a /chat client may send, bytes; more is closed with 1009.
+    chat_max_frame: int = 64 * 1024
+    #: /chat heartbeat: ping a client silent this long (None: never), and close it with
+    #: 1011 when the pong takes longer than the timeout (fastim.ws Options).
+    chat_ping_interval: float | None = 20.0
+    chat_ping_timeout: float | None = 20.0
+    #: Password hashing ("scrypt:n:r:p" or "pbkdf2_sha256:iterations", fastim.accounts.passwords).
+    kdf: str = DEFAULT_KDF
+    #: Seconds a login token stays valid, and tokens kept per user (the oldest go first).
+    token_ttl: int = TOKEN_TTL
+    max_sessions: int = MAX_SESSIONS
+    #: Login attempts allowed per mobile number and per client address in `login_window`
+    #: seconds (429 beyond). Shared by every node through Redis when `redis` is set.
+    login_per_mobile: int = 5
+    login_per_address: int = 20
+    login_window: float = 900.0
+    #: Groups one user may own.
+    community_limit: int = COMMUNITY_LIMIT
     #: Image uploads: size limit, downscale bound, thumbnail size, rate limit (docs/media.md).
     media: MediaOptions = field(default_factory=MediaOptions)
     #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
@@ -67,6 +89,21 @@ class Config:
     keyfile: Path | None = None
     #: Key file that seals chat message text at rest (`fastim keygen`); None: stored clear.
     message_key_file: Path | None = None
+    #: Seconds browsers are told to use only HTTPS for this host (Strict-Transport-Security,
+    #: RFC 6797), sent only when serving TLS; 0 sends no header.
+    hsts_max_age: int = 180 * 24 * 3600
+
+    @property
+    def tls(self) -> bool:
+        """Whether the server speaks TLS itself (then the session cookie is Secure)."""
+        return self.certfile is not None
+
+    def security_headers(self) -> list[tuple[str, str]]:
+        """Header fields for every response: HSTS under TLS only (RFC 6797 §7.2: a host
+        must not send it over plain HTTP, where an attacker could forge or strip it)."""
+        if not self.tls or self.hsts_max_age <= 0:
+            return []
+        return [("Strict-Transport-Security", f"max-age={self.hsts_max_age}")]
 
     def ssl_context(self) -> ssl.SSLContext | None:
         """The server's TLS context when a certificate is configured (TLS 1.2 or newer,
@@ -141,6 +178,70 @@ def add_serve_arguments(
                         help="key file (made by `fastim keygen`) that encrypts chat message "
                              "text in the database (FASTIM_MESSAGE_KEY_FILE, default: "
                              "stored in clear)")
+    parser.add_argument("--hsts-max-age", type=int,
+                        default=_env_int(env, "FASTIM_HSTS_MAX_AGE", defaults.hsts_max_age),
+                        help="Strict-Transport-Security max-age in seconds, sent only with "
+                             "--certfile; 0 sends none (FASTIM_HSTS_MAX_AGE, "
+                             "default %(default)s = 180 days)")
+
+    def limit(flag: str, kind: type, default: Any, text: str) -> None:
+        name = "FASTIM_" + flag.removeprefix("--").replace("-", "_").upper()
+        read = _env_int if kind is int else _env_float
+        parser.add_argument(flag, type=kind, default=read(env, name, default),
+                            help=f"{text} ({name}, default %(default)s)")
+
+    # Accounts (fastim/accounts).
+    parser.add_argument("--kdf", default=env.get("FASTIM_KDF") or defaults.kdf,
+                        help="password hashing, scrypt:N:r:p or pbkdf2_sha256:ITERATIONS; "
+                             "raising it re-hashes each password at its next login "
+                             "(FASTIM_KDF, default %(default)s)")
+    limit("--token-ttl", int, defaults.token_ttl, "seconds a login token stays valid")
+    limit("--max-sessions", int, defaults.max_sessions,
+          "login tokens kept per user; the oldest go first")
+    limit("--login-per-mobile", int, defaults.login_per_mobile,
+          "login attempts per mobile number in --login-window (429 beyond)")
+    limit("--login-per-address", int, defaults.login_per_address,
+          "login attempts per client address in --login-window (429 beyond)")
+    limit("--login-window", float, defaults.login_window,
+          "seconds of the login attempt windows")
+    limit("--group-limit", int, defaults.community_limit, "groups one user may own")
+    # HTTP (fastim/http/server.py Limits).
+    http = defaults.limits
+    limit("--max-request-line", int, http.max_request_line,
+          "longest request line in bytes (414 beyond)")
+    limit("--max-header-size", int, http.max_header_size,
+          "largest request head in bytes (431 beyond)")
+    limit("--max-header-count", int, http.max_header_count,
+          "most header fields in a request (431 beyond)")
+    limit("--max-body-size", int, http.max_body_size,
+          "largest request body in bytes where the route sets none (413 beyond)")
+    limit("--header-timeout", float, http.header_timeout,
+          "seconds to send a whole request head (408 beyond)")
+    limit("--body-timeout", float, http.body_timeout,
+          "seconds to send a request body where the route sets none (408 beyond)")
+    limit("--keep-alive-timeout", float, http.keep_alive_timeout,
+          "seconds an idle keep-alive connection is kept open")
+    # Uploads (fastim/media/options.py).
+    media = defaults.media
+    limit("--upload-max-bytes", int, media.max_upload_bytes,
+          "largest uploaded file in bytes (413 beyond)")
+    limit("--upload-max-pixels", int, media.max_pixels,
+          "most pixels of one image frame (413 beyond: a decompression bomb)")
+    limit("--upload-max-frames", int, media.max_frames,
+          "most frames of an animated image (413 beyond)")
+    limit("--upload-rate", int, media.rate_limit,
+          "uploads one user may make per --upload-rate-window (429 beyond)")
+    limit("--upload-rate-window", float, media.rate_window,
+          "seconds of the upload rate window")
+    # The /chat WebSocket.
+    limit("--chat-outbound-buffer", int, defaults.chat_outbound_buffer,
+          "bytes a chat device may fall behind before it is closed with 1008")
+    limit("--chat-max-frame", int, defaults.chat_max_frame,
+          "largest frame a chat client may send, bytes (closed with 1009 beyond)")
+    limit("--chat-ping-interval", float, defaults.chat_ping_interval,
+          "seconds of silence before /chat pings a client; 0 never pings")
+    limit("--chat-ping-timeout", float, defaults.chat_ping_timeout,
+          "seconds a ping's pong may take before the connection is closed with 1011")
     hub = defaults.hub
     parser.add_argument("--chat-rate", type=float,
                         default=float(env.get("FASTIM_CHAT_RATE", hub.rate)),
@@ -162,6 +263,29 @@ def config_from_args(args: argparse.Namespace) -> Config:
         raise SystemExit(f"--role {args.role} needs --redis (nodes share it)")
     if args.node_ttl <= 0:
         raise SystemExit("--node-ttl must be positive")
+    for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
+                 "login_window", "group_limit", "max_request_line", "max_header_size",
+                 "max_header_count", "max_body_size", "header_timeout", "body_timeout",
+                 "keep_alive_timeout", "upload_max_bytes", "upload_max_pixels",
+                 "upload_max_frames", "upload_rate", "upload_rate_window",
+                 "chat_outbound_buffer", "chat_max_frame", "chat_ping_timeout", "chat_rate",
+                 "chat_max_text"):
+        _check_positive(args, name)
+    for name in ("hsts_max_age", "chat_ping_interval"):
+        if not getattr(args, name) >= 0:  # also refuses NaN
+            raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more, "
+                             f"not {getattr(args, name)}")
+    try:
+        kdf = check_kdf(args.kdf)
+    except ValueError as exc:
+        raise SystemExit(f"--kdf: {exc}") from None
+    try:
+        media = MediaOptions(max_upload_bytes=args.upload_max_bytes,
+                             max_pixels=args.upload_max_pixels,
+                             max_frames=args.upload_max_frames,
+                             rate_limit=args.upload_rate, rate_window=args.upload_rate_window)
+    except ValueError as exc:
+        raise SystemExit(f"upload limits: {exc}") from None
     return Config(
         host=args.host,
         port=args.port,
@@ -175,9 +299,35 @@ def config_from_args(args: argparse.Namespace) -> Config:
         certfile=args.certfile,
         keyfile=args.keyfile,
         message_key_file=args.message_key_file,
+        hsts_max_age=args.hsts_max_age,
         hub=HubOptions(rate=args.chat_rate, burst=2 * args.chat_rate,
                        limits=ChatLimits(max_text=args.chat_max_text)),
+        kdf=kdf,
+        token_ttl=args.token_ttl,
+        max_sessions=args.max_sessions,
+        login_per_mobile=args.login_per_mobile,
+        login_per_address=args.login_per_address,
+        login_window=args.login_window,
+        community_limit=args.group_limit,
+        limits=Limits(max_request_line=args.max_request_line,
+                      max_header_size=args.max_header_size,
+                      max_header_count=args.max_header_count,
+                      max_body_size=args.max_body_size,
+                      header_timeout=args.header_timeout,
+                      body_timeout=args.body_timeout,
+                      keep_alive_timeout=args.keep_alive_timeout),
+        media=media,
+        chat_outbound_buffer=args.chat_outbound_buffer,
+        chat_max_frame=args.chat_max_frame,
+        chat_ping_interval=args.chat_ping_interval or None,
+        chat_ping_timeout=args.chat_ping_timeout,
     )
+
+
+def _check_positive(args: argparse.Namespace, name: str) -> None:
+    value = getattr(args, name)
+    if not value > 0:  # also refuses NaN
+        raise SystemExit(f"--{name.replace('_', '-')} must be positive, not {value}")
 
 
 def _env_int(env: Mapping[str, str], name: str, default: int) -> int:

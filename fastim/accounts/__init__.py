@@ -16,7 +16,7 @@ from fastim.accounts.contacts import (
     MemberLeft,
 )
 from fastim.accounts.service import Accounts, Login, token_hash
-from fastim.accounts.throttle import LoginThrottle
+from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
 
 __all__ = [
     "Accounts",
@@ -28,5 +28,6 @@ __all__ = [
     "LoginThrottle",
     "MemberJoined",
     "MemberLeft",
+    "RedisLoginThrottle",
     "token_hash",
 ]

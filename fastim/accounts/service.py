@@ -27,7 +27,7 @@ from fastim.accounts.passwords import (
     needs_rehash,
     verify_password,
 )
-from fastim.accounts.throttle import LoginThrottle
+from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
 from fastim.errors import AppError, bad_request, conflict, not_found, unauthorized
 from fastim.store import Duplicate, Session, Store, User
 
@@ -74,7 +74,7 @@ class Accounts:
         kdf: str = DEFAULT_KDF,
         token_ttl: int = TOKEN_TTL,
         max_sessions: int = MAX_SESSIONS,
-        throttle: LoginThrottle | None = None,
+        throttle: LoginThrottle | RedisLoginThrottle | None = None,
         clock: Callable[[], float] = time.time,
         kdf_threads: int = 2,
     ) -> None:
@@ -145,7 +145,7 @@ class Accounts:
         if not isinstance(raw_password, str):
             raise bad_request("passwd must be a string")
         device = fields.text(values, "device", max_len=fields.DEVICE_MAX)
-        self.throttle.begin(mobile, address)
+        await self.throttle.attempt(mobile, address)
         found = await self.store.get_credentials(mobile)
         if found is None:
             await self._in_kdf_pool(verify_password, raw_password, *self._decoy, self.kdf)
@@ -156,7 +156,7 @@ class Accounts:
         )
         if not ok:
             raise unauthorized(LOGIN_FAILED)
-        self.throttle.succeeded(mobile, address)
+        await self.throttle.success(mobile, address)
         if needs_rehash(credentials.kdf, self.kdf):
             passwd, salt = await self._in_kdf_pool(hash_password, raw_password, self.kdf)
             await self.store.set_credentials(user.id, passwd, salt, self.kdf)

@@ -295,6 +295,15 @@ class RedisBus:
             return
         self._publish(self.names.control, pack(self.node, body), keep=True)
 
+    def tokens_revoked(self, user: int, token_hashes: Sequence[str] | None,
+                       keep: str | None, reason: str) -> None:
+        """Login tokens of `user` were revoked (see `Hub.revoke_tokens`): tell the other
+        nodes, which close the connections opened with them. Kept across a Redis outage
+        like contact changes: a revocation must not be lost."""
+        body = control("revoke", u=user, h=None if token_hashes is None else list(token_hashes),
+                       k=keep, r=reason)
+        self._publish(self.names.control, pack(self.node, body), keep=True)
+
     def _apply_control(self, origin: str, body: str) -> None:
         event = json.loads(body)
         kind = event.get("t")
@@ -314,6 +323,10 @@ class RedisBus:
             hub.member_left(int(event["g"]), int(event["u"]))
         elif kind == "dissolve":
             hub.group_dissolved(int(event["g"]))
+        elif kind == "revoke":
+            hashes = event.get("h")
+            hub.revoke_tokens(int(event["u"]), None if hashes is None else set(hashes),
+                              keep=event.get("k"), reason=str(event.get("r") or "logged out"))
         else:
             log.warning("unknown control event %r from %s", kind, origin)
 

@@ -305,6 +305,31 @@ class Hub:
         if members:
             self.bus.unwatch_group(group)
 
+    # -- what the account handlers tell the hub -----------------------------------------
+
+    def revoke_tokens(self, user: int, token_hashes: Collection[str] | None = None, *,
+                      keep: str | None = None, code: int = 4001,  # session.TOKEN_REVOKED
+                      reason: str = "logged out") -> int:
+        """Close `user`'s connections here that were opened with a token that is no longer
+        valid: those of `token_hashes`, or, when it is None, every one but `keep`'s (a
+        password change keeps the device that made it). The token was checked only at the
+        upgrade, so without this an open connection would outlive its logout. Returns how
+        many were closed."""
+        presence = self.users.get(user)
+        if presence is None:
+            return 0
+        closed = 0
+        for session in list(presence.sessions.values()):
+            token = getattr(session, "token_hash", None)
+            if token_hashes is None:
+                if token is not None and token == keep:
+                    continue
+            elif token not in token_hashes:
+                continue
+            session.close_for(code, reason)
+            closed += 1
+        return closed
+
     # -- commands ---------------------------------------------------------------------
 
     async def receive(self, session: Session, text: str | bytes) -> None:

@@ -25,9 +25,10 @@ import logging
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
-from fastim.accounts import Accounts, Contacts
+from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
 from fastim.accounts.contacts import COMMUNITY_LIMIT
 from fastim.accounts.fields import caller_matches
+from fastim.chat.session import TOKEN_REVOKED
 from fastim.errors import AppError
 from fastim.handlers.views import SESSION_COOKIE
 from fastim.http import HTTPError, Request, Response, Router, json_response
@@ -88,13 +89,35 @@ async def authenticated_user(request: Request, app: Any) -> User:
         if request.headers.get("authorization") is None:
             # A stale session cookie: drop it, so the web client goes back to the login
             # page instead of presenting it again.
+            secure = "; Secure" if app.config.tls else ""
             error.headers.append((
-                "Set-Cookie", f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly; SameSite=Lax",
+                "Set-Cookie",
+                f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly{secure}; SameSite=Lax",
             ))
         raise error
     request.state.user = user
     request.state.token = token
     return user
+
+
+async def revoke_chat_sessions(app: Any, user_id: int,
+                               token_hashes: list[str] | None = None, *,
+                               keep: str | None = None, reason: str = "logged out") -> None:
+    """Close the /chat connections opened with tokens just revoked, on every node.
+
+    The token of a WebSocket is checked at the upgrade only; without this an open
+    connection would keep receiving after its logout. `token_hashes` None means every
+    token of the user but `keep`'s (a password change). This node's hub closes its own at
+    once; the other nodes hear of it over the Redis bus, and, like a contact change, the
+    caller is answered once Redis has it.
+    """
+    hub = getattr(app, "hub", None)
+    if hub is not None:
+        hub.revoke_tokens(user_id, token_hashes, keep=keep, code=TOKEN_REVOKED, reason=reason)
+    bus = getattr(app, "bus", None)
+    if bus is not None:
+        bus.tokens_revoked(user_id, token_hashes, keep, reason)
+        await bus.settle()
 
 
 def endpoint(
@@ -145,12 +168,33 @@ async def _purge_expired_tokens(app: Any) -> None:
             log.exception("could not purge expired tokens")
 
 
+def login_throttle(config: Any) -> LoginThrottle | RedisLoginThrottle:
+    """The login throttle: in this process, or with ``--redis`` in Redis, so that N nodes
+    share one budget of attempts instead of allowing N times as many."""
+    limits = {"per_mobile": config.login_per_mobile, "per_address": config.login_per_address,
+              "window": config.login_window}
+    if not config.redis:
+        return LoginThrottle(**limits)
+    import redis.asyncio as aioredis
+
+    from fastim.bus.envelope import split_url
+
+    url, prefix = split_url(config.redis)
+    # Short timeouts: a Redis that does not answer must not hold logins up for long
+    # (the throttle then counts in this process).
+    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    return RedisLoginThrottle(client, prefix, **limits)
+
+
 async def start_services(app: Any) -> None:
     """Start-up hook: the account services over the opened store."""
     if app.store is None:
         raise RuntimeError("the account services need a store (fastim.store)")
-    limit = getattr(app.config, "community_limit", COMMUNITY_LIMIT)
-    app.accounts = Accounts(app.store)
+    config = app.config
+    limit = getattr(config, "community_limit", COMMUNITY_LIMIT)
+    throttle = login_throttle(config)
+    app.accounts = Accounts(app.store, kdf=config.kdf, token_ttl=config.token_ttl,
+                            max_sessions=config.max_sessions, throttle=throttle)
     app.contacts = Contacts(app.store, community_limit=limit)
     app.token_purger = asyncio.create_task(_purge_expired_tokens(app))
 
@@ -166,6 +210,7 @@ async def stop_services(app: Any) -> None:
     if accounts is not None:
         app.accounts = None
         accounts.close()
+        await accounts.throttle.close()
 
 
 def register(router: Router, app: Any) -> None:

@@ -11,6 +11,8 @@ bus without a hub (docs/scaling.md).
 
 from __future__ import annotations
 
+import asyncio
+import time
 from typing import Any
 
 from fastim.accounts import fields
@@ -23,7 +25,7 @@ from fastim.accounts.contacts import (
 )
 from fastim.chat.hub import Hub, conversation
 from fastim.chat.protocol import Cmd
-from fastim.chat.session import ChatSession
+from fastim.chat.session import TOKEN_REVOKED, ChatSession
 from fastim.chat.storage import ChatStorage
 from fastim.errors import AppError
 from fastim.handlers.auth import endpoint, request_token, services, to_http_error
@@ -31,7 +33,8 @@ from fastim.http import HTTPError, Request, Router
 from fastim.store.sealing import Sealer
 from fastim.ws import ConnectionClosed
 
-#: The largest frame a chat client may send: a message of 4,000 characters and its JSON.
+#: The largest frame a chat client may send by default: a message of 4,000 characters and
+#: its JSON (Config.chat_max_frame, `--chat-max-frame`).
 MAX_FRAME = 64 * 1024
 MAX_HISTORY_PAGE = 100
 
@@ -109,18 +112,25 @@ def register(router: Router, app: Any) -> None:
         token = (request.query.get("token") or [None])[0] or request_token(request)
         if not token:
             raise to_http_error(AppError(401, "login required: connect with ?token=…"))
-        user = await accounts.authenticate(token)
-        if user is None:
+        found = await accounts.session(token)
+        if found is None:
             raise to_http_error(AppError(401, "the token is invalid or has expired"))
-        request.state.user = user
+        request.state.user, request.state.login = found
 
     async def chat(connection: Any, request: Request) -> None:
         hub: Hub = app.hub
         # Session ids must be unique across nodes: the bus names the sender's device.
         node = f"{app.bus.node}/" if app.bus is not None else ""
+        login = request.state.login
         session = ChatSession(connection, request.state.user.id,
                               app.config.chat_outbound_buffer, node=node,
-                              on_close=lambda: hub.disconnect(session))
+                              on_close=lambda: hub.disconnect(session),
+                              token_hash=login.token_hash, expires=login.expires)
+        # The token was checked at the upgrade only: the connection ends when it expires
+        # (logout and password changes end it through Hub.revoke_tokens).
+        expiry = asyncio.get_running_loop().call_later(
+            max(0.0, login.expires - time.time()), session.close_for, TOKEN_REVOKED,
+            "token expired")
         await hub.connect(session)
         try:
             async for message in connection:
@@ -128,9 +138,13 @@ def register(router: Router, app: Any) -> None:
         except ConnectionClosed:
             pass
         finally:
+            expiry.cancel()
             hub.disconnect(session)
 
-    router.websocket("/chat", chat, before_upgrade=before_upgrade, max_size=MAX_FRAME)
+    config = app.config
+    router.websocket("/chat", chat, before_upgrade=before_upgrade,
+                     max_size=config.chat_max_frame, ping_interval=config.chat_ping_interval,
+                     ping_timeout=config.chat_ping_timeout)
 
     async def conversation_of(user: Any, values: dict[str, Any]) -> tuple[int, int, str]:
         kind = _whole(values, "cmd")

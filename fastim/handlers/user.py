@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastim.handlers.auth import endpoint, services
+from fastim.accounts import token_hash
+from fastim.handlers.auth import endpoint, revoke_chat_sessions, services
 from fastim.handlers.views import SESSION_COOKIE
 from fastim.http import Request, Response, Router, json_response
 
@@ -35,6 +36,8 @@ def register(router: Router, app: Any) -> None:
             max_age=accounts.token_ttl,
             http_only=True,
             same_site="Lax",
+            # Under TLS the cookie never travels over plain HTTP (RFC 6265 §4.1.2.5).
+            secure=app.config.tls,
         )
         return response
 
@@ -43,8 +46,10 @@ def register(router: Router, app: Any) -> None:
     async def logout(request: Request, values: dict[str, Any], user: Any) -> Response:
         accounts, _contacts = services(app)
         await accounts.logout(request.state.token)
+        await revoke_chat_sessions(app, user.id, [token_hash(request.state.token)],
+                                   reason="logged out")
         response = json_response(None)
-        response.delete_cookie(SESSION_COOKIE)
+        response.delete_cookie(SESSION_COOKIE, secure=app.config.tls)
         return response
 
     @router.route(["GET", "POST"], "/user/find")
@@ -69,4 +74,7 @@ def register(router: Router, app: Any) -> None:
     async def change_password(request: Request, values: dict[str, Any], user: Any) -> Any:
         accounts, _contacts = services(app)
         await accounts.change_password(user, values, request.state.token)
+        # Every other session of the user was revoked: their open chats end too.
+        await revoke_chat_sessions(app, user.id, None, keep=token_hash(request.state.token),
+                                   reason="password changed")
         return None

@@ -166,9 +166,9 @@ class Response:
             parts.append(f"SameSite={same_site}")
         self.headers.append(("Set-Cookie", "; ".join(parts)))
 
-    def delete_cookie(self, name: str, *, path: str = "/") -> None:
-        """Ask the client to forget cookie `name`."""
-        self.set_cookie(name, "", max_age=0, path=path)
+    def delete_cookie(self, name: str, *, path: str = "/", secure: bool = False) -> None:
+        """Ask the client to forget cookie `name` (`secure` as it was set)."""
+        self.set_cookie(name, "", max_age=0, path=path, secure=secure)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {reason_phrase(self.status)}>"

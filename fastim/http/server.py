@@ -452,7 +452,7 @@ class HTTPProtocol(asyncio.Protocol):
                 encoded += b"Content-Encoding: gzip\r\nVary: Accept-Encoding\r\n"
         send_body = head.method != "HEAD" and status not in _NO_BODY_STATUSES
         # The fields the server adds are known to be well-formed: no check, no lookup.
-        parts = [_status_line(status), encoded, date_field()]
+        parts = [_status_line(status), encoded, self.server.always_fields, date_field()]
         if status not in _NO_BODY_STATUSES:
             length = response.file.length if response.file is not None else len(body)
             parts.append(b"Content-Length: %d\r\n" % length)
@@ -587,7 +587,7 @@ class HTTPProtocol(asyncio.Protocol):
         # The head of the refused request, if it got that far.
         head = self._head if self._request is not None else None
         response = error_response(error)
-        fields = [*response.headers, ("Date", current_date()),
+        fields = [*response.headers, *self.server.headers, ("Date", current_date()),
                   ("Content-Length", str(len(response.body))), ("Connection", "close")]
         if head is not None:
             self._log(head, error.status, len(response.body))
@@ -713,9 +713,14 @@ class Server:
         app: Any = None,
         gzip: bool = True,
         tmp_dir: str | Path | None = None,
+        headers: Iterable[tuple[str, str]] = (),
     ) -> None:
         self.router = router
         self.limits = limits or Limits()
+        #: Header fields added to every response, errors included (e.g.
+        #: Strict-Transport-Security when serving TLS); checked and encoded once here.
+        self.headers = [(str(name), str(value)) for name, value in headers]
+        self.always_fields = _encode_fields(self.headers)
         #: Given to every request as ``request.app``.
         self.app = app
         #: Whether textual responses are gzipped for clients that accept it.
