@@ -148,6 +148,29 @@ def test_mariadb_going_away_answers_503_and_store_failed_then_recovers(
         asyncio.run(outage_and_recovery(api, take_away, bring_back, reads_work=False))
 
 
+def test_a_hung_mariadb_costs_each_request_its_own_timeout_not_a_queue_of_them(
+        private_mariadb: MariaDBServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # DBUtils makes new connections, and pings idle ones, under the pool's lock: on a hung
+    # server every thread would wait its turn behind the others' timeouts. The store makes
+    # its connections up front and pings on its own thread (fastim/store/mysql.py), so
+    # concurrent requests time out side by side. Twelve of them at 1 s (2 s with the
+    # reconnect) each would outlast the HTTP client's 10 s safety timeout in a queue.
+    monkeypatch.setattr(fastim.store.mysql, "READ_TIMEOUT", 1)
+    with ApiServer(api_config(private_mariadb.url("fastim"), tmp_path)) as api:
+        _, token = api.user_with_token()
+        private_mariadb.pause()
+
+        async def requests() -> list[Reply]:
+            return await asyncio.gather(*(
+                call(api, "POST", "/contact/loadfriend", json_body={}, token=token)
+                for _ in range(12)))
+
+        for reply in asyncio.run(requests()):
+            assert_unavailable(reply)
+        private_mariadb.resume()
+        assert api.post("/contact/loadfriend", {}, token=token).status == 200
+
+
 # SQLite: another process takes the write lock.
 HOLD_THE_LOCK = """
 import sqlite3, sys

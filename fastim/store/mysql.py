@@ -16,8 +16,8 @@ When the server is down, hangs or drops the connection, a transaction fails with
 :class:`~fastim.store.errors.Unavailable` (503 on REST, ``store_failed`` on the chat), not
 with the driver's error: pooled connections have read and write timeouts, so a server that
 stops answering (SIGSTOP, a network partition) costs a bounded wait, and DBUtils' ``ping``
-on every checkout replaces a dead connection by a new one, so the store recovers by itself
-once the server is back (docs/reliability.md).
+before every transaction replaces a dead connection by a new one, so the store recovers by
+itself once the server is back (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -118,10 +118,14 @@ class MySQLStore(Store):
         # must know a transaction is open, or on an OperationalError (which includes CHECK
         # failures) it silently reconnects and re-runs the statement on a new connection
         # while the old one still holds the row locks.
+        # The cursor comes first: DBUtils pings the connection when a cursor is made
+        # outside a transaction (ping=2 below) and replaces a dead one there, on this
+        # thread, not under the pool's lock at checkout where one slow reconnect to a
+        # hung server would hold up every other thread.
         cursor = None
         try:
-            conn.begin()
             cursor = conn.cursor()
+            conn.begin()
             result = fn(Tx(cursor, self.dialect), *args)
             conn.commit()
             return result
@@ -129,9 +133,11 @@ class MySQLStore(Store):
             if is_unavailable(exc):
                 # A broken connection cannot roll back, and trying would make DBUtils
                 # reconnect on the spot: one more timeout on a hung server. cancel() only
-                # tells DBUtils the transaction is over; the ping at the next checkout
-                # replaces the connection.
-                conn.cancel()
+                # tells DBUtils the transaction is over; the ping before its next
+                # transaction replaces the connection. (A migration's plain pymysql
+                # connection has no cancel(): it is closed after the error anyway.)
+                if hasattr(conn, "cancel"):
+                    conn.cancel()
             else:
                 with contextlib.suppress(pymysql.err.Error):
                     conn.rollback()
@@ -201,7 +207,9 @@ class MySQLStore(Store):
         self._ensure_database()
         self._pool = PooledDB(
             pymysql,
-            mincached=0,
+            # Every connection is made now: one made later is made under the pool's lock,
+            # so on a hung server one slow connect would hold up every other thread.
+            mincached=self.pool_size,
             maxcached=self.pool_size,
             maxconnections=self.pool_size,
             blocking=True,
@@ -209,7 +217,7 @@ class MySQLStore(Store):
             # Every transaction ends in a commit or a rollback (_transaction), so the pool
             # need not roll back again when a connection comes back.
             reset=False,
-            ping=1,
+            ping=2,  # when a cursor is made outside a transaction: see _transaction
             read_timeout=READ_TIMEOUT,
             write_timeout=READ_TIMEOUT,
             **self._connect_args(),
