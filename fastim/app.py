@@ -37,6 +37,8 @@ def unavailable_is_503(handler: Callable[..., Awaitable[Any]]) -> Callable[..., 
         try:
             return await handler(*args)
         except Unavailable as exc:
+            # One line per refused request, with the driver's reason, for the operator.
+            logger.warning("answering 503: %s (%r)", exc, exc.__cause__)
             raise HTTPError(503, str(exc), [("Retry-After", str(exc.retry_after))]) from None
 
     return guarded
