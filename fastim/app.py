@@ -8,6 +8,7 @@ hook lists: ``async def hook(app) -> None``.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import pkgutil
@@ -18,14 +19,46 @@ import jinja2
 
 import fastim.handlers
 from fastim.config import Config
-from fastim.http import Response, Router, Server
+from fastim.http import HTTPError, Response, Router, Server
+from fastim.store.errors import Unavailable
 
 logger = logging.getLogger("fastim.app")
 
 Hook = Callable[["App"], Awaitable[None]]
 
 
-class RoleRouter(Router):
+def unavailable_is_503(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Wrap a route handler (or pre-upgrade check): the database being down, hung or
+    locked answers 503 Service Unavailable with Retry-After (RFC 9110 §15.6.4, §10.2.3)
+    and the store's message, instead of a 500 that blames the server's code."""
+
+    @functools.wraps(handler, updated=())
+    async def guarded(*args: Any) -> Any:
+        try:
+            return await handler(*args)
+        except Unavailable as exc:
+            # One line per refused request, with the driver's reason, for the operator.
+            logger.warning("answering 503: %s (%r)", exc, exc.__cause__)
+            raise HTTPError(503, str(exc), [("Retry-After", str(exc.retry_after))]) from None
+
+    return guarded
+
+
+class AppRouter(Router):
+    """The app's router: every route's handler, and every WebSocket's pre-upgrade check,
+    goes through `unavailable_is_503`."""
+
+    def add_route(self, methods: Any, path: str, handler: Any, **options: Any) -> None:
+        super().add_route(methods, path, unavailable_is_503(handler), **options)
+
+    def websocket(self, path: str, handler: Any, *, before_upgrade: Any = None,
+                  **options: Any) -> None:
+        if before_upgrade is not None:
+            before_upgrade = unavailable_is_503(before_upgrade)
+        super().websocket(path, handler, before_upgrade=before_upgrade, **options)
+
+
+class RoleRouter(AppRouter):
     """A router that keeps only the routes a node of one role serves (`--role`).
 
     ``api``: everything but the /chat WebSocket. ``chat``: the /chat WebSocket and the
@@ -42,10 +75,11 @@ class RoleRouter(Router):
             return
         super().add_route(methods, path, handler, **options)
 
-    def websocket(self, path: str, handler: Any, **options: Any) -> None:
+    def websocket(self, path: str, handler: Any, *, before_upgrade: Any = None,
+                  **options: Any) -> None:
         if self.role == "api":
             return
-        super().websocket(path, handler, **options)
+        super().websocket(path, handler, before_upgrade=before_upgrade, **options)
 
 
 class App:
@@ -53,7 +87,7 @@ class App:
 
     def __init__(self, config: Config) -> None:
         self.config = config
-        self.router = Router() if config.role == "all" else RoleRouter(config.role)
+        self.router = AppRouter() if config.role == "all" else RoleRouter(config.role)
         self.templates = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(config.views_dir)),
             autoescape=True,  # every template, whatever its extension

@@ -21,6 +21,7 @@ from fastim.store.errors import (
     Refused,
     SchemaError,
     StoreError,
+    Unavailable,
 )
 from fastim.store.migrations import MIGRATIONS, Migration
 from fastim.store.records import Community, Credentials, Member, Page, Session, User
@@ -43,6 +44,7 @@ __all__ = [
     "Store",
     "StoreError",
     "Tx",
+    "Unavailable",
     "User",
     "open_store",
     "parse_db_url",

@@ -48,5 +48,22 @@ class IntegrityViolation(StoreError):
         self.detail = detail
 
 
+class Unavailable(StoreError):
+    """The database cannot serve the request now, and may again later: its server is down
+    or does not answer in time, the connection broke, or (SQLite) another process holds
+    the write lock past the busy timeout.
+
+    The HTTP layer answers 503 with ``Retry-After: retry_after`` (fastim/app.py); the chat
+    hub answers a message it could not store with a ``store_failed`` error and no ack.
+    A write that failed this way may still have been applied (the connection can break
+    after the commit and before its answer), so a retry must be safe to repeat: chat
+    messages carry a client id (``cid``) for that, and a resend is stored once.
+    """
+
+    def __init__(self, message: str, retry_after: int = 5) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class SchemaError(StoreError):
     """The database's schema cannot be brought to this code's version."""

@@ -11,6 +11,13 @@ never waits for either. Sessions are set up for correctness:
   REPEATABLE READ deadlock on concurrent inserts;
 * a deadlock or lock-wait timeout (1213, 1205) rolls back and retries the whole transaction
   a few times, as the InnoDB manual advises.
+
+When the server is down, hangs or drops the connection, a transaction fails with
+:class:`~fastim.store.errors.Unavailable` (503 on REST, ``store_failed`` on the chat), not
+with the driver's error: pooled connections have read and write timeouts, so a server that
+stops answering (SIGSTOP, a network partition) costs a bounded wait, and DBUtils' ``ping``
+before every transaction replaces a dead connection by a new one, so the store recovers by
+itself once the server is back (docs/reliability.md).
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ import pymysql
 from dbutils.pooled_db import PooledDB
 
 from fastim.store.base import Store, apply_migrations
-from fastim.store.errors import StoreError
+from fastim.store.errors import StoreError, Unavailable
 from fastim.store.migrations import Migration
 from fastim.store.sql import ER_LOCK_DEADLOCK, ER_LOCK_WAIT_TIMEOUT, MySQLDialect, Tx
 from fastim.store.url import MySQLURL
@@ -44,6 +51,29 @@ SESSION_SETUP = [
 ]
 RETRIES = 3
 MIGRATION_LOCK_TIMEOUT = 60
+#: Seconds to connect, and to wait for any one answer of the server, on pooled connections;
+#: also the longest a transaction waits for a free worker. READ_TIMEOUT is above the
+#: innodb_lock_wait_timeout of SESSION_SETUP, so a lock wait ends with the server's 1205
+#: first. Migrations run on a connection without read timeout: DDL may take long.
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 15
+#: Driver errors that mean "the server cannot be reached or went away", not "this
+#: statement is wrong": 1040 too many connections, 1053 server shutdown in progress,
+#: 1927 connection killed (MariaDB, e.g. at shutdown), 2002/2003 cannot connect,
+#: 2006 server has gone away, 2013/2055 lost connection (or a read timeout).
+UNAVAILABLE_CODES = frozenset({1040, 1053, 1927, 2002, 2003, 2006, 2013, 2055})
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """Whether a driver error says the server is down or the connection is lost.
+
+    pymysql raises InterfaceError (code 0) for a connection it has already closed after
+    an earlier failure."""
+    if isinstance(exc, pymysql.err.InterfaceError):
+        return True
+    if isinstance(exc, pymysql.err.OperationalError):
+        return bool(exc.args) and exc.args[0] in UNAVAILABLE_CODES
+    return False
 
 
 class MySQLStore(Store):
@@ -74,7 +104,7 @@ class MySQLStore(Store):
             "collation": "utf8mb4_unicode_ci",
             "sql_mode": SQL_MODE,
             "autocommit": False,
-            "connect_timeout": 10,
+            "connect_timeout": CONNECT_TIMEOUT,
         }
         if with_database:
             args["database"] = self.url.database
@@ -88,21 +118,50 @@ class MySQLStore(Store):
         # must know a transaction is open, or on an OperationalError (which includes CHECK
         # failures) it silently reconnects and re-runs the statement on a new connection
         # while the old one still holds the row locks.
-        conn.begin()
-        cursor = conn.cursor()
+        # The cursor comes first: DBUtils pings the connection when a cursor is made
+        # outside a transaction (ping=2 below) and replaces a dead one there, on this
+        # thread, not under the pool's lock at checkout where one slow reconnect to a
+        # hung server would hold up every other thread.
+        cursor = None
         try:
+            cursor = conn.cursor()
+            conn.begin()
             result = fn(Tx(cursor, self.dialect), *args)
             conn.commit()
             return result
-        except BaseException:
-            # A broken connection cannot roll back; the pool replaces it.
-            with contextlib.suppress(pymysql.err.Error):
-                conn.rollback()
+        except BaseException as exc:
+            if is_unavailable(exc):
+                # A broken connection cannot roll back, and trying would make DBUtils
+                # reconnect on the spot: one more timeout on a hung server. cancel() only
+                # tells DBUtils the transaction is over; the ping before its next
+                # transaction replaces the connection. (A migration's plain pymysql
+                # connection has no cancel(): it is closed after the error anyway.)
+                if hasattr(conn, "cancel"):
+                    conn.cancel()
+            else:
+                with contextlib.suppress(pymysql.err.Error):
+                    conn.rollback()
             raise
         finally:
-            cursor.close()
+            if cursor is not None:
+                cursor.close()
 
-    def _run(self, fn: Callable[..., T], args: Sequence[Any], write: bool) -> T:
+    def _run(self, fn: Callable[..., T], args: Sequence[Any], write: bool,
+             deadline: float) -> T:
+        if time.monotonic() > deadline:
+            # Waited for a worker longer than one answer may take: the workers are stuck
+            # on a server that does not answer. Fail now rather than add to the wait.
+            raise Unavailable("the database server is not answering; try again in a few "
+                              "seconds")
+        try:
+            return self._run_with_retries(fn, args)
+        except pymysql.err.Error as exc:
+            if is_unavailable(exc):
+                raise Unavailable("the database server cannot be reached; try again in a "
+                                  "few seconds") from exc
+            raise
+
+    def _run_with_retries(self, fn: Callable[..., T], args: Sequence[Any]) -> T:
         assert self._pool is not None
         for attempt in range(RETRIES):
             conn = self._pool.connection()
@@ -121,7 +180,8 @@ class MySQLStore(Store):
         if self._closed:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self._run, fn, args, write)
+        deadline = time.monotonic() + READ_TIMEOUT
+        return await loop.run_in_executor(self._executor, self._run, fn, args, write, deadline)
 
     # --- life cycle ----------------------------------------------------------------------
 
@@ -147,17 +207,28 @@ class MySQLStore(Store):
         self._ensure_database()
         self._pool = PooledDB(
             pymysql,
-            mincached=0,
+            # Every connection is made now: one made later is made under the pool's lock,
+            # so on a hung server one slow connect would hold up every other thread.
+            mincached=self.pool_size,
             maxcached=self.pool_size,
             maxconnections=self.pool_size,
             blocking=True,
             setsession=SESSION_SETUP,
-            reset=True,
-            ping=1,
+            # Every transaction ends in a commit or a rollback (_transaction), so the pool
+            # need not roll back again when a connection comes back.
+            reset=False,
+            ping=2,  # when a cursor is made outside a transaction: see _transaction
+            read_timeout=READ_TIMEOUT,
+            write_timeout=READ_TIMEOUT,
             **self._connect_args(),
         )
-        conn = self._pool.connection()
+        # Migrations get a connection of their own, without read timeout (DDL on a big
+        # table may take minutes), set up like the pooled ones.
+        conn = pymysql.connect(**self._connect_args())
         try:
+            with conn.cursor() as cursor:
+                for statement in SESSION_SETUP:
+                    cursor.execute(statement)
             # One process migrates at a time: a named server-wide lock (DDL commits
             # implicitly, so a transaction alone cannot serialise migrations on MySQL).
             lock = f"fastim.migrate.{self.url.database}"

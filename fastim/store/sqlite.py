@@ -10,6 +10,13 @@ a small pool of reader threads, each with its own connection (``PRAGMA query_onl
 thanks to WAL they see a consistent snapshot and never block, nor are blocked by, the
 writer. ``busy_timeout`` still covers other processes using the same file.
 
+Another process may hold the write lock (``BEGIN EXCLUSIVE`` in a shell, a backup tool): a
+write then waits for it at most ``BUSY_TIMEOUT_MS``, counted from when the write was asked
+for, not from when its turn on the writer thread came, so writes queued behind a blocked one
+do not wait a busy timeout each; then it fails with
+:class:`~fastim.store.errors.Unavailable` (503 on REST, ``store_failed`` on the chat). Reads
+go on meanwhile: in WAL mode readers never wait for the write lock.
+
 ``pool_size`` is the total number of connections (and threads): 1 writer + ``pool_size - 1``
 readers (at least one).
 """
@@ -20,18 +27,33 @@ import asyncio
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from fastim.store.base import Store, apply_migrations
-from fastim.store.errors import StoreError
+from fastim.store.errors import StoreError, Unavailable
 from fastim.store.migrations import Migration
 from fastim.store.sql import SQLiteDialect, Tx
 
 T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
+# SQLITE_BUSY and SQLITE_LOCKED: the primary result codes (the low byte of an extended one)
+# of "database is locked" and "database table is locked" (https://sqlite.org/rescode.html).
+SQLITE_BUSY = 5
+SQLITE_LOCKED = 6
+
+
+def is_locked(exc: BaseException) -> bool:
+    """Whether a driver error says another connection holds a lock we waited for."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return False
+    code = getattr(exc, "sqlite_errorcode", None)  # Python 3.11+
+    if code is not None:
+        return code & 0xFF in (SQLITE_BUSY, SQLITE_LOCKED)
+    return "locked" in str(exc) or "busy" in str(exc)
 
 
 class SQLiteStore(Store):
@@ -82,9 +104,27 @@ class SQLiteStore(Store):
                 self._connections.append(conn)
         return conn
 
-    def _run(self, fn: Callable[..., T], args: Sequence[Any], write: bool) -> T:
+    def _run(self, fn: Callable[..., T], args: Sequence[Any], write: bool,
+             deadline: float | None = None) -> T:
+        try:
+            return self._transaction(fn, args, write, deadline)
+        except sqlite3.OperationalError as exc:
+            if is_locked(exc):
+                raise Unavailable("the database is locked by another process; try again "
+                                  "in a moment", retry_after=1) from exc
+            raise
+
+    def _transaction(self, fn: Callable[..., T], args: Sequence[Any], write: bool,
+                     deadline: float | None) -> T:
         conn = self._connection(write)
         cursor = conn.cursor()
+        if write:
+            # Wait for the lock only what is left of this write's budget: a write that
+            # queued behind one blocked by another process has waited already.
+            budget = BUSY_TIMEOUT_MS
+            if deadline is not None:
+                budget = max(0, min(budget, int((deadline - time.monotonic()) * 1000)))
+            cursor.execute(f"PRAGMA busy_timeout = {budget}")
         # IMMEDIATE takes the write lock up front, so a transaction that reads before it
         # writes cannot fail half-way on a lock upgrade.
         cursor.execute("BEGIN IMMEDIATE" if write else "BEGIN")
@@ -104,8 +144,10 @@ class SQLiteStore(Store):
         if self._closed:
             raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
-        executor = self._writer if write else self._readers
-        return await loop.run_in_executor(executor, self._run, fn, args, write)
+        if write:
+            deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+            return await loop.run_in_executor(self._writer, self._run, fn, args, True, deadline)
+        return await loop.run_in_executor(self._readers, self._run, fn, args, False)
 
     # --- life cycle --------------------------------------------------------------------
 

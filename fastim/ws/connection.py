@@ -709,9 +709,14 @@ class Connection(asyncio.Protocol):
 
     def _heartbeat_tick(self) -> None:
         if self._received_since_tick:
-            # Data came in during the interval: the peer is alive, no ping needed.
             self._received_since_tick = False
-            return
+            if not self._core.buffered or self._reading_paused:
+                # Data came in during the interval: the peer is alive, no ping needed.
+                return
+            # Bytes came, but a frame is still unfinished: a peer that stopped, or drips a
+            # byte at a time, half-way through a frame is pinged like a silent one. Its
+            # pong cannot come before that frame ends (RFC 6455 §5.4: control frames go
+            # between frames, never inside one), so a frame must end within ping_timeout.
         if self._keepalive is not None:
             return  # the last keepalive ping is still waiting for its pong
         self._keepalive = self._send_ping(os.urandom(4))
