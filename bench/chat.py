@@ -199,10 +199,13 @@ def pinned(core: int) -> list[str]:
     return ["taskset", "-c", str(core)] if shutil.which("taskset") and os.cpu_count() != 1 else []
 
 
-def fanout(kind: str, members: int, messages: int, data_dir: Path) -> dict[str, float]:
+def fanout(kind: str, members: int, messages: int, data_dir: Path,
+           window: int = 8) -> dict[str, float]:
     """One sender and `members - 1` receivers. `kind`: "room" (bare fastim.ws), "chat"
     (one fastim node on SQLite) or "cluster" (two fastim nodes on one core, sharing
-    MariaDB and Redis; receivers alternate between them, the sender is on the first)."""
+    MariaDB and Redis; receivers alternate between them, the sender is on the first).
+    The chat sender keeps at most `window` messages unacked (0: no limit, as the room's
+    sender, which has no acks to wait for)."""
     ports = [free_port()] if kind != "cluster" else [free_port(), free_port()]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     made = None
@@ -228,7 +231,7 @@ def fanout(kind: str, members: int, messages: int, data_dir: Path) -> dict[str, 
     try:
         for port in ports:
             wait_listening(port)
-        spec = json.dumps({"ports": ports, "messages": messages, **target})
+        spec = json.dumps({"ports": ports, "messages": messages, "window": window, **target})
         out = subprocess.run(pinned(1) + [sys.executable, "-m", "bench.chat", "room-client",
                                           spec], env=env, capture_output=True, text=True,
                              timeout=300, check=True)
@@ -241,11 +244,11 @@ def fanout(kind: str, members: int, messages: int, data_dir: Path) -> dict[str, 
             drop_mysql_database(made[0])
 
 
-# The bare room: every message from any connection goes to every connection.
+# The bare room: every message from any connection goes to every connection. It runs on
+# uvloop (main() starts it with fastim.ws.run), as `fastim serve` does.
 async def room_server(port: int) -> None:
-    from fastim.ws import install_uvloop, serve
+    from fastim.ws import serve
 
-    install_uvloop()
     room: set[Any] = set()
 
     async def handler(ws: Any) -> None:
@@ -351,14 +354,14 @@ class RoomClient:
         self.delivered = 0
         self.latencies.clear()
         start = time.perf_counter()
-        window = 8
+        window = self.spec.get("window", 8) or count
         for n in range(count):
             body = json.dumps({"cmd": 11, "dstid": group, "media": 1, "cid": f"b{n}",
                                "content": f"t={time.perf_counter()!r}"}).encode()
             sender.transport.write(_masked_text(body))
             while n - self.acked >= window if group else False:
                 await asyncio.sleep(0)
-            if not group and n % window == 0:
+            if not group and n % 8 == 0:
                 await asyncio.sleep(0)
         expected = count * (len(receivers) - (1 if group else 0))
         deadline = time.monotonic() + 120
@@ -391,6 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="both tables (the default)")
     run.add_argument("--quick", action="store_true", help="fewer messages and members")
+    run.add_argument("--window", type=int, default=8,
+                     help="messages the chat sender may have unacked (default 8; 0: no "
+                     "limit, driven as the bare room's sender is)")
     store = sub.add_parser("store", help="only the stored-messages table")
     store.add_argument("--quick", action="store_true", help="fewer messages")
     room = sub.add_parser("room-server")
@@ -399,7 +405,9 @@ def main(argv: list[str] | None = None) -> int:
     client.add_argument("spec")
     args = parser.parse_args(argv)
     if args.command == "room-server":
-        asyncio.run(room_server(args.port))
+        from fastim.ws import run as run_on_uvloop
+
+        run_on_uvloop(room_server(args.port))
         return 0
     if args.command == "room-client":
         from fastim.ws import install_uvloop
@@ -423,7 +431,8 @@ def main(argv: list[str] | None = None) -> int:
         for kind, label in (("room", "bare fastim.ws room"), ("chat", "fastim chat hub"),
                             ("cluster", "chat hub, 2 nodes over Redis (MariaDB)")):
             try:
-                result = fanout(kind, members, messages, Path(tmp))
+                result = fanout(kind, members, messages, Path(tmp),
+                                getattr(args, "window", 8))
             except (RuntimeError, subprocess.SubprocessError) as exc:
                 print(f"| {label} | n/a: {exc} | | | |")
                 continue

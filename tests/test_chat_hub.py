@@ -458,3 +458,39 @@ def test_history_parameters_are_checked_like_every_api_field(api: ApiServer) -> 
         reply = api.get(f"/chat/history?{query}", token=ta)
         assert reply.status == 400, (query, reply.body)
         assert reply.json["code"] == -1
+
+
+def test_a_session_sends_each_id_once_whatever_order_the_ids_come_in() -> None:
+    # Ids mostly come in increasing order (no lookup then), but another node's message
+    # can be overtaken by a newer one, the bus can hand a node a message twice, and a
+    # sync page can hold what also arrives live: each id goes out once, none is lost.
+    from fastim.chat.session import RECENT_IDS, ChatSession
+    from fastim.ws import prepare, serve
+
+    async def scenario() -> list[Any]:
+        sent: list[bool] = []
+
+        async def handler(ws: Any) -> None:
+            session = ChatSession(ws, user_id=1, max_buffer=1 << 20)
+            for message_id in (5, 7, 6, 7, 5, 8):  # 6 overtaken; 7 and 5 again
+                session.deliver(prepare(json.dumps({"id": message_id})), message_id)
+            sent.extend(session.first_send(n) for n in (6, 8, 9))  # a sync page
+            session.deliver(prepare('{"id":9}'), 9)  # already in the sync page
+            session.deliver(prepare('{"cmd":40}'), None)  # typing: no id, no record
+            for message_id in range(100, 100 + 3 * RECENT_IDS):  # a long run
+                session.deliver(prepare("{}"), message_id)
+            assert RECENT_IDS <= len(session.recent) < 2 * RECENT_IDS
+            session.push('{"end":true}')
+            await ws.wait_closed()
+
+        async with (serve(handler, "127.0.0.1", 0, compression=None) as server,
+                    connect(f"ws://127.0.0.1:{server.port}", compression=None) as client):
+            got = []
+            while (frame := json.loads(await client.recv())) != {"end": True}:
+                if frame:
+                    got.append(frame)
+        return [sent, got]
+
+    sent, got = asyncio.run(asyncio.wait_for(scenario(), 10))
+    assert sent == [False, False, True]
+    assert got == [{"id": 5}, {"id": 7}, {"id": 6}, {"id": 8}, {"cmd": 40}]

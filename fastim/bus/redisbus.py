@@ -19,8 +19,8 @@ Redis is back; typing, presence and receipts (receipts are stored too) are dropp
 node reconnects with backoff, then closes its chat connections with 1012 (service
 restart): each client reconnects, syncs what it missed from the store, reloads the
 friend and member caches, and live delivery resumes. A connection is sent each message
-id once (`fastim.chat.hub.SentIds`), so a message republished after the outage does not
-reach a device that already synced it.
+id once (`fastim.chat.session.ChatSession.first_send`), so a message republished after
+the outage does not reach a device that already synced it.
 """
 
 from __future__ import annotations

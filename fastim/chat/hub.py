@@ -15,8 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections import deque
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -35,6 +34,7 @@ from fastim.chat.protocol import (
     parse,
 )
 from fastim.chat.ratelimit import TokenBucket
+from fastim.ws import PreparedFrame, prepare
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,16 @@ class Session(Protocol):
 
     def push(self, frame: str) -> None: ...
     def close_for(self, code: int, reason: str) -> None: ...
+
+    def first_send(self, message_id: int) -> bool:
+        """Record that stored message `message_id` goes to this device; False when it
+        went already (each message once per connection)."""
+
+    def deliver(self, frame: PreparedFrame, message_id: int | None) -> bool:
+        """Write a fan-out's frame (unless `message_id` went already); False when the
+        device is now too far behind: the hub then calls `too_slow()` after its loop."""
+
+    def too_slow(self) -> None: ...
 
 
 class Bus(Protocol):
@@ -133,34 +143,6 @@ class HubOptions:
     max_pending: int = 20_000
 
 
-class SentIds:
-    """The newest message ids one connection has been sent, live or in a sync page.
-
-    A message can reach a device by two roads: live, and in the reply to a sync the
-    client sent around the same time (or again, when the bus republishes after an
-    outage). Each id goes out once per connection. Only the newest `limit` are kept:
-    the overlap is always among the latest messages. Created on a connection's first
-    message, so an idle connection costs nothing.
-    """
-
-    __slots__ = ("_order", "_ids", "limit")
-
-    def __init__(self, limit: int = 128) -> None:
-        self._order: deque[int] = deque()
-        self._ids: set[int] = set()
-        self.limit = limit
-
-    def add(self, message_id: int) -> bool:
-        """Record `message_id`; False when this connection was sent it already."""
-        if message_id in self._ids:
-            return False
-        self._ids.add(message_id)
-        self._order.append(message_id)
-        if len(self._order) > self.limit:
-            self._ids.discard(self._order.popleft())
-        return True
-
-
 @dataclass
 class Presence:
     """What the hub keeps in memory for a user with at least one live device."""
@@ -181,7 +163,6 @@ class Hub:
         self.online_members: dict[int, set[int]] = {}  # group -> members online here
         self._buckets: dict[str, TokenBucket] = {}
         self._strikes: dict[str, int] = {}
-        self._sent: dict[str, SentIds] = {}  # session -> message ids it has been sent
         self._commit: GroupCommit[NewMessage, StoredMessage] = GroupCommit(
             store.insert_messages, self._stored, self._store_failed,
             max_batch=self.options.max_batch, max_pending=self.options.max_pending)
@@ -232,7 +213,6 @@ class Hub:
         user = session.user_id
         self._buckets.pop(session.id, None)
         self._strikes.pop(session.id, None)
-        self._sent.pop(session.id, None)
         presence = self.users.get(user)
         if presence is None or presence.sessions.pop(session.id, None) is None:
             return
@@ -438,7 +418,7 @@ class Hub:
         following = rows[-1]["id"] if rows else command.since
         # Leave out what this connection already got live (it may have arrived between
         # the connect and this sync): each message once per connection.
-        rows = [row for row in rows if self._first_send(session.id, row["id"])]
+        rows = [row for row in rows if session.first_send(row["id"])]
         session.push(encode({"cmd": Cmd.SYNC_RESULT, "since": command.since, "rows": rows,
                              "more": more, "next": following}))
 
@@ -461,33 +441,44 @@ class Hub:
 
     # -- delivery on this node ---------------------------------------------------------
 
-    def _first_send(self, session_id: str, message_id: int) -> bool:
-        sent = self._sent.get(session_id)
-        if sent is None:
-            sent = self._sent[session_id] = SentIds()
-        return sent.add(message_id)
+    # A frame is prepared once (fastim.ws.prepare: header and payload encoded once) and
+    # the same bytes go to every connection. The loops walk the hub's own sets without
+    # copying them: a device that falls too far behind is closed after the loop, since
+    # closing it leaves the hub (disconnect) and so changes those sets.
 
-    def deliver_to_users(self, users: Sequence[int], frame: str,
+    def deliver_to_users(self, users: Iterable[int], frame: str,
                          skip_session: str | None = None,
                          message_id: int | None = None) -> None:
-        for user in users:
-            presence = self.users.get(user)
-            if presence is None:
-                continue  # offline here: the message waits in the store for sync
-            for session in list(presence.sessions.values()):
-                if session.id == skip_session:
-                    continue
-                if message_id is not None and not self._first_send(session.id, message_id):
-                    continue  # this connection has it already
-                session.push(frame)
+        self._close_slow(self._deliver(users, prepare(frame), skip_session, message_id))
 
     def deliver_to_group(self, group: int, frame: str, also: int | None = None,
                          skip_session: str | None = None,
                          message_id: int | None = None) -> None:
+        prepared = prepare(frame)
         members = self.online_members.get(group, ())
-        self.deliver_to_users(list(members), frame, skip_session, message_id)
+        slow = self._deliver(members, prepared, skip_session, message_id)
         if also is not None and also not in members:
-            self.deliver_to_users([also], frame, skip_session, message_id)
+            slow += self._deliver((also,), prepared, skip_session, message_id)
+        self._close_slow(slow)
+
+    def _deliver(self, users: Iterable[int], frame: PreparedFrame, skip_session: str | None,
+                 message_id: int | None) -> list[Session]:
+        """Write `frame` to the devices of `users` here; returns those now too slow."""
+        slow: list[Session] = []
+        presences = self.users
+        for user in users:
+            presence = presences.get(user)
+            if presence is None:
+                continue  # offline here: the message waits in the store for sync
+            for session in presence.sessions.values():
+                if session.id != skip_session and not session.deliver(frame, message_id):
+                    slow.append(session)
+        return slow
+
+    @staticmethod
+    def _close_slow(slow: list[Session]) -> None:
+        for session in slow:
+            session.too_slow()
 
 
 class LocalBus:

@@ -4,6 +4,17 @@ Frames are written at once, without waiting: a fan-out must never wait for one s
 reader. The connection's own write buffer is the outbound queue, bounded in bytes: a
 device whose buffer passes `max_buffer` has stopped reading, and is disconnected with
 1008 (its messages stay stored for sync). Nobody else waits for it.
+
+Each stored message goes to a connection once. A message can reach a device by two
+roads, live and in the reply to a sync the client sent around the same time, and the
+bus may hand a node the same message twice (a republish after an outage). The session
+remembers the ids it was sent, cheaply for the usual case: ids mostly arrive in
+increasing order (the group commit delivers in id order, and the bus keeps one order per
+publisher), so an id above the highest sent so far (`high`) is new without any lookup;
+it is only appended to `recent`, the newest ids sent, which answers for the rest (an id
+at or below `high`: a duplicate, an overlap with a sync, or another node's message
+overtaken by a newer one). Only the newest are kept: the overlap is always among the
+latest messages.
 """
 
 from __future__ import annotations
@@ -13,9 +24,14 @@ import itertools
 from collections.abc import Callable
 from typing import Any
 
-from fastim.ws import ConnectionClosed
+from fastim.ws import ConnectionClosed, PreparedFrame
 
 _ids = itertools.count(1)
+
+RECENT_IDS = 128  # ids kept to answer for duplicates: between this and twice as many
+# A fan-out looks at the connection's buffer once this many bytes were written since the
+# last look, not at every frame: the bound is then passed by at most this much.
+CHECK_EVERY = 16 * 1024
 
 #: The close code of a connection whose login token was revoked (logout, password change)
 #: or has expired: log in again rather than reconnect. A private-use code (RFC 6455
@@ -24,8 +40,8 @@ TOKEN_REVOKED = 4001
 
 
 class ChatSession:
-    __slots__ = ("id", "user_id", "connection", "max_buffer", "closing", "on_close", "_closer",
-                 "token_hash", "expires")
+    __slots__ = ("id", "user_id", "connection", "max_buffer", "closing", "on_close",
+                 "high", "recent", "unchecked", "_closer", "token_hash", "expires")
 
     def __init__(self, connection: Any, user_id: int, max_buffer: int, *, node: str = "",
                  on_close: Callable[[], None] | None = None,
@@ -36,11 +52,27 @@ class ChatSession:
         self.max_buffer = max_buffer
         self.closing = False
         self.on_close = on_close  # leave the hub at once, not after the close handshake
+        self.high = 0  # the highest message id this connection has been sent
+        self.recent: list[int] = []  # the newest ids it has been sent, in sending order
+        self.unchecked = 0  # bytes deliver() wrote since it last looked at the buffer
         self._closer: asyncio.Task[None] | None = None
         # Which login opened this connection (the stored SHA-256 of its token) and when
         # that token expires (epoch seconds): revoking it closes the connection too.
         self.token_hash = token_hash
         self.expires = expires
+
+    def first_send(self, message_id: int) -> bool:
+        """Record that message `message_id` goes to this connection; False when it was
+        sent already (then it must not go again)."""
+        if message_id > self.high:
+            self.high = message_id
+        elif message_id in self.recent:
+            return False
+        recent = self.recent
+        recent.append(message_id)
+        if len(recent) >= 2 * RECENT_IDS:
+            del recent[:RECENT_IDS]
+        return True
 
     def push(self, frame: str) -> None:
         if self.closing:
@@ -52,6 +84,38 @@ class ChatSession:
             return
         if self.connection.buffered_amount > self.max_buffer:
             self.close_for(1008, "too slow: the outbound queue is full")
+
+    def deliver(self, frame: PreparedFrame, message_id: int | None) -> bool:
+        """One delivery of a fan-out: the frame prepared once for all recipients, written
+        unless this connection has had `message_id` already. Returns False when the
+        connection is now over `max_buffer`: the caller closes it with `too_slow()` once
+        its loop is done (closing leaves the hub, which changes what the loop walks)."""
+        if self.closing:
+            return True
+        if message_id is not None:
+            # first_send() written out for the usual case: the newest id so far.
+            if message_id > self.high:
+                self.high = message_id
+                recent = self.recent
+                recent.append(message_id)
+                if len(recent) >= 2 * RECENT_IDS:
+                    del recent[:RECENT_IDS]
+            elif not self.first_send(message_id):
+                return True
+        connection = self.connection
+        try:
+            connection.send_prepared(frame)
+        except ConnectionClosed:
+            self.closing = True
+            return True
+        self.unchecked += len(frame.data)
+        if self.unchecked < CHECK_EVERY:
+            return True
+        self.unchecked = 0
+        return connection.buffered_amount <= self.max_buffer
+
+    def too_slow(self) -> None:
+        self.close_for(1008, "too slow: the outbound queue is full")
 
     def close_for(self, code: int, reason: str) -> None:
         if self.closing:

@@ -24,6 +24,7 @@ from fastim.ws.exceptions import (
 from fastim.ws.frames import CloseCode, Frame, FrameDecoder, Opcode, apply_mask, encode_frame
 from fastim.ws.handshake import Headers, accept_key
 from fastim.ws.loop import install_uvloop, run
+from fastim.ws.prepared import PreparedFrame, broadcast, prepare
 from fastim.ws.protocol import Role, State, WebSocketProtocol
 from fastim.ws.server import Server, serve, take_over
 
@@ -39,6 +40,7 @@ __all__ = [
     "InvalidHandshake",
     "InvalidURI",
     "Opcode",
+    "PreparedFrame",
     "ProtocolError",
     "Role",
     "Server",
@@ -47,9 +49,11 @@ __all__ = [
     "WebSocketProtocol",
     "accept_key",
     "apply_mask",
+    "broadcast",
     "connect",
     "encode_frame",
     "install_uvloop",
+    "prepare",
     "run",
     "serve",
     "take_over",

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import weakref
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +21,7 @@ from urllib.parse import parse_qs
 from fastim.ws.exceptions import ConnectionClosed, ConnectionClosedOK, connection_closed
 from fastim.ws.frames import CloseCode, Frame
 from fastim.ws.handshake import Headers, parse_request
+from fastim.ws.prepared import PreparedFrame
 from fastim.ws.protocol import (
     DEFAULT_MAX_SIZE,
     CloseReceived,
@@ -189,6 +191,7 @@ class Connection(asyncio.Protocol):
         "_end_deadline",
         "_close_deadline",
         "_tcp_closing",
+        "_share_below",
         "__dict__",
     )
 
@@ -242,6 +245,16 @@ class Connection(asyncio.Protocol):
         if options.on_frame is not None:
             hook = options.on_frame
             core.on_frame = lambda direction, frame: hook(self, direction, frame)
+        # send_prepared() writes a prepared frame's own bytes for payloads shorter than
+        # this: on a server whose frames nobody traces, every message that permessage-
+        # deflate leaves uncompressed (all of them without the extension) has exactly
+        # those bytes. A client masks each frame with a fresh key (RFC 6455 §5.3).
+        if core.role is not Role.SERVER or core.on_frame is not None:
+            self._share_below = 0
+        elif core.extension is None:
+            self._share_below = sys.maxsize
+        else:
+            self._share_below = core.extension.threshold
 
     # -- public API ----------------------------------------------------------------------
 
@@ -380,6 +393,20 @@ class Connection(asyncio.Protocol):
             raise self._closed_error()
         header, payload = self._core.message_frame(message)
         self._write_frame(header, payload)
+
+    def send_prepared(self, frame: PreparedFrame) -> None:
+        """`send_nowait()` of a message prepared once for many connections
+        (`fastim.ws.prepare`): where this connection would send the very same bytes (a
+        server, the message not compressed, no frame tracing), they are written as they
+        are; otherwise the connection builds its own frame from `frame.message` (RFC 7692
+        compression contexts are per connection). Raises ConnectionClosed after the close."""
+        if self._lost or self._core.close_sent is not None:
+            raise self._closed_error()
+        if len(frame.payload) < self._share_below:
+            self._write(frame.data)
+        else:
+            header, payload = self._core.message_frame(frame.message)
+            self._write_frame(header, payload)
 
     @property
     def buffered_amount(self) -> int:

@@ -1,0 +1,82 @@
+"""One message for many connections: its frame encoded once.
+
+A server's data frame carries no mask (RFC 6455 §5.1, §5.3), so the bytes of one
+unfragmented message frame (§5.2: header, then payload) are the same on every server
+connection that sends the message as it is. `prepare()` builds them once; a fan-out hands
+the same bytes object to every such connection (`Connection.send_prepared`, `broadcast`)
+instead of encoding the text and packing a header once per connection.
+
+A connection whose frame would differ builds its own from the original message: one with
+permessage-deflate that compresses this message (RFC 7692 §7: each connection has its own
+compression context), a client (it masks every frame with a fresh key, §5.3), or one whose
+frames are traced (`on_frame` wants a Frame). Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from fastim.ws.exceptions import ConnectionClosed
+from fastim.ws.frames import SHORT_DATA_HEADERS, Opcode, frame_header
+
+if TYPE_CHECKING:  # pragma: no cover - only for the annotations
+    from fastim.ws.connection import Connection
+
+__all__ = ["PreparedFrame", "prepare", "broadcast"]
+
+
+class PreparedFrame:
+    """A data message with its unmasked, uncompressed frame, built once by `prepare()`.
+
+    `message` is the message as given (str for text, bytes for binary), for connections
+    that must build their own frame; `opcode` is TEXT or BINARY; `payload` the message's
+    bytes (UTF-8 for text); `data` the whole frame, FIN set, header then payload.
+    """
+
+    __slots__ = ("message", "opcode", "payload", "data")
+
+    def __init__(self, message: str | bytes, opcode: Opcode, payload: bytes, data: bytes) -> None:
+        self.message = message
+        self.opcode = opcode
+        self.payload = payload
+        self.data = data
+
+    def __repr__(self) -> str:
+        return f"<PreparedFrame {self.opcode.name} {len(self.payload)} bytes>"
+
+
+def prepare(message: str | bytes | bytearray | memoryview) -> PreparedFrame:
+    """The frame of `message` as a server sends it without compression: str as a text
+    message, anything bytes-like as binary (a mutable buffer is copied)."""
+    if isinstance(message, str):
+        opcode, payload = Opcode.TEXT, message.encode("utf-8")
+    elif isinstance(message, bytes | bytearray | memoryview):
+        opcode, payload = Opcode.BINARY, bytes(message)
+        message = payload
+    else:
+        raise TypeError(f"prepare() takes str or bytes, not {type(message).__name__}")
+    length = len(payload)
+    # §5.2: FIN, no RSV bits, the opcode; MASK clear; the length in the fewest bytes.
+    header = SHORT_DATA_HEADERS[opcode][length] if length < 126 else frame_header(
+        0x80 | opcode, length)
+    return PreparedFrame(message, opcode, payload, header + payload)
+
+
+def broadcast(connections: Iterable[Connection],
+              message: str | bytes | bytearray | memoryview | PreparedFrame) -> int:
+    """Send `message` to each of `connections` without waiting (as `send_nowait`), its frame
+    prepared once. Connections already closed or closing are skipped. Returns how many
+    connections it was written to.
+
+    Like `send_nowait`, this never waits for a slow reader: bound what a connection may
+    queue by watching its `buffered_amount`."""
+    frame = message if isinstance(message, PreparedFrame) else prepare(message)
+    sent = 0
+    for connection in connections:
+        try:
+            connection.send_prepared(frame)
+        except ConnectionClosed:
+            continue
+        sent += 1
+    return sent

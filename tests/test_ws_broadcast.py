@@ -1,0 +1,194 @@
+"""One message to many connections: prepare(), Connection.send_prepared() and broadcast().
+
+The prepared frame must be byte for byte what a server writes for the message (RFC 6455
+§5.2), go as those very bytes to every connection that would write the same, and never
+to one whose frame differs: permessage-deflate (RFC 7692, a context per connection), a
+client (masked, §5.3), a traced connection. The peers are real sockets, and the
+`websockets` library checks what fastim sends. Nothing asserts on timing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+import pytest
+import uvloop
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import serve as ws_serve
+
+from fastim.ws import (
+    Connection,
+    ConnectionClosed,
+    Opcode,
+    PreparedFrame,
+    broadcast,
+    connect,
+    prepare,
+    serve,
+)
+from fastim.ws.frames import Frame, encode_frame
+
+T = TypeVar("T")
+SAFETY = 10.0
+
+
+def run(coro: Coroutine[Any, Any, T], loop: str = "asyncio") -> T:
+    factory = uvloop.new_event_loop if loop == "uvloop" else asyncio.new_event_loop
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(asyncio.wait_for(coro, SAFETY))
+
+
+# -- prepare(): the frame's bytes --------------------------------------------------------
+
+
+@pytest.mark.parametrize("length", [0, 1, 125, 126, 65535, 65536])
+def test_a_prepared_text_frame_is_the_unmasked_frame_of_rfc_6455(length: int) -> None:
+    # §5.2: 7-bit lengths up to 125, then 126 + 16 bits, then 127 + 64 bits.
+    text = "é" * (length // 2) + "x" * (length % 2)
+    prepared = prepare(text)
+    assert prepared.opcode is Opcode.TEXT
+    assert prepared.message is text
+    assert prepared.payload == text.encode("utf-8")
+    assert prepared.data == encode_frame(Frame(Opcode.TEXT, text.encode("utf-8")))
+
+
+def test_a_prepared_binary_frame_copies_a_mutable_buffer() -> None:
+    buffer = bytearray(b"\x00\x01\x02")
+    prepared = prepare(buffer)
+    buffer[0] = 0xFF  # the caller may reuse its buffer at once
+    assert prepared.opcode is Opcode.BINARY
+    assert prepared.message == prepared.payload == b"\x00\x01\x02"
+    assert prepared.data == b"\x82\x03\x00\x01\x02"
+    assert prepare(memoryview(b"ab")).data == b"\x82\x02ab"
+    assert prepare(b"ab").message == b"ab"
+    assert repr(prepared) == "<PreparedFrame BINARY 3 bytes>"
+
+
+def test_prepare_refuses_what_is_no_message() -> None:
+    with pytest.raises(TypeError, match="str or bytes"):
+        prepare(42)  # type: ignore[arg-type]
+
+
+# -- over sockets ------------------------------------------------------------------------
+
+
+def room_server(messages: list[str | bytes], ready: int,
+                hook: Any = None, **options: Any) -> tuple[Any, list[int]]:
+    """A server that, once `ready` connections are in, sends `messages` to all of them
+    with one broadcast() each, then closes them."""
+    room: list[Connection] = []
+    all_in = asyncio.Event()
+    sent: list[int] = []
+
+    async def handler(ws: Connection) -> None:
+        room.append(ws)
+        if len(room) == ready:
+            all_in.set()
+        await all_in.wait()
+        if ws is room[0]:
+            for message in messages:
+                frame = prepare(message)
+                if hook is not None:
+                    hook(room, frame)
+                sent.append(broadcast(room, frame))
+        await ws.wait_closed()
+
+    return serve(handler, "127.0.0.1", 0, **options), sent
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_every_connection_gets_each_message_with_and_without_compression(loop: str) -> None:
+    # Three peers without permessage-deflate share the prepared bytes; two with it get
+    # frames compressed in their own contexts (context takeover: the second copy of a
+    # message compresses against the first, differently on each connection's history).
+    messages: list[str | bytes] = ["hello, room", "hello, room", "字" * 300, b"\x00" * 500]
+    shared: list[bool] = []
+
+    def check_sharing(room: list[Connection], frame: PreparedFrame) -> None:
+        for ws in room:
+            ws.send_prepared(frame)  # one extra copy, to look at what was queued
+            shared.append(ws._pending[-1] is frame.data)
+
+    async def main() -> None:
+        serving, sent = room_server(messages, 5, check_sharing,
+                                    compression_options={"threshold": 64})
+        async with serving as server:
+            plain = [ws_connect(f"ws://127.0.0.1:{server.port}", compression=None)
+                     for _ in range(3)]
+            deflated = [ws_connect(f"ws://127.0.0.1:{server.port}") for _ in range(2)]
+            clients = [await c for c in plain + deflated]
+            for client in clients:
+                got = [await client.recv() for _ in range(2 * len(messages))]
+                assert got == [m for m in messages for _ in range(2)]
+            assert sent == [5] * len(messages)
+            for client in clients:
+                await client.close()
+
+    run(main(), loop)
+    # By message: the plain three share every frame; the deflating two share only the
+    # short message, which permessage-deflate leaves uncompressed (below the threshold).
+    by_message = [shared[n:n + 5] for n in range(0, len(shared), 5)]
+    assert len(by_message) == len(messages)
+    assert all(sorted(flags)[-3:] == [True] * 3 for flags in by_message)
+    assert [flags.count(True) for flags in by_message] == [5, 5, 3, 3]
+
+
+def test_a_client_masks_a_prepared_frame_and_a_traced_connection_sees_it() -> None:
+    # The prepared bytes are a server's (unmasked): a client builds its own masked frame
+    # (§5.3), and a connection with on_frame builds a Frame for the hook.
+    received: list[str | bytes] = []
+    traced: list[tuple[str, Opcode]] = []
+
+    async def collect(ws: Any) -> None:
+        async for message in ws:
+            received.append(message)
+
+    async def main() -> None:
+        async with ws_serve(collect, "127.0.0.1", 0, compression=None) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}", compression=None,
+                               on_frame=lambda ws, d, f: traced.append((d, f.opcode))) as ws:
+                ws.send_prepared(prepare("from a client"))
+                assert broadcast([ws], b"\x01\x02") == 1
+            async with connect(f"ws://127.0.0.1:{port}", compression=None) as ws:
+                ws.send_prepared(prepare("x" * 2000))
+            while len(received) < 3:
+                await asyncio.sleep(0.01)
+
+    run(main())
+    assert received == ["from a client", b"\x01\x02", "x" * 2000]
+    assert ("send", Opcode.TEXT) in traced and ("send", Opcode.BINARY) in traced
+
+
+def test_broadcast_skips_closed_connections_and_send_prepared_raises() -> None:
+    async def main() -> None:
+        room: list[Connection] = []
+        done = asyncio.Event()
+        results: list[Any] = []
+
+        async def handler(ws: Connection) -> None:
+            room.append(ws)
+            if len(room) < 2:
+                await ws.wait_closed()
+                return
+            await room[0].close()
+            results.append(broadcast(room, "still here?"))
+            with pytest.raises(ConnectionClosed):
+                room[0].send_prepared(prepare("too late"))
+            done.set()
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0, compression=None) as server:
+            first = await ws_connect(f"ws://127.0.0.1:{server.port}")
+            while not room:
+                await asyncio.sleep(0.01)
+            second = await ws_connect(f"ws://127.0.0.1:{server.port}")
+            await asyncio.wait_for(done.wait(), SAFETY)
+            assert await second.recv() == "still here?"
+            await second.close()
+            await first.wait_closed()
+        assert results == [1]
+
+    run(main())
