@@ -96,8 +96,8 @@ def test_bad_input_gets_an_error_reply_and_changes_nothing(api: ApiServer) -> No
                             (json.dumps({"cmd": 10, "dstid": bob["id"], "media": 1,
                                          "content": "x" * 4001}), "too_long"),
                             # a lone surrogate would fail the whole group-commit batch
-                            ('{"cmd": 10, "dstid": %d, "media": 1, "content": "\\ud800"}'
-                             % bob["id"], "bad_field")]:
+                            ('{"cmd": 10, "dstid": ' + str(bob["id"])
+                             + ', "media": 1, "content": "\\ud800"}', "bad_field")]:
             await a.connection.send(raw)
             error = await a.cmd(2)
             assert error["error"] == reason
