@@ -76,6 +76,29 @@ def test_a_password_change_closes_every_other_chat_of_the_user(api: ApiServer) -
     asyncio.run(scenario())
 
 
+def test_a_new_login_closes_the_chats_of_the_tokens_it_replaced(api: ApiServer) -> None:
+    alice = api.register(nickname="alice")
+    phone = api.login(alice, device="phone")
+    laptop = api.login(alice, device="laptop")
+    api.app.accounts.max_sessions = 2
+
+    async def scenario() -> None:
+        on_phone = await ChatClient.open(api, phone)
+        on_laptop = await ChatClient.open(api, laptop)
+        # Logging in again on the phone replaces the phone's token: its chat ends...
+        phone_again = api.login(alice, device="phone")
+        assert await closed_with(on_phone) == (TOKEN_REVOKED, "signed in again")
+        # ...and a third device pushes the oldest live token (the laptop's) past the cap.
+        on_phone_again = await ChatClient.open(api, phone_again)
+        api.login(alice, device="tablet")
+        assert await closed_with(on_laptop) == (TOKEN_REVOKED, "signed in again")
+        await on_phone_again.send(cmd=0)
+        assert (await on_phone_again.cmd(0))["cmd"] == 0
+        await on_phone_again.close()
+
+    asyncio.run(scenario())
+
+
 def test_an_open_chat_is_closed_when_its_token_expires(api: ApiServer) -> None:
     alice = api.register(nickname="alice")
     # A token that expires in a few seconds, saved the way a login saves one.

@@ -54,6 +54,9 @@ class Login:
     token: str
     device: str
     expires: int
+    #: Hashes of this user's live tokens the login replaced (same device) or pushed out
+    #: (past max_sessions): their /chat connections must end too.
+    replaced: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         """fastIM's login reply: the user's profile with ``token`` in it."""
@@ -168,10 +171,10 @@ class Accounts:
         device = device or "anon-" + secrets.token_hex(8)
         now = self._now()
         expires = now + self.token_ttl
-        await self.store.save_token(
+        replaced = await self.store.save_token(
             user.id, token_hash(token), device, expires, now=now, max_sessions=self.max_sessions
         )
-        return Login(user, token, device, expires)
+        return Login(user, token, device, expires, tuple(replaced))
 
     async def session(self, token: str | None) -> tuple[User, Session] | None:
         """The user and session a token belongs to, or None (unknown, revoked, expired)."""

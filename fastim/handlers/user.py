@@ -29,6 +29,9 @@ def register(router: Router, app: Any) -> None:
     async def login(request: Request, values: dict[str, Any], _: Any) -> Response:
         accounts, _contacts = services(app)
         result = await accounts.login(values, request.remote_addr)
+        if result.replaced:
+            await revoke_chat_sessions(app, result.user.id, list(result.replaced),
+                                       reason="signed in again")
         response = json_response(result.to_dict())
         response.set_cookie(
             SESSION_COOKIE,

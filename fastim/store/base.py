@@ -138,9 +138,10 @@ class Store(abc.ABC):
         *,
         now: int | None = None,
         max_sessions: int = 20,
-    ) -> None:
-        """Store a login token (its hash) for a device, replacing that device's old one."""
-        await self.write(
+    ) -> list[str]:
+        """Store a login token (its hash) for a device, replacing that device's old one;
+        return the hashes of the live tokens it replaced or pushed out."""
+        return await self.write(
             q.save_token, user_id, token_hash, device, expires, _now(now), max_sessions
         )
 

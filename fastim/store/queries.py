@@ -157,13 +157,17 @@ def save_token(
     expires: int,
     now: int,
     max_sessions: int,
-) -> None:
+) -> list[str]:
     """Store a login token for ``device``, replacing that device's previous token.
 
     Expired tokens of the user are dropped, and so are the oldest ones beyond
-    ``max_sessions`` so that logins without a device name cannot pile up rows.
+    ``max_sessions`` so that logins without a device name cannot pile up rows. Returns
+    the hashes of the unexpired tokens this login replaced or pushed out, so that what
+    they opened (a /chat connection) can be closed too.
     """
     tx.execute("DELETE FROM tokens WHERE user_id = ? AND expires <= ?", (user_id, now))
+    dropped = [row[0] for row in tx.rows(
+        "SELECT token_hash FROM tokens WHERE user_id = ? AND device = ?", (user_id, device))]
     # Delete-then-insert gives the new token a new (newest) id; the upsert covers a
     # concurrent login on the same device that inserted in between.
     tx.execute("DELETE FROM tokens WHERE user_id = ? AND device = ?", (user_id, device))
@@ -176,11 +180,14 @@ def save_token(
         (token_hash, user_id, device, expires, now),
     )
     surplus = tx.rows(
-        "SELECT id FROM tokens WHERE user_id = ? ORDER BY id DESC LIMIT 100000 OFFSET ?",
+        "SELECT id, token_hash FROM tokens WHERE user_id = ?"
+        " ORDER BY id DESC LIMIT 100000 OFFSET ?",
         (user_id, max_sessions),
     )
-    for (old,) in surplus:
+    for old, old_hash in surplus:
         tx.execute("DELETE FROM tokens WHERE id = ?", (old,))
+        dropped.append(old_hash)
+    return [str(h) for h in dropped if h != token_hash]
 
 
 def session_for_token(tx: Tx, token_hash: str, now: int) -> tuple[User, Session] | None:
