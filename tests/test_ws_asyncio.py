@@ -542,7 +542,53 @@ def test_send_waits_while_the_peer_does_not_read() -> None:
     run(main())
 
 
-def test_received_messages_are_bounded_and_reading_pauses() -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_answers_written_at_once_keep_their_order_with_other_writes(loop: str) -> None:
+    """send() writes the answer to the last message taken at once (one system call
+    instead of a flush later); whatever else is written, by the handler or by another
+    task, before or after it, still reaches the peer in the order of the calls."""
+
+    async def main() -> None:
+        connections: list[Connection] = []
+        waiting, go = asyncio.Event(), asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            connections.append(ws)
+            async for message in ws:
+                await ws.send(message)  # at once
+                await ws.send(b"then")  # queued behind it
+                if message == b"wait":
+                    waiting.set()
+                    await go.wait()  # no recv() to flush: the loop's turn does
+                    await ws.send(b"later")
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.BINARY, b"one"))
+            got = [(await client.read_frame()) for _ in range(2)]
+            assert [f.payload for f in got if f is not None] == [b"one", b"then"]
+            client.send(frame(Opcode.BINARY, b"wait"))
+            # Another task writes to the connection while its handler waits elsewhere.
+            await waiting.wait()
+            connections[0].send_nowait(b"other")
+            go.set()
+            got = [(await client.read_frame()) for _ in range(4)]
+            assert [f.payload for f in got if f is not None] == [
+                b"wait", b"then", b"other", b"later"
+            ]
+            client.send(frame(Opcode.PING, b"p") + frame(Opcode.BINARY, b"two"))
+            got = [(await client.read_frame()) for _ in range(3)]
+            assert [(f.opcode, f.payload) for f in got if f is not None] == [
+                (Opcode.PONG, b"p"), (Opcode.BINARY, b"two"), (Opcode.BINARY, b"then")
+            ]
+            client.send(frame(Opcode.CLOSE, close_payload(1000)))
+            assert await client.frames_until_close() == ([], 1000)
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("iterate", [False, True], ids=["recv", "async-for"])
+def test_received_messages_are_bounded_and_reading_pauses(iterate: bool) -> None:
     total = 200
 
     async def main() -> None:
@@ -553,6 +599,12 @@ def test_received_messages_are_bounded_and_reading_pauses() -> None:
         async def slow_reader(ws: Connection) -> None:
             connections.append(ws)
             await go.wait()
+            if iterate:  # __anext__ has its own path to the queue
+                async for message in ws:
+                    got.append(message)
+                    if len(got) == total:
+                        break
+                return
             for _ in range(total):
                 got.append(await ws.recv())
 

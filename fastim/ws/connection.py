@@ -62,6 +62,10 @@ class Options:
 # control.
 COALESCE_LIMIT = 16 * 1024
 
+# A frame written at once (see send) up to this payload size is joined to its header first:
+# one buffer for the transport; copying a few KiB costs less than a writev of two.
+DIRECT_WRITE_LIMIT = 4 * 1024
+
 
 class _Flusher:
     """Once per turn of an event loop, flushes the connections that wrote during it."""
@@ -173,6 +177,7 @@ class Connection(asyncio.Protocol):
         "_pending",
         "_pending_size",
         "_flush_queued",
+        "_write_now",
         "_flusher",
         "_messages",
         "_recv_waiter",
@@ -221,6 +226,7 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []  # frames not yet handed to the transport
         self._pending_size = 0
         self._flush_queued = False
+        self._write_now = False  # send() may write at once (see there)
         self._flusher = _flusher(self._loop)
         # Received messages (a list: at most max_queue, and an empty list is 56 bytes where
         # an empty deque is 600), then _END where the peer's close or an error came.
@@ -322,16 +328,24 @@ class Connection(asyncio.Protocol):
 
     async def __anext__(self) -> str | bytes:
         # recv() written out again, not awaited: one coroutine less per message.
-        try:
-            while (message := self._next_message()) is None:
-                self._recv_waiter = waiter = self._loop.create_future()
-                try:
-                    await waiter
-                finally:
-                    self._recv_waiter = None
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
-        return message
+        while True:
+            messages = self._messages
+            if messages and messages[0] is not _END and not self._reading_paused:
+                # A message is there and taking it changes nothing else: no call.
+                item = messages.pop(0)
+                self._write_now = not messages  # see send()
+                return item  # type: ignore[return-value]
+            try:
+                message = self._next_message()
+            except ConnectionClosedOK:
+                raise StopAsyncIteration from None
+            if message is not None:
+                return message
+            self._recv_waiter = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
 
     def _next_message(self) -> str | bytes | None:
         """The next queued message, or None when the caller must wait for one. Raises
@@ -346,7 +360,9 @@ class Connection(asyncio.Protocol):
                 self._answer_end()
                 continue
             assert not isinstance(item, _End)
+            self._write_now = not messages  # see send()
             return item
+        self._write_now = False
         if self._lost or not self._core.receiving:
             raise self._closed_error()
         if self._recv_waiter is not None:
@@ -363,7 +379,20 @@ class Connection(asyncio.Protocol):
         if self._lost:
             raise self._closed_error()
         header, payload = self._core.message_frame(message)
-        if len(payload) < 1024:
+        if (
+            self._write_now
+            and not self._pending
+            and not self._messages
+            and len(payload) < DIRECT_WRITE_LIMIT
+        ):
+            # Most likely the answer to the last message received, and recv() would
+            # flush it alone next: one write(2) either way, so write it now, without
+            # queueing it for the end of the loop's turn. Once per message taken, so
+            # other tasks' writes to this connection still share system calls.
+            self._write_now = False
+            assert self._transport is not None
+            self._transport.write(header + payload)
+        elif len(payload) < 1024:
             self._write(header + payload)  # as _write_frame() would, one call less
         else:
             self._write_frame(header, payload)
@@ -458,6 +487,17 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed received bytes to the core and act on its events."""
         self._received_since_tick = True
+        messages = self._messages
+        if len(messages) < self._options.max_queue and self._core.close_sent is None:
+            # The common case of a request/response peer, one whole small message per
+            # read: straight into the queue, without events (see receive_message).
+            message = self._core.receive_message(data)
+            if message is not None:
+                messages.append(message)
+                waiter = self._recv_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                return
         self._process(data)
 
     # -- receiving -----------------------------------------------------------------------
