@@ -335,12 +335,21 @@ class Connection(asyncio.Protocol):
                 item = messages.pop(0)
                 self._write_now = not messages  # see send()
                 return item  # type: ignore[return-value]
-            try:
-                message = self._next_message()
-            except ConnectionClosedOK:
-                raise StopAsyncIteration from None
-            if message is not None:
-                return message
+            if not messages and (
+                self._core.between_messages and self._recv_waiter is None and not self._lost
+            ):
+                # Nothing queued and the peer has more to send: wait, as _next_message()
+                # would decide after its checks, flushing this task's writes first.
+                self._write_now = False
+                if self._pending:
+                    self._flush()
+            else:
+                try:
+                    message = self._next_message()
+                except ConnectionClosedOK:
+                    raise StopAsyncIteration from None
+                if message is not None:
+                    return message
             self._recv_waiter = waiter = self._loop.create_future()
             try:
                 await waiter
@@ -488,9 +497,10 @@ class Connection(asyncio.Protocol):
         """Feed received bytes to the core and act on its events."""
         self._received_since_tick = True
         messages = self._messages
-        if len(messages) < self._options.max_queue and self._core.close_sent is None:
+        if len(messages) < self._options.max_queue:
             # The common case of a request/response peer, one whole small message per
-            # read: straight into the queue, without events (see receive_message).
+            # read: straight into the queue, without events (see receive_message; after
+            # close() it returns None, and _process drops the messages).
             message = self._core.receive_message(data)
             if message is not None:
                 messages.append(message)

@@ -182,7 +182,7 @@ class WebSocketProtocol:
         "close_received",
         "failure",
         "eof_received",
-        "_between",
+        "between_messages",
     )
 
     def __init__(
@@ -219,9 +219,10 @@ class WebSocketProtocol:
         self.close_received: tuple[int, str] | None = None
         self.failure: ProtocolError | None = None
         self.eof_received = False
-        # Between two messages with nothing buffered and still receiving: the state in
-        # which receive_message() may take a whole frame at once (see there).
-        self._between = True
+        # Read it, do not set it: between two messages, nothing buffered, still receiving,
+        # our close frame not sent. Then receive_message() may take a whole frame at once,
+        # and a host that finds no message queued knows it has to wait for the peer.
+        self.between_messages = True
 
     # -- state ---------------------------------------------------------------------------
 
@@ -313,9 +314,13 @@ class WebSocketProtocol:
         if self.failure is not None or self.close_received is not None:
             self._drop_message()
             self._decoder = FrameDecoder()  # free whatever was buffered
-            self._between = False
+            self.between_messages = False
         else:
-            self._between = self._message_opcode is None and not self._decoder.buffer
+            self.between_messages = (
+                self._message_opcode is None
+                and not self._decoder.buffer
+                and self.close_sent is None
+            )
         return events
 
     def receive_message(self, data: bytes) -> str | bytes | None:
@@ -325,11 +330,12 @@ class WebSocketProtocol:
         between two messages with nothing buffered. Then its message comes back (str for
         text, bytes for binary) and the core is left as receive_data() would leave it.
 
-        Anything else, including a message over max_size or text that is not UTF-8
-        (§8.1), returns None and consumes nothing: the host then calls receive_data(data),
-        which has every check and error. No events, no Frame, no buffer.
+        Anything else, including a message over max_size, text that is not UTF-8 (§8.1),
+        or any frame once our close frame is sent, returns None and consumes nothing: the
+        host then calls receive_data(data), which has every check and error. No events,
+        no Frame, no buffer.
         """
-        if not self._between or self.on_frame is not None:
+        if not self.between_messages or self.on_frame is not None:
             return None
         size = len(data)
         if size < 2:
@@ -368,7 +374,7 @@ class WebSocketProtocol:
     def receive_eof(self) -> None:
         """The peer closed its side of TCP. A message in progress is lost."""
         self.eof_received = True
-        self._between = False
+        self.between_messages = False
         self._drop_message()
 
     def data_to_send(self) -> bytes:
@@ -609,6 +615,7 @@ class WebSocketProtocol:
     def _send_close(self, code: int | None, reason: str) -> bytes:
         self._check_can_send()
         self.close_sent = (CloseCode.NO_STATUS_RCVD if code is None else code, reason)
+        self.between_messages = False  # messages after our close are the host's to drop
         return self._frame_bytes(Frame(Opcode.CLOSE, encode_close_payload(code, reason)))
 
     def _send_control(self, opcode: Opcode, payload: bytes) -> bytes:
