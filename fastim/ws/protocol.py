@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import codecs
 import os
+import struct
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -61,6 +62,8 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SIZE = 2**20  # 1 MiB per incoming message
+
+_PACK_16 = struct.Struct("!BBH").pack
 
 # What an extension is told when max_size is None: never reached, and with room for the
 # "max_size + 1" a bomb-safe inflater asks for without overflowing a C ssize_t.
@@ -573,6 +576,8 @@ class WebSocketProtocol:
                 length = len(data)
                 if length < 126:
                     return SHORT_DATA_HEADERS[opcode][length], data
+                if length < 0x10000:  # §5.2: 126, then a 16-bit length; one call less
+                    return _PACK_16(0x80 | opcode, 126, length), data
                 return frame_header(0x80 | opcode, length), data
             frame = Frame(opcode, data)
         elif len(data) >= extension.threshold:
