@@ -534,7 +534,10 @@ class Connection(asyncio.Protocol):
             message = self._core.receive_message(data)
             if message is not None:
                 if self._message_callback is not None:
+                    # Its answer may be written at once (send_nowait): one read, one write.
+                    self._write_now = True
                     self._call_back(message)
+                    self._write_now = False
                     return
                 messages.append(message)
                 waiter = self._recv_waiter
@@ -586,17 +589,16 @@ class Connection(asyncio.Protocol):
     def _call_back(self, message: str | bytes) -> None:
         callback = self._message_callback
         assert callback is not None
-        self._write_now = True  # its answer may be written at once (send_nowait)
         try:
             callback(message)
         except Exception:
             logger.exception("WebSocket message callback failed for %s", self.path)
             self._message_callback = None
             self._start_close(CloseCode.INTERNAL_ERROR, "internal error")
-        self._write_now = False
 
     def _deliver_queued(self) -> None:
-        """Pass the queued messages up to the end (if it is queued) to the callback."""
+        """Pass the queued messages up to the end (if it is queued) to the callback. Their
+        answers are not written at once: they share the system call of the loop's turn."""
         messages = self._messages
         while messages and messages[0] is not _END and self._message_callback is not None:
             message = messages.pop(0)
