@@ -625,3 +625,12 @@ def test_receive_message_leaves_the_rest_to_receive_data() -> None:
     big = WebSocketProtocol(Role.SERVER, max_size=None)
     assert big.receive_message(client_frame(Opcode.BINARY, bytes(70000))) is None  # 64-bit
     assert big.receive_data(client_frame(Opcode.BINARY, bytes(70000))) == [Message(bytes(70000))]
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536, 70000])
+def test_message_frame_headers_use_the_minimal_length_encoding(length: int) -> None:
+    # §5.2: 7 bits, or 126 and 16 bits, or 127 and 64 bits, whichever is the smallest.
+    header, payload = server().message_frame(bytes(length))
+    decoded = frames_in(header + payload)
+    assert decoded == [Frame(Opcode.BINARY, bytes(length))]
+    assert len(header) == (2 if length < 126 else 4 if length < 65536 else 10)
