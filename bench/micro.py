@@ -98,10 +98,18 @@ async def _echo_handler(connection: Connection) -> None:
         await connection.send(message)
 
 
-async def echo(rounds: int, conns: int = 64, inflight: int = 1) -> tuple[int, float, int]:
+async def _callback_echo_handler(connection: Connection) -> None:
+    connection.set_message_callback(connection.send_nowait)
+    await connection.wait_closed()
+
+
+async def echo(
+    rounds: int, conns: int = 64, inflight: int = 1, size: int = 32, callback: bool = False
+) -> tuple[int, float, int]:
     """(messages, CPU seconds, transport writes) for echo over `conns` connections."""
-    pairs = [_open(_echo_handler, "/echo") for _ in range(conns)]
-    data = _client_frame(32) * inflight
+    handler = _callback_echo_handler if callback else _echo_handler
+    pairs = [_open(handler, "/echo") for _ in range(conns)]
+    data = _client_frame(size) * inflight
     await asyncio.sleep(0)
     start = time.process_time()
     for _ in range(rounds):
@@ -206,6 +214,10 @@ def main() -> None:
     if "echo" in only:
         us, writes = _best(args.reps, run(lambda: echo(400)))
         print(f"echo 64 conns, 32 B       {us:6.2f} µs/msg   {writes:.2f} writes/msg")
+        us, writes = _best(args.reps, run(lambda: echo(400, size=1024)))
+        print(f"echo 64 conns, 1 KiB      {us:6.2f} µs/msg   {writes:.2f} writes/msg")
+        us, writes = _best(args.reps, run(lambda: echo(400, callback=True)))
+        print(f"echo 64 conns, 32 B, cb   {us:6.2f} µs/msg   {writes:.2f} writes/msg")
     if "pipelined" in only:
         us, writes = _best(args.reps, run(lambda: echo(100, inflight=16)))
         print(f"pipelined 64x16, 32 B     {us:6.2f} µs/msg   {writes:.2f} writes/msg")

@@ -542,7 +542,53 @@ def test_send_waits_while_the_peer_does_not_read() -> None:
     run(main())
 
 
-def test_received_messages_are_bounded_and_reading_pauses() -> None:
+@pytest.mark.parametrize("loop", LOOPS)
+def test_answers_written_at_once_keep_their_order_with_other_writes(loop: str) -> None:
+    """send() writes the answer to the last message taken at once (one system call
+    instead of a flush later); whatever else is written, by the handler or by another
+    task, before or after it, still reaches the peer in the order of the calls."""
+
+    async def main() -> None:
+        connections: list[Connection] = []
+        waiting, go = asyncio.Event(), asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            connections.append(ws)
+            async for message in ws:
+                await ws.send(message)  # at once
+                await ws.send(b"then")  # queued behind it
+                if message == b"wait":
+                    waiting.set()
+                    await go.wait()  # no recv() to flush: the loop's turn does
+                    await ws.send(b"later")
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.BINARY, b"one"))
+            got = [(await client.read_frame()) for _ in range(2)]
+            assert [f.payload for f in got if f is not None] == [b"one", b"then"]
+            client.send(frame(Opcode.BINARY, b"wait"))
+            # Another task writes to the connection while its handler waits elsewhere.
+            await waiting.wait()
+            connections[0].send_nowait(b"other")
+            go.set()
+            got = [(await client.read_frame()) for _ in range(4)]
+            assert [f.payload for f in got if f is not None] == [
+                b"wait", b"then", b"other", b"later"
+            ]
+            client.send(frame(Opcode.PING, b"p") + frame(Opcode.BINARY, b"two"))
+            got = [(await client.read_frame()) for _ in range(3)]
+            assert [(f.opcode, f.payload) for f in got if f is not None] == [
+                (Opcode.PONG, b"p"), (Opcode.BINARY, b"two"), (Opcode.BINARY, b"then")
+            ]
+            client.send(frame(Opcode.CLOSE, close_payload(1000)))
+            assert await client.frames_until_close() == ([], 1000)
+
+    run(main(), loop)
+
+
+@pytest.mark.parametrize("iterate", [False, True], ids=["recv", "async-for"])
+def test_received_messages_are_bounded_and_reading_pauses(iterate: bool) -> None:
     total = 200
 
     async def main() -> None:
@@ -553,6 +599,12 @@ def test_received_messages_are_bounded_and_reading_pauses() -> None:
         async def slow_reader(ws: Connection) -> None:
             connections.append(ws)
             await go.wait()
+            if iterate:  # __anext__ has its own path to the queue
+                async for message in ws:
+                    got.append(message)
+                    if len(got) == total:
+                        break
+                return
             for _ in range(total):
                 got.append(await ws.recv())
 
@@ -1216,3 +1268,124 @@ def test_heartbeat_timeout_while_reading_is_paused() -> None:
 
     run(main())
 
+
+
+# -- set_message_callback: messages handled inside the read callback -------------------------
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_message_callback_echoes_without_a_task_switch(loop: str) -> None:
+    """Whole frames, fragments with a ping between them, text and binary: each message
+    reaches the callback in order, its answer goes out, and the close handshake ends the
+    handler that waits for it."""
+
+    async def handler(ws: Connection) -> None:
+        ws.set_message_callback(ws.send_nowait)
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.BINARY, b"one"))
+            assert (await client.read_frame()) == Frame(Opcode.BINARY, b"one")
+            client.send(
+                frame(Opcode.TEXT, "hé".encode(), fin=False)
+                + frame(Opcode.PING, b"p")
+                + frame(Opcode.CONTINUATION, b"llo")
+                + frame(Opcode.BINARY, b"two")
+            )
+            got = [await client.read_frame() for _ in range(3)]
+            assert [(f.opcode, f.payload) for f in got if f is not None] == [
+                (Opcode.PONG, b"p"), (Opcode.TEXT, "héllo".encode()), (Opcode.BINARY, b"two")
+            ]
+            client.send(frame(Opcode.BINARY, b"last") + frame(Opcode.CLOSE, close_payload(1000)))
+            assert await client.frames_until_close() == ([Frame(Opcode.BINARY, b"last")], 1000)
+
+    run(main(), loop)
+
+
+def test_message_callback_takes_the_queue_then_can_be_removed() -> None:
+    """Messages queued before the callback is set reach it at once, in order, the reader
+    paused for them reads on; with None, messages are queued for recv() again; a queued
+    close is answered once the callback has had the messages before it."""
+    total = 40
+
+    async def main() -> None:
+        got: list[str | bytes] = []
+        connections: list[Connection] = []
+        go, again, removed = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            connections.append(ws)
+            await go.wait()
+            ws.set_message_callback(got.append)
+            await again.wait()
+            ws.set_message_callback(None)
+            removed.set()
+            assert await ws.recv() == b"queued again"
+            ws.set_message_callback(got.append)
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0, max_queue=4) as server:
+            client = await RawClient.open(server.port)
+            client.send(b"".join(frame(Opcode.TEXT, b"%d" % i) for i in range(total)))
+            while not connections or not connections[0]._reading_paused:
+                await asyncio.sleep(0.01)
+            go.set()
+            while len(got) < total:
+                await asyncio.sleep(0.01)
+            assert got == [str(i) for i in range(total)]
+            again.set()
+            await removed.wait()
+            client.send(frame(Opcode.BINARY, b"queued again"))
+            client.send(frame(Opcode.BINARY, b"after") + frame(Opcode.CLOSE, close_payload(1000)))
+            assert await client.frames_until_close() == ([], 1000)
+            assert got[total:] == [b"after"]
+
+    run(main())
+
+
+def test_message_callback_given_messages_and_the_close_already_queued() -> None:
+    async def main() -> None:
+        got: list[str | bytes] = []
+        connections: list[Connection] = []
+        go = asyncio.Event()
+
+        async def handler(ws: Connection) -> None:
+            connections.append(ws)
+            await go.wait()
+            ws.set_message_callback(got.append)
+            await ws.wait_closed()
+
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.TEXT, b"a") + frame(Opcode.TEXT, b"b"))
+            client.send(frame(Opcode.CLOSE, close_payload(4000)))
+            while not connections or len(connections[0]._messages) < 3:
+                await asyncio.sleep(0.01)  # "a", "b", then the end
+            go.set()
+            assert await client.frames_until_close() == ([], 4000)
+            assert got == ["a", "b"]
+
+    run(main())
+
+
+def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+    def callback(message: str | bytes) -> None:
+        raise ValueError("bad message")
+
+    async def handler(ws: Connection) -> None:
+        ws.set_message_callback(callback)
+        await ws.wait_closed()
+
+    async def main() -> None:
+        async with serve(handler, "127.0.0.1", 0) as server:
+            client = await RawClient.open(server.port)
+            client.send(frame(Opcode.BINARY, b"x") + frame(Opcode.BINARY, b"y"))
+            before, code = await client.frames_until_close()
+            assert before == [] and code == 1011
+
+    with caplog.at_level("ERROR", logger="fastim.ws"):
+        run(main())
+    failures = [r for r in caplog.records if "message callback failed" in r.getMessage()]
+    assert len(failures) == 1  # "y" is dropped after the close: no second call

@@ -5,6 +5,7 @@ size limits, the close handshake, and the extension hook."""
 from __future__ import annotations
 
 import zlib
+from collections.abc import Callable
 
 import pytest
 from hypothesis import given, settings
@@ -507,3 +508,129 @@ def test_extension_errors_become_failures() -> None:
     ws = WebSocketProtocol(Role.SERVER, max_size=None, extension=RawDeflate())
     bad_text = client_frame(Opcode.TEXT, RawDeflate().compress(b"\xff" * 20), rsv1=True)
     assert failure_code(ws.receive_data(bad_text)) == 1007
+
+
+# -- receive_message, the fast path for one whole frame ------------------------------------
+
+
+def _wire(receiver: Role, *frames: Frame) -> bytes:
+    """`frames` as the peer of `receiver` sends them: masked towards a server (§5.1)."""
+    return b"".join(encode_frame(f, MASK if receiver is Role.SERVER else None) for f in frames)
+
+
+_BEFORE: dict[str, Callable[[Role], bytes]] = {
+    "nothing": lambda role: b"",
+    "a whole message": lambda role: _wire(role, Frame(Opcode.BINARY, b"before")),
+    "half a frame": lambda role: _wire(role, Frame(Opcode.BINARY, b"x" * 40))[:9],
+    "a first fragment": lambda role: _wire(role, Frame(Opcode.TEXT, b"frag", fin=False)),
+    "a close": lambda role: _wire(role, Frame(Opcode.CLOSE, b"\x03\xe8")),
+    "a violation": lambda role: _wire(role, Frame(Opcode.CONTINUATION, b"?")),
+}
+
+
+def _comparable(events: list[Event]) -> list[object]:
+    """Events with each ProtocolError as (code, reason): exceptions compare by identity."""
+    return [
+        (event.error.code, event.error.reason) if isinstance(event, ProtocolFailure) else event
+        for event in events
+    ]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    role=st.sampled_from(Role),
+    before=st.sampled_from(sorted(_BEFORE)),
+    opcode=st.sampled_from(Opcode),
+    fin=st.booleans(),
+    rsv1=st.booleans(),
+    payload=st.one_of(
+        st.binary(max_size=130),
+        st.text(max_size=40).map(str.encode),
+        st.sampled_from([b"\xff", b"\xed\xa0\x80", b"a" * 125, b"b" * 126, b"c" * 1500]),
+    ),
+    wrong_mask=st.booleans(),
+    cut=st.integers(-3, 3),
+    max_size=st.sampled_from([None, 126, 1000]),
+    extension=st.booleans(),
+    eof=st.booleans(),
+)
+def test_receive_message_is_receive_data_for_one_whole_frame(
+    role: Role,
+    before: str,
+    opcode: Opcode,
+    fin: bool,
+    rsv1: bool,
+    payload: bytes,
+    wrong_mask: bool,
+    cut: int,
+    max_size: int | None,
+    extension: bool,
+    eof: bool,
+) -> None:
+    """Whatever arrives and whatever came before, receive_message() either returns what
+    receive_data() would have made of it (one Message) and leaves the core in the same
+    state, or returns None and consumes nothing."""
+    if opcode.is_control:
+        payload, fin = payload[:125], True
+    masked_as = role if not wrong_mask else (Role.CLIENT if role is Role.SERVER else Role.SERVER)
+    data = _wire(masked_as, Frame(opcode, payload, fin, rsv1=rsv1))
+    # cut < 0: the frame is incomplete; cut > 0: bytes of a next frame follow it.
+    data = data[:cut] if cut < 0 else data + _wire(role, Frame(Opcode.BINARY, b"next"))[:cut]
+    cores = [
+        WebSocketProtocol(role, max_size=max_size, extension=RawDeflate() if extension else None)
+        for _ in range(2)
+    ]
+    for core in cores:
+        core.receive_data(_BEFORE[before](role))
+        if eof:
+            core.receive_eof()
+    fast, full = cores
+    message = fast.receive_message(data)
+    events = _comparable(full.receive_data(data))
+    if message is None:
+        assert _comparable(fast.receive_data(data)) == events
+    else:
+        assert events == [Message(message)]
+        assert type(message) is (str if opcode is Opcode.TEXT else bytes)
+    # Either way both cores are now in the same state: what follows reads the same.
+    follow = _wire(role, Frame(Opcode.CONTINUATION, b"end"), Frame(Opcode.TEXT, b"t"))
+    assert _comparable(fast.receive_data(follow)) == _comparable(full.receive_data(follow))
+    assert (fast.state, fast.buffered, fast.receiving) == (
+        full.state,
+        full.buffered,
+        full.receiving,
+    )
+
+
+def test_receive_message_takes_small_and_16_bit_frames() -> None:
+    ws = server()
+    assert ws.receive_message(client_frame(Opcode.BINARY, b"\x00" * 32)) == b"\x00" * 32
+    assert ws.receive_message(client_frame(Opcode.TEXT, "é".encode() * 600)) == "é" * 600
+    client = WebSocketProtocol(Role.CLIENT)
+    assert client.receive_message(encode_frame(Frame(Opcode.TEXT, b"hi"))) == "hi"
+
+
+def test_receive_message_leaves_the_rest_to_receive_data() -> None:
+    ws = server()
+    ws.on_frame = lambda direction, frame: None  # somebody watches every frame
+    assert ws.receive_message(client_frame(Opcode.BINARY, b"x")) is None
+    ws = server()
+    assert ws.receive_message(b"\x82") is None  # not even a header
+    ws = server()  # text that is not UTF-8: receive_data fails it with 1007 (§8.1)
+    assert ws.receive_message(client_frame(Opcode.TEXT, b"\xff")) is None
+    assert failure_code(ws.receive_data(client_frame(Opcode.TEXT, b"\xff"))) == 1007
+    ws = WebSocketProtocol(Role.SERVER, max_size=1000)  # over max_size: 1009 there
+    assert ws.receive_message(client_frame(Opcode.BINARY, bytes(1001))) is None
+    assert failure_code(ws.receive_data(client_frame(Opcode.BINARY, bytes(1001)))) == 1009
+    big = WebSocketProtocol(Role.SERVER, max_size=None)
+    assert big.receive_message(client_frame(Opcode.BINARY, bytes(70000))) is None  # 64-bit
+    assert big.receive_data(client_frame(Opcode.BINARY, bytes(70000))) == [Message(bytes(70000))]
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536, 70000])
+def test_message_frame_headers_use_the_minimal_length_encoding(length: int) -> None:
+    # §5.2: 7 bits, or 126 and 16 bits, or 127 and 64 bits, whichever is the smallest.
+    header, payload = server().message_frame(bytes(length))
+    decoded = frames_in(header + payload)
+    assert decoded == [Frame(Opcode.BINARY, bytes(length))]
+    assert len(header) == (2 if length < 126 else 4 if length < 65536 else 10)

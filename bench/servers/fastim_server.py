@@ -1,8 +1,15 @@
-"""fastim.ws echo and broadcast server, on the library's serve(handler, host, port) API."""
+"""fastim.ws echo and broadcast server, on the library's serve(handler, host, port) API.
+
+The echo handler iterates over the messages and awaits send() for each: the coroutine API.
+With FASTIM_BENCH_ECHO=callback in the environment it hands each message to send_nowait()
+from inside the read callback instead (Connection.set_message_callback): no task switch
+per message, the style of picows' frame listener.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 from typing import Any
 
 from bench.servers.common import MAX_SIZE, parse_args, ready, run, unsupported
@@ -14,6 +21,7 @@ except ImportError as error:  # the ws branch has not landed in this checkout
     missing = str(error)
 
 room: set[Any] = set()
+CALLBACK_ECHO = os.environ.get("FASTIM_BENCH_ECHO", "coroutine") == "callback"
 
 
 async def handler(conn: Any) -> None:
@@ -28,6 +36,9 @@ async def handler(conn: Any) -> None:
                         room.discard(member)
         finally:
             room.discard(conn)
+    elif CALLBACK_ECHO:
+        conn.set_message_callback(conn.send_nowait)
+        await conn.wait_closed()
     else:
         async for message in conn:
             await conn.send(message)

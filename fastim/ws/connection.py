@@ -32,12 +32,15 @@ from fastim.ws.protocol import (
     WebSocketProtocol,
 )
 
-__all__ = ["Connection", "Options", "FrameHook"]
+__all__ = ["Connection", "Options", "FrameHook", "MessageCallback"]
 
 logger = logging.getLogger("fastim.ws")
 
 # Called with (connection, "recv" | "send", frame) for every frame: the CLI's --trace.
 FrameHook = Callable[["Connection", str, Frame], None]
+
+# Called with each message received, instead of queueing it (Connection.set_message_callback).
+MessageCallback = Callable[[str | bytes], None]
 
 
 @dataclass(kw_only=True)
@@ -63,6 +66,10 @@ class Options:
 # they are cheap beside the bytes; it also bounds what waits outside the transport's flow
 # control.
 COALESCE_LIMIT = 16 * 1024
+
+# A frame written at once (see send) up to this payload size is joined to its header first:
+# one buffer for the transport; copying a few KiB costs less than a writev of two.
+DIRECT_WRITE_LIMIT = 4 * 1024
 
 
 class _Flusher:
@@ -175,6 +182,8 @@ class Connection(asyncio.Protocol):
         "_pending",
         "_pending_size",
         "_flush_queued",
+        "_write_now",
+        "_message_callback",
         "_flusher",
         "_messages",
         "_recv_waiter",
@@ -224,6 +233,8 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []  # frames not yet handed to the transport
         self._pending_size = 0
         self._flush_queued = False
+        self._write_now = False  # send() may write at once (see there)
+        self._message_callback: MessageCallback | None = None
         self._flusher = _flusher(self._loop)
         # Received messages (a list: at most max_queue, and an empty list is 56 bytes where
         # an empty deque is 600), then _END where the peer's close or an error came.
@@ -335,16 +346,33 @@ class Connection(asyncio.Protocol):
 
     async def __anext__(self) -> str | bytes:
         # recv() written out again, not awaited: one coroutine less per message.
-        try:
-            while (message := self._next_message()) is None:
-                self._recv_waiter = waiter = self._loop.create_future()
+        while True:
+            messages = self._messages
+            if messages and messages[0] is not _END and not self._reading_paused:
+                # A message is there and taking it changes nothing else: no call.
+                item = messages.pop(0)
+                self._write_now = not messages  # see send()
+                return item  # type: ignore[return-value]
+            if not messages and (
+                self._core.between_messages and self._recv_waiter is None and not self._lost
+            ):
+                # Nothing queued and the peer has more to send: wait, as _next_message()
+                # would decide after its checks, flushing this task's writes first.
+                self._write_now = False
+                if self._pending:
+                    self._flush()
+            else:
                 try:
-                    await waiter
-                finally:
-                    self._recv_waiter = None
-        except ConnectionClosedOK:
-            raise StopAsyncIteration from None
-        return message
+                    message = self._next_message()
+                except ConnectionClosedOK:
+                    raise StopAsyncIteration from None
+                if message is not None:
+                    return message
+            self._recv_waiter = waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._recv_waiter = None
 
     def _next_message(self) -> str | bytes | None:
         """The next queued message, or None when the caller must wait for one. Raises
@@ -359,7 +387,9 @@ class Connection(asyncio.Protocol):
                 self._answer_end()
                 continue
             assert not isinstance(item, _End)
+            self._write_now = not messages  # see send()
             return item
+        self._write_now = False
         if self._lost or not self._core.receiving:
             raise self._closed_error()
         if self._recv_waiter is not None:
@@ -376,7 +406,20 @@ class Connection(asyncio.Protocol):
         if self._lost:
             raise self._closed_error()
         header, payload = self._core.message_frame(message)
-        if len(payload) < 1024:
+        if (
+            self._write_now
+            and not self._pending
+            and not self._messages
+            and len(payload) < DIRECT_WRITE_LIMIT
+        ):
+            # Most likely the answer to the last message received, and recv() would
+            # flush it alone next: one write(2) either way, so write it now, without
+            # queueing it for the end of the loop's turn. Once per message taken, so
+            # other tasks' writes to this connection still share system calls.
+            self._write_now = False
+            assert self._transport is not None
+            self._transport.write(header + payload)
+        elif len(payload) < 1024:
             self._write(header + payload)  # as _write_frame() would, one call less
         else:
             self._write_frame(header, payload)
@@ -392,7 +435,29 @@ class Connection(asyncio.Protocol):
         if self._lost or self._core.close_sent is not None:
             raise self._closed_error()
         header, payload = self._core.message_frame(message)
-        self._write_frame(header, payload)
+        if self._write_now and not self._pending and len(payload) < DIRECT_WRITE_LIMIT:
+            # The answer to the message a callback is handling: see send().
+            self._write_now = False
+            assert self._transport is not None
+            self._transport.write(header + payload)
+        else:
+            self._write_frame(header, payload)
+
+    def set_message_callback(self, callback: MessageCallback | None) -> None:
+        """Hand each message to `callback(message)` as soon as it is complete, inside the
+        protocol's read callback, instead of queueing it for recv(); None queues again.
+
+        For request/response servers where a task switch per message is the main cost:
+        the callback runs without one, so it must not block; it answers with
+        `send_nowait()` (the answer to the message being handled is written at once) and
+        bounds its writes with `buffered_amount`. Messages already queued are passed to it
+        at once, in order. Reading is not paused for it (nothing is queued); recv() and
+        `async for` see only the end of the connection, so a handler may
+        `await connection.wait_closed()`. If the callback raises, the error is logged and
+        the connection is closed with 1011, as when a handler fails."""
+        self._message_callback = callback
+        if callback is not None and self._messages:
+            self._deliver_queued()
 
     def send_prepared(self, frame: PreparedFrame) -> None:
         """`send_nowait()` of a message prepared once for many connections
@@ -444,6 +509,10 @@ class Connection(asyncio.Protocol):
 
         If the peer's close frame has already come, it is answered with its own code.
         Messages that arrive after close() is called are discarded."""
+        self._start_close(code, reason)
+        await self.wait_closed()
+
+    def _start_close(self, code: int, reason: str) -> None:
         core = self._core
         if not self._lost and core.close_sent is None:
             self._stop_heartbeat()
@@ -459,7 +528,6 @@ class Connection(asyncio.Protocol):
                     # for is parsed now (and its messages dropped).
                     self._resume_reading()
                     self._process(b"")
-        await self.wait_closed()
 
     async def wait_closed(self) -> None:
         """Wait until the TCP connection is closed."""
@@ -485,6 +553,24 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         """Feed received bytes to the core and act on its events."""
         self._received_since_tick = True
+        messages = self._messages
+        if len(messages) < self._options.max_queue:
+            # The common case of a request/response peer, one whole small message per
+            # read: straight into the queue, without events (see receive_message; after
+            # close() it returns None, and _process drops the messages).
+            message = self._core.receive_message(data)
+            if message is not None:
+                if self._message_callback is not None:
+                    # Its answer may be written at once (send_nowait): one read, one write.
+                    self._write_now = True
+                    self._call_back(message)
+                    self._write_now = False
+                    return
+                messages.append(message)
+                waiter = self._recv_waiter
+                if waiter is not None and not waiter.done():
+                    waiter.set_result(None)
+                return
         self._process(data)
 
     # -- receiving -----------------------------------------------------------------------
@@ -494,7 +580,10 @@ class Connection(asyncio.Protocol):
         messages = self._messages
         queued = len(messages)
         max_queue = self._options.max_queue
-        if core.close_sent is None:
+        if core.close_sent is None and self._message_callback is not None:
+            # Every message goes to the callback at once (below): nothing waits.
+            events = core.receive_data(data, messages=messages)
+        elif core.close_sent is None:
             # Take no more messages than the queue has room for; the rest of the bytes
             # wait in the core until recv() makes room.
             room = max_queue - queued
@@ -508,6 +597,8 @@ class Connection(asyncio.Protocol):
         if out:
             self._write(out)
         if len(messages) > queued:
+            if self._message_callback is not None:
+                self._deliver_queued()
             self._wake_receiver()
         for event in events:
             if type(event) is PongReceived:
@@ -521,6 +612,31 @@ class Connection(asyncio.Protocol):
             self._reading_paused = True
             assert self._transport is not None
             self._transport.pause_reading()
+
+    def _call_back(self, message: str | bytes) -> None:
+        callback = self._message_callback
+        assert callback is not None
+        try:
+            callback(message)
+        except Exception:
+            logger.exception("WebSocket message callback failed for %s", self.path)
+            self._message_callback = None
+            self._start_close(CloseCode.INTERNAL_ERROR, "internal error")
+
+    def _deliver_queued(self) -> None:
+        """Pass the queued messages up to the end (if it is queued) to the callback. Their
+        answers are not written at once: they share the system call of the loop's turn."""
+        messages = self._messages
+        while messages and messages[0] is not _END and self._message_callback is not None:
+            message = messages.pop(0)
+            assert not isinstance(message, _End)
+            self._call_back(message)
+        if messages and messages[0] is _END and self._message_callback is not None:
+            messages.pop(0)
+            self._answer_end()  # as recv() would on reaching it
+        if self._reading_paused:
+            self._resume_reading()
+            self._process(b"")  # messages already read but left in the core
 
     def eof_received(self) -> bool:
         """The peer closed its side: nothing more will arrive. Returning False lets the
