@@ -1,11 +1,14 @@
-"""The soak's users, friendships and groups, made before the chat starts.
+"""The soak's users, devices, friendships and groups, made before the chat starts.
 
-Accounts are written straight into the store with a cheap scrypt (n=1024): a REST
-registration hashes with the default scrypt (n=16384, about 90 ms of one core here), and
-thousands of them would spend minutes of a 2-core machine measuring scrypt rather than
-chat. Everything else goes through the REST API as a client would do it, concurrently over
-keep-alive connections: one login per device (`device` = its name, so each device is its
-own session), `/contact/addfriend`, `/contact/createcommunity`, `/contact/joincommunity`.
+Accounts and their device sessions are written straight into the store: a REST
+registration or login costs a default scrypt (n=16384, about 90 ms of one core here; a
+login also upgrades a cheaper stored hash to the default one), and thousands of them would
+spend minutes of a 2-core machine measuring scrypt rather than chat. The tokens are made
+as /user/login makes them (256 random bits, only the SHA-256 kept). A few devices
+(`rest_logins`) still log in through `POST /user/login`, replacing their seeded session,
+and everything else goes through the REST API as a client would do it, concurrently over
+keep-alive connections: `/contact/addfriend`, `/contact/createcommunity`,
+`/contact/joincommunity` (so the hub learns of them as it does in production).
 """
 
 from __future__ import annotations
@@ -13,11 +16,14 @@ from __future__ import annotations
 import asyncio
 import json
 import random
+import secrets
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
 
 from fastim.accounts.passwords import hash_password
+from fastim.accounts.service import token_hash
 from fastim.store import open_store
 
 PASSWORD = "soak password"
@@ -36,10 +42,12 @@ class Population:
         return [group for group, members in self.groups.items() if user in members]
 
 
-async def seed_users(url: str, count: int) -> Population:
-    """`count` accounts, one transaction each (the store's own create_user)."""
+async def seed_users(url: str, count: int, devices: int) -> Population:
+    """`count` accounts with `devices` sessions each, one transaction per row (the
+    store's own create_user and save_token)."""
     population = Population()
     passwd, salt = hash_password(PASSWORD, CHEAP_KDF)  # one hash, shared: same password
+    expires = int(time.time()) + 86_400
     store = await open_store(url, pool_size=2)
     try:
         for n in range(count):
@@ -48,6 +56,10 @@ async def seed_users(url: str, count: int) -> Population:
                                            kdf=CHEAP_KDF, nickname=f"soak {n}")
             population.users.append(user.id)
             population.mobiles[user.id] = mobile
+            for device in range(devices):
+                token = secrets.token_urlsafe(32)
+                await store.save_token(user.id, token_hash(token), f"soak-{device}", expires)
+                population.tokens[(user.id, device)] = token
     finally:
         await store.close()
     return population
@@ -121,8 +133,9 @@ class Rest:
 
 
 async def build(population: Population, port: int, *, devices: int, friends: int,
-                groups: int, group_size: int, seed: int) -> None:
-    """Log every device in, make the friendships and the groups, all through REST."""
+                groups: int, group_size: int, seed: int, rest_logins: int) -> None:
+    """Log the first `rest_logins` devices in again through REST, then make the
+    friendships and the groups, all through REST."""
     rng = random.Random(seed)
     rest = Rest(port)
     try:
@@ -134,7 +147,8 @@ async def build(population: Population, port: int, *, devices: int, friends: int
                                                  "device": f"soak-{device}"})
             population.tokens[(user, device)] = data["token"]
 
-        await asyncio.gather(*(login(u, d) for u in users for d in range(devices)))
+        chosen = [(u, d) for u in users for d in range(devices)][:rest_logins]
+        await asyncio.gather(*(login(u, d) for u, d in chosen))
 
         # A ring: each user befriends the next friends/2 users, so each has `friends`.
         pairs = {(users[i], users[(i + k) % len(users)])

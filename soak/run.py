@@ -135,6 +135,7 @@ class Soak:
         self.server: subprocess.Popen[bytes] | None = None
         self.workers: list[subprocess.Popen[str]] = []
         self.marks: dict[str, float] = {}
+        self.server_cpu = 0.0  # seconds of CPU the server spent from `go` to `done`
         self.facts: tuple[list[check.Row], dict[int, list[int]], list[dict[str, Any]]] | None = None
 
     def log(self, text: str) -> None:
@@ -159,23 +160,25 @@ class Soak:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         users = max(2, args.connections // args.devices)
         self.log(f"seeding {users} users into {database.url.split('@')[-1]}")
-        people = asyncio.run(population.seed_users(database.url, users))
+        people = asyncio.run(population.seed_users(database.url, users, args.devices))
         port = free_port()
         server_log = open(self.tmp / "server.log", "wb")  # noqa: SIM115 - closed with the server
+        launcher = (["-m", "soak.traced_server", str(args.trace_memory)]
+                    if args.trace_memory else ["-m", "fastim"])
         self.server = subprocess.Popen(
-            [sys.executable, "-m", "fastim", "serve", "--host", "127.0.0.1",
+            [sys.executable, *launcher, "serve", "--host", "127.0.0.1",
              "--port", str(port), "--db", database.url, "--data-dir", str(self.tmp / "data"),
              "--resource-dir", str(self.tmp / "resource")],
             env=env, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT)
         wait_listening(port, self.server)
         sampler = memory.Sampler(self.server.pid, args.rss_interval)
         sampler.start()
-        self.log(f"server pid {self.server.pid} on port {port}; logging in "
-                 f"{users * args.devices} devices, making friends and {args.groups} groups")
+        self.log(f"server pid {self.server.pid} on port {port}; {args.rest_logins} REST "
+                 f"logins, friends and {args.groups} groups through REST")
         started = time.monotonic()
         asyncio.run(population.build(people, port, devices=args.devices, friends=args.friends,
                                      groups=args.groups, group_size=args.group_size,
-                                     seed=args.seed))
+                                     seed=args.seed, rest_logins=args.rest_logins))
         setup_seconds = time.monotonic() - started
 
         # Devices go to workers round robin, so a user's devices sit in different processes.
@@ -205,7 +208,14 @@ class Soak:
         self._all_say("connected")
         self.marks["go"] = time.monotonic()
         self.log(f"chatting for {args.duration:.0f} s at {args.rate:.0f} messages/s")
+        self.server_cpu = memory.cpu_seconds(self.server.pid)
         self._tell_all("go")
+        if args.trace_memory:
+            warmup = args.warmup if args.warmup is not None else max(15.0, args.duration / 3)
+            time.sleep(warmup)
+            self.server.send_signal(signal.SIGUSR1)  # snap0: after warm-up
+            time.sleep(max(0.0, args.duration - warmup))
+            self.server.send_signal(signal.SIGUSR1)  # snap1: at the end of the chat
         self._all_say("drained")
         self.marks["drained"] = time.monotonic()
         self.log(f"drained in {self.marks['drained'] - self.marks['go'] - args.duration:.1f} s; "
@@ -216,6 +226,7 @@ class Soak:
         for worker in self.workers:
             worker.wait(30)
         sampler.stop()
+        self.server_cpu = memory.cpu_seconds(self.server.pid) - self.server_cpu
         self._stop_server()
 
         records = [json.loads((self.tmp / f"worker{w}.json").read_text())
@@ -273,7 +284,7 @@ class Soak:
             if stats.get(name):
                 verdict.violate(name, f"{stats[name]} worker(s)/device(s)")
         go, end = self.marks["go"], self.marks["go"] + args.duration
-        warmup = args.warmup if args.warmup is not None else max(15.0, 0.25 * args.duration)
+        warmup = args.warmup if args.warmup is not None else max(15.0, args.duration / 3)
         rss = memory.summary(sampler.samples, go, go + warmup, end)
         slope = float(rss["steady_slope_mib_per_min"])  # type: ignore[arg-type]
         judged = int(rss["steady_samples"]) >= 10  # type: ignore[call-overload]
@@ -307,6 +318,8 @@ class Soak:
             "ack_ms_p99": round(1000 * percentile(latencies, 0.99), 1),
             "delivery_lag_ms_p50": round(statistics.median(lags), 1) if lags else None,
             "delivery_lag_ms_p99": round(percentile(lags, 0.99), 1),
+            "server_cpu_s": round(self.server_cpu, 1),
+            "server_cpu_share": round(self.server_cpu / (self.marks["done"] - go), 2),
             "client_stats": stats,
             "rss": rss,
             "violations": dict(verdict.violations),
@@ -326,7 +339,8 @@ def print_report(report: dict[str, Any]) -> None:
         f"by sync {report['delivered_by_sync']}, re-sent after an interrupted sync "
         f"{report['resent_after_interrupted_sync']}",
         f"reconnects {report['reconnects']} (clean closes {report['clean_closes']}, "
-        f"TCP resets {report['aborts']})",
+        f"TCP resets {report['aborts']}); server CPU {report['server_cpu_s']} s "
+        f"({report['server_cpu_share']:.0%} of a core)",
         f"ack latency p50 {report['ack_ms_p50']} ms, p99 {report['ack_ms_p99']} ms; "
         f"delivery lag p50 {report['delivery_lag_ms_p50']} ms, "
         f"p99 {report['delivery_lag_ms_p99']} ms",
@@ -355,12 +369,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--friends", type=int, default=4,
                         help="friends per user, in a ring (default %(default)s)")
     parser.add_argument("--groups", type=int, default=100, help="groups (default %(default)s)")
-    parser.add_argument("--group-size", type=int, default=10,
+    parser.add_argument("--group-size", type=int, default=20,
                         help="members per group (default %(default)s)")
-    parser.add_argument("--group-share", type=float, default=0.3,
+    parser.add_argument("--group-share", type=float, default=0.5,
                         help="share of messages sent to a group rather than a friend "
                              "(default %(default)s)")
-    parser.add_argument("--rate", type=float, default=200.0,
+    parser.add_argument("--rate", type=float, default=300.0,
                         help="messages a second, all clients together (default %(default)s)")
     parser.add_argument("--disconnect", type=float, default=0.005,
                         help="chance a second that a connected device drops; half clean "
@@ -369,6 +383,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sqlite (a file in a temp dir), or a MariaDB/MySQL server URL "
                              "such as mysql://root@127.0.0.1:3306/test: the soak creates "
                              "its own database soak_<random> there and drops it after")
+    parser.add_argument("--rest-logins", type=int, default=20,
+                        help="devices that log in through POST /user/login (each costs a "
+                             "default scrypt); the others get seeded sessions "
+                             "(default %(default)s)")
     parser.add_argument("--workers", type=int, default=2,
                         help="client processes (default %(default)s)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
@@ -378,10 +396,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between server RSS samples (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds of chat before memory must stay flat "
-                             "(default: a quarter of --duration, at least 15)")
+                             "(default: a third of --duration, at least 15)")
     parser.add_argument("--rss-slope-max", type=float, default=1.0,
                         help="largest RSS slope after warm-up, MiB/min, still called flat "
                              "(default %(default)s)")
+    parser.add_argument("--trace-memory", type=Path, default=None, metavar="DIR",
+                        help="run the server under tracemalloc and write snapshots after "
+                             "warm-up and at the end to DIR (diagnostics: see "
+                             "soak/traced_server.py)")
     parser.add_argument("--json", type=Path, default=None, help="write the report here too")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (server log, records)")
