@@ -36,7 +36,7 @@ FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
 	$(PY) -m fuzz all -max_total_time=$(FUZZ_SECONDS)
 
-# The soak (docs/reliability.md): 2,000 connections chatting for 3 minutes with random
+# The soak (docs/reliability.md): 2,000 connections chatting for 5 minutes with random
 # drops on SQLite; e.g. SOAK_ARGS='--db mysql://root@127.0.0.1:3306/test' for MariaDB.
 soak: $(STAMP)
 	$(PY) -m soak $(SOAK_ARGS)

@@ -13,16 +13,20 @@ import time
 from dataclasses import dataclass, field
 
 
-def rss_kib(pid: int) -> int | None:
-    """VmRSS of `pid` in KiB, or None once the process is gone."""
+def rss_kib(pid: int) -> dict[str, int] | None:
+    """VmRSS of `pid` in KiB, and its parts (RssAnon: the heap, Python's and SQLite's
+    page cache alike; RssFile and RssShmem: mapped files, such as SQLite's WAL index),
+    or None once the process is gone."""
+    found: dict[str, int] = {}
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+                name = line.split(":", 1)[0]
+                if name in ("VmRSS", "RssAnon", "RssFile", "RssShmem"):
+                    found[name] = int(line.split()[1])
     except (FileNotFoundError, ProcessLookupError):
         return None
-    return None
+    return found if "VmRSS" in found else None
 
 
 def cpu_seconds(pid: int) -> float:
@@ -42,6 +46,7 @@ class Sampler:
     pid: int
     interval: float = 2.0
     samples: list[tuple[float, int]] = field(default_factory=list)  # (monotonic, KiB)
+    parts: list[dict[str, int]] = field(default_factory=list)  # the breakdown of each
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
@@ -54,7 +59,8 @@ class Sampler:
             kib = rss_kib(self.pid)
             if kib is None:
                 return
-            self.samples.append((time.monotonic(), kib))
+            self.samples.append((time.monotonic(), kib["VmRSS"]))
+            self.parts.append(kib)
             self._stop.wait(self.interval)
 
     def stop(self) -> None:
@@ -78,7 +84,7 @@ def slope_mib_per_min(points: list[tuple[float, int]]) -> float:
 
 
 def summary(samples: list[tuple[float, int]], start: float, warmup_end: float,
-            end: float) -> dict[str, object]:
+            end: float, parts: list[dict[str, int]] | None = None) -> dict[str, object]:
     """RSS at the start of the chat, after warm-up and at the end, and the steady slope."""
     chat = [(t, m) for t, m in samples if start <= t <= end]
     steady = [(t, m) for t, m in chat if t >= warmup_end]
@@ -97,4 +103,8 @@ def summary(samples: list[tuple[float, int]], start: float, warmup_end: float,
         "steady_minutes": round((steady[-1][0] - steady[0][0]) / 60, 2) if steady else 0,
         "steady_slope_mib_per_min": round(slope_mib_per_min(steady), 3),
         "timeline_mib": [(round(t - start, 1), round(m / 1024, 1)) for t, m in samples],
+        # (seconds, RssAnon, RssFile, RssShmem) in MiB: which kind of memory grew
+        "parts_mib": [(round(t - start, 1), *(round(p.get(k, 0) / 1024, 1) for k in
+                                              ("RssAnon", "RssFile", "RssShmem")))
+                      for (t, _), p in zip(samples, parts or [], strict=False)],
     }

@@ -163,10 +163,22 @@ async def build(population: Population, port: int, *, devices: int, friends: int
 
         await asyncio.gather(*(befriend(a, b) for a, b in sorted(pairs)))
 
+        # Members are dealt from shuffled decks of all users, so each user is in as many
+        # groups as the next (groups x size / users, give or take one) and every device
+        # sees about the same traffic: the hub's per-connection state then fills up in
+        # the warm-up everywhere (docs/reliability.md, "Memory").
         owned: dict[int, int] = defaultdict(int)  # a user may own 5 groups
+        deck: list[int] = []
         plans = []
         for g in range(groups):
-            members = rng.sample(users, min(group_size, len(users)))
+            members: list[int] = []
+            later: list[int] = []  # dealt twice to this group: first in line for the next
+            while len(members) < min(group_size, len(users)):
+                if not deck:
+                    deck = rng.sample(users, len(users))
+                candidate = deck.pop()
+                (later if candidate in members else members).append(candidate)
+            deck.extend(later)
             owner = min(members, key=lambda u: (owned[u], rng.random()))
             owned[owner] += 1
             plans.append((g, owner, [m for m in members if m != owner]))

@@ -121,6 +121,33 @@ class Database:
 
 # -- the run ------------------------------------------------------------------------------
 
+#: A connection's sent-ids set in the hub (fastim/chat/hub.py SentIds, the newest 128
+#: ids) reaches its final size after about 307 additions: CPython's set keeps the slots of
+#: discarded ids as dummies and grows its table once more then (4 KiB -> 8 KiB -> 16 KiB).
+#: Memory is judged once the average connection is well past that (half as long again:
+#: connections receive at different rates).
+SENT_IDS_SETTLED = 460
+
+
+def deliveries_per_connection(args: argparse.Namespace) -> float:
+    """Messages a second one connection receives, on average, in this workload: a group
+    message goes to every device of every member but the sending one, a 1:1 message to
+    the devices of both sides but the sending one."""
+    users = max(2, args.connections // args.devices)
+    size = min(args.group_size, users) if args.groups else 0
+    share = args.group_share if size else 0.0
+    per_message = (share * (size * args.devices - 1)
+                   + (1 - share) * (2 * args.devices - 1))
+    return args.rate * per_message / (users * args.devices)
+
+
+def warmup_seconds(args: argparse.Namespace) -> float:
+    if args.warmup is not None:
+        return float(args.warmup)
+    rate = deliveries_per_connection(args)
+    return max(30.0, SENT_IDS_SETTLED / rate) if rate > 0 else 30.0
+
+
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
@@ -211,7 +238,7 @@ class Soak:
         self.server_cpu = memory.cpu_seconds(self.server.pid)
         self._tell_all("go")
         if args.trace_memory:
-            warmup = args.warmup if args.warmup is not None else max(15.0, args.duration / 3)
+            warmup = warmup_seconds(args)
             time.sleep(warmup)
             self.server.send_signal(signal.SIGUSR1)  # snap0: after warm-up
             time.sleep(max(0.0, args.duration - warmup))
@@ -284,8 +311,8 @@ class Soak:
             if stats.get(name):
                 verdict.violate(name, f"{stats[name]} worker(s)/device(s)")
         go, end = self.marks["go"], self.marks["go"] + args.duration
-        warmup = args.warmup if args.warmup is not None else max(15.0, args.duration / 3)
-        rss = memory.summary(sampler.samples, go, go + warmup, end)
+        warmup = warmup_seconds(args)
+        rss = memory.summary(sampler.samples, go, go + warmup, end, sampler.parts)
         slope = float(rss["steady_slope_mib_per_min"])  # type: ignore[arg-type]
         judged = int(rss["steady_samples"]) >= 10  # type: ignore[call-overload]
         rss["warmup_s"] = warmup
@@ -360,7 +387,7 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=180.0,
+    parser.add_argument("--duration", type=float, default=300.0,
                         help="seconds of chat (default %(default)s)")
     parser.add_argument("--connections", type=int, default=2000,
                         help="WebSocket connections: users x devices (default %(default)s)")
@@ -395,8 +422,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rss-interval", type=float, default=2.0,
                         help="seconds between server RSS samples (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=None,
-                        help="seconds of chat before memory must stay flat "
-                             "(default: a third of --duration, at least 15)")
+                        help="seconds of chat before memory must stay flat (default: the "
+                             "time a connection takes to receive 460 messages at this "
+                             "workload's rate, at least 30; see docs/reliability.md)")
     parser.add_argument("--rss-slope-max", type=float, default=1.0,
                         help="largest RSS slope after warm-up, MiB/min, still called flat "
                              "(default %(default)s)")
