@@ -102,6 +102,8 @@ def summary(samples: list[tuple[float, int]], start: float, warmup_end: float,
         "steady_samples": len(steady),
         "steady_minutes": round((steady[-1][0] - steady[0][0]) / 60, 2) if steady else 0,
         "steady_slope_mib_per_min": round(slope_mib_per_min(steady), 3),
+        "half_slopes_mib_per_min": [round(slope_mib_per_min(half), 3) for half in
+                                    (steady[:len(steady) // 2], steady[len(steady) // 2:])],
         "timeline_mib": [(round(t - start, 1), round(m / 1024, 1)) for t, m in samples],
         # (seconds, RssAnon, RssFile, RssShmem) in MiB: which kind of memory grew
         "parts_mib": [(round(t - start, 1), *(round(p.get(k, 0) / 1024, 1) for k in

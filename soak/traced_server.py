@@ -1,15 +1,22 @@
-"""`python -m soak.traced_server DIR serve ...`: `fastim serve` with tracemalloc on.
+"""`python -m soak.traced_server DIR MODE serve ...`: `fastim serve` watched from inside.
 
-For finding where memory grows (`python -m soak --trace-memory DIR`): each SIGUSR1 writes
-a snapshot to DIR/snapN.bin; `python -m soak.traced_server --diff A B` prints the source
-lines whose allocations grew most between two snapshots. Tracing slows the server down
-and adds its own memory, so a traced run's RSS verdict means nothing.
+For finding where memory grows. In both modes a thread writes, every 2 s, a line
+`monotonic-seconds sqlite-bytes` to DIR/sqlite-memory.txt: what SQLite's allocator holds
+(`sqlite3_memory_used()`, mostly the page caches of the store's connections), which RSS
+counts but tracemalloc cannot see. MODE `trace` also runs tracemalloc: each SIGUSR1 writes
+a snapshot to DIR/snapN.bin, and `python -m soak.traced_server --diff A B` prints the
+source lines whose allocations grew most between two snapshots (tracing slows the server
+and adds memory of its own, so a traced run's RSS verdict means nothing). MODE `watch`
+only watches SQLite.
 """
 
 from __future__ import annotations
 
+import ctypes
 import signal
 import sys
+import threading
+import time
 import tracemalloc
 from pathlib import Path
 from types import FrameType
@@ -22,24 +29,38 @@ def diff(before: str, after: str, top: int = 15) -> list[str]:
     return [str(stat) for stat in stats[:top]]
 
 
+def watch_sqlite(path: Path) -> None:
+    """Python's sqlite3 module links the system's libsqlite3: ask the same library."""
+    library = ctypes.CDLL("libsqlite3.so.0")
+    library.sqlite3_memory_used.restype = ctypes.c_int64
+    with open(path, "a", encoding="ascii") as out:
+        while True:
+            out.write(f"{time.monotonic():.2f} {library.sqlite3_memory_used()}\n")
+            out.flush()
+            time.sleep(2.0)
+
+
 def main(argv: list[str]) -> int:
     if argv[:1] == ["--diff"]:
         print("\n".join(diff(argv[1], argv[2])))
         return 0
-    folder = Path(argv[0])
+    folder, mode = Path(argv[0]), argv[1]
     folder.mkdir(parents=True, exist_ok=True)
-    tracemalloc.start(1)
-    taken = 0
+    threading.Thread(target=watch_sqlite, args=(folder / "sqlite-memory.txt",),
+                     daemon=True).start()
+    if mode == "trace":
+        tracemalloc.start(1)
+        taken = 0
 
-    def snapshot(signum: int, frame: FrameType | None) -> None:
-        nonlocal taken
-        tracemalloc.take_snapshot().dump(str(folder / f"snap{taken}.bin"))
-        taken += 1
+        def snapshot(signum: int, frame: FrameType | None) -> None:
+            nonlocal taken
+            tracemalloc.take_snapshot().dump(str(folder / f"snap{taken}.bin"))
+            taken += 1
 
-    signal.signal(signal.SIGUSR1, snapshot)
+        signal.signal(signal.SIGUSR1, snapshot)
     from fastim.__main__ import main as fastim_main
 
-    return fastim_main(argv[1:])
+    return fastim_main(argv[2:])
 
 
 if __name__ == "__main__":
