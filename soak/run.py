@@ -215,6 +215,7 @@ class Soak:
             {"port": port, "seed": args.seed * 1000 + w, "duration": args.duration,
              "rate": args.rate / args.workers, "group_share": args.group_share,
              "disconnect": args.disconnect, "drain_timeout": args.drain_timeout,
+             "long_offline": args.long_offline,
              "out": str(self.tmp / f"worker{w}.json"), "devices": []}
             for w in range(args.workers)]
         n = 0
@@ -420,6 +421,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--disconnect", type=float, default=0.005,
                         help="chance a second that a connected device drops; half clean "
                              "closes, half TCP resets (default %(default)s)")
+    parser.add_argument("--long-offline", type=float, default=0.0,
+                        help="share of drops after which the device stays away 90 s, to "
+                             "come back to a sync of several pages (default %(default)s; "
+                             "see docs/reliability.md, 'Found')")
     parser.add_argument("--db", default="sqlite",
                         help="sqlite (a file in a temp dir), or a MariaDB/MySQL server URL "
                              "such as mysql://root@127.0.0.1:3306/test: the soak creates "

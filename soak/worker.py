@@ -56,6 +56,7 @@ class Device:
         self.sync_done: asyncio.Event = asyncio.Event()
         self.connected_once: asyncio.Event = asyncio.Event()
         self.closing_on_purpose = False
+        self.offline_for = 0.0  # a long absence after the next drop (--long-offline)
 
     # -- the connection's life ---------------------------------------------------------
 
@@ -93,7 +94,11 @@ class Device:
                 return
             # Wait a while before coming back, as a phone leaving a tunnel would; in the
             # drain phase come back at once.
-            await asyncio.sleep(random.uniform(0.2, 2.0) if worker.churn else 0.05)
+            delay, self.offline_for = self.offline_for or random.uniform(0.2, 2.0), 0.0
+            while delay > 0 and worker.churn:  # the drain calls everyone back at once
+                await asyncio.sleep(min(delay, 0.5))
+                delay -= 0.5
+            await asyncio.sleep(0.05)
             worker.stats["reconnects"] += 1
 
     def disconnect(self, abrupt: bool) -> None:
@@ -314,6 +319,9 @@ class Worker:
                         # store it twice.
                         device.send_new(self.rng, group_share)
                         self.stats["sent_just_before_drop"] += 1
+                    if self.rng.random() < self.spec.get("long_offline", 0.0):
+                        # Away long enough to miss more than a sync page (200 messages).
+                        device.offline_for = 90.0
                     device.disconnect(abrupt=self.rng.random() < 0.5)
 
     async def _retry(self) -> None:
