@@ -1,0 +1,479 @@
+"""The soak's coordinator: start the server, build the population, run the client
+processes through their phases, sample the server's memory, and check the result.
+
+Phases (each worker process, all in step):
+
+1. connect: every device opens its WebSocket (the worker prints ``connected``);
+2. chat (``go``): `duration` seconds of messages at the steady `rate`, with random
+   disconnects (clean closes and TCP resets) and reconnects;
+3. drain: no new messages, no more disconnects; every device reconnects, syncs, and
+   resends until each of its messages is acked (``drained``);
+4. final sync (``sync``): once every worker has drained, every message is stored, so each
+   device's last sync ends at the newest message it may see (``done``).
+
+Then the server stops, and soak/check.py compares the records with the database.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from soak import check, memory, population
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on {port}")
+
+
+# -- the database -------------------------------------------------------------------------
+
+class Database:
+    """The soak's own database: a SQLite file in the temp dir, or a fresh MariaDB database
+    `soak_<random>` on the server the --db URL names (dropped at the end)."""
+
+    def __init__(self, backend: str, tmp: Path) -> None:
+        self.backend = backend
+        self.mysql_name: str | None = None
+        if backend == "sqlite":
+            self.url = f"sqlite:///{tmp}/soak.db"
+            return
+        parts = urlsplit(backend)
+        if parts.scheme != "mysql":
+            raise SystemExit(f"--db must be sqlite or a mysql:// URL, not {backend!r}")
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 3306
+        self.user, self.password = parts.username or "root", parts.password or ""
+        self.mysql_name = f"soak_{secrets.token_hex(4)}"
+        with self._mysql() as conn, conn.cursor() as cur:
+            cur.execute(f"CREATE DATABASE `{self.mysql_name}` CHARACTER SET utf8mb4 "
+                        "COLLATE utf8mb4_unicode_ci")
+        auth = f"{self.user}:{self.password}@"
+        self.url = f"mysql://{auth}{self.host}:{self.port}/{self.mysql_name}"
+
+    def _mysql(self, database: str | None = None) -> Any:
+        import pymysql
+
+        return pymysql.connect(host=self.host, port=self.port, user=self.user,
+                               password=self.password, database=database,
+                               charset="utf8mb4", autocommit=True)
+
+    def facts(self) -> tuple[list[check.Row], dict[int, list[int]]]:
+        """Every stored message (id, sender, cid, cmd, dstid) and every group's members,
+        read with the database's own driver, not through fastim's store."""
+        messages = "SELECT id, sender, cid, cmd, dstid FROM messages ORDER BY id"
+        memberships = "SELECT community_id, user_id FROM memberships"
+        if self.mysql_name is None:
+            import sqlite3
+
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            try:
+                rows = conn.execute(messages).fetchall()
+                pairs = conn.execute(memberships).fetchall()
+            finally:
+                conn.close()
+        else:
+            with self._mysql(self.mysql_name) as conn, conn.cursor() as cur:
+                cur.execute(messages)
+                rows = cur.fetchall()
+                cur.execute(memberships)
+                pairs = cur.fetchall()
+        members: dict[int, list[int]] = {}
+        for group, user in pairs:
+            members.setdefault(int(group), []).append(int(user))
+        return ([(int(i), int(s), c, int(m), int(d)) for i, s, c, m, d in rows], members)
+
+    def drop(self) -> None:
+        if self.mysql_name is not None:
+            with self._mysql() as conn, conn.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS `{self.mysql_name}`")
+
+
+# -- the run ------------------------------------------------------------------------------
+
+#: A connection's sent-ids set in the hub (fastim/chat/hub.py SentIds, the newest 128
+#: ids) reaches its final size after about 307 additions: CPython's set keeps the slots of
+#: discarded ids as dummies and grows its table once more then (4 KiB -> 8 KiB -> 16 KiB).
+#: Memory is judged once the average connection is well past that (half as long again:
+#: connections receive at different rates).
+SENT_IDS_SETTLED = 460
+
+
+def deliveries_per_connection(args: argparse.Namespace) -> float:
+    """Messages a second one connection receives, on average, in this workload: a group
+    message goes to every device of every member but the sending one, a 1:1 message to
+    the devices of both sides but the sending one."""
+    users = max(2, args.connections // args.devices)
+    size = min(args.group_size, users) if args.groups else 0
+    share = args.group_share if size else 0.0
+    per_message = (share * (size * args.devices - 1)
+                   + (1 - share) * (2 * args.devices - 1))
+    return args.rate * per_message / (users * args.devices)
+
+
+def warmup_seconds(args: argparse.Namespace) -> float:
+    if args.warmup is not None:
+        return float(args.warmup)
+    rate = deliveries_per_connection(args)
+    return max(30.0, SENT_IDS_SETTLED / rate) if rate > 0 else 30.0
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * fraction))]
+
+
+class Soak:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.tmp = Path(tempfile.mkdtemp(prefix="fastim-soak-"))
+        self.server: subprocess.Popen[bytes] | None = None
+        self.workers: list[subprocess.Popen[str]] = []
+        self.marks: dict[str, float] = {}
+        self.server_cpu = 0.0  # seconds of CPU the server spent from `go` to `done`
+        self.facts: tuple[list[check.Row], dict[int, list[int]], list[dict[str, Any]]] | None = None
+
+    def log(self, text: str) -> None:
+        if not self.args.quiet:
+            print(f"[soak {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
+
+    def run(self) -> dict[str, Any]:
+        args = self.args
+        database = Database(args.db, self.tmp)
+        try:
+            return self._run(database)
+        finally:
+            self._stop_all()
+            database.drop()
+            if not args.keep:
+                shutil.rmtree(self.tmp, ignore_errors=True)
+            else:
+                self.log(f"kept {self.tmp}")
+
+    def _run(self, database: Database) -> dict[str, Any]:
+        args = self.args
+        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        users = max(2, args.connections // args.devices)
+        self.log(f"seeding {users} users into {database.url.split('@')[-1]}")
+        people = asyncio.run(population.seed_users(database.url, users, args.devices))
+        port = free_port()
+        server_log = open(self.tmp / "server.log", "wb")  # noqa: SIM115 - closed with the server
+        launcher = (["-m", "soak.traced_server", str(args.trace_memory), "trace"]
+                    if args.trace_memory else
+                    ["-m", "soak.traced_server", str(args.watch_sqlite), "watch"]
+                    if args.watch_sqlite else ["-m", "fastim"])
+        self.server = subprocess.Popen(
+            [sys.executable, *launcher, "serve", "--host", "127.0.0.1",
+             "--port", str(port), "--db", database.url, "--data-dir", str(self.tmp / "data"),
+             "--resource-dir", str(self.tmp / "resource")],
+            env=env, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT)
+        wait_listening(port, self.server)
+        sampler = memory.Sampler(self.server.pid, args.rss_interval)
+        sampler.start()
+        self.log(f"server pid {self.server.pid} on port {port}; {args.rest_logins} REST "
+                 f"logins, friends and {args.groups} groups through REST")
+        started = time.monotonic()
+        asyncio.run(population.build(people, port, devices=args.devices, friends=args.friends,
+                                     groups=args.groups, group_size=args.group_size,
+                                     seed=args.seed, rest_logins=args.rest_logins))
+        setup_seconds = time.monotonic() - started
+
+        # Devices go to workers round robin, so a user's devices sit in different processes.
+        specs: list[dict[str, Any]] = [
+            {"port": port, "seed": args.seed * 1000 + w, "duration": args.duration,
+             "rate": args.rate / args.workers, "group_share": args.group_share,
+             "disconnect": args.disconnect, "drain_timeout": args.drain_timeout,
+             "long_offline": args.long_offline,
+             "out": str(self.tmp / f"worker{w}.json"), "devices": []}
+            for w in range(args.workers)]
+        n = 0
+        for user in people.users:
+            for device in range(args.devices):
+                specs[n % args.workers]["devices"].append({
+                    "key": f"u{user}d{device}", "user": user,
+                    "token": people.tokens[(user, device)],
+                    "friends": people.friends.get(user, []),
+                    "groups": people.groups_of(user)})
+                n += 1
+        for w, spec in enumerate(specs):
+            path = self.tmp / f"worker{w}.spec.json"
+            path.write_text(json.dumps(spec))
+            self.workers.append(subprocess.Popen(
+                [sys.executable, "-m", "soak", "worker", str(path)], env=env, cwd=ROOT,
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True))
+
+        self.log(f"{len(self.workers)} workers connecting {n} devices")
+        self._all_say("connected")
+        self.marks["go"] = time.monotonic()
+        self.log(f"chatting for {args.duration:.0f} s at {args.rate:.0f} messages/s")
+        self.server_cpu = memory.cpu_seconds(self.server.pid)
+        self._tell_all("go")
+        if args.trace_memory:
+            warmup = warmup_seconds(args)
+            time.sleep(warmup)
+            self.server.send_signal(signal.SIGUSR1)  # snap0: after warm-up
+            time.sleep(max(0.0, args.duration - warmup))
+            self.server.send_signal(signal.SIGUSR1)  # snap1: at the end of the chat
+        self._all_say("drained")
+        self.marks["drained"] = time.monotonic()
+        self.log(f"drained in {self.marks['drained'] - self.marks['go'] - args.duration:.1f} s; "
+                 "final sync")
+        self._tell_all("sync")
+        self._all_say("done")
+        self.marks["done"] = time.monotonic()
+        for worker in self.workers:
+            worker.wait(30)
+        sampler.stop()
+        self.server_cpu = memory.cpu_seconds(self.server.pid) - self.server_cpu
+        self._stop_server()
+
+        records = [json.loads((self.tmp / f"worker{w}.json").read_text())
+                   for w in range(len(self.workers))]
+        rows, members = database.facts()
+        devices = [device for record in records for device in record["devices"]]
+        self.facts = (rows, members, devices)  # kept for tests/test_soak.py
+        verdict = check.check(rows, members, devices)
+        return self._report(records, verdict, sampler, setup_seconds, n, users)
+
+    def _all_say(self, word: str) -> None:
+        for worker in self.workers:
+            assert worker.stdout is not None
+            line = worker.stdout.readline().strip()
+            if line != word:
+                raise RuntimeError(f"a worker said {line!r} instead of {word!r} "
+                                   f"(exit code {worker.poll()})")
+
+    def _tell_all(self, word: str) -> None:
+        for worker in self.workers:
+            assert worker.stdin is not None
+            worker.stdin.write(word + "\n")
+            worker.stdin.flush()
+
+    def _stop_server(self) -> None:
+        if self.server is not None and self.server.poll() is None:
+            self.server.send_signal(signal.SIGTERM)
+            try:
+                self.server.wait(30)
+            except subprocess.TimeoutExpired:
+                self.server.kill()
+                self.server.wait()
+
+    def _stop_all(self) -> None:
+        for worker in self.workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
+        self._stop_server()
+
+    def _report(self, records: list[dict[str, Any]], verdict: check.Verdict,
+                sampler: memory.Sampler, setup_seconds: float, connections: int,
+                users: int) -> dict[str, Any]:
+        args = self.args
+        stats: dict[str, int] = {}
+        for record in records:
+            for key, value in record["stats"].items():
+                stats[key] = stats.get(key, 0) + value
+        latencies = [x for record in records for x in record["ack_latencies"]]
+        lags = [x for record in records for x in record["lags"]]
+        refusals = [x for record in records for x in record["refusals"]]
+        for refusal in refusals:
+            verdict.violate("refused", refusal)
+        for name in ("drain_timed_out", "final_sync_not_connected", "final_sync_timed_out"):
+            if stats.get(name):
+                verdict.violate(name, f"{stats[name]} worker(s)/device(s)")
+        go, end = self.marks["go"], self.marks["go"] + args.duration
+        warmup = warmup_seconds(args)
+        rss = memory.summary(sampler.samples, go, go + warmup, end, sampler.parts)
+        halves = [float(x) for x in rss["half_slopes_mib_per_min"]]  # type: ignore[attr-defined]
+        judged = int(rss["steady_samples"]) >= 20  # type: ignore[call-overload]
+        rss["warmup_s"] = round(warmup, 1)
+        rss["threshold_mib_per_min"] = args.rss_slope_max
+        # A leak tied to messages, deliveries or reconnects grows all the time under a
+        # steady load, so in both halves; a high-water mark (buffers swelling during a
+        # stall of the shared machine, kept by the allocator) is a step in one of them.
+        growing = judged and min(halves) > args.rss_slope_max
+        rss["verdict"] = ("not judged (fewer than 20 steady samples)" if not judged else
+                          "growing" if growing else "flat")
+        if growing:
+            verdict.violate("memory_growing", f"{halves[0]:.2f} then {halves[1]:.2f} MiB/min "
+                                              f"after warm-up (threshold "
+                                              f"{args.rss_slope_max})")
+        if args.watch_sqlite or args.trace_memory:
+            folder = args.watch_sqlite or args.trace_memory
+            lines = (folder / "sqlite-memory.txt").read_text().split()
+            rss["sqlite_memory_mib"] = [
+                (round(float(t) - go, 1), round(int(b) / 2**20, 1))
+                for t, b in zip(lines[::2], lines[1::2], strict=True)]
+        return {
+            "backend": "sqlite" if args.db == "sqlite" else "mariadb",
+            "connections": connections, "users": users, "devices_per_user": args.devices,
+            "groups": args.groups, "group_size": args.group_size,
+            "duration_s": args.duration, "target_rate": args.rate,
+            "disconnect_per_s": args.disconnect, "seed": args.seed,
+            "setup_s": round(setup_seconds, 1),
+            "drain_s": round(self.marks["drained"] - go - args.duration, 1),
+            "sent": stats.get("sent", 0),
+            "sent_per_s": round(stats.get("sent", 0) / args.duration, 1),
+            "stored": verdict.stats["stored"],
+            "acked": verdict.stats["acked"],
+            "deliveries_expected": verdict.stats["expected_deliveries"],
+            "delivered_live": verdict.stats["delivered_live"],
+            "delivered_by_sync": verdict.stats["delivered_by_sync"],
+            "resent_after_interrupted_sync": verdict.stats["resent_after_interrupted_sync"],
+            "reconnects": stats.get("reconnects", 0),
+            "clean_closes": stats.get("clean_closes", 0), "aborts": stats.get("aborts", 0),
+            "resends": stats.get("resent", 0), "dup_acks": stats.get("acks_dup", 0),
+            "ack_ms_p50": round(1000 * percentile(latencies, 0.5), 1),
+            "ack_ms_p99": round(1000 * percentile(latencies, 0.99), 1),
+            "delivery_lag_ms_p50": round(statistics.median(lags), 1) if lags else None,
+            "delivery_lag_ms_p99": round(percentile(lags, 0.99), 1),
+            "server_cpu_s": round(self.server_cpu, 1),
+            "server_cpu_share": round(self.server_cpu / (self.marks["done"] - go), 2),
+            "client_stats": stats,
+            "rss": rss,
+            "violations": dict(verdict.violations),
+            "examples": verdict.examples,
+        }
+
+
+def print_report(report: dict[str, Any]) -> None:
+    rss = report["rss"]
+    lines = [
+        f"backend {report['backend']}: {report['connections']} connections "
+        f"({report['users']} users x {report['devices_per_user']} devices), "
+        f"{report['groups']} groups of {report['group_size']}, {report['duration_s']:.0f} s",
+        f"sent {report['sent']} ({report['sent_per_s']}/s), stored {report['stored']}, "
+        f"acked {report['acked']}; resends {report['resends']}, dup acks {report['dup_acks']}",
+        f"deliveries {report['deliveries_expected']}: live {report['delivered_live']}, "
+        f"by sync {report['delivered_by_sync']}, re-sent after an interrupted sync "
+        f"{report['resent_after_interrupted_sync']}",
+        f"reconnects {report['reconnects']} (clean closes {report['clean_closes']}, "
+        f"TCP resets {report['aborts']}); server CPU {report['server_cpu_s']} s "
+        f"({report['server_cpu_share']:.0%} of a core)",
+        f"ack latency p50 {report['ack_ms_p50']} ms, p99 {report['ack_ms_p99']} ms; "
+        f"delivery lag p50 {report['delivery_lag_ms_p50']} ms, "
+        f"p99 {report['delivery_lag_ms_p99']} ms",
+        f"server RSS: before chat {rss['before_chat_mib']} MiB, after warm-up "
+        f"{rss['warmup_end_mib']} MiB, end {rss['end_mib']} MiB, peak {rss['peak_mib']} MiB; "
+        f"steady slope {rss['steady_slope_mib_per_min']} MiB/min over "
+        f"{rss['steady_minutes']} min after {rss['warmup_s']} s of warm-up (halves "
+        f"{rss['half_slopes_mib_per_min']}): {rss['verdict']}",
+    ]
+    if report["violations"]:
+        lines.append(f"VIOLATIONS: {report['violations']}")
+        for kind, examples in report["examples"].items():
+            for example in examples:
+                lines.append(f"  {kind}: {example}")
+    else:
+        lines.append("violations: 0")
+    print("\n".join(lines), flush=True)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--duration", type=float, default=300.0,
+                        help="seconds of chat (default %(default)s)")
+    parser.add_argument("--connections", type=int, default=2000,
+                        help="WebSocket connections: users x devices (default %(default)s)")
+    parser.add_argument("--devices", type=int, default=2,
+                        help="devices (logins, connections) per user (default %(default)s)")
+    parser.add_argument("--friends", type=int, default=4,
+                        help="friends per user, in a ring (default %(default)s)")
+    parser.add_argument("--groups", type=int, default=100, help="groups (default %(default)s)")
+    parser.add_argument("--group-size", type=int, default=20,
+                        help="members per group (default %(default)s)")
+    parser.add_argument("--group-share", type=float, default=0.5,
+                        help="share of messages sent to a group rather than a friend "
+                             "(default %(default)s)")
+    parser.add_argument("--rate", type=float, default=300.0,
+                        help="messages a second, all clients together (default %(default)s)")
+    parser.add_argument("--disconnect", type=float, default=0.005,
+                        help="chance a second that a connected device drops; half clean "
+                             "closes, half TCP resets (default %(default)s)")
+    parser.add_argument("--long-offline", type=float, default=0.0,
+                        help="share of drops after which the device stays away 90 s, to "
+                             "come back to a sync of several pages (default %(default)s; "
+                             "see docs/reliability.md, 'Found')")
+    parser.add_argument("--db", default="sqlite",
+                        help="sqlite (a file in a temp dir), or a MariaDB/MySQL server URL "
+                             "such as mysql://root@127.0.0.1:3306/test: the soak creates "
+                             "its own database soak_<random> there and drops it after")
+    parser.add_argument("--rest-logins", type=int, default=20,
+                        help="devices that log in through POST /user/login (each costs a "
+                             "default scrypt); the others get seeded sessions "
+                             "(default %(default)s)")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="client processes (default %(default)s)")
+    parser.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
+    parser.add_argument("--drain-timeout", type=float, default=60.0,
+                        help="longest wait for the last acks after the chat (default %(default)s)")
+    parser.add_argument("--rss-interval", type=float, default=2.0,
+                        help="seconds between server RSS samples (default %(default)s)")
+    parser.add_argument("--warmup", type=float, default=None,
+                        help="seconds of chat before memory must stay flat (default: the "
+                             "time a connection takes to receive 460 messages at this "
+                             "workload's rate, at least 30; see docs/reliability.md)")
+    parser.add_argument("--rss-slope-max", type=float, default=1.0,
+                        help="largest RSS slope after warm-up, MiB/min, still called flat "
+                             "(default %(default)s)")
+    parser.add_argument("--trace-memory", type=Path, default=None, metavar="DIR",
+                        help="run the server under tracemalloc and write snapshots after "
+                             "warm-up and at the end to DIR (diagnostics: see "
+                             "soak/traced_server.py)")
+    parser.add_argument("--watch-sqlite", type=Path, default=None, metavar="DIR",
+                        help="record what SQLite's allocator holds inside the server "
+                             "(its page caches) every 2 s, into DIR and the report")
+    parser.add_argument("--json", type=Path, default=None, help="write the report here too")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temp dir (server log, records)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from soak import __doc__ as about
+
+    parser = argparse.ArgumentParser(prog="python -m soak", description=about,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_arguments(parser)
+    return parser
+
+
+def main(args: argparse.Namespace) -> int:
+    if args.connections < 2 or args.devices < 1 or args.workers < 1 or args.duration <= 0:
+        raise SystemExit("need at least 2 connections, 1 device, 1 worker, a positive duration")
+    report = Soak(args).run()
+    print_report(report)
+    if args.json is not None:
+        args.json.write_text(json.dumps(report, indent=1))
+    return 1 if report["violations"] else 0

@@ -1,0 +1,381 @@
+"""One client process of the soak: many devices, each a fastim.ws connection to /chat.
+
+Each device behaves like a careful chat client (docs/chat-protocol.md):
+
+- it gives every message a unique ``cid`` and keeps it until the ack comes; after a
+  reconnect (or a ``busy``/``store_failed`` error) it sends it again with the same cid;
+- on every connect it waits for the presence snapshot, then syncs from its cursor, page by
+  page, and keeps what arrives live meanwhile;
+- its cursor (the ``since`` of its next sync) only moves past ids it is sure to hold:
+  each sync page's ``next``; once a sync is done, also the live ids; so a connection that
+  ends half-way through a sync loses nothing.
+
+It records every ack and every id received, per connection, for soak/check.py. The
+process talks to the coordinator (soak/run.py) by lines: it prints ``connected``,
+``drained`` and ``done`` and waits for ``go`` and ``sync`` on stdin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from fastim.ws import ConnectionClosed, connect
+
+#: Errors after which the message is sent again with the same cid.
+RETRYABLE = ("busy", "store_failed", "unavailable")
+
+
+class Device:
+    """One login of one user, reconnecting as often as the soak tells it to."""
+
+    def __init__(self, spec: dict[str, Any], worker: Worker) -> None:
+        self.key: str = spec["key"]
+        self.user: int = spec["user"]
+        self.token: str = spec["token"]
+        self.friends: list[int] = spec["friends"]
+        self.groups: list[int] = spec["groups"]
+        self.prefix = f"{self.key}-"  # every cid of this device starts with it
+        self.worker = worker
+        self.connection: Any = None
+        self.ready = False  # the snapshot came: messages may be sent
+        self.synced = False  # this connection's sync has reached its end
+        self.cursor = 0
+        self.count = 0
+        self.pending: dict[str, dict[str, Any]] = {}  # cid -> frame, when sent, resent?
+        self.retry: set[str] = set()
+        self.acked: dict[str, int] = {}
+        self.conflicts: list[tuple[str, int, int]] = []
+        self.sessions: list[dict[str, Any]] = []
+        self.session: dict[str, Any] = {}
+        self.sync_done: asyncio.Event = asyncio.Event()
+        self.connected_once: asyncio.Event = asyncio.Event()
+        self.closing_on_purpose = False
+        self.offline_for = 0.0  # a long absence after the next drop (--long-offline)
+
+    # -- the connection's life ---------------------------------------------------------
+
+    async def live(self) -> None:
+        """Connect, read until the connection ends, wait, connect again: until the end."""
+        worker = self.worker
+        failures = 0
+        while not worker.finished:
+            try:
+                connection = await connect(worker.url.format(token=self.token),
+                                           ping_interval=None, compression=None,
+                                           open_timeout=20)
+            except Exception as exc:  # refused, reset, timed out, 401
+                worker.stats["connect_failures"] += 1
+                worker.stats[f"connect_failure:{type(exc).__name__}"] += 1
+                failures += 1
+                await asyncio.sleep(min(5.0, 0.2 * 2 ** failures) * random.random())
+                continue
+            failures = 0
+            self.connection = connection
+            self.ready = self.synced = False
+            self.closing_on_purpose = False
+            self.session = {"live": [], "syncs": []}
+            self.sessions.append(self.session)
+            worker.stats["connections"] += 1
+            try:
+                while True:
+                    self.on_frame(json.loads(await connection.recv()))
+            except ConnectionClosed as closed:
+                if not self.closing_on_purpose and not worker.finished:
+                    worker.stats[f"closed_by_server:{closed.code}"] += 1
+            self.connection = None
+            self.ready = self.synced = False
+            if worker.finished:
+                return
+            # Wait a while before coming back, as a phone leaving a tunnel would; in the
+            # drain phase come back at once.
+            delay, self.offline_for = self.offline_for or random.uniform(0.2, 2.0), 0.0
+            while delay > 0 and worker.churn:  # the drain calls everyone back at once
+                await asyncio.sleep(min(delay, 0.5))
+                delay -= 0.5
+            await asyncio.sleep(0.05)
+            worker.stats["reconnects"] += 1
+
+    def disconnect(self, abrupt: bool) -> None:
+        """End the connection: a clean close handshake, or a TCP reset with no close frame
+        (as when a phone loses its network)."""
+        connection = self.connection
+        if connection is None:
+            return
+        self.closing_on_purpose = True
+        self.ready = False
+        if abrupt:
+            self.worker.stats["aborts"] += 1
+            transport = connection._transport  # no public abort: a real network drop
+            if transport is not None:
+                transport.abort()
+        else:
+            self.worker.stats["clean_closes"] += 1
+            asyncio.get_running_loop().create_task(connection.close(1000, "bye"))
+
+    def _send(self, frame: str) -> bool:
+        connection = self.connection
+        if connection is None:
+            return False
+        try:
+            connection.send_nowait(frame)
+        except ConnectionClosed:
+            return False
+        return True
+
+    # -- what the client sends ---------------------------------------------------------
+
+    def send_new(self, rng: random.Random, group_share: float) -> None:
+        cid = f"{self.prefix}{self.count}"
+        self.count += 1
+        if self.groups and (not self.friends or rng.random() < group_share):
+            cmd, dstid = 11, rng.choice(self.groups)
+        else:
+            cmd, dstid = 10, rng.choice(self.friends)
+        frame = json.dumps({"cmd": cmd, "dstid": dstid, "media": 1, "cid": cid,
+                            "content": f"soak message {cid} 😀"})
+        self.pending[cid] = {"frame": frame, "sent": time.monotonic(), "resent": False}
+        self.worker.stats["sent"] += 1
+        self._send(frame)
+
+    def resend(self, cids: list[str]) -> None:
+        for cid in cids:
+            entry = self.pending.get(cid)
+            if entry is not None and self._send(entry["frame"]):
+                entry["resent"] = True
+                entry["sent"] = time.monotonic()
+                self.worker.stats["resent"] += 1
+
+    def start_sync(self) -> None:
+        self.synced = False
+        self.sync_done.clear()
+        self._send(json.dumps({"cmd": 20, "since": self.cursor, "limit": 200}))
+
+    # -- what the server sends ---------------------------------------------------------
+
+    def on_frame(self, frame: dict[str, Any]) -> None:
+        cmd = frame.get("cmd")
+        if cmd in (10, 11) and "id" in frame:
+            id_ = int(frame["id"])
+            self.session["live"].append(id_)
+            if self.synced:
+                self.cursor = max(self.cursor, id_)
+            self.worker.lags.append(time.time() * 1000 - frame["ts"])
+        elif cmd == 1:
+            self.on_ack(frame)
+        elif cmd == 21:
+            self.on_sync_page(frame)
+        elif cmd == 50 and "users" in frame:
+            # From the snapshot on, messages come live; what came before, by sync.
+            self.ready = True
+            self.connected_once.set()
+            self.start_sync()
+            self.resend(list(self.pending))
+        elif cmd == 2:
+            self.on_error(frame)
+
+    def on_ack(self, frame: dict[str, Any]) -> None:
+        cid, id_ = str(frame["cid"]), int(frame["id"])
+        known = self.acked.get(cid)
+        if known is not None and known != id_:
+            self.conflicts.append((cid, known, id_))
+        self.acked[cid] = id_
+        self.worker.stats["acks_dup" if frame.get("dup") else "acks"] += 1
+        entry = self.pending.pop(cid, None)
+        self.retry.discard(cid)
+        if entry is not None and not entry["resent"]:
+            self.worker.ack_latencies.append(time.monotonic() - entry["sent"])
+
+    def on_sync_page(self, frame: dict[str, Any]) -> None:
+        rows = [int(row["id"]) for row in frame["rows"]]
+        self.session["syncs"].append({"since": frame["since"], "rows": rows,
+                                      "next": frame["next"]})
+        self.worker.stats["sync_pages"] += 1
+        # Everything up to `next` is now held: in these rows, or sent live before them.
+        self.cursor = max(self.cursor, int(frame["next"]))
+        if frame["more"]:
+            self._send(json.dumps({"cmd": 20, "since": frame["next"], "limit": 200}))
+            return
+        self.synced = True
+        live = self.session["live"]
+        if live:
+            self.cursor = max(self.cursor, max(live))
+        self.sync_done.set()
+
+    def on_error(self, frame: dict[str, Any]) -> None:
+        error = frame.get("error", "?")
+        self.worker.stats[f"error:{error}"] += 1
+        cid = frame.get("cid")
+        if error in RETRYABLE:
+            if cid is not None and str(cid) in self.pending:
+                self.retry.add(str(cid))
+            elif error == "unavailable" and self.ready and not self.synced:
+                self.start_sync()  # the sync itself failed: ask again
+        else:
+            self.worker.refusals.append(f"{self.key}: {frame}")
+
+    def record(self) -> dict[str, Any]:
+        return {"key": self.key, "user": self.user, "prefix": self.prefix,
+                "acked": self.acked, "unacked": sorted(self.pending),
+                "ack_conflicts": self.conflicts, "sessions": self.sessions}
+
+
+class Worker:
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.url = f"ws://127.0.0.1:{spec['port']}/chat?token={{token}}"
+        self.rng = random.Random(spec["seed"])
+        random.seed(spec["seed"] + 1)  # reconnect delays and close kinds
+        self.devices = [Device(d, self) for d in spec["devices"]]
+        self.stats: Counter[str] = Counter()
+        self.ack_latencies: list[float] = []
+        self.lags: list[float] = []
+        self.refusals: list[str] = []
+        self.finished = False
+        self.churn = True  # random disconnects on (off while draining)
+        self.sending = False
+
+    async def run(self) -> None:
+        lives = []
+        gate = asyncio.Semaphore(50)  # connect in waves: each upgrade checks a token
+
+        async def start(device: Device) -> None:
+            async with gate:
+                lives.append(asyncio.create_task(device.live()))
+                await device.connected_once.wait()
+
+        await asyncio.gather(*(start(device) for device in self.devices))
+        await self._say("connected")
+        await self._expect("go")
+        self.sending = True
+        ticker = asyncio.create_task(self._send_steadily())
+        churner = asyncio.create_task(self._churn())
+        retrier = asyncio.create_task(self._retry())
+        await asyncio.sleep(self.spec["duration"])
+        self.sending = False
+        self.churn = False
+        await ticker
+        await churner
+        await self._drain()
+        await self._say("drained")
+        await self._expect("sync")
+        retrier.cancel()
+        # The final sync: everyone else is acked, so every message is stored and each
+        # device's page now ends at the newest message it may see.
+        for device in self.devices:
+            await self._final_sync(device)
+        self.finished = True
+        for device in self.devices:
+            if device.connection is not None:
+                device.closing_on_purpose = True
+                await device.connection.close(1000, "soak over")
+        await asyncio.gather(*lives, return_exceptions=True)
+        with open(self.spec["out"], "w", encoding="utf-8") as out:
+            json.dump({"devices": [d.record() for d in self.devices],
+                       "stats": self.stats, "ack_latencies": self.ack_latencies,
+                       "lags": self.lags, "refusals": self.refusals[:50]}, out)
+        await self._say("done")
+
+    async def _send_steadily(self) -> None:
+        """This worker's share of the rate, spread evenly over time, from random devices
+        that are connected."""
+        rate = self.spec["rate"]
+        group_share = self.spec["group_share"]
+        tick = 0.02
+        credit = 0.0
+        last = time.monotonic()
+        while self.sending:
+            await asyncio.sleep(tick)
+            now = time.monotonic()
+            credit += rate * (now - last)
+            last = now
+            while credit >= 1:
+                credit -= 1
+                for _ in range(5):  # skip devices that are between connections
+                    device = self.rng.choice(self.devices)
+                    if device.ready:
+                        device.send_new(self.rng, group_share)
+                        break
+                else:
+                    self.stats["send_skipped"] += 1
+
+    async def _churn(self) -> None:
+        """Each connected device drops with probability `disconnect` every second: half
+        with a clean close handshake, half with a TCP reset."""
+        probability = self.spec["disconnect"]
+        group_share = self.spec["group_share"]
+        while self.churn:
+            await asyncio.sleep(1.0)
+            for device in self.devices:
+                if device.ready and self.rng.random() < probability:
+                    if self.rng.random() < 0.5:
+                        # Drop with a message in flight: it may or may not be stored,
+                        # and the resend after the reconnect (same cid) must not
+                        # store it twice.
+                        device.send_new(self.rng, group_share)
+                        self.stats["sent_just_before_drop"] += 1
+                    if self.rng.random() < self.spec.get("long_offline", 0.0):
+                        # Away long enough to miss more than a sync page (200 messages).
+                        device.offline_for = 90.0
+                    device.disconnect(abrupt=self.rng.random() < 0.5)
+
+    async def _retry(self) -> None:
+        """Messages refused as busy go again after a pause; so do messages unacked for
+        long on a live connection (a safety net: the server acks every stored message)."""
+        while True:
+            await asyncio.sleep(1.0)
+            now = time.monotonic()
+            for device in self.devices:
+                if not device.ready:
+                    continue
+                stale = [cid for cid, entry in device.pending.items()
+                         if now - entry["sent"] > 10.0]
+                again = sorted(device.retry | set(stale))
+                device.retry.clear()
+                device.resend(again)
+
+    async def _drain(self) -> None:
+        """Until every device is connected, synced and has no message waiting for its ack
+        (bounded: what is still pending then is reported as never acked)."""
+        deadline = time.monotonic() + self.spec["drain_timeout"]
+        while time.monotonic() < deadline:
+            if all(d.ready and d.synced and not d.pending for d in self.devices):
+                return
+            await asyncio.sleep(0.2)
+        self.stats["drain_timed_out"] += 1
+
+    async def _final_sync(self, device: Device) -> None:
+        deadline = time.monotonic() + 30
+        while not device.ready and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        if not device.ready:
+            self.stats["final_sync_not_connected"] += 1
+            return
+        device.start_sync()
+        try:
+            await asyncio.wait_for(device.sync_done.wait(), 30)
+        except TimeoutError:
+            self.stats["final_sync_timed_out"] += 1
+
+    async def _say(self, line: str) -> None:
+        print(line, flush=True)
+
+    async def _expect(self, word: str) -> None:
+        line = await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+        if line.strip() != word:
+            raise SystemExit(f"worker expected {word!r}, got {line!r}")
+
+
+def main(spec_path: str) -> int:
+    from fastim.ws import install_uvloop
+
+    install_uvloop()
+    with open(spec_path, encoding="utf-8") as f:
+        spec = json.load(f)
+    asyncio.run(Worker(spec).run())
+    return 0

@@ -1,0 +1,152 @@
+"""The soak (soak/, `make soak`) in small: a short run proves the whole chain works and
+finds nothing wrong, and doctored records prove the checker would find something.
+
+The full soak (thousands of connections, minutes) is `make soak`, not part of the suite.
+Nothing here asserts on time: the run is bounded by its duration and its safety limits.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from soak import check, memory
+from soak.run import Soak, build_parser
+
+# -- the checker on records made by hand ------------------------------------------------
+
+# Users 1 and 2 are friends; group 7 has members 1, 2, 3. User 1 has two devices.
+MEMBERS = {7: [1, 2, 3]}
+ROWS: list[check.Row] = [
+    (1, 1, "u1d0-0", 10, 2),  # 1:1 from user 1's device 0 to user 2
+    (2, 2, "u2d0-0", 11, 7),  # group message from user 2
+    (3, 3, "u3d0-0", 11, 7),  # group message from user 3
+]
+
+
+def device(key: str, user: int, acked: dict[str, int],
+           sessions: list[dict[str, Any]]) -> dict[str, Any]:
+    return {"key": key, "user": user, "prefix": f"{key}-", "acked": acked, "unacked": [],
+            "ack_conflicts": [], "sessions": sessions}
+
+
+def good_devices() -> list[dict[str, Any]]:
+    return [
+        # Sent id 1 (acked), got 2 live, dropped, got 3 by sync after reconnecting.
+        device("u1d0", 1, {"u1d0-0": 1}, [
+            {"live": [2], "syncs": [{"since": 0, "rows": [], "next": 0}]},
+            {"live": [], "syncs": [{"since": 2, "rows": [3], "next": 3}]}]),
+        # User 1's other device gets its own user's message 1 too.
+        device("u1d1", 1, {}, [{"live": [1, 2, 3], "syncs": []}]),
+        device("u2d0", 2, {"u2d0-0": 2}, [
+            {"live": [], "syncs": [{"since": 0, "rows": [1, 3], "next": 3}]}]),
+        device("u3d0", 3, {"u3d0-0": 3}, [{"live": [2], "syncs": []}]),
+    ]
+
+
+def test_the_checker_passes_a_clean_record() -> None:
+    verdict = check.check(ROWS, MEMBERS, good_devices())
+    assert verdict.ok, verdict.as_dict()
+    assert verdict.stats["expected_deliveries"] == 8
+    assert verdict.stats["delivered_live"] + verdict.stats["delivered_by_sync"] == 8
+
+
+def doctored(change: Any) -> check.Verdict:
+    devices = good_devices()
+    change(devices)
+    return check.check(ROWS, MEMBERS, devices)
+
+
+def test_the_checker_catches_a_missing_delivery() -> None:
+    verdict = doctored(lambda d: d[3]["sessions"][0]["live"].clear())
+    assert verdict.violations == {"missing": 1}
+    assert "u3d0" in verdict.examples["missing"][0]
+
+
+def test_the_checker_catches_a_message_delivered_twice() -> None:
+    verdict = doctored(lambda d: d[1]["sessions"][0]["live"].append(3))
+    assert verdict.violations["delivered_twice_on_one_connection"] == 1
+    # Again on a later connection, live (no sync asked for it): also a duplicate.
+    verdict = doctored(lambda d: d[1]["sessions"].append({"live": [3], "syncs": []}))
+    assert verdict.violations == {"delivered_twice": 1}
+
+
+def test_a_sync_may_resend_what_an_interrupted_sync_left_above_the_cursor() -> None:
+    def resync(devices: list[dict[str, Any]]) -> None:
+        # The device got 3 live during a sync that never finished; its cursor stayed at
+        # 2, so the next connection's sync brings 3 again: the client asked for it.
+        devices[0]["sessions"][1]["syncs"][0]["since"] = 2
+        devices[0]["sessions"][0]["live"].append(3)
+
+    verdict = doctored(resync)
+    assert verdict.ok, verdict.as_dict()
+    assert verdict.stats["resent_after_interrupted_sync"] == 1
+
+
+def test_the_checker_catches_disorder_and_strangers() -> None:
+    verdict = doctored(lambda d: d[1]["sessions"][0]["live"].reverse())
+    assert verdict.violations["live_out_of_order"] == 2
+    verdict = doctored(lambda d: d[3]["sessions"][0]["live"].insert(0, 1))
+    assert verdict.violations == {"received_by_non_recipient": 1}  # 1:1 of users 1 and 2
+
+
+def test_the_checker_catches_storage_and_ack_faults() -> None:
+    twice = [*ROWS, (4, 2, "u2d0-0", 11, 7)]
+    verdict = check.check(twice, MEMBERS, good_devices())
+    assert verdict.violations["stored_twice"] == 1
+    assert verdict.violations["stored_not_acked"] == 1  # acked as 2, and 4 never
+    devices = good_devices()
+    devices[2]["acked"]["u2d0-1"] = 99
+    devices[3]["unacked"] = ["u3d0-1"]
+    verdict = check.check(ROWS, MEMBERS, devices)
+    assert verdict.violations == {"acked_not_stored": 1, "never_acked": 1}
+
+
+def test_rss_slope() -> None:
+    flat = [(float(t), 100_000 + (t % 3)) for t in range(0, 120, 2)]
+    assert abs(memory.slope_mib_per_min(flat)) < 0.01
+    growing = [(float(t), 100_000 + 1024 * t // 60) for t in range(0, 120, 2)]
+    assert memory.slope_mib_per_min(growing) == pytest.approx(1.0, abs=0.02)
+
+
+# -- a short real soak ------------------------------------------------------------------
+
+def short_soak(*extra: str) -> tuple[dict[str, Any], Soak]:
+    args = build_parser().parse_args([
+        "--duration", "6", "--connections", "60", "--groups", "6", "--group-size", "6",
+        "--rate", "40", "--disconnect", "0.05", "--quiet", *extra])
+    soak = Soak(args)
+    return soak.run(), soak
+
+
+def test_a_short_soak_on_sqlite_loses_nothing() -> None:
+    report, soak = short_soak()
+    assert report["violations"] == {}, report["examples"]
+    assert report["sent"] > 0
+    assert report["stored"] == report["acked"] == report["sent"]
+    assert report["reconnects"] > 0
+    assert report["delivered_live"] + report["delivered_by_sync"] == report["deliveries_expected"]
+
+    # The same real records, doctored: the checker must see each fault.
+    assert soak.facts is not None
+    rows, members, devices = soak.facts
+    assert check.check(rows, members, devices).ok
+    receiver = next(d for d in devices if any(s["live"] for s in d["sessions"]))
+    session = next(s for s in receiver["sessions"] if s["live"])
+    lost = copy.deepcopy(devices)
+    lost[devices.index(receiver)]["sessions"][receiver["sessions"].index(session)]["live"].pop()
+    assert check.check(rows, members, lost).violations["missing"] == 1
+    doubled = copy.deepcopy(devices)
+    twice = doubled[devices.index(receiver)]["sessions"][receiver["sessions"].index(session)]
+    twice["live"].append(twice["live"][-1])
+    verdict = check.check(rows, members, doubled)
+    assert verdict.violations["delivered_twice_on_one_connection"] == 1
+
+
+def test_a_short_soak_on_mariadb_loses_nothing(mysql_addr: tuple[str, int]) -> None:
+    host, port = mysql_addr
+    report, _ = short_soak("--db", f"mysql://root@{host}:{port}/test")
+    assert report["violations"] == {}, report["examples"]
+    assert report["stored"] == report["acked"] == report["sent"] > 0
