@@ -42,7 +42,7 @@ soak: $(STAMP)
 	$(PY) -m soak $(SOAK_ARGS)
 
 lint: $(STAMP)
-	$(PY) -m ruff check fastim tests fuzz bench
+	$(PY) -m ruff check fastim tests fuzz bench soak
 	$(PY) -m mypy --strict fastim/ws
 
 clean:
