@@ -403,6 +403,53 @@ def test_a_member_who_left_or_a_dissolved_group_can_no_longer_post(api: ApiServe
     asyncio.run(scenario())
 
 
+def test_who_receives_a_group_message_follows_each_join_leave_and_connect_at_once(
+        api: ApiServer) -> None:
+    # The hub keeps a list of each group's recipient sessions between messages: every
+    # change of membership or presence must show in the very next message.
+    owner, to = api.user_with_token()
+    first, t1 = api.user_with_token()
+    second, t2 = api.user_with_token()
+    late, tl = api.user_with_token()
+    group = api.post("/contact/createcommunity", {"name": "changing"}, token=to).data
+    for token in (t1, t2):
+        assert api.post("/contact/joincommunity", {"dstid": group["id"]},
+                        token=token).status == 200
+
+    async def scenario() -> None:
+        o = await ChatClient.open(api, to)
+        a = await ChatClient.open(api, t1)
+
+        async def say(text: str, *receivers: ChatClient) -> None:
+            ack = await o.say(11, group["id"], text, text)
+            for receiver in receivers:
+                got = await receiver.message()
+                assert (got["id"], got["content"]) == (ack["id"], text)
+
+        await say("one", a)
+        b = await ChatClient.open(api, t2)  # a member comes online
+        await say("two", a, b)
+        a2 = await ChatClient.open(api, api.login(first, device="phone"))  # a second device
+        await say("three", a, b, a2)
+        await a2.close()  # that device goes offline again
+        await say("four", a, b)
+        assert api.post("/contact/leavecommunity", {"dstid": group["id"]},
+                        token=t2).status == 200
+        await say("five", a)
+        await b.no_more_messages()
+        n = await ChatClient.open(api, tl)  # online first, then joins
+        assert api.post("/contact/joincommunity", {"dstid": group["id"]},
+                        token=tl).status == 200
+        await say("six", a, n)
+        await a.close()  # the last device of a member
+        await say("seven", n)
+        for client in (o, b, n):
+            await client.no_more_messages()
+            await client.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_batch_the_database_refuses_is_not_acked_and_a_resend_stores_it_once(
         api: ApiServer) -> None:
     alice, ta, bob, tb = pair(api)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastim.ws import ConnectionClosed, PreparedFrame
@@ -125,3 +125,40 @@ class ChatSession:
             self.on_close()
         self._closer = asyncio.get_running_loop().create_task(
             self.connection.close(code, reason))
+
+
+def fan_out(sessions: Iterable[Any], frame: PreparedFrame, skip_session: str | None,
+            message_id: int | None) -> list[Any]:
+    """`deliver()` of one fan-out to each of `sessions` but the one `skip_session` names,
+    written out in one loop: this runs once per recipient of every message, and a method
+    call and its attribute lookups are much of its cost. Returns the sessions now over
+    their `max_buffer`, for the caller to close once its loop is done."""
+    slow: list[Any] = []  # ChatSessions: the hub's Session protocol names fewer fields
+    size = len(frame.data)
+    for session in sessions:
+        if session.closing or session.id == skip_session:
+            continue
+        if message_id is not None:
+            # The usual case: the newest id this connection has been sent (first_send()).
+            if message_id > session.high:
+                session.high = message_id
+                recent = session.recent
+                recent.append(message_id)
+                if len(recent) >= 2 * RECENT_IDS:
+                    del recent[:RECENT_IDS]
+            elif not session.first_send(message_id):
+                continue
+        connection = session.connection
+        try:
+            connection.send_prepared(frame)
+        except ConnectionClosed:
+            session.closing = True
+            continue
+        unchecked = session.unchecked + size
+        if unchecked < CHECK_EVERY:
+            session.unchecked = unchecked
+            continue
+        session.unchecked = 0
+        if connection.buffered_amount > session.max_buffer:
+            slow.append(session)
+    return slow
