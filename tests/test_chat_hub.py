@@ -521,7 +521,8 @@ def test_a_session_sends_each_id_once_whatever_order_the_ids_come_in() -> None:
             session = ChatSession(ws, user_id=1, max_buffer=1 << 20)
             for message_id in (5, 7, 6, 7, 5, 8):  # 6 overtaken; 7 and 5 again
                 session.deliver(prepare(json.dumps({"id": message_id})), message_id)
-            sent.extend(session.first_send(n) for n in (6, 8, 9))  # a sync page
+            sent.extend(session.first_sync(n) for n in (6, 8, 9))  # a sync page
+            session.sync_paged(9, more=False)
             session.deliver(prepare('{"id":9}'), 9)  # already in the sync page
             session.deliver(prepare('{"cmd":40}'), None)  # typing: no id, no record
             for message_id in range(100, 100 + 3 * RECENT_IDS):  # a long run
@@ -541,3 +542,52 @@ def test_a_session_sends_each_id_once_whatever_order_the_ids_come_in() -> None:
     sent, got = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert sent == [False, False, True]
     assert got == [{"id": 5}, {"id": 7}, {"id": 6}, {"id": 8}, {"cmd": 40}]
+
+
+def test_a_long_sync_never_repeats_what_came_live_while_it_paged() -> None:
+    # Sync rows are recorded apart from live ids, and live ids a later page may hold are
+    # kept until the sync is over: a page of 200 old rows, or a flood of live messages
+    # between two pages, must not make a later page send a live message again.
+    from fastim.chat.session import RECENT_IDS, ChatSession
+
+    session = ChatSession(None, user_id=1, max_buffer=1 << 20)
+    live = [session.first_send(n) for n in range(301, 306)]  # right after the snapshot
+    page1 = [session.first_sync(n) for n in range(1, 201)]
+    session.sync_paged(200, more=True)
+    flood = range(306, 306 + 3 * RECENT_IDS)  # live while the client pages on
+    flooded = [session.first_send(n) for n in flood]
+    page2 = [session.first_sync(n) for n in range(201, flood[-1] + 1)]
+    session.sync_paged(flood[-1], more=False)
+    assert all(live) and all(page1) and all(flooded)
+    assert page2 == [True] * 100 + [False] * (5 + len(flood))
+    # Over: the live record is back to its usual size, and still answers for duplicates.
+    assert session.first_send(flood[-1] + 1)
+    assert len(session.recent) < 2 * RECENT_IDS
+    assert not session.first_send(flood[-1])
+
+
+def test_a_device_back_to_a_backlog_of_pages_gets_each_message_once(
+        roomy_api: ApiServer) -> None:
+    api = roomy_api
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        b = await ChatClient.open(api, tb)
+        offline = [(await b.say(10, alice["id"], f"m{n}", f"o{n}"))["id"] for n in range(300)]
+        a = await ChatClient.open(api, ta)
+        live = [(await b.say(10, alice["id"], f"live{n}", f"l{n}"))["id"] for n in range(5)]
+        got = [(await a.message())["id"] for _ in live]
+        since = 0
+        while True:  # pages of 200: the first pushes 200 old rows through the record
+            await a.send(cmd=20, since=since)
+            page = await a.cmd(21)
+            got += [row["id"] for row in page["rows"]]
+            if not page["more"]:
+                break
+            since = page["next"]
+        assert sorted(got) == sorted(offline + live)  # each once
+        await a.no_more_messages()
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())

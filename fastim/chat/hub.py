@@ -86,8 +86,14 @@ class Session(Protocol):
     def close_for(self, code: int, reason: str) -> None: ...
 
     def first_send(self, message_id: int) -> bool:
-        """Record that stored message `message_id` goes to this device; False when it
+        """Record that stored message `message_id` goes to this device live; False when it
         went already (each message once per connection)."""
+
+    def first_sync(self, message_id: int) -> bool:
+        """The same for a row of a sync page."""
+
+    def sync_paged(self, following: int, more: bool) -> None:
+        """A sync page reaching `following` went out; `more`: the client may page on."""
 
     def deliver(self, frame: PreparedFrame, message_id: int | None) -> bool:
         """Write a fan-out's frame (unless `message_id` went already); False when the
@@ -428,8 +434,10 @@ class Hub:
         rows = rows[: command.limit]
         following = rows[-1]["id"] if rows else command.since
         # Leave out what this connection already got live (it may have arrived between
-        # the connect and this sync): each message once per connection.
-        rows = [row for row in rows if session.first_send(row["id"])]
+        # the connect and this sync) or in an earlier page: each message once per
+        # connection.
+        rows = [row for row in rows if session.first_sync(row["id"])]
+        session.sync_paged(following, more)
         session.push(encode({"cmd": Cmd.SYNC_RESULT, "since": command.since, "rows": rows,
                              "more": more, "next": following}))
 
