@@ -12,6 +12,7 @@ the client is the peer, as if there were no proxy fields at all.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 SCHEMES = ("http", "https")
+_CACHE_SIZE = 4096
 
 
 class TrustedProxies:
@@ -49,6 +51,9 @@ class TrustedProxies:
             else:
                 networks.append(proxy)
         self.networks = tuple(networks)
+        # Answers already worked out, by address: a request's few addresses repeat across
+        # requests, and `address in network` costs a microsecond or so each. Bounded.
+        self._known: dict[IPAddress, bool] = {}
 
     def __bool__(self) -> bool:
         return bool(self.networks)
@@ -66,9 +71,17 @@ class TrustedProxies:
                 return False
             address = parsed
         # An IPv4 peer on a dual-stack socket shows as ::ffff:a.b.c.d.
-        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-            address = address.ipv4_mapped
-        return any(address in network for network in self.networks)
+        known = self._known.get(address)
+        if known is not None:
+            return known
+        checked = address
+        if isinstance(checked, ipaddress.IPv6Address) and checked.ipv4_mapped is not None:
+            checked = checked.ipv4_mapped
+        trusted = any(checked in network for network in self.networks)
+        if len(self._known) >= _CACHE_SIZE:
+            self._known.clear()
+        self._known[address] = trusted
+        return trusted
 
 
 @dataclass(frozen=True)
@@ -79,6 +92,7 @@ class Client:
     scheme: str
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def parse_address(text: str) -> IPAddress | None:
     """An IP address from a forwarding field's node, or None if it is not one.
 
@@ -192,48 +206,68 @@ def resolve_client(peer: str, scheme: str, headers: Headers,
     forwarded = headers.get_all("forwarded")
     x_for = headers.get_all("x-forwarded-for")
     x_proto = headers.get_all("x-forwarded-proto")
-    if forwarded and (x_for or x_proto):
-        return fallback
     if forwarded:
-        elements = parse_forwarded(forwarded)
-        if elements is None:
+        if x_for or x_proto:
             return fallback
-        nodes = [element.get("for") for element in elements]
-        schemes = [element.get("proto") for element in elements]
-        if any(node is None for node in nodes):
-            return fallback
-        found = _walk([node for node in nodes if node is not None], trusted)
-        if found is None:
-            return fallback
-        address, index = found
-        if index is None:
-            return fallback  # an empty list cannot come out of parse_forwarded
-        proto = schemes[index]
-        if proto is None:
-            return Client(address, scheme)  # the proxy did not say: what we see
-        checked = _scheme(proto)
-        return fallback if checked is None else Client(address, checked)
-    nodes_or_none = _split_list(x_for) if x_for else []
-    protos = _split_list(x_proto) if x_proto else []
-    if nodes_or_none is None or protos is None:
-        return fallback
-    found = _walk(nodes_or_none, trusted)
+        found = _from_forwarded(forwarded, trusted)
+    else:
+        found = _from_x_forwarded(x_for, x_proto, trusted)
     if found is None:
         return fallback
+    address, proto = found
+    return Client(address or peer, proto or scheme)
+
+
+def _from_forwarded(values: list[str], trusted: TrustedProxies) -> tuple[str, str] | None:
+    """The client's address and scheme ("" if not said) from ``Forwarded``; None if
+    malformed."""
+    elements = parse_forwarded(values)
+    if elements is None:
+        return None
+    nodes = []
+    for element in elements:
+        node = element.get("for")
+        if node is None:
+            return None  # a proxy on the way did not say whom it forwarded for
+        nodes.append(node)
+    found = _walk(nodes, trusted)
+    if found is None:
+        return None
+    address, index = found
+    if index is None:
+        return None  # not reached: parse_forwarded gives at least one element
+    proto = elements[index].get("proto")
+    if proto is None:
+        return address, ""  # the proxy did not say: the connection's scheme stands
+    checked = _scheme(proto)
+    return None if checked is None else (address, checked)
+
+
+def _from_x_forwarded(x_for: list[str], x_proto: list[str],
+                      trusted: TrustedProxies) -> tuple[str, str] | None:
+    """The client's address ("" for the peer) and scheme ("" if not said) from
+    ``X-Forwarded-For`` and ``X-Forwarded-Proto``; None if malformed."""
+    nodes = _split_list(x_for) if x_for else []
+    protos = _split_list(x_proto) if x_proto else []
+    if nodes is None or protos is None:
+        return None
+    found = _walk(nodes, trusted)
+    if found is None:
+        return None
     address, index = found
     if not protos:
-        return Client(address or peer, scheme)
+        return address, ""
     if len(protos) == 1:
         # One value: set (or replaced) by the nearest proxy, which in the usual set-up is
         # the one the client reached.
         proto = protos[0]
-    elif index is not None and len(protos) == len(nodes_or_none):
+    elif index is not None and len(protos) == len(nodes):
         # Appended by each proxy like X-Forwarded-For: the same position names the hop.
         proto = protos[index]
     else:
-        return fallback
+        return None
     checked = _scheme(proto)
-    return fallback if checked is None else Client(address or peer, checked)
+    return None if checked is None else (address, checked)
 
 
 def _walk(nodes: list[str], trusted: TrustedProxies) -> tuple[str, int | None] | None:
@@ -243,12 +277,10 @@ def _walk(nodes: list[str], trusted: TrustedProxies) -> tuple[str, int | None] |
     list (the peer itself is the client), or None when a node on the way is not an
     address. When every node is a trusted proxy the leftmost one is the client.
     """
-    if not nodes:
-        return "", None
     for index in range(len(nodes) - 1, -1, -1):
         address = parse_address(nodes[index])
         if address is None:
             return None
         if index == 0 or not trusted.trusts(address):
             return str(address), index
-    return None  # not reached: index 0 always returns
+    return "", None

@@ -142,6 +142,7 @@ class HTTPProtocol(asyncio.Protocol):
         self.remote_addr = ""
         self.scheme = "https" if server.tls else "http"
         self._https = server.tls  # whether the current request came over HTTPS
+        self._peer_is_proxy = False  # whether the peer is a trusted proxy (set when known)
         self.upgraded = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
@@ -174,6 +175,9 @@ class HTTPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.remote_addr = str(peer[0])
+        proxies = self.server.trusted_proxies
+        # Checked once per connection: its peer does not change.
+        self._peer_is_proxy = bool(proxies) and proxies.trusts(self.remote_addr)
         self.server.connections.add(self)
         if self.server.closing:
             self._close()
@@ -266,16 +270,19 @@ class HTTPProtocol(asyncio.Protocol):
         self._head = head
         self._started = self.loop.time()
         self._route = self._ws_route = self._sink = self._pending_error = None
-        client = resolve_client(self.remote_addr, self.scheme, head.headers,
-                                self.server.trusted_proxies)
-        self._https = client.scheme == "https"
+        remote_addr, scheme = self.remote_addr, self.scheme
+        if self._peer_is_proxy:
+            client = resolve_client(remote_addr, scheme, head.headers,
+                                    self.server.trusted_proxies)
+            remote_addr, scheme = client.addr, client.scheme
+        self._https = scheme == "https"
         request = self._request = Request(
             head.method,
             head.target,
             head.headers,
             http_version=head.http_version,
-            remote_addr=client.addr,
-            scheme=client.scheme,
+            remote_addr=remote_addr,
+            scheme=scheme,
             app=self.server.app,
         )
         has_body = head.chunked or bool(head.content_length)
