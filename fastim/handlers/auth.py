@@ -89,7 +89,7 @@ async def authenticated_user(request: Request, app: Any) -> User:
         if request.headers.get("authorization") is None:
             # A stale session cookie: drop it, so the web client goes back to the login
             # page instead of presenting it again.
-            secure = "; Secure" if app.config.tls else ""
+            secure = "; Secure" if request.scheme == "https" else ""
             error.headers.append((
                 "Set-Cookie",
                 f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly{secure}; SameSite=Lax",

@@ -43,9 +43,10 @@ def _origin_allowed(request: Request, allowed: set[str]) -> bool:
     origin = request.headers.get("origin")
     if origin is None:
         return True  # not a browser: no ambient cookie to abuse, the token decides
+    # This server's own origin is the scheme the page was served over (behind a trusted
+    # proxy, the proxy's, from request.scheme) and the Host it was asked for.
     host = request.headers.get("host", "")
-    own = {f"http://{host}", f"https://{host}"}
-    return origin in own or origin in allowed
+    return origin == f"{request.scheme}://{host}" or origin in allowed
 
 
 def _whole(values: dict[str, Any], name: str, default: int | None = None) -> int:
