@@ -68,12 +68,13 @@ def _num(value: float) -> str:
     return f"{value:.3g}" if value < 1000 else f"{value:,.0f}"
 
 
-def _ratio(fastim: float | None, peer: float | None, higher_is_better: bool) -> str:
+def _ratio(fastim: float | None, peer: float | None, higher_is_better: bool,
+           mark: str = "") -> str:
     """fastim's advantage over the peer: > 1 means fastim is better."""
     if fastim is None or peer is None or fastim <= 0 or peer <= 0:
         return ""
     ratio = fastim / peer if higher_is_better else peer / fastim
-    return f" (×{ratio:.2f})"
+    return f" (×{ratio:.2f}{mark})"
 
 
 Render = Callable[[Cell], str]
@@ -101,6 +102,26 @@ def _saturation(cell: Cell) -> str:
             f"{_value('gen_limit', _si)(cell)}")
 
 
+def _base(cells: dict[str, Cell], peer: Peer) -> tuple[Cell | None, str]:
+    """The fastim cell `peer` is compared with: the server of its own style (`versus`),
+    or, when that one was not run, fastim (async for), marked ‡."""
+    if peer.versus in cells or peer.versus == "fastim":
+        return cells.get(peer.versus), ""
+    return cells.get("fastim"), "‡"
+
+
+def versus_note(peers: list[Peer]) -> str:
+    """Which fastim server each peer's ratios are computed against."""
+    labels = {p.name: p.label for p in peers}
+    groups: dict[str, list[str]] = {}
+    for p in peers:
+        if p.role == "peer":
+            groups.setdefault(p.versus, []).append(p.label)
+    parts = [f"{', '.join(names)} against {labels.get(versus, versus)}"
+             for versus, names in groups.items()]
+    return "; ".join(parts)
+
+
 def _table(title: str, table: Table, scenarios: list[Scenario], peers: list[Peer], unit: str,
            render: Render, ratio_key: str | None = None,
            higher_is_better: bool = True) -> list[str]:
@@ -108,7 +129,6 @@ def _table(title: str, table: Table, scenarios: list[Scenario], peers: list[Peer
             "|---|" + "---:|" * len(peers)]
     for s in scenarios:
         cells = table.get(s.key, {})
-        fastim = cells.get("fastim")
         texts = []
         for peer in peers:
             cell = cells.get(peer.name)
@@ -119,9 +139,11 @@ def _table(title: str, table: Table, scenarios: list[Scenario], peers: list[Peer
                 texts.append("n/a¹" if cell.status == "n/a" else "error²")
                 continue
             text = render(cell)
+            fastim, mark = _base(cells, peer)
             if (ratio_key and peer.role == "peer" and fastim is not None
                     and fastim.status == "ok"):
-                text += _ratio(fastim.get(ratio_key), cell.get(ratio_key), higher_is_better)
+                text += _ratio(fastim.get(ratio_key), cell.get(ratio_key), higher_is_better,
+                               mark)
             texts.append(text)
         label = s.rate_label if unit == "rate" else unit
         rows.append(f"| {s.title} ({label}) | " + " | ".join(texts) + " |")
@@ -135,6 +157,10 @@ def markdown(table: Table, scenarios: list[Scenario], peers: list[Peer], reps: i
     idle = [s for s in scenarios if s.kind == "idle"]
     runs = f"median of {reps} run{'s' if reps > 1 else ''}"
     out: list[str] = []
+    versus = versus_note(peers)
+    if versus and any(p.name != "fastim" and p.role == "fastim" for p in peers):
+        out += [f"Each ratio compares a peer with the fastim server written in the same "
+                f"style: {versus}.", ""]
     if flow:
         out += _table(f"#### Throughput ({runs}; (×r) = fastim ÷ peer in the same run, "
                       "> 1 means fastim is faster)", table, flow, peers, "rate", _rate,
@@ -159,6 +185,8 @@ def markdown(table: Table, scenarios: list[Scenario], peers: list[Peer], reps: i
     out += ["† the generator's core was saturated (≥ 90 %) while the server's was not: the "
             "generator set this rate, so the server CPU time per message is the figure to "
             "compare.",
+            "‡ against fastim (async for): the fastim server of this peer's style was not "
+            "run.",
             "¹ n/a: the server cannot run this scenario (see the notes).",
             "² error: see the notes.", ""]
     out += [f"- {note}" for note in notes]
@@ -220,11 +248,11 @@ def chart(table: Table, scenarios: list[Scenario], peers: list[Peer], path: Path
         offsets = [x + (i - (len(shown) - 1) / 2) * width for x in xs]
         top.bar(offsets, rel, width, label=peer.label)
         bottom.bar(offsets, cpu, width, label=peer.label)
-    top.set_ylabel("throughput relative to fastim")
+    top.set_ylabel("throughput relative to fastim (async for)")
     top.axhline(1.0, color="grey", linewidth=0.8)
     top.set_xticks(list(xs), labels, fontsize=8)
     top.legend(fontsize=8)
-    top.set_title("Throughput relative to fastim in the same run (higher is better)")
+    top.set_title("Throughput relative to fastim (async for) in the same run (higher is better)")
     bottom.set_ylabel("server CPU µs per message or request")
     bottom.set_yscale("log")
     bottom.yaxis.set_major_locator(matplotlib.ticker.LogLocator(subs=(1.0, 2.0, 5.0)))

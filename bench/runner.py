@@ -122,7 +122,7 @@ def measure(peer: Peer, scenario: Scenario, rep: int, loadgen: Path,
     static = None
     if scenario.kind == "http":
         if not peer.http:
-            result.status, result.note = "n/a", "not an HTTP server"
+            result.status, result.note = "n/a", peer.no_http
             return result
         if settings.wrk is None or settings.static_dir is None:
             result.status, result.note = "n/a", "wrk is not installed (apt-get install wrk)"

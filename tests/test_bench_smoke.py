@@ -44,25 +44,42 @@ def test_medians_and_ratios_in_the_table() -> None:
     runs = [Measurement("fastim", "echo-64c-32B", rep, values={"rate": rate, "cpu_us_per_msg": cpu})
             for rep, (rate, cpu) in enumerate([(100.0, 5.0), (300.0, 3.0), (200.0, 4.0)])]
     runs += [Measurement("picows", "echo-64c-32B", 1, values={"rate": 100.0, "cpu_us_per_msg": 8.0}),
+             Measurement("websockets", "echo-64c-32B", 1,
+                         values={"rate": 40.0, "cpu_us_per_msg": 12.0}),
              Measurement("aiohttp", "echo-64c-32B", 1, status="error", note="boom")]
     table = aggregate(runs)
     assert table["echo-64c-32B"]["fastim"].values["rate"] == 200.0  # the median
     peers = [p for p in PEERS if p.name in ("fastim", "picows", "aiohttp")]
     text = markdown(table, select("echo-64c-32B"), peers, 3, [])
     row = next(line for line in text.splitlines() if line.startswith("| echo, 64 conns, 32 B (msg/s)"))
-    assert "100 (×2.00)" in row and "error²" in row      # fastim ÷ picows throughput
+    # fastim ÷ picows throughput; ‡: against fastim (async for), the callback server not run
+    assert "100 (×2.00‡)" in row and "error²" in row
     cpu = next(line for line in text.splitlines() if line.startswith("| echo, 64 conns, 32 B (µs)"))
-    assert "8 (×2.00)" in cpu                              # picows ÷ fastim CPU per message
+    assert "8 (×2.00‡)" in cpu                             # picows ÷ fastim CPU per message
+
+    # With the callback server in the run, picows (a callback API) is compared with it and
+    # websockets (a coroutine API) with fastim (async for).
+    runs.append(Measurement("fastim-cb", "echo-64c-32B", 1,
+                            values={"rate": 400.0, "cpu_us_per_msg": 2.0}))
+    peers = [p for p in PEERS if p.name in ("fastim", "fastim-cb", "websockets", "picows")]
+    text = markdown(aggregate(runs), select("echo-64c-32B"), peers, 3, [])
+    assert "picows against fastim (callback)" in text
+    row = next(line for line in text.splitlines() if line.startswith("| echo, 64 conns, 32 B (msg/s)"))
+    assert "| 100 (×4.00) |" in row and "| 40 (×5.00) |" in row
+    cpu = next(line for line in text.splitlines() if line.startswith("| echo, 64 conns, 32 B (µs)"))
+    assert "| 8 (×4.00) |" in cpu and "| 12 (×3.00) |" in cpu
 
 
-def test_one_short_echo_run_measures_the_server(tmp_path: Path) -> None:
+@pytest.mark.parametrize("name", ["websockets", "fastim-cb"])
+def test_one_short_echo_run_measures_the_server(tmp_path: Path, name: str) -> None:
+    """A peer, and fastim's callback server (`--echo callback`)."""
     try:
         loadgen = build_loadgen(install=False)
     except BuildError as error:
         pytest.skip(str(error))
     settings = Settings(duration=0.3, warmup=0.1, max_messages=1_000_000, idle_settle=0.1,
                         logs=tmp_path, payload_file=tmp_path / "unused.json")
-    peer = next(p for p in PEERS if p.name == "websockets")
+    peer = next(p for p in PEERS if p.name == name)
     result = measure(peer, select("echo-1c-32B")[0], 1, loadgen, settings)
     assert result.status == "ok", result.note
     assert result.values["rate"] > 0

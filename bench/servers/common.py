@@ -24,6 +24,8 @@ def parse_args(description: str) -> argparse.Namespace:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--deflate", action="store_true", help="accept permessage-deflate")
     parser.add_argument("--static", help="HTTP servers: the directory served under /static/")
+    parser.add_argument("--echo", choices=("coroutine", "callback"),
+                        help="fastim: the style of its handlers (see fastim_server.py)")
     return parser.parse_args()
 
 

@@ -1,9 +1,14 @@
 """fastim.ws echo and broadcast server, on the library's serve(handler, host, port) API.
 
-The echo handler iterates over the messages and awaits send() for each: the coroutine API.
-With FASTIM_BENCH_ECHO=callback in the environment it hands each message to send_nowait()
-from inside the read callback instead (Connection.set_message_callback): no task switch
-per message, the style of picows' frame listener.
+Two styles, chosen with --echo (default: FASTIM_BENCH_ECHO in the environment, else
+coroutine):
+
+- coroutine: the handler iterates over the messages and awaits send() for each (for
+  broadcast, a send() to every member): the API of websockets and aiohttp;
+- callback: each message is handled inside the read callback
+  (Connection.set_message_callback) and answered with send_nowait(), for broadcast a
+  send_nowait() to every member: no task switch per message, the style of picows' frame
+  listener, its only API.
 """
 
 from __future__ import annotations
@@ -21,10 +26,9 @@ except ImportError as error:  # the ws branch has not landed in this checkout
     missing = str(error)
 
 room: set[Any] = set()
-CALLBACK_ECHO = os.environ.get("FASTIM_BENCH_ECHO", "coroutine") == "callback"
 
 
-async def handler(conn: Any) -> None:
+async def coroutine_handler(conn: Any) -> None:
     if conn.path == "/broadcast":
         room.add(conn)
         try:
@@ -36,18 +40,37 @@ async def handler(conn: Any) -> None:
                         room.discard(member)
         finally:
             room.discard(conn)
-    elif CALLBACK_ECHO:
-        conn.set_message_callback(conn.send_nowait)
-        await conn.wait_closed()
     else:
         async for message in conn:
             await conn.send(message)
+
+
+def _to_room(message: bytes | str) -> None:
+    for member in list(room):
+        try:
+            member.send_nowait(message)
+        except Exception:  # a member that left mid-broadcast: drop it, go on
+            room.discard(member)
+
+
+async def callback_handler(conn: Any) -> None:
+    if conn.path == "/broadcast":
+        room.add(conn)
+        try:
+            conn.set_message_callback(_to_room)
+            await conn.wait_closed()
+        finally:
+            room.discard(conn)
+    else:
+        conn.set_message_callback(conn.send_nowait)
+        await conn.wait_closed()
 
 
 async def start(args: argparse.Namespace) -> object:
     options: dict[str, Any] = {"max_size": MAX_SIZE}
     if args.deflate:
         options["compression"] = "deflate"
+    handler = callback_handler if args.echo == "callback" else coroutine_handler
     try:
         server = await serve(handler, args.host, args.port, **options)
     except (TypeError, ValueError, ImportError, NotImplementedError) as error:
@@ -59,4 +82,7 @@ async def start(args: argparse.Namespace) -> object:
 if __name__ == "__main__":
     if serve is None:
         unsupported(f"fastim.ws has no serve() in this checkout ({missing})")
-    run(start, parse_args(__doc__ or ""))
+    arguments = parse_args(__doc__ or "")
+    if arguments.echo is None:
+        arguments.echo = os.environ.get("FASTIM_BENCH_ECHO", "coroutine")
+    run(start, arguments)
