@@ -5,7 +5,10 @@ Who is calling is decided by the token alone (fastIM trusted a ``userid`` parame
 * ``Authorization: Bearer <token>`` (RFC 6750 §2.1), for API clients;
 * the ``fastim_token`` cookie (HttpOnly, SameSite=Lax) set by ``/user/login``, for the
   web client. SameSite=Lax keeps the cookie off cross-site POSTs, and every endpoint that
-  changes something is POST-only, so a foreign page cannot act with it (CSRF).
+  changes something is POST-only. SameSite does not cover a page of the *same site* on
+  another origin (another port of the same host), so an unsafe request authenticated by
+  the cookie must also come from an allowed Origin (:func:`check_origin`), as ``/chat``
+  upgrades must (CSRF).
 
 No token, or an unknown, revoked or expired one -> 401 with ``WWW-Authenticate: Bearer``
 (RFC 6750 §3). A ``userid`` in the request naming someone else -> 403.
@@ -57,6 +60,40 @@ def request_token(request: Request) -> str | None:
     return request.cookies.get(SESSION_COOKIE) or None
 
 
+#: Methods that do not change anything (RFC 9110 §9.2.1): no Origin check for them.
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "TRACE"})
+
+
+def origin_allowed(request: Request, allowed: set[str] | frozenset[str] | tuple[str, ...]) -> bool:
+    """Whether the request's Origin (RFC 6454 §7) is this server's own or listed.
+
+    No Origin at all passes: browsers send one with every POST and WebSocket handshake
+    (Fetch standard, "append a request Origin header"), so a request without one is not a
+    browser's and carries no ambient cookie to abuse. ``Origin: null`` (a sandboxed
+    frame, a data: URL) is foreign.
+    """
+    origin = request.headers.get("origin")
+    if origin is None:
+        return True
+    host = request.headers.get("host", "")
+    own = {f"http://{host}", f"https://{host}"}
+    return origin in own or origin in allowed
+
+
+def check_origin(request: Request, app: Any) -> None:
+    """CSRF defence beyond SameSite: 403 for an unsafe request authenticated by the session
+    cookie whose Origin is neither this server's own nor one of ``--allowed-origin``.
+
+    Called for cookie-authenticated requests only: a foreign page cannot make a browser
+    add an ``Authorization`` header to a cross-origin request without a CORS preflight,
+    which this server never grants, so Bearer requests are not CSRF-able.
+    """
+    if request.method in SAFE_METHODS:
+        return
+    if not origin_allowed(request, app.config.allowed_origins):
+        raise HTTPError(403, "this origin may not make changes with the session cookie")
+
+
 def to_http_error(error: AppError) -> HTTPError:
     """The HTTP layer's error for a domain error (status, message, Retry-After...)."""
     headers = error.headers()
@@ -83,6 +120,8 @@ async def authenticated_user(request: Request, app: Any) -> User:
     token = request_token(request)
     if token is None:
         raise to_http_error(AppError(401, "login required: send the token from /user/login"))
+    if request.headers.get("authorization") is None:
+        check_origin(request, app)  # the ambient cookie: CSRF-able
     user = await accounts.authenticate(token)
     if user is None:
         error = to_http_error(AppError(401, "the token is invalid or has expired: log in again"))
