@@ -91,3 +91,20 @@ def test_allowed_origins_may_change_things_with_the_cookie(db_url: str, tmp_path
         reply = api.post("/user/update", {"nickname": "Other"},
                          headers=_cookie(token, "https://other.example"))
         assert reply.status == 403
+
+
+def test_login_and_register_from_a_foreign_origin_are_403(api: ApiServer) -> None:
+    """Login CSRF: a foreign page must not log the victim's browser in to its account."""
+    user = api.register()
+    before = table_counts(api.app.store)
+    credentials = {"mobile": user["mobile"], "passwd": user["passwd"]}
+    for origin in (FOREIGN, "https://evil.example", "null"):
+        reply = api.request("POST", "/user/login", form=credentials, headers={"Origin": origin})
+        assert reply.status == 403 and reply.header("set-cookie") is None
+        reply = api.post("/user/register", {"mobile": "13900000000", "passwd": "long enough",
+                                            "nickname": "x"}, headers={"Origin": origin})
+        assert reply.status == 403
+    assert table_counts(api.app.store) == before  # no session, no account
+    # The app's own login page, and clients that send no Origin, still log in.
+    assert api.post("/user/login", credentials, headers={"Origin": _own(api)}).status == 200
+    assert api.post("/user/login", credentials).status == 200

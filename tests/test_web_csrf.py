@@ -73,6 +73,18 @@ ATTACK_PAGE = """<!doctype html>
 """
 
 
+#: Login CSRF: the attacker's page logs the victim's browser in to the attacker's account.
+LOGIN_PAGE = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Win a prize</title></head><body>
+<form id="forged" method="post" action="{app}/user/login">
+  <input type="hidden" name="mobile" value="{mobile}">
+  <input type="hidden" name="passwd" value="{passwd}">
+</form>
+<script>document.getElementById("forged").submit();</script>
+</body></html>
+"""
+
+
 class AttackerSite:
     """A second HTTP server on 127.0.0.1, serving the attacker's page."""
 
@@ -246,3 +258,28 @@ def test_the_apps_own_page_still_changes_things_with_the_cookie(
     assert statuses == [200, 200]
     assert mallory["id"] in friend_ids(server, victim["token"])
     assert nickname(server, victim["token"]) == "Still me"
+
+
+@pytest.mark.parametrize("attacker_host", ["localhost", "127.0.0.1"])
+def test_a_foreign_page_cannot_log_the_victim_in_to_another_account(
+    browser: Any, server: WebServer, attacker: AttackerSite, victim: dict[str, Any],
+    attacker_host: str,
+) -> None:
+    """Without the Origin check on /user/login, Chromium stored the attacker's session
+    cookie from the reply to this cross-site form POST (a top-level navigation), and the
+    victim's next /chat would have been the attacker's account."""
+    mallory = server.running.register(nickname="Mallory")
+    app = server.url
+    attacker.page = LOGIN_PAGE.format(app=app, mobile=mallory["mobile"],
+                                      passwd=mallory["passwd"]).encode()
+    page = victim["context"].new_page()
+    login = f"{app}/user/login"
+    try:
+        with page.expect_response(lambda r: r.url == login, timeout=WAIT_MS) as answered:
+            page.goto(f"http://{attacker_host}:{attacker.port}/attack")
+        assert answered.value.status == 403
+    finally:
+        page.close()
+    [cookie] = [c for c in victim["context"].cookies() if c["name"] == "fastim_token"]
+    assert cookie["value"] == victim["token"]
+    assert nickname(server, victim["token"]) == "Victim"

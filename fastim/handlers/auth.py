@@ -8,7 +8,8 @@ Who is calling is decided by the token alone (fastIM trusted a ``userid`` parame
   changes something is POST-only. SameSite does not cover a page of the *same site* on
   another origin (another port of the same host), so an unsafe request authenticated by
   the cookie must also come from an allowed Origin (:func:`check_origin`), as ``/chat``
-  upgrades must (CSRF).
+  upgrades must (CSRF). So must a login or registration: a foreign page's form could
+  otherwise log the victim's browser in to the attacker's account (login CSRF).
 
 No token, or an unknown, revoked or expired one -> 401 with ``WWW-Authenticate: Bearer``
 (RFC 6750 §3). A ``userid`` in the request naming someone else -> 403.
@@ -81,17 +82,18 @@ def origin_allowed(request: Request, allowed: set[str] | frozenset[str] | tuple[
 
 
 def check_origin(request: Request, app: Any) -> None:
-    """CSRF defence beyond SameSite: 403 for an unsafe request authenticated by the session
-    cookie whose Origin is neither this server's own nor one of ``--allowed-origin``.
+    """CSRF defence beyond SameSite: 403 for an unsafe request whose Origin is neither this
+    server's own nor one of ``--allowed-origin``.
 
-    Called for cookie-authenticated requests only: a foreign page cannot make a browser
-    add an ``Authorization`` header to a cross-origin request without a CORS preflight,
-    which this server never grants, so Bearer requests are not CSRF-able.
+    Called for requests authenticated by the session cookie, and for the endpoints
+    without authentication (login, register). Not for Bearer requests: a foreign page
+    cannot make a browser add an ``Authorization`` header to a cross-origin request
+    without a CORS preflight, which this server never grants, so they are not CSRF-able.
     """
     if request.method in SAFE_METHODS:
         return
     if not origin_allowed(request, app.config.allowed_origins):
-        raise HTTPError(403, "this origin may not make changes with the session cookie")
+        raise HTTPError(403, "this origin may not make changes here: use the app's own pages")
 
 
 def to_http_error(error: AppError) -> HTTPError:
@@ -164,7 +166,8 @@ def endpoint(
 ) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
     """Turn ``async def fn(request, values, user) -> data`` into a route handler.
 
-    The handler authenticates (unless ``auth=False``; then ``user`` is None), checks that a
+    The handler authenticates (unless ``auth=False``; then ``user`` is None, and only the
+    Origin is checked, :func:`check_origin`), checks that a
     ``userid`` in the request is the caller's own, reads the merged request values, and
     answers fastIM's envelope ``{"code": 0, "msg": "", "data": data}`` with ``status``
     -- or, when ``fn`` raises :class:`AppError`, ``{"code": -1, "msg": ...}`` with the
@@ -174,6 +177,12 @@ def endpoint(
     def wrap(fn: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         @functools.wraps(fn)
         async def handler(request: Request) -> Response:
+            if not auth:
+                # Login CSRF: a foreign page's form could log the victim's browser in to
+                # the attacker's account (the reply's cookie is stored even for a
+                # cross-site top-level POST). Logging in and registering are for the
+                # app's own pages and for clients that send no Origin.
+                check_origin(request, app)
             user = await authenticated_user(request, app) if auth else None
             values = request.values()
             try:
