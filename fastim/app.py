@@ -128,7 +128,8 @@ class App:
             await hook(self)
         self.server = Server(
             self.router, limits=config.limits, app=self, tmp_dir=config.upload_tmp_dir,
-            headers=config.security_headers(),
+            https_headers=config.security_headers(),
+            trusted_proxies=config.trusted_proxies,
         )
         await self.server.start(config.host, config.port, ssl=config.ssl_context())
 

@@ -15,7 +15,7 @@ from fastim.accounts.passwords import DEFAULT_KDF, check_kdf
 from fastim.accounts.service import MAX_SESSIONS, TOKEN_TTL
 from fastim.chat.hub import HubOptions
 from fastim.chat.protocol import ChatLimits
-from fastim.http import Limits
+from fastim.http import Limits, TrustedProxies
 from fastim.media.options import MediaOptions
 
 #: The checkout the package runs from (asset/ and views/ live beside fastim/).
@@ -92,16 +92,22 @@ class Config:
     #: Seconds browsers are told to use only HTTPS for this host (Strict-Transport-Security,
     #: RFC 6797), sent only when serving TLS; 0 sends no header.
     hsts_max_age: int = 180 * 24 * 3600
+    #: Reverse proxies (IP addresses or networks, e.g. "127.0.0.1", "10.0.0.0/8") whose
+    #: X-Forwarded-For / X-Forwarded-Proto or Forwarded fields name the client and its
+    #: scheme (fastim/http/proxy.py); from any other peer those fields are ignored.
+    trusted_proxies: tuple[str, ...] = ()
 
     @property
     def tls(self) -> bool:
-        """Whether the server speaks TLS itself (then the session cookie is Secure)."""
+        """Whether the server speaks TLS itself. Whether one request came over HTTPS is
+        ``request.scheme`` (also "https" behind a trusted TLS-terminating proxy)."""
         return self.certfile is not None
 
     def security_headers(self) -> list[tuple[str, str]]:
-        """Header fields for every response: HSTS under TLS only (RFC 6797 §7.2: a host
-        must not send it over plain HTTP, where an attacker could forge or strip it)."""
-        if not self.tls or self.hsts_max_age <= 0:
+        """Header fields for every response to a request that came over HTTPS
+        (`Server(https_headers=)`): HSTS, never over plain HTTP (RFC 6797 §7.2: a host
+        must not send it there, where an attacker could forge or strip it)."""
+        if self.hsts_max_age <= 0:
             return []
         return [("Strict-Transport-Security", f"max-age={self.hsts_max_age}")]
 
@@ -168,6 +174,13 @@ def add_serve_arguments(
                         help="an Origin besides the server's own that may open /chat and "
                              "make changes with the session cookie; "
                              "repeatable (FASTIM_ALLOWED_ORIGINS, comma-separated)")
+    proxies = env.get("FASTIM_TRUSTED_PROXIES", "")
+    parser.add_argument("--trusted-proxy", action="append", dest="trusted_proxies",
+                        default=[p.strip() for p in proxies.split(",") if p.strip()],
+                        help="a reverse proxy (IP address or network, e.g. 127.0.0.1 or "
+                             "10.0.0.0/8) whose X-Forwarded-For / X-Forwarded-Proto or "
+                             "Forwarded fields are believed; repeatable "
+                             "(FASTIM_TRUSTED_PROXIES, comma-separated; default none)")
     parser.add_argument("--certfile", type=Path, default=_env_path(env, "FASTIM_CERTFILE"),
                         help="PEM certificate (chain) to serve HTTPS and wss:// "
                              "(FASTIM_CERTFILE, default: plain HTTP)")
@@ -181,8 +194,9 @@ def add_serve_arguments(
                              "stored in clear)")
     parser.add_argument("--hsts-max-age", type=int,
                         default=_env_int(env, "FASTIM_HSTS_MAX_AGE", defaults.hsts_max_age),
-                        help="Strict-Transport-Security max-age in seconds, sent only with "
-                             "--certfile; 0 sends none (FASTIM_HSTS_MAX_AGE, "
+                        help="Strict-Transport-Security max-age in seconds, sent only over "
+                             "HTTPS (--certfile, or a trusted proxy's X-Forwarded-Proto); "
+                             "0 sends none (FASTIM_HSTS_MAX_AGE, "
                              "default %(default)s = 180 days)")
 
     def limit(flag: str, kind: type, default: Any, text: str) -> None:
@@ -277,6 +291,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
             raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more, "
                              f"not {getattr(args, name)}")
     try:
+        TrustedProxies(args.trusted_proxies)
+    except ValueError as exc:
+        raise SystemExit(f"--trusted-proxy: {exc}") from None
+    try:
         kdf = check_kdf(args.kdf)
     except ValueError as exc:
         raise SystemExit(f"--kdf: {exc}") from None
@@ -297,6 +315,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         data_dir=args.data_dir,
         resource_dir=args.resource_dir,
         allowed_origins=tuple(args.allowed_origins),
+        trusted_proxies=tuple(args.trusted_proxies),
         certfile=args.certfile,
         keyfile=args.keyfile,
         message_key_file=args.message_key_file,

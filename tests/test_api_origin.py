@@ -108,3 +108,21 @@ def test_login_and_register_from_a_foreign_origin_are_403(api: ApiServer) -> Non
     # The app's own login page, and clients that send no Origin, still log in.
     assert api.post("/user/login", credentials, headers={"Origin": _own(api)}).status == 200
     assert api.post("/user/login", credentials).status == 200
+
+
+def test_behind_a_trusted_proxy_the_own_origin_has_the_proxys_scheme(tmp_path: Any) -> None:
+    """The own origin is request.scheme + Host: behind a --trusted-proxy that says https,
+    the web client's https:// origin is its own and http:// is another site."""
+    config = api_config(f"sqlite:///{tmp_path}/fastim.db", tmp_path)
+    config.trusted_proxies = ("127.0.0.1",)
+    with ApiServer(config) as api:
+        _, token = api.user_with_token()
+        host = f"127.0.0.1:{api.port}"
+
+        def update_from(origin: str) -> int:
+            headers = {**_cookie(token, origin), "X-Forwarded-For": "203.0.113.7",
+                       "X-Forwarded-Proto": "https"}
+            return api.post("/user/update", {"nickname": "Proxied"}, headers=headers).status
+
+        assert update_from(f"https://{host}") == 200
+        assert update_from(f"http://{host}") == 403

@@ -313,3 +313,34 @@ def test_upload_limit_flags_reach_uploads(tmp_path: Path) -> None:
         assert "100,000 bytes" in error(upload(api, token, big), 413)
         assert upload(api, token, encode(picture((50, 50)), "PNG")).status == 200
         error(upload(api, token, encode(picture((60, 60)), "PNG")), 429)
+
+
+def test_trusted_proxy_flag_and_environment_variable(tmp_path: Path) -> None:
+    assert parse([], {}).trusted_proxies == ()
+    flags = ["--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8"]
+    assert parse(flags, {}).trusted_proxies == ("127.0.0.1", "10.0.0.0/8")
+    environ = {"FASTIM_TRUSTED_PROXIES": "127.0.0.1, ::1,10.0.0.0/8"}
+    assert parse([], environ).trusted_proxies == ("127.0.0.1", "::1", "10.0.0.0/8")
+    # Like --allowed-origin, flags add to the environment's list.
+    assert parse(["--trusted-proxy", "192.0.2.1"], environ).trusted_proxies == (
+        "127.0.0.1", "::1", "10.0.0.0/8", "192.0.2.1")
+    for argv, env in ((["--trusted-proxy", "localhost"], {}),
+                      (["--trusted-proxy", "10.0.0.0/40"], {}),
+                      ([], {"FASTIM_TRUSTED_PROXIES": "127.0.0.1,proxy.example"})):
+        with pytest.raises(SystemExit, match="--trusted-proxy: not an IP address or network"):
+            parse(argv, env)
+    done = subprocess.run([sys.executable, "-m", "fastim", "serve", "--trusted-proxy", "x"],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=SAFETY_TIMEOUT)
+    assert done.returncode != 0 and "--trusted-proxy: not an IP address" in done.stderr
+
+
+def test_trusted_proxy_flag_reaches_the_login_throttle(tmp_path: Path) -> None:
+    with app_from_flags(tmp_path, "--trusted-proxy", "127.0.0.1", "--login-per-address", "1",
+                        "--kdf", "pbkdf2_sha256:1000") as api:
+        def attempt(mobile: str, client: str) -> int:
+            return api.post("/user/login", {"mobile": mobile, "passwd": "wrong password"},
+                            headers={"X-Forwarded-For": client}).status
+
+        assert attempt("13900000001", "203.0.113.7") == 401
+        assert attempt("13900000002", "203.0.113.7") == 429
+        assert attempt("13900000003", "203.0.113.8") == 401  # its own window

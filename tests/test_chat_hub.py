@@ -403,6 +403,53 @@ def test_a_member_who_left_or_a_dissolved_group_can_no_longer_post(api: ApiServe
     asyncio.run(scenario())
 
 
+def test_who_receives_a_group_message_follows_each_join_leave_and_connect_at_once(
+        api: ApiServer) -> None:
+    # The hub keeps a list of each group's recipient sessions between messages: every
+    # change of membership or presence must show in the very next message.
+    owner, to = api.user_with_token()
+    first, t1 = api.user_with_token()
+    second, t2 = api.user_with_token()
+    late, tl = api.user_with_token()
+    group = api.post("/contact/createcommunity", {"name": "changing"}, token=to).data
+    for token in (t1, t2):
+        assert api.post("/contact/joincommunity", {"dstid": group["id"]},
+                        token=token).status == 200
+
+    async def scenario() -> None:
+        o = await ChatClient.open(api, to)
+        a = await ChatClient.open(api, t1)
+
+        async def say(text: str, *receivers: ChatClient) -> None:
+            ack = await o.say(11, group["id"], text, text)
+            for receiver in receivers:
+                got = await receiver.message()
+                assert (got["id"], got["content"]) == (ack["id"], text)
+
+        await say("one", a)
+        b = await ChatClient.open(api, t2)  # a member comes online
+        await say("two", a, b)
+        a2 = await ChatClient.open(api, api.login(first, device="phone"))  # a second device
+        await say("three", a, b, a2)
+        await a2.close()  # that device goes offline again
+        await say("four", a, b)
+        assert api.post("/contact/leavecommunity", {"dstid": group["id"]},
+                        token=t2).status == 200
+        await say("five", a)
+        await b.no_more_messages()
+        n = await ChatClient.open(api, tl)  # online first, then joins
+        assert api.post("/contact/joincommunity", {"dstid": group["id"]},
+                        token=tl).status == 200
+        await say("six", a, n)
+        await a.close()  # the last device of a member
+        await say("seven", n)
+        for client in (o, b, n):
+            await client.no_more_messages()
+            await client.close()
+
+    asyncio.run(scenario())
+
+
 def test_a_batch_the_database_refuses_is_not_acked_and_a_resend_stores_it_once(
         api: ApiServer) -> None:
     alice, ta, bob, tb = pair(api)
@@ -474,7 +521,8 @@ def test_a_session_sends_each_id_once_whatever_order_the_ids_come_in() -> None:
             session = ChatSession(ws, user_id=1, max_buffer=1 << 20)
             for message_id in (5, 7, 6, 7, 5, 8):  # 6 overtaken; 7 and 5 again
                 session.deliver(prepare(json.dumps({"id": message_id})), message_id)
-            sent.extend(session.first_send(n) for n in (6, 8, 9))  # a sync page
+            sent.extend(session.first_sync(n) for n in (6, 8, 9))  # a sync page
+            session.sync_paged(9, more=False)
             session.deliver(prepare('{"id":9}'), 9)  # already in the sync page
             session.deliver(prepare('{"cmd":40}'), None)  # typing: no id, no record
             for message_id in range(100, 100 + 3 * RECENT_IDS):  # a long run
@@ -494,3 +542,52 @@ def test_a_session_sends_each_id_once_whatever_order_the_ids_come_in() -> None:
     sent, got = asyncio.run(asyncio.wait_for(scenario(), 10))
     assert sent == [False, False, True]
     assert got == [{"id": 5}, {"id": 7}, {"id": 6}, {"id": 8}, {"cmd": 40}]
+
+
+def test_a_long_sync_never_repeats_what_came_live_while_it_paged() -> None:
+    # Sync rows are recorded apart from live ids, and live ids a later page may hold are
+    # kept until the sync is over: a page of 200 old rows, or a flood of live messages
+    # between two pages, must not make a later page send a live message again.
+    from fastim.chat.session import RECENT_IDS, ChatSession
+
+    session = ChatSession(None, user_id=1, max_buffer=1 << 20)
+    live = [session.first_send(n) for n in range(301, 306)]  # right after the snapshot
+    page1 = [session.first_sync(n) for n in range(1, 201)]
+    session.sync_paged(200, more=True)
+    flood = range(306, 306 + 3 * RECENT_IDS)  # live while the client pages on
+    flooded = [session.first_send(n) for n in flood]
+    page2 = [session.first_sync(n) for n in range(201, flood[-1] + 1)]
+    session.sync_paged(flood[-1], more=False)
+    assert all(live) and all(page1) and all(flooded)
+    assert page2 == [True] * 100 + [False] * (5 + len(flood))
+    # Over: the live record is back to its usual size, and still answers for duplicates.
+    assert session.first_send(flood[-1] + 1)
+    assert len(session.recent) < 2 * RECENT_IDS
+    assert not session.first_send(flood[-1])
+
+
+def test_a_device_back_to_a_backlog_of_pages_gets_each_message_once(
+        roomy_api: ApiServer) -> None:
+    api = roomy_api
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        b = await ChatClient.open(api, tb)
+        offline = [(await b.say(10, alice["id"], f"m{n}", f"o{n}"))["id"] for n in range(300)]
+        a = await ChatClient.open(api, ta)
+        live = [(await b.say(10, alice["id"], f"live{n}", f"l{n}"))["id"] for n in range(5)]
+        got = [(await a.message())["id"] for _ in live]
+        since = 0
+        while True:  # pages of 200: the first pushes 200 old rows through the record
+            await a.send(cmd=20, since=since)
+            page = await a.cmd(21)
+            got += [row["id"] for row in page["rows"]]
+            if not page["more"]:
+                break
+            since = page["next"]
+        assert sorted(got) == sorted(offline + live)  # each once
+        await a.no_more_messages()
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())

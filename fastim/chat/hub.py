@@ -34,6 +34,7 @@ from fastim.chat.protocol import (
     parse,
 )
 from fastim.chat.ratelimit import TokenBucket
+from fastim.chat.session import fan_out
 from fastim.ws import PreparedFrame, prepare
 
 log = logging.getLogger(__name__)
@@ -75,7 +76,8 @@ class ChatStore(Protocol):
 
 
 class Session(Protocol):
-    """One device of a user: a WebSocket connection seen from the hub."""
+    """One device of a user: a WebSocket connection seen from the hub. The hub's fan-out
+    (`fastim.chat.session.fan_out`) is `deliver()` written out for ChatSession's fields."""
 
     id: str
     user_id: int
@@ -84,8 +86,14 @@ class Session(Protocol):
     def close_for(self, code: int, reason: str) -> None: ...
 
     def first_send(self, message_id: int) -> bool:
-        """Record that stored message `message_id` goes to this device; False when it
+        """Record that stored message `message_id` goes to this device live; False when it
         went already (each message once per connection)."""
+
+    def first_sync(self, message_id: int) -> bool:
+        """The same for a row of a sync page."""
+
+    def sync_paged(self, following: int, more: bool) -> None:
+        """A sync page reaching `following` went out; `more`: the client may page on."""
 
     def deliver(self, frame: PreparedFrame, message_id: int | None) -> bool:
         """Write a fan-out's frame (unless `message_id` went already); False when the
@@ -161,6 +169,10 @@ class Hub:
         self.bus: Bus = LocalBus(self)
         self.users: dict[int, Presence] = {}
         self.online_members: dict[int, set[int]] = {}  # group -> members online here
+        # group -> the sessions of its online members here, built at its first fan-out
+        # and dropped whenever a member joins, leaves, or connects or closes a device
+        # (`_membership_changed`), so the next message sees the change.
+        self._group_sessions: dict[int, list[Session]] = {}
         self._buckets: dict[str, TokenBucket] = {}
         self._strikes: dict[str, int] = {}
         self._commit: GroupCommit[NewMessage, StoredMessage] = GroupCommit(
@@ -195,6 +207,7 @@ class Hub:
                         new_groups.append(group)
                     members.add(user)
         presence.sessions[session.id] = session
+        self._membership_changed(presence.groups)
         now = self.clock()
         self._buckets[session.id] = TokenBucket(self.options.rate, self.options.burst, now)
         if first_here:
@@ -216,6 +229,7 @@ class Hub:
         presence = self.users.get(user)
         if presence is None or presence.sessions.pop(session.id, None) is None:
             return
+        self._membership_changed(presence.groups)
         if presence.sessions:
             return
         del self.users[user]
@@ -259,6 +273,7 @@ class Hub:
     def member_joined(self, group: int, user: int) -> None:
         presence = self.users.get(user)
         if presence is not None:
+            self._membership_changed((group,))
             presence.groups.add(group)
             members = self.online_members.setdefault(group, set())
             if not members:
@@ -266,6 +281,7 @@ class Hub:
             members.add(user)
 
     def member_left(self, group: int, user: int) -> None:
+        self._membership_changed((group,))
         presence = self.users.get(user)
         if presence is not None:
             presence.groups.discard(group)
@@ -277,6 +293,7 @@ class Hub:
                 self.bus.unwatch_group(group)
 
     def group_dissolved(self, group: int) -> None:
+        self._membership_changed((group,))
         members = self.online_members.pop(group, set())
         for user in members:
             presence = self.users.get(user)
@@ -417,8 +434,10 @@ class Hub:
         rows = rows[: command.limit]
         following = rows[-1]["id"] if rows else command.since
         # Leave out what this connection already got live (it may have arrived between
-        # the connect and this sync): each message once per connection.
-        rows = [row for row in rows if session.first_send(row["id"])]
+        # the connect and this sync) or in an earlier page: each message once per
+        # connection.
+        rows = [row for row in rows if session.first_sync(row["id"])]
+        session.sync_paged(following, more)
         session.push(encode({"cmd": Cmd.SYNC_RESULT, "since": command.since, "rows": rows,
                              "more": more, "next": following}))
 
@@ -442,41 +461,50 @@ class Hub:
     # -- delivery on this node ---------------------------------------------------------
 
     # A frame is prepared once (fastim.ws.prepare: header and payload encoded once) and
-    # the same bytes go to every connection. The loops walk the hub's own sets without
-    # copying them: a device that falls too far behind is closed after the loop, since
-    # closing it leaves the hub (disconnect) and so changes those sets.
+    # the same bytes go to every connection (session.fan_out). A group's recipients are
+    # a list kept per group, so a message costs no walk over its members' presences; a
+    # device that falls too far behind is closed after the loop, since closing it leaves
+    # the hub (disconnect), which drops that list.
+
+    def _membership_changed(self, groups: Iterable[int]) -> None:
+        cache = self._group_sessions
+        for group in groups:
+            cache.pop(group, None)
+
+    def _sessions_of(self, users: Iterable[int]) -> list[Session]:
+        presences = self.users
+        sessions: list[Session] = []
+        for user in users:
+            presence = presences.get(user)
+            if presence is not None:  # offline here: the message waits in the store
+                sessions.extend(presence.sessions.values())
+        return sessions
 
     def deliver_to_users(self, users: Iterable[int], frame: str,
                          skip_session: str | None = None,
                          message_id: int | None = None) -> None:
-        self._close_slow(self._deliver(users, prepare(frame), skip_session, message_id))
+        self._close_slow(fan_out(self._sessions_of(users), prepare(frame), skip_session,
+                                 message_id))
 
     def deliver_to_group(self, group: int, frame: str, also: int | None = None,
                          skip_session: str | None = None,
                          message_id: int | None = None) -> None:
         prepared = prepare(frame)
-        members = self.online_members.get(group, ())
-        slow = self._deliver(members, prepared, skip_session, message_id)
-        if also is not None and also not in members:
-            slow += self._deliver((also,), prepared, skip_session, message_id)
+        members = self.online_members.get(group)
+        if members is None:
+            sessions: list[Session] = []
+        else:
+            cached = self._group_sessions.get(group)
+            if cached is None:
+                cached = self._group_sessions[group] = self._sessions_of(members)
+            sessions = cached
+        slow = fan_out(sessions, prepared, skip_session, message_id)
+        if also is not None and (members is None or also not in members):
+            slow += fan_out(self._sessions_of((also,)), prepared, skip_session, message_id)
         self._close_slow(slow)
 
-    def _deliver(self, users: Iterable[int], frame: PreparedFrame, skip_session: str | None,
-                 message_id: int | None) -> list[Session]:
-        """Write `frame` to the devices of `users` here; returns those now too slow."""
-        slow: list[Session] = []
-        presences = self.users
-        for user in users:
-            presence = presences.get(user)
-            if presence is None:
-                continue  # offline here: the message waits in the store for sync
-            for session in presence.sessions.values():
-                if session.id != skip_session and not session.deliver(frame, message_id):
-                    slow.append(session)
-        return slow
-
     @staticmethod
-    def _close_slow(slow: list[Session]) -> None:
+    def _close_slow(slow: Sequence[Session]) -> None:
         for session in slow:
             session.too_slow()
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from fastim.ws import ConnectionClosed, PreparedFrame
@@ -29,6 +29,9 @@ from fastim.ws import ConnectionClosed, PreparedFrame
 _ids = itertools.count(1)
 
 RECENT_IDS = 128  # ids kept to answer for duplicates: between this and twice as many
+# While a client pages through a sync, the live ids a later page may still hold are kept
+# too, up to this many (a client that never finishes its sync does not hold them forever).
+SYNC_HOLD = 4096
 # A fan-out looks at the connection's buffer once this many bytes were written since the
 # last look, not at every frame: the bound is then passed by at most this much.
 CHECK_EVERY = 16 * 1024
@@ -41,7 +44,8 @@ TOKEN_REVOKED = 4001
 
 class ChatSession:
     __slots__ = ("id", "user_id", "connection", "max_buffer", "closing", "on_close",
-                 "high", "recent", "unchecked", "_closer", "token_hash", "expires")
+                 "high", "recent", "trim_at", "synced", "sync_next", "unchecked", "_closer",
+                 "token_hash", "expires")
 
     def __init__(self, connection: Any, user_id: int, max_buffer: int, *, node: str = "",
                  on_close: Callable[[], None] | None = None,
@@ -53,7 +57,12 @@ class ChatSession:
         self.closing = False
         self.on_close = on_close  # leave the hub at once, not after the close handshake
         self.high = 0  # the highest message id this connection has been sent
-        self.recent: list[int] = []  # the newest ids it has been sent, in sending order
+        self.recent: list[int] = []  # the newest ids it was sent live, in sending order
+        self.trim_at = 2 * RECENT_IDS  # recent's length at which trim() is due
+        self.synced: list[int] = []  # the newest ids it was sent in sync pages
+        # The id a sync's pages have reached while the client may still ask for the next
+        # page (0 until its first sync is over): live ids above it are kept for that page.
+        self.sync_next: int | None = 0
         self.unchecked = 0  # bytes deliver() wrote since it last looked at the buffer
         self._closer: asyncio.Task[None] | None = None
         # Which login opened this connection (the stored SHA-256 of its token) and when
@@ -62,17 +71,51 @@ class ChatSession:
         self.expires = expires
 
     def first_send(self, message_id: int) -> bool:
-        """Record that message `message_id` goes to this connection; False when it was
-        sent already (then it must not go again)."""
+        """Record that message `message_id` goes to this connection live; False when it
+        was sent already, live or in a sync page (then it must not go again)."""
         if message_id > self.high:
             self.high = message_id
-        elif message_id in self.recent:
+        elif message_id in self.recent or message_id in self.synced:
             return False
         recent = self.recent
         recent.append(message_id)
-        if len(recent) >= 2 * RECENT_IDS:
-            del recent[:RECENT_IDS]
+        if len(recent) >= self.trim_at:
+            self.trim()
         return True
+
+    def first_sync(self, message_id: int) -> bool:
+        """Record that message `message_id` goes to this connection in a sync page; False
+        when it was sent already. Sync rows are kept apart from the live ids, so that a
+        page of old rows cannot push out the live ids a later page would repeat."""
+        if message_id in self.recent or message_id in self.synced:
+            return False
+        if message_id > self.high:
+            self.high = message_id  # a live copy that comes later is then looked up
+        synced = self.synced
+        synced.append(message_id)
+        if len(synced) >= 2 * RECENT_IDS:
+            del synced[:RECENT_IDS]
+        return True
+
+    def sync_paged(self, following: int, more: bool) -> None:
+        """A sync page went out: its rows reached `following`, and `more` says whether
+        the client may ask for the next page (then live ids above `following` are kept)."""
+        self.sync_next = following if more else None
+        if not more and len(self.recent) >= 2 * RECENT_IDS:
+            self.trim()
+
+    def trim(self) -> None:
+        """Forget all but the newest RECENT_IDS live ids, except, while a sync is paging,
+        those above what its pages reached (up to SYNC_HOLD)."""
+        recent = self.recent
+        older = len(recent) - RECENT_IDS
+        following = self.sync_next
+        if following is not None and len(recent) < SYNC_HOLD:
+            recent[:older] = [i for i in recent[:older] if i > following]
+            self.trim_at = max(2 * RECENT_IDS, len(recent) + RECENT_IDS)
+        else:
+            del recent[:older]
+            self.trim_at = 2 * RECENT_IDS
 
     def push(self, frame: str) -> None:
         if self.closing:
@@ -98,8 +141,8 @@ class ChatSession:
                 self.high = message_id
                 recent = self.recent
                 recent.append(message_id)
-                if len(recent) >= 2 * RECENT_IDS:
-                    del recent[:RECENT_IDS]
+                if len(recent) >= self.trim_at:
+                    self.trim()
             elif not self.first_send(message_id):
                 return True
         connection = self.connection
@@ -125,3 +168,40 @@ class ChatSession:
             self.on_close()
         self._closer = asyncio.get_running_loop().create_task(
             self.connection.close(code, reason))
+
+
+def fan_out(sessions: Iterable[Any], frame: PreparedFrame, skip_session: str | None,
+            message_id: int | None) -> list[Any]:
+    """`deliver()` of one fan-out to each of `sessions` but the one `skip_session` names,
+    written out in one loop: this runs once per recipient of every message, and a method
+    call and its attribute lookups are much of its cost. Returns the sessions now over
+    their `max_buffer`, for the caller to close once its loop is done."""
+    slow: list[Any] = []  # ChatSessions: the hub's Session protocol names fewer fields
+    size = len(frame.data)
+    for session in sessions:
+        if session.closing or session.id == skip_session:
+            continue
+        if message_id is not None:
+            # The usual case: the newest id this connection has been sent (first_send()).
+            if message_id > session.high:
+                session.high = message_id
+                recent = session.recent
+                recent.append(message_id)
+                if len(recent) >= session.trim_at:
+                    session.trim()
+            elif not session.first_send(message_id):
+                continue
+        connection = session.connection
+        try:
+            connection.send_prepared(frame)
+        except ConnectionClosed:
+            session.closing = True
+            continue
+        unchecked = session.unchecked + size
+        if unchecked < CHECK_EVERY:
+            session.unchecked = unchecked
+            continue
+        session.unchecked = 0
+        if connection.buffered_amount > session.max_buffer:
+            slow.append(session)
+    return slow

@@ -76,9 +76,10 @@ def origin_allowed(request: Request, allowed: set[str] | frozenset[str] | tuple[
     origin = request.headers.get("origin")
     if origin is None:
         return True
+    # This server's own origin is the scheme the page was served over (behind a trusted
+    # proxy, the proxy's, from request.scheme) and the Host it was asked for.
     host = request.headers.get("host", "")
-    own = {f"http://{host}", f"https://{host}"}
-    return origin in own or origin in allowed
+    return origin == f"{request.scheme}://{host}" or origin in allowed
 
 
 def check_origin(request: Request, app: Any) -> None:
@@ -130,7 +131,7 @@ async def authenticated_user(request: Request, app: Any) -> User:
         if request.headers.get("authorization") is None:
             # A stale session cookie: drop it, so the web client goes back to the login
             # page instead of presenting it again.
-            secure = "; Secure" if app.config.tls else ""
+            secure = "; Secure" if request.scheme == "https" else ""
             error.headers.append((
                 "Set-Cookie",
                 f"{SESSION_COOKIE}=; Path=/; Max-Age=0; HttpOnly{secure}; SameSite=Lax",

@@ -39,8 +39,9 @@ def register(router: Router, app: Any) -> None:
             max_age=accounts.token_ttl,
             http_only=True,
             same_site="Lax",
-            # Under TLS the cookie never travels over plain HTTP (RFC 6265 §4.1.2.5).
-            secure=app.config.tls,
+            # Over HTTPS (our TLS, or a trusted proxy's) the cookie never travels over
+            # plain HTTP afterwards (RFC 6265 §4.1.2.5).
+            secure=request.scheme == "https",
         )
         return response
 
@@ -52,7 +53,7 @@ def register(router: Router, app: Any) -> None:
         await revoke_chat_sessions(app, user.id, [token_hash(request.state.token)],
                                    reason="logged out")
         response = json_response(None)
-        response.delete_cookie(SESSION_COOKIE, secure=app.config.tls)
+        response.delete_cookie(SESSION_COOKIE, secure=request.scheme == "https")
         return response
 
     @router.route(["GET", "POST"], "/user/find")

@@ -2,6 +2,7 @@
 
 * `parser` - the sans-I/O request parser (bytes in, events out);
 * `server` - the asyncio protocol and `Server` (timeouts, keep-alive, shutdown);
+* `proxy` - the client's address and scheme behind a trusted reverse proxy;
 * `router`, `request`, `response`, `body`, `static` - what handlers see.
 
 See docs/http.md for the API, the limits and their defaults.
@@ -11,6 +12,7 @@ from .body import UploadedFile
 from .errors import HTTPError
 from .headers import Headers
 from .parser import RequestParser
+from .proxy import TrustedProxies
 from .request import Request, State
 from .response import (
     Response,
@@ -35,6 +37,7 @@ __all__ = [
     "Server",
     "State",
     "StaticFiles",
+    "TrustedProxies",
     "UploadedFile",
     "error_response",
     "html_response",

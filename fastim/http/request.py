@@ -54,12 +54,16 @@ class Request:
     Attributes: `method`, `target` (as sent), `path` (percent-decoded), `raw_path`,
     `query_string`, `http_version`, `headers` (a case-insensitive `Headers`), `body`
     (bytes; empty for multipart, whose parts are in `form()` and `files`),
-    `path_params`, `remote_addr`, `state` (free for middleware, e.g. the user).
+    `path_params`, `remote_addr`, `scheme`, `state` (free for middleware, e.g. the user).
+
+    `remote_addr` is the client's IP address and `scheme` ("http" or "https") how it
+    reached us: the TCP peer and the connection's, or, when the peer is a trusted proxy
+    (`Server(trusted_proxies=...)`), what the proxy's forwarding fields say.
     """
 
     __slots__ = (
         "method", "target", "http_version", "headers", "body", "raw_path",
-        "query_string", "path_params", "remote_addr", "state", "files", "app",
+        "query_string", "path_params", "remote_addr", "scheme", "state", "files", "app",
         "_path", "_query", "_cookies", "_form_fields", "_content_type",
     )
 
@@ -72,6 +76,7 @@ class Request:
         *,
         http_version: str = "1.1",
         remote_addr: str = "",
+        scheme: str = "http",
         path_params: dict[str, str] | None = None,
         form_fields: dict[str, list[str]] | None = None,
         files: dict[str, list[UploadedFile]] | None = None,
@@ -85,6 +90,7 @@ class Request:
         self.raw_path, self.query_string = split_target(target)
         self.path_params: dict[str, str] = path_params if path_params is not None else {}
         self.remote_addr = remote_addr
+        self.scheme = scheme
         self.state = State()
         #: File parts of a multipart body, by field name.
         self.files: dict[str, list[UploadedFile]] = files if files is not None else {}

@@ -29,6 +29,7 @@ from .parser import (
     RequestHead,
     RequestParser,
 )
+from .proxy import TrustedProxies, resolve_client
 from .request import Request
 from .response import (
     Response,
@@ -136,7 +137,12 @@ class HTTPProtocol(asyncio.Protocol):
             max_body_size=limits.max_body_size,
         )
         self.transport: asyncio.Transport | None = None
+        #: The TCP peer's address, and the scheme of this connection ("https" under TLS).
+        #: A request's own `remote_addr`/`scheme` may differ behind a trusted proxy.
         self.remote_addr = ""
+        self.scheme = "https" if server.tls else "http"
+        self._https = server.tls  # whether the current request came over HTTPS
+        self._peer_is_proxy = False  # whether the peer is a trusted proxy (set when known)
         self.upgraded = False
         self.closed: asyncio.Future[None] = self.loop.create_future()
         self._timer: asyncio.TimerHandle | None = None
@@ -169,6 +175,9 @@ class HTTPProtocol(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and peer:
             self.remote_addr = str(peer[0])
+        proxies = self.server.trusted_proxies
+        # Checked once per connection: its peer does not change.
+        self._peer_is_proxy = bool(proxies) and proxies.trusts(self.remote_addr)
         self.server.connections.add(self)
         if self.server.closing:
             self._close()
@@ -261,12 +270,19 @@ class HTTPProtocol(asyncio.Protocol):
         self._head = head
         self._started = self.loop.time()
         self._route = self._ws_route = self._sink = self._pending_error = None
+        remote_addr, scheme = self.remote_addr, self.scheme
+        if self._peer_is_proxy:
+            client = resolve_client(remote_addr, scheme, head.headers,
+                                    self.server.trusted_proxies)
+            remote_addr, scheme = client.addr, client.scheme
+        self._https = scheme == "https"
         request = self._request = Request(
             head.method,
             head.target,
             head.headers,
             http_version=head.http_version,
-            remote_addr=self.remote_addr,
+            remote_addr=remote_addr,
+            scheme=scheme,
             app=self.server.app,
         )
         has_body = head.chunked or bool(head.content_length)
@@ -453,6 +469,8 @@ class HTTPProtocol(asyncio.Protocol):
         send_body = head.method != "HEAD" and status not in _NO_BODY_STATUSES
         # The fields the server adds are known to be well-formed: no check, no lookup.
         parts = [_status_line(status), encoded, self.server.always_fields, date_field()]
+        if self._https:
+            parts.append(self.server.https_fields)
         if status not in _NO_BODY_STATUSES:
             length = response.file.length if response.file is not None else len(body)
             parts.append(b"Content-Length: %d\r\n" % length)
@@ -587,7 +605,10 @@ class HTTPProtocol(asyncio.Protocol):
         # The head of the refused request, if it got that far.
         head = self._head if self._request is not None else None
         response = error_response(error)
-        fields = [*response.headers, *self.server.headers, ("Date", current_date()),
+        # Before a head there is no forwarded scheme: the connection's own decides.
+        https = self._https if head is not None else self.scheme == "https"
+        fields = [*response.headers, *self.server.headers,
+                  *(self.server.https_headers if https else ()), ("Date", current_date()),
                   ("Content-Length", str(len(response.body))), ("Connection", "close")]
         if head is not None:
             self._log(head, error.status, len(response.body))
@@ -690,9 +711,13 @@ class HTTPProtocol(asyncio.Protocol):
     def _log(self, head: RequestHead, status: int, size: int) -> None:
         if access_logger.isEnabledFor(logging.INFO):
             elapsed = (self.loop.time() - self._started) * 1000
+            # The client's address as resolved for this request (behind a trusted proxy,
+            # the forwarded one), not the proxy's.
+            request = self._request
+            address = request.remote_addr if request is not None else self.remote_addr
             access_logger.info(
                 '%s "%s %s HTTP/%s" %d %d %.1fms',
-                self.remote_addr, head.method, redact_target(head.target),
+                address, head.method, redact_target(head.target),
                 head.http_version, status, size, elapsed,
             )
 
@@ -714,13 +739,28 @@ class Server:
         gzip: bool = True,
         tmp_dir: str | Path | None = None,
         headers: Iterable[tuple[str, str]] = (),
+        https_headers: Iterable[tuple[str, str]] = (),
+        trusted_proxies: TrustedProxies | Iterable[str] = (),
     ) -> None:
         self.router = router
         self.limits = limits or Limits()
-        #: Header fields added to every response, errors included (e.g.
-        #: Strict-Transport-Security when serving TLS); checked and encoded once here.
+        #: Header fields added to every response, errors included; checked and encoded
+        #: once here.
         self.headers = [(str(name), str(value)) for name, value in headers]
         self.always_fields = _encode_fields(self.headers)
+        #: Header fields added to every response to a request that came over HTTPS, by
+        #: our own TLS or through a trusted proxy (e.g. Strict-Transport-Security, which
+        #: must not be sent over plain HTTP: RFC 6797 §7.2).
+        self.https_headers = [(str(name), str(value)) for name, value in https_headers]
+        self.https_fields = _encode_fields(self.https_headers)
+        #: Peers whose X-Forwarded-For / X-Forwarded-Proto / Forwarded fields name the
+        #: request's client (fastim/http/proxy.py); none by default.
+        self.trusted_proxies = (
+            trusted_proxies if isinstance(trusted_proxies, TrustedProxies)
+            else TrustedProxies(trusted_proxies)
+        )
+        #: Whether the server speaks TLS itself (set by `start(ssl=...)`).
+        self.tls = False
         #: Given to every request as ``request.app``.
         self.app = app
         #: Whether textual responses are gzipped for clients that accept it.
@@ -741,6 +781,7 @@ class Server:
         """Listen on (host, port); port 0 picks a free port (see `port`)."""
         loop = asyncio.get_running_loop()
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        self.tls = kwargs.get("ssl") is not None
         self._server = await loop.create_server(
             lambda: HTTPProtocol(self), host, port, reuse_address=True, **kwargs
         )
