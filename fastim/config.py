@@ -171,7 +171,8 @@ def add_serve_arguments(
     origins = env.get("FASTIM_ALLOWED_ORIGINS", "")
     parser.add_argument("--allowed-origin", action="append", dest="allowed_origins",
                         default=[o.strip() for o in origins.split(",") if o.strip()],
-                        help="an Origin besides the server's own that may open /chat; "
+                        help="an Origin besides the server's own that may open /chat and "
+                             "make changes with the session cookie; "
                              "repeatable (FASTIM_ALLOWED_ORIGINS, comma-separated)")
     proxies = env.get("FASTIM_TRUSTED_PROXIES", "")
     parser.add_argument("--trusted-proxy", action="append", dest="trusted_proxies",

@@ -28,7 +28,13 @@ from fastim.chat.protocol import Cmd
 from fastim.chat.session import TOKEN_REVOKED, ChatSession
 from fastim.chat.storage import ChatStorage
 from fastim.errors import AppError
-from fastim.handlers.auth import endpoint, request_token, services, to_http_error
+from fastim.handlers.auth import (
+    endpoint,
+    origin_allowed,
+    request_token,
+    services,
+    to_http_error,
+)
 from fastim.http import HTTPError, Request, Router
 from fastim.store.sealing import Sealer
 from fastim.ws import ConnectionClosed
@@ -37,16 +43,6 @@ from fastim.ws import ConnectionClosed
 #: its JSON (Config.chat_max_frame, `--chat-max-frame`).
 MAX_FRAME = 64 * 1024
 MAX_HISTORY_PAGE = 100
-
-
-def _origin_allowed(request: Request, allowed: set[str]) -> bool:
-    origin = request.headers.get("origin")
-    if origin is None:
-        return True  # not a browser: no ambient cookie to abuse, the token decides
-    # This server's own origin is the scheme the page was served over (behind a trusted
-    # proxy, the proxy's, from request.scheme) and the Host it was asked for.
-    host = request.headers.get("host", "")
-    return origin == f"{request.scheme}://{host}" or origin in allowed
 
 
 def _whole(values: dict[str, Any], name: str, default: int | None = None) -> int:
@@ -107,7 +103,7 @@ def register(router: Router, app: Any) -> None:
     app.on_shutdown.append(stop_hub)
 
     async def before_upgrade(request: Request) -> None:
-        if not _origin_allowed(request, allowed_origins):
+        if not origin_allowed(request, allowed_origins):
             raise HTTPError(403, "this origin may not open the chat")
         accounts, _ = services(app)
         token = (request.query.get("token") or [None])[0] or request_token(request)
