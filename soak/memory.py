@@ -1,9 +1,12 @@
 """The server's resident memory over the soak, and whether it stays flat.
 
 A sampler thread reads VmRSS from /proc/PID/status every few seconds. After a warm-up
-(connections opening, caches, the allocator's arenas and SQLite's page cache filling) the
-steady part should not grow: its least-squares slope, in MiB per minute, is compared with
-a threshold (see docs/reliability.md for why the default is what it is).
+(connections opening, each connection's record of sent ids reaching its size) the steady
+part should not grow: its least-squares slope, in MiB per minute, is compared with a
+threshold (see docs/reliability.md for why the default is what it is). SQLite's own memory
+(its page caches, which fill over minutes as the database grows) is bounded apart: the
+slope is judged on RSS less what SQLite reports holding, and that is checked against its
+ceiling instead.
 """
 
 from __future__ import annotations
@@ -83,9 +86,29 @@ def slope_mib_per_min(points: list[tuple[float, int]]) -> float:
     return cov / var * 60 / 1024
 
 
+def less(samples: list[tuple[float, int]],
+         other: list[tuple[float, int]]) -> list[tuple[float, int]]:
+    """`samples` (seconds, KiB) minus, at each, the latest of `other` (seconds, KiB) taken
+    at or before it (the first one before any): RSS without a part measured apart, such as
+    SQLite's own memory, which has a ceiling of its own."""
+    if not other:
+        return list(samples)
+    out = []
+    index = 0
+    for t, kib in samples:
+        while index + 1 < len(other) and other[index + 1][0] <= t:
+            index += 1
+        out.append((t, kib - other[index][1]))
+    return out
+
+
 def summary(samples: list[tuple[float, int]], start: float, warmup_end: float,
-            end: float, parts: list[dict[str, int]] | None = None) -> dict[str, object]:
-    """RSS at the start of the chat, after warm-up and at the end, and the steady slope."""
+            end: float, parts: list[dict[str, int]] | None = None,
+            judged: list[tuple[float, int]] | None = None) -> dict[str, object]:
+    """RSS at the start of the chat, after warm-up and at the end, and the steady slope of
+    `judged` (RSS itself unless given: RSS less what is bounded apart)."""
+    steady_judged = [(t, m) for t, m in (samples if judged is None else judged)
+                     if warmup_end <= t <= end]
     chat = [(t, m) for t, m in samples if start <= t <= end]
     steady = [(t, m) for t, m in chat if t >= warmup_end]
 
@@ -101,9 +124,11 @@ def summary(samples: list[tuple[float, int]], start: float, warmup_end: float,
         "peak_mib": round(max(m for _, m in chat) / 1024, 1) if chat else None,
         "steady_samples": len(steady),
         "steady_minutes": round((steady[-1][0] - steady[0][0]) / 60, 2) if steady else 0,
-        "steady_slope_mib_per_min": round(slope_mib_per_min(steady), 3),
+        "steady_slope_mib_per_min": round(slope_mib_per_min(steady_judged), 3),
         "half_slopes_mib_per_min": [round(slope_mib_per_min(half), 3) for half in
-                                    (steady[:len(steady) // 2], steady[len(steady) // 2:])],
+                                    (steady_judged[:len(steady_judged) // 2],
+                                     steady_judged[len(steady_judged) // 2:])],
+        "rss_steady_slope_mib_per_min": round(slope_mib_per_min(steady), 3),
         "timeline_mib": [(round(t - start, 1), round(m / 1024, 1)) for t, m in samples],
         # (seconds, RssAnon, RssFile, RssShmem) in MiB: which kind of memory grew
         "parts_mib": [(round(t - start, 1), *(round(p.get(k, 0) / 1024, 1) for k in

@@ -33,6 +33,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from fastim.chat.session import RECENT_IDS
+from fastim.store.sqlite import CACHE_KIB, CACHED_STATEMENTS
 from soak import check, memory, population
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -121,12 +123,21 @@ class Database:
 
 # -- the run ------------------------------------------------------------------------------
 
-#: A connection's sent-ids set in the hub (fastim/chat/hub.py SentIds, the newest 128
-#: ids) reaches its final size after about 307 additions: CPython's set keeps the slots of
-#: discarded ids as dummies and grows its table once more then (4 KiB -> 8 KiB -> 16 KiB).
-#: Memory is judged once the average connection is well past that (half as long again:
-#: connections receive at different rates).
-SENT_IDS_SETTLED = 460
+#: A connection's record of the ids it was sent (fastim/chat/session.py ChatSession.recent,
+#: a list of ints) grows to 2 x RECENT_IDS entries, is cut back to RECENT_IDS, and from then
+#: on swings between the two: its largest size (the list's array at about 2,100 bytes) is
+#: reached with the first cut, after 2 x RECENT_IDS live messages. Memory is judged once the
+#: average connection is well past that (half as long again: connections receive at
+#: different rates).
+SENT_IDS_SETTLED = 3 * RECENT_IDS
+
+
+#: SQLite's own memory in the server has a ceiling: the app opens its store with 8
+#: connections (fastim/app.py), each with a page cache of at most CACHE_KIB (the pages
+#: plus SQLite's header for each, counted here as a quarter more) and at most
+#: CACHED_STATEMENTS prepared statements (a few KiB each: 4 counted).
+SERVER_POOL_SIZE = 8
+SQLITE_CEILING_KIB = SERVER_POOL_SIZE * (CACHE_KIB * 5 // 4 + CACHED_STATEMENTS * 4)
 
 
 def deliveries_per_connection(args: argparse.Namespace) -> float:
@@ -165,6 +176,9 @@ class Soak:
         self.server_cpu = 0.0  # seconds of CPU the server spent from `go` to `done`
         self.facts: tuple[list[check.Row], dict[int, list[int]], list[dict[str, Any]]] | None = None
 
+    def watch_folder(self) -> Path:
+        return Path(self.args.trace_memory or self.args.watch_sqlite or self.tmp / "watch")
+
     def log(self, text: str) -> None:
         if not self.args.quiet:
             print(f"[soak {time.strftime('%H:%M:%S')}] {text}", file=sys.stderr, flush=True)
@@ -190,10 +204,12 @@ class Soak:
         people = asyncio.run(population.seed_users(database.url, users, args.devices))
         port = free_port()
         server_log = open(self.tmp / "server.log", "wb")  # noqa: SIM115 - closed with the server
+        # The server always runs under the watcher (a thread reading SQLite's and malloc's
+        # figures every 2 s; it changes nothing the server does): the verdict needs
+        # SQLite's share of RSS.
         launcher = (["-m", "soak.traced_server", str(args.trace_memory), "trace"]
                     if args.trace_memory else
-                    ["-m", "soak.traced_server", str(args.watch_sqlite), "watch"]
-                    if args.watch_sqlite else ["-m", "fastim"])
+                    ["-m", "soak.traced_server", str(self.watch_folder()), "watch"])
         self.server = subprocess.Popen(
             [sys.executable, *launcher, "serve", "--host", "127.0.0.1",
              "--port", str(port), "--db", database.url, "--data-dir", str(self.tmp / "data"),
@@ -315,7 +331,15 @@ class Soak:
                 verdict.violate(name, f"{stats[name]} worker(s)/device(s)")
         go, end = self.marks["go"], self.marks["go"] + args.duration
         warmup = warmup_seconds(args)
-        rss = memory.summary(sampler.samples, go, go + warmup, end, sampler.parts)
+        # What the watcher read inside the server (soak/traced_server.py), every 2 s:
+        # (seconds, SQLite's memory, malloc in use, malloc free but kept, malloc mapped,
+        # in MiB; full collections so far).
+        watched = [(float(t), *(int(n) for n in rest)) for t, *rest in
+                   (line.split() for line in
+                    (self.watch_folder() / "sqlite-memory.txt").read_text().splitlines())]
+        sqlite_kib = [(w[0], w[1] // 1024) for w in watched]
+        rss = memory.summary(sampler.samples, go, go + warmup, end, sampler.parts,
+                             judged=memory.less(sampler.samples, sqlite_kib))
         halves = [float(x) for x in rss["half_slopes_mib_per_min"]]  # type: ignore[attr-defined]
         judged = int(rss["steady_samples"]) >= 20  # type: ignore[call-overload]
         rss["warmup_s"] = round(warmup, 1)
@@ -323,19 +347,27 @@ class Soak:
         # A leak tied to messages, deliveries or reconnects grows all the time under a
         # steady load, so in both halves; a high-water mark (buffers swelling during a
         # stall of the shared machine, kept by the allocator) is a step in one of them.
+        # Judged on RSS less SQLite's own memory: that fills toward a ceiling of its own
+        # (the page caches) over minutes, and is checked against the ceiling instead.
         growing = judged and min(halves) > args.rss_slope_max
         rss["verdict"] = ("not judged (fewer than 20 steady samples)" if not judged else
                           "growing" if growing else "flat")
         if growing:
             verdict.violate("memory_growing", f"{halves[0]:.2f} then {halves[1]:.2f} MiB/min "
-                                              f"after warm-up (threshold "
-                                              f"{args.rss_slope_max})")
-        if args.watch_sqlite or args.trace_memory:
-            folder = args.watch_sqlite or args.trace_memory
-            lines = (folder / "sqlite-memory.txt").read_text().split()
-            rss["sqlite_memory_mib"] = [
-                (round(float(t) - go, 1), round(int(b) / 2**20, 1))
-                for t, b in zip(lines[::2], lines[1::2], strict=True)]
+                                              f"after warm-up, less SQLite's memory "
+                                              f"(threshold {args.rss_slope_max})")
+        in_chat = [w for w in watched if go <= w[0] <= end]
+        sqlite_peak = max((w[1] for w in in_chat), default=0) / 2**20
+        rss["sqlite_ceiling_mib"] = round(SQLITE_CEILING_KIB / 1024, 1)
+        rss["sqlite_peak_mib"] = round(sqlite_peak, 1)
+        if sqlite_peak * 1024 > SQLITE_CEILING_KIB:
+            verdict.violate("sqlite_memory_over_ceiling",
+                            f"{sqlite_peak:.1f} MiB > {SQLITE_CEILING_KIB / 1024:.1f} MiB")
+        steady_watch = [w for w in in_chat if w[0] >= go + warmup]
+        rss["full_collections_after_warmup"] = (
+            steady_watch[-1][5] - steady_watch[0][5] if len(steady_watch) > 1 else 0)
+        rss["watched_mib"] = [(round(w[0] - go, 1), *(round(n / 2**20, 1) for n in w[1:5]),
+                               *w[5:]) for w in watched]
         return {
             "backend": "sqlite" if args.db == "sqlite" else "mariadb",
             "connections": connections, "users": users, "devices_per_user": args.devices,
@@ -388,8 +420,11 @@ def print_report(report: dict[str, Any]) -> None:
         f"server RSS: before chat {rss['before_chat_mib']} MiB, after warm-up "
         f"{rss['warmup_end_mib']} MiB, end {rss['end_mib']} MiB, peak {rss['peak_mib']} MiB; "
         f"steady slope {rss['steady_slope_mib_per_min']} MiB/min over "
-        f"{rss['steady_minutes']} min after {rss['warmup_s']} s of warm-up (halves "
-        f"{rss['half_slopes_mib_per_min']}): {rss['verdict']}",
+        f"{rss['steady_minutes']} min after {rss['warmup_s']} s of warm-up, less SQLite's "
+        f"memory (halves {rss['half_slopes_mib_per_min']}; RSS itself "
+        f"{rss['rss_steady_slope_mib_per_min']}): {rss['verdict']}; SQLite's memory peak "
+        f"{rss['sqlite_peak_mib']} MiB (ceiling {rss['sqlite_ceiling_mib']}); "
+        f"{rss['full_collections_after_warmup']} full collections after warm-up",
     ]
     if report["violations"]:
         lines.append(f"VIOLATIONS: {report['violations']}")
@@ -442,7 +477,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seconds between server RSS samples (default %(default)s)")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds of chat before memory must stay flat (default: the "
-                             "time a connection takes to receive 460 messages at this "
+                             "time a connection takes to receive 384 messages at this "
                              "workload's rate, at least 30; see docs/reliability.md)")
     parser.add_argument("--rss-slope-max", type=float, default=1.0,
                         help="largest RSS slope after warm-up, MiB/min, still called flat "
@@ -452,8 +487,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "warm-up and at the end to DIR (diagnostics: see "
                              "soak/traced_server.py)")
     parser.add_argument("--watch-sqlite", type=Path, default=None, metavar="DIR",
-                        help="record what SQLite's allocator holds inside the server "
-                             "(its page caches) every 2 s, into DIR and the report")
+                        help="keep, in DIR, what the watcher inside the server read every "
+                             "2 s (SQLite's memory, malloc's, full collections; always "
+                             "in the report)")
     parser.add_argument("--json", type=Path, default=None, help="write the report here too")
     parser.add_argument("--keep", action="store_true",
                         help="keep the temp dir (server log, records)")

@@ -111,6 +111,21 @@ def test_rss_slope() -> None:
     assert memory.slope_mib_per_min(growing) == pytest.approx(1.0, abs=0.02)
 
 
+def test_bounded_growth_apart_is_not_judged_a_leak() -> None:
+    """SQLite's page caches filling toward their ceiling are taken out before the slope
+    is judged; what grows besides them still shows."""
+    caches = [(float(t), 4096 + 2048 * t // 60) for t in range(0, 240, 10)]  # +2 MiB/min
+    rss = [(float(t) + 1, 100_000 + 2048 * t // 60) for t in range(0, 240, 2)]
+    judged = memory.less(rss, caches)
+    assert memory.slope_mib_per_min(rss) == pytest.approx(2.0, abs=0.05)
+    assert abs(memory.slope_mib_per_min(judged)) < 0.2
+    leak = [(t, kib + 1024 * int(t) // 60) for t, kib in rss]  # and 1 MiB/min more
+    assert memory.slope_mib_per_min(memory.less(leak, caches)) == pytest.approx(1.0, abs=0.2)
+    summary = memory.summary(rss, 0.0, 60.0, 240.0, judged=judged)
+    assert summary["rss_steady_slope_mib_per_min"] == pytest.approx(2.0, abs=0.05)
+    assert all(abs(x) < 0.3 for x in summary["half_slopes_mib_per_min"])  # type: ignore[attr-defined]
+
+
 # -- a short real soak ------------------------------------------------------------------
 
 def short_soak(*extra: str) -> tuple[dict[str, Any], Soak]:
@@ -128,6 +143,8 @@ def test_a_short_soak_on_sqlite_loses_nothing() -> None:
     assert report["stored"] == report["acked"] == report["sent"]
     assert report["reconnects"] > 0
     assert report["delivered_live"] + report["delivered_by_sync"] == report["deliveries_expected"]
+    # The watcher inside the server saw SQLite's memory, under its ceiling.
+    assert 0 < report["rss"]["sqlite_peak_mib"] <= report["rss"]["sqlite_ceiling_mib"]
 
     # The same real records, doctored: the checker must see each fault.
     assert soak.facts is not None

@@ -3,12 +3,13 @@ appending migrations; the MySQL tables are utf8mb4; SQLite runs in WAL with fore
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import pytest
 
 from fastim.store import MIGRATIONS, Migration, SchemaError, Store, StoreError, Tx, open_store
-from tests.store_fixtures import run, table_counts
+from tests.store_fixtures import gather, run, table_counts
 
 EXTRA = Migration(
     version=1000,
@@ -172,6 +173,39 @@ def test_sqlite_runs_in_wal_mode_with_foreign_keys(tmp_path: Any) -> None:
         # Readers are read-only: a write submitted as a read fails instead of racing the writer.
         with pytest.raises(Exception, match="readonly|read-only|query_only"):
             run(store.read(lambda tx: tx.execute("DELETE FROM users")))
+    finally:
+        run(store.close())
+
+
+def test_every_sqlite_connection_has_the_memory_bounds(tmp_path: Any) -> None:
+    """The page cache bound (and the rest of CONNECTION_PRAGMAS) is set on the writer and
+    on every reader, and the readers are a fixed pool: more concurrent reads than readers
+    open no more connections (docs/store.md, memory bounds)."""
+    from fastim.store import sqlite as backend
+
+    pool_size = 4
+    store = run(open_store(f"sqlite:///{tmp_path}/m.db", pool_size=pool_size))
+    readers = pool_size - 1
+    # Each read waits until all readers hold one, so every reader thread (and connection)
+    # must exist; the timeout turns a missing reader into a failure rather than a hang.
+    all_readers = threading.Barrier(readers, timeout=30)
+    names = [name for name in backend.CONNECTION_PRAGMAS if name != "busy_timeout"]
+
+    def settings(tx: Tx, wait: bool) -> dict[str, int]:
+        if wait:
+            all_readers.wait()
+        return {name: tx.value(f"PRAGMA {name}") for name in names}
+
+    expected = {name: backend.CONNECTION_PRAGMAS[name] for name in names}
+    try:
+        seen = gather(*(store.read(settings, True) for _ in range(readers)))
+        assert seen == [expected] * readers
+        assert run(store.write(settings, False)) == expected
+        # The writer sets its busy_timeout per transaction (what is left of its budget).
+        assert run(store.read(lambda tx: tx.value("PRAGMA busy_timeout"))) == \
+            backend.BUSY_TIMEOUT_MS
+        gather(*(store.read(settings, False) for _ in range(5 * pool_size)))
+        assert len(store._connections) == pool_size  # type: ignore[attr-defined]
     finally:
         run(store.close())
 

@@ -137,6 +137,11 @@ def register(router: Router, app: Any) -> None:
         finally:
             expiry.cancel()
             hub.disconnect(session)
+            # on_close refers to the session and the session to it: break that cycle, so
+            # reference counting frees the session, its connection and their buffers now,
+            # not at the next full collection, which a big heap makes rare (a closed
+            # connection's ~8 KiB piled up, docs/reliability.md "Memory").
+            session.on_close = None
 
     config = app.config
     router.websocket("/chat", chat, before_upgrade=before_upgrade,

@@ -18,7 +18,19 @@ do not wait a busy timeout each; then it fails with
 go on meanwhile: in WAL mode readers never wait for the write lock.
 
 ``pool_size`` is the total number of connections (and threads): 1 writer + ``pool_size - 1``
-readers (at least one).
+readers (at least one). The pool is fixed: each worker thread opens its connection once and
+keeps it, and the executors never start more threads than that.
+
+Memory has a known ceiling. Each connection's page cache is bounded by ``CACHE_KIB``
+(``PRAGMA cache_size``, set explicitly rather than left to the build's default), so
+SQLite's own memory stays under ``pool_size`` x ``CACHE_KIB`` plus a little per prepared
+statement (the driver keeps at most ``CACHED_STATEMENTS`` per connection). The caches fill
+as the connections touch pages, which on a growing database takes minutes: bounded growth,
+not a leak (docs/reliability.md, "Memory"). No memory-mapped I/O (``mmap_size = 0``): reads
+go through the page cache, so its bound is the whole story. On disk, the WAL is
+checkpointed every ``wal_autocheckpoint`` pages (SQLite's default, 1,000: about 4 MiB) and
+cut back to ``JOURNAL_SIZE_LIMIT`` bytes once a checkpoint lets it restart, so a burst of
+writes does not leave a big WAL file behind.
 """
 
 from __future__ import annotations
@@ -44,6 +56,26 @@ BUSY_TIMEOUT_MS = 5000
 # of "database is locked" and "database table is locked" (https://sqlite.org/rescode.html).
 SQLITE_BUSY = 5
 SQLITE_LOCKED = 6
+# Each connection's page cache, at most (PRAGMA cache_size with a negative value counts
+# KiB: https://sqlite.org/pragma.html#pragma_cache_size). 2,000 KiB is SQLite's own default,
+# made explicit so the bound does not depend on how the library was built.
+CACHE_KIB = 2000
+# Prepared statements the driver keeps per connection (sqlite3.connect's cached_statements).
+CACHED_STATEMENTS = 128
+# The WAL file is truncated back to this size when a checkpoint lets it restart
+# (https://sqlite.org/pragma.html#pragma_journal_size_limit); -1, the default, never does.
+JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
+# Settings every connection gets, readers and the writer alike (tests/test_store_schema.py
+# reads them back from each one).
+CONNECTION_PRAGMAS = {
+    "busy_timeout": BUSY_TIMEOUT_MS,
+    "foreign_keys": 1,
+    # FULL: a commit is on disk before the caller hears of it (acks follow durability).
+    "synchronous": 2,
+    "cache_size": -CACHE_KIB,
+    "mmap_size": 0,
+    "journal_size_limit": JOURNAL_SIZE_LIMIT,
+}
 
 
 def is_locked(exc: BaseException) -> bool:
@@ -92,11 +124,10 @@ class SQLiteStore(Store):
                 timeout=BUSY_TIMEOUT_MS / 1000,
                 isolation_level=None,
                 check_same_thread=False,
+                cached_statements=CACHED_STATEMENTS,
             )
-            conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            conn.execute("PRAGMA foreign_keys = ON")
-            # FULL: a commit is on disk before the caller hears of it (acks follow durability).
-            conn.execute("PRAGMA synchronous = FULL")
+            for name, value in CONNECTION_PRAGMAS.items():
+                conn.execute(f"PRAGMA {name} = {value}")
             if not write:
                 conn.execute("PRAGMA query_only = ON")
             self._local.conn = conn
