@@ -29,9 +29,10 @@ from fastim.ws import ConnectionClosed, PreparedFrame
 _ids = itertools.count(1)
 
 RECENT_IDS = 128  # ids kept to answer for duplicates: between this and twice as many
-# While a client pages through a sync, the live ids a later page may still hold are kept
-# too, up to this many (a client that never finishes its sync does not hold them forever).
-SYNC_HOLD = 4096
+# From the connect until the client's sync is over, the live ids a later sync page may
+# still hold are kept too, up to this many (8 KiB of list; a client that never syncs
+# does not hold more).
+SYNC_HOLD = 1024
 # A fan-out looks at the connection's buffer once this many bytes were written since the
 # last look, not at every frame: the bound is then passed by at most this much.
 CHECK_EVERY = 16 * 1024
