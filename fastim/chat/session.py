@@ -134,29 +134,7 @@ class ChatSession:
         unless this connection has had `message_id` already. Returns False when the
         connection is now over `max_buffer`: the caller closes it with `too_slow()` once
         its loop is done (closing leaves the hub, which changes what the loop walks)."""
-        if self.closing:
-            return True
-        if message_id is not None:
-            # first_send() written out for the usual case: the newest id so far.
-            if message_id > self.high:
-                self.high = message_id
-                recent = self.recent
-                recent.append(message_id)
-                if len(recent) >= self.trim_at:
-                    self.trim()
-            elif not self.first_send(message_id):
-                return True
-        connection = self.connection
-        try:
-            connection.send_prepared(frame)
-        except ConnectionClosed:
-            self.closing = True
-            return True
-        self.unchecked += len(frame.data)
-        if self.unchecked < CHECK_EVERY:
-            return True
-        self.unchecked = 0
-        return connection.buffered_amount <= self.max_buffer
+        return not fan_out((self,), frame, None, message_id)
 
     def too_slow(self) -> None:
         self.close_for(1008, "too slow: the outbound queue is full")
@@ -174,8 +152,8 @@ class ChatSession:
 def fan_out(sessions: Iterable[Any], frame: PreparedFrame, skip_session: str | None,
             message_id: int | None) -> list[Any]:
     """`deliver()` of one fan-out to each of `sessions` but the one `skip_session` names,
-    written out in one loop: this runs once per recipient of every message, and a method
-    call and its attribute lookups are much of its cost. Returns the sessions now over
+    in one loop with first_send()'s usual case written out: this runs once per recipient
+    of every message, and a method call and its attribute lookups are much of its cost. Returns the sessions now over
     their `max_buffer`, for the caller to close once its loop is done."""
     slow: list[Any] = []  # ChatSessions: the hub's Session protocol names fewer fields
     size = len(frame.data)
