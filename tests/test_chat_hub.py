@@ -591,3 +591,39 @@ def test_a_device_back_to_a_backlog_of_pages_gets_each_message_once(
         await b.close()
 
     asyncio.run(scenario())
+
+
+def test_a_commit_whose_answer_was_lost_is_delivered_live_at_its_resend(
+        api: ApiServer) -> None:
+    # The database commits the batch but its answer never comes back (a connection lost
+    # after COMMIT): the sender gets store_failed and resends; the resend finds the
+    # message stored (dup) and it must still reach the recipient live, once.
+    alice, ta, bob, tb = pair(api)
+    commit = api.app.hub._commit
+    really_write = commit._write
+
+    async def answer_lost(batch: Any) -> Any:
+        await really_write(batch)
+        raise ConnectionResetError("the commit's answer was lost")
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        b = await ChatClient.open(api, tb)
+        commit._write = answer_lost
+        try:
+            refused = await a.say(10, bob["id"], "committed after all", "lost1")
+        finally:
+            commit._write = really_write
+        assert (refused["cmd"], refused["error"]) == (2, "store_failed")
+        ack = await a.say(10, bob["id"], "committed after all", "lost1")
+        assert ack["cmd"] == 1 and ack["dup"] is True
+        assert (await b.message())["id"] == ack["id"]
+        # A later duplicate of it is acked and not delivered again.
+        again = await a.say(10, bob["id"], "committed after all", "lost1")
+        assert again["id"] == ack["id"] and again["dup"] is True
+        await b.no_more_messages()
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    assert stored_messages(api) == [(alice["id"], "lost1", "committed after all")]

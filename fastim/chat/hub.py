@@ -39,6 +39,9 @@ from fastim.ws import PreparedFrame, prepare
 
 log = logging.getLogger(__name__)
 
+# How many messages answered store_failed are remembered until their resend (see _unsure).
+UNSURE_KEPT = 10_000
+
 
 def conversation(kind: int, a: int, b: int) -> str:
     """The key of a conversation: a pair of users (order-free) or a group."""
@@ -174,6 +177,10 @@ class Hub:
         # (`_membership_changed`), so the next message sees the change.
         self._group_sessions: dict[int, list[Session]] = {}
         self._buckets: dict[str, TokenBucket] = {}
+        # (sender, cid) of messages answered store_failed: their commit may have happened
+        # all the same (its answer lost), so a resend found stored must still be
+        # delivered live. Oldest first, bounded.
+        self._unsure: dict[tuple[int, str | None], None] = {}
         self._strikes: dict[str, int] = {}
         self._commit: GroupCommit[NewMessage, StoredMessage] = GroupCommit(
             store.insert_messages, self._stored, self._store_failed,
@@ -390,7 +397,8 @@ class Hub:
         for item, stored in zip(batch, results, strict=True):
             message = item.message
             self._ack(item, stored)
-            if not stored.created:
+            unsure = bool(self._unsure) and self._was_unsure(item)
+            if not stored.created and not unsure:
                 continue  # a retry of a stored message: acked again, delivered once
             frame = encode({
                 "id": stored.id, "cid": message.cid, "userid": item.sender,
@@ -408,8 +416,21 @@ class Hub:
             session.push(encode({"cmd": Cmd.ACK, "cid": item.message.cid, "id": stored.id,
                                  "ts": stored.ts, "dup": not stored.created}))
 
+    def _was_unsure(self, item: NewMessage) -> bool:
+        """Whether `item` resends a message answered store_failed (then forgotten)."""
+        key = (item.sender, item.message.cid)
+        if key not in self._unsure:
+            return False
+        del self._unsure[key]
+        return True
+
     def _store_failed(self, batch: Sequence[NewMessage], error: BaseException) -> None:
+        unsure = self._unsure
         for item in batch:
+            if item.message.cid is not None:  # without a cid a resend is a new message
+                unsure[(item.sender, item.message.cid)] = None
+                if len(unsure) > UNSURE_KEPT:
+                    del unsure[next(iter(unsure))]
             presence = self.users.get(item.sender)
             session = presence.sessions.get(item.session_id) if presence else None
             if session is not None:
