@@ -143,7 +143,7 @@ def add_serve_arguments(
     defaults = Config()
     parser.add_argument("--host", default=env.get("FASTIM_HOST", defaults.host),
                         help="address to listen on (FASTIM_HOST, default %(default)s)")
-    parser.add_argument("--port", type=int, default=_env_int(env, "FASTIM_PORT", defaults.port),
+    parser.add_argument("--port", type=int, default=_env_number(env, "FASTIM_PORT", defaults.port),
                         help="port to listen on, 0 for any free port "
                              "(FASTIM_PORT, default %(default)s)")
     parser.add_argument("--db", default=env.get("FASTIM_DB", ""),
@@ -157,7 +157,7 @@ def add_serve_arguments(
                              "or all (FASTIM_ROLE, default %(default)s; api and chat "
                              "need --redis)")
     parser.add_argument("--node-ttl", type=float,
-                        default=_env_float(env, "FASTIM_NODE_TTL", defaults.node_ttl),
+                        default=_env_number(env, "FASTIM_NODE_TTL", defaults.node_ttl, float),
                         help="seconds after a node's last heartbeat that its users stop "
                              "being online (FASTIM_NODE_TTL, default %(default)s)")
     parser.add_argument("--data-dir", type=Path,
@@ -193,7 +193,7 @@ def add_serve_arguments(
                              "text in the database (FASTIM_MESSAGE_KEY_FILE, default: "
                              "stored in clear)")
     parser.add_argument("--hsts-max-age", type=int,
-                        default=_env_int(env, "FASTIM_HSTS_MAX_AGE", defaults.hsts_max_age),
+                        default=_env_number(env, "FASTIM_HSTS_MAX_AGE", defaults.hsts_max_age),
                         help="Strict-Transport-Security max-age in seconds, sent only over "
                              "HTTPS (--certfile, or a trusted proxy's X-Forwarded-Proto); "
                              "0 sends none (FASTIM_HSTS_MAX_AGE, "
@@ -201,8 +201,7 @@ def add_serve_arguments(
 
     def limit(flag: str, kind: type, default: Any, text: str) -> None:
         name = "FASTIM_" + flag.removeprefix("--").replace("-", "_").upper()
-        read = _env_int if kind is int else _env_float
-        parser.add_argument(flag, type=kind, default=read(env, name, default),
+        parser.add_argument(flag, type=kind, default=_env_number(env, name, default, kind),
                             help=f"{text} ({name}, default %(default)s)")
 
     # Accounts (fastim/accounts).
@@ -258,14 +257,10 @@ def add_serve_arguments(
     limit("--chat-ping-timeout", float, defaults.chat_ping_timeout,
           "seconds a ping's pong may take before the connection is closed with 1011")
     hub = defaults.hub
-    parser.add_argument("--chat-rate", type=float,
-                        default=float(env.get("FASTIM_CHAT_RATE", hub.rate)),
-                        help="chat messages a second one connection may send "
-                             "(FASTIM_CHAT_RATE, default %(default)s; bursts of twice that)")
-    parser.add_argument("--chat-max-text", type=int,
-                        default=_env_int(env, "FASTIM_CHAT_MAX_TEXT", hub.limits.max_text),
-                        help="longest text message in characters "
-                             "(FASTIM_CHAT_MAX_TEXT, default %(default)s)")
+    limit("--chat-rate", float, hub.rate,
+          "chat messages a second one connection may send, in bursts of up to twice that")
+    limit("--chat-max-text", int, hub.limits.max_text,
+          "longest text message in characters")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -350,26 +345,18 @@ def _check_positive(args: argparse.Namespace, name: str) -> None:
         raise SystemExit(f"--{name.replace('_', '-')} must be positive, not {value}")
 
 
-def _env_int(env: Mapping[str, str], name: str, default: int) -> int:
+def _env_number(env: Mapping[str, str], name: str, default: Any, kind: type = int) -> Any:
+    """The variable `name` read as `kind` (int or float), or `default` when unset."""
     value = env.get(name)
     if value is None or value == "":
         return default
     try:
-        return int(value)
+        return kind(value)
     except ValueError:
-        raise SystemExit(f"{name} must be an integer, not {value!r}") from None
+        what = "an integer" if kind is int else "a number"
+        raise SystemExit(f"{name} must be {what}, not {value!r}") from None
 
 
 def _env_path(env: Mapping[str, str], name: str) -> Path | None:
     value = env.get(name)
     return Path(value) if value else None
-
-
-def _env_float(env: Mapping[str, str], name: str, default: float) -> float:
-    value = env.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise SystemExit(f"{name} must be a number, not {value!r}") from None
