@@ -34,7 +34,7 @@ from fastim.chat.protocol import (
     parse,
 )
 from fastim.chat.ratelimit import TokenBucket
-from fastim.chat.session import fan_out
+from fastim.chat.session import TOKEN_REVOKED, fan_out
 from fastim.ws import PreparedFrame, prepare
 
 log = logging.getLogger(__name__)
@@ -312,9 +312,8 @@ class Hub:
     # -- what the account handlers tell the hub -----------------------------------------
 
     def revoke_tokens(self, user: int, token_hashes: Collection[str] | None = None, *,
-                      keep: str | None = None, code: int = 4001,  # session.TOKEN_REVOKED
-                      reason: str = "logged out") -> int:
-        """Close `user`'s connections here that were opened with a token that is no longer
+                      keep: str | None = None, reason: str = "logged out") -> int:
+        """Close (TOKEN_REVOKED) `user`'s connections here opened with a token that is no longer
         valid: those of `token_hashes`, or, when it is None, every one but `keep`'s (a
         password change keeps the device that made it). The token was checked only at the
         upgrade, so without this an open connection would outlive its logout. Returns how
@@ -330,7 +329,7 @@ class Hub:
                     continue
             elif token not in token_hashes:
                 continue
-            session.close_for(code, reason)
+            session.close_for(TOKEN_REVOKED, reason)
             closed += 1
         return closed
 

@@ -32,7 +32,6 @@ from typing import Any
 from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
 from fastim.accounts.contacts import COMMUNITY_LIMIT
 from fastim.accounts.fields import caller_matches
-from fastim.chat.session import TOKEN_REVOKED
 from fastim.errors import AppError
 from fastim.handlers.views import SESSION_COOKIE
 from fastim.http import HTTPError, Request, Response, Router, json_response
@@ -155,7 +154,7 @@ async def revoke_chat_sessions(app: Any, user_id: int,
     """
     hub = getattr(app, "hub", None)
     if hub is not None:
-        hub.revoke_tokens(user_id, token_hashes, keep=keep, code=TOKEN_REVOKED, reason=reason)
+        hub.revoke_tokens(user_id, token_hashes, keep=keep, reason=reason)
     bus = getattr(app, "bus", None)
     if bus is not None:
         bus.tokens_revoked(user_id, token_hashes, keep, reason)
