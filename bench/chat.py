@@ -36,10 +36,10 @@ from pathlib import Path
 from typing import Any
 
 from fastim.chat.groupcommit import GroupCommit
-from fastim.chat.hub import NewMessage, StoredMessage, conversation
+from fastim.chat.hub import NewMessage, conversation
 from fastim.chat.protocol import ChatMessage, Cmd, Media
-from fastim.chat.storage import ChatStorage
 from fastim.store import open_store
+from fastim.store.messages import ChatStorage, StoredMessage
 from fastim.store.sealing import MessageKey, Sealer
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from fastim.config import Config, add_serve_arguments, config_from_args
 
 if TYPE_CHECKING:
-    from fastim.chat.storage import ResealReport
+    from fastim.store.messages import ResealReport
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -51,8 +51,8 @@ async def serve(config: Config) -> None:
 
 
 async def _reseal(config: Config) -> ResealReport:
-    from fastim.chat.storage import reseal
     from fastim.store import open_store
+    from fastim.store.messages import reseal
     from fastim.store.sealing import Sealer
 
     assert config.message_key_file is not None

@@ -22,9 +22,9 @@ import pytest
 from fastim.__main__ import main as fastim_main
 from fastim.chat.hub import NewMessage, conversation
 from fastim.chat.protocol import ChatMessage, Cmd, Media
-from fastim.chat.storage import UNREADABLE_TEXT, ChatStorage
 from fastim.config import Config
 from fastim.store import Store
+from fastim.store.messages import UNREADABLE_TEXT, ChatStorage
 from fastim.store.sealing import (
     KeyFileError,
     KeyMismatch,
@@ -217,7 +217,7 @@ def test_a_tampered_or_moved_sealed_value_is_a_marked_row_and_a_log_line(
     execute(store, "UPDATE messages SET sealed = ? WHERE id = ?", [rows[moved_from][6], victim])
     # ... or edits a clear column of a sealed row.
     execute(store, "UPDATE messages SET amount = 100 WHERE id = ?", [edited])
-    caplog.set_level(logging.ERROR, logger="fastim.chat.storage")
+    caplog.set_level(logging.ERROR, logger="fastim.store.messages")
     page = run(storage.history(conversation(Cmd.SINGLE, a, b), None, 10))
     by_id = {m["id"]: m for m in page}
     assert by_id[moved_from]["content"] == SECRET and "unreadable" not in by_id[moved_from]

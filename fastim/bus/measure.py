@@ -30,8 +30,8 @@ from typing import Any
 from fastim.accounts import Accounts, Contacts
 from fastim.chat.hub import NewMessage, conversation
 from fastim.chat.protocol import ChatMessage, Cmd, Media
-from fastim.chat.storage import ChatStorage
 from fastim.store import open_store
+from fastim.store.messages import ChatStorage
 from fastim.ws import connect
 
 CHEAP_KDF = "scrypt:1024:8:1"  # users made for a measurement need no strong hashes

@@ -35,6 +35,7 @@ from fastim.chat.protocol import (
 )
 from fastim.chat.ratelimit import TokenBucket
 from fastim.chat.session import TOKEN_REVOKED, fan_out
+from fastim.store.messages import StoredMessage
 from fastim.ws import PreparedFrame, prepare
 
 log = logging.getLogger(__name__)
@@ -60,13 +61,6 @@ class NewMessage:
     session_id: str  # the device it came from: it gets the ack, not a copy
     conv: str
     ts: int  # server time, ms
-
-
-@dataclass(frozen=True)
-class StoredMessage:
-    id: int
-    ts: int
-    created: bool  # False when (sender, cid) was stored before: a retry
 
 
 class ChatStore(Protocol):

@@ -26,7 +26,6 @@ from fastim.accounts.contacts import (
 from fastim.chat.hub import Hub, conversation
 from fastim.chat.protocol import Cmd
 from fastim.chat.session import TOKEN_REVOKED, ChatSession
-from fastim.chat.storage import ChatStorage
 from fastim.errors import AppError
 from fastim.handlers.auth import (
     endpoint,
@@ -36,6 +35,7 @@ from fastim.handlers.auth import (
     to_http_error,
 )
 from fastim.http import HTTPError, Request, Router
+from fastim.store.messages import ChatStorage
 from fastim.store.sealing import Sealer
 from fastim.ws import ConnectionClosed
 

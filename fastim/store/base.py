@@ -79,6 +79,10 @@ class Store(abc.ABC):
             ]
         )
 
+    async def server_variable(self, name: str) -> Any:
+        """A server system variable (MySQL's ``@@name``); None on SQLite, which has none."""
+        return await self.read(self.dialect.server_variable, name)
+
     # --- users -------------------------------------------------------------------------
 
     async def create_user(

@@ -1,8 +1,13 @@
-"""The chat hub's SQL: messages and read marks, on SQLite and MySQL alike.
+"""Chat messages and read marks, on SQLite and MySQL alike: the chat hub's storage.
 
 Each function runs inside one transaction on a store worker thread (`store.read` /
-`store.write`, see fastim/store/base.py). The tables are created by migration 2 in
-fastim/store/migrations.py.
+`store.write`, see fastim/store/base.py); :class:`ChatStorage` is the hub's async view of
+them (the `ChatStore` protocol of fastim/chat/hub.py). The tables are created by
+migration 2 in fastim/store/migrations.py.
+
+The store does not import the chat package: a message to store is anything shaped like
+the hub's `MessageToStore` (:class:`MessageToStore`), and the few wire values the queries need
+are the constants below.
 """
 
 from __future__ import annotations
@@ -11,16 +16,66 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from fastim.chat.hub import NewMessage, StoredMessage
-from fastim.chat.protocol import Cmd, Media
 from fastim.store.base import Store
 from fastim.store.errors import IntegrityViolation
 from fastim.store.sealing import PREFIX, KeyMismatch, Sealer, SealError, associated_data
 from fastim.store.sql import Tx
 
 logger = logging.getLogger(__name__)
+
+# `messages.cmd` of a 1:1 and of a group message, and `messages.media` of a text: the
+# wire values of docs/chat-protocol.md (Cmd.SINGLE, Cmd.GROUP and Media.TEXT of
+# fastim/chat/protocol.py), which the store keeps as the client sent them.
+SINGLE = 10
+GROUP = 11
+TEXT = 1
+
+
+class MessageFields(Protocol):
+    """What the store keeps of a message as the client sent it (the hub's `ChatMessage`)."""
+
+    @property
+    def cid(self) -> str | None: ...
+    @property
+    def cmd(self) -> int: ...
+    @property
+    def dstid(self) -> int: ...
+    @property
+    def media(self) -> int: ...
+    @property
+    def content(self) -> str: ...
+    @property
+    def pic(self) -> str: ...
+    @property
+    def url(self) -> str: ...
+    @property
+    def memo(self) -> str: ...
+    @property
+    def amount(self) -> int: ...
+
+
+class MessageToStore(Protocol):
+    """A validated message with its sender, ready to be stored (the hub's `MessageToStore`)."""
+
+    @property
+    def sender(self) -> int: ...
+    @property
+    def message(self) -> MessageFields: ...
+    @property
+    def conv(self) -> str: ...
+    @property
+    def ts(self) -> int: ...  # server time, ms
+
+
+@dataclass(frozen=True)
+class StoredMessage:
+    """What storing a message gave: its server id and time."""
+
+    id: int
+    ts: int
+    created: bool  # False when (sender, cid) was stored before: a retry
 
 _COLUMNS = ("id, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created, "
             "conv, sealed")
@@ -31,7 +86,7 @@ _INSERT = ("INSERT INTO messages (conv, sender, cid, cmd, dstid, media, content,
 UNREADABLE_TEXT = "[this message cannot be decrypted]"
 
 
-def _row(item: NewMessage, sealer: Sealer | None) -> tuple[Any, ...]:
+def _row(item: MessageToStore, sealer: Sealer | None) -> tuple[Any, ...]:
     m = item.message
     identity = (item.conv, item.sender, m.cid, int(m.cmd), m.dstid, int(m.media), m.amount,
                 item.ts)
@@ -68,14 +123,15 @@ def as_message(row: Sequence[Any], sealer: Sealer | None = None) -> dict[str, An
         reason = error.reason if isinstance(error, SealError) else "malformed"
         logger.error("message %s cannot be opened: %s", id_, error)
         # An image whose url is lost is shown as this text instead of a broken image.
-        message.update(media=int(Media.TEXT), content=UNREADABLE_TEXT, pic="", url="",
+        message.update(media=TEXT, content=UNREADABLE_TEXT, pic="", url="",
                        memo="", unreadable=reason)
         return message
     message.update(content=content, pic=pic, url=url, memo=memo)
     return message
 
 
-def _already_stored(tx: Tx, batch: Sequence[NewMessage]) -> dict[tuple[int, str], tuple[int, int]]:
+def _already_stored(tx: Tx,
+                    batch: Sequence[MessageToStore]) -> dict[tuple[int, str], tuple[int, int]]:
     """(sender, cid) -> (id, ts) of the messages in `batch` that a retry sent before."""
     keys = sorted({(i.sender, i.message.cid) for i in batch if i.message.cid is not None})
     found: dict[tuple[int, str], tuple[int, int]] = {}
@@ -89,7 +145,7 @@ def _already_stored(tx: Tx, batch: Sequence[NewMessage]) -> dict[tuple[int, str]
     return found
 
 
-def insert_messages(tx: Tx, batch: Sequence[NewMessage], consecutive_ids: bool,
+def insert_messages(tx: Tx, batch: Sequence[MessageToStore], consecutive_ids: bool,
                     sealer: Sealer | None = None) -> list[StoredMessage]:
     """Store a batch in one transaction; a (sender, cid) seen before is not stored again.
 
@@ -138,7 +194,7 @@ def insert_messages(tx: Tx, batch: Sequence[NewMessage], consecutive_ids: bool,
     return [r for r in results if r is not None]
 
 
-def _insert_one(tx: Tx, item: NewMessage, sealer: Sealer | None) -> StoredMessage:
+def _insert_one(tx: Tx, item: MessageToStore, sealer: Sealer | None) -> StoredMessage:
     try:
         return StoredMessage(id=tx.insert(_INSERT, _row(item, sealer)), ts=item.ts,
                              created=True)
@@ -150,16 +206,11 @@ def _insert_one(tx: Tx, item: NewMessage, sealer: Sealer | None) -> StoredMessag
         return StoredMessage(id=id_, ts=ts, created=False)
 
 
-def _insert_run(tx: Tx, batch: Sequence[NewMessage], fresh: list[int],
+def _insert_run(tx: Tx, batch: Sequence[MessageToStore], fresh: list[int],
                 results: list[StoredMessage | None], sealer: Sealer | None) -> None:
     tx.executemany(_INSERT, [_row(batch[i], sealer) for i in fresh])
-    if tx.dialect.name == "sqlite":
-        last = int(tx.value("SELECT last_insert_rowid()"))
-        first = last - len(fresh) + 1
-    else:
-        first = int(tx.value("SELECT LAST_INSERT_ID()"))  # the first row of a multi-row INSERT
-    for offset, index in enumerate(fresh):
-        results[index] = StoredMessage(id=first + offset, ts=batch[index].ts, created=True)
+    for id_, index in zip(tx.inserted_ids(len(fresh)), fresh, strict=True):
+        results[index] = StoredMessage(id=id_, ts=batch[index].ts, created=True)
 
 
 def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
@@ -167,11 +218,11 @@ def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
     """What `user_id` may see with an id above `since`: their 1:1 messages both ways and
     the messages of their groups, oldest first."""
     clauses = ["(cmd = ? AND (dstid = ? OR sender = ?))"]
-    params: list[Any] = [since, int(Cmd.SINGLE), user_id, user_id]
+    params: list[Any] = [since, SINGLE, user_id, user_id]
     if groups:
         marks = ", ".join("?" for _ in groups)
         clauses.append(f"(cmd = ? AND dstid IN ({marks}))")
-        params += [int(Cmd.GROUP), *groups]
+        params += [GROUP, *groups]
     sql = (f"SELECT {_COLUMNS} FROM messages WHERE id > ? AND ({' OR '.join(clauses)}) "
            "ORDER BY id LIMIT ?")
     return [as_message(r, sealer) for r in tx.rows(sql, [*params, limit])]
@@ -193,14 +244,9 @@ def mark_read(tx: Tx, user_id: int, conv: str, upto: int) -> int:
     """Move the read mark forward (never back, never past the newest message)."""
     newest = tx.value("SELECT MAX(id) FROM messages WHERE conv = ?", [conv]) or 0
     upto = min(upto, int(newest))
-    if tx.dialect.name == "sqlite":
-        tx.execute("INSERT INTO read_marks (user_id, conv, upto) VALUES (?, ?, ?) "
-                   "ON CONFLICT (user_id, conv) DO UPDATE SET upto = MAX(upto, excluded.upto)",
-                   [user_id, conv, upto])
-    else:
-        tx.execute("INSERT INTO read_marks (user_id, conv, upto) VALUES (?, ?, ?) "
-                   "ON DUPLICATE KEY UPDATE upto = GREATEST(upto, VALUES(upto))",
-                   [user_id, conv, upto])
+    tx.execute(tx.dialect.upsert("read_marks", ("user_id", "conv", "upto"),
+                                 key=("user_id", "conv"), greatest=("upto",)),
+               [user_id, conv, upto])
     return int(tx.value("SELECT upto FROM read_marks WHERE user_id = ? AND conv = ?",
                         [user_id, conv]))
 
@@ -254,16 +300,15 @@ def record_key(tx: Tx, sealer: Sealer, now: int) -> None:
     """Note in `message_keys` that the current key seals messages (before the first
     message it seals commits, in the same transaction)."""
     key = sealer.current
-    ignore = "OR IGNORE" if tx.dialect.name == "sqlite" else "IGNORE"
-    tx.execute(f"INSERT {ignore} INTO message_keys (key_id, fingerprint, first_used) "
-               "VALUES (?, ?, ?)", [key.key_id, key.fingerprint, now])
+    tx.execute(tx.dialect.insert_ignore("message_keys", ("key_id", "fingerprint", "first_used")),
+               [key.key_id, key.fingerprint, now])
     stored = tx.value("SELECT fingerprint FROM message_keys WHERE key_id = ?", [key.key_id])
     if stored != key.fingerprint:
         raise KeyMismatch(f"another key named {key.key_id!r} has sealed messages in this "
                           "database; give the new key another id")
 
 
-def _record_key_and_insert(tx: Tx, batch: Sequence[NewMessage], consecutive_ids: bool,
+def _record_key_and_insert(tx: Tx, batch: Sequence[MessageToStore], consecutive_ids: bool,
                            sealer: Sealer) -> list[StoredMessage]:
     record_key(tx, sealer, min(item.ts for item in batch) // 1000)
     return insert_messages(tx, batch, consecutive_ids, sealer)
@@ -342,28 +387,29 @@ async def reseal(store: Store, sealer: Sealer, batch: int = 500) -> ResealReport
     return report
 
 
+def _check_keys_and_ids(tx: Tx, sealer: Sealer | None) -> bool:
+    check_keys(tx, sealer)
+    return tx.dialect.consecutive_ids(tx)
+
+
 class ChatStorage:
     """The hub's view of the store (the `ChatStore` protocol of fastim/chat/hub.py).
 
     With a `sealer` (from `--message-key-file`), new messages are sealed and sealed
     messages are opened on the way out (fastim/store/sealing.py); without one, messages
     are stored in clear, and `start()` refuses a database that holds sealed ones.
+    Call `start()` before the first message is stored.
     """
 
     def __init__(self, store: Store, sealer: Sealer | None = None) -> None:
         self.store = store
         self.sealer = sealer
-        self.consecutive_ids = store.dialect.name == "sqlite"
+        # Whether a batch may go in as one multi-row INSERT: start() asks the database.
+        self.consecutive_ids = False
         self._key_recorded = False
 
     async def start(self) -> None:
-        await self.store.read(check_keys, self.sealer)
-        if self.store.dialect.name == "mysql":
-            # InnoDB gives one multi-row INSERT consecutive ids in lock modes 0 and 1;
-            # mode 2 (MySQL 8's default) may interleave concurrent statements.
-            mode = await self.store.read(
-                lambda tx: tx.value("SELECT @@innodb_autoinc_lock_mode"))
-            self.consecutive_ids = int(mode) in (0, 1)
+        self.consecutive_ids = await self.store.read(_check_keys_and_ids, self.sealer)
 
     async def friends_of(self, user_id: int) -> set[int]:
         return set(await self.store.friend_ids(user_id))
@@ -371,7 +417,7 @@ class ChatStorage:
     async def groups_of(self, user_id: int) -> set[int]:
         return set(await self.store.community_ids(user_id))
 
-    async def insert_messages(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
+    async def insert_messages(self, batch: Sequence[MessageToStore]) -> list[StoredMessage]:
         if self.sealer is not None and not self._key_recorded and batch:
             results = await self.store.write(_record_key_and_insert, batch,
                                              self.consecutive_ids, self.sealer)

@@ -1,14 +1,16 @@
-"""The chat hub's SQL on both backends: batches, resends, sync, read marks, restarts."""
+"""Chat messages in the store (fastim/store/messages.py) on both backends: batches, resends,
+sync, read marks, restarts."""
 
 from __future__ import annotations
 
 import asyncio
 from typing import Any
 
-from fastim.chat.hub import NewMessage, StoredMessage, conversation
+from fastim.chat.hub import NewMessage, conversation
 from fastim.chat.protocol import ChatMessage, Cmd, Media
-from fastim.chat.storage import ChatStorage, insert_messages
 from fastim.store import Store
+from fastim.store import messages as stored
+from fastim.store.messages import ChatStorage, StoredMessage, insert_messages
 from tests.chat_support import ChatClient, befriend
 from tests.store_fixtures import ApiServer, api_config, gather, run
 
@@ -103,3 +105,9 @@ def test_a_restart_keeps_history_and_read_state(db_url: str, tmp_path: Any) -> N
         reads = api.get(f"/chat/reads?cmd=10&dstid={alice['id']}", token=tb).data
         assert reads["rows"] == [{"userid": bob["id"], "upto": message_id}]
         assert api.get("/chat/unread", token=tb).data["rows"] == []
+
+
+def test_the_stores_wire_values_are_the_protocols() -> None:
+    # The store keeps cmd and media as the client sent them, without importing the chat
+    # package; its own names for the values it queries must stay the protocol's.
+    assert (stored.SINGLE, stored.GROUP, stored.TEXT) == (Cmd.SINGLE, Cmd.GROUP, Media.TEXT)
