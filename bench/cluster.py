@@ -1,6 +1,6 @@
 """How the figures in docs/scaling.md are measured: short, bounded runs of real nodes.
 
-    python -m fastim.bus.measure --db mysql://root:@127.0.0.1:3306/fastim_measure \\
+    python -m bench.cluster --db mysql://root:@127.0.0.1:3306/fastim_measure \\
         --redis redis://127.0.0.1:6390/0 [memory|fanout|direct|store|all]
 
 Nodes are `python -m fastim serve` processes; the clients run in this process, on the
@@ -333,9 +333,8 @@ async def measure_store(db: str, seconds: float) -> dict[str, Any]:
 
     results: dict[str, Any] = {}
     try:
-        flush = await store.read(lambda tx: tx.value(
-            "SELECT @@innodb_flush_log_at_trx_commit")) if store.dialect.name == "mysql" else ""
-        results["innodb_flush_log_at_trx_commit"] = int(flush) if flush != "" else None
+        flush = await store.server_variable("innodb_flush_log_at_trx_commit")
+        results["innodb_flush_log_at_trx_commit"] = int(flush) if flush is not None else None
         for batch in (1, 32, 256):
             stored = 0
             started = time.monotonic()
@@ -369,7 +368,7 @@ async def main_async(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m fastim.bus.measure",
+    parser = argparse.ArgumentParser(prog="python -m bench.cluster",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", default="all",
                         choices=["memory", "fanout", "direct", "store", "all"])

@@ -1,4 +1,4 @@
-"""The measurement tool behind docs/scaling.md runs end to end (tiny sizes: it checks
+"""The measurement tool behind docs/scaling.md (bench/cluster.py) runs end to end (tiny sizes: it checks
 that the figures can be produced, not what they are)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from fastim.bus import measure
+from bench import cluster as measure
 from tests.cluster_support import RedisServer
 
 pytestmark = [pytest.mark.mysql, pytest.mark.redis]
