@@ -1,8 +1,10 @@
 """The async store interface shared by both backends.
 
-A backend supplies one thing: :meth:`Store._submit`, which runs a synchronous function
+A backend supplies three things: :meth:`Store._submit`, which runs a synchronous function
 ``fn(tx, *args)`` inside one transaction on one of its worker threads and returns its
-result to the awaiting coroutine. Everything else -- the domain queries and the migration
+result to the awaiting coroutine; :meth:`Store._open_sync`, which readies the database and
+applies the migrations; and :meth:`Store._shutdown`, which stops its threads and closes its
+connections. Everything else -- opening and closing, the domain queries and the migration
 runner -- is written once here and in :mod:`fastim.store.queries`.
 
 Other code (the chat hub) can run its own SQL in a transaction with::
@@ -17,12 +19,14 @@ in parallel with the writer); ``write`` for anything that changes rows.
 from __future__ import annotations
 
 import abc
+import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import Executor
 from typing import Any, TypeVar
 
 from fastim.store import queries as q
-from fastim.store.errors import SchemaError
+from fastim.store.errors import SchemaError, StoreError
 from fastim.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration
 from fastim.store.records import Community, Credentials, Member, Page, Session, User
 from fastim.store.sql import Dialect, Tx
@@ -40,35 +44,69 @@ class Store(abc.ABC):
     dialect: Dialect
     #: the versions the last start-up applied (empty when the schema was already current)
     applied_migrations: list[int]
+    #: the worker :meth:`open` runs :meth:`_open_sync` on (set by the backend)
+    _opener: Executor
 
     def __init__(self, dialect: Dialect) -> None:
         self.dialect = dialect
         self.applied_migrations = []
+        self._closed = False
 
     # --- the backend's part ----------------------------------------------------------
 
     @abc.abstractmethod
     async def _submit(self, fn: Callable[..., T], args: Sequence[Any], *, write: bool) -> T:
         """Run ``fn(tx, *args)`` in one transaction on a worker thread; commit if it returns,
-        roll back if it raises (and re-raise)."""
+        roll back if it raises (and re-raise). Called only while the store is open."""
 
     @abc.abstractmethod
+    def _open_sync(self, migrations: Sequence[Migration]) -> list[int]:
+        """On the ``_opener`` worker: ready the database, apply pending ``migrations`` and
+        return the versions applied."""
+
+    @abc.abstractmethod
+    def _shutdown(self) -> None:
+        """On a thread of its own: wait for running jobs, then stop every worker thread and
+        close every connection."""
+
+    # --- life cycle ------------------------------------------------------------------
+
+    async def open(self, migrations: Sequence[Migration]) -> None:
+        """Ready the database and apply pending migrations; on failure, close what was
+        opened and re-raise."""
+        loop = asyncio.get_running_loop()
+        try:
+            self.applied_migrations = await loop.run_in_executor(
+                self._opener, self._open_sync, migrations
+            )
+        except BaseException:
+            await self.close()
+            raise
+
     async def close(self) -> None:
         """Finish running jobs, close every connection and worker thread. Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        await asyncio.to_thread(self._shutdown)
 
     @property
-    @abc.abstractmethod
     def closed(self) -> bool:
         """True once :meth:`close` has been called."""
+        return self._closed
 
     # --- transactions for any caller -------------------------------------------------
 
     async def read(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(tx, *args)`` in a read-only transaction off the event loop."""
+        if self._closed:
+            raise StoreError("the store is closed")
         return await self._submit(fn, args, write=False)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(tx, *args)`` in a read-write transaction off the event loop."""
+        if self._closed:
+            raise StoreError("the store is closed")
         return await self._submit(fn, args, write=True)
 
     async def schema_versions(self) -> list[int]:

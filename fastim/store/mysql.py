@@ -84,15 +84,11 @@ class MySQLStore(Store):
         self.url = url
         self.pool_size = max(1, pool_size)
         self._executor = ThreadPoolExecutor(self.pool_size, thread_name_prefix="fastim-mysql")
+        self._opener = self._executor
         self._pool: PooledDB | None = None
-        self._closed = False
 
     def __repr__(self) -> str:
         return f"MySQLStore({self.url!r})"
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def _connect_args(self, with_database: bool = True) -> dict[str, Any]:
         args: dict[str, Any] = {
@@ -177,8 +173,6 @@ class MySQLStore(Store):
         raise AssertionError("unreachable")
 
     async def _submit(self, fn: Callable[..., T], args: Sequence[Any], *, write: bool) -> T:
-        if self._closed:
-            raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         deadline = time.monotonic() + READ_TIMEOUT
         return await loop.run_in_executor(self._executor, self._run, fn, args, write, deadline)
@@ -204,6 +198,7 @@ class MySQLStore(Store):
                 conn.close()
 
     def _open_sync(self, migrations: Sequence[Migration]) -> list[int]:
+        """Create the database if missing, start the pool, apply pending migrations."""
         self._ensure_database()
         self._pool = PooledDB(
             pymysql,
@@ -250,25 +245,7 @@ class MySQLStore(Store):
         finally:
             conn.close()
 
-    async def open(self, migrations: Sequence[Migration]) -> None:
-        """Create the database if missing, start the pool, apply pending migrations."""
-        loop = asyncio.get_running_loop()
-        try:
-            self.applied_migrations = await loop.run_in_executor(
-                self._executor, self._open_sync, migrations
-            )
-        except BaseException:
-            await self.close()
-            raise
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-
-        def shutdown() -> None:
-            self._executor.shutdown(wait=True)
-            if self._pool is not None:
-                self._pool.close()
-
-        await asyncio.to_thread(shutdown)
+    def _shutdown(self) -> None:
+        self._executor.shutdown(wait=True)
+        if self._pool is not None:
+            self._pool.close()

@@ -102,14 +102,11 @@ class SQLiteStore(Store):
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
-        self._closed = False
+        # The schema is changed by the one writer, like every other write.
+        self._opener = self._writer
 
     def __repr__(self) -> str:
         return f"SQLiteStore({self.path!r})"
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     # --- connections, one per worker thread ----------------------------------------
 
@@ -172,8 +169,6 @@ class SQLiteStore(Store):
             cursor.close()
 
     async def _submit(self, fn: Callable[..., T], args: Sequence[Any], *, write: bool) -> T:
-        if self._closed:
-            raise StoreError("the store is closed")
         loop = asyncio.get_running_loop()
         if write:
             deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
@@ -183,6 +178,7 @@ class SQLiteStore(Store):
     # --- life cycle --------------------------------------------------------------------
 
     def _open_sync(self, migrations: Sequence[Migration]) -> list[int]:
+        """Switch to WAL and apply pending migrations, on the writer."""
         conn = self._connection(write=True)
         mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
         if str(mode).lower() != "wal":
@@ -193,26 +189,12 @@ class SQLiteStore(Store):
         """Create the file if needed, switch to WAL, apply pending migrations."""
         directory = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(directory, exist_ok=True)
-        loop = asyncio.get_running_loop()
-        try:
-            self.applied_migrations = await loop.run_in_executor(
-                self._writer, self._open_sync, migrations
-            )
-        except BaseException:
-            await self.close()
-            raise
+        await super().open(migrations)
 
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-
-        def shutdown() -> None:
-            self._writer.shutdown(wait=True)
-            self._readers.shutdown(wait=True)
-            with self._connections_lock:
-                for conn in self._connections:
-                    conn.close()
-                self._connections.clear()
-
-        await asyncio.to_thread(shutdown)
+    def _shutdown(self) -> None:
+        self._writer.shutdown(wait=True)
+        self._readers.shutdown(wait=True)
+        with self._connections_lock:
+            for conn in self._connections:
+                conn.close()
+            self._connections.clear()
