@@ -1,4 +1,4 @@
-"""`python -m bench.chat`: the chat hub's benchmark (issue 6).
+"""`python -m bench.chat`: the chat hub's benchmark (figures in docs/performance.md).
 
 Two tables:
 

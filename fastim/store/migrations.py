@@ -21,7 +21,8 @@ MySQL commits DDL implicitly, so a MySQL migration is not atomic the way a SQLit
 its statements are written to be re-runnable (``IF NOT EXISTS``) so that a migration that
 failed half-way can simply be applied again.
 
-The chat hub (issue 6) adds its tables (messages, read state...) as migration 2 onwards.
+Migration 1 holds the accounts and contacts; the chat's tables (messages, read marks,
+message keys) come as migration 2 onwards (docs/store.md).
 """
 
 from __future__ import annotations
