@@ -6,8 +6,8 @@ them (the `ChatStore` protocol of fastim/chat/hub.py). The tables are created by
 migration 2 in fastim/store/migrations.py.
 
 The store does not import the chat package: a message to store is anything shaped like
-the hub's `MessageToStore` (:class:`MessageToStore`), and the few wire values the queries need
-are the constants below.
+the hub's `NewMessage` (:class:`MessageToStore`), and the few wire values the queries
+need are the constants below.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ class MessageFields(Protocol):
 
 
 class MessageToStore(Protocol):
-    """A validated message with its sender, ready to be stored (the hub's `MessageToStore`)."""
+    """A validated message with its sender, ready to be stored (the hub's `NewMessage`)."""
 
     @property
     def sender(self) -> int: ...
@@ -76,6 +76,7 @@ class StoredMessage:
     id: int
     ts: int
     created: bool  # False when (sender, cid) was stored before: a retry
+
 
 _COLUMNS = ("id, cid, sender, cmd, dstid, media, content, pic, url, memo, amount, created, "
             "conv, sealed")
