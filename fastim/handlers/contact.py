@@ -6,14 +6,18 @@ token's user, and renders the result; lists are ``{"rows": [...], "total": N}``.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from fastim.accounts import Contacts
 from fastim.handlers.auth import endpoint, page_data
 from fastim.http import Request, Router
-from fastim.store import User
+from fastim.store import Community, User
 
 if TYPE_CHECKING:
     from fastim.app import App
+
+GroupChange = Callable[[Contacts, User, Mapping[str, Any]], Awaitable[Community]]
 
 
 def register(router: Router, app: App) -> None:
@@ -48,39 +52,19 @@ def register(router: Router, app: App) -> None:
 
         return page_data(page, with_presence)
 
-    @router.post("/contact/createcommunity")
-    @endpoint(app, status=201)
-    async def create_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        contacts = app.services.contacts
-        community = await contacts.create_community(user, values)
-        return community.to_dict()
+    # Changes to one group: the same shape, one Contacts method each; the reply is the
+    # group (201 for a new one).
+    def group_change(path: str, call: GroupChange, status: int = 200) -> None:
+        @router.post(path)
+        @endpoint(app, status=status)
+        async def change(request: Request, values: dict[str, Any], user: User) -> Any:
+            return (await call(app.services.contacts, user, values)).to_dict()
 
-    @router.post("/contact/joincommunity")
-    @endpoint(app)
-    async def join_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        contacts = app.services.contacts
-        community = await contacts.join_community(user, values)
-        return community.to_dict()
-
-    @router.post("/contact/leavecommunity")
-    @endpoint(app)
-    async def leave_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        contacts = app.services.contacts
-        community = await contacts.leave_community(user, values)
-        return community.to_dict()
-
-    @router.post("/contact/dissolvecommunity")
-    @endpoint(app)
-    async def dissolve_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        contacts = app.services.contacts
-        community = await contacts.dissolve_community(user, values)
-        return community.to_dict()
-
-    @router.post("/contact/transfercommunity")
-    @endpoint(app)
-    async def transfer_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        contacts = app.services.contacts
-        return (await contacts.transfer_community(user, values)).to_dict()
+    group_change("/contact/createcommunity", Contacts.create_community, status=201)
+    group_change("/contact/joincommunity", Contacts.join_community)
+    group_change("/contact/leavecommunity", Contacts.leave_community)
+    group_change("/contact/dissolvecommunity", Contacts.dissolve_community)
+    group_change("/contact/transfercommunity", Contacts.transfer_community)
 
     @router.route(["GET", "POST"], "/contact/loadcommunity")
     @endpoint(app)
