@@ -1,25 +1,28 @@
-"""The chat app: `create_app(config)` wires the router, templates, handlers and hooks.
+"""The chat app, the composition root: `create_app(config)` builds the router, templates
+and routes; `App.start()` builds every service (`fastim.services.Services`) and listens.
 
-Handler modules are the modules of the `fastim.handlers` package; each exposes
-``register(router, app)`` and is registered in name order.  Start-up and shut-down
-work (opening the store, starting the bus) goes in the `on_startup` / `on_shutdown`
-hook lists: ``async def hook(app) -> None``.
+Handler modules are listed in `HANDLERS`; each exposes ``register(router, app)``, adds its
+routes, and reaches the running services at request time through `App.services`. Extra
+start-up and shut-down work may go in the `on_startup` / `on_shutdown` hook lists
+(``async def hook(app) -> None``): they run after the services have started, and before
+they stop.
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
 import logging
-import pkgutil
 from collections.abc import Awaitable, Callable
+from types import ModuleType
 from typing import Any
 
 import jinja2
 
-import fastim.handlers
 from fastim.config import Config
+from fastim.handlers import chat, contact, stickers, upload, user, views
 from fastim.http import HTTPError, Response, Router, Server
+from fastim.services import Services
+from fastim.store import Store
 from fastim.store.errors import Unavailable
 
 logger = logging.getLogger("fastim.app")
@@ -93,14 +96,25 @@ class App:
             autoescape=True,  # every template, whatever its extension
             auto_reload=False,
         )
-        #: The storage object from ``fastim.store.open_store`` once started (None when
-        #: the store package is absent).
-        self.store: Any = None
+        self._services: Services | None = None
         #: Awaited in order by `start()`, before the server listens.
         self.on_startup: list[Hook] = []
         #: Awaited in reverse order by `stop()`, after the server has shut down.
         self.on_shutdown: list[Hook] = []
         self.server: Server | None = None
+
+    @property
+    def services(self) -> Services:
+        """The running services; 503 while the app is not running (requests only come
+        while it is: the server listens after the services start, and stops first)."""
+        if self._services is None:
+            raise HTTPError(503, "the server is starting or stopping")
+        return self._services
+
+    @property
+    def store(self) -> Store | None:
+        """The open store while running, else None."""
+        return self._services.store if self._services is not None else None
 
     def render(self, template: str, status: int = 200, **context: Any) -> Response:
         """Render a template from views/ as an HTML response."""
@@ -120,10 +134,11 @@ class App:
         return f"{scheme}://{host}:{port}/"
 
     async def start(self) -> None:
-        """Run the start-up hooks, then listen."""
+        """Start the services, run the start-up hooks, then listen."""
         config = self.config
         config.data_dir.mkdir(parents=True, exist_ok=True)
         config.resource_dir.mkdir(parents=True, exist_ok=True)
+        self._services = await Services.start(config)
         for hook in self.on_startup:
             await hook(self)
         self.server = Server(
@@ -135,7 +150,8 @@ class App:
 
     async def stop(self) -> None:
         """Graceful shutdown: stop accepting, close WebSockets with 1001, let in-flight
-        requests finish, then run the shut-down hooks (last registered first)."""
+        requests finish, run the shut-down hooks (last registered first), then stop the
+        services (`Services.close`)."""
         if self.server is not None:
             await self.server.shutdown()
         for hook in reversed(self.on_shutdown):
@@ -143,38 +159,18 @@ class App:
                 await hook(self)
             except Exception:
                 logger.exception("shut-down hook %r failed", hook)
+        services, self._services = self._services, None
+        if services is not None:
+            await services.close()
 
 
-async def open_store(app: App) -> None:
-    """Start-up hook: open the store when the `fastim.store` package exists."""
-    try:
-        from fastim.store import open_store as open_store_impl  # type: ignore[import-not-found]
-    except ModuleNotFoundError as exc:
-        if exc.name != "fastim.store":
-            raise
-        logger.warning("fastim.store is not available: running without a database")
-        return
-    app.store = await open_store_impl(app.config.database_url, pool_size=8)
-
-
-async def close_store(app: App) -> None:
-    """Shut-down hook: close the store if it was opened."""
-    if app.store is not None:
-        store, app.store = app.store, None
-        await store.close()
-
-
-def handler_modules() -> list[str]:
-    """Names of the handler modules: every public module of `fastim.handlers`."""
-    return sorted(
-        f"{fastim.handlers.__name__}.{info.name}"
-        for info in pkgutil.iter_modules(fastim.handlers.__path__)
-        if not info.name.startswith("_")
-    )
+#: The handler modules, registered in this order.
+HANDLERS: tuple[ModuleType, ...] = (chat, contact, stickers, upload, user, views)
 
 
 def create_app(config: Config | None = None) -> App:
-    """Build the app: static mounts, the store hooks, and every handler module."""
+    """Build the app: static mounts and every handler module's routes (the services are
+    built by `App.start`)."""
     config = config or Config()
     app = App(config)
     app.router.static("/asset/", config.asset_dir)
@@ -183,12 +179,6 @@ def create_app(config: Config | None = None) -> App:
     app.router.static(
         "/resource/", config.resource_dir, cache_control="public, max-age=31536000, immutable"
     )
-    app.on_startup.append(open_store)
-    app.on_shutdown.append(close_store)
-    for name in handler_modules():
-        module = importlib.import_module(name)
-        register = getattr(module, "register", None)
-        if register is None:
-            raise RuntimeError(f"handler module {name} has no register(router, app)")
-        register(app.router, app)
+    for module in HANDLERS:
+        module.register(app.router, app)
     return app

@@ -104,7 +104,7 @@ def test_a_stale_cookie_is_401_and_cleared(api: ApiServer) -> None:
 
 def test_an_expired_token_is_401(api: ApiServer) -> None:
     _, token = api.user_with_token()
-    accounts = api.app.accounts
+    accounts = api.app.services.accounts
     real_clock = accounts.clock
     accounts.clock = lambda: real_clock() + accounts.token_ttl + 1
     try:

@@ -355,7 +355,7 @@ def test_a_reader_that_stops_reading_is_cut_off_while_others_keep_receiving(
             "Sec-WebSocket-Version: 13\r\n\r\n".encode())
         o = await ChatClient.open(api, to)
         r = await ChatClient.open(api, tr)
-        while not api.app.hub.is_online(sleeper["id"]):
+        while not api.app.services.hub.is_online(sleeper["id"]):
             await asyncio.sleep(0.01)
         text = "字" * 3900  # ~12 KB a frame
         # Kernel buffers on loopback hold a few MB; 1,500 frames are ~17 MB, far past them
@@ -364,10 +364,10 @@ def test_a_reader_that_stops_reading_is_cut_off_while_others_keep_receiving(
             await o.say(11, group["id"], text, f"big{count}")
             got = await r.message()
             assert got["cid"] == f"big{count}"
-            if not api.app.hub.is_online(sleeper["id"]):
+            if not api.app.services.hub.is_online(sleeper["id"]):
                 break
-        assert not api.app.hub.is_online(sleeper["id"])
-        assert api.app.hub.is_online(reader["id"])
+        assert not api.app.services.hub.is_online(sleeper["id"])
+        assert api.app.services.hub.is_online(reader["id"])
         last = await o.say(11, group["id"], "after the cut", "after")
         assert (await r.message())["id"] == last["id"]
         raw.close()
@@ -599,7 +599,7 @@ def test_a_commit_whose_answer_was_lost_is_delivered_live_at_its_resend(
     # after COMMIT): the sender gets store_failed and resends; the resend finds the
     # message stored (dup) and it must still reach the recipient live, once.
     alice, ta, bob, tb = pair(api)
-    commit = api.app.hub._commit
+    commit = api.app.services.hub._commit
     really_write = commit._write
 
     async def answer_lost(batch: Any) -> Any:

@@ -17,8 +17,18 @@ import redis.asyncio as aioredis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from fastim.accounts.contacts import CommunityDissolved, FriendAdded, MemberJoined, MemberLeft
 from fastim.bus import BusOptions, Names, RedisBus, State, pack, scripts, split_url, unpack
+from fastim.bus.events import (
+    CommunityDissolved,
+    ControlEvent,
+    FriendAdded,
+    MemberJoined,
+    MemberLeft,
+    TokensRevoked,
+    UsersWentOffline,
+    from_json,
+    to_json,
+)
 from tests.cluster_support import RedisServer, eventually, wait_until
 
 # -- envelopes and names -----------------------------------------------------------------
@@ -64,6 +74,24 @@ def test_the_url_names_the_deployment_prefix() -> None:
     for bad in ("http://h/0", "redis://h/0?prefix=", "redis://h/0?prefix=a:b"):
         with pytest.raises(ValueError):
             split_url(bad)
+
+
+@pytest.mark.parametrize("event", [
+    FriendAdded(1, 2), MemberJoined(3, 4), MemberLeft(3, 4), CommunityDissolved(3),
+    TokensRevoked(4, ("h1",), reason="signed in again"),
+    TokensRevoked(4, None, keep="h3", reason="password changed"),
+    UsersWentOffline((5, 6)),
+])
+def test_a_control_event_crosses_the_control_channel_unchanged(event: ControlEvent) -> None:
+    assert from_json(to_json(event)) == event
+
+
+def test_the_reapers_gone_message_is_a_control_event() -> None:
+    # Built by the Lua of scripts.REAP, not by to_json.
+    assert from_json('{"t":"gone","users":[5,9]}') == UsersWentOffline((5, 9))
+    for bad in ('{"t":"later"}', "[1]", '{"t":"join","g":1}'):
+        with pytest.raises((ValueError, KeyError)):
+            from_json(bad)
 
 
 # -- the registry's scripts on the machine's Redis ----------------------------------------
@@ -213,7 +241,7 @@ class FakeHub:
         self.bus: Any = None
         self.users: dict[int, FakePresence] = {}
         self.delivered: list[tuple[Any, ...]] = []
-        self.changes: list[tuple[Any, ...]] = []
+        self.changes: list[ControlEvent] = []
 
     def is_online(self, user: int) -> bool:
         return user in self.users
@@ -226,20 +254,14 @@ class FakeHub:
                          skip: str | None = None, message_id: int | None = None) -> None:
         self.delivered.append(("group", group, frame, also, skip, message_id))
 
-    def friendship_added(self, a: int, b: int) -> None:
-        self.changes.append(("friend", a, b))
+    def apply(self, event: ControlEvent) -> None:
+        self.changes.append(event)
 
-    def member_joined(self, group: int, user: int) -> None:
-        self.changes.append(("join", group, user))
-
-    def member_left(self, group: int, user: int) -> None:
-        self.changes.append(("leave", group, user))
-
-    def group_dissolved(self, group: int) -> None:
-        self.changes.append(("dissolve", group))
-
-    def friends_went_offline(self, users: Any) -> None:
-        self.changes.append(("gone", tuple(users)))
+    def close_all(self, code: int, reason: str) -> int:
+        sessions = [s for presence in self.users.values() for s in presence.sessions.values()]
+        for session in sessions:
+            session.close_for(code, reason)
+        return len(sessions)
 
 
 @pytest.fixture
@@ -273,17 +295,21 @@ def test_two_buses_carry_frames_presence_and_contact_changes(
         assert await one.online([7, 8]) == {7}
         one.to_users([7, 7], '{"x":1}', skip_session="s1", message_id=10)
         one.to_group(3, '{"g":1}', also=5, message_id=11)
-        one.contact_changed(FriendAdded(1, 2))
-        one.contact_changed(MemberJoined(3, 4))
-        one.contact_changed(MemberLeft(3, 4))
-        one.contact_changed(CommunityDissolved(3, (4,)))
+        events: list[ControlEvent] = [
+            FriendAdded(1, 2), MemberJoined(3, 4), MemberLeft(3, 4),
+            CommunityDissolved(3, (4,)), TokensRevoked(4, ("h1", "h2"), reason="logged out"),
+            TokensRevoked(4, None, keep="h3", reason="password changed")]
+        for event in events:
+            one.publish(event)
         await one.settle()
-        await eventually(lambda: len(hub2.changes) == 4, "the contact changes")
+        await eventually(lambda: len(hub2.changes) == len(events), "the control events")
         assert hub2.delivered == [("users", (7,), '{"x":1}', "s1", 10),
                                   ("group", 3, '{"g":1}', 5, None, 11)]
-        assert hub2.changes == [("friend", 1, 2), ("join", 3, 4), ("leave", 3, 4),
-                                ("dissolve", 3)]
-        assert hub1.changes == []  # the origin applied them itself (contact handler)
+        # The other node gets each event as published (a dissolved group's members are
+        # not carried: each hub knows its own); the origin applied them when it published
+        # them, and not a second time when Redis echoed them back.
+        assert hub2.changes == [*events[:3], CommunityDissolved(3), *events[4:]]
+        assert hub1.changes == events
         two.departed(7, [3], friends=[], frame="{}")
         await two.settle()
         assert await one.online([7]) == set()

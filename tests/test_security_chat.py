@@ -145,14 +145,14 @@ def test_the_slow_reader_receives_1008_on_the_wire(roomy_api: ApiServer) -> None
             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
             "Sec-WebSocket-Version: 13\r\n\r\n".encode())
         o = await ChatClient.open(api, to)
-        while not api.app.hub.is_online(sleeper["id"]):
+        while not api.app.services.hub.is_online(sleeper["id"]):
             await asyncio.sleep(0.01)
         text = "字" * 3900  # ~12 KB a frame; 1,500 are far past the kernel's buffers
         for count in range(1500):
             assert (await o.say(11, group["id"], text, f"big{count}"))["cmd"] == 1
-            if not api.app.hub.is_online(sleeper["id"]):
+            if not api.app.services.hub.is_online(sleeper["id"]):
                 break
-        assert not api.app.hub.is_online(sleeper["id"])
+        assert not api.app.services.hub.is_online(sleeper["id"])
         await o.close()
         # Now the sleeper wakes up and reads: every frame that was queued, then the close.
         try:

@@ -80,7 +80,7 @@ def test_a_new_login_closes_the_chats_of_the_tokens_it_replaced(api: ApiServer) 
     alice = api.register(nickname="alice")
     phone = api.login(alice, device="phone")
     laptop = api.login(alice, device="laptop")
-    api.app.accounts.max_sessions = 2
+    api.app.services.accounts.max_sessions = 2
 
     async def scenario() -> None:
         on_phone = await ChatClient.open(api, phone)

@@ -18,7 +18,7 @@ import redis.asyncio as aioredis
 from fastim.accounts import Accounts, LoginThrottle, RedisLoginThrottle
 from fastim.config import Config
 from fastim.errors import AppError
-from fastim.handlers.auth import login_throttle
+from fastim.services import login_throttle
 from fastim.store import Store, User
 from tests.cluster_support import free_port
 from tests.store_fixtures import TEST_KDF, new_mobile, run

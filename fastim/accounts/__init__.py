@@ -4,19 +4,21 @@
     contacts = Contacts(store, community_limit=5) # addfriend, createcommunity, ...
 
 Input comes in as the request's merged values; failures are
-:class:`fastim.errors.AppError` values carrying the HTTP status to answer with.
+:class:`fastim.errors.AppError` values carrying the HTTP status to answer with. Committed
+changes the chat must hear of are published on the bus (`fastim.bus.events`; the event
+classes are re-exported here).
 """
 
-from fastim.accounts.contacts import (
+from fastim.accounts.contacts import Contacts
+from fastim.accounts.service import Accounts, Login, token_hash
+from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
+from fastim.bus.events import (
     CommunityDissolved,
     ContactEvent,
-    Contacts,
     FriendAdded,
     MemberJoined,
     MemberLeft,
 )
-from fastim.accounts.service import Accounts, Login, token_hash
-from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
 
 __all__ = [
     "Accounts",

@@ -6,59 +6,29 @@ names, the per-owner group limit, "the owner cannot leave") are decided inside t
 store's transactions; this layer only turns their verdicts into statuses and messages.
 
 The chat hub keeps friend and member sets in memory; it learns of every change through
-:meth:`Contacts.subscribe`, called after the change is committed.
+the bus: each committed change publishes one event (`fastim.bus.events`), and the method
+returns once the other nodes have it.
 """
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from fastim.accounts import fields
+from fastim.bus.base import Publisher, publish_committed
+from fastim.bus.events import (
+    CommunityDissolved,
+    ContactEvent,
+    FriendAdded,
+    MemberJoined,
+    MemberLeft,
+)
 from fastim.errors import AppError, bad_request, conflict, forbidden, not_found
 from fastim.store import Community, Duplicate, Member, Missing, Page, Refused, Store, User
 
-log = logging.getLogger(__name__)
-
-COMMUNITY_LIMIT = 5  # groups one user may own (issue 5: default 5, configurable)
-
-
-@dataclass(frozen=True)
-class FriendAdded:
-    """``user_id`` and ``friend_id`` are now friends (both ways)."""
-
-    user_id: int
-    friend_id: int
-
-
-@dataclass(frozen=True)
-class MemberJoined:
-    """``user_id`` joined ``community_id`` (also sent for the owner of a new group)."""
-
-    community_id: int
-    user_id: int
-
-
-@dataclass(frozen=True)
-class MemberLeft:
-    """``user_id`` left ``community_id``."""
-
-    community_id: int
-    user_id: int
-
-
-@dataclass(frozen=True)
-class CommunityDissolved:
-    """``community_id`` no longer exists; ``member_ids`` were its members."""
-
-    community_id: int
-    member_ids: tuple[int, ...]
-
-
-ContactEvent = FriendAdded | MemberJoined | MemberLeft | CommunityDissolved
+COMMUNITY_LIMIT = 5  # groups one user may own by default (`--group-limit`)
 
 
 class Contacts:
@@ -70,22 +40,16 @@ class Contacts:
         *,
         community_limit: int = COMMUNITY_LIMIT,
         clock: Callable[[], float] = time.time,
+        bus: Publisher | None = None,
     ) -> None:
         self.store = store
         self.community_limit = community_limit
         self.clock = clock
-        self._listeners: list[Callable[[ContactEvent], None]] = []
+        #: Where committed changes are published (None: nowhere, e.g. a script's use).
+        self.bus = bus
 
-    def subscribe(self, listener: Callable[[ContactEvent], None]) -> None:
-        """Call ``listener(event)`` after each committed change (on the event loop)."""
-        self._listeners.append(listener)
-
-    def _emit(self, event: ContactEvent) -> None:
-        for listener in self._listeners:
-            try:
-                listener(event)
-            except Exception:  # a listener's bug must not turn a committed change into a 500
-                log.exception("contact event listener failed on %r", event)
+    async def _emit(self, event: ContactEvent) -> None:
+        await publish_committed(self.bus, event)
 
     def _now(self) -> int:
         return int(self.clock())
@@ -106,7 +70,7 @@ class Contacts:
             raise conflict("you are already friends") from None
         except Missing:
             raise not_found("no such user") from None
-        self._emit(FriendAdded(user.id, friend.id))
+        await self._emit(FriendAdded(user.id, friend.id))
         return friend
 
     async def _target_user(self, values: Mapping[str, Any]) -> User:
@@ -159,7 +123,7 @@ class Contacts:
             ) from None
         except Missing:
             raise not_found("no such user") from None
-        self._emit(MemberJoined(community.id, user.id))
+        await self._emit(MemberJoined(community.id, user.id))
         return community
 
     async def _target_community(self, values: Mapping[str, Any]) -> Community:
@@ -186,7 +150,7 @@ class Contacts:
             raise conflict("you are already a member of this group") from None
         except Missing:
             raise not_found("no such group") from None
-        self._emit(MemberJoined(community.id, user.id))
+        await self._emit(MemberJoined(community.id, user.id))
         return community
 
     async def leave_community(self, user: User, values: Mapping[str, Any]) -> Community:
@@ -203,7 +167,7 @@ class Contacts:
                     " (/contact/transfercommunity) or dissolve it (/contact/dissolvecommunity)"
                 ) from None
             raise conflict("you are not a member of this group") from None
-        self._emit(MemberLeft(community.id, user.id))
+        await self._emit(MemberLeft(community.id, user.id))
         return community
 
     async def dissolve_community(self, user: User, values: Mapping[str, Any]) -> Community:
@@ -215,7 +179,7 @@ class Contacts:
             raise not_found("no such group") from None
         except Refused:
             raise forbidden("only the group's owner may dissolve it") from None
-        self._emit(CommunityDissolved(community.id, tuple(members)))
+        await self._emit(CommunityDissolved(community.id, tuple(members)))
         return community
 
     async def transfer_community(self, user: User, values: Mapping[str, Any]) -> Community:

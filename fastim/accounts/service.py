@@ -28,6 +28,8 @@ from fastim.accounts.passwords import (
     verify_password,
 )
 from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
+from fastim.bus.base import Publisher, publish_committed
+from fastim.bus.events import TokensRevoked
 from fastim.errors import AppError, bad_request, conflict, not_found, unauthorized
 from fastim.store import Duplicate, Session, Store, User
 
@@ -80,8 +82,12 @@ class Accounts:
         throttle: LoginThrottle | RedisLoginThrottle | None = None,
         clock: Callable[[], float] = time.time,
         kdf_threads: int = 2,
+        bus: Publisher | None = None,
     ) -> None:
         self.store = store
+        #: Where revoked tokens are published, so that the chat connections they opened
+        #: end on every node (None: nowhere, e.g. a script's use).
+        self.bus = bus
         self.kdf = check_kdf(kdf)
         self.token_ttl = token_ttl
         self.max_sessions = max_sessions
@@ -163,7 +169,11 @@ class Accounts:
         if needs_rehash(credentials.kdf, self.kdf):
             passwd, salt = await self._in_kdf_pool(hash_password, raw_password, self.kdf)
             await self.store.set_credentials(user.id, passwd, salt, self.kdf)
-        return await self._issue_token(user, device)
+        login = await self._issue_token(user, device)
+        if login.replaced:
+            await publish_committed(self.bus, TokensRevoked(
+                user.id, login.replaced, reason="signed in again"))
+        return login
 
     async def _issue_token(self, user: User, device: str) -> Login:
         token = secrets.token_urlsafe(32)
@@ -187,11 +197,16 @@ class Accounts:
         found = await self.session(token)
         return None if found is None else found[0]
 
-    async def logout(self, token: str) -> bool:
-        """Revoke one token (this device only); True if it was valid."""
+    async def logout(self, token: str, user: User | None = None) -> bool:
+        """Revoke one token (this device only); True if it was valid. Given the token's
+        `user`, the chat connections opened with it end too."""
         if not TOKEN_SHAPE.fullmatch(token or ""):
             return False
-        return await self.store.delete_token(token_hash(token))
+        deleted = await self.store.delete_token(token_hash(token))
+        if user is not None:
+            await publish_committed(self.bus, TokensRevoked(
+                user.id, (token_hash(token),), reason="logged out"))
+        return deleted
 
     # --- profiles ------------------------------------------------------------------------
 
@@ -247,3 +262,6 @@ class Accounts:
         if current_token and TOKEN_SHAPE.fullmatch(current_token):
             keep = token_hash(current_token)
         await self.store.delete_user_tokens(user.id, keep=keep)
+        # Every other session of the user was revoked: their open chats end too.
+        await publish_committed(self.bus, TokensRevoked(
+            user.id, None, keep=keep, reason="password changed"))

@@ -1,12 +1,42 @@
-"""The message bus between fastim nodes: Redis pub/sub and a presence registry.
+"""The message bus between the chat hub and the services, within a node and across nodes.
 
-`fastim serve --redis redis://host:port/0` puts :class:`RedisBus` behind the chat hub
-(the in-process `fastim.chat.hub.LocalBus` is the default). docs/scaling.md has the
-design and the figures.
+`fastim.bus.base.Bus` is the interface; `LocalBus` (in process, the default) and
+`RedisBus` (`fastim serve --redis redis://host:port/0`: Redis pub/sub and a presence
+registry) implement it; the Redis client is imported only when the Redis bus is. Control
+events (`fastim.bus.events`) are what services publish for the hub. docs/scaling.md has
+the design and the figures.
 """
 
-from fastim.bus.envelope import Envelope, Names, pack, split_url, unpack
-from fastim.bus.redisbus import BusOptions, BusStats, RedisBus, State
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["BusOptions", "BusStats", "Envelope", "Names", "RedisBus", "State", "pack",
-           "split_url", "unpack"]
+from fastim.bus.base import Bus, Publisher, Receiver
+from fastim.bus.envelope import Envelope, Names, pack, split_url, unpack
+from fastim.bus.events import (
+    CommunityDissolved,
+    ContactEvent,
+    ControlEvent,
+    FriendAdded,
+    MemberJoined,
+    MemberLeft,
+    TokensRevoked,
+    UsersWentOffline,
+)
+from fastim.bus.local import LocalBus
+
+if TYPE_CHECKING:
+    from fastim.bus.redisbus import BusOptions, BusStats, RedisBus, State
+
+_REDIS_NAMES = frozenset({"BusOptions", "BusStats", "RedisBus", "State"})
+
+__all__ = ["Bus", "BusOptions", "BusStats", "CommunityDissolved", "ContactEvent",
+           "ControlEvent", "Envelope", "FriendAdded", "LocalBus", "MemberJoined",
+           "MemberLeft", "Names", "Publisher", "Receiver", "RedisBus", "State",
+           "TokensRevoked", "UsersWentOffline", "pack", "split_url", "unpack"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REDIS_NAMES:
+        from fastim.bus import redisbus
+
+        return getattr(redisbus, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -8,8 +8,9 @@ Channels (pub/sub; Redis routes each publish to the nodes subscribed):
   holds a device of that user;
 * ``<prefix>:g:<group id>`` -- frames for a group's online members; a node subscribes
   while at least one member of the group is connected to it;
-* ``<prefix>:ctl``          -- cache invalidation (friend added, member joined/left,
-  group dissolved) and "these users went offline with their node"; every node.
+* ``<prefix>:ctl``          -- control events (fastim/bus/events.py: friend added,
+  member joined/left, group dissolved, tokens revoked, "these users went offline with
+  their node"); every node.
 
 Keys (the presence registry):
 
@@ -106,11 +107,6 @@ def unpack(payload: bytes) -> Envelope:
             raise ValueError("also and message_id must be integers")
     return Envelope(origin=header["o"], frame=body.decode(), skip_session=skip, also=also,
                     message_id=message_id)
-
-
-def control(kind: str, **fields: Any) -> str:
-    """A control event's body, e.g. ``control("join", g=7, u=3)``."""
-    return json.dumps({"t": kind, **fields}, separators=(",", ":"))
 
 
 def split_url(url: str) -> tuple[str, str]:

@@ -28,7 +28,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import json
 import logging
 import os
 import random
@@ -45,7 +44,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from fastim.bus import scripts
-from fastim.bus.envelope import Names, control, pack, split_url, unpack
+from fastim.bus.base import Receiver
+from fastim.bus.envelope import Names, pack, split_url, unpack
+from fastim.bus.events import ControlEvent, UsersWentOffline, from_json, to_json
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +115,7 @@ def new_node_id() -> str:
 
 
 class RedisBus:
-    """The `fastim.chat.hub.Bus` over Redis, and the presence registry of all nodes.
+    """The `fastim.bus.base.Bus` over Redis, and the presence registry of all nodes.
 
     ``start()`` connects (and keeps reconnecting in the background), ``attach(hub)``
     wires a chat hub to it (an api-only node has none and uses the bus only to publish
@@ -128,7 +129,7 @@ class RedisBus:
         self.options = options or BusOptions()
         self.names = Names(prefix)
         self.node = node or new_node_id()
-        self.hub: Any = None
+        self.hub: Receiver | None = None
         self.stats = BusStats()
         self.state = State.DOWN
         # Our own reconnect loop decides when to retry: redis-py must not retry inside.
@@ -153,10 +154,9 @@ class RedisBus:
 
     # -- life cycle -------------------------------------------------------------------
 
-    def attach(self, hub: Any) -> None:
-        """Deliver to `hub`'s connections; the hub sends through this bus."""
-        self.hub = hub
-        hub.bus = self
+    def attach(self, receiver: Receiver) -> None:
+        """Deliver to `receiver`'s connections (the hub, which sends through this bus)."""
+        self.hub = receiver
 
     async def start(self) -> None:
         """Connect in the background; wait a little for the first connection so a node
@@ -187,7 +187,7 @@ class RedisBus:
     async def settle(self) -> None:
         """Wait until everything queued so far has reached Redis (at once when Redis is
         down: then it waits in the outbox; at most `options.wait` while reconnecting).
-        Contact handlers call this before they answer, so the other nodes' caches have
+        Services call this before they answer, so the other nodes' caches have
         been told when the client hears "done"."""
         if self.state is State.DOWN:
             return
@@ -196,7 +196,7 @@ class RedisBus:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(future, self.options.wait)
 
-    # -- the Bus protocol of fastim.chat.hub -----------------------------------------
+    # -- frames and presence (fastim.bus.base.Bus) -----------------------------------
 
     def to_users(self, users: Sequence[int], frame: str, skip_session: str | None = None,
                  message_id: int | None = None) -> None:
@@ -271,64 +271,31 @@ class RedisBus:
             return local
         return local | {int(u) for u in found}
 
-    # -- contact changes: every node's caches ------------------------------------------
+    # -- control events: every node's hub -----------------------------------------------
 
-    def contact_changed(self, event: Any) -> None:
-        """A `fastim.accounts.contacts` listener: tell the other nodes (this node's hub
-        was told by the contact handler already)."""
-        from fastim.accounts.contacts import (
-            CommunityDissolved,
-            FriendAdded,
-            MemberJoined,
-            MemberLeft,
-        )
-
-        if isinstance(event, FriendAdded):
-            body = control("friend", a=event.user_id, b=event.friend_id)
-        elif isinstance(event, MemberJoined):
-            body = control("join", g=event.community_id, u=event.user_id)
-        elif isinstance(event, MemberLeft):
-            body = control("leave", g=event.community_id, u=event.user_id)
-        elif isinstance(event, CommunityDissolved):
-            body = control("dissolve", g=event.community_id)
-        else:
-            return
-        self._publish(self.names.control, pack(self.node, body), keep=True)
-
-    def tokens_revoked(self, user: int, token_hashes: Sequence[str] | None,
-                       keep: str | None, reason: str) -> None:
-        """Login tokens of `user` were revoked (see `Hub.revoke_tokens`): tell the other
-        nodes, which close the connections opened with them. Kept across a Redis outage
-        like contact changes: a revocation must not be lost."""
-        body = control("revoke", u=user, h=None if token_hashes is None else list(token_hashes),
-                       k=keep, r=reason)
-        self._publish(self.names.control, pack(self.node, body), keep=True)
+    def publish(self, event: ControlEvent) -> None:
+        """Apply `event` to this node's hub now, and publish it for the other nodes. Kept
+        across a Redis outage (the outbox) like stored messages: a friendship or a
+        revocation must not be lost. Queued first, so that a failure to apply it here
+        does not keep it from the other nodes."""
+        self._publish(self.names.control, pack(self.node, to_json(event)), keep=True)
+        if self.hub is not None:
+            self.hub.apply(event)
 
     def _apply_control(self, origin: str, body: str) -> None:
-        event = json.loads(body)
-        kind = event.get("t")
         hub = self.hub
         if hub is None:
             return
-        if kind == "gone":  # a dead node's users: from whichever node reaped it
-            hub.friends_went_offline([int(u) for u in event["users"]])
+        try:
+            event = from_json(body)
+        except (ValueError, KeyError, TypeError) as exc:
+            log.warning("unknown control event from %s: %r (%s)", origin, body, exc)
             return
-        if origin == self.node:
-            return  # applied here by the contact handler before it was published
-        if kind == "friend":
-            hub.friendship_added(int(event["a"]), int(event["b"]))
-        elif kind == "join":
-            hub.member_joined(int(event["g"]), int(event["u"]))
-        elif kind == "leave":
-            hub.member_left(int(event["g"]), int(event["u"]))
-        elif kind == "dissolve":
-            hub.group_dissolved(int(event["g"]))
-        elif kind == "revoke":
-            hashes = event.get("h")
-            hub.revoke_tokens(int(event["u"]), None if hashes is None else set(hashes),
-                              keep=event.get("k"), reason=str(event.get("r") or "logged out"))
-        else:
-            log.warning("unknown control event %r from %s", kind, origin)
+        # A dead node's users are announced by whichever node reaped it, maybe this one;
+        # everything else this node applied when it published it.
+        if origin == self.node and not isinstance(event, UsersWentOffline):
+            return
+        hub.apply(event)
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -589,13 +556,10 @@ class RedisBus:
         hub = self.hub
         if hub is None:
             return
-        sessions = [s for presence in list(hub.users.values())
-                    for s in list(presence.sessions.values())]
-        for session in sessions:
-            session.close_for(SERVICE_RESTART, "the chat bus reconnected: reconnect and sync")
-        self.stats.resets += len(sessions)
-        if sessions:
-            log.warning("closed %d chat connections after the Redis outage", len(sessions))
+        closed = hub.close_all(SERVICE_RESTART, "the chat bus reconnected: reconnect and sync")
+        self.stats.resets += closed
+        if closed:
+            log.warning("closed %d chat connections after the Redis outage", closed)
 
     async def _heartbeat(self) -> None:
         while True:

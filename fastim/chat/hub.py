@@ -4,10 +4,11 @@ Every accepted message is stored (group commit) before it is acked or delivered;
 frame is encoded once and the same text goes to every recipient connection. The checks
 on the hot path (is this a friend, is this a member, who of this group is online) are
 answered from memory: a user's friends and groups are loaded when their first device
-connects and kept in step by the contact handlers (`friendship_added`, `member_joined`…).
-Delivery goes through a bus, so another node's users can be reached the same way: the
-bus also answers who is online anywhere and is told when this node starts or stops
-holding a user or a group's online members (fastim/bus/ puts Redis behind it).
+connects and kept in step by the control events the services publish on the bus after
+each commit (`apply`: a friendship, a membership, revoked tokens). Delivery goes through
+the bus too, so another node's users can be reached the same way: the bus also answers
+who is online anywhere and is told when this node starts or stops holding a user or a
+group's online members (`fastim.bus.base.Bus`; fastim/bus/ puts Redis behind it).
 """
 
 from __future__ import annotations
@@ -19,6 +20,17 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fastim.bus.base import Bus
+from fastim.bus.events import (
+    CommunityDissolved,
+    ControlEvent,
+    FriendAdded,
+    MemberJoined,
+    MemberLeft,
+    TokensRevoked,
+    UsersWentOffline,
+)
+from fastim.bus.local import LocalBus
 from fastim.chat.groupcommit import Busy, GroupCommit
 from fastim.chat.protocol import (
     ChatError,
@@ -34,9 +46,9 @@ from fastim.chat.protocol import (
     parse,
 )
 from fastim.chat.ratelimit import TokenBucket
-from fastim.chat.session import TOKEN_REVOKED, fan_out
+from fastim.chat.session import TOKEN_REVOKED, Session, fan_out
 from fastim.store.messages import StoredMessage
-from fastim.ws import PreparedFrame, prepare
+from fastim.ws import prepare
 
 log = logging.getLogger(__name__)
 
@@ -72,72 +84,6 @@ class ChatStore(Protocol):
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int: ...
 
 
-class Session(Protocol):
-    """One device of a user: a WebSocket connection seen from the hub. The hub's fan-out
-    (`fastim.chat.session.fan_out`) is `deliver()` written out for ChatSession's fields."""
-
-    id: str
-    user_id: int
-
-    def push(self, frame: str) -> None: ...
-    def close_for(self, code: int, reason: str) -> None: ...
-
-    def first_send(self, message_id: int) -> bool:
-        """Record that stored message `message_id` goes to this device live; False when it
-        went already (each message once per connection)."""
-
-    def first_sync(self, message_id: int) -> bool:
-        """The same for a row of a sync page."""
-
-    def sync_paged(self, following: int, more: bool) -> None:
-        """A sync page reaching `following` went out; `more`: the client may page on."""
-
-    def deliver(self, frame: PreparedFrame, message_id: int | None) -> bool:
-        """Write a fan-out's frame (unless `message_id` went already); False when the
-        device is now too far behind: the hub then calls `too_slow()` after its loop."""
-
-    def too_slow(self) -> None: ...
-
-
-class Bus(Protocol):
-    """Carries frames to users wherever they are connected (this node or others), and
-    knows who is online anywhere.
-
-    `message_id` marks a stored message's frame: a device is sent each message once even
-    when it reaches the node twice (a bus that republishes after an outage).
-    """
-
-    def to_users(self, users: Sequence[int], frame: str, skip_session: str | None = None,
-                 message_id: int | None = None) -> None: ...
-
-    def to_group(self, group: int, frame: str, also: int | None = None,
-                 skip_session: str | None = None, message_id: int | None = None) -> None:
-        """Every online member of `group`, and the devices of user `also` (the sender,
-        who may be on no list of this node's members)."""
-
-    async def arrived(self, user: int, groups: Collection[int], friends: Collection[int],
-                      frame: str) -> set[int]:
-        """The first device of `user` on this node is connected, and `groups` now have an
-        online member here: start receiving for them. If the user was offline everywhere
-        until now, send `frame` (the online presence) to those of `friends` who are
-        online. Returns the friends online anywhere."""
-
-    def departed(self, user: int, groups: Collection[int], friends: Collection[int],
-                 frame: str) -> None:
-        """The last device of `user` on this node is gone and `groups` have no online
-        member here any more. If the user is now offline everywhere, send `frame` (the
-        offline presence) to those of `friends` who are online."""
-
-    def watch_group(self, group: int) -> None:
-        """`group` has its first online member on this node (a member joined)."""
-
-    def unwatch_group(self, group: int) -> None:
-        """`group` has no online member on this node any more (left, dissolved)."""
-
-    async def online(self, users: Collection[int]) -> set[int]:
-        """Those of `users` with a live device on any node."""
-
-
 @dataclass
 class HubOptions:
     limits: ChatLimits = field(default_factory=ChatLimits)
@@ -158,12 +104,17 @@ class Presence:
 
 
 class Hub:
-    def __init__(self, store: ChatStore, options: HubOptions | None = None,
+    """The chat of one node. It sends through `bus` (the in-process one by default) and
+    attaches itself to it, so that what the bus carries reaches this hub's connections."""
+
+    def __init__(self, store: ChatStore, options: HubOptions | None = None, *,
+                 bus: Bus | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.store = store
         self.options = options or HubOptions()
         self.clock = clock
-        self.bus: Bus = LocalBus(self)
+        self.bus: Bus = bus if bus is not None else LocalBus()
+        self.bus.attach(self)
         self.users: dict[int, Presence] = {}
         self.online_members: dict[int, set[int]] = {}  # group -> members online here
         # group -> the sessions of its online members here, built at its first fan-out
@@ -263,7 +214,35 @@ class Hub:
                 for session in list(presence.sessions.values()):
                     session.push(frame)
 
-    # -- what contact handlers tell the hub ---------------------------------------------
+    def close_all(self, code: int, reason: str) -> int:
+        """Close every connection of this node with `code` (the bus reconnected after an
+        outage: each client reconnects and syncs). Returns how many."""
+        sessions = [session for presence in list(self.users.values())
+                    for session in list(presence.sessions.values())]
+        for session in sessions:
+            session.close_for(code, reason)
+        return len(sessions)
+
+    # -- control events: what services publish on the bus ------------------------------
+
+    def apply(self, event: ControlEvent) -> None:
+        """Bring the in-memory friends, groups and connections in step with a change the
+        bus carried (from this node's services, or from another node)."""
+        match event:
+            case FriendAdded():
+                self.friendship_added(event.user_id, event.friend_id)
+            case MemberJoined():
+                self.member_joined(event.community_id, event.user_id)
+            case MemberLeft():
+                self.member_left(event.community_id, event.user_id)
+            case CommunityDissolved():
+                self.group_dissolved(event.community_id)
+            case TokensRevoked():
+                self.revoke_tokens(event.user_id, event.token_hashes, keep=event.keep,
+                                   reason=event.reason)
+            case UsersWentOffline():
+                self.friends_went_offline(event.user_ids)
+
 
     def friendship_added(self, a: int, b: int) -> None:
         for one, other in ((a, b), (b, a)):
@@ -303,8 +282,6 @@ class Hub:
         if members:
             self.bus.unwatch_group(group)
 
-    # -- what the account handlers tell the hub -----------------------------------------
-
     def revoke_tokens(self, user: int, token_hashes: Collection[str] | None = None, *,
                       keep: str | None = None, reason: str = "logged out") -> int:
         """Close (TOKEN_REVOKED) `user`'s connections here opened with a token that is no longer
@@ -317,9 +294,9 @@ class Hub:
             return 0
         closed = 0
         for session in list(presence.sessions.values()):
-            token = getattr(session, "token_hash", None)
+            token = session.token_hash
             if token_hashes is None:
-                if token is not None and token == keep:
+                if token and token == keep:
                     continue
             elif token not in token_hashes:
                 continue
@@ -522,37 +499,3 @@ class Hub:
         for session in slow:
             session.too_slow()
 
-
-class LocalBus:
-    """The in-process bus: every user is on this node."""
-
-    def __init__(self, hub: Hub) -> None:
-        self.hub = hub
-
-    def to_users(self, users: Sequence[int], frame: str, skip_session: str | None = None,
-                 message_id: int | None = None) -> None:
-        self.hub.deliver_to_users(users, frame, skip_session, message_id)
-
-    def to_group(self, group: int, frame: str, also: int | None = None,
-                 skip_session: str | None = None, message_id: int | None = None) -> None:
-        self.hub.deliver_to_group(group, frame, also, skip_session, message_id)
-
-    async def arrived(self, user: int, groups: Collection[int], friends: Collection[int],
-                      frame: str) -> set[int]:
-        # This node is the only one: its first device is the first anywhere.
-        online = {friend for friend in friends if friend in self.hub.users}
-        self.hub.deliver_to_users(sorted(online), frame)
-        return online
-
-    def departed(self, user: int, groups: Collection[int], friends: Collection[int],
-                 frame: str) -> None:
-        self.hub.deliver_to_users(sorted(friends), frame)
-
-    def watch_group(self, group: int) -> None:
-        pass  # every group message is published here already
-
-    def unwatch_group(self, group: int) -> None:
-        pass
-
-    async def online(self, users: Collection[int]) -> set[int]:
-        return {user for user in users if user in self.hub.users}

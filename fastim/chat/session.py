@@ -22,9 +22,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Protocol, TypeVar
 
-from fastim.ws import ConnectionClosed, PreparedFrame
+from fastim.ws import Connection, ConnectionClosed, PreparedFrame
 
 _ids = itertools.count(1)
 
@@ -43,12 +43,61 @@ CHECK_EVERY = 16 * 1024
 TOKEN_REVOKED = 4001
 
 
+class Session(Protocol):
+    """One device of a user: a WebSocket connection seen from the hub.
+
+    Besides the methods the hub calls, it names the fields `fan_out` reads and writes
+    directly: the fan-out runs once per recipient of every message, and doing there what
+    `deliver()` does, without a method call, is much of its speed.
+    """
+
+    id: str
+    user_id: int
+    #: The stored SHA-256 of the login token that opened the connection ("" if none):
+    #: revoking that token closes it (`Hub.revoke_tokens`).
+    token_hash: str
+    # Read and written by fan_out() in its loop:
+    connection: Connection
+    closing: bool
+    high: int
+    recent: list[int]
+    trim_at: int
+    unchecked: int
+    max_buffer: int
+
+    def push(self, frame: str) -> None: ...
+    def close_for(self, code: int, reason: str) -> None: ...
+
+    def first_send(self, message_id: int) -> bool:
+        """Record that stored message `message_id` goes to this device live; False when it
+        went already (each message once per connection)."""
+
+    def first_sync(self, message_id: int) -> bool:
+        """The same for a row of a sync page."""
+
+    def sync_paged(self, following: int, more: bool) -> None:
+        """A sync page reaching `following` went out; `more`: the client may page on."""
+
+    def trim(self) -> None:
+        """Forget the older ids of `recent` (called when it reaches `trim_at`)."""
+
+    def deliver(self, frame: PreparedFrame, message_id: int | None) -> bool:
+        """Write a fan-out's frame (unless `message_id` went already); False when the
+        device is now too far behind: the hub then calls `too_slow()` after its loop."""
+
+    def too_slow(self) -> None: ...
+
+
+S = TypeVar("S", bound=Session)
+
+
 class ChatSession:
     __slots__ = ("id", "user_id", "connection", "max_buffer", "closing", "on_close",
                  "high", "recent", "trim_at", "synced", "sync_next", "unchecked", "_closer",
                  "token_hash", "expires")
 
-    def __init__(self, connection: Any, user_id: int, max_buffer: int, *, node: str = "",
+    def __init__(self, connection: Connection, user_id: int, max_buffer: int, *,
+                 node: str = "",
                  on_close: Callable[[], None] | None = None,
                  token_hash: str = "", expires: float | None = None) -> None:
         self.id = f"{node}{next(_ids)}"
@@ -149,13 +198,14 @@ class ChatSession:
             self.connection.close(code, reason))
 
 
-def fan_out(sessions: Iterable[Any], frame: PreparedFrame, skip_session: str | None,
-            message_id: int | None) -> list[Any]:
+def fan_out(sessions: Iterable[S], frame: PreparedFrame, skip_session: str | None,
+            message_id: int | None) -> list[S]:
     """`deliver()` of one fan-out to each of `sessions` but the one `skip_session` names,
     in one loop with first_send()'s usual case written out: this runs once per recipient
-    of every message, and a method call and its attribute lookups are much of its cost. Returns the sessions now over
-    their `max_buffer`, for the caller to close once its loop is done."""
-    slow: list[Any] = []  # ChatSessions: the hub's Session protocol names fewer fields
+    of every message, and a method call and its attribute lookups are much of its cost.
+    Returns the sessions now over their `max_buffer`, for the caller to close once its
+    loop is done."""
+    slow: list[S] = []
     size = len(frame.data)
     for session in sessions:
         if session.closing or session.id == skip_session:

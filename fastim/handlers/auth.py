@@ -1,4 +1,4 @@
-"""Token authentication for the REST API, and the life cycle of the account services.
+"""Token authentication for the REST API and the chat, and the shape of every reply.
 
 Who is calling is decided by the token alone (fastIM trusted a ``userid`` parameter):
 
@@ -14,33 +14,24 @@ Who is calling is decided by the token alone (fastIM trusted a ``userid`` parame
 No token, or an unknown, revoked or expired one -> 401 with ``WWW-Authenticate: Bearer``
 (RFC 6750 §3). A ``userid`` in the request naming someone else -> 403.
 
-This module is a handler module without routes: its ``register`` adds the start-up hook
-that builds ``app.accounts`` and ``app.contacts`` over ``app.store`` (opened by the app's
-own hook, which runs first) and the shut-down hook that stops them. Other handler modules
-(the chat hub's) use :func:`request_token`, :func:`authenticated_user` and :func:`endpoint`.
+This module has no routes: the handler modules use :func:`request_token`,
+:func:`authenticated_user` and :func:`endpoint`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import functools
-import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
-from fastim.accounts.contacts import COMMUNITY_LIMIT
 from fastim.accounts.fields import caller_matches
 from fastim.errors import AppError
 from fastim.handlers.views import SESSION_COOKIE
-from fastim.http import HTTPError, Request, Response, Router, json_response
+from fastim.http import HTTPError, Request, Response, json_response
 from fastim.store import User
 
-log = logging.getLogger(__name__)
-
-#: How often expired tokens are swept from the database.
-PURGE_INTERVAL = 3600.0
+if TYPE_CHECKING:
+    from fastim.app import App
 
 Endpoint = Callable[[Request, dict[str, Any], Any], Awaitable[Any]]
 
@@ -81,7 +72,7 @@ def origin_allowed(request: Request, allowed: set[str] | frozenset[str] | tuple[
     return origin == f"{request.scheme}://{host}" or origin in allowed
 
 
-def check_origin(request: Request, app: Any) -> None:
+def check_origin(request: Request, app: App) -> None:
     """CSRF defence beyond SameSite: 403 for an unsafe request whose Origin is neither this
     server's own nor one of ``--allowed-origin``.
 
@@ -104,21 +95,12 @@ def to_http_error(error: AppError) -> HTTPError:
     return HTTPError(error.status, error.message, headers)
 
 
-def services(app: Any) -> tuple[Accounts, Contacts]:
-    """The running app's account services (503 while the store is not open)."""
-    accounts = getattr(app, "accounts", None)
-    contacts = getattr(app, "contacts", None)
-    if accounts is None or contacts is None:
-        raise HTTPError(503, "the account service is not running")
-    return accounts, contacts
-
-
-async def authenticated_user(request: Request, app: Any) -> User:
+async def authenticated_user(request: Request, app: App) -> User:
     """The user the request's token belongs to; 401 without a valid token.
 
     Also stores ``request.state.user`` and ``request.state.token``.
     """
-    accounts, _ = services(app)
+    accounts = app.services.accounts
     token = request_token(request)
     if token is None:
         raise to_http_error(AppError(401, "login required: send the token from /user/login"))
@@ -141,28 +123,8 @@ async def authenticated_user(request: Request, app: Any) -> User:
     return user
 
 
-async def revoke_chat_sessions(app: Any, user_id: int,
-                               token_hashes: list[str] | None = None, *,
-                               keep: str | None = None, reason: str = "logged out") -> None:
-    """Close the /chat connections opened with tokens just revoked, on every node.
-
-    The token of a WebSocket is checked at the upgrade only; without this an open
-    connection would keep receiving after its logout. `token_hashes` None means every
-    token of the user but `keep`'s (a password change). This node's hub closes its own at
-    once; the other nodes hear of it over the Redis bus, and, like a contact change, the
-    caller is answered once Redis has it.
-    """
-    hub = getattr(app, "hub", None)
-    if hub is not None:
-        hub.revoke_tokens(user_id, token_hashes, keep=keep, reason=reason)
-    bus = getattr(app, "bus", None)
-    if bus is not None:
-        bus.tokens_revoked(user_id, token_hashes, keep, reason)
-        await bus.settle()
-
-
 def endpoint(
-    app: Any, *, auth: bool = True, status: int = 200
+    app: App, *, auth: bool = True, status: int = 200
 ) -> Callable[[Endpoint], Callable[[Request], Awaitable[Response]]]:
     """Turn ``async def fn(request, values, user) -> data`` into a route handler.
 
@@ -203,67 +165,3 @@ def endpoint(
 def page_data(page: Any, render: Callable[[Any], Mapping[str, Any]]) -> dict[str, Any]:
     """A list reply: ``{"rows": [...], "total": N}`` (fastIM's list shape)."""
     return {"rows": [render(row) for row in page.rows], "total": page.total}
-
-
-async def _purge_expired_tokens(app: Any) -> None:
-    while True:
-        await asyncio.sleep(PURGE_INTERVAL)
-        try:
-            removed = await app.store.purge_expired_tokens()
-            if removed:
-                log.info("removed %d expired tokens", removed)
-        except Exception:
-            log.exception("could not purge expired tokens")
-
-
-def login_throttle(config: Any) -> LoginThrottle | RedisLoginThrottle:
-    """The login throttle: in this process, or with ``--redis`` in Redis, so that N nodes
-    share one budget of attempts instead of allowing N times as many."""
-    limits = {"per_mobile": config.login_per_mobile, "per_address": config.login_per_address,
-              "window": config.login_window}
-    if not config.redis:
-        return LoginThrottle(**limits)
-    import redis.asyncio as aioredis
-
-    from fastim.bus.envelope import split_url
-
-    url, prefix = split_url(config.redis)
-    # Short timeouts: a Redis that does not answer must not hold logins up for long
-    # (the throttle then counts in this process).
-    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
-    return RedisLoginThrottle(client, prefix, **limits)
-
-
-async def start_services(app: Any) -> None:
-    """Start-up hook: the account services over the opened store."""
-    if app.store is None:
-        raise RuntimeError("the account services need a store (fastim.store)")
-    config = app.config
-    limit = getattr(config, "community_limit", COMMUNITY_LIMIT)
-    throttle = login_throttle(config)
-    app.accounts = Accounts(app.store, kdf=config.kdf, token_ttl=config.token_ttl,
-                            max_sessions=config.max_sessions, throttle=throttle)
-    app.contacts = Contacts(app.store, community_limit=limit)
-    app.token_purger = asyncio.create_task(_purge_expired_tokens(app))
-
-
-async def stop_services(app: Any) -> None:
-    """Shut-down hook: stop the sweeper and the hashing threads (before the store closes)."""
-    purger = getattr(app, "token_purger", None)
-    if purger is not None:
-        purger.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purger
-    accounts = getattr(app, "accounts", None)
-    if accounts is not None:
-        app.accounts = None
-        accounts.close()
-        await accounts.throttle.close()
-
-
-def register(router: Router, app: Any) -> None:
-    """Install the account services' start-up and shut-down hooks (no routes)."""
-    app.accounts = None
-    app.contacts = None
-    app.on_startup.append(start_services)
-    app.on_shutdown.append(stop_services)

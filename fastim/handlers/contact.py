@@ -6,35 +6,34 @@ token's user, and renders the result; lists are ``{"rows": [...], "total": N}``.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any
 
-from fastim.handlers.auth import endpoint, page_data, services
+from fastim.accounts import Contacts
+from fastim.handlers.auth import endpoint, page_data
 from fastim.http import Request, Router
+from fastim.store import Community, User
+
+if TYPE_CHECKING:
+    from fastim.app import App
+
+GroupChange = Callable[[Contacts, User, Mapping[str, Any]], Awaitable[Community]]
 
 
-def register(router: Router, app: Any) -> None:
-    """Add the /contact routes. Changes to friendships and memberships reach this node's
-    chat hub through `Contacts.subscribe` right after their commit (fastim/handlers/
-    chat.py); with the Redis bus, every other node's hub is told before the reply
-    leaves (docs/scaling.md)."""
+def register(router: Router, app: App) -> None:
+    """Add the /contact routes. A change to friendships and memberships reaches this
+    node's chat hub right after its commit, and every other node's before the reply
+    leaves (`Contacts` publishes it on the bus, docs/scaling.md)."""
 
     async def online_among(ids: list[int]) -> set[int]:
-        """Who of `ids` is online on any node (this hub's bus, or an api node's)."""
-        bus = app.hub.bus if app.hub is not None else app.bus
-        return await bus.online(ids) if bus is not None and ids else set()
-
-    async def told_everywhere() -> None:
-        # The contacts listener has queued the change for the other nodes; wait until
-        # Redis has it, so a client that is answered "left" can post nowhere after.
-        if app.bus is not None:
-            await app.bus.settle()
+        """Who of `ids` is online on any node."""
+        return await app.services.bus.online(ids) if ids else set()
 
     @router.post("/contact/addfriend")
     @endpoint(app)
     async def add_friend(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
+        contacts = app.services.contacts
         friend = await contacts.add_friend(user, values)
-        await told_everywhere()
         profile = friend.public()
         profile["online"] = friend.id in await online_among([friend.id])
         return profile
@@ -42,63 +41,39 @@ def register(router: Router, app: Any) -> None:
     @router.route(["GET", "POST"], "/contact/loadfriend")
     @endpoint(app)
     async def load_friends(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
+        contacts = app.services.contacts
         page = await contacts.load_friends(user, values)
         online = await online_among([friend.id for friend in page.rows])
 
-        def with_presence(friend: Any) -> dict[str, Any]:
+        def with_presence(friend: User) -> dict[str, Any]:
             profile = friend.public()
             profile["online"] = friend.id in online
             return profile
 
         return page_data(page, with_presence)
 
-    @router.post("/contact/createcommunity")
-    @endpoint(app, status=201)
-    async def create_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
-        community = await contacts.create_community(user, values)
-        await told_everywhere()
-        return community.to_dict()
+    # Changes to one group: the same shape, one Contacts method each; the reply is the
+    # group (201 for a new one).
+    def group_change(path: str, call: GroupChange, status: int = 200) -> None:
+        @router.post(path)
+        @endpoint(app, status=status)
+        async def change(request: Request, values: dict[str, Any], user: User) -> Any:
+            return (await call(app.services.contacts, user, values)).to_dict()
 
-    @router.post("/contact/joincommunity")
-    @endpoint(app)
-    async def join_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
-        community = await contacts.join_community(user, values)
-        await told_everywhere()
-        return community.to_dict()
-
-    @router.post("/contact/leavecommunity")
-    @endpoint(app)
-    async def leave_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
-        community = await contacts.leave_community(user, values)
-        await told_everywhere()
-        return community.to_dict()
-
-    @router.post("/contact/dissolvecommunity")
-    @endpoint(app)
-    async def dissolve_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
-        community = await contacts.dissolve_community(user, values)
-        await told_everywhere()
-        return community.to_dict()
-
-    @router.post("/contact/transfercommunity")
-    @endpoint(app)
-    async def transfer_community(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
-        return (await contacts.transfer_community(user, values)).to_dict()
+    group_change("/contact/createcommunity", Contacts.create_community, status=201)
+    group_change("/contact/joincommunity", Contacts.join_community)
+    group_change("/contact/leavecommunity", Contacts.leave_community)
+    group_change("/contact/dissolvecommunity", Contacts.dissolve_community)
+    group_change("/contact/transfercommunity", Contacts.transfer_community)
 
     @router.route(["GET", "POST"], "/contact/loadcommunity")
     @endpoint(app)
     async def load_communities(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
+        contacts = app.services.contacts
         return page_data(await contacts.load_communities(user, values), lambda c: c.to_dict())
 
     @router.route(["GET", "POST"], "/contact/loadmembers")
     @endpoint(app)
     async def load_members(request: Request, values: dict[str, Any], user: Any) -> Any:
-        _, contacts = services(app)
+        contacts = app.services.contacts
         return page_data(await contacts.community_members(user, values), lambda m: m.to_dict())

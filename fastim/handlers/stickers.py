@@ -7,22 +7,23 @@ sticker is sent in a chat message as ``media`` 4 with its ``/asset/stickers/…`
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastim.http import Request, Response, Router, json_response
-from fastim.media import StickerPack, load_packs
+
+if TYPE_CHECKING:
+    from fastim.app import App
 
 #: Packs change only with a deployment; clients may reuse the list for a while.
 CACHE_CONTROL = "public, max-age=300"
 
 
-def register(router: Router, app: Any) -> None:
-    """Add ``GET /sticker/packs``."""
-    app.sticker_packs = load_packs(app.config.asset_dir / "stickers")
+def register(router: Router, app: App) -> None:
+    """Add ``GET /sticker/packs`` (the packs are read by `fastim.services.Services`)."""
 
     @router.get("/sticker/packs")
     async def sticker_packs(request: Request) -> Response:
-        packs: list[StickerPack] = app.sticker_packs
+        packs = app.services.sticker_packs
         response = json_response({"rows": [p.to_dict() for p in packs], "total": len(packs)})
         response.set_header("Cache-Control", CACHE_CONTROL)
         return response

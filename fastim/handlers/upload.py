@@ -16,14 +16,14 @@ stored XSS) with no size limit. Here (docs/media.md):
 
 from __future__ import annotations
 
-import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from fastim.accounts.throttle import SlidingWindow
 from fastim.errors import AppError, too_many_requests
 from fastim.handlers.auth import authenticated_user, to_http_error
 from fastim.http import Request, Response, Router, json_response
-from fastim.media import MediaOptions, MediaService
+
+if TYPE_CHECKING:
+    from fastim.app import App
 
 #: Room for the multipart boundary lines, the part headers and small text fields.
 MULTIPART_ALLOWANCE = 64 * 1024
@@ -33,23 +33,9 @@ UPLOAD_BODY_TIMEOUT = 300.0
 FILE_FIELD = "file"
 
 
-def register(router: Router, app: Any) -> None:
-    """Add ``POST /attach/upload`` and the media service's life cycle."""
-    options: MediaOptions = getattr(app.config, "media", None) or MediaOptions()
-    limiter = SlidingWindow(options.rate_limit, options.rate_window)
-    app.media = None
-
-    async def start_media(app: Any) -> None:
-        config = app.config
-        app.media = MediaService(options, config.resource_dir, config.data_dir / "media-index")
-
-    async def stop_media(app: Any) -> None:
-        media, app.media = app.media, None
-        if media is not None:
-            await asyncio.to_thread(media.close)
-
-    app.on_startup.append(start_media)
-    app.on_shutdown.append(stop_media)
+def register(router: Router, app: App) -> None:
+    """Add ``POST /attach/upload``."""
+    options = app.config.media
 
     @router.post(
         "/attach/upload",
@@ -67,9 +53,8 @@ def register(router: Router, app: Any) -> None:
         return json_response(result)
 
     async def _store_upload(request: Request, user: Any) -> dict[str, Any]:
-        media: MediaService | None = app.media
-        if media is None:
-            raise AppError(503, "uploads are not available yet")
+        services = app.services
+        limiter = services.upload_limiter
         # Counted before the work, failed uploads included: decoding costs the same.
         key = str(user.id)
         wait = limiter.retry_after(key)
@@ -90,7 +75,7 @@ def register(router: Router, app: Any) -> None:
             raise AppError(413, _too_big(options.max_upload_bytes))
         if upload.size == 0:
             raise AppError(400, "the file is empty")
-        return await media.upload(upload.path)
+        return await services.media.upload(upload.path)
 
 
 def _too_big(limit: int) -> str:

@@ -11,9 +11,12 @@ and the policy is the second wall should a bug ever let markup through.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastim.http import Request, Response, Router, redirect
+
+if TYPE_CHECKING:
+    from fastim.app import App
 
 #: The cookie holding the session token once logged in.
 SESSION_COOKIE = "fastim_token"
@@ -41,7 +44,7 @@ PAGE_HEADERS = [
 ]
 
 
-def register(router: Router, app: Any) -> None:
+def register(router: Router, app: App) -> None:
     """Add the page routes."""
 
     def page(template: str, title: str) -> Response:

@@ -1,0 +1,124 @@
+"""Control events: the changes the chat hub must hear of, on this node and on every other.
+
+A service publishes one of these on the bus after its change is committed (a friendship,
+a membership, a dissolved group, revoked login tokens); the bus carries it, in process or
+through Redis, and the hub applies it (`fastim.chat.hub.Hub.apply`). The bus itself only
+carries them: it knows neither the accounts nor the hub.
+
+Sans-I/O: `to_json` and `from_json` turn an event into the body of a message on the
+Redis control channel (docs/scaling.md) and back. The JSON is compact and short-keyed
+(``{"t":"join","g":7,"u":3}``) because every node receives every control message.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class FriendAdded:
+    """``user_id`` and ``friend_id`` are now friends (both ways)."""
+
+    user_id: int
+    friend_id: int
+
+
+@dataclass(frozen=True)
+class MemberJoined:
+    """``user_id`` joined ``community_id`` (also sent for the owner of a new group)."""
+
+    community_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
+class MemberLeft:
+    """``user_id`` left ``community_id``."""
+
+    community_id: int
+    user_id: int
+
+
+@dataclass(frozen=True)
+class CommunityDissolved:
+    """``community_id`` no longer exists; ``member_ids`` were its members (known where it
+    was dissolved; not carried to other nodes, whose hubs know their own online members)."""
+
+    community_id: int
+    member_ids: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class TokensRevoked:
+    """Login tokens of ``user_id`` were revoked: the chat connections opened with them end.
+
+    ``token_hashes`` None means every token of the user but ``keep`` (a password change
+    keeps the device that made it). ``reason`` is the close reason the client reads.
+    """
+
+    user_id: int
+    token_hashes: tuple[str, ...] | None
+    keep: str | None = None
+    reason: str = "logged out"
+
+
+@dataclass(frozen=True)
+class UsersWentOffline:
+    """``user_ids`` were on a node that stopped without saying so: their friends elsewhere
+    see them offline. Published by the Redis registry's reaper, never by a service."""
+
+    user_ids: tuple[int, ...]
+
+
+#: What a change to friends and groups publishes (`fastim.accounts.Contacts`).
+ContactEvent = FriendAdded | MemberJoined | MemberLeft | CommunityDissolved
+#: Everything the control channel carries.
+ControlEvent = ContactEvent | TokensRevoked | UsersWentOffline
+
+
+def to_json(event: ControlEvent) -> str:
+    """The control channel's body for `event`."""
+    body: dict[str, Any]
+    match event:
+        case FriendAdded(user_id=a, friend_id=b):
+            body = {"t": "friend", "a": a, "b": b}
+        case MemberJoined(community_id=g, user_id=u):
+            body = {"t": "join", "g": g, "u": u}
+        case MemberLeft(community_id=g, user_id=u):
+            body = {"t": "leave", "g": g, "u": u}
+        case CommunityDissolved(community_id=g):
+            body = {"t": "dissolve", "g": g}
+        case TokensRevoked():
+            hashes = None if event.token_hashes is None else list(event.token_hashes)
+            body = {"t": "revoke", "u": event.user_id, "h": hashes, "k": event.keep,
+                    "r": event.reason}
+        case UsersWentOffline(user_ids=users):
+            body = {"t": "gone", "users": list(users)}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def from_json(text: str) -> ControlEvent:
+    """The event a control channel's body holds; ValueError (or KeyError, TypeError for a
+    malformed one) when it is not one this node knows."""
+    body = json.loads(text)
+    if not isinstance(body, dict):
+        raise ValueError("a control event is a JSON object")
+    kind = body.get("t")
+    if kind == "friend":
+        return FriendAdded(int(body["a"]), int(body["b"]))
+    if kind == "join":
+        return MemberJoined(int(body["g"]), int(body["u"]))
+    if kind == "leave":
+        return MemberLeft(int(body["g"]), int(body["u"]))
+    if kind == "dissolve":
+        return CommunityDissolved(int(body["g"]))
+    if kind == "revoke":
+        hashes = body.get("h")
+        return TokensRevoked(int(body["u"]),
+                             None if hashes is None else tuple(str(h) for h in hashes),
+                             body.get("k"), str(body.get("r") or "logged out"))
+    if kind == "gone":
+        return UsersWentOffline(tuple(int(u) for u in body["users"]))
+    raise ValueError(f"unknown control event {kind!r}")

@@ -1,0 +1,64 @@
+"""The chat's REST companions of the WebSocket: history, read marks and unread counts.
+
+Each acts as the token's user and only on a conversation the user is part of (a friend's
+1:1 chat, a group the user is a member of): asked at every call from the database, not
+from the hub's memory, since a node may serve these without a hub (docs/scaling.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastim.chat.hub import conversation
+from fastim.chat.protocol import Cmd
+from fastim.errors import AppError
+from fastim.store import Store
+from fastim.store.messages import ChatStorage
+
+#: The longest page of `history`.
+MAX_HISTORY_PAGE = 100
+
+
+class ChatQueries:
+    """Reads of stored messages on behalf of a user."""
+
+    def __init__(self, store: Store, storage: ChatStorage) -> None:
+        self.store = store
+        self.storage = storage
+
+    async def conversation_of(self, user_id: int, kind: int, dstid: int) -> str:
+        """The key of the conversation `kind` (10: 1:1, 11: group) with `dstid`; 403 if
+        `user_id` is not part of it, 400 for another kind."""
+        if kind == Cmd.SINGLE:
+            if not await self.store.are_friends(user_id, dstid):
+                raise AppError(403, f"user {dstid} is not your friend")
+        elif kind == Cmd.GROUP:
+            if not await self.store.is_member(dstid, user_id):
+                raise AppError(403, f"you are not a member of group {dstid}")
+        else:
+            raise AppError(400, "cmd must be 10 (1:1) or 11 (group)")
+        return conversation(kind, user_id, dstid)
+
+    async def history(self, user_id: int, kind: int, dstid: int, before: int | None,
+                      size: int) -> list[dict[str, Any]]:
+        """One page of a conversation, newest first, older than message `before`."""
+        conv = await self.conversation_of(user_id, kind, dstid)
+        return await self.storage.history(conv, before, max(1, min(size, MAX_HISTORY_PAGE)))
+
+    async def read_marks(self, user_id: int, kind: int, dstid: int) -> dict[int, int]:
+        """How far each participant of the conversation has read (user id -> message id)."""
+        return await self.storage.read_marks(await self.conversation_of(user_id, kind, dstid))
+
+    async def unread(self, user_id: int) -> list[dict[str, Any]]:
+        """Unread counts of every conversation of the user that has any: ``cmd``,
+        ``dstid``, ``unread`` and ``last``."""
+        friends = await self.store.friend_ids(user_id)
+        groups = await self.store.community_ids(user_id)
+        convs = {conversation(Cmd.SINGLE, user_id, f): (Cmd.SINGLE, f) for f in friends}
+        convs.update({conversation(Cmd.GROUP, user_id, g): (Cmd.GROUP, g) for g in groups})
+        rows = []
+        for row in await self.storage.unread(user_id, list(convs)):
+            kind, dstid = convs[row["conv"]]
+            rows.append({"cmd": int(kind), "dstid": dstid, "unread": row["unread"],
+                         "last": row["last"]})
+        return rows

@@ -1,0 +1,162 @@
+"""Every service of the app, built once, in one place and one order: `Services.start`.
+
+Handlers receive the running `Services` (through `fastim.app.App.services`) and call
+them; no handler builds a service, and nothing else keeps one.
+
+Start-up order (each part needs those above it):
+
+1. the store (the database, its schema brought up to date);
+2. the bus, in process or over Redis (created; it connects in step 7);
+3. accounts (with the login throttle) and contacts, which publish on the bus;
+4. the sweeper of expired login tokens;
+5. the chat storage (with the message sealer of `--message-key-file`) and the chat
+   queries over it;
+6. the hub, attached to the bus (none on an api-only node, `--role api`);
+7. the bus's connection (Redis: it waits a little for the first connection);
+8. uploads (the media service and its rate limit) and the sticker packs.
+
+Shut-down runs the same steps backwards: the hub stores and publishes what it has queued
+before the bus closes, and everything that queries the database stops before the store
+closes. A start-up that fails half-way closes what it had opened, in that same order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass, field
+
+from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
+from fastim.accounts.throttle import SlidingWindow
+from fastim.bus.base import Bus
+from fastim.bus.local import LocalBus
+from fastim.chat.history import ChatQueries
+from fastim.chat.hub import Hub
+from fastim.config import Config
+from fastim.media import MediaService, StickerPack, load_packs
+from fastim.store import Store, open_store
+from fastim.store.messages import ChatStorage
+from fastim.store.sealing import Sealer
+
+log = logging.getLogger(__name__)
+
+#: How often expired tokens are swept from the database (seconds).
+PURGE_INTERVAL = 3600.0
+#: Database connections (and worker threads) of the server's store.
+STORE_POOL_SIZE = 8
+
+
+def login_throttle(config: Config) -> LoginThrottle | RedisLoginThrottle:
+    """The login throttle: in this process, or with ``--redis`` in Redis, so that N nodes
+    share one budget of attempts instead of allowing N times as many."""
+    per_mobile, per_address = config.login_per_mobile, config.login_per_address
+    if not config.redis:
+        return LoginThrottle(per_mobile=per_mobile, per_address=per_address,
+                             window=config.login_window)
+    import redis.asyncio as aioredis
+
+    from fastim.bus.envelope import split_url
+
+    url, prefix = split_url(config.redis)
+    # Short timeouts: a Redis that does not answer must not hold logins up for long
+    # (the throttle then counts in this process).
+    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    return RedisLoginThrottle(client, prefix, per_mobile=per_mobile,
+                              per_address=per_address, window=config.login_window)
+
+
+def message_bus(config: Config) -> Bus:
+    """The bus of `config`: over Redis with ``--redis``, else in this process."""
+    if not config.redis:
+        return LocalBus()
+    from fastim.bus.redisbus import BusOptions, RedisBus
+
+    return RedisBus(config.redis, BusOptions(node_ttl=config.node_ttl))
+
+
+async def _purge_expired_tokens(store: Store) -> None:
+    while True:
+        await asyncio.sleep(PURGE_INTERVAL)
+        try:
+            removed = await store.purge_expired_tokens()
+            if removed:
+                log.info("removed %d expired tokens", removed)
+        except Exception:
+            log.exception("could not purge expired tokens")
+
+
+@dataclass
+class Services:
+    """The running services of one node; `start` builds them, `close` stops them."""
+
+    config: Config
+    store: Store
+    bus: Bus
+    accounts: Accounts
+    contacts: Contacts
+    chat_storage: ChatStorage
+    chat: ChatQueries
+    #: None on an api-only node (`--role api`): it serves no /chat WebSocket.
+    hub: Hub | None
+    media: MediaService
+    #: Uploads counted per user, failed ones too (decoding costs the same).
+    upload_limiter: SlidingWindow
+    sticker_packs: list[StickerPack]
+    _stack: contextlib.AsyncExitStack = field(repr=False)
+
+    @classmethod
+    async def start(cls, config: Config) -> Services:
+        """Build and start every service, in the order of this module's docstring."""
+        async with contextlib.AsyncExitStack() as stack:
+            store = await open_store(config.database_url, pool_size=STORE_POOL_SIZE)
+            stack.push_async_callback(store.close)
+
+            bus = message_bus(config)
+            stack.push_async_callback(bus.close)
+
+            throttle = login_throttle(config)
+            stack.push_async_callback(throttle.close)
+            accounts = Accounts(store, kdf=config.kdf, token_ttl=config.token_ttl,
+                                max_sessions=config.max_sessions, throttle=throttle, bus=bus)
+            stack.callback(accounts.close)  # its password-hashing threads
+            contacts = Contacts(store, community_limit=config.community_limit, bus=bus)
+
+            purger = asyncio.create_task(_purge_expired_tokens(store), name="token-purger")
+            stack.push_async_callback(_cancel, purger)
+
+            key_file = config.message_key_file
+            chat_storage = ChatStorage(store, Sealer.from_file(key_file) if key_file else None)
+            await chat_storage.start()
+            chat = ChatQueries(store, chat_storage)
+
+            hub = None
+            if config.role != "api":
+                hub = Hub(chat_storage, config.hub, bus=bus)
+                hub.start()
+                stack.push_async_callback(hub.close)  # stores and publishes what is queued
+
+            await bus.start()
+
+            media_options = config.media
+            media = MediaService(media_options, config.resource_dir,
+                                 config.data_dir / "media-index")
+            stack.push_async_callback(asyncio.to_thread, media.close)
+            limiter = SlidingWindow(media_options.rate_limit, media_options.rate_window)
+            packs = load_packs(config.asset_dir / "stickers")
+
+            services = cls(config=config, store=store, bus=bus, accounts=accounts,
+                           contacts=contacts, chat_storage=chat_storage, chat=chat, hub=hub,
+                           media=media, upload_limiter=limiter, sticker_packs=packs,
+                           _stack=stack.pop_all())
+        return services
+
+    async def close(self) -> None:
+        """Stop every service, the last started first."""
+        await self._stack.aclose()
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
