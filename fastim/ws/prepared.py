@@ -15,15 +15,12 @@ frames are traced (`on_frame` wants a Frame). Nothing here does I/O.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import Protocol as Interface
 
 from fastim.ws.exceptions import ConnectionClosed
 from fastim.ws.frames import SHORT_DATA_HEADERS, Opcode, frame_header
 
-if TYPE_CHECKING:  # pragma: no cover - only for the annotations
-    from fastim.ws.connection import Connection
-
-__all__ = ["PreparedFrame", "prepare", "broadcast"]
+__all__ = ["PreparedFrame", "PreparedSender", "prepare", "broadcast"]
 
 
 class PreparedFrame:
@@ -46,6 +43,15 @@ class PreparedFrame:
         return f"<PreparedFrame {self.opcode.name} {len(self.payload)} bytes>"
 
 
+class PreparedSender(Interface):
+    """What broadcast() needs of a connection: fastim.ws.Connection is one. Named by what
+    it does rather than imported, so that connection.py may import this module."""
+
+    def send_prepared(self, frame: PreparedFrame) -> None:
+        """Send the prepared message; raise ConnectionClosed once the connection is closing."""
+        ...  # pragma: no cover
+
+
 def prepare(message: str | bytes | bytearray | memoryview) -> PreparedFrame:
     """The frame of `message` as a server sends it without compression: str as a text
     message, anything bytes-like as binary (a mutable buffer is copied)."""
@@ -63,7 +69,7 @@ def prepare(message: str | bytes | bytearray | memoryview) -> PreparedFrame:
     return PreparedFrame(message, opcode, payload, header + payload)
 
 
-def broadcast(connections: Iterable[Connection],
+def broadcast(connections: Iterable[PreparedSender],
               message: str | bytes | bytearray | memoryview | PreparedFrame) -> int:
     """Send `message` to each of `connections` without waiting (as `send_nowait`), its frame
     prepared once. Connections already closed or closing are skipped. Returns how many
