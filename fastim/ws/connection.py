@@ -165,7 +165,7 @@ class Connection(asyncio.Protocol):
     own on a connection (e.g. `connection.user = ...`).
     """
 
-    # Slots keep an idle connection small (issue 10: at most 5 KiB each); __dict__ stays
+    # Slots keep an idle connection small (docs/performance.md: at most 5 KiB); __dict__ stays
     # for the attributes applications add (connection.user = ...), made on first use.
     __slots__ = (
         "path",
@@ -876,8 +876,9 @@ class Connection(asyncio.Protocol):
             self._ping_deadline = None
 
     def _ping_timed_out(self) -> None:
-        # The peer did not answer within ping_timeout: fail with 1011 (as the issue and
-        # common practice have it), then close TCP without waiting for its close frame.
+        # The peer did not answer within ping_timeout: fail with 1011, "an unexpected
+        # condition" (RFC 6455 §7.4.1), as websockets does, then close TCP
+        # without waiting for a close frame from a peer that no longer answers.
         self._stop_heartbeat()
         self._write(self._core.send_close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
         self._start_tcp_close()

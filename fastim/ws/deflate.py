@@ -384,7 +384,7 @@ def negotiate_server(
     and the next one is tried. A header that breaks RFC 6455 §9.1's grammar, or a
     permessage-deflate offer with a duplicated parameter or an invalid value, fails the
     handshake: NegotiationError (an InvalidHandshake) with status 400. RFC 7692 §7.1 would
-    have such an offer merely declined; fastim answers 400 (issue 3) because a client that
+    have such an offer merely declined; fastim answers 400 because a client that
     sends it is broken, and saying so beats silently running uncompressed.
 
     Any well-formed offer is acceptable: each parameter a client can ask for is one the server
