@@ -462,13 +462,20 @@ class Connection(asyncio.Protocol):
     def send_prepared(self, frame: PreparedFrame) -> None:
         """`send_nowait()` of a message prepared once for many connections
         (`fastim.ws.prepare`): where this connection would send the very same bytes (a
-        server, the message not compressed, no frame tracing), they are written as they
-        are; otherwise the connection builds its own frame from `frame.message` (RFC 7692
-        compression contexts are per connection). Raises ConnectionClosed after the close."""
+        server, no frame tracing, the message not compressed, or compressed without
+        context takeover), the prepared bytes are written as they are; otherwise the
+        connection builds its own frame from `frame.message` (RFC 7692 compression
+        contexts are per connection). Raises ConnectionClosed after the close."""
         if self._lost or self._core.close_sent is not None:
             raise self._closed_error()
         if len(frame.payload) < self._share_below:
             self._write(frame.data)
+        elif (
+            self._core.role is Role.SERVER
+            and self._core.on_frame is None
+            and (data := frame.compressed_data(self._core.extension))
+        ):
+            self._write(data)  # compressed once for every connection alike (prepared.py)
         else:
             header, payload = self._core.message_frame(frame.message)
             self._write_frame(header, payload)

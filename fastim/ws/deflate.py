@@ -590,6 +590,22 @@ class PerMessageDeflate:
             f"remote_no_context_takeover={self.remote_no_context_takeover})"
         )
 
+    @property
+    def shared_compression(self) -> tuple[int, int, int] | None:
+        """A key for the bytes this endpoint compresses a message to, when nothing else
+        decides them; None when they depend on this connection's history.
+
+        Without context takeover on our side (RFC 7692 §7.1.1.1 for a server), every
+        message is compressed by a fresh compressor, and zlib gives the same bytes for the
+        same message and settings: two connections with equal keys send the same payload,
+        so one compression can serve both (fastim.ws.prepare). With context takeover the
+        compressor's window holds this connection's earlier messages (§7.2.3.2).
+        """
+        if not self.local_no_context_takeover:
+            return None
+        window_bits = max(self.local_max_window_bits, _ZLIB_MIN_COMPRESS_WINDOW_BITS)
+        return (self.level, self.mem_level, window_bits)
+
     def compress(self, message: bytes) -> bytes:
         """Compress one whole outgoing message (RFC 7692 §7.2.1).
 
