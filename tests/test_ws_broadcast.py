@@ -319,3 +319,19 @@ def test_broadcast_compresses_once_per_parameter_set_and_every_client_decodes_it
     assert len(server_calls) == len(compressible) * len(keys) < len(compressible) * peers
     assert set(server_calls) == keys
     assert [n for n, flag in enumerate(shared) if not flag] == []
+
+
+@pytest.mark.parametrize("mode", ["uncompressed", "per-connection", "shared"])
+def test_the_fanout_benchmark_measures_bytes_that_decode(mode: str) -> None:
+    # bench/deflate_fanout.py's figures (docs/compression.md): a short run, its own check
+    # of the wire bytes on, and shared sends what the mode promises.
+    from bench.deflate_fanout import chat_messages, deliver
+
+    messages = chat_messages(6)
+    deliveries, _, written = run(deliver(mode, 20, messages, check=True), "uvloop")
+    assert deliveries == 20 * 6
+    raw = sum(len(m.encode()) + 4 for m in messages) * 20  # 126 + 16-bit length headers
+    if mode == "uncompressed":
+        assert written == raw
+    else:
+        assert written < raw
