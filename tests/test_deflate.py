@@ -232,8 +232,11 @@ def test_negotiation_error_is_an_invalid_handshake() -> None:
 @pytest.mark.parametrize(
     ("options", "offer"),
     [
-        (None, "permessage-deflate; client_max_window_bits=12"),
+        # RFC 7692 §7.1.2.2: without a value, "tell me a window"; as browsers offer it.
+        (None, "permessage-deflate; client_max_window_bits"),
         (NO_LIMITS, "permessage-deflate; client_max_window_bits"),
+        # A bounded offer: the client promises to compress within 2**12 bytes.
+        (DeflateOptions(client_max_window_bits=12), "permessage-deflate; client_max_window_bits=12"),
         (
             DeflateOptions(
                 server_no_context_takeover=True,
@@ -256,24 +259,25 @@ def test_client_offer(options: DeflateOptions | None, offer: str) -> None:
     ("response", "options", "agreed"),
     [
         # agreed = (local bits, remote bits, local no-takeover, remote no-takeover) of the client
-        ("permessage-deflate", None, (12, 15, False, False)),
+        ("permessage-deflate", None, (15, 15, False, False)),
         ("permessage-deflate", NO_LIMITS, (15, 15, False, False)),
+        ("permessage-deflate", DeflateOptions(client_max_window_bits=12), (12, 15, False, False)),
         ("permessage-deflate; server_max_window_bits=10; client_max_window_bits=9", None,
          (9, 10, False, False)),
         ("permessage-deflate; client_max_window_bits=12", None, (12, 15, False, False)),
         ("permessage-deflate; client_max_window_bits=15", NO_LIMITS, (15, 15, False, False)),
-        ("permessage-deflate; server_no_context_takeover", None, (12, 15, False, True)),
-        ("permessage-deflate; client_no_context_takeover", None, (12, 15, True, False)),
+        ("permessage-deflate; server_no_context_takeover", None, (15, 15, False, True)),
+        ("permessage-deflate; client_no_context_takeover", None, (15, 15, True, False)),
         # Our own hint binds us even when the server does not repeat it.
         ("permessage-deflate", DeflateOptions(client_no_context_takeover=True),
-         (12, 15, True, False)),
+         (15, 15, True, False)),
         ("permessage-deflate; server_no_context_takeover",
-         DeflateOptions(server_no_context_takeover=True), (12, 15, False, True)),
+         DeflateOptions(server_no_context_takeover=True), (15, 15, False, True)),
         ("permessage-deflate; server_max_window_bits=9", DeflateOptions(server_max_window_bits=10),
-         (12, 9, False, False)),
+         (15, 9, False, False)),
         # server_max_window_bits=15 is never offered, so any answer is fine.
-        ("permessage-deflate", DeflateOptions(server_max_window_bits=15), (12, 15, False, False)),
-        (' permessage-deflate ; server_max_window_bits="11" ', None, (12, 11, False, False)),
+        ("permessage-deflate", DeflateOptions(server_max_window_bits=15), (15, 15, False, False)),
+        (' permessage-deflate ; server_max_window_bits="11" ', None, (15, 11, False, False)),
     ],
 )
 def test_accept_client_response(
@@ -300,7 +304,6 @@ def test_accept_client_response(
         ("permessage-deflate; server_no_context_takeover=yes", None),
         ("permessage-deflate; server_max_window_bits=16", None),
         ("permessage-deflate; client_max_window_bits", None),  # needs a value in a response
-        ("permessage-deflate; client_max_window_bits=13", None),  # above the 12 offered
         ("permessage-deflate; server_max_window_bits=11", DeflateOptions(server_max_window_bits=10)),
         ("permessage-deflate", DeflateOptions(server_max_window_bits=10)),  # ignored our request
         ("permessage-deflate", DeflateOptions(server_no_context_takeover=True)),
@@ -312,6 +315,136 @@ def test_accept_client_response_rejects(response: str, options: DeflateOptions |
         accept_client_response(response, options)
     assert caught.value.status == 101
     assert "permessage-deflate response" in caught.value.reason
+
+
+# --------------------------------------------------------------------------------------------
+# RFC 7692 §7.1.2 on the client side: one test per rule of the two window parameters
+# --------------------------------------------------------------------------------------------
+
+
+def _far_repeats(window_bits: int) -> list[bytes]:
+    """Messages that repeat a block 1.5 windows back, and one half a window back: a
+    compressor with a larger window than `window_bits` refers to the far copy, and an inflater
+    with this window refuses it; one within the window only refers to the near copy."""
+    rng = random.Random(window_bits)
+    block = rng.randbytes(3 << (window_bits - 1))
+    half = rng.randbytes(1 << (window_bits - 2))
+    return [block, block, half + half]
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_7_1_2_1_a_server_window_the_client_did_not_ask_for_sets_its_inflater(bits: int) -> None:
+    # "A server MAY include the server_max_window_bits extension parameter in an extension
+    # negotiation response even if the extension negotiation offer being accepted by the
+    # response didn't include" it: the client then inflates with that window.
+    client = accept_client_response(f"permessage-deflate; server_max_window_bits={bits}")
+    assert client.remote_max_window_bits == bits
+    server = PerMessageDeflate(local_max_window_bits=bits)
+    for message in _far_repeats(bits)[1:]:
+        assert client.decompress(server.compress(message), True, None) == message
+
+
+@pytest.mark.parametrize("answer", range(8, 16))
+def test_7_1_2_1_a_server_window_the_client_asked_for_must_be_answered_within_it(
+    answer: int,
+) -> None:
+    # "the server MUST either decline the offer or include the server_max_window_bits
+    # extension parameter in the extension negotiation response with the same or smaller
+    # value as the offer."
+    options = DeflateOptions(server_max_window_bits=11)
+    assert client_offer(options) == (
+        "permessage-deflate; server_max_window_bits=11; client_max_window_bits"
+    )
+    response = f"permessage-deflate; server_max_window_bits={answer}"
+    if answer <= 11:
+        assert accept_client_response(response, options).remote_max_window_bits == answer
+    else:
+        with pytest.raises(NegotiationError, match="above the 11 requested"):
+            accept_client_response(response, options)
+
+
+def test_7_1_2_1_a_server_window_the_client_asked_for_may_not_be_left_out() -> None:
+    with pytest.raises(NegotiationError, match="requested but not accepted"):
+        accept_client_response("permessage-deflate", DeflateOptions(server_max_window_bits=11))
+
+
+@pytest.mark.parametrize("name", ["server_max_window_bits", "client_max_window_bits"])
+@pytest.mark.parametrize("value", ["7", "16", "08", "0x9", "9.0", "-9", "", '""'])
+def test_7_1_2_a_window_value_outside_8_to_15_fails(name: str, value: str) -> None:
+    # §7.1.2.1, §7.1.2.2: "a decimal integer value without leading zeroes between 8 to 15,
+    # inclusive".
+    with pytest.raises(NegotiationError):
+        accept_client_response(f"permessage-deflate; {name}={value}")
+
+
+def test_7_1_2_2_a_response_names_the_client_window_with_a_value() -> None:
+    # Only an offer may carry client_max_window_bits without a value.
+    with pytest.raises(NegotiationError, match="client_max_window_bits"):
+        accept_client_response("permessage-deflate; client_max_window_bits")
+
+
+@pytest.mark.parametrize("options", [None, DeflateOptions(client_max_window_bits=15)])
+def test_7_1_2_2_the_default_offer_lets_the_server_choose(options: DeflateOptions | None) -> None:
+    # "This parameter has no value or a decimal integer value": without one, the client
+    # says only that it supports being told a window.
+    assert client_offer(options) == "permessage-deflate; client_max_window_bits"
+    assert negotiate_server([client_offer(options)])[0] == (
+        "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
+    )
+
+
+@pytest.mark.parametrize("bits", range(8, 16))
+def test_7_1_2_2_the_client_compresses_within_the_window_the_server_names(bits: int) -> None:
+    # "If a received extension negotiation response has the client_max_window_bits extension
+    # parameter, the client MUST NOT use an LZ77 sliding window size greater than" its value.
+    client = accept_client_response(f"permessage-deflate; client_max_window_bits={bits}")
+    assert client.local_max_window_bits == bits
+    messages = _far_repeats(bits)
+    payloads = [client.compress(message) for message in messages]
+    assert _inflate_with_zlib(payloads, bits) == messages
+    assert sum(map(len, payloads)) < sum(map(len, messages))  # the near repeat was found
+
+
+def test_7_1_2_2_the_far_repeat_would_break_a_smaller_window() -> None:
+    # Control for the test above: a compressor one bit wider refers past the window.
+    wider = PerMessageDeflate(local_max_window_bits=11)
+    with pytest.raises(zlib.error, match="too far back"):
+        _inflate_with_zlib([wider.compress(m) for m in _far_repeats(10)], 10)
+
+
+@pytest.mark.parametrize(
+    ("offered", "answer", "used"),
+    [
+        # No client_max_window_bits in the answer: "the client may use" up to 15; a bounded
+        # offer keeps its promise.
+        (None, None, 15),
+        (12, None, 12),
+        # "the server may either ignore this value or ... [answer] with a value equal to or
+        # smaller than the received value": an answer above the bound is the server ignoring
+        # it, not an error; the client keeps to its bound, which is within the answer too.
+        (12, 15, 12),
+        (12, 13, 12),
+        (12, 12, 12),
+        (12, 9, 9),
+        (9, 8, 8),
+        (None, 8, 8),
+    ],
+)
+def test_7_1_2_2_a_bounded_offer_is_kept_whatever_the_server_answers(
+    offered: int | None, answer: int | None, used: int
+) -> None:
+    options = DeflateOptions(client_max_window_bits=offered)
+    expected_offer = "permessage-deflate; client_max_window_bits"
+    if offered is not None:
+        expected_offer += f"={offered}"
+    assert client_offer(options) == expected_offer
+    response = "permessage-deflate"
+    if answer is not None:
+        response += f"; client_max_window_bits={answer}"
+    client = accept_client_response(response, options)
+    assert client.local_max_window_bits == used
+    messages = _far_repeats(used)
+    assert _inflate_with_zlib([client.compress(m) for m in messages], used) == messages
 
 
 # --------------------------------------------------------------------------------------------
@@ -686,3 +819,33 @@ def test_memory_per_connection() -> None:
                             remote_no_context_takeover=True)[2]
     print(f"no_context_takeover, between messages: {idle / 1024:.1f} KiB")
     assert idle < 1024
+
+
+@pytest.mark.parametrize(
+    ("offer", "answer", "bounds"),
+    [
+        # The default offer against a server that names no window (aiohttp, the conformance
+        # suite): both directions at 15 bits, the compressor with fastim's mem_level 5.
+        (None, "permessage-deflate", (160 * 1024, 224 * 1024)),
+        # ... against a server that names 12 for both (fastim's and websockets' defaults).
+        (None, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12",
+         (32 * 1024, 64 * 1024)),
+        # A bounded offer keeps the compressor at 12 bits whatever the server answers; the
+        # decompressor follows the server's window, 15 bits here.
+        (12, "permessage-deflate", (64 * 1024, 96 * 1024)),
+    ],
+)
+def test_client_memory_per_connection(
+    offer: int | None, answer: str, bounds: tuple[int, int]
+) -> None:
+    # The client's figures in docs/compression.md come from here (run with -s to see them).
+    client = accept_client_response(answer, DeflateOptions(client_max_window_bits=offer))
+    compressor, decompressor, total = _endpoint_memory(
+        local_max_window_bits=client.local_max_window_bits,
+        remote_max_window_bits=client.remote_max_window_bits,
+        mem_level=client.mem_level,
+    )
+    print(f"\nclient offering {offer}, answered {answer!r}: compressor "
+          f"{compressor / 1024:.1f} KiB, decompressor {decompressor / 1024:.1f} KiB, "
+          f"total {total / 1024:.1f} KiB")
+    assert bounds[0] < total < bounds[1]

@@ -338,8 +338,8 @@ async def _fastim_client_against_websockets(
 
 
 def test_fastim_client_against_websockets_defaults() -> None:
-    # fastim offers "permessage-deflate; client_max_window_bits=12"; websockets' server
-    # defaults (12-bit windows, memLevel 5) answer within it.
+    # fastim offers "permessage-deflate; client_max_window_bits"; websockets' server
+    # defaults (12-bit windows, memLevel 5) name 12 for both.
     async def main() -> None:
         log = await _fastim_client_against_websockets(
             {}, {}, "permessage-deflate; server_max_window_bits=12; client_max_window_bits=12"
@@ -356,14 +356,14 @@ def test_fastim_client_against_websockets_defaults() -> None:
             ServerPerMessageDeflateFactory(
                 server_no_context_takeover=True, client_no_context_takeover=True
             ),
-            "permessage-deflate; server_no_context_takeover; client_no_context_takeover; "
-            "client_max_window_bits=12",
+            "permessage-deflate; server_no_context_takeover; client_no_context_takeover",
         ),
         (
             ServerPerMessageDeflateFactory(server_max_window_bits=9, client_max_window_bits=8),
             "permessage-deflate; server_max_window_bits=9; client_max_window_bits=8",
         ),
-        (ServerPerMessageDeflateFactory(), "permessage-deflate; client_max_window_bits=12"),
+        # No window named at all: both ends compress with 15 bits (RFC 7692 §7.1.2).
+        (ServerPerMessageDeflateFactory(), "permessage-deflate"),
     ],
 )
 def test_fastim_client_against_websockets_options(
@@ -400,25 +400,143 @@ def test_fastim_client_without_compression_offers_nothing() -> None:
     run(main())
 
 
-def test_fastim_client_fails_on_a_bad_answer() -> None:
-    # A server that answers with a window larger than the one fastim offered for itself.
+@pytest.mark.parametrize(
+    ("side", "bits"),
+    # websockets does not compress with 8 bits (zlib cannot); fastim's server does, above.
+    [*(("client", bits) for bits in range(8, 16)), *(("server", bits) for bits in range(9, 16))],
+)
+def test_fastim_client_against_websockets_naming_each_window(side: str, bits: int) -> None:
+    # The server names a window for one side, as RFC 7692 §7.1.2 lets it; 13.x of the
+    # conformance suite does the same with 15 (the answer that used to fail the client).
+    factory = ServerPerMessageDeflateFactory(**{f"{side}_max_window_bits": bits})
+    window = f"{side}_max_window_bits={bits}"
+
+    async def main() -> None:
+        log = await _fastim_client_against_websockets(
+            {"compression": None, "extensions": [factory]}, {}, f"permessage-deflate; {window}"
+        )
+        assert log.compressed("send") and log.compressed("recv")
+
+    run(main())
+
+
+@pytest.mark.parametrize("answer", [None, 8, 12, 15])
+def test_fastim_client_with_a_bounded_offer_against_websockets(answer: int | None) -> None:
+    # A bounded offer (client_max_window_bits=10): a server may answer below it, or ignore it
+    # (RFC 7692 §7.1.2.2); the client connects either way and compresses within its bound.
+    async def main() -> None:
+        async def handler(connection: Any) -> None:
+            async for message in connection:
+                await connection.send(message)
+
+        def name_the_window(connection: Any, request: Any, response: Any) -> None:
+            offer = request.headers["Sec-WebSocket-Extensions"]
+            assert offer == "permessage-deflate; client_max_window_bits=10"
+            del response.headers["Sec-WebSocket-Extensions"]
+            value = "permessage-deflate"
+            if answer is not None:
+                value += f"; client_max_window_bits={answer}"
+            response.headers["Sec-WebSocket-Extensions"] = value
+
+        # websockets' server decompresses with 15 bits, whatever it answers.
+        factory = ServerPerMessageDeflateFactory(client_max_window_bits=15)
+        async with ws_serve(handler, "127.0.0.1", 0, compression=None, extensions=[factory],
+                            process_response=name_the_window) as server:
+            port = server.sockets[0].getsockname()[1]
+            async with connect(f"ws://127.0.0.1:{port}/",
+                               compression_options={"client_max_window_bits": 10}) as client:
+                extension = client._core.extension
+                assert isinstance(extension, PerMessageDeflate)
+                assert extension.local_max_window_bits == min(10, answer or 15)
+                for message in MESSAGES:
+                    await client.send(message)
+                    assert await client.recv() == message
+
+    run(main())
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "permessage-deflate; client_max_window_bits",  # a response needs the value (§7.1.2.2)
+        "permessage-deflate; server_max_window_bits=16",  # outside 8-15 (§7.1.2.1)
+        "permessage-deflate; x_unknown",  # not defined by RFC 7692 (§7.1)
+    ],
+)
+def test_fastim_client_fails_on_a_bad_answer(answer: str) -> None:
     async def main() -> None:
         async def handler(connection: Any) -> None:
             await connection.wait_closed()
 
         def bad_answer(connection: Any, request: Any, response: Any) -> None:
             del response.headers["Sec-WebSocket-Extensions"]
-            response.headers["Sec-WebSocket-Extensions"] = (
-                "permessage-deflate; client_max_window_bits=15"
-            )
+            response.headers["Sec-WebSocket-Extensions"] = answer
 
         async with ws_serve(handler, "127.0.0.1", 0, process_response=bad_answer) as server:
             port = server.sockets[0].getsockname()[1]
             with pytest.raises(InvalidHandshake) as caught:
                 await connect(f"ws://127.0.0.1:{port}/")
-            assert "client_max_window_bits" in caught.value.reason
+            assert "permessage-deflate response" in caught.value.reason
 
     run(main())
+
+
+# --------------------------------------------------------------------------------------------
+# fastim client -> aiohttp server
+# --------------------------------------------------------------------------------------------
+
+
+async def _fastim_client_against_aiohttp(
+    client_options: dict[str, Any], expected: str, *, notakeover: bool = False
+) -> None:
+    aiohttp_web = pytest.importorskip("aiohttp.web")
+
+    async def handler(request: Any) -> Any:
+        response = aiohttp_web.WebSocketResponse(compress=True)
+        await response.prepare(request)
+        async for message in response:
+            if message.type == aiohttp_web.WSMsgType.TEXT:
+                await response.send_str(message.data)
+            else:
+                await response.send_bytes(message.data)
+        return response
+
+    app = aiohttp_web.Application()
+    app.router.add_get("/", handler)
+    runner = aiohttp_web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = aiohttp_web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = site._server.sockets[0].getsockname()[1]
+        log = FrameLog()
+        async with connect(f"ws://127.0.0.1:{port}/", on_frame=log,
+                           compression_options=client_options) as client:
+            assert client.response_headers.get("Sec-WebSocket-Extensions") == expected
+            for message in MESSAGES:
+                await client.send(message)
+                assert await client.recv() == message
+        assert log.compressed("send") and log.compressed("recv")
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    ("client_options", "expected"),
+    [
+        # aiohttp names no client window: fastim compresses with 15 bits (RFC 7692 §7.1.2.2).
+        ({}, "permessage-deflate"),
+        ({"client_max_window_bits": 9}, "permessage-deflate"),
+        *(
+            ({"server_max_window_bits": bits}, f"permessage-deflate; server_max_window_bits={bits}")
+            for bits in range(9, 15)
+        ),
+        ({"server_no_context_takeover": True},
+         "permessage-deflate; server_no_context_takeover"),
+    ],
+)
+def test_fastim_client_against_aiohttp(client_options: dict[str, Any], expected: str) -> None:
+    run(_fastim_client_against_aiohttp(client_options, expected))
 
 
 # --------------------------------------------------------------------------------------------

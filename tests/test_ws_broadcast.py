@@ -17,6 +17,7 @@ import pytest
 import uvloop
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import serve as ws_serve
+from websockets.extensions.permessage_deflate import ClientPerMessageDeflateFactory
 
 from fastim.ws import (
     Connection,
@@ -28,6 +29,7 @@ from fastim.ws import (
     prepare,
     serve,
 )
+from fastim.ws.deflate import PerMessageDeflate
 from fastim.ws.frames import Frame, encode_frame
 
 T = TypeVar("T")
@@ -192,3 +194,144 @@ def test_broadcast_skips_closed_connections_and_send_prepared_raises() -> None:
         assert results == [1]
 
     run(main())
+
+
+# -- compressed once: servers without context takeover (RFC 7692 §7.1.1.1) ---------------
+
+CHAT = (
+    '{"id":1,"userid":42,"cmd":11,"dstid":7,"media":1,"content":"see you at noon in the '
+    'usual room","pic":"","url":"","memo":"","amount":0}'
+)
+SHARED_MESSAGES: list[str | bytes] = [CHAT, "short", "字" * 3000, bytes(100_000), CHAT]
+
+
+def test_a_prepared_frame_compresses_once_per_parameter_set() -> None:
+    prepared = prepare(CHAT)
+    alone = PerMessageDeflate(local_no_context_takeover=True, local_max_window_bits=10)
+    data = prepared.compressed_data(alone)
+    # The frame a connection with these parameters would send itself (RSV1, §6).
+    own = PerMessageDeflate(local_no_context_takeover=True, local_max_window_bits=10)
+    assert data == encode_frame(Frame(Opcode.TEXT, own.compress(CHAT.encode()), rsv1=True))
+    same = PerMessageDeflate(local_no_context_takeover=True, local_max_window_bits=10,
+                             threshold=0)
+    assert prepared.compressed_data(same) is data  # the threshold does not change the bytes
+    other = PerMessageDeflate(local_no_context_takeover=True, local_max_window_bits=11)
+    other_data = prepared.compressed_data(other)  # equal bytes here (a short message),
+    assert other_data is not None and other_data is not data  # but compressed apart
+    # 8 bits is compressed with 9 (zlib's least), so the two share a frame.
+    eight = PerMessageDeflate(local_no_context_takeover=True, local_max_window_bits=8)
+    nine = PerMessageDeflate(local_no_context_takeover=True, local_max_window_bits=9)
+    assert prepared.compressed_data(eight) is prepared.compressed_data(nine)
+    # With context takeover the bytes depend on the connection's history: nothing shared.
+    assert prepared.compressed_data(PerMessageDeflate()) is None
+    assert prepared.compressed_data(object()) is None
+    assert prepared.compressed_data(None) is None
+
+
+def _shared_key(bits: int | None, server_options: dict[str, Any]) -> tuple[int, int, int]:
+    window = min(bits or 15, server_options.get("server_max_window_bits") or 12)
+    return (server_options.get("level", 6), server_options.get("mem_level", 5), max(window, 9))
+
+
+@pytest.mark.parametrize(
+    "server_options",
+    [
+        {},
+        {"level": 1, "mem_level": 1},
+        {"level": 9, "mem_level": 9, "server_max_window_bits": 15},
+        {"level": -1, "mem_level": 8, "server_max_window_bits": 10, "threshold": 0},
+    ],
+)
+def test_broadcast_compresses_once_per_parameter_set_and_every_client_decodes_it(
+    server_options: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server chooses server_no_context_takeover without being asked (§7.1.1.1). Its
+    # clients ask for every server window (§7.1.2.1), with and without the other parameters;
+    # websockets' client and fastim's both decode what is on the wire.
+    calls: list[tuple[int, int, int] | None] = []
+    compress = PerMessageDeflate.compress
+
+    def counting(self: PerMessageDeflate, message: bytes) -> bytes:
+        calls.append(self.shared_compression)
+        return compress(self, message)
+
+    monkeypatch.setattr(PerMessageDeflate, "compress", counting)
+    ws_offers: list[Any] = [
+        ClientPerMessageDeflateFactory(server_max_window_bits=bits,
+                                       client_no_context_takeover=bits % 2 == 0)
+        for bits in range(8, 16)
+    ]
+    ws_offers += [ClientPerMessageDeflateFactory(),
+                  ClientPerMessageDeflateFactory(server_no_context_takeover=True,
+                                                 client_max_window_bits=9)]
+    fastim_offers: list[dict[str, Any]] = [
+        {}, {"server_max_window_bits": 8}, {"server_max_window_bits": 13,
+                                           "client_no_context_takeover": True},
+    ]
+    windows = [f.server_max_window_bits for f in ws_offers]
+    windows += [o.get("server_max_window_bits") for o in fastim_offers]
+    keys = {_shared_key(bits, server_options) for bits in windows}
+    peers = len(ws_offers) + len(fastim_offers) + 1  # and one without compression
+    shared: list[bool] = []
+
+    def check_sharing(room: list[Connection], frame: PreparedFrame) -> None:
+        # What send_prepared() would write, caught before it is written.
+        for ws in room:
+            written: list[bytes] = []
+            ws._write = written.append  # type: ignore[method-assign]
+            try:
+                ws.send_prepared(frame)
+            finally:
+                del ws._write
+            shares = (frame.data, *(frame._compressed or {}).values())
+            shared.append(len(written) == 1 and any(written[0] is data for data in shares))
+
+    async def main() -> None:
+        serving, sent = room_server(
+            SHARED_MESSAGES, peers, check_sharing,
+            compression_options={**server_options, "server_no_context_takeover": True})
+        async with serving as server:
+            url = f"ws://127.0.0.1:{server.port}"
+            clients: list[Any] = [
+                *[await ws_connect(url, compression=None, extensions=[f]) for f in ws_offers],
+                await ws_connect(url, compression=None),
+                *[await connect(url, compression_options=o) for o in fastim_offers],
+            ]
+            for n, client in enumerate(clients):
+                headers = client.response.headers if n <= len(ws_offers) else (
+                    client.response_headers)
+                extensions = headers.get("Sec-WebSocket-Extensions") or ""
+                if n != len(ws_offers):  # all but the one without compression
+                    assert "server_no_context_takeover" in extensions
+                got = [await client.recv() for _ in range(len(SHARED_MESSAGES))]
+                assert got == SHARED_MESSAGES
+            assert sent == [peers] * len(SHARED_MESSAGES)
+            for client in clients:
+                await client.close()
+
+    calls.clear()
+    run(main())
+    threshold = server_options.get("threshold", 32)
+    compressible = [m for m in SHARED_MESSAGES if len(m if isinstance(m, bytes)
+                                                      else m.encode()) >= threshold]
+    # Once per message and parameter set, however many connections share the set.
+    server_calls = [key for key in calls if key is not None]
+    assert len(server_calls) == len(compressible) * len(keys) < len(compressible) * peers
+    assert set(server_calls) == keys
+    assert [n for n, flag in enumerate(shared) if not flag] == []
+
+
+@pytest.mark.parametrize("mode", ["uncompressed", "per-connection", "shared"])
+def test_the_fanout_benchmark_measures_bytes_that_decode(mode: str) -> None:
+    # bench/deflate_fanout.py's figures (docs/compression.md): a short run, its own check
+    # of the wire bytes on, and shared sends what the mode promises.
+    from bench.deflate_fanout import chat_messages, deliver
+
+    messages = chat_messages(6)
+    deliveries, _, written = run(deliver(mode, 20, messages, check=True), "uvloop")
+    assert deliveries == 20 * 6
+    raw = sum(len(m.encode()) + 4 for m in messages) * 20  # 126 + 16-bit length headers
+    if mode == "uncompressed":
+        assert written == raw
+    else:
+        assert written < raw

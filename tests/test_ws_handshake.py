@@ -10,7 +10,9 @@ import pytest
 
 from fastim.ws.exceptions import InvalidHandshake
 from fastim.ws.handshake import (
+    MAX_HEAD_SIZE,
     Headers,
+    HeadReader,
     Response,
     ServerAccept,
     accept_headers,
@@ -325,3 +327,44 @@ def test_client_extension_acceptance_hook() -> None:
 
     assert check_response(response, KEY, accept_extensions=accept) == (None, marker)
     assert seen == ["permessage-deflate"]
+
+
+# -- reading a head as it arrives (what the client and the server share) -------------------
+
+HEAD = b"GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n"
+
+
+@pytest.mark.parametrize("cut", range(1, len(HEAD)))
+def test_head_reader_finds_the_end_across_any_split(cut: int) -> None:
+    reader = HeadReader(status=431, what="request")
+    assert reader.feed(HEAD[:cut]) is None
+    assert reader.feed(HEAD[cut:] + b"\x81\x00") == (HEAD, b"\x81\x00")
+
+
+def test_head_reader_byte_by_byte() -> None:
+    reader = HeadReader(status=431, what="request")
+    results = [reader.feed(HEAD[i : i + 1]) for i in range(len(HEAD))]
+    assert results[:-1] == [None] * (len(HEAD) - 1)
+    assert results[-1] == (HEAD, b"")
+
+
+@pytest.mark.parametrize(
+    "chunks",
+    [
+        [b"HTTP/1.1 101 x\r\nX: " + b"y" * MAX_HEAD_SIZE],  # no end in sight
+        [b"HTTP/1.1 101 x\r\n", b"X: " + b"y" * MAX_HEAD_SIZE + b"\r\n\r\n"],  # an end, too late
+    ],
+)
+def test_head_reader_refuses_a_head_over_the_limit(chunks: list[bytes]) -> None:
+    reader = HeadReader(status=0, what="response")
+    with pytest.raises(InvalidHandshake) as info:
+        for chunk in chunks:
+            reader.feed(chunk)
+    assert (info.value.status, info.value.reason) == (0, "response head too large")
+
+
+def test_head_reader_accepts_a_head_of_exactly_the_limit() -> None:
+    head = b"GET / HTTP/1.1\r\nX: "
+    head += b"y" * (MAX_HEAD_SIZE - len(head) - 4) + b"\r\n\r\n"
+    assert len(head) == MAX_HEAD_SIZE
+    assert HeadReader(status=431, what="request").feed(head) == (head, b"")

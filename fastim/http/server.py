@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastim.ws import InvalidHandshake, take_over
+
 from .body import BytesSink, MultipartSink, parse_content_type
 from .errors import HTTPError, reason_phrase
 from .parser import (
@@ -531,13 +533,8 @@ class HTTPProtocol(asyncio.Protocol):
         try:
             if route.before_upgrade is not None:
                 extra_headers = list(await route.before_upgrade(request) or ())
-            import fastim.ws as ws
-            from fastim.ws.server import take_over
         except HTTPError as exc:
             await self._respond(error_response(exc))
-            return
-        except ImportError:
-            await self._respond(error_response(HTTPError(501, "WebSocket support missing")))
             return
         except Exception:
             logger.exception("error in the pre-upgrade check of %s", route.path)
@@ -573,7 +570,7 @@ class HTTPProtocol(asyncio.Protocol):
                 extra_headers=extra_headers,
                 **route.options,
             )
-        except ws.InvalidHandshake as exc:
+        except InvalidHandshake as exc:
             error = HTTPError(exc.status, exc.reason, exc.headers)
             await self._respond(error_response(error))
             return

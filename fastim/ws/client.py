@@ -15,8 +15,8 @@ from fastim.ws.connection import Connection, Options
 from fastim.ws.deflate import accept_client_response, client_offer, deflate_options
 from fastim.ws.exceptions import InvalidHandshake, InvalidURI
 from fastim.ws.handshake import (
-    MAX_HEAD_SIZE,
     Headers,
+    HeadReader,
     build_request,
     check_response,
     client_headers,
@@ -94,7 +94,7 @@ class _ClientHandshake(asyncio.Protocol):
             extensions=self._offer,
             extra_headers=options.extra_headers,
         )
-        self._buffer = bytearray()
+        self._head = HeadReader(status=0, what="response")
         self._transport: asyncio.Transport | None = None
         self.done: asyncio.Future[Connection] = asyncio.get_running_loop().create_future()
 
@@ -105,15 +105,11 @@ class _ClientHandshake(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
-        start = max(0, len(self._buffer) - 3)
-        self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n", start)
-        if end < 0:
-            if len(self._buffer) > MAX_HEAD_SIZE:
-                self._fail(InvalidHandshake(0, "response head too large"))
-            return
-        head, rest = bytes(self._buffer[: end + 4]), bytes(self._buffer[end + 4 :])
         try:
+            complete = self._head.feed(data)
+            if complete is None:
+                return
+            head, rest = complete
             response = parse_response(head)
             subprotocol, extension = check_response(
                 response,

@@ -165,7 +165,7 @@ class Connection(asyncio.Protocol):
     own on a connection (e.g. `connection.user = ...`).
     """
 
-    # Slots keep an idle connection small (issue 10: at most 5 KiB each); __dict__ stays
+    # Slots keep an idle connection small (docs/performance.md: at most 5 KiB); __dict__ stays
     # for the attributes applications add (connection.user = ...), made on first use.
     __slots__ = (
         "path",
@@ -462,13 +462,20 @@ class Connection(asyncio.Protocol):
     def send_prepared(self, frame: PreparedFrame) -> None:
         """`send_nowait()` of a message prepared once for many connections
         (`fastim.ws.prepare`): where this connection would send the very same bytes (a
-        server, the message not compressed, no frame tracing), they are written as they
-        are; otherwise the connection builds its own frame from `frame.message` (RFC 7692
-        compression contexts are per connection). Raises ConnectionClosed after the close."""
+        server, no frame tracing, the message not compressed, or compressed without
+        context takeover), the prepared bytes are written as they are; otherwise the
+        connection builds its own frame from `frame.message` (RFC 7692 compression
+        contexts are per connection). Raises ConnectionClosed after the close."""
         if self._lost or self._core.close_sent is not None:
             raise self._closed_error()
         if len(frame.payload) < self._share_below:
             self._write(frame.data)
+        elif (
+            self._core.role is Role.SERVER
+            and self._core.on_frame is None
+            and (data := frame.compressed_data(self._core.extension))
+        ):
+            self._write(data)  # compressed once for every connection alike (prepared.py)
         else:
             header, payload = self._core.message_frame(frame.message)
             self._write_frame(header, payload)
@@ -876,8 +883,9 @@ class Connection(asyncio.Protocol):
             self._ping_deadline = None
 
     def _ping_timed_out(self) -> None:
-        # The peer did not answer within ping_timeout: fail with 1011 (as the issue and
-        # common practice have it), then close TCP without waiting for its close frame.
+        # The peer did not answer within ping_timeout: fail with 1011, "an unexpected
+        # condition" (RFC 6455 §7.4.1), as websockets does, then close TCP
+        # without waiting for a close frame from a peer that no longer answers.
         self._stop_heartbeat()
         self._write(self._core.send_close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
         self._start_tcp_close()

@@ -31,6 +31,9 @@ prints them with `pytest -s`):
         server must inflate with a 32 KiB window (decompressor 39.2 KiB)
     zlib's own defaults (window bits 15, mem_level 8)                        301 KiB
     no_context_takeover both ways, between messages                         0.1 KiB
+    a client with the default offer, when the server names no window, so   189.3 KiB
+        both sides use 15 bits (compressor 150.0, decompressor 39.2; by
+        test_client_memory_per_connection); 77.3 KiB with an offer bounded to 12
 
 What the memory buys, on 2000 chat messages in fastIM's JSON format (167 bytes on average):
 83% of the bytes saved with the defaults, 86% with zlib's defaults (window 15, mem_level 8;
@@ -125,7 +128,12 @@ class DeflateOptions:
     `client_max_window_bits` (8-15)
         Server: the window it asks of a client that offered `client_max_window_bits`
         (browsers do), so its decompressor needs only that much memory (default 12).
-        Client: the window its compressor uses, offered as a hint (default 12).
+        Client: None (default) offers the parameter without a value, as browsers do: the
+        server may then name any window from 8 to 15 and the client compresses within it,
+        or with 15 when the server names none (RFC 7692 §7.1.2.2). A number is a bounded
+        offer: the client promises to compress within that window, whatever the server
+        answers, so a server may keep a smaller decompressor. See docs/compression.md for
+        what each costs a client in memory.
     `mem_level` (1-9)
         zlib's memory level for the compressor (hash table and output buffer): 5 by default,
         16 KiB instead of the 128 KiB of zlib's default 8, with no loss of ratio measured
@@ -384,7 +392,7 @@ def negotiate_server(
     and the next one is tried. A header that breaks RFC 6455 §9.1's grammar, or a
     permessage-deflate offer with a duplicated parameter or an invalid value, fails the
     handshake: NegotiationError (an InvalidHandshake) with status 400. RFC 7692 §7.1 would
-    have such an offer merely declined; fastim answers 400 (issue 3) because a client that
+    have such an offer merely declined; fastim answers 400 because a client that
     sends it is broken, and saying so beats silently running uncompressed.
 
     Any well-formed offer is acceptable: each parameter a client can ask for is one the server
@@ -452,9 +460,11 @@ def _accept_offer(offer: _Params, options: DeflateOptions) -> tuple[str, PerMess
 def client_offer(options: DeflateOptions | None = None) -> str:
     """Client side: the value of `Sec-WebSocket-Extensions` to send (RFC 7692 §7.1).
 
-    With the defaults: `permessage-deflate; client_max_window_bits=12`, which tells the server
-    that this client compresses within 4 KiB and lets it ask for less. `server_max_window_bits`
-    is only offered when set, since a server that cannot honour it must decline compression.
+    With the defaults: `permessage-deflate; client_max_window_bits`, as browsers send it: the
+    client can be told a window (RFC 7692 §7.1.2.2) and takes any from 8 to 15. With
+    `client_max_window_bits=N` (below 15) the offer carries N, the client's promise to
+    compress within 2**N bytes. `server_max_window_bits` is only offered when set, since a
+    server that cannot honour it must decline compression (§7.1.2.1).
     """
     options = options or DeflateOptions()
     params: list[Param] = []
@@ -464,7 +474,7 @@ def client_offer(options: DeflateOptions | None = None) -> str:
         params.append(("client_no_context_takeover", None))
     if options.server_max_window_bits is not None and options.server_max_window_bits < 15:
         params.append(("server_max_window_bits", str(options.server_max_window_bits)))
-    client_bits = options.client_max_window_bits or DEFAULT_WINDOW_BITS
+    client_bits = options.client_max_window_bits or 15
     params.append(("client_max_window_bits", str(client_bits) if client_bits < 15 else None))
     return _format_extension(EXTENSION_NAME, params)
 
@@ -513,12 +523,11 @@ def accept_client_response(
             raise fail(f"server_max_window_bits above the {asked_server_bits} requested")
         remote_bits = answer.server_max_window_bits
 
-    local_bits = options.client_max_window_bits or DEFAULT_WINDOW_BITS
-    if answer.client_max_window_bits is not None:
-        # §7.1.2.2: the server may lower what we offered, never raise it.
-        if local_bits < 15 and answer.client_max_window_bits > local_bits:
-            raise fail(f"client_max_window_bits above the {local_bits} offered")
-        local_bits = answer.client_max_window_bits
+    # §7.1.2.2: a client_max_window_bits in the answer limits our compressor's window. A
+    # server "may either ignore" the value we offered, so an answer above it is no error:
+    # we keep to the smaller of the two, which is within both our promise and its limit.
+    # Without it in the answer, the limit is 15.
+    local_bits = min(options.client_max_window_bits or 15, answer.client_max_window_bits or 15)
 
     return PerMessageDeflate(
         local_max_window_bits=local_bits,
@@ -580,6 +589,22 @@ class PerMessageDeflate:
             f"local_no_context_takeover={self.local_no_context_takeover}, "
             f"remote_no_context_takeover={self.remote_no_context_takeover})"
         )
+
+    @property
+    def shared_compression(self) -> tuple[int, int, int] | None:
+        """A key for the bytes this endpoint compresses a message to, when nothing else
+        decides them; None when they depend on this connection's history.
+
+        Without context takeover on our side (RFC 7692 §7.1.1.1 for a server), every
+        message is compressed by a fresh compressor, and zlib gives the same bytes for the
+        same message and settings: two connections with equal keys send the same payload,
+        so one compression can serve both (fastim.ws.prepare). With context takeover the
+        compressor's window holds this connection's earlier messages (§7.2.3.2).
+        """
+        if not self.local_no_context_takeover:
+            return None
+        window_bits = max(self.local_max_window_bits, _ZLIB_MIN_COMPRESS_WINDOW_BITS)
+        return (self.level, self.mem_level, window_bits)
 
     def compress(self, message: bytes) -> bytes:
         """Compress one whole outgoing message (RFC 7692 §7.2.1).

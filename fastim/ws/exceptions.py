@@ -8,16 +8,14 @@
         ├── ConnectionClosedOK     ... with 1000 (normal), 1001 (going away) or 1005 (no code)
         └── ConnectionClosedError  ... with any other code, or 1006 when TCP just dropped
 
-This module imports nothing from the rest of fastim so that every other module can import it.
+This module imports only the close codes (codes.py), so that every other module can import it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:  # pragma: no cover - annotations only; frames.py imports this module
-    from fastim.ws.frames import CloseCode
+from fastim.ws.codes import CloseCode
 
 __all__ = [
     "WebSocketError",

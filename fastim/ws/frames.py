@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol as Interface
 
+from fastim.ws.codes import CloseCode
 from fastim.ws.exceptions import ProtocolError
 
 __all__ = [
@@ -64,27 +65,6 @@ class Opcode(IntEnum):
     def is_control(self) -> bool:
         """Control frames have the high bit of the opcode set (RFC 6455 §5.5)."""
         return self >= 0x8
-
-
-class CloseCode(IntEnum):
-    """Close status codes (RFC 6455 §7.4.1, plus the IANA registry of §11.7)."""
-
-    NORMAL_CLOSURE = 1000
-    GOING_AWAY = 1001
-    PROTOCOL_ERROR = 1002
-    UNSUPPORTED_DATA = 1003
-    # 1004 is reserved.
-    NO_STATUS_RCVD = 1005  # never on the wire: "the close frame had no code"
-    ABNORMAL_CLOSURE = 1006  # never on the wire: "TCP closed without a close frame"
-    INVALID_DATA = 1007  # "invalid frame payload data", e.g. bad UTF-8 in a text message
-    POLICY_VIOLATION = 1008
-    MESSAGE_TOO_BIG = 1009
-    MANDATORY_EXTENSION = 1010
-    INTERNAL_ERROR = 1011
-    SERVICE_RESTART = 1012
-    TRY_AGAIN_LATER = 1013
-    BAD_GATEWAY = 1014
-    TLS_HANDSHAKE = 1015  # never on the wire
 
 
 # RFC 6455 §5.5: "All control frames MUST have a payload length of 125 bytes or less".

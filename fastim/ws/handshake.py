@@ -38,6 +38,7 @@ __all__ = [
     "build_request",
     "check_response",
     "MAX_HEAD_SIZE",
+    "HeadReader",
 ]
 
 # RFC 6455 §1.3: the GUID the accept key is derived with.
@@ -120,6 +121,39 @@ class Headers:
 
     def __repr__(self) -> str:
         return f"Headers({self._items!r})"
+
+
+class HeadReader:
+    """Collects the bytes of one HTTP head as they arrive, up to its empty line (RFC 9112
+    §2.1: the head ends at the first CRLF CRLF), whatever the chunks: what the client
+    (a response) and the server (a request) both read before the WebSocket starts.
+
+    `feed(data)` returns None until the head is complete, then `(head, rest)`: the head
+    with its final CRLF CRLF, and the bytes that came after it (already frames). A head
+    longer than MAX_HEAD_SIZE raises InvalidHandshake(`status`, "<what> head too large"),
+    as soon as that many bytes came without its end: a peer cannot make us buffer more.
+    """
+
+    __slots__ = ("_buffer", "_status", "_what")
+
+    def __init__(self, *, status: int, what: str) -> None:
+        self._buffer = bytearray()
+        self._status = status
+        self._what = what
+
+    def feed(self, data: bytes) -> tuple[bytes, bytes] | None:
+        buffer = self._buffer
+        # The end may straddle two chunks: search from 3 bytes before the new data.
+        start = max(0, len(buffer) - 3)
+        buffer += data
+        end = buffer.find(b"\r\n\r\n", start)
+        if (end < 0 and len(buffer) > MAX_HEAD_SIZE) or end + 4 > MAX_HEAD_SIZE:
+            raise InvalidHandshake(self._status, f"{self._what} head too large")
+        if end < 0:
+            return None
+        head, rest = bytes(buffer[: end + 4]), bytes(buffer[end + 4 :])
+        buffer.clear()
+        return head, rest
 
 
 @dataclass

@@ -1,4 +1,7 @@
-"""Event loop choice: uvloop where it imports (DESIGN.md), asyncio's own loop otherwise.
+"""Event loop choice: uvloop where it imports, asyncio's own loop otherwise.
+
+uvloop runs the same code with less CPU per message (docs/performance.md measures every
+server on it), and it is optional: a plain `pip install` on Windows has no uvloop.
 
 Importing fastim.ws never changes the event loop; programs opt in with run() or
 install_uvloop(), as the CLI does.

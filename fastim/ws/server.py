@@ -20,8 +20,8 @@ from fastim.ws.deflate import deflate_options, negotiate_server
 from fastim.ws.exceptions import ConnectionClosed, InvalidHandshake
 from fastim.ws.frames import CloseCode
 from fastim.ws.handshake import (
-    MAX_HEAD_SIZE,
     Headers,
+    HeadReader,
     NegotiateExtensions,
     Request,
     SelectSubprotocol,
@@ -157,7 +157,7 @@ class _ServerHandshake(asyncio.Protocol):
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._buffer = bytearray()
+        self._head = HeadReader(status=431, what="request")
         self._transport: asyncio.Transport | None = None
         self._timer: asyncio.TimerHandle | None = None
 
@@ -171,20 +171,12 @@ class _ServerHandshake(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
-        start = max(0, len(self._buffer) - 3)
-        self._buffer += data
-        end = self._buffer.find(b"\r\n\r\n", start)
-        if end < 0:
-            if len(self._buffer) > MAX_HEAD_SIZE:
-                self._reject(InvalidHandshake(431, "request head too large"))
-            return
-        if end + 4 > MAX_HEAD_SIZE:
-            self._reject(InvalidHandshake(431, "request head too large"))
-            return
-        self._cancel_timer()
-        head, rest = bytes(self._buffer[: end + 4]), bytes(self._buffer[end + 4 :])
-        self._buffer.clear()
         try:
+            complete = self._head.feed(data)
+            if complete is None:
+                return
+            self._cancel_timer()
+            head, rest = complete
             request = parse_request(head)
             _accept(
                 self._transport,
