@@ -79,6 +79,19 @@ def test_fragmented_message_with_control_frames_between() -> None:
     assert ws.data_to_send() == b""
 
 
+def test_pings_not_yet_answered_get_one_pong_for_the_most_recent() -> None:
+    # §5.5.3: "an endpoint MAY elect to send a Pong frame for only the most recently
+    # processed Ping frame": a flood of pings read at once costs one pong (issue 16).
+    ws = server()
+    wire = b"".join(client_frame(Opcode.PING, b"%d" % i) for i in range(1000))
+    events = ws.receive_data(wire)
+    assert events == [PingReceived(b"%d" % i) for i in range(1000)]
+    assert frames_in(ws.data_to_send()) == [Frame(Opcode.PONG, b"999")]
+    assert ws.data_to_send() == b""
+    ws.receive_data(client_frame(Opcode.PING, b"next"))
+    assert frames_in(ws.data_to_send()) == [Frame(Opcode.PONG, b"next")]
+
+
 @settings(max_examples=100, deadline=None)
 @given(
     fragments=st.lists(st.binary(max_size=50), min_size=1, max_size=20),
@@ -424,6 +437,7 @@ def test_on_frame_sees_every_frame() -> None:
     seen: list[tuple[str, Opcode, bool]] = []
     ws = WebSocketProtocol(Role.SERVER, on_frame=lambda d, f: seen.append((d, f.opcode, f.masked)))
     ws.receive_data(client_frame(Opcode.PING, b"x"))
+    ws.data_to_send()  # the pong is made (and seen) when the host takes it
     ws.send_text("y")
     assert seen == [
         ("recv", Opcode.PING, True),

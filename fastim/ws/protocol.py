@@ -114,7 +114,8 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class PingReceived:
-    """A ping arrived; the core has already queued the pong (RFC 6455 §5.5.2)."""
+    """A ping arrived; the core has already queued the pong (RFC 6455 §5.5.2), which
+    data_to_send() returns, one for the most recent of the pings it has not answered."""
 
     payload: bytes
 
@@ -174,7 +175,7 @@ class WebSocketProtocol:
         "on_frame",
         "_mask_key",
         "_decoder",
-        "_outgoing",
+        "_pong",
         "_message_opcode",
         "_message_compressed",
         "_message_size",
@@ -206,7 +207,10 @@ class WebSocketProtocol:
         self._decoder = FrameDecoder(
             expect_masked=role is Role.SERVER, max_data_length=self._wire_limit()
         )
-        self._outgoing = bytearray()  # automatic replies (pongs) for data_to_send()
+        # The payload of the ping to answer with data_to_send(): only the most recent one
+        # (RFC 6455 §5.5.3 allows it), so a flood of pings costs one pong per read, not one
+        # per ping.
+        self._pong: bytes | None = None
 
         # The data message being received (§5.4). Text is checked and decoded as it
         # arrives (§8.1, fail fast) into str pieces; binary is kept as bytes pieces; both
@@ -381,12 +385,14 @@ class WebSocketProtocol:
         self._drop_message()
 
     def data_to_send(self) -> bytes:
-        """Bytes the core wants written on its own account (pongs), then forgets them."""
-        if not self._outgoing:
+        """Bytes the core wants written on its own account, then forgets them: the pong
+        that answers the most recent ping received since the last call (§5.5.2, §5.5.3:
+        a pong may answer only the most recent of several pings)."""
+        payload = self._pong
+        if payload is None:
             return b""
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
-        return data
+        self._pong = None
+        return self._frame_bytes(Frame(Opcode.PONG, payload))
 
     def _receive_frame(self, frame: Frame, events: list[Event]) -> None:
         opcode = frame.opcode
@@ -400,11 +406,12 @@ class WebSocketProtocol:
         ):
             raise ProtocolError(CloseCode.PROTOCOL_ERROR, "RSV1 set without an extension")
         if opcode is Opcode.PING:
-            # §5.5.2: answer every ping with a pong carrying its payload, unless we have
-            # already sent a close frame (§5.5.1: nothing may follow it).
+            # §5.5.2: answer a ping with a pong carrying its payload, unless we have
+            # already sent a close frame (§5.5.1: nothing may follow it). §5.5.3: when
+            # several came before the host asks, answering the most recent one is enough.
             events.append(PingReceived(frame.payload))
             if self.close_sent is None:
-                self._outgoing += self._frame_bytes(Frame(Opcode.PONG, frame.payload))
+                self._pong = frame.payload
         elif opcode is Opcode.PONG:
             events.append(PongReceived(frame.payload))  # §5.5.3
         elif opcode is Opcode.CLOSE:
