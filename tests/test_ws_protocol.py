@@ -231,6 +231,24 @@ def test_utf8_fails_inside_a_frame_still_arriving() -> None:
     assert failure_code(ws.receive_data(wire[cut : cut + 1])) == 1007  # \x90: certainly not
 
 
+def test_utf8_fails_fast_in_a_large_frame_received_directly() -> None:
+    # A large payload goes straight into its bytes once an eighth has come (issue 23);
+    # its UTF-8 is still checked read by read, and the rest is never waited for.
+    ws = server()
+    good = "κόσμε".encode() * 20_000
+    wire = client_frame(Opcode.TEXT, good + BAD_TAIL + bytes(200_000))
+    assert ws.receive_data(wire[:100_000]) == []
+    assert ws.buffered == 100_000 - 14 and not ws.between_messages
+    assert ws.receive_data(wire[100_000:200_000]) == []
+    assert failure_code(ws.receive_data(wire[200_000:240_000])) == 1007
+    ws = server()
+    wire = client_frame(Opcode.TEXT, good) + client_frame(Opcode.TEXT, b"next")
+    for start in range(0, len(wire), 70_000):
+        events = ws.receive_data(wire[start : start + 70_000])
+    assert events == [Message(good.decode()), Message("next")]
+    assert ws.between_messages
+
+
 def test_utf8_surrogate_prefix_fails_fast_across_fragments() -> None:
     ws = server()
     events = ws.receive_data(client_frame(Opcode.TEXT, b"ok\xed\xa0", fin=False))

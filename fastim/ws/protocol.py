@@ -282,11 +282,17 @@ class WebSocketProtocol:
             return events  # §5.5.1: nothing after a close frame is processed
         decoder = self._decoder
         buffer = decoder.buffer
-        buffer += data
+        if decoder.pending_header is None:
+            buffer += data
+        else:
+            decoder.feed(data)  # a large payload may go straight to its frame
         count = 0
         try:
-            # The buffer always starts at the next frame's header: empty, nothing to do.
-            while buffer and (max_messages is None or count < max_messages):
+            # The buffer always starts at the next frame's header: empty and no frame
+            # pending (whose payload may be received outside the buffer), nothing to do.
+            while (buffer or decoder.pending_header is not None) and (
+                max_messages is None or count < max_messages
+            ):
                 if self._message_opcode is None and self.on_frame is None:
                     # The common case, whole uncompressed messages in one frame each
                     # (§5.4): no Frame, no pieces to keep, no state to change.
@@ -298,7 +304,7 @@ class WebSocketProtocol:
                     )
                     if batch:
                         events.extend(map(Message, batch))
-                    if not buffer or count == max_messages:
+                    if count == max_messages or not buffer and decoder.pending_header is None:
                         break
                 frame = decoder.next_frame()
                 if frame is None:
@@ -326,6 +332,7 @@ class WebSocketProtocol:
             self.between_messages = (
                 self._message_opcode is None
                 and not self._decoder.buffer
+                and self._decoder.pending_header is None
                 and self.close_sent is None
             )
         return events
