@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastim.ws.exceptions import ConnectionClosedError, ConnectionClosedOK, ProtocolError
-from fastim.ws.frames import CloseCode, Frame, FrameDecoder, Opcode, encode_frame
+from fastim.ws.frames import CloseCode, Frame, FrameDecoder, Opcode, apply_mask, encode_frame
 from fastim.ws.protocol import (
     CloseReceived,
     Event,
@@ -666,3 +666,17 @@ def test_message_frame_headers_use_the_minimal_length_encoding(length: int) -> N
     decoded = frames_in(header + payload)
     assert decoded == [Frame(Opcode.BINARY, bytes(length))]
     assert len(header) == (2 if length < 126 else 4 if length < 65536 else 10)
+
+
+def test_client_masking_keys_are_fresh_for_every_frame() -> None:
+    # §5.3: a fresh, unpredictable key per frame; drawn from os.urandom 4 KiB at a time.
+    from fastim.ws.protocol import _MaskKeys
+
+    keys = _MaskKeys()
+    drawn = [keys() for _ in range(3000)]  # more than one pool of 1,024 keys
+    assert all(len(key) == 4 for key in drawn)
+    assert len(set(drawn)) > 2990  # 32 random bits: a repeat in 3,000 is rare
+    ws = WebSocketProtocol(Role.CLIENT)
+    header, payload = ws.message_frame(b"masked")
+    assert header[:2] == b"\x82\x86" and len(header) == 6
+    assert apply_mask(payload, header[2:]) == b"masked"

@@ -151,6 +151,29 @@ Event = Message | PingReceived | PongReceived | CloseReceived | ProtocolFailure
 FrameObserver = Callable[[str, Frame], None]
 
 
+class _MaskKeys:
+    """Masking keys for a client (RFC 6455 §5.3: fresh and unpredictable for each frame),
+    taken 4 bytes at a time from os.urandom drawn 4 KiB at once: the same CSPRNG output as
+    os.urandom(4) per frame, without a getrandom(2) system call for each."""
+
+    __slots__ = ("_pool", "_next")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._next = 0
+
+    def __call__(self) -> bytes:
+        start = self._next
+        if start >= len(self._pool):
+            self._pool = os.urandom(4096)
+            start = 0
+        self._next = start + 4
+        return self._pool[start : start + 4]
+
+
+_mask_keys = _MaskKeys()
+
+
 def _new_utf8_decoder() -> codecs.IncrementalDecoder:
     return codecs.getincrementaldecoder("utf-8")("strict")
 
@@ -195,7 +218,7 @@ class WebSocketProtocol:
         *,
         max_size: int | None = DEFAULT_MAX_SIZE,
         extension: Extension | None = None,
-        mask_key: Callable[[], bytes] = lambda: os.urandom(4),
+        mask_key: Callable[[], bytes] = _mask_keys,
         on_frame: FrameObserver | None = None,
     ) -> None:
         self.role = role
@@ -585,7 +608,12 @@ class WebSocketProtocol:
             self._check_can_send()
         extension = self.extension
         if extension is None:
-            if self._mask_key is None and self.on_frame is None:
+            if self.on_frame is None and self._mask_key is not None:
+                # The common case on a client: one masked frame (§5.3), nobody watching.
+                key = self._mask_key()
+                header = frame_header(0x80 | opcode, len(data), 0x80) + key
+                return header, frames._mask(data, key)
+            if self.on_frame is None:
                 # The common case on a server: an unmasked frame, nobody watching.
                 length = len(data)
                 if length < 126:
