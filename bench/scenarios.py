@@ -22,6 +22,7 @@ class Scenario:
     deflate: bool = False
     main: bool = False  # drawn in the chart
     path: str = ""      # http: the URL path wrk requests
+    default: bool = True  # run when --scenarios is not given
 
     @property
     def rate_label(self) -> str:
@@ -44,6 +45,17 @@ def _echo(conns: int, size: int, main: bool) -> Scenario:
     return Scenario(key, title, "echo", conns, size, main=main)
 
 
+# Issue 23: every message size from 32 B to 16 MiB, 64 connections, one message in flight on
+# each; run with --scenarios sweep --peers fastim,fastim-cb to compare the two styles.
+SWEEP_SIZES = (32, KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB)
+
+
+def _sweep(size: int) -> Scenario:
+    return Scenario(f"sweep-64c-{_size_name(size).replace(' ', '')}",
+                    f"echo sweep, 64 conns, {_size_name(size)}", "echo", 64, size,
+                    default=False)
+
+
 SCENARIOS: tuple[Scenario, ...] = (
     *(_echo(conns, size, main=(conns == 64 and size <= KIB) or (conns == 1 and size >= 64 * KIB))
       for size in (32, KIB, 64 * KIB, MIB) for conns in (1, 64)),
@@ -60,13 +72,14 @@ SCENARIOS: tuple[Scenario, ...] = (
              path="/json"),
     Scenario("http-static-27KiB-64c", "HTTP 27 KiB static file, 64 conns", "http", 64,
              size=STATIC_SIZE, main=True, path=f"/static/{STATIC_NAME}"),
+    *(_sweep(size) for size in SWEEP_SIZES),
 )
 
 
 def select(keys: str | None) -> list[Scenario]:
     """Scenarios named in a comma-separated list (prefixes allowed: 'echo', 'broadcast')."""
     if not keys:
-        return list(SCENARIOS)
+        return [s for s in SCENARIOS if s.default]
     wanted = [k.strip() for k in keys.split(",") if k.strip()]
     chosen = [s for s in SCENARIOS if any(s.key == k or s.key.startswith(k) for k in wanted)]
     unknown = [k for k in wanted if not any(s.key.startswith(k) for s in SCENARIOS)]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
@@ -619,6 +621,180 @@ def test_received_messages_are_bounded_and_reading_pauses(iterate: bool) -> None
                 await asyncio.sleep(0.01)
             assert got == [str(i) for i in range(total)]
             assert await client.frames_until_close() == ([], 1000)
+
+    run(main())
+
+
+# -- floods from a peer that does not read (issue 16) ----------------------------------------
+
+# What the server may hold for a peer that sends and never reads, beyond write_limit: the
+# answers to one read (one pong, since pongs are coalesced; or a callback's echoes of one
+# read's messages) and what is pending for the loop's turn. docs/library.md gives the figure.
+FLOOD_SLACK = 256 * 1024
+FLOOD_PINGS = 600_000
+FLOOD_SECONDS = 3.0
+
+
+def _flood(port: int, wire: bytes, count: int, tail: bytes = b"") -> int:
+    """A client that never reads: a 4 KiB receive buffer, the handshake, then `wire`
+    again and again (`count` times at most, for FLOOD_SECONDS at most, until the server
+    stops taking it), then `tail`. Returns how many times `wire` went out whole."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.connect(("127.0.0.1", port))
+    sock.sendall((UPGRADE_REQUEST.format(path="/") + "\r\n").encode())
+    head = b""
+    while b"\r\n\r\n" not in head:
+        head += sock.recv(1)  # nothing after the 101 is read
+    assert head.startswith(b"HTTP/1.1 101")
+    sock.settimeout(0.5)
+    sent = 0
+    deadline = time.monotonic() + FLOOD_SECONDS
+    try:
+        while sent < count and time.monotonic() < deadline:
+            sock.sendall(wire)
+            sent += 1
+        if tail:
+            sock.sendall(tail)
+    except (TimeoutError, OSError):
+        pass  # the server stopped reading: TCP flow control holds the client back
+    time.sleep(0.2)
+    return sent
+
+
+def _run_flood(
+    wire: bytes,
+    count: int,
+    tail: bytes = b"",
+    callback: bool = False,
+    loop: str = "asyncio",
+    **options: Any,
+) -> tuple[int, int, list[Connection]]:
+    """Floods a server with `wire` from a non-reading client in a thread; returns the
+    largest `buffered_amount` the server's connection showed, the repeats sent, and it."""
+
+    async def main() -> tuple[int, int, list[Connection]]:
+        connections: list[Connection] = []
+
+        async def handler(ws: Connection) -> None:
+            connections.append(ws)
+            if callback:
+                ws.set_message_callback(ws.send_nowait)
+                await ws.wait_closed()
+            else:
+                await echo(ws)
+
+        async with serve(handler, "127.0.0.1", 0, ping_interval=None, **options) as server:
+            flood = asyncio.get_running_loop().run_in_executor(
+                None, _flood, server.port, wire, count, tail
+            )
+            peak = 0
+            while not flood.done():
+                if connections:
+                    peak = max(peak, connections[0].buffered_amount)
+                await asyncio.sleep(0.002)
+            sent = await flood
+            peak = max(peak, connections[0].buffered_amount)
+            return peak, sent, connections
+
+    return run(main(), loop)
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_ping_flood_from_a_peer_that_does_not_read_holds_bounded_memory(loop: str) -> None:
+    # Issue 16: 600,000 masked 125-byte pings and no reading. Each used to queue its pong.
+    ping = frame(Opcode.PING, bytes(125))
+    peak, sent, _ = _run_flood(ping * 1000, FLOOD_PINGS // 1000, loop=loop)
+    assert sent > 0
+    assert peak <= 64 * 1024 + FLOOD_SLACK, (peak, sent)
+
+
+def test_a_callback_echo_stops_reading_while_its_answers_do_not_drain() -> None:
+    # send_nowait() never waits; reading stops instead, so a peer that sends and does not
+    # read cannot grow the answers without bound.
+    message = frame(Opcode.BINARY, bytes(1000))
+    peak, sent, _ = _run_flood(message * 64, 200_000, callback=True, loop="uvloop")
+    assert sent > 0
+    assert peak <= 64 * 1024 + FLOOD_SLACK, (peak, sent)
+
+
+def test_a_close_after_a_flood_is_answered_and_the_connection_ends() -> None:
+    # The close reply joins the queue like any answer; the peer that does not read it
+    # loses the connection close_timeout later, and nothing grew meanwhile.
+    ping = frame(Opcode.PING, bytes(125))
+    close = frame(Opcode.CLOSE, close_payload(1000))
+    peak, sent, connections = _run_flood(
+        ping * 1000, FLOOD_PINGS // 1000, tail=close, close_timeout=0.3
+    )
+    assert peak <= 64 * 1024 + FLOOD_SLACK, (peak, sent)
+    assert connections[0].state is State.CLOSED
+
+
+class RecordingTransport(asyncio.Transport):
+    """In memory: records whether reading is paused and what is written."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reading = True
+        self.written: list[bytes] = []
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return default
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def is_reading(self) -> bool:
+        return self.reading
+
+    def pause_reading(self) -> None:
+        self.reading = False
+
+    def resume_reading(self) -> None:
+        self.reading = True
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        self.written.append(bytes(data))
+
+    def writelines(self, list_of_data: Any) -> None:
+        self.written.extend(bytes(data) for data in list_of_data)
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        pass
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+def test_reading_resumes_only_when_the_queue_has_room_and_the_writes_drained() -> None:
+    # Two reasons to pause reading, a full queue of messages and a write buffer over
+    # write_limit: the transport reads again only once neither holds.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        transport = RecordingTransport()
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(max_queue=2, ping_interval=None))
+        ws.connection_made(transport)
+        ws.pause_writing()
+        ws.pause_writing()  # once is enough
+        assert not transport.reading
+        ws.data_received(b"".join(frame(Opcode.TEXT, b"%d" % i) for i in range(4)))
+        assert ws._reading_paused and not transport.reading  # both reasons now
+        ws.resume_writing()
+        assert not transport.reading  # the queue is still full
+        ws.pause_writing()
+        # The queue has room again, the writes have not drained.
+        assert [await ws.recv() for _ in range(4)] == ["0", "1", "2", "3"]
+        assert not ws._reading_paused and not transport.reading
+        ws.resume_writing()
+        assert transport.reading
+        ws._start_close(1000, "")  # our close is sent: reading goes on, to find the peer's
+        ws.pause_writing()
+        assert transport.reading
 
     run(main())
 

@@ -136,3 +136,36 @@ def test_python_m_fastim_ws_echo_runs() -> None:
         process.wait(10)
         if process.stderr is not None:
             process.stderr.close()
+
+
+def _rss_kib(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")  # pragma: no cover
+
+
+def test_python_m_fastim_ws_echo_holds_a_ping_flood_bounded() -> None:
+    # Issue 16: the echo command is a library user like any other; 600,000 masked
+    # 125-byte pings from a client that never reads must not grow the server's memory.
+    from test_ws_asyncio import FLOOD_PINGS, _flood
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "fastim.ws", "echo", "--port", "0", "--ping-interval", "0"],
+        cwd=ROOT,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        assert process.stderr is not None
+        port = int(process.stderr.readline().rsplit(":", 1)[1])
+        before = _rss_kib(process.pid)
+        sent = _flood(port, frame(Opcode.PING, bytes(125)) * 1000, FLOOD_PINGS // 1000)
+        grown = _rss_kib(process.pid) - before
+        assert sent > 0
+        assert grown < 16 * 1024, f"RSS grew by {grown} KiB after {sent * 1000} pings"
+    finally:
+        process.terminate()
+        process.wait(10)

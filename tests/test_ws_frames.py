@@ -426,6 +426,105 @@ def test_peek_of_a_large_masked_frame_then_completion() -> None:
     assert frame is not None and frame.payload == payload
 
 
+# -- large payloads, received straight into their bytes (issue 23) ---------------------------
+
+BIG = 300_000  # over frames._DIRECT_THRESHOLD
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    cuts=st.lists(st.integers(0, 2 * BIG + 300), max_size=8),
+    masked=st.booleans(),
+)
+def test_large_frames_under_any_split(masking: Masker, cuts: list[int], masked: bool) -> None:
+    # Large frames (each with what follows it) under every split: a read may hold the end
+    # of one frame and the start of the next, a header may come in pieces.
+    payloads = [os.urandom(BIG), b"small", os.urandom(BIG + 7)]
+    key = MASK if masked else None
+    wire = b"".join(encode_frame(Frame(Opcode.BINARY, p, masked=masked), key) for p in payloads)
+    decoder = FrameDecoder(expect_masked=masked)
+    got: list[bytes] = []
+    start = 0
+    for cut in [*sorted(cuts), len(wire)]:
+        decoder.feed(wire[start:cut])
+        start = max(start, cut)
+        while (frame := decoder.next_frame()) is not None:
+            assert type(frame.payload) is bytes and frame.masked is masked
+            got.append(frame.payload)
+    assert got == payloads
+    assert decoder.buffered == 0 and decoder.pending_header is None
+
+
+def test_a_large_frame_is_received_directly_once_an_eighth_has_come(masking: Masker) -> None:
+    payload = os.urandom(BIG)
+    wire = encode_frame(Frame(Opcode.BINARY, payload), MASK)
+    decoder = FrameDecoder()
+    decoder.feed(wire[:1000])  # under an eighth: buffered as it came
+    assert decoder.next_frame() is None
+    assert decoder.buffered == 1000 and len(decoder.buffer) == 1000
+    decoder.feed(wire[1000 : BIG // 4])  # now over: straight into the payload
+    assert decoder.next_frame() is None
+    assert decoder.buffer == b"" and decoder.buffered == BIG // 4 - 14
+    assert decoder.peek_payload(10) == payload[10 : BIG // 4 - 14]
+    decoder.feed(wire[BIG // 4 :] + b"\x81")  # the rest, and the next frame's first byte
+    frame = decoder.next_frame()
+    assert frame is not None and frame.payload == payload
+    assert decoder.buffer == b"\x81"
+
+
+def test_a_large_text_frame_checked_before_and_after_the_switch(masking: Masker) -> None:
+    # peek_payload unmasks in place what has arrived (to check UTF-8 early); the switch
+    # to the direct payload then copies that part as it is and unmasks the rest.
+    payload = "é".encode() * (BIG // 2)
+    wire = encode_frame(Frame(Opcode.TEXT, payload), MASK)
+    decoder = FrameDecoder()
+    decoder.feed(wire[:5000])
+    assert decoder.next_frame() is None
+    assert decoder.peek_payload(0) == payload[: 5000 - 14]
+    decoder.feed(wire[5000:60000])
+    assert decoder.next_frame() is None  # switched
+    assert decoder.peek_payload(5000 - 14) == payload[5000 - 14 : 60000 - 14]
+    decoder.feed(wire[60000:])
+    frame = decoder.next_frame()
+    assert frame is not None and frame.payload == payload
+
+
+def test_c_alloc_and_mask_into() -> None:
+    if len(MASKERS) < 2:  # pragma: no cover - the extension is built on the project's machines
+        pytest.skip("fastim.ws._speedups is not built here")
+    from fastim.ws._speedups import alloc, mask_into
+
+    data = os.urandom(1001)
+    for target in (alloc(1010), bytearray(1010)):
+        mask_into(target, 0, b"", MASK)
+        mask_into(target, 3, data[:500], MASK)  # a key phase of 3
+        mask_into(target, 503, memoryview(data)[500:], bytearray(MASK))
+        mask_into(target, 1004, b"sixsix", None)  # a plain copy
+        assert target[3:1004] == apply_mask(data, MASK, 3)
+        assert target[1004:] == b"sixsix"
+    assert alloc(0) == b""
+    with pytest.raises(ValueError):
+        alloc(-1)
+    with pytest.raises(TypeError):
+        alloc("1")  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        mask_into(bytearray(4), 1, b"1234", None)  # past the end
+    with pytest.raises(ValueError):
+        mask_into(bytearray(4), -1, b"", None)
+    with pytest.raises(ValueError):
+        mask_into(bytearray(4), 0, b"12", b"abc")  # a bad key
+    with pytest.raises(TypeError):
+        mask_into(memoryview(bytearray(4)), 0, b"12", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        mask_into(bytearray(4), "0", b"12", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        mask_into(bytearray(4), 0, "12", None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        mask_into(bytearray(4), 0, b"12", 1234)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        mask_into(bytearray(4), 0, b"12")  # type: ignore[call-arg]
+
+
 # -- close payloads --------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from fastim.ws.exceptions import ConnectionClosedError, ConnectionClosedOK, ProtocolError
-from fastim.ws.frames import CloseCode, Frame, FrameDecoder, Opcode, encode_frame
+from fastim.ws.frames import CloseCode, Frame, FrameDecoder, Opcode, apply_mask, encode_frame
 from fastim.ws.protocol import (
     CloseReceived,
     Event,
@@ -77,6 +77,19 @@ def test_fragmented_message_with_control_frames_between() -> None:
     # §5.5.2: the ping was answered at once, with its payload.
     assert frames_in(ws.data_to_send()) == [Frame(Opcode.PONG, b"p1")]
     assert ws.data_to_send() == b""
+
+
+def test_pings_not_yet_answered_get_one_pong_for_the_most_recent() -> None:
+    # §5.5.3: "an endpoint MAY elect to send a Pong frame for only the most recently
+    # processed Ping frame": a flood of pings read at once costs one pong (issue 16).
+    ws = server()
+    wire = b"".join(client_frame(Opcode.PING, b"%d" % i) for i in range(1000))
+    events = ws.receive_data(wire)
+    assert events == [PingReceived(b"%d" % i) for i in range(1000)]
+    assert frames_in(ws.data_to_send()) == [Frame(Opcode.PONG, b"999")]
+    assert ws.data_to_send() == b""
+    ws.receive_data(client_frame(Opcode.PING, b"next"))
+    assert frames_in(ws.data_to_send()) == [Frame(Opcode.PONG, b"next")]
 
 
 @settings(max_examples=100, deadline=None)
@@ -216,6 +229,24 @@ def test_utf8_fails_inside_a_frame_still_arriving() -> None:
     cut = wire.index(MASK) + 4 + len("κόσμε".encode()) + 1
     assert ws.receive_data(wire[:cut]) == []  # valid so far (…\xf4 may still be fine)
     assert failure_code(ws.receive_data(wire[cut : cut + 1])) == 1007  # \x90: certainly not
+
+
+def test_utf8_fails_fast_in_a_large_frame_received_directly() -> None:
+    # A large payload goes straight into its bytes once an eighth has come (issue 23);
+    # its UTF-8 is still checked read by read, and the rest is never waited for.
+    ws = server()
+    good = "κόσμε".encode() * 20_000
+    wire = client_frame(Opcode.TEXT, good + BAD_TAIL + bytes(200_000))
+    assert ws.receive_data(wire[:100_000]) == []
+    assert ws.buffered == 100_000 - 14 and not ws.between_messages
+    assert ws.receive_data(wire[100_000:200_000]) == []
+    assert failure_code(ws.receive_data(wire[200_000:240_000])) == 1007
+    ws = server()
+    wire = client_frame(Opcode.TEXT, good) + client_frame(Opcode.TEXT, b"next")
+    for start in range(0, len(wire), 70_000):
+        events = ws.receive_data(wire[start : start + 70_000])
+    assert events == [Message(good.decode()), Message("next")]
+    assert ws.between_messages
 
 
 def test_utf8_surrogate_prefix_fails_fast_across_fragments() -> None:
@@ -424,6 +455,7 @@ def test_on_frame_sees_every_frame() -> None:
     seen: list[tuple[str, Opcode, bool]] = []
     ws = WebSocketProtocol(Role.SERVER, on_frame=lambda d, f: seen.append((d, f.opcode, f.masked)))
     ws.receive_data(client_frame(Opcode.PING, b"x"))
+    ws.data_to_send()  # the pong is made (and seen) when the host takes it
     ws.send_text("y")
     assert seen == [
         ("recv", Opcode.PING, True),
@@ -634,3 +666,17 @@ def test_message_frame_headers_use_the_minimal_length_encoding(length: int) -> N
     decoded = frames_in(header + payload)
     assert decoded == [Frame(Opcode.BINARY, bytes(length))]
     assert len(header) == (2 if length < 126 else 4 if length < 65536 else 10)
+
+
+def test_client_masking_keys_are_fresh_for_every_frame() -> None:
+    # §5.3: a fresh, unpredictable key per frame; drawn from os.urandom 4 KiB at a time.
+    from fastim.ws.protocol import _MaskKeys
+
+    keys = _MaskKeys()
+    drawn = [keys() for _ in range(3000)]  # more than one pool of 1,024 keys
+    assert all(len(key) == 4 for key in drawn)
+    assert len(set(drawn)) > 2990  # 32 random bits: a repeat in 3,000 is rare
+    ws = WebSocketProtocol(Role.CLIENT)
+    header, payload = ws.message_frame(b"masked")
+    assert header[:2] == b"\x82\x86" and len(header) == 6
+    assert apply_mask(payload, header[2:]) == b"masked"

@@ -2,3 +2,15 @@
 
 def mask(data: bytes | bytearray | memoryview, key: bytes | bytearray, /) -> bytes:
     """XOR `data` with the 4-byte `key` repeated (RFC 6455 §5.3)."""
+
+def alloc(size: int, /) -> bytes:
+    """A bytes object of `size` octets, not yet filled (mask_into fills it)."""
+
+def mask_into(
+    target: bytes | bytearray,
+    offset: int,
+    data: bytes | bytearray | memoryview,
+    key: bytes | bytearray | None,
+    /,
+) -> None:
+    """target[offset + i] = data[i] XOR key[(offset + i) % 4]; a copy when key is None."""

@@ -188,6 +188,7 @@ class Connection(asyncio.Protocol):
         "_messages",
         "_recv_waiter",
         "_reading_paused",
+        "_read_held",
         "_writing_paused",
         "_drain_waiters",
         "_lost",
@@ -240,7 +241,8 @@ class Connection(asyncio.Protocol):
         # an empty deque is 600), then _END where the peer's close or an error came.
         self._messages: list[str | bytes | _End] = []
         self._recv_waiter: asyncio.Future[None] | None = None
-        self._reading_paused = False
+        self._reading_paused = False  # the queue of messages is full
+        self._read_held = False  # reading paused while the write buffer drains (below)
         self._writing_paused = False
         self._drain_waiters: list[asyncio.Future[None]] | None = None
         self._lost = False
@@ -528,6 +530,7 @@ class Connection(asyncio.Protocol):
             else:
                 self._write(core.send_close(code, reason))
                 self._arm_close_deadline()
+                self._release_read()  # see pause_writing
                 if core.eof_received:
                     self._start_tcp_close()
                 elif self._reading_paused:
@@ -617,8 +620,9 @@ class Connection(asyncio.Protocol):
             # queue had no room for waits in the core, and TCP flow control pushes back on
             # the peer until the application catches up.
             self._reading_paused = True
-            assert self._transport is not None
-            self._transport.pause_reading()
+            if not self._read_held:
+                assert self._transport is not None
+                self._transport.pause_reading()
 
     def _call_back(self, message: str | bytes) -> None:
         callback = self._message_callback
@@ -676,13 +680,34 @@ class Connection(asyncio.Protocol):
             self._closed.set_result(None)
 
     def pause_writing(self) -> None:
-        """The transport's buffer went over write_limit: send() will wait."""
+        """The transport's buffer went over write_limit: send() will wait, and reading
+        stops until it drains.
+
+        Reading stops because what the peer sends may make us write without anybody
+        calling send(): a pong for its pings, a callback's answers. A peer that sends and
+        never reads would otherwise make the write buffer grow without bound (a ping
+        flood). Control frames wait in the kernel with the rest; TCP flow control pushes
+        back on the peer. Once our close frame is sent nothing read is answered any more,
+        so reading goes on then (to find the peer's close, see _start_tcp_close)."""
         self._writing_paused = True
+        if self._core.close_sent is None and not self._read_held:
+            self._read_held = True
+            if not self._reading_paused:
+                assert self._transport is not None
+                self._transport.pause_reading()
 
     def resume_writing(self) -> None:
-        """The transport's buffer drained: release the senders."""
+        """The transport's buffer drained: release the senders, read again."""
         self._writing_paused = False
+        self._release_read()
         self._wake_drainers()
+
+    def _release_read(self) -> None:
+        if self._read_held:
+            self._read_held = False
+            if not self._reading_paused:
+                assert self._transport is not None
+                self._transport.resume_reading()
 
     def _end_received(self) -> None:
         core = self._core
@@ -721,6 +746,7 @@ class Connection(asyncio.Protocol):
         self._tcp_closing = True
         self._messages = [m for m in self._messages if m is not _END]
         assert self._transport is not None
+        self._release_read()
         if self._reading_paused:
             self._resume_reading()
         if self._core.role is Role.SERVER:
@@ -744,8 +770,9 @@ class Connection(asyncio.Protocol):
     def _resume_reading(self) -> None:
         # Harmless on a transport that has closed meanwhile, with asyncio and uvloop alike.
         self._reading_paused = False
-        assert self._transport is not None
-        self._transport.resume_reading()
+        if not self._read_held:
+            assert self._transport is not None
+            self._transport.resume_reading()
 
     def _wake_receiver(self) -> None:
         waiter = self._recv_waiter

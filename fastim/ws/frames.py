@@ -181,6 +181,30 @@ def _select_mask(
 
 _mask = _select_mask(os.environ.get("FASTIM_WS_SPEEDUPS", "1") != "0")
 
+# A large payload is received straight into the object that becomes the message's bytes,
+# unmasked read by read as it arrives (FrameDecoder._receive_directly): no receive buffer
+# grown to the frame's size and copied out again at the end. Large means at least this
+# many bytes; and the switch is made once an eighth of the payload has arrived, so that a
+# peer cannot make us allocate more than eight times what it has sent.
+_DIRECT_THRESHOLD = 64 * 1024
+try:
+    from fastim.ws._speedups import alloc as _alloc_c
+    from fastim.ws._speedups import mask_into as _mask_into_c
+except ImportError:  # pragma: no cover - the extension is built on the project's machines
+    _alloc_c = _mask_into_c = None  # type: ignore[assignment]
+
+
+def _mask_into_python(
+    target: bytes | bytearray,
+    offset: int,
+    data: bytes | bytearray | memoryview,
+    key: bytes | bytearray | None,
+) -> None:
+    """Pure-Python `_speedups.mask_into`, on a bytearray target."""
+    assert isinstance(target, bytearray)
+    end = offset + len(data)
+    target[offset:end] = data if key is None else apply_mask(data, bytes(key), offset)
+
 
 def apply_mask(data: bytes | bytearray | memoryview, mask: bytes, offset: int = 0) -> bytes:
     """XOR `data` with the 4-byte masking key `mask` (RFC 6455 §5.3).
@@ -286,7 +310,15 @@ class FrameDecoder:
       always starts at the header of the next frame, so it is empty when nothing is due.
     """
 
-    __slots__ = ("expect_masked", "max_data_length", "pending_header", "buffer", "_unmasked")
+    __slots__ = (
+        "expect_masked",
+        "max_data_length",
+        "pending_header",
+        "buffer",
+        "_unmasked",
+        "_payload",
+        "_filled",
+    )
 
     def __init__(
         self,
@@ -302,15 +334,62 @@ class FrameDecoder:
         # How many payload bytes of the pending frame have been unmasked in place (by
         # peek_payload), so they are never unmasked twice.
         self._unmasked = 0
+        # A large pending frame's payload, received directly (see _DIRECT_THRESHOLD), and
+        # how many of its bytes have arrived; None and 0 otherwise.
+        self._payload: bytes | bytearray | None = None
+        self._filled = 0
 
     @property
     def buffered(self) -> int:
         """How many bytes are buffered and not yet handed out."""
-        return len(self.buffer)
+        return len(self.buffer) + self._filled
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes."""
+        payload = self._payload
+        if payload is not None:
+            # What belongs to the pending frame goes straight into its payload.
+            header = self.pending_header
+            assert header is not None
+            filled = self._filled
+            missing = len(payload) - filled
+            with memoryview(data) as view:
+                with view[:missing] as piece:
+                    self._put(piece, filled, header.mask)
+                    self._filled = filled + len(piece)
+                if len(view) > missing:
+                    with view[missing:] as rest:
+                        self.buffer += rest
+            return
         self.buffer += data
+
+    def _put(
+        self, piece: bytes | bytearray | memoryview, offset: int, key: bytes | None
+    ) -> None:
+        payload = self._payload
+        if type(payload) is bytearray:
+            _mask_into_python(payload, offset, piece, key)
+        else:
+            assert payload is not None
+            _mask_into_c(payload, offset, piece, key)
+
+    def _receive_directly(self, header: FrameHeader) -> None:
+        """Move the part of the pending frame's payload that has arrived into the object
+        that becomes its payload; what follows will be put there as it comes (feed)."""
+        # The C extension fills a bytes object in place; without it (or with the tests'
+        # pure-Python masking in use) a bytearray is filled and copied once at the end.
+        c = _mask is not _mask_python and _alloc_c is not None
+        self._payload = _alloc_c(header.length) if c else bytearray(header.length)
+        done = self._unmasked  # peek_payload unmasked these in place already
+        buffer = self.buffer
+        with memoryview(buffer) as view:
+            received = view[header.size :]
+            self._put(received[:done], 0, None)
+            self._put(received[done:], done, header.mask)
+            self._filled = len(received)
+            received.release()  # before the buffer may change
+        buffer.clear()
+        self._unmasked = 0
 
     def next_frame(self) -> Frame | None:
         """Return the next complete frame, or None until more bytes are fed.
@@ -384,6 +463,8 @@ class FrameDecoder:
                 mask,
                 size,
             )
+            if length >= _DIRECT_THRESHOLD and (len(buffer) - size) * 8 >= length:
+                self._receive_directly(self.pending_header)  # see _DIRECT_THRESHOLD
             return None
         if length < _VIEW_THRESHOLD:
             # A small payload: slicing copies a few bytes, cheaper than a memoryview.
@@ -470,9 +551,28 @@ class FrameDecoder:
 
     def _complete(self, header: FrameHeader) -> Frame | None:
         """The pending frame, once the rest of its payload has arrived."""
+        direct = self._payload
+        if direct is not None:
+            if self._filled < header.length:
+                return None
+            self._payload = None
+            self._filled = 0
+            self.pending_header = None
+            return Frame(
+                header.opcode,
+                direct if type(direct) is bytes else bytes(direct),
+                header.fin,
+                header.rsv1,
+                header.rsv2,
+                header.rsv3,
+                header.mask is not None,
+            )
         buffer = self.buffer
         end = header.size + header.length
         if len(buffer) < end:
+            received = len(buffer) - header.size
+            if header.length >= _DIRECT_THRESHOLD and received * 8 >= header.length:
+                self._receive_directly(header)
             return None
         mask = header.mask
         if mask is not None and self._unmasked:
@@ -503,6 +603,8 @@ class FrameDecoder:
         header = self.pending_header
         if header is None:
             return b""
+        if self._payload is not None:
+            return bytes(self._payload[start : self._filled])
         available = min(len(self.buffer) - header.size, header.length)
         if header.mask is not None:
             self._unmask_in_place(header, available)

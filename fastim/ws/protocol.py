@@ -114,7 +114,8 @@ class Message:
 
 @dataclass(frozen=True, slots=True)
 class PingReceived:
-    """A ping arrived; the core has already queued the pong (RFC 6455 §5.5.2)."""
+    """A ping arrived; the core has already queued the pong (RFC 6455 §5.5.2), which
+    data_to_send() returns, one for the most recent of the pings it has not answered."""
 
     payload: bytes
 
@@ -150,6 +151,29 @@ Event = Message | PingReceived | PongReceived | CloseReceived | ProtocolFailure
 FrameObserver = Callable[[str, Frame], None]
 
 
+class _MaskKeys:
+    """Masking keys for a client (RFC 6455 §5.3: fresh and unpredictable for each frame),
+    taken 4 bytes at a time from os.urandom drawn 4 KiB at once: the same CSPRNG output as
+    os.urandom(4) per frame, without a getrandom(2) system call for each."""
+
+    __slots__ = ("_pool", "_next")
+
+    def __init__(self) -> None:
+        self._pool = b""
+        self._next = 0
+
+    def __call__(self) -> bytes:
+        start = self._next
+        if start >= len(self._pool):
+            self._pool = os.urandom(4096)
+            start = 0
+        self._next = start + 4
+        return self._pool[start : start + 4]
+
+
+_mask_keys = _MaskKeys()
+
+
 def _new_utf8_decoder() -> codecs.IncrementalDecoder:
     return codecs.getincrementaldecoder("utf-8")("strict")
 
@@ -174,7 +198,7 @@ class WebSocketProtocol:
         "on_frame",
         "_mask_key",
         "_decoder",
-        "_outgoing",
+        "_pong",
         "_message_opcode",
         "_message_compressed",
         "_message_size",
@@ -194,7 +218,7 @@ class WebSocketProtocol:
         *,
         max_size: int | None = DEFAULT_MAX_SIZE,
         extension: Extension | None = None,
-        mask_key: Callable[[], bytes] = lambda: os.urandom(4),
+        mask_key: Callable[[], bytes] = _mask_keys,
         on_frame: FrameObserver | None = None,
     ) -> None:
         self.role = role
@@ -206,7 +230,10 @@ class WebSocketProtocol:
         self._decoder = FrameDecoder(
             expect_masked=role is Role.SERVER, max_data_length=self._wire_limit()
         )
-        self._outgoing = bytearray()  # automatic replies (pongs) for data_to_send()
+        # The payload of the ping to answer with data_to_send(): only the most recent one
+        # (RFC 6455 §5.5.3 allows it), so a flood of pings costs one pong per read, not one
+        # per ping.
+        self._pong: bytes | None = None
 
         # The data message being received (§5.4). Text is checked and decoded as it
         # arrives (§8.1, fail fast) into str pieces; binary is kept as bytes pieces; both
@@ -278,11 +305,17 @@ class WebSocketProtocol:
             return events  # §5.5.1: nothing after a close frame is processed
         decoder = self._decoder
         buffer = decoder.buffer
-        buffer += data
+        if decoder.pending_header is None:
+            buffer += data
+        else:
+            decoder.feed(data)  # a large payload may go straight to its frame
         count = 0
         try:
-            # The buffer always starts at the next frame's header: empty, nothing to do.
-            while buffer and (max_messages is None or count < max_messages):
+            # The buffer always starts at the next frame's header: empty and no frame
+            # pending (whose payload may be received outside the buffer), nothing to do.
+            while (buffer or decoder.pending_header is not None) and (
+                max_messages is None or count < max_messages
+            ):
                 if self._message_opcode is None and self.on_frame is None:
                     # The common case, whole uncompressed messages in one frame each
                     # (§5.4): no Frame, no pieces to keep, no state to change.
@@ -294,7 +327,7 @@ class WebSocketProtocol:
                     )
                     if batch:
                         events.extend(map(Message, batch))
-                    if not buffer or count == max_messages:
+                    if count == max_messages or not buffer and decoder.pending_header is None:
                         break
                 frame = decoder.next_frame()
                 if frame is None:
@@ -322,6 +355,7 @@ class WebSocketProtocol:
             self.between_messages = (
                 self._message_opcode is None
                 and not self._decoder.buffer
+                and self._decoder.pending_header is None
                 and self.close_sent is None
             )
         return events
@@ -381,12 +415,14 @@ class WebSocketProtocol:
         self._drop_message()
 
     def data_to_send(self) -> bytes:
-        """Bytes the core wants written on its own account (pongs), then forgets them."""
-        if not self._outgoing:
+        """Bytes the core wants written on its own account, then forgets them: the pong
+        that answers the most recent ping received since the last call (§5.5.2, §5.5.3:
+        a pong may answer only the most recent of several pings)."""
+        payload = self._pong
+        if payload is None:
             return b""
-        data = bytes(self._outgoing)
-        self._outgoing.clear()
-        return data
+        self._pong = None
+        return self._frame_bytes(Frame(Opcode.PONG, payload))
 
     def _receive_frame(self, frame: Frame, events: list[Event]) -> None:
         opcode = frame.opcode
@@ -400,11 +436,12 @@ class WebSocketProtocol:
         ):
             raise ProtocolError(CloseCode.PROTOCOL_ERROR, "RSV1 set without an extension")
         if opcode is Opcode.PING:
-            # §5.5.2: answer every ping with a pong carrying its payload, unless we have
-            # already sent a close frame (§5.5.1: nothing may follow it).
+            # §5.5.2: answer a ping with a pong carrying its payload, unless we have
+            # already sent a close frame (§5.5.1: nothing may follow it). §5.5.3: when
+            # several came before the host asks, answering the most recent one is enough.
             events.append(PingReceived(frame.payload))
             if self.close_sent is None:
-                self._outgoing += self._frame_bytes(Frame(Opcode.PONG, frame.payload))
+                self._pong = frame.payload
         elif opcode is Opcode.PONG:
             events.append(PongReceived(frame.payload))  # §5.5.3
         elif opcode is Opcode.CLOSE:
@@ -571,7 +608,12 @@ class WebSocketProtocol:
             self._check_can_send()
         extension = self.extension
         if extension is None:
-            if self._mask_key is None and self.on_frame is None:
+            if self.on_frame is None and self._mask_key is not None:
+                # The common case on a client: one masked frame (§5.3), nobody watching.
+                key = self._mask_key()
+                header = frame_header(0x80 | opcode, len(data), 0x80) + key
+                return header, frames._mask(data, key)
+            if self.on_frame is None:
                 # The common case on a server: an unmasked frame, nobody watching.
                 length = len(data)
                 if length < 126:
