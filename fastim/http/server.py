@@ -75,6 +75,9 @@ class Limits:
     keep_alive_timeout: float = 15.0
     #: Pipelined bytes buffered while a request is being handled before reading pauses.
     max_pipeline_buffer: int = 256 * 1024
+    #: Seconds a peer may leave our answers unread (the transport's write buffer above
+    #: its high-water mark, with no drain) before the connection is cut.
+    write_timeout: float = 30.0
     #: Seconds a graceful shutdown waits for in-flight requests before cutting them.
     shutdown_timeout: float = 10.0
     #: Seconds to keep reading (and discarding) after an error response before closing,
@@ -188,7 +191,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self._draining:
             return  # after an error response: read and drop until the peer goes away
         self.parser.receive_data(data)
-        if self._task is not None:
+        if self._task is not None or self._writing_paused:
             # A request is being answered; keep the pipelined bytes, within a bound.
             if self.parser.buffered_size > self.limits.max_pipeline_buffer:
                 self._pause_reading()
@@ -221,13 +224,23 @@ class HTTPProtocol(asyncio.Protocol):
             self._wakeup.set_result(None)  # the idle worker ends
 
     def pause_writing(self) -> None:
+        # The peer is not reading what we write.  Nothing more is parsed or answered
+        # until the buffer drains (the answering task waits in `_drain`), and reading
+        # stops too, so the kernel's buffers push back on the client.
         self._writing_paused = True
+        if not self.upgraded:
+            self._pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        elif self._reading_paused and self._task is None and not self.upgraded:
+            # Between requests nothing else would resume reading.
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
 
     # -- reading requests ------------------------------------------------------------
 
@@ -418,6 +431,10 @@ class HTTPProtocol(asyncio.Protocol):
             self._sink = None
         try:
             await self._send(head, response, keep_alive)
+            # The next pipelined request waits until the peer has read this answer (down
+            # to the low-water mark): otherwise a client that sends and never reads makes
+            # us queue answers without limit.
+            await self._drain()
         except Exception:
             logger.exception("error sending a response")
             keep_alive = False
@@ -517,13 +534,18 @@ class HTTPProtocol(asyncio.Protocol):
         return sent
 
     async def _drain(self) -> None:
+        """Wait until the write buffer is below its low-water mark; a peer that reads
+        nothing for `write_timeout` seconds has its connection cut (see `_on_timer`)."""
         if not self._writing_paused or self.transport is None or self.transport.is_closing():
             return
         self._drain_waiter = self.loop.create_future()
+        self._arm_timer(self.limits.write_timeout, "write")
         try:
             await self._drain_waiter
         finally:
             self._drain_waiter = None
+            if self._timer_kind == "write":
+                self._cancel_timer()
 
     async def _upgrade(self, request: Request, route: WebSocketRoute) -> None:
         """Run the pre-upgrade check, then give the transport to fastim.ws."""
@@ -673,7 +695,14 @@ class HTTPProtocol(asyncio.Protocol):
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
         self._timer_kind = ""
-        if kind in ("head", "body") and self.parser.in_progress:
+        if kind == "write":
+            # The peer has read nothing of our answers for write_timeout seconds.  A
+            # plain close would wait for the buffer to flush, i.e. for ever: cut it.
+            logger.info("closing %s: it has not read its answers for %.1f s",
+                        self.remote_addr, self.limits.write_timeout)
+            if self.transport is not None:
+                self.transport.abort()
+        elif kind in ("head", "body") and self.parser.in_progress:
             # Too slow: a slowloris or a stalled client.  It gets a 408, then we close.
             self._reject(HTTPError(408, "request timeout"))
         else:
@@ -686,8 +715,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _close(self) -> None:
         self._cancel_timer()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            if transport.get_write_buffer_size() > 0:
+                # close() flushes first; a peer that never reads would keep the
+                # connection (and its buffer) for ever.
+                self._arm_timer(self.limits.write_timeout, "write")
 
     # -- shutdown --------------------------------------------------------------------
 
