@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-import re
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from .body import BytesSink, MultipartSink, parse_content_type
 from .errors import HTTPError, reason_phrase
@@ -44,15 +44,35 @@ from .router import Route, Router, WebSocketRoute
 logger = logging.getLogger("fastim.http")
 access_logger = logging.getLogger("fastim.access")
 
-# Query parameters whose values never reach a log: token, access_token, refresh_token...
-_SECRET_QUERY = re.compile(r"([?&][^=&#]*token=)[^&#]*", re.IGNORECASE)
-
-
 def redact_target(target: str) -> str:
-    """The request-target with the values of ``*token=`` query parameters hidden."""
-    if "token=" not in target.lower():
+    """The request-target with the values of query parameters whose name ends in
+    ``token`` (token, access_token, refresh_token...) hidden.
+
+    Names are compared as the application reads them, percent-decoded (`%74oken` is
+    `token`, and `+` a space: fastim.http.body.parse_urlencoded), so an encoded name
+    cannot carry a token past the redaction."""
+    path, question, rest = target.partition("?")
+    if not question:
         return target
-    return _SECRET_QUERY.sub(r"\1REDACTED", target)
+    query, hash_, fragment = rest.partition("#")
+    lowered = query.lower()
+    if "token" not in lowered and "%" not in lowered:
+        return target  # the common case: nothing to hide, nothing encoded
+    fields = query.split("&")
+    changed = False
+    for index, field in enumerate(fields):
+        name, equals, _ = field.partition("=")
+        if equals and _is_secret_name(name):
+            fields[index] = name + "=REDACTED"
+            changed = True
+    if not changed:
+        return target
+    return path + "?" + "&".join(fields) + hash_ + fragment
+
+
+def _is_secret_name(name: str) -> bool:
+    decoded = unquote_plus(name, errors="replace") if "%" in name or "+" in name else name
+    return decoded.strip().lower().endswith("token")
 
 
 @dataclass(frozen=True)
