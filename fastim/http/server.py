@@ -326,6 +326,12 @@ class HTTPProtocol(asyncio.Protocol):
                 if has_body:
                     self._reject(HTTPError(400, "an upgrade request cannot have a body"))
                     return False
+                if head.http_version != "1.1":
+                    # RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request (and
+                    # HTTP/1.0 has no Upgrade: RFC 9110 §7.8).
+                    self._pending_error = HTTPError(
+                        400, "a WebSocket upgrade needs HTTP/1.1")
+                    return True
                 self._ws_route, request.path_params = found
                 return True
         try:
