@@ -235,6 +235,8 @@ def add_serve_arguments(
           "seconds to send a request body where the route sets none (408 beyond)")
     limit("--keep-alive-timeout", float, http.keep_alive_timeout,
           "seconds an idle keep-alive connection is kept open")
+    limit("--write-timeout", float, http.write_timeout,
+          "seconds a client may leave its answers unread before it is cut off")
     # Uploads (fastim/media/options.py).
     media = defaults.media
     limit("--upload-max-bytes", int, media.max_upload_bytes,
@@ -276,7 +278,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
                  "login_window", "group_limit", "max_request_line", "max_header_size",
                  "max_header_count", "max_body_size", "header_timeout", "body_timeout",
-                 "keep_alive_timeout", "upload_max_bytes", "upload_max_pixels",
+                 "keep_alive_timeout", "write_timeout", "upload_max_bytes", "upload_max_pixels",
                  "upload_max_frames", "upload_rate", "upload_rate_window",
                  "chat_outbound_buffer", "chat_max_frame", "chat_ping_timeout", "chat_rate",
                  "chat_max_text"):
@@ -330,7 +332,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                       max_body_size=args.max_body_size,
                       header_timeout=args.header_timeout,
                       body_timeout=args.body_timeout,
-                      keep_alive_timeout=args.keep_alive_timeout),
+                      keep_alive_timeout=args.keep_alive_timeout,
+                      write_timeout=args.write_timeout),
         media=media,
         chat_outbound_buffer=args.chat_outbound_buffer,
         chat_max_frame=args.chat_max_frame,

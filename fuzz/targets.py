@@ -8,6 +8,7 @@ Run one with `python -m fuzz TARGET [libFuzzer flags]`; `make fuzz` runs them al
 from __future__ import annotations
 
 import contextlib
+import json
 from collections.abc import Callable
 
 from fastim.chat.protocol import ChatError, parse
@@ -79,11 +80,37 @@ def ws_handshake(data: bytes) -> None:
         parse_response(head)
 
 
+# The field values that once escaped the chat parser, as shapes the fuzzer can reach in
+# a few runs: digits of other scripts ("²", "１２", "٣"), numbers far beyond 64 bits, and
+# nesting far beyond MAX_DEPTH.
+_CHAT_FIELDS = ("cmd", "dstid", "media", "amount", "cid", "since", "limit", "kind", "upto")
+
+
+def _chat_shapes(data: bytes) -> list[str | bytes]:
+    if len(data) < 2:
+        return []
+    field = _CHAT_FIELDS[data[0] % len(_CHAT_FIELDS)]
+    rest = data[2:]
+    text = rest.decode("utf-8", "replace")
+    depth = data[1] * 40  # up to 10,200 levels
+    head = '{"cmd": 10, "dstid": 2, "content": "x", "' + field + '": '
+    digits = "".join(c for c in text if c.isdigit()) or "0"
+    return [
+        head + json.dumps(text) + "}",
+        head + digits + "}",
+        head + json.dumps(digits) + "}",
+        head + "1" + "9" * (data[1] * 20) + "}",
+        "[" * depth + text + "]" * (depth // 2),
+        b'{"cmd": 10, "x": ' + b"{" * depth + rest,
+    ]
+
+
 def chat_message(data: bytes) -> None:
-    try:
-        parse(data)
-    except ChatError as error:
-        assert error.reason
+    for message in (data, *_chat_shapes(data)):
+        try:
+            parse(message)
+        except ChatError as error:
+            assert error.reason
 
 
 TARGETS: dict[str, Callable[[bytes], None]] = {

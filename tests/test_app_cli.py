@@ -145,6 +145,7 @@ LIMIT_FLAGS = [
     ("--body-timeout", "FASTIM_BODY_TIMEOUT", "3.5", lambda c: c.limits.body_timeout),
     ("--keep-alive-timeout", "FASTIM_KEEP_ALIVE_TIMEOUT", "4.5",
      lambda c: c.limits.keep_alive_timeout),
+    ("--write-timeout", "FASTIM_WRITE_TIMEOUT", "5.5", lambda c: c.limits.write_timeout),
     ("--upload-max-bytes", "FASTIM_UPLOAD_MAX_BYTES", "100000",
      lambda c: c.media.max_upload_bytes),
     ("--upload-max-pixels", "FASTIM_UPLOAD_MAX_PIXELS", "1000000", lambda c: c.media.max_pixels),
@@ -190,6 +191,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert (config.chat_ping_interval, config.chat_ping_timeout) == (20.0, 20.0)
     assert config.chat_outbound_buffer == 1024 * 1024
     assert config.limits.max_body_size == 1024 * 1024
+    assert config.limits.write_timeout == 30.0
     assert config.media.max_upload_bytes == 10 * 1024 * 1024
     assert config.hsts_max_age == 180 * 24 * 3600
     assert parse(["--chat-ping-interval", "0"], {}).chat_ping_interval is None  # no pings
@@ -200,6 +202,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     (["--max-body-size", "-1"], {}, "--max-body-size must be positive"),
     (["--login-window", "nan"], {}, "--login-window must be positive"),
     (["--chat-ping-timeout", "0"], {}, "--chat-ping-timeout must be positive"),
+    (["--write-timeout", "0"], {}, "--write-timeout must be positive"),
     (["--hsts-max-age", "-5"], {}, "--hsts-max-age must be 0 or more"),
     ([], {"FASTIM_MAX_SESSIONS": "many"}, "FASTIM_MAX_SESSIONS must be an integer"),
     ([], {"FASTIM_HEADER_TIMEOUT": "soon"}, "FASTIM_HEADER_TIMEOUT must be a number"),

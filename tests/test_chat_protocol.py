@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -22,6 +23,9 @@ from fastim.chat.protocol import (
     parse,
 )
 from fastim.chat.ratelimit import TokenBucket
+from fastim.ws import ConnectionClosed
+from tests.chat_support import ChatClient
+from tests.store_fixtures import ApiServer
 
 
 def msg(**fields: object) -> str:
@@ -115,7 +119,74 @@ def test_encode_is_compact_and_keeps_unicode() -> None:
     assert encode({"content": "你好 😀", "id": 1}) == '{"content":"你好 😀","id":1}'
 
 
-@given(st.text(max_size=200) | st.binary(max_size=200))
+# What the hub counts as a strike towards closing with 1008 (fastim/chat/hub.py,
+# Hub.receive): every refusal of malformed input must be one of these.
+MALFORMED = {"bad_json", "bad_field", "unknown_cmd", "unknown_media"}
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # str.isdigit() is true for these, int() refuses the first and reads the others
+    ('{"cmd": "\u00b2"}', "bad_field"),
+    ('{"cmd": 10, "dstid": "\uff11\uff12", "media": 1, "content": "x"}', "bad_field"),
+    ('{"cmd": 10, "dstid": "\u0663", "media": 1, "content": "x"}', "bad_field"),
+    ('{"cmd": 20, "since": "\u00b9\u00b2"}', "bad_field"),
+    ('{"cmd": 10, "dstid": 2, "media": 1, "content": "x", "amount": "\u2460"}', "bad_field"),
+    # nesting: refused before json.loads recurses into it
+    ("[" * 30000, "bad_json"),
+    (b"[" * 30000, "bad_json"),
+    ('{"cmd": 0, "x": ' + "[" * 33 + "]" * 33 + "}", "bad_json"),
+    ('{"a": ' * 40 + "1" + "}" * 40, "bad_json"),
+    ("{" * 30000, "bad_json"),
+    # numbers far beyond 64 bits, as literals and as digit strings
+    ('{"cmd": 1' + "0" * 5000 + "}", "bad_json"),  # beyond Python's int digit limit
+    ('{"cmd": 1' + "0" * 100 + "}", "bad_field"),
+    ('{"cmd": 10, "dstid": "1' + "0" * 100 + '", "media": 1, "content": "x"}', "bad_field"),
+    ('{"cmd": 10, "dstid": 1e400, "media": 1, "content": "x"}', "bad_field"),
+    ('{"cmd": 10, "dstid": NaN, "media": 1, "content": "x"}', "bad_field"),
+])
+def test_inputs_that_once_escaped_the_parser_are_malformed_commands(
+        text: str | bytes, expected: str) -> None:
+    assert reason(text) == expected
+    assert expected in MALFORMED
+
+
+def test_ascii_digit_strings_and_nesting_up_to_the_limit_are_still_accepted() -> None:
+    assert parse('{"cmd": "0"}') == Heartbeat()
+    assert parse(msg(dstid="12")).dstid == 12  # type: ignore[union-attr]
+    assert parse('{"cmd": 0, "x": ' + "[" * 31 + "]" * 31 + "}") == Heartbeat()
+    assert parse('{"cmd": 0, "x": "' + "[" * 1000 + '"}') == Heartbeat()  # text, not nesting
+    assert parse('{"cmd": 0, "x": "\\\"' + "{" * 100 + '"}') == Heartbeat()
+
+
+# Inputs shaped like the ones that escaped: digits of any script, deep nesting, numbers of
+# any size, as field values and as whole messages.
+_FIELDS = st.sampled_from(["cmd", "dstid", "media", "content", "url", "pic", "memo", "amount",
+                           "cid", "since", "limit", "kind", "upto"])
+_DIGITS = st.text(st.characters(categories=["Nd", "No"]), min_size=1, max_size=25)
+_HUGE = st.integers(min_value=-(10**400), max_value=10**400)
+
+
+@st.composite
+def _nested(draw: st.DrawFn) -> str:
+    depth = draw(st.integers(min_value=0, max_value=5000))
+    opening = draw(st.sampled_from(["[", "{", '{"a":', "[1,"]))
+    inner = draw(st.sampled_from(["", "1", '{"cmd": 0}', '"x"']))
+    closing = {"[": "]", "{": "}", '{"a":': "}", "[1,": "]"}[opening]
+    return opening * depth + inner + closing * draw(st.integers(0, depth))
+
+
+_INPUTS = (
+    st.text(max_size=200)
+    | st.binary(max_size=200)
+    | _nested()
+    | st.builds(lambda field, value: json.dumps({"cmd": 10, "content": "x", field: value},
+                                                ensure_ascii=False),
+                _FIELDS, _DIGITS | _HUGE | _HUGE.map(str))
+    | st.builds(lambda field, nest: f'{{"cmd": 10, "{field}": {nest}}}', _FIELDS, _nested())
+)
+
+
+@given(_INPUTS)
 def test_any_input_gives_a_command_or_a_chat_error(text: str | bytes) -> None:
     try:
         parse(text)
@@ -123,11 +194,10 @@ def test_any_input_gives_a_command_or_a_chat_error(text: str | bytes) -> None:
         assert exc.reason
 
 
-@given(st.dictionaries(st.sampled_from(["cmd", "dstid", "media", "content", "url", "pic",
-                                        "memo", "amount", "cid", "since", "limit", "kind",
-                                        "upto"]),
+@given(st.dictionaries(_FIELDS,
                        st.none() | st.booleans() | st.integers() | st.floats() | st.text()
-                       | st.lists(st.integers(), max_size=2)))
+                       | st.lists(st.integers(), max_size=2) | _DIGITS | _HUGE
+                       | _HUGE.map(str)))
 def test_any_json_object_gives_a_command_or_a_chat_error(data: dict[str, object]) -> None:
     try:
         parse(json.dumps(data))
@@ -144,3 +214,29 @@ def test_token_bucket_refills_at_its_rate_up_to_its_burst() -> None:
     assert [bucket.take(100.0) for _ in range(4)] == [True, True, True, False]
     with pytest.raises(ValueError):
         TokenBucket(rate=0, burst=1, now=0)
+
+
+@pytest.mark.parametrize("garbage", ['{"cmd": "\u00b2"}', "[" * 30000,
+                                     '{"cmd": 10, "dstid": "\uff12", "content": "x"}'])
+def test_over_the_wire_such_inputs_are_strikes_and_close_with_1008(
+        api: ApiServer, garbage: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Before, each answered `unavailable` with a logged traceback and never counted
+    towards the malformed-message strikes (30 got 30 replies, no close)."""
+    _, token = api.user_with_token(nickname="mallory")
+
+    async def scenario() -> tuple[int | None, list[str]]:
+        client = await ChatClient.open(api, token)
+        errors: list[str] = []
+        with pytest.raises(ConnectionClosed):
+            for _ in range(30):
+                await client.connection.send(garbage)
+            while True:
+                frame = await client.frame()
+                if frame.get("cmd") == Cmd.ERROR:
+                    errors.append(frame["error"])
+        return client.connection.close_code, errors
+
+    code, errors = asyncio.run(scenario())
+    assert code == 1008
+    assert errors and set(errors) <= MALFORMED
+    assert not [r for r in caplog.records if r.exc_info]  # no tracebacks

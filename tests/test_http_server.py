@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 from test_http_parser import BAD_REQUESTS
 
 from fastim.http import HTTPError, Limits, Request, Response, Router, json_response
+from fastim.http.server import redact_target
 
 
 def make_router() -> Router:
@@ -561,6 +562,40 @@ def test_access_log_has_one_line_per_request_with_tokens_redacted(
     assert '"GET /?token=REDACTED&x=1 HTTP/1.1" 200' in lines[0]
     assert '"GET /nope?access_token=REDACTED HTTP/1.1" 404' in lines[1]
     assert all("s3cret" not in line and "abc" not in line for line in lines)
+
+
+def test_a_percent_encoded_token_name_is_redacted_too(
+    server: ServerThread, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The application decodes `%74oken` to `token` (issue 16: `/chat?%74oken=T` got 101
+    and its token was logged in clear), so the redaction decodes names too."""
+    caplog.set_level(logging.INFO, logger="fastim.access")
+    with server.connect() as sock:
+        client = Client(sock)
+        client.send(request("GET", "/?%74oken=s3cret") + request("GET", "/?x=1&tok%65n=abc")
+                    + request("GET", "/?Access%5FToken=xyz&y=2"))
+        for _ in range(3):
+            client.read_response()
+    lines = [r.getMessage() for r in caplog.records if r.name == "fastim.access"]
+    assert len(lines) == 3
+    assert '"GET /?%74oken=REDACTED HTTP/1.1"' in lines[0]
+    assert '"GET /?x=1&tok%65n=REDACTED HTTP/1.1"' in lines[1]
+    assert '"GET /?Access%5FToken=REDACTED&y=2 HTTP/1.1"' in lines[2]
+    assert all(secret not in line for line in lines for secret in ("s3cret", "abc", "xyz"))
+
+
+@pytest.mark.parametrize(("target", "logged"), [
+    ("/chat?token=T", "/chat?token=REDACTED"),
+    ("/chat?%74oken=T", "/chat?%74oken=REDACTED"),
+    ("/chat?x=1&tok%65n=T", "/chat?x=1&tok%65n=REDACTED"),
+    ("/chat?%54%4F%4B%45%4E=T#f", "/chat?%54%4F%4B%45%4E=REDACTED#f"),
+    ("/chat?refresh+token=T", "/chat?refresh+token=REDACTED"),
+    ("/chat?x=%74oken", "/chat?x=%74oken"),  # a value that decodes to "token" is no name
+    ("/chat?tokens=1&a=%41", "/chat?tokens=1&a=%41"),
+    ("/chat", "/chat"),
+])
+def test_redact_target_compares_decoded_names(target: str, logged: str) -> None:
+    assert redact_target(target) == logged
 
 
 # -- graceful shutdown -------------------------------------------------------------------------

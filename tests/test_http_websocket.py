@@ -146,6 +146,15 @@ def test_upgrade_with_a_body_is_refused(server: ServerThread) -> None:
     assert exchange(server, data).status == 400
 
 
+def test_an_http_1_0_upgrade_is_400(server: ServerThread) -> None:
+    """RFC 6455 §4.1: the handshake is an HTTP/1.1 request (issue 16: 1.0 got a 101)."""
+    data = upgrade_request("/room/1").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
+    response = exchange(server, data)
+    assert response.status == 400
+    assert b"HTTP/1.1" in response.body
+    assert exchange(server, upgrade_request("/room/1")).status == 101
+
+
 def test_upgrade_header_on_a_plain_route_is_just_http(server: ServerThread) -> None:
     assert exchange(server, upgrade_request("/api")).status == 200
 

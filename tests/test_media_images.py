@@ -4,6 +4,7 @@ the service's thread pool, on real files."""
 from __future__ import annotations
 
 import asyncio
+import io
 import os
 import tempfile
 import threading
@@ -23,6 +24,7 @@ from fastim.media import (
     process_image,
     sha256_file,
 )
+from fastim.media.images import gif_blocks
 
 
 def picture(size: tuple[int, int], mode: str = "RGB") -> Image.Image:
@@ -276,3 +278,60 @@ def test_a_multi_picture_jpeg_is_stored_as_its_first_picture(tmp_path: Path, wor
             assert back.convert("RGB").getpixel((200, 150))[0] > 200  # the orange photo
     finally:
         result.discard()
+
+
+def _gif(frames: list[Image.Image], **params: Any) -> bytes:
+    buffer = io.BytesIO()
+    frames[0].save(buffer, "GIF", save_all=len(frames) > 1, append_images=frames[1:],
+                   **params)
+    return buffer.getvalue()
+
+
+def test_data_after_a_gifs_trailer_is_not_stored(tmp_path: Path, work: Path) -> None:
+    """Issue 16: a GIF with an HTML page after its trailer was stored byte for byte."""
+    gif = _gif([picture((60, 40)).convert("P")])
+    source = tmp_path / "upload.gif"
+    source.write_bytes(gif + b"<html><script>alert(1)</script></html>")
+    result = process_image(source, work, MediaOptions())
+    try:
+        assert result.image.path != source and result.image.temporary
+        assert result.image.path.read_bytes() == gif  # the image, byte for byte
+    finally:
+        result.discard()
+
+
+def test_an_animated_gif_keeps_its_frames_and_loop_and_loses_comments(
+        tmp_path: Path, work: Path) -> None:
+    frames = [Image.new("L", (40, 40), v) for v in (0, 90, 180)]
+    gif = _gif(frames, duration=[100, 200, 300], loop=0, comment=b"secret note")
+    assert b"secret note" in gif
+    with Image.open(io.BytesIO(gif)) as original:
+        assert original.n_frames == 3
+    source = tmp_path / "anim.gif"
+    source.write_bytes(gif + b"trailing")
+    result = process_image(source, work, MediaOptions())
+    try:
+        stored = result.image.path.read_bytes()
+        assert b"secret note" not in stored and stored.endswith(b"\x3b")
+        with Image.open(result.image.path) as back:
+            assert back.n_frames == 3 and back.info.get("loop") == 0
+            durations = []
+            for index in range(3):
+                back.seek(index)
+                durations.append(back.info.get("duration"))
+            assert durations == [100, 200, 300]
+    finally:
+        result.discard()
+
+
+@pytest.mark.parametrize("tail", [b"", b"\x00\x01garbage", b"\x21\xfe\x05ab"])
+def test_gif_blocks_ends_after_the_last_whole_image(tail: bytes) -> None:
+    gif = _gif([picture((10, 10)).convert("P")])
+    body = gif[:-1]  # without its trailer
+    assert gif_blocks(body + tail) == gif
+
+
+def test_gif_blocks_refuses_what_has_no_whole_image() -> None:
+    for data in [b"GIF89a", b"GIF89a<script>alert(1)</script>", b"PNG", b"GIF89a" + b"\0" * 7]:
+        with pytest.raises(ValueError):
+            gif_blocks(data)

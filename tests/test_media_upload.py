@@ -556,3 +556,15 @@ def test_an_uploaded_image_is_sent_as_media_4(server: ApiServer) -> None:
         await b.close()
 
     asyncio.run(scenario())
+
+
+def test_a_gif_with_a_trailer_is_stored_without_it(server: ApiServer, token: str) -> None:
+    """Issue 16: a GIF plus an HTML page after its trailer was stored and served byte for
+    byte (immutable, for a year). What is stored ends at the GIF's trailer."""
+    gif = encode(picture((30, 20)).convert("P"), "GIF")
+    assert gif.endswith(b"\x3b")
+    smuggled = gif + b"<html><script>alert(document.cookie)</script></html>"
+    data = upload(server, token, smuggled, filename="cat.gif").data
+    served = fetch(server, data["url"])
+    assert served.body == gif
+    assert b"<script>" not in served.body

@@ -150,8 +150,11 @@ def _int(value: Any, field: str, cid: str | None, *, default: int | None = None,
         return default
     # bool is an int in Python but never a valid id or amount on the wire.
     if isinstance(value, bool) or not isinstance(value, int):
-        # fastIM's clients sent ids as strings of digits; accept those too.
-        if isinstance(value, str) and value.isdigit() and len(value) <= 19:
+        # fastIM's clients sent ids as strings of digits; accept those too. ASCII digits
+        # only: str.isdigit() is also true for "²" (which int() refuses) and for
+        # full-width "１２" (which int() would take as 12).
+        if (isinstance(value, str) and value.isascii() and value.isdigit()
+                and len(value) <= 19):
             value = int(value)
         else:
             raise ChatError("bad_field", f"{field} must be an integer", cid)
@@ -180,11 +183,50 @@ def _kind(value: Any, cid: str | None) -> Cmd:
     return Cmd(kind)
 
 
+#: Deepest nesting of JSON arrays and objects a command may have. A command is one flat
+#: object; this leaves room for fields a newer client adds, and refuses ``[[[[…`` before
+#: json.loads recurses into it (30,000 of them raised RecursionError).
+MAX_DEPTH = 32
+
+# A JSON string (its closing quote optional, so that an unclosed one is one match and
+# the scan stays linear), and a run of characters that are not brackets.
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"?', re.DOTALL)
+_NOT_BRACKETS = re.compile(r"[^\[\]{}]+")
+
+
+def _too_deep(text: str | bytes) -> bool:
+    """Whether the arrays and objects of `text` nest deeper than MAX_DEPTH, or its
+    brackets do not pair up (then it is not JSON either). Nearly every command has fewer
+    brackets than that and is not scanned; the scan is a few passes of C string work,
+    each taking away the innermost level, never a Python loop over the input."""
+    if isinstance(text, bytes):
+        text = text.decode("latin-1")  # only the ASCII brackets and quotes matter
+    if text.count("[") + text.count("{") <= MAX_DEPTH:
+        return False
+    brackets = _NOT_BRACKETS.sub("", _JSON_STRING.sub("", text))
+    for _ in range(MAX_DEPTH):
+        inner = brackets.replace("[]", "").replace("{}", "")
+        if not inner:
+            return False
+        if len(inner) == len(brackets):
+            return True  # no pair left to take away: they do not pair up
+        brackets = inner
+    return True
+
+
 def parse(text: str | bytes, limits: ChatLimits = ChatLimits()) -> Command:
-    """Validate one client frame; raise ChatError naming what is wrong."""
+    """Validate one client frame; raise ChatError naming what is wrong.
+
+    Every refusal is a ChatError (the hub counts the malformed ones, ``bad_json``,
+    ``bad_field``, ``unknown_cmd`` and ``unknown_media``, as strikes); no input makes
+    it raise anything else."""
+    if _too_deep(text):
+        raise ChatError("bad_json", f"the message is not valid JSON or nests deeper than "
+                                    f"{MAX_DEPTH} levels")
     try:
         data = json.loads(text)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        # ValueError also covers an integer literal beyond Python's digit limit.
         raise ChatError("bad_json", "the message is not valid JSON") from None
     if not isinstance(data, dict):
         raise ChatError("bad_json", "the message must be a JSON object")

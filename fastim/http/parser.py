@@ -497,12 +497,15 @@ def _parse_field_line(line: bytes) -> tuple[str, str]:
 
 
 def _parse_content_length(fields: list[str]) -> int:
-    """RFC 9110 §8.6: Content-Length = 1*DIGIT; a list of identical values may be
-    collapsed, anything else is a framing error."""
-    values = {part.strip(" \t") for field in fields for part in field.split(",")}
-    if len(values) != 1:
-        raise HTTPError(400, "conflicting Content-Length values")
-    (value,) = values
+    """RFC 9110 §8.6: Content-Length = 1*DIGIT, one field with one value.
+
+    §8.6 lets a recipient either merge a list of identical values (``2, 2``, or the field
+    twice) or refuse it; we refuse (400, RFC 9112 §6.3 item 5). An intermediary ahead of
+    us that takes the first of a list, or that forwards the list as it came, then cannot
+    disagree with us about where the body ends: no request smuggling through lists."""
+    if len(fields) != 1 or "," in fields[0]:
+        raise HTTPError(400, "more than one Content-Length value")
+    value = fields[0].strip(" \t")
     if not (value.isascii() and value.isdigit()):
         raise HTTPError(400, "malformed Content-Length")
     if len(value) > 18:

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import gzip
 import logging
-import re
 from collections.abc import Coroutine, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote_plus
 
 from fastim.ws import InvalidHandshake, take_over
 
@@ -46,15 +46,35 @@ from .router import Route, Router, WebSocketRoute
 logger = logging.getLogger("fastim.http")
 access_logger = logging.getLogger("fastim.access")
 
-# Query parameters whose values never reach a log: token, access_token, refresh_token...
-_SECRET_QUERY = re.compile(r"([?&][^=&#]*token=)[^&#]*", re.IGNORECASE)
-
-
 def redact_target(target: str) -> str:
-    """The request-target with the values of ``*token=`` query parameters hidden."""
-    if "token=" not in target.lower():
+    """The request-target with the values of query parameters whose name ends in
+    ``token`` (token, access_token, refresh_token...) hidden.
+
+    Names are compared as the application reads them, percent-decoded (`%74oken` is
+    `token`, and `+` a space: fastim.http.body.parse_urlencoded), so an encoded name
+    cannot carry a token past the redaction."""
+    path, question, rest = target.partition("?")
+    if not question:
         return target
-    return _SECRET_QUERY.sub(r"\1REDACTED", target)
+    query, hash_, fragment = rest.partition("#")
+    lowered = query.lower()
+    if "token" not in lowered and "%" not in lowered:
+        return target  # the common case: nothing to hide, nothing encoded
+    fields = query.split("&")
+    changed = False
+    for index, field in enumerate(fields):
+        name, equals, _ = field.partition("=")
+        if equals and _is_secret_name(name):
+            fields[index] = name + "=REDACTED"
+            changed = True
+    if not changed:
+        return target
+    return path + "?" + "&".join(fields) + hash_ + fragment
+
+
+def _is_secret_name(name: str) -> bool:
+    decoded = unquote_plus(name, errors="replace") if "%" in name or "+" in name else name
+    return decoded.strip().lower().endswith("token")
 
 
 @dataclass(frozen=True)
@@ -77,6 +97,9 @@ class Limits:
     keep_alive_timeout: float = 15.0
     #: Pipelined bytes buffered while a request is being handled before reading pauses.
     max_pipeline_buffer: int = 256 * 1024
+    #: Seconds a peer may leave our answers unread (the transport's write buffer above
+    #: its high-water mark, with no drain) before the connection is cut.
+    write_timeout: float = 30.0
     #: Seconds a graceful shutdown waits for in-flight requests before cutting them.
     shutdown_timeout: float = 10.0
     #: Seconds to keep reading (and discarding) after an error response before closing,
@@ -190,7 +213,7 @@ class HTTPProtocol(asyncio.Protocol):
         if self._draining:
             return  # after an error response: read and drop until the peer goes away
         self.parser.receive_data(data)
-        if self._task is not None:
+        if self._task is not None or self._writing_paused:
             # A request is being answered; keep the pipelined bytes, within a bound.
             if self.parser.buffered_size > self.limits.max_pipeline_buffer:
                 self._pause_reading()
@@ -223,13 +246,23 @@ class HTTPProtocol(asyncio.Protocol):
             self._wakeup.set_result(None)  # the idle worker ends
 
     def pause_writing(self) -> None:
+        # The peer is not reading what we write.  Nothing more is parsed or answered
+        # until the buffer drains (the answering task waits in `_drain`), and reading
+        # stops too, so the kernel's buffers push back on the client.
         self._writing_paused = True
+        if not self.upgraded:
+            self._pause_reading()
 
     def resume_writing(self) -> None:
         self._writing_paused = False
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        elif self._reading_paused and self._task is None and not self.upgraded:
+            # Between requests nothing else would resume reading.
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
 
     # -- reading requests ------------------------------------------------------------
 
@@ -295,6 +328,12 @@ class HTTPProtocol(asyncio.Protocol):
                 if has_body:
                     self._reject(HTTPError(400, "an upgrade request cannot have a body"))
                     return False
+                if head.http_version != "1.1":
+                    # RFC 6455 §4.1: the opening handshake is an HTTP/1.1 request (and
+                    # HTTP/1.0 has no Upgrade: RFC 9110 §7.8).
+                    self._pending_error = HTTPError(
+                        400, "a WebSocket upgrade needs HTTP/1.1")
+                    return True
                 self._ws_route, request.path_params = found
                 return True
         try:
@@ -420,6 +459,10 @@ class HTTPProtocol(asyncio.Protocol):
             self._sink = None
         try:
             await self._send(head, response, keep_alive)
+            # The next pipelined request waits until the peer has read this answer (down
+            # to the low-water mark): otherwise a client that sends and never reads makes
+            # us queue answers without limit.
+            await self._drain()
         except Exception:
             logger.exception("error sending a response")
             keep_alive = False
@@ -519,13 +562,18 @@ class HTTPProtocol(asyncio.Protocol):
         return sent
 
     async def _drain(self) -> None:
+        """Wait until the write buffer is below its low-water mark; a peer that reads
+        nothing for `write_timeout` seconds has its connection cut (see `_on_timer`)."""
         if not self._writing_paused or self.transport is None or self.transport.is_closing():
             return
         self._drain_waiter = self.loop.create_future()
+        self._arm_timer(self.limits.write_timeout, "write")
         try:
             await self._drain_waiter
         finally:
             self._drain_waiter = None
+            if self._timer_kind == "write":
+                self._cancel_timer()
 
     async def _upgrade(self, request: Request, route: WebSocketRoute) -> None:
         """Run the pre-upgrade check, then give the transport to fastim.ws."""
@@ -670,7 +718,14 @@ class HTTPProtocol(asyncio.Protocol):
             self._timer = self.loop.call_at(self._deadline, self._on_timer)
             return
         self._timer_kind = ""
-        if kind in ("head", "body") and self.parser.in_progress:
+        if kind == "write":
+            # The peer has read nothing of our answers for write_timeout seconds.  A
+            # plain close would wait for the buffer to flush, i.e. for ever: cut it.
+            logger.info("closing %s: it has not read its answers for %.1f s",
+                        self.remote_addr, self.limits.write_timeout)
+            if self.transport is not None:
+                self.transport.abort()
+        elif kind in ("head", "body") and self.parser.in_progress:
             # Too slow: a slowloris or a stalled client.  It gets a 408, then we close.
             self._reject(HTTPError(408, "request timeout"))
         else:
@@ -683,8 +738,13 @@ class HTTPProtocol(asyncio.Protocol):
 
     def _close(self) -> None:
         self._cancel_timer()
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is not None and not transport.is_closing():
+            transport.close()
+            if transport.get_write_buffer_size() > 0:
+                # close() flushes first; a peer that never reads would keep the
+                # connection (and its buffer) for ever.
+                self._arm_timer(self.limits.write_timeout, "write")
 
     # -- shutdown --------------------------------------------------------------------
 

@@ -15,7 +15,10 @@ What an upload becomes (docs/media.md):
   position, XMP, comments, text chunks); the colour profile and transparency are kept.
   An untouched JPEG is re-encoded with its own quantisation tables (``quality="keep"``)
   so it loses next to nothing. GIF and WebP are stored byte for byte unless they must be
-  downscaled or (WebP) carry EXIF or XMP.
+  downscaled or (WebP) carry EXIF or XMP. A GIF's blocks are walked first (``gif_blocks``):
+  anything after its trailer (an HTML page, say) and its comment and XMP blocks are
+  cut, so what is stored is the image and nothing else; the image data itself is kept
+  byte for byte.
 * The EXIF orientation is applied to the pixels before the EXIF goes, so a photo taken
   sideways is still upright.
 * A long side above ``max_side`` is scaled down (animations frame by frame, and they stay
@@ -250,7 +253,17 @@ def _encode(
     decoded: _Decoded, source: Path, work_dir: Path, options: MediaOptions, made: list[Path]
 ) -> tuple[Encoded, Encoded | None]:
     kind, first = decoded.kind, decoded.frames[0]
-    if decoded.keep_source:
+    if decoded.keep_source and kind is GIF:
+        data = source.read_bytes()
+        with _decoding():
+            clean = gif_blocks(data)
+        if clean == data:
+            image = Encoded(source, kind, first.width, first.height, decoded.animated, False)
+        else:
+            path = _new_file(work_dir, kind, made)
+            path.write_bytes(clean)
+            image = Encoded(path, kind, first.width, first.height, decoded.animated)
+    elif decoded.keep_source:
         image = Encoded(source, kind, first.width, first.height, decoded.animated, False)
     else:
         path = _new_file(work_dir, kind, made)
@@ -260,6 +273,75 @@ def _encode(
             _save_still(first, kind, path, options, untouched=decoded.untouched_jpeg)
         image = Encoded(path, kind, first.width, first.height, decoded.animated)
     return image, _thumbnail(first, work_dir, options, made)
+
+
+# GIF application extensions that change how the image shows: the loop count
+# (NETSCAPE2.0, ANIMEXTS1.0) and a colour profile. Others (XMP...) are metadata.
+_GIF_KEPT_APPLICATIONS = (b"NETSCAPE2.0", b"ANIMEXTS1.0", b"ICCRGBG1012")
+
+
+class GIFFormatError(ValueError):
+    """The GIF's block structure is broken before its first image."""
+
+
+def gif_blocks(data: bytes) -> bytes:
+    """The GIF in `data` with only the blocks that make the image (GIF89a spec: header,
+    screen descriptor and colour table, images, graphic control, the loop count): bytes
+    after the trailer, comments, XMP and other application data are left out, and a
+    trailer is written. Image data is copied byte for byte, never decoded.
+
+    A file that breaks off or has garbage where a block should start ends after its last
+    whole image (browsers show the same); one without any whole image is an error."""
+    if len(data) < 13 or data[:6] not in (b"GIF87a", b"GIF89a"):
+        raise GIFFormatError("not a GIF")
+    flags = data[10]
+    pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+    if pos > len(data):
+        raise GIFFormatError("the global colour table is cut off")
+    out = [data[:pos]]
+    images = 0
+
+    def sub_blocks(start: int) -> int:
+        """The position after the data sub-blocks starting at `start`, or -1 if cut off."""
+        at = start
+        while at < len(data):
+            size = data[at]
+            at += 1 + size
+            if size == 0:
+                return at if at <= len(data) else -1
+        return -1
+
+    while pos < len(data):
+        introducer = data[pos]
+        if introducer == 0x3B:  # trailer: everything after it is no part of the image
+            break
+        if introducer == 0x2C:  # image descriptor, local colour table, LZW data
+            if pos + 10 > len(data):
+                break
+            flags = data[pos + 9]
+            start = pos + 10 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
+            end = sub_blocks(start + 1) if start < len(data) else -1
+            if end < 0:
+                break
+            out.append(data[pos:end])
+            images += 1
+        elif introducer == 0x21 and pos + 2 <= len(data):  # extension
+            label = data[pos + 1]
+            end = sub_blocks(pos + 2)
+            if end < 0:
+                break
+            application = data[pos + 3:pos + 14] if data[pos + 2:pos + 3] == b"\x0b" else b""
+            if label in (0xF9, 0x01) or (  # graphic control, plain text: rendering
+                    label == 0xFF and application in _GIF_KEPT_APPLICATIONS):
+                out.append(data[pos:end])  # applications: the loop count, the profile
+            # 0xFE comments and unknown labels are left out
+        else:
+            break  # not a block: garbage where a block should start
+        pos = end
+    if images == 0:
+        raise GIFFormatError("the GIF has no whole image")
+    out.append(b"\x3b")
+    return b"".join(out)
 
 
 def _orientation(img: Image.Image) -> int:
