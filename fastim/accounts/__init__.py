@@ -20,8 +20,12 @@ from fastim.bus.events import (
     MemberLeft,
 )
 
+# The records the services answer with: handlers name them from here, not from the store.
+from fastim.store.records import Community, User
+
 __all__ = [
     "Accounts",
+    "Community",
     "CommunityDissolved",
     "ContactEvent",
     "Contacts",
@@ -31,5 +35,6 @@ __all__ = [
     "MemberJoined",
     "MemberLeft",
     "RedisLoginThrottle",
+    "User",
     "token_hash",
 ]

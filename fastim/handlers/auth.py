@@ -24,11 +24,11 @@ import functools
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from fastim.accounts import User
 from fastim.accounts.fields import caller_matches
 from fastim.errors import AppError
 from fastim.handlers.views import SESSION_COOKIE
 from fastim.http import HTTPError, Request, Response, json_response
-from fastim.store import User
 
 if TYPE_CHECKING:
     from fastim.app import App

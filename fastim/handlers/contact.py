@@ -9,10 +9,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from fastim.accounts import Contacts
+from fastim.accounts import Community, Contacts, User
 from fastim.handlers.auth import endpoint, page_data
 from fastim.http import Request, Router
-from fastim.store import Community, User
 
 if TYPE_CHECKING:
     from fastim.app import App
