@@ -23,6 +23,8 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 #: What a node may serve (`--role`).
 ROLES = ("all", "api", "chat")
+#: What --chat-compression takes (Config.chat_compression).
+CHAT_COMPRESSION = ("per-connection", "shared")
 
 
 def _project_path(name: str) -> Path:
@@ -70,6 +72,11 @@ class Config:
     #: 1011 when the pong takes longer than the timeout (fastim.ws Options).
     chat_ping_interval: float | None = 20.0
     chat_ping_timeout: float | None = 20.0
+    #: permessage-deflate on /chat (RFC 7692): "per-connection" keeps each connection's
+    #: compression context (fewest bytes on the wire); "shared" runs the server's side
+    #: without context takeover (§7.1.1.1), so one compressed frame serves every member
+    #: of a group (far less CPU per delivery, more bytes). docs/compression.md.
+    chat_compression: str = "per-connection"
     #: Password hashing ("scrypt:n:r:p" or "pbkdf2_sha256:iterations", fastim.accounts.passwords).
     kdf: str = DEFAULT_KDF
     #: Seconds a login token stays valid, and tokens kept per user (the oldest go first).
@@ -156,6 +163,11 @@ def add_serve_arguments(
                         help="what this node serves: api (REST and pages), chat (/chat), "
                              "or all (FASTIM_ROLE, default %(default)s; api and chat "
                              "need --redis)")
+    parser.add_argument("--chat-compression", choices=CHAT_COMPRESSION,
+                        default=env.get("FASTIM_CHAT_COMPRESSION", defaults.chat_compression),
+                        help="permessage-deflate on /chat: per-connection contexts (fewest "
+                             "bytes) or shared, one compressed frame per group message "
+                             "(least CPU) (FASTIM_CHAT_COMPRESSION, default %(default)s)")
     parser.add_argument("--node-ttl", type=float,
                         default=_env_number(env, "FASTIM_NODE_TTL", defaults.node_ttl, float),
                         help="seconds after a node's last heartbeat that its users stop "
@@ -273,6 +285,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         # An api node tells chat nodes of contact changes over Redis; without it their
         # friend and member caches would go stale.
         raise SystemExit(f"--role {args.role} needs --redis (nodes share it)")
+    if args.chat_compression not in CHAT_COMPRESSION:  # the env default is not checked
+        raise SystemExit(f"--chat-compression must be one of {', '.join(CHAT_COMPRESSION)}, "
+                         f"not {args.chat_compression!r}")
     if args.node_ttl <= 0:
         raise SystemExit("--node-ttl must be positive")
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
@@ -339,6 +354,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         chat_max_frame=args.chat_max_frame,
         chat_ping_interval=args.chat_ping_interval or None,
         chat_ping_timeout=args.chat_ping_timeout,
+        chat_compression=args.chat_compression,
     )
 
 

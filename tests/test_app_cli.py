@@ -347,3 +347,40 @@ def test_trusted_proxy_flag_reaches_the_login_throttle(tmp_path: Path) -> None:
         assert attempt("13900000001", "203.0.113.7") == 401
         assert attempt("13900000002", "203.0.113.7") == 429
         assert attempt("13900000003", "203.0.113.8") == 401  # its own window
+
+
+def _chat_extensions(port: int, token: str) -> str:
+    """The Sec-WebSocket-Extensions the /chat 101 answers to a browser's deflate offer."""
+    with socket.create_connection(("127.0.0.1", port), timeout=SAFETY_TIMEOUT) as raw:
+        raw.sendall(
+            f"GET /chat?token={token} HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\r\n"
+            .encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = raw.recv(4096)
+            assert chunk, "the server closed before its 101"
+            head += chunk
+    lines = head.split(b"\r\n\r\n")[0].decode().split("\r\n")
+    assert lines[0].startswith("HTTP/1.1 101")
+    return ";".join(line.partition(":")[2] for line in lines
+                    if line.lower().startswith("sec-websocket-extensions:"))
+
+
+def test_chat_compression_flag_chooses_shared_frames(tmp_path: Path) -> None:
+    assert parse([], {}).chat_compression == "per-connection"
+    assert parse([], {"FASTIM_CHAT_COMPRESSION": "shared"}).chat_compression == "shared"
+    with pytest.raises(SystemExit, match="--chat-compression must be one of"):
+        parse([], {"FASTIM_CHAT_COMPRESSION": "always"})
+    # shared: the server's side drops its context (RFC 7692 §7.1.1.1) so one compressed
+    # frame serves every member; per-connection keeps it.
+    (tmp_path / "shared").mkdir()
+    (tmp_path / "default").mkdir()
+    with app_from_flags(tmp_path / "shared", "--chat-compression", "shared") as api:
+        shared = _chat_extensions(api.port, api.user_with_token()[1])
+    with app_from_flags(tmp_path / "default") as api:
+        default = _chat_extensions(api.port, api.user_with_token()[1])
+    assert "permessage-deflate" in shared and "server_no_context_takeover" in shared
+    assert "permessage-deflate" in default and "server_no_context_takeover" not in default

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastim.accounts import fields
 from fastim.chat.session import TOKEN_REVOKED, ChatSession
+from fastim.config import Config
 from fastim.errors import AppError
 from fastim.handlers.auth import (
     endpoint,
@@ -37,6 +38,16 @@ MAX_FRAME = 64 * 1024
 def _whole(values: dict[str, Any], name: str, default: int | None = None) -> int:
     """A non-negative integer field, checked like every other API field (fields.integer)."""
     return fields.integer(values, name, minimum=0, maximum=fields.ID_MAX, default=default)
+
+
+def chat_compression_options(config: Config) -> dict[str, bool]:
+    """permessage-deflate settings for /chat. ``shared``: no context takeover on the
+    server's side (RFC 7692 §7.1.1.1, the server may choose it unasked), so a group
+    message is compressed once per parameter set, not once per member
+    (`fastim.ws.PreparedFrame`); ``per-connection``: the library's default."""
+    if config.chat_compression == "shared":
+        return {"server_no_context_takeover": True}
+    return {}
 
 
 def register(router: Router, app: App) -> None:
@@ -89,7 +100,8 @@ def register(router: Router, app: App) -> None:
     config = app.config
     router.websocket("/chat", chat, before_upgrade=before_upgrade,
                      max_size=config.chat_max_frame, ping_interval=config.chat_ping_interval,
-                     ping_timeout=config.chat_ping_timeout)
+                     ping_timeout=config.chat_ping_timeout,
+                     compression_options=chat_compression_options(config))
 
     @router.get("/chat/history")
     @endpoint(app)
