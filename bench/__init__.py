@@ -1,4 +1,4 @@
-"""fastim's WebSocket benchmark (issue 10): `python -m bench` or `make bench`.
+"""fastim's WebSocket benchmark (docs/performance.md): `python -m bench` or `make bench`.
 
 A compiled Go load generator (bench/loadgen, on gorilla/websocket) pinned to one core drives
 one server process at a time (bench/servers: fastim.ws, websockets, aiohttp, picows, all on

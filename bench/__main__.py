@@ -1,4 +1,4 @@
-"""`python -m bench`: run the WebSocket benchmark of issue 10 and write its report.
+"""`python -m bench`: run the WebSocket benchmark (docs/performance.md) and write its report.
 
     python -m bench --quick                        # short windows, one repetition
     python -m bench --scenarios echo-64c,pipelined --peers fastim,picows --reps 5

@@ -1,4 +1,4 @@
-"""The scenarios of issue 10: what the load generator does in each, and how it is reported."""
+"""The benchmark's scenarios (docs/performance.md): what the load generator does in each, and how it is reported."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 
 
 def _loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop where it imports, else asyncio's (DESIGN.md)."""
+    """uvloop's event loop where it imports, else asyncio's (the faster loop, where the machine has it; docs/performance.md)."""
     try:
         import uvloop
     except ImportError:

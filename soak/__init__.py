@@ -1,4 +1,4 @@
-"""`python -m soak`: the chat server under steady load and faults, nothing lost (issue 11).
+"""`python -m soak`: the chat server under steady load and faults, nothing lost (docs/reliability.md).
 
 Thousands of WebSocket clients on loopback chat 1:1 and in groups at a steady rate for
 minutes, dropping and coming back at random; at the end every acked message must be

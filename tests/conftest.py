@@ -1,6 +1,6 @@
 """Shared fixtures: the real MariaDB and Redis servers of the project's machines.
 
-DESIGN.md: tests that need a server must fail, not skip, when CI is set and the
+On the project's machines and in CI, tests that need a server must fail, not skip, when CI is set and the
 server is unreachable; elsewhere they skip with the reason.
 """
 

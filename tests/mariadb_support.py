@@ -8,7 +8,7 @@ own socket and pid file, no option files (``--no-defaults``), and small InnoDB b
 that it starts in well under a second. Root has an empty password (``normal`` root
 authentication), as on the project's machines.
 
-DESIGN.md: a test that needs a server fails when CI is set and the server cannot be had
+On the project's machines and in CI a test that needs a server fails when CI is set and the server cannot be had
 (here: ``mariadbd`` is not installed); elsewhere it skips with the reason.
 """
 

@@ -1,4 +1,4 @@
-"""A quick smoke test of the benchmark harness (issue 10): it must measure, not just run.
+"""A quick smoke test of the benchmark harness (docs/performance.md): it must measure, not just run.
 
 One short echo run against the websockets peer (an extra of `test`) through the real
 load generator, plus the pure parts: /proc readers, medians, ratios, the table.

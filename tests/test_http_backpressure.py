@@ -1,5 +1,5 @@
 """A client that sends and never reads cannot make the HTTP server queue answers without
-limit (issue 16): pipelined requests wait while the write buffer is above its high-water
+limit (docs/http.md): pipelined requests wait while the write buffer is above its high-water
 mark, and a peer that reads nothing for `write_timeout` seconds is cut off.
 
 Each test measures the server's own transport write buffer (what the process holds in

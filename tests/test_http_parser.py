@@ -160,7 +160,7 @@ def test_upgrade_ignored_unless_connection_names_it() -> None:
 ])
 def test_a_list_of_content_lengths_is_400_even_when_identical(fields: bytes) -> None:
     """RFC 9110 §8.6 allows merging identical values or refusing them; we refuse, as
-    docs/security.md says (issue 16: `2, 2` was accepted), so nothing in front of us can
+    docs/security.md says (`2, 2` was once accepted), so nothing in front of us can
     read a list differently."""
     assert status_of(b"POST / HTTP/1.1\r\nHost: h\r\n" + fields + b"\r\nabc") == 400
     assert parse([b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc"])[1] == (

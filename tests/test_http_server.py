@@ -567,7 +567,7 @@ def test_access_log_has_one_line_per_request_with_tokens_redacted(
 def test_a_percent_encoded_token_name_is_redacted_too(
     server: ServerThread, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The application decodes `%74oken` to `token` (issue 16: `/chat?%74oken=T` got 101
+    """The application decodes `%74oken` to `token` (`/chat?%74oken=T` once got 101
     and its token was logged in clear), so the redaction decodes names too."""
     caplog.set_level(logging.INFO, logger="fastim.access")
     with server.connect() as sock:

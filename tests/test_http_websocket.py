@@ -147,7 +147,7 @@ def test_upgrade_with_a_body_is_refused(server: ServerThread) -> None:
 
 
 def test_an_http_1_0_upgrade_is_400(server: ServerThread) -> None:
-    """RFC 6455 §4.1: the handshake is an HTTP/1.1 request (issue 16: 1.0 got a 101)."""
+    """RFC 6455 §4.1: the handshake is an HTTP/1.1 request (1.0 once got a 101)."""
     data = upgrade_request("/room/1").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
     response = exchange(server, data)
     assert response.status == 400

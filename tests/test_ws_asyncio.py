@@ -625,7 +625,7 @@ def test_received_messages_are_bounded_and_reading_pauses(iterate: bool) -> None
     run(main())
 
 
-# -- floods from a peer that does not read (issue 16) ----------------------------------------
+# -- floods from a peer that does not read (docs/library.md) ----------------------------------------
 
 # What the server may hold for a peer that sends and never reads, beyond write_limit: the
 # answers to one read (one pong, since pongs are coalesced; or a callback's echoes of one

@@ -426,7 +426,7 @@ def test_peek_of_a_large_masked_frame_then_completion() -> None:
     assert frame is not None and frame.payload == payload
 
 
-# -- large payloads, received straight into their bytes (issue 23) ---------------------------
+# -- large payloads, received straight into their bytes (docs/performance.md) ---------------------------
 
 BIG = 300_000  # over frames._DIRECT_THRESHOLD
 

@@ -81,7 +81,7 @@ def test_fragmented_message_with_control_frames_between() -> None:
 
 def test_pings_not_yet_answered_get_one_pong_for_the_most_recent() -> None:
     # §5.5.3: "an endpoint MAY elect to send a Pong frame for only the most recently
-    # processed Ping frame": a flood of pings read at once costs one pong (issue 16).
+    # processed Ping frame": a flood of pings read at once costs one pong (docs/library.md).
     ws = server()
     wire = b"".join(client_frame(Opcode.PING, b"%d" % i) for i in range(1000))
     events = ws.receive_data(wire)
@@ -232,7 +232,7 @@ def test_utf8_fails_inside_a_frame_still_arriving() -> None:
 
 
 def test_utf8_fails_fast_in_a_large_frame_received_directly() -> None:
-    # A large payload goes straight into its bytes once an eighth has come (issue 23);
+    # A large payload goes straight into its bytes once an eighth has come (docs/performance.md);
     # its UTF-8 is still checked read by read, and the rest is never waited for.
     ws = server()
     good = "κόσμε".encode() * 20_000

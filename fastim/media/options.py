@@ -1,4 +1,4 @@
-"""The knobs of image uploads, with the defaults issue 7 asks for."""
+"""The knobs of image uploads and their defaults (docs/media.md, docs/security.md)."""
 
 from __future__ import annotations
 
