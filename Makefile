@@ -43,7 +43,7 @@ soak: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check fastim tests fuzz bench soak
-	$(PY) -m mypy --strict fastim/ws
+	$(PY) -m mypy --strict fastim
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis .coverage htmlcov

@@ -158,9 +158,10 @@ def _int(value: Any, field: str, cid: str | None, *, default: int | None = None,
             value = int(value)
         else:
             raise ChatError("bad_field", f"{field} must be an integer", cid)
-    if value < minimum or value > 2**63 - 1:
+    number: int = value
+    if number < minimum or number > 2**63 - 1:
         raise ChatError("bad_field", f"{field} is out of range", cid)
-    return value
+    return number
 
 
 def _cid(value: Any, limits: ChatLimits) -> str | None:

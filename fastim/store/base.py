@@ -23,7 +23,7 @@ import asyncio
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from fastim.store import queries as q
 from fastim.store.errors import SchemaError, StoreError
@@ -294,8 +294,31 @@ class Store(abc.ABC):
         return await self.read(q.is_member, community_id, user_id)
 
 
+class Transaction(Protocol):
+    """Runs ``fn(tx)`` in one transaction on one connection, commits, returns its result."""
+
+    def __call__(self, fn: Callable[[Tx], T], /) -> T: ...
+
+
+def _migration_step(migration: Migration, dialect: str) -> Callable[[Tx], bool]:
+    """One migration as a transaction's work: False when another process applied it."""
+
+    def step(tx: Tx) -> bool:
+        if tx.row("SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)):
+            return False  # another process applied it meanwhile
+        for statement in migration.statements(dialect):
+            tx.execute(statement)
+        tx.execute(
+            "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
+            (migration.version, migration.name, int(time.time())),
+        )
+        return True
+
+    return step
+
+
 def apply_migrations(
-    transaction: Callable[[Callable[[Tx], T]], T],
+    transaction: Transaction,
     dialect: str,
     migrations: Sequence[Migration] = MIGRATIONS,
 ) -> list[int]:
@@ -323,18 +346,6 @@ def apply_migrations(
     for migration in migrations:
         if migration.version in recorded:
             continue
-
-        def step(tx: Tx, m: Migration = migration) -> bool:
-            if tx.row("SELECT 1 FROM schema_version WHERE version = ?", (m.version,)):
-                return False  # another process applied it meanwhile
-            for statement in m.statements(dialect):
-                tx.execute(statement)
-            tx.execute(
-                "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
-                (m.version, m.name, int(time.time())),
-            )
-            return True
-
-        if transaction(step):
+        if transaction(_migration_step(migration, dialect)):
             applied.append(migration.version)
     return applied

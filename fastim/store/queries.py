@@ -369,11 +369,12 @@ def add_member(tx: Tx, community_id: int, user_id: int, now: int) -> Community:
 
 
 def _membership_role(tx: Tx, community_id: int, user_id: int) -> str | None:
-    return tx.value(
+    role: str | None = tx.value(
         "SELECT role FROM memberships WHERE community_id = ? AND user_id = ?"
         f"{tx.dialect.for_update}",
         (community_id, user_id),
     )
+    return role
 
 
 def remove_member(tx: Tx, community_id: int, user_id: int) -> None:
