@@ -23,8 +23,8 @@ test: $(STAMP)
 	$(PY) -m pytest --cov --cov-report=term-missing:skip-covered $(PYTEST_ARGS)
 	$(PY) -m coverage report --include='fastim/ws/*' --fail-under=95
 	# fastim.ws again on its pure-Python masking, as where no C compiler was at install time
-	FASTIM_WS_SPEEDUPS=0 $(PY) -m pytest -q -p no:cacheprovider tests/test_ws_frames.py \
-		tests/test_ws_protocol.py tests/test_ws_asyncio.py
+	FASTIM_WS_SPEEDUPS=0 $(PY) -m pytest -q -p no:cacheprovider tests/ws/test_ws_frames.py \
+		tests/ws/test_ws_protocol.py tests/ws/test_ws_asyncio.py
 
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,lint,bench]'

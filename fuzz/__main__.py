@@ -4,7 +4,7 @@
     python -m fuzz all -max_total_time=30        # each target in turn, in subprocesses
 
 Crashes are written as crash-* files (libFuzzer's -artifact_prefix decides where);
-each one found becomes a regression case in tests/test_fuzz.py.
+each one found becomes a regression case in tests/fuzz/test_fuzz.py.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The soak's verdict: what the clients recorded against what the database holds.
 
 Pure functions over plain data, so a test can hand them a doctored record and see the
-violation reported (tests/test_soak.py).
+violation reported (tests/soak/test_soak.py).
 
 What the clients record, per device (one device = one user's login, reconnecting many
 times; see soak/worker.py):

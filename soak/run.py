@@ -279,7 +279,7 @@ class Soak:
                    for w in range(len(self.workers))]
         rows, members = database.facts()
         devices = [device for record in records for device in record["devices"]]
-        self.facts = (rows, members, devices)  # kept for tests/test_soak.py
+        self.facts = (rows, members, devices)  # kept for tests/soak/test_soak.py
         verdict = check.check(rows, members, devices)
         return self._report(records, verdict, sampler, setup_seconds, n, users)
 

@@ -10,9 +10,15 @@ import os
 import shutil
 import socket
 import subprocess
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.cluster_support import RedisServer
+
 
 MYSQL_ADDR = ("127.0.0.1", int(os.environ.get("FASTIM_TEST_MYSQL_PORT", "3306")))
 REDIS_ADDR = ("127.0.0.1", int(os.environ.get("FASTIM_TEST_REDIS_PORT", "6379")))
@@ -46,6 +52,20 @@ def mysql_addr() -> tuple[str, int]:
 def redis_addr() -> tuple[str, int]:
     require_service("Redis", REDIS_ADDR)
     return REDIS_ADDR
+
+
+@pytest.fixture
+def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A Redis server of the test's own, for tests that restart or break it."""
+    # Imported here: at the top it would load tests.store_fixtures before pytest can
+    # rewrite its asserts (it is a plugin of this conftest).
+    from tests.cluster_support import RedisServer
+
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        yield server
+    finally:
+        server.kill()
 
 
 # The store's fixtures (both database backends) live in their own module.

@@ -65,7 +65,7 @@ CACHED_STATEMENTS = 128
 # The WAL file is truncated back to this size when a checkpoint lets it restart
 # (https://sqlite.org/pragma.html#pragma_journal_size_limit); -1, the default, never does.
 JOURNAL_SIZE_LIMIT = 8 * 1024 * 1024
-# Settings every connection gets, readers and the writer alike (tests/test_store_schema.py
+# Settings every connection gets, readers and the writer alike (tests/store/test_store_schema.py
 # reads them back from each one).
 CONNECTION_PRAGMAS = {
     "busy_timeout": BUSY_TIMEOUT_MS,

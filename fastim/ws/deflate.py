@@ -19,7 +19,7 @@ message. `PerMessageDeflate` translates that to `local_*` (what we compress with
 `remote_*` (what the peer compresses with, hence what we decompress with).
 
 Memory per connection (one endpoint, after one message each way; measured with tracemalloc on
-CPython 3.11.7 with zlib 1.2.13 by tests/test_deflate.py::test_memory_per_connection, which
+CPython 3.11.7 with zlib 1.2.13 by tests/ws/test_deflate.py::test_memory_per_connection, which
 prints them with `pytest -s`):
 
     defaults (window bits 12 both ways, mem_level 5, context takeover)      49.3 KiB
@@ -88,7 +88,7 @@ _EMPTY_STORED_BLOCK_TAIL = b"\x00\x00\xff\xff"
 # returns Z_STREAM_ERROR; Python raises ValueError). We compress with 9 instead. That still
 # honours a negotiated 8: zlib never emits a match distance above MAX_DIST = w_size - 262
 # (MIN_LOOKAHEAD), i.e. 250 bytes for a 512-byte window, so the stream is decodable with a
-# 256-byte window. tests/test_deflate.py checks it against zlib's own 8-bit inflater.
+# 256-byte window. tests/ws/test_deflate.py checks it against zlib's own 8-bit inflater.
 _ZLIB_MIN_COMPRESS_WINDOW_BITS = 9
 
 

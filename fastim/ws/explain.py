@@ -4,7 +4,7 @@ The header is read here by hand, bit by bit, in the order RFC 6455 §5.2 draws i
 through FrameDecoder: the point is to show every field. Each field is checked against the
 rules a receiver applies. A broken rule is reported with its RFC section and the close code
 the receiver fails the connection with (§7.1.7, §7.4.1); a frame cut short is reported with
-the number of bytes missing. tests/test_ws_decode.py checks that the verdicts agree with
+the number of bytes missing. tests/ws/test_ws_decode.py checks that the verdicts agree with
 fastim's own receiver (FrameDecoder and WebSocketProtocol).
 
     >>> print(explain_frame(bytes.fromhex("8105 48656c6c6f")).render())  # doctest: +ELLIPSIS

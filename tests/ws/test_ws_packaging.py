@@ -7,7 +7,7 @@ import configparser
 from importlib import resources
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_py_typed_marker_ships_with_the_package() -> None:

@@ -278,8 +278,8 @@ def test_account_limit_flags_reach_logins_and_groups(tmp_path: Path) -> None:
 
 
 def test_chat_limit_flags_reach_the_websocket(tmp_path: Path) -> None:
+    from tests.chat.test_security_chat import read_frames_until_close
     from tests.chat_support import ChatClient
-    from tests.test_security_chat import read_frames_until_close
 
     with app_from_flags(tmp_path, "--chat-max-frame", "1024", "--chat-ping-interval", "0.2",
                         "--chat-ping-timeout", "0.2", "--chat-outbound-buffer", "4096") as api:
@@ -308,7 +308,7 @@ def test_chat_limit_flags_reach_the_websocket(tmp_path: Path) -> None:
 def test_upload_limit_flags_reach_uploads(tmp_path: Path) -> None:
     from PIL import Image
 
-    from tests.test_media_upload import encode, error, picture, upload
+    from tests.media.test_media_upload import encode, error, picture, upload
 
     with app_from_flags(tmp_path, "--upload-max-bytes", "100000", "--upload-rate", "2") as api:
         token = api.user_with_token()[1]

@@ -5,7 +5,7 @@ SameSite=Lax keeps the session cookie off cross-*site* requests only; a page of 
 site on another origin (another port of the same host) gets it sent. So an unsafe request
 (RFC 9110 §9.2.1) that authenticates with the cookie and carries a foreign ``Origin``
 (RFC 6454 §7) is refused with 403 (``fastim.handlers.auth.check_origin``). The browser
-test of the same is tests/test_web_csrf.py.
+test of the same is tests/web/test_web_csrf.py.
 """
 
 from __future__ import annotations

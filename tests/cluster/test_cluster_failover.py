@@ -126,15 +126,6 @@ def test_a_killed_node_s_users_reconnect_elsewhere_sync_and_its_presence_expires
         probe.close()
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
 def test_redis_restarted_mid_conversation_loses_nothing_and_repeats_nothing(
         tmp_path: Path, mysql_database: str, private_redis: RedisServer) -> None:
     cluster = Cluster(tmp_path, f"{mysql_database}_rr{secrets.token_hex(2)}",

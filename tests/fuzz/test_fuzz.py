@@ -11,7 +11,7 @@ import pytest
 
 from fuzz.targets import TARGETS
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 # Inputs worth keeping: each target must take them without an unexpected exception.
 REGRESSIONS: list[tuple[str, bytes]] = [

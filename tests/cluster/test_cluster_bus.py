@@ -264,15 +264,6 @@ class FakeHub:
         return len(sessions)
 
 
-@pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis").start()
-    try:
-        yield server
-    finally:
-        server.kill()
-
-
 def fast(max_outbox: int = 100) -> BusOptions:
     return BusOptions(node_ttl=1.0, max_outbox=max_outbox, wait=1.0, backoff_max=0.2)
 

@@ -10,15 +10,13 @@ import asyncio
 import json
 import socket
 import struct
-from typing import Any
 
 import pytest
 
-from fastim.chat.hub import HubOptions
 from fastim.handlers.chat import MAX_FRAME
 from fastim.ws import ConnectionClosed
 from tests.chat_support import ChatClient, befriend
-from tests.store_fixtures import ApiServer, api_config
+from tests.store_fixtures import ApiServer
 
 
 def test_history_and_reads_of_a_group_one_left_are_403(api: ApiServer) -> None:
@@ -118,14 +116,8 @@ def read_frames_until_close(sock: socket.socket) -> tuple[int, str, int]:
         buffer += chunk
 
 
-@pytest.fixture
-def roomy_api(db_url: str, tmp_path: Any) -> Any:
-    """A server whose rate limit lets one client send hundreds of messages quickly."""
-    config = api_config(db_url, tmp_path)
-    config.hub = HubOptions(rate=1e6, burst=1e6)
-    config.chat_outbound_buffer = 64 * 1024
-    with ApiServer(config) as server:
-        yield server
+#: The outbound buffer of this module's `roomy_api` (tests/chat/conftest.py).
+ROOMY_OUTBOUND_BUFFER = 64 * 1024
 
 
 def test_the_slow_reader_receives_1008_on_the_wire(roomy_api: ApiServer) -> None:

@@ -39,7 +39,7 @@ from fastim.ws.handshake import accept_key
 from fastim.ws.protocol import Role
 from fastim.ws.walkthrough import CHAT_MESSAGE, MASKING_KEYS, replay
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "protocol.md"
 TEXT = DOC.read_text(encoding="utf-8")
 DOC_PORT = 9001

@@ -1,6 +1,6 @@
 """Login throttling shared through Redis: N nodes draw on one budget of attempts.
 
-Without Redis each process counts alone (tests/test_store_accounts.py); with ``--redis``
+Without Redis each process counts alone (tests/store/test_store_accounts.py); with ``--redis``
 the windows live in Redis (fastim/accounts/throttle.py:RedisLoginThrottle), so guessing
 through several nodes gains nothing.
 """

@@ -9,10 +9,9 @@ from typing import Any
 
 import pytest
 
-from fastim.chat.hub import HubOptions
 from fastim.ws import ConnectionClosed, InvalidHandshake, connect
 from tests.chat_support import ChatClient, befriend
-from tests.store_fixtures import ApiServer, api_config
+from tests.store_fixtures import ApiServer
 
 
 def pair(api: ApiServer) -> tuple[dict[str, Any], str, dict[str, Any], str]:
@@ -322,16 +321,6 @@ def test_upgrade_needs_a_valid_token_and_an_allowed_origin(api: ApiServer) -> No
     assert asyncio.run(status_of(f"{base}?token={ta}", origin=own)) == 101
     cookie = [("Cookie", f"fastim_token={ta}")]
     assert asyncio.run(status_of(base, origin=own, extra_headers=cookie)) == 101
-
-
-@pytest.fixture
-def roomy_api(db_url: str, tmp_path: Any) -> Any:
-    """A server whose rate limit lets one client send hundreds of messages quickly."""
-    config = api_config(db_url, tmp_path)
-    config.hub = HubOptions(rate=1e6, burst=1e6)
-    config.chat_outbound_buffer = 256 * 1024
-    with ApiServer(config) as server:
-        yield server
 
 
 def test_a_reader_that_stops_reading_is_cut_off_while_others_keep_receiving(

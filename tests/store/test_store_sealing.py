@@ -371,6 +371,6 @@ def test_fastim_serve_without_the_key_file_says_why_and_exits(tmp_path: Path) ->
         done = subprocess.run(
             [sys.executable, "-m", "fastim", "serve", "--port", "0", "--data-dir", str(data),
              *extra], cwd=tmp_path, capture_output=True, text=True, timeout=60,
-            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).parent.parent)})
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(Path(__file__).resolve().parents[2])})
         assert done.returncode == 1, done.stderr
         assert says in done.stderr and "Traceback" not in done.stderr

@@ -21,7 +21,7 @@ from websockets.sync.client import connect as sync_connect
 from fastim.ws.__main__ import main, start_echo
 from fastim.ws.frames import Frame, Opcode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_accept_key(capsys: pytest.CaptureFixture[str]) -> None:

@@ -7,12 +7,12 @@ of payload come, and then
 * ``silent``: the client keeps the connection but never sends again and never reads (a
   half-open connection, as after a crash behind a NAT): the keepalive pings it, no pong
   can come inside its frame, and the ping timeout closes it with 1011
-  (docs/library.md, "Heartbeats"; the library-level tests are tests/test_faults_ws.py).
+  (docs/library.md, "Heartbeats"; the library-level tests are tests/ws/test_faults_ws.py).
 
 Each time the server frees the connection, the hub tells the user's friends that the
 user went offline, and everybody else's conversation goes on. Half-open HTTP (a request
 head never finished) is slowloris, tested by
-tests/test_http_server.py::test_slowloris_dribbling_bytes_is_cut_off.
+tests/http/test_http_server.py::test_slowloris_dribbling_bytes_is_cut_off.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ RFC 6455 §5.4: control frames may come between the frames of a message, never i
 frame. A peer stuck in the middle of a frame can therefore never answer a ping; the
 keepalive of fastim.ws (docs/library.md, "Heartbeats") uses that to bound how long a frame
 may take. The app-level tests (the hub telling friends, other users going on) are in
-tests/test_faults_clients.py.
+tests/chat/test_faults_clients.py.
 """
 
 from __future__ import annotations

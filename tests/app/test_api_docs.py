@@ -19,8 +19,8 @@ import pytest
 
 from tests.store_fixtures import ApiServer, Reply
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "api.md"
-HANDLERS = Path(__file__).resolve().parent.parent / "fastim" / "handlers"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
+HANDLERS = Path(__file__).resolve().parents[2] / "fastim" / "handlers"
 BLOCK = re.compile(r"```http\n(.*?)\n```", re.S)
 TIMESTAMPS = {"createat", "expires", "joined"}
 ID_FIELDS = {"id", "dstid", "ownerid", "userid"}
