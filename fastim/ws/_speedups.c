@@ -26,6 +26,28 @@
 #include <stdint.h>
 #include <string.h>
 
+/* RFC 6455 §5.3: dst[i] = src[i] ^ k[i % 4], eight bytes at a time. */
+static void
+xor_into(unsigned char *dst, const unsigned char *src, Py_ssize_t n, const unsigned char k[4])
+{
+    Py_ssize_t i = 0;
+    unsigned char key8[8];
+    uint64_t key64, word;
+
+    for (int j = 0; j < 8; j++) {
+        key8[j] = k[j & 3];
+    }
+    memcpy(&key64, key8, 8);
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&word, src + i, 8);
+        word ^= key64;
+        memcpy(dst + i, &word, 8);
+    }
+    for (; i < n; i++) {
+        dst[i] = src[i] ^ k[i & 3];
+    }
+}
+
 static PyObject *
 speedups_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -51,53 +73,14 @@ speedups_mask(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (result == NULL) {
         goto done;
     }
-    {
-        const unsigned char *src = (const unsigned char *)data.buf;
-        const unsigned char *k = (const unsigned char *)key.buf;
-        unsigned char *dst = (unsigned char *)PyBytes_AS_STRING(result);
-        Py_ssize_t n = data.len, i = 0;
-        unsigned char key8[8];
-        uint64_t key64, word;
-
-        for (int j = 0; j < 8; j++) {
-            key8[j] = k[j & 3];
-        }
-        memcpy(&key64, key8, 8);
-        for (; i + 8 <= n; i += 8) {
-            memcpy(&word, src + i, 8);
-            word ^= key64;
-            memcpy(dst + i, &word, 8);
-        }
-        for (; i < n; i++) {
-            dst[i] = src[i] ^ k[i & 3];
-        }
-    }
+    xor_into((unsigned char *)PyBytes_AS_STRING(result), (const unsigned char *)data.buf,
+             data.len, (const unsigned char *)key.buf);
 done:
     PyBuffer_Release(&key);
     PyBuffer_Release(&data);
     return result;
 }
 
-static void
-xor_into(unsigned char *dst, const unsigned char *src, Py_ssize_t n, const unsigned char k[4])
-{
-    Py_ssize_t i = 0;
-    unsigned char key8[8];
-    uint64_t key64, word;
-
-    for (int j = 0; j < 8; j++) {
-        key8[j] = k[j & 3];
-    }
-    memcpy(&key64, key8, 8);
-    for (; i + 8 <= n; i += 8) {
-        memcpy(&word, src + i, 8);
-        word ^= key64;
-        memcpy(dst + i, &word, 8);
-    }
-    for (; i < n; i++) {
-        dst[i] = src[i] ^ k[i & 3];
-    }
-}
 
 static PyObject *
 speedups_alloc(PyObject *module, PyObject *arg)
