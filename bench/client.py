@@ -1,6 +1,6 @@
 """`python -m bench.client`: WebSocket *clients* driving echo against the Go reference server.
 
-Issue 23's client row: one client process (pinned to CPU 0) keeps `--conns` connections
+The client row of docs/performance.md: one client process (pinned to CPU 0) keeps `--conns` connections
 busy against gorilla/websocket's echo server (`loadgen -mode server`, pinned to CPU 1, so
 that the client is the bottleneck), with one message in flight per connection or
 `--inflight` (pipelined). For each client it reports messages per second and the client

@@ -45,7 +45,7 @@ def _echo(conns: int, size: int, main: bool) -> Scenario:
     return Scenario(key, title, "echo", conns, size, main=main)
 
 
-# Issue 23: every message size from 32 B to 16 MiB, 64 connections, one message in flight on
+# The sweep (docs/performance.md): every message size from 32 B to 16 MiB, 64 connections, one message in flight on
 # each; run with --scenarios sweep --peers fastim,fastim-cb to compare the two styles.
 SWEEP_SIZES = (32, KIB, 16 * KIB, 64 * KIB, 256 * KIB, MIB, 4 * MIB, 16 * MIB)
 

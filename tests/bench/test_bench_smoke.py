@@ -35,7 +35,7 @@ def test_scenarios_cover_the_issue() -> None:
     assert {"pipelined-64x16-32B", "broadcast-100", "broadcast-1000", "idle-10000",
             "deflate-chat-64c"} <= keys
     assert [s.key for s in select("broadcast")] == ["broadcast-100", "broadcast-1000"]
-    # Issue 23: every size from 32 B to 16 MiB, run only when asked for.
+    # The sweep: every size from 32 B to 16 MiB, run only when asked for.
     sweep = [s.size for s in select("sweep")]
     assert sweep[0] == 32 and sweep[-1] == 16 * 1024 * 1024 and len(sweep) == 8
     assert not any(s.key.startswith("sweep") for s in select(None))

@@ -288,7 +288,7 @@ def _gif(frames: list[Image.Image], **params: Any) -> bytes:
 
 
 def test_data_after_a_gifs_trailer_is_not_stored(tmp_path: Path, work: Path) -> None:
-    """Issue 16: a GIF with an HTML page after its trailer was stored byte for byte."""
+    """A GIF with an HTML page after its trailer was stored byte for byte."""
     gif = _gif([picture((60, 40)).convert("P")])
     source = tmp_path / "upload.gif"
     source.write_bytes(gif + b"<html><script>alert(1)</script></html>")

@@ -559,7 +559,7 @@ def test_an_uploaded_image_is_sent_as_media_4(server: ApiServer) -> None:
 
 
 def test_a_gif_with_a_trailer_is_stored_without_it(server: ApiServer, token: str) -> None:
-    """Issue 16: a GIF plus an HTML page after its trailer was stored and served byte for
+    """A GIF plus an HTML page after its trailer was stored and served byte for
     byte (immutable, for a year). What is stored ends at the GIF's trailer."""
     gif = encode(picture((30, 20)).convert("P"), "GIF")
     assert gif.endswith(b"\x3b")

@@ -702,7 +702,7 @@ def _run_flood(
 
 @pytest.mark.parametrize("loop", LOOPS)
 def test_a_ping_flood_from_a_peer_that_does_not_read_holds_bounded_memory(loop: str) -> None:
-    # Issue 16: 600,000 masked 125-byte pings and no reading. Each used to queue its pong.
+    # 600,000 masked 125-byte pings and no reading. Each used to queue its pong.
     ping = frame(Opcode.PING, bytes(125))
     peak, sent, _ = _run_flood(ping * 1000, FLOOD_PINGS // 1000, loop=loop)
     assert sent > 0

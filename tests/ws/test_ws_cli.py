@@ -147,7 +147,7 @@ def _rss_kib(pid: int) -> int:
 
 
 def test_python_m_fastim_ws_echo_holds_a_ping_flood_bounded() -> None:
-    # Issue 16: the echo command is a library user like any other; 600,000 masked
+    # The echo command is a library user like any other; 600,000 masked
     # 125-byte pings from a client that never reads must not grow the server's memory.
     from test_ws_asyncio import FLOOD_PINGS, _flood
 
