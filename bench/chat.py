@@ -172,7 +172,7 @@ async def prepare_group(url: str, members: int) -> tuple[int, list[str]]:
             await store.save_token(user.id, digest, "bench", int(time.time()) + 3600)
             ids.append(user.id)
             tokens.append(token)
-        group = await store.create_community(ids[0], "bench room", limit=None)
+        group = await store.create_group(ids[0], "bench room", limit=None)
         for user_id in ids[1:]:
             await store.add_member(group.id, user_id)
         return group.id, tokens

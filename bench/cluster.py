@@ -99,10 +99,10 @@ async def make_users(db: str, count: int, group: bool = False) -> tuple[list[tup
         group_id = 0
         if group:
             owner = users[0][0]
-            community = await contacts.create_community(owner, {"name": f"measure-{tag}"})
-            group_id = community.id
+            group = await contacts.create_group(owner, {"name": f"measure-{tag}"})
+            group_id = group.id
             for user, _ in users[1:]:
-                await contacts.join_community(user, {"dstid": group_id})
+                await contacts.join_group(user, {"dstid": group_id})
         return [(u.id, token) for u, token in users], group_id
     finally:
         accounts.close()

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastim.accounts.contacts import COMMUNITY_LIMIT
+from fastim.accounts.contacts import GROUP_LIMIT
 from fastim.accounts.passwords import DEFAULT_KDF, check_kdf
 from fastim.accounts.service import MAX_SESSIONS, TOKEN_TTL
 from fastim.chat.hub import HubOptions
@@ -88,7 +88,7 @@ class Config:
     login_per_address: int = 20
     login_window: float = 900.0
     #: Groups one user may own.
-    community_limit: int = COMMUNITY_LIMIT
+    group_limit: int = GROUP_LIMIT
     #: Image uploads: size limit, downscale bound, thumbnail size, rate limit (docs/media.md).
     media: MediaOptions = field(default_factory=MediaOptions)
     #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
@@ -230,7 +230,7 @@ def add_serve_arguments(
           "login attempts per client address in --login-window (429 beyond)")
     limit("--login-window", float, defaults.login_window,
           "seconds of the login attempt windows")
-    limit("--group-limit", int, defaults.community_limit, "groups one user may own")
+    limit("--group-limit", int, defaults.group_limit, "groups one user may own")
     # HTTP (fastim/http/server.py Limits).
     http = defaults.limits
     limit("--max-request-line", int, http.max_request_line,
@@ -340,7 +340,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         login_per_mobile=args.login_per_mobile,
         login_per_address=args.login_per_address,
         login_window=args.login_window,
-        community_limit=args.group_limit,
+        group_limit=args.group_limit,
         limits=Limits(max_request_line=args.max_request_line,
                       max_header_size=args.max_header_size,
                       max_header_count=args.max_header_count,

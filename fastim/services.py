@@ -120,7 +120,7 @@ class Services:
             accounts = Accounts(store, kdf=config.kdf, token_ttl=config.token_ttl,
                                 max_sessions=config.max_sessions, throttle=throttle, bus=bus)
             stack.callback(accounts.close)  # its password-hashing threads
-            contacts = Contacts(store, community_limit=config.community_limit, bus=bus)
+            contacts = Contacts(store, group_limit=config.group_limit, bus=bus)
 
             purger = asyncio.create_task(_purge_expired_tokens(store), name="token-purger")
             stack.push_async_callback(_cancel, purger)

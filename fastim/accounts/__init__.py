@@ -1,7 +1,7 @@
 """The app's domain operations on top of the store: accounts, friends and groups.
 
     accounts = Accounts(store)                    # register, login, authenticate, logout, ...
-    contacts = Contacts(store, community_limit=5) # addfriend, createcommunity, ...
+    contacts = Contacts(store, group_limit=5) # addfriend, createcommunity, ...
 
 Input comes in as the request's merged values; failures are
 :class:`fastim.errors.AppError` values carrying the HTTP status to answer with. Committed
@@ -13,20 +13,20 @@ from fastim.accounts.contacts import Contacts
 from fastim.accounts.service import Accounts, Login, token_hash
 from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
 from fastim.bus.events import (
-    CommunityDissolved,
     ContactEvent,
     FriendAdded,
+    GroupDissolved,
     MemberJoined,
     MemberLeft,
 )
 
 # The records the services answer with: handlers name them from here, not from the store.
-from fastim.store.records import Community, User
+from fastim.store.records import Group, User
 
 __all__ = [
     "Accounts",
-    "Community",
-    "CommunityDissolved",
+    "Group",
+    "GroupDissolved",
     "ContactEvent",
     "Contacts",
     "FriendAdded",

@@ -19,31 +19,31 @@ from typing import Any
 from fastim.accounts import fields
 from fastim.bus.base import Publisher, publish_committed
 from fastim.bus.events import (
-    CommunityDissolved,
     ContactEvent,
     FriendAdded,
+    GroupDissolved,
     MemberJoined,
     MemberLeft,
 )
 from fastim.errors import AppError, bad_request, conflict, forbidden, not_found
-from fastim.store import Community, Duplicate, Member, Missing, Page, Refused, Store, User
+from fastim.store import Duplicate, Group, Member, Missing, Page, Refused, Store, User
 
-COMMUNITY_LIMIT = 5  # groups one user may own by default (`--group-limit`)
+GROUP_LIMIT = 5  # groups one user may own by default (`--group-limit`)
 
 
 class Contacts:
-    """Friendships and communities."""
+    """Friendships and groups."""
 
     def __init__(
         self,
         store: Store,
         *,
-        community_limit: int = COMMUNITY_LIMIT,
+        group_limit: int = GROUP_LIMIT,
         clock: Callable[[], float] = time.time,
         bus: Publisher | None = None,
     ) -> None:
         self.store = store
-        self.community_limit = community_limit
+        self.group_limit = group_limit
         self.clock = clock
         #: Where committed changes are published (None: nowhere, e.g. a script's use).
         self.bus = bus
@@ -91,73 +91,73 @@ class Contacts:
         offset, limit = fields.page(values)
         return await self.store.list_friends(user.id, offset, limit)
 
-    # --- communities ---------------------------------------------------------------------
+    # --- groups ---------------------------------------------------------------------
 
-    async def create_community(self, user: User, values: Mapping[str, Any]) -> Community:
+    async def create_group(self, user: User, values: Mapping[str, Any]) -> Group:
         """Create a group (``name``, optional ``icon``, ``memo``, ``cate``); return it.
 
-        409 when the name is taken or the caller already owns ``community_limit`` groups.
+        409 when the name is taken or the caller already owns ``group_limit`` groups.
         """
         name = fields.text(
-            values, "name", min_len=1, max_len=fields.COMMUNITY_NAME_MAX, required=True
+            values, "name", min_len=1, max_len=fields.GROUP_NAME_MAX, required=True
         )
         icon = fields.local_url(values, "icon") or ""
         memo = fields.memo(values) or ""
         cate = fields.integer(values, "cate", minimum=0, maximum=255, default=1)
         try:
-            community = await self.store.create_community(
+            group = await self.store.create_group(
                 user.id,
                 name,
                 icon=icon,
                 memo=memo,
                 cate=cate,
-                limit=self.community_limit,
+                limit=self.group_limit,
                 now=self._now(),
             )
         except Duplicate:
             raise conflict("a group with this name already exists") from None
         except Refused:
             raise conflict(
-                f"you already own {self.community_limit} groups, the most one user may own;"
+                f"you already own {self.group_limit} groups, the most one user may own;"
                 " dissolve or hand over one first"
             ) from None
         except Missing:
             raise not_found("no such user") from None
-        await self._emit(MemberJoined(community.id, user.id))
-        return community
+        await self._emit(MemberJoined(group.id, user.id))
+        return group
 
-    async def _target_community(self, values: Mapping[str, Any]) -> Community:
+    async def _target_group(self, values: Mapping[str, Any]) -> Group:
         dstid = fields.identifier(values, "dstid")
         if dstid is not None:
-            found = await self.store.get_community(dstid)
+            found = await self.store.get_group(dstid)
         else:
             if values.get("dstname") in (None, ""):
                 raise bad_request("dstid or dstname (a group name) is required")
             name = fields.text(
-                values, "dstname", min_len=1, max_len=fields.COMMUNITY_NAME_MAX, required=True
+                values, "dstname", min_len=1, max_len=fields.GROUP_NAME_MAX, required=True
             )
-            found = await self.store.get_community_by_name(name)
+            found = await self.store.get_group_by_name(name)
         if found is None:
             raise not_found("no such group")
         return found
 
-    async def join_community(self, user: User, values: Mapping[str, Any]) -> Community:
+    async def join_group(self, user: User, values: Mapping[str, Any]) -> Group:
         """Join a group by ``dstname`` (its name, as fastIM) or ``dstid``; 409 if a member."""
-        community = await self._target_community(values)
+        group = await self._target_group(values)
         try:
-            await self.store.add_member(community.id, user.id, now=self._now())
+            await self.store.add_member(group.id, user.id, now=self._now())
         except Duplicate:
             raise conflict("you are already a member of this group") from None
         except Missing:
             raise not_found("no such group") from None
-        await self._emit(MemberJoined(community.id, user.id))
-        return community
+        await self._emit(MemberJoined(group.id, user.id))
+        return group
 
-    async def leave_community(self, user: User, values: Mapping[str, Any]) -> Community:
+    async def leave_group(self, user: User, values: Mapping[str, Any]) -> Group:
         """Leave a group. Its owner cannot (409): hand it over or dissolve it first."""
-        community = await self._target_community(values)
+        group = await self._target_group(values)
         try:
-            await self.store.remove_member(community.id, user.id)
+            await self.store.remove_member(group.id, user.id)
         except Missing:
             raise not_found("no such group") from None
         except Refused as r:
@@ -167,30 +167,30 @@ class Contacts:
                     " (/contact/transfercommunity) or dissolve it (/contact/dissolvecommunity)"
                 ) from None
             raise conflict("you are not a member of this group") from None
-        await self._emit(MemberLeft(community.id, user.id))
-        return community
+        await self._emit(MemberLeft(group.id, user.id))
+        return group
 
-    async def dissolve_community(self, user: User, values: Mapping[str, Any]) -> Community:
+    async def dissolve_group(self, user: User, values: Mapping[str, Any]) -> Group:
         """Delete a group and all its memberships; only its owner may (403)."""
-        community = await self._target_community(values)
+        group = await self._target_group(values)
         try:
-            members = await self.store.dissolve_community(community.id, user.id)
+            members = await self.store.dissolve_group(group.id, user.id)
         except Missing:
             raise not_found("no such group") from None
         except Refused:
             raise forbidden("only the group's owner may dissolve it") from None
-        await self._emit(CommunityDissolved(community.id, tuple(members)))
-        return community
+        await self._emit(GroupDissolved(group.id, tuple(members)))
+        return group
 
-    async def transfer_community(self, user: User, values: Mapping[str, Any]) -> Community:
+    async def transfer_group(self, user: User, values: Mapping[str, Any]) -> Group:
         """Make member ``ownerid`` the group's owner (owner only); the caller stays a member."""
-        community = await self._target_community(values)
+        group = await self._target_group(values)
         new_owner = fields.identifier(values, "ownerid")
         if new_owner is None:
             raise bad_request("ownerid (the new owner's user id) is required")
         try:
-            return await self.store.transfer_community(
-                community.id, user.id, new_owner, limit=self.community_limit
+            return await self.store.transfer_group(
+                group.id, user.id, new_owner, limit=self.group_limit
             )
         except Missing:
             raise not_found("no such group") from None
@@ -198,20 +198,20 @@ class Contacts:
             raise {
                 "not_owner": forbidden("only the group's owner may hand it over"),
                 "not_member": conflict("the new owner must be a member of the group"),
-                "community_limit": conflict(
-                    f"the new owner already owns {self.community_limit} groups"
+                "group_limit": conflict(
+                    f"the new owner already owns {self.group_limit} groups"
                 ),
             }.get(r.reason, AppError(409, r.reason)) from None
 
-    async def community_members(self, user: User, values: Mapping[str, Any]) -> Page[Member]:
+    async def group_members(self, user: User, values: Mapping[str, Any]) -> Page[Member]:
         """One page of a group's members (owner first); only for its members (403)."""
-        community = await self._target_community(values)
+        group = await self._target_group(values)
         offset, limit = fields.page(values)
-        if not await self.store.is_member(community.id, user.id):
+        if not await self.store.is_member(group.id, user.id):
             raise forbidden("only members can see who is in the group")
-        return await self.store.list_members(community.id, offset, limit)
+        return await self.store.list_members(group.id, offset, limit)
 
-    async def load_communities(self, user: User, values: Mapping[str, Any]) -> Page[Community]:
+    async def load_groups(self, user: User, values: Mapping[str, Any]) -> Page[Group]:
         """One page of the groups the caller belongs to."""
         offset, limit = fields.page(values)
-        return await self.store.list_user_communities(user.id, offset, limit)
+        return await self.store.list_user_groups(user.id, offset, limit)

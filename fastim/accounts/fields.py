@@ -24,7 +24,7 @@ from fastim.errors import AppError, bad_request
 
 NICKNAME_MAX = 32
 MEMO_MAX = 140
-COMMUNITY_NAME_MAX = 64
+GROUP_NAME_MAX = 64
 URL_MAX = 255
 DEVICE_MAX = 64
 PASSWORD_MIN = 8

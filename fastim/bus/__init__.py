@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Any
 from fastim.bus.base import Bus, Publisher, Receiver
 from fastim.bus.envelope import Envelope, Names, pack, split_url, unpack
 from fastim.bus.events import (
-    CommunityDissolved,
     ContactEvent,
     ControlEvent,
     FriendAdded,
+    GroupDissolved,
     MemberJoined,
     MemberLeft,
     TokensRevoked,
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 _REDIS_NAMES = frozenset({"BusOptions", "BusStats", "RedisBus", "State"})
 
-__all__ = ["Bus", "BusOptions", "BusStats", "CommunityDissolved", "ContactEvent",
+__all__ = ["Bus", "BusOptions", "BusStats", "GroupDissolved", "ContactEvent",
            "ControlEvent", "Envelope", "FriendAdded", "LocalBus", "MemberJoined",
            "MemberLeft", "Names", "Publisher", "Receiver", "RedisBus", "State",
            "TokensRevoked", "UsersWentOffline", "pack", "split_url", "unpack"]

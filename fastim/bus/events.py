@@ -27,26 +27,26 @@ class FriendAdded:
 
 @dataclass(frozen=True)
 class MemberJoined:
-    """``user_id`` joined ``community_id`` (also sent for the owner of a new group)."""
+    """``user_id`` joined ``group_id`` (also sent for the owner of a new group)."""
 
-    community_id: int
+    group_id: int
     user_id: int
 
 
 @dataclass(frozen=True)
 class MemberLeft:
-    """``user_id`` left ``community_id``."""
+    """``user_id`` left ``group_id``."""
 
-    community_id: int
+    group_id: int
     user_id: int
 
 
 @dataclass(frozen=True)
-class CommunityDissolved:
-    """``community_id`` no longer exists; ``member_ids`` were its members (known where it
+class GroupDissolved:
+    """``group_id`` no longer exists; ``member_ids`` were its members (known where it
     was dissolved; not carried to other nodes, whose hubs know their own online members)."""
 
-    community_id: int
+    group_id: int
     member_ids: tuple[int, ...] = ()
 
 
@@ -73,7 +73,7 @@ class UsersWentOffline:
 
 
 #: What a change to friends and groups publishes (`fastim.accounts.Contacts`).
-ContactEvent = FriendAdded | MemberJoined | MemberLeft | CommunityDissolved
+ContactEvent = FriendAdded | MemberJoined | MemberLeft | GroupDissolved
 #: Everything the control channel carries.
 ControlEvent = ContactEvent | TokensRevoked | UsersWentOffline
 
@@ -84,11 +84,11 @@ def to_json(event: ControlEvent) -> str:
     match event:
         case FriendAdded(user_id=a, friend_id=b):
             body = {"t": "friend", "a": a, "b": b}
-        case MemberJoined(community_id=g, user_id=u):
+        case MemberJoined(group_id=g, user_id=u):
             body = {"t": "join", "g": g, "u": u}
-        case MemberLeft(community_id=g, user_id=u):
+        case MemberLeft(group_id=g, user_id=u):
             body = {"t": "leave", "g": g, "u": u}
-        case CommunityDissolved(community_id=g):
+        case GroupDissolved(group_id=g):
             body = {"t": "dissolve", "g": g}
         case TokensRevoked():
             hashes = None if event.token_hashes is None else list(event.token_hashes)
@@ -113,7 +113,7 @@ def from_json(text: str) -> ControlEvent:
     if kind == "leave":
         return MemberLeft(int(body["g"]), int(body["u"]))
     if kind == "dissolve":
-        return CommunityDissolved(int(body["g"]))
+        return GroupDissolved(int(body["g"]))
     if kind == "revoke":
         hashes = body.get("h")
         return TokensRevoked(int(body["u"]),

@@ -53,7 +53,7 @@ class ChatQueries:
         """Unread counts of every conversation of the user that has any: ``cmd``,
         ``dstid``, ``unread`` and ``last``."""
         friends = await self.store.friend_ids(user_id)
-        groups = await self.store.community_ids(user_id)
+        groups = await self.store.group_ids(user_id)
         convs = {conversation(Cmd.SINGLE, user_id, f): (Cmd.SINGLE, f) for f in friends}
         convs.update({conversation(Cmd.GROUP, user_id, g): (Cmd.GROUP, g) for g in groups})
         rows = []

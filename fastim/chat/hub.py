@@ -22,9 +22,9 @@ from typing import Any, Protocol
 
 from fastim.bus.base import Bus
 from fastim.bus.events import (
-    CommunityDissolved,
     ControlEvent,
     FriendAdded,
+    GroupDissolved,
     MemberJoined,
     MemberLeft,
     TokensRevoked,
@@ -232,11 +232,11 @@ class Hub:
             case FriendAdded():
                 self.friendship_added(event.user_id, event.friend_id)
             case MemberJoined():
-                self.member_joined(event.community_id, event.user_id)
+                self.member_joined(event.group_id, event.user_id)
             case MemberLeft():
-                self.member_left(event.community_id, event.user_id)
-            case CommunityDissolved():
-                self.group_dissolved(event.community_id)
+                self.member_left(event.group_id, event.user_id)
+            case GroupDissolved():
+                self.group_dissolved(event.group_id)
             case TokensRevoked():
                 self.revoke_tokens(event.user_id, event.token_hashes, keep=event.keep,
                                    reason=event.reason)

@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from fastim.accounts import Community, Contacts, User
+from fastim.accounts import Contacts, Group, User
 from fastim.handlers.auth import endpoint, page_data
 from fastim.http import Request, Router
 
 if TYPE_CHECKING:
     from fastim.app import App
 
-GroupChange = Callable[[Contacts, User, Mapping[str, Any]], Awaitable[Community]]
+GroupChange = Callable[[Contacts, User, Mapping[str, Any]], Awaitable[Group]]
 
 
 def register(router: Router, app: App) -> None:
@@ -59,20 +59,20 @@ def register(router: Router, app: App) -> None:
         async def change(request: Request, values: dict[str, Any], user: User) -> Any:
             return (await call(app.services.contacts, user, values)).to_dict()
 
-    group_change("/contact/createcommunity", Contacts.create_community, status=201)
-    group_change("/contact/joincommunity", Contacts.join_community)
-    group_change("/contact/leavecommunity", Contacts.leave_community)
-    group_change("/contact/dissolvecommunity", Contacts.dissolve_community)
-    group_change("/contact/transfercommunity", Contacts.transfer_community)
+    group_change("/contact/createcommunity", Contacts.create_group, status=201)
+    group_change("/contact/joincommunity", Contacts.join_group)
+    group_change("/contact/leavecommunity", Contacts.leave_group)
+    group_change("/contact/dissolvecommunity", Contacts.dissolve_group)
+    group_change("/contact/transfercommunity", Contacts.transfer_group)
 
     @router.route(["GET", "POST"], "/contact/loadcommunity")
     @endpoint(app)
-    async def load_communities(request: Request, values: dict[str, Any], user: Any) -> Any:
+    async def load_groups(request: Request, values: dict[str, Any], user: Any) -> Any:
         contacts = app.services.contacts
-        return page_data(await contacts.load_communities(user, values), lambda c: c.to_dict())
+        return page_data(await contacts.load_groups(user, values), lambda c: c.to_dict())
 
     @router.route(["GET", "POST"], "/contact/loadmembers")
     @endpoint(app)
     async def load_members(request: Request, values: dict[str, Any], user: Any) -> Any:
         contacts = app.services.contacts
-        return page_data(await contacts.community_members(user, values), lambda m: m.to_dict())
+        return page_data(await contacts.group_members(user, values), lambda m: m.to_dict())

@@ -24,13 +24,13 @@ from fastim.store.errors import (
     Unavailable,
 )
 from fastim.store.migrations import MIGRATIONS, Migration
-from fastim.store.records import Community, Credentials, Member, Page, Session, User
+from fastim.store.records import Credentials, Group, Member, Page, Session, User
 from fastim.store.sql import Tx
 from fastim.store.url import MySQLURL, SQLiteURL, parse_db_url
 
 __all__ = [
     "MIGRATIONS",
-    "Community",
+    "Group",
     "Credentials",
     "Duplicate",
     "IntegrityViolation",

@@ -28,7 +28,7 @@ from typing import Any, Protocol, TypeVar
 from fastim.store import queries as q
 from fastim.store.errors import SchemaError, StoreError
 from fastim.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration
-from fastim.store.records import Community, Credentials, Member, Page, Session, User
+from fastim.store.records import Credentials, Group, Member, Page, Session, User
 from fastim.store.sql import Dialect, Tx
 
 T = TypeVar("T")
@@ -224,9 +224,9 @@ class Store(abc.ABC):
         """Whether two users are friends."""
         return await self.read(q.are_friends, user_id, other_id)
 
-    # --- communities -------------------------------------------------------------------
+    # --- groups -------------------------------------------------------------------
 
-    async def create_community(
+    async def create_group(
         self,
         owner_id: int,
         name: str,
@@ -236,62 +236,62 @@ class Store(abc.ABC):
         cate: int = 1,
         limit: int | None = None,
         now: int | None = None,
-    ) -> Community:
+    ) -> Group:
         """Create a group; the owner is its first member. Raises Missing("user"),
-        Refused("community_limit"), Duplicate("communities.name")."""
+        Refused("group_limit"), Duplicate("communities.name")."""
         return await self.write(
-            q.create_community, owner_id, name, icon, memo, cate, limit, _now(now)
+            q.create_group, owner_id, name, icon, memo, cate, limit, _now(now)
         )
 
-    async def get_community(self, community_id: int) -> Community | None:
-        """The community with this id, or None."""
-        return await self.read(q.get_community, community_id)
+    async def get_group(self, group_id: int) -> Group | None:
+        """The group with this id, or None."""
+        return await self.read(q.get_group, group_id)
 
-    async def get_community_by_name(self, name: str) -> Community | None:
-        """The community with this exact name, or None."""
-        return await self.read(q.get_community_by_name, name)
+    async def get_group_by_name(self, name: str) -> Group | None:
+        """The group with this exact name, or None."""
+        return await self.read(q.get_group_by_name, name)
 
     async def add_member(
-        self, community_id: int, user_id: int, *, now: int | None = None
-    ) -> Community:
-        """Join a user to a community. Raises Missing("community"|"user"),
+        self, group_id: int, user_id: int, *, now: int | None = None
+    ) -> Group:
+        """Join a user to a group. Raises Missing("group"|"user"),
         Duplicate("memberships")."""
-        return await self.write(q.add_member, community_id, user_id, _now(now))
+        return await self.write(q.add_member, group_id, user_id, _now(now))
 
-    async def remove_member(self, community_id: int, user_id: int) -> None:
-        """Take a member out. Raises Missing("community"), Refused("not_member"|
+    async def remove_member(self, group_id: int, user_id: int) -> None:
+        """Take a member out. Raises Missing("group"), Refused("not_member"|
         "owner_cannot_leave")."""
-        await self.write(q.remove_member, community_id, user_id)
+        await self.write(q.remove_member, group_id, user_id)
 
-    async def dissolve_community(self, community_id: int, owner_id: int) -> list[int]:
-        """Delete a community (owner only); return the ids of its former members."""
-        return await self.write(q.dissolve_community, community_id, owner_id)
+    async def dissolve_group(self, group_id: int, owner_id: int) -> list[int]:
+        """Delete a group (owner only); return the ids of its former members."""
+        return await self.write(q.dissolve_group, group_id, owner_id)
 
-    async def transfer_community(
-        self, community_id: int, owner_id: int, new_owner_id: int, *, limit: int | None = None
-    ) -> Community:
-        """Hand a community to another member (owner only)."""
-        return await self.write(q.transfer_community, community_id, owner_id, new_owner_id, limit)
+    async def transfer_group(
+        self, group_id: int, owner_id: int, new_owner_id: int, *, limit: int | None = None
+    ) -> Group:
+        """Hand a group to another member (owner only)."""
+        return await self.write(q.transfer_group, group_id, owner_id, new_owner_id, limit)
 
-    async def list_members(self, community_id: int, offset: int, limit: int) -> Page[Member]:
-        """One page of a community's members (owner first), and the total."""
-        return await self.read(q.list_members, community_id, offset, limit)
+    async def list_members(self, group_id: int, offset: int, limit: int) -> Page[Member]:
+        """One page of a group's members (owner first), and the total."""
+        return await self.read(q.list_members, group_id, offset, limit)
 
-    async def list_user_communities(self, user_id: int, offset: int, limit: int) -> Page[Community]:
-        """One page of the communities a user belongs to, and the total."""
-        return await self.read(q.list_user_communities, user_id, offset, limit)
+    async def list_user_groups(self, user_id: int, offset: int, limit: int) -> Page[Group]:
+        """One page of the groups a user belongs to, and the total."""
+        return await self.read(q.list_user_groups, user_id, offset, limit)
 
-    async def member_ids(self, community_id: int) -> list[int]:
-        """All member ids of a community."""
-        return await self.read(q.member_ids, community_id)
+    async def member_ids(self, group_id: int) -> list[int]:
+        """All member ids of a group."""
+        return await self.read(q.member_ids, group_id)
 
-    async def community_ids(self, user_id: int) -> list[int]:
-        """All ids of the communities a user belongs to."""
-        return await self.read(q.community_ids, user_id)
+    async def group_ids(self, user_id: int) -> list[int]:
+        """All ids of the groups a user belongs to."""
+        return await self.read(q.group_ids, user_id)
 
-    async def is_member(self, community_id: int, user_id: int) -> bool:
-        """Whether a user belongs to a community."""
-        return await self.read(q.is_member, community_id, user_id)
+    async def is_member(self, group_id: int, user_id: int) -> bool:
+        """Whether a user belongs to a group."""
+        return await self.read(q.is_member, group_id, user_id)
 
 
 class Transaction(Protocol):

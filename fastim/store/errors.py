@@ -20,7 +20,7 @@ class Duplicate(StoreError):
 
 
 class Missing(StoreError):
-    """A row the operation needs does not exist: ``what`` is e.g. ``user`` or ``community``."""
+    """A row the operation needs does not exist: ``what`` is e.g. ``user`` or ``group``."""
 
     def __init__(self, what: str) -> None:
         super().__init__(f"no such {what}")
@@ -30,7 +30,7 @@ class Missing(StoreError):
 class Refused(StoreError):
     """The operation breaks a rule checked inside the transaction.
 
-    ``reason`` is one of: ``community_limit`` (owner has too many groups), ``owner_cannot_leave``,
+    ``reason`` is one of: ``group_limit`` (owner has too many groups), ``owner_cannot_leave``,
     ``not_owner``, ``not_member``.
     """
 

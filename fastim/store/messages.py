@@ -416,7 +416,7 @@ class ChatStorage:
         return set(await self.store.friend_ids(user_id))
 
     async def groups_of(self, user_id: int) -> set[int]:
-        return set(await self.store.community_ids(user_id))
+        return set(await self.store.group_ids(user_id))
 
     async def insert_messages(self, batch: Sequence[MessageToStore]) -> list[StoredMessage]:
         if self.sealer is not None and not self._key_recorded and batch:

@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastim.store.errors import Duplicate, IntegrityViolation, Missing, Refused
-from fastim.store.records import Community, Credentials, Member, Page, Session, User
+from fastim.store.records import Credentials, Group, Member, Page, Session, User
 from fastim.store.sql import Tx
 
 USER_COLUMNS = "u.id, u.mobile, u.nickname, u.avatar, u.sex, u.memo, u.created"
-COMMUNITY_COLUMNS = "c.id, c.name, c.owner_id, c.icon, c.memo, c.cate, c.created"
+GROUP_COLUMNS = "c.id, c.name, c.owner_id, c.icon, c.memo, c.cate, c.created"
 # Columns a profile update may change (names never come from the request).
 PROFILE_COLUMNS = ("nickname", "avatar", "sex", "memo")
 # Large IN (...) lists are split so no statement exceeds SQLite's variable limit.
@@ -36,8 +36,8 @@ def _user(row: tuple[Any, ...]) -> User:
     )
 
 
-def _community(row: tuple[Any, ...]) -> Community:
-    return Community(
+def _group(row: tuple[Any, ...]) -> Group:
+    return Group(
         id=int(row[0]),
         name=row[1],
         owner_id=int(row[2]),
@@ -283,7 +283,7 @@ def count_friendships(tx: Tx) -> int:
     return int(tx.value("SELECT COUNT(*) FROM friendships"))
 
 
-# --- communities -----------------------------------------------------------------------
+# --- groups -----------------------------------------------------------------------
 
 
 def _lock_user(tx: Tx, user_id: int) -> None:
@@ -296,7 +296,7 @@ def _owned_count(tx: Tx, user_id: int) -> int:
     return int(tx.value("SELECT COUNT(*) FROM communities WHERE owner_id = ?", (user_id,)))
 
 
-def create_community(
+def create_group(
     tx: Tx,
     owner_id: int,
     name: str,
@@ -305,17 +305,17 @@ def create_community(
     cate: int,
     limit: int | None,
     now: int,
-) -> Community:
+) -> Group:
     """Create a group owned by ``owner_id``, who becomes its first member.
 
-    Raises Missing("user"), Refused("community_limit") when the owner already owns ``limit``
+    Raises Missing("user"), Refused("group_limit") when the owner already owns ``limit``
     groups, Duplicate("communities.name") when the name is taken.
     """
     _lock_user(tx, owner_id)
     if limit is not None and _owned_count(tx, owner_id) >= limit:
-        raise Refused("community_limit")
+        raise Refused("group_limit")
     try:
-        community_id = tx.insert(
+        group_id = tx.insert(
             "INSERT INTO communities (name, owner_id, icon, memo, cate, created)"
             " VALUES (?, ?, ?, ?, ?, ?)",
             (name, owner_id, icon, memo, cate, now),
@@ -326,167 +326,167 @@ def create_community(
         raise
     tx.execute(
         "INSERT INTO memberships (community_id, user_id, role, joined) VALUES (?, ?, 'owner', ?)",
-        (community_id, owner_id, now),
+        (group_id, owner_id, now),
     )
-    return Community(community_id, name, owner_id, icon, memo, cate, now)
+    return Group(group_id, name, owner_id, icon, memo, cate, now)
 
 
-def get_community(tx: Tx, community_id: int) -> Community | None:
-    """The community with this id, or None."""
-    row = tx.row(f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = ?", (community_id,))
-    return None if row is None else _community(row)
+def get_group(tx: Tx, group_id: int) -> Group | None:
+    """The group with this id, or None."""
+    row = tx.row(f"SELECT {GROUP_COLUMNS} FROM communities c WHERE c.id = ?", (group_id,))
+    return None if row is None else _group(row)
 
 
-def get_community_by_name(tx: Tx, name: str) -> Community | None:
-    """The community with exactly this name, or None."""
-    row = tx.row(f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.name = ?", (name,))
-    return None if row is None else _community(row)
+def get_group_by_name(tx: Tx, name: str) -> Group | None:
+    """The group with exactly this name, or None."""
+    row = tx.row(f"SELECT {GROUP_COLUMNS} FROM communities c WHERE c.name = ?", (name,))
+    return None if row is None else _group(row)
 
 
-def add_member(tx: Tx, community_id: int, user_id: int, now: int) -> Community:
-    """Add a user to a community as a member; return the community.
+def add_member(tx: Tx, group_id: int, user_id: int, now: int) -> Group:
+    """Add a user to a group as a member; return the group.
 
-    Raises Missing("community"), Missing("user"), Duplicate("memberships").
+    Raises Missing("group"), Missing("user"), Duplicate("memberships").
     """
-    community = get_community(tx, community_id)
-    if community is None:
-        raise Missing("community")
+    group = get_group(tx, group_id)
+    if group is None:
+        raise Missing("group")
     try:
         tx.execute(
             "INSERT INTO memberships (community_id, user_id, role, joined)"
             " VALUES (?, ?, 'member', ?)",
-            (community_id, user_id, now),
+            (group_id, user_id, now),
         )
     except IntegrityViolation as v:
         if v.kind == "unique":
             raise Duplicate("memberships") from None
         if v.kind == "foreign_key":
-            # The community was checked above, so the user is the missing one (or the
-            # community was dissolved in between, which reads the same to the caller).
+            # The group was checked above, so the user is the missing one (or the
+            # group was dissolved in between, which reads the same to the caller).
             raise Missing("user") from None
         raise
-    return community
+    return group
 
 
-def _membership_role(tx: Tx, community_id: int, user_id: int) -> str | None:
+def _membership_role(tx: Tx, group_id: int, user_id: int) -> str | None:
     role: str | None = tx.value(
         "SELECT role FROM memberships WHERE community_id = ? AND user_id = ?"
         f"{tx.dialect.for_update}",
-        (community_id, user_id),
+        (group_id, user_id),
     )
     return role
 
 
-def remove_member(tx: Tx, community_id: int, user_id: int) -> None:
-    """Take a member out of a community.
+def remove_member(tx: Tx, group_id: int, user_id: int) -> None:
+    """Take a member out of a group.
 
-    Raises Missing("community"), Refused("not_member"), Refused("owner_cannot_leave").
+    Raises Missing("group"), Refused("not_member"), Refused("owner_cannot_leave").
     """
-    role = _membership_role(tx, community_id, user_id)
+    role = _membership_role(tx, group_id, user_id)
     if role is None:
-        if get_community(tx, community_id) is None:
-            raise Missing("community")
+        if get_group(tx, group_id) is None:
+            raise Missing("group")
         raise Refused("not_member")
     if role == "owner":
         raise Refused("owner_cannot_leave")
     tx.execute(
-        "DELETE FROM memberships WHERE community_id = ? AND user_id = ?", (community_id, user_id)
+        "DELETE FROM memberships WHERE community_id = ? AND user_id = ?", (group_id, user_id)
     )
 
 
-def _lock_owned_community(tx: Tx, community_id: int, user_id: int) -> Community:
+def _lock_owned_group(tx: Tx, group_id: int, user_id: int) -> Group:
     row = tx.row(
-        f"SELECT {COMMUNITY_COLUMNS} FROM communities c WHERE c.id = ?{tx.dialect.for_update}",
-        (community_id,),
+        f"SELECT {GROUP_COLUMNS} FROM communities c WHERE c.id = ?{tx.dialect.for_update}",
+        (group_id,),
     )
     if row is None:
-        raise Missing("community")
-    community = _community(row)
-    if community.owner_id != user_id:
+        raise Missing("group")
+    group = _group(row)
+    if group.owner_id != user_id:
         raise Refused("not_owner")
-    return community
+    return group
 
 
-def dissolve_community(tx: Tx, community_id: int, owner_id: int) -> list[int]:
-    """Delete a community and its memberships; only its owner may. Return the member ids.
+def dissolve_group(tx: Tx, group_id: int, owner_id: int) -> list[int]:
+    """Delete a group and its memberships; only its owner may. Return the member ids.
 
-    Raises Missing("community"), Refused("not_owner").
+    Raises Missing("group"), Refused("not_owner").
     """
-    _lock_owned_community(tx, community_id, owner_id)
-    members = member_ids(tx, community_id)
-    tx.execute("DELETE FROM memberships WHERE community_id = ?", (community_id,))
-    tx.execute("DELETE FROM communities WHERE id = ?", (community_id,))
+    _lock_owned_group(tx, group_id, owner_id)
+    members = member_ids(tx, group_id)
+    tx.execute("DELETE FROM memberships WHERE community_id = ?", (group_id,))
+    tx.execute("DELETE FROM communities WHERE id = ?", (group_id,))
     return members
 
 
-def transfer_community(
-    tx: Tx, community_id: int, owner_id: int, new_owner_id: int, limit: int | None
-) -> Community:
-    """Hand a community over to another of its members; return the updated community.
+def transfer_group(
+    tx: Tx, group_id: int, owner_id: int, new_owner_id: int, limit: int | None
+) -> Group:
+    """Hand a group over to another of its members; return the updated group.
 
-    Raises Missing("community"), Refused("not_owner"), Refused("not_member") when the new
-    owner is not a member, Refused("community_limit") when they already own ``limit`` groups.
+    Raises Missing("group"), Refused("not_owner"), Refused("not_member") when the new
+    owner is not a member, Refused("group_limit") when they already own ``limit`` groups.
     """
-    community = _lock_owned_community(tx, community_id, owner_id)
+    group = _lock_owned_group(tx, group_id, owner_id)
     if new_owner_id == owner_id:
-        return community
-    if _membership_role(tx, community_id, new_owner_id) is None:
+        return group
+    if _membership_role(tx, group_id, new_owner_id) is None:
         raise Refused("not_member")
     _lock_user(tx, new_owner_id)
     if limit is not None and _owned_count(tx, new_owner_id) >= limit:
-        raise Refused("community_limit")
-    tx.execute("UPDATE communities SET owner_id = ? WHERE id = ?", (new_owner_id, community_id))
+        raise Refused("group_limit")
+    tx.execute("UPDATE communities SET owner_id = ? WHERE id = ?", (new_owner_id, group_id))
     tx.execute(
         "UPDATE memberships SET role = 'member' WHERE community_id = ? AND user_id = ?",
-        (community_id, owner_id),
+        (group_id, owner_id),
     )
     tx.execute(
         "UPDATE memberships SET role = 'owner' WHERE community_id = ? AND user_id = ?",
-        (community_id, new_owner_id),
+        (group_id, new_owner_id),
     )
-    updated = get_community(tx, community_id)
+    updated = get_group(tx, group_id)
     assert updated is not None
     return updated
 
 
-def list_members(tx: Tx, community_id: int, offset: int, limit: int) -> Page[Member]:
-    """One page of a community's members (owner first, then by join time) and the total."""
+def list_members(tx: Tx, group_id: int, offset: int, limit: int) -> Page[Member]:
+    """One page of a group's members (owner first, then by join time) and the total."""
     rows = tx.rows(
         f"SELECT {USER_COLUMNS}, m.role, m.joined"
         " FROM memberships m JOIN users u ON u.id = m.user_id"
         " WHERE m.community_id = ?"
         " ORDER BY CASE m.role WHEN 'owner' THEN 0 ELSE 1 END, m.joined, u.id"
         " LIMIT ? OFFSET ?",
-        (community_id, limit, offset),
+        (group_id, limit, offset),
     )
-    total = tx.value("SELECT COUNT(*) FROM memberships WHERE community_id = ?", (community_id,))
+    total = tx.value("SELECT COUNT(*) FROM memberships WHERE community_id = ?", (group_id,))
     return Page([Member(_user(r), r[7], int(r[8])) for r in rows], int(total))
 
 
-def list_user_communities(tx: Tx, user_id: int, offset: int, limit: int) -> Page[Community]:
-    """One page of the communities a user belongs to, ordered by id, and the total."""
+def list_user_groups(tx: Tx, user_id: int, offset: int, limit: int) -> Page[Group]:
+    """One page of the groups a user belongs to, ordered by id, and the total."""
     rows = tx.rows(
-        f"SELECT {COMMUNITY_COLUMNS}"
+        f"SELECT {GROUP_COLUMNS}"
         " FROM memberships m JOIN communities c ON c.id = m.community_id"
         " WHERE m.user_id = ? ORDER BY c.id LIMIT ? OFFSET ?",
         (user_id, limit, offset),
     )
     total = tx.value("SELECT COUNT(*) FROM memberships WHERE user_id = ?", (user_id,))
-    return Page([_community(r) for r in rows], int(total))
+    return Page([_group(r) for r in rows], int(total))
 
 
-def member_ids(tx: Tx, community_id: int) -> list[int]:
-    """Ids of all members of a community, ascending."""
+def member_ids(tx: Tx, group_id: int) -> list[int]:
+    """Ids of all members of a group, ascending."""
     return _ids(
         tx.rows(
             "SELECT user_id FROM memberships WHERE community_id = ? ORDER BY user_id",
-            (community_id,),
+            (group_id,),
         )
     )
 
 
-def community_ids(tx: Tx, user_id: int) -> list[int]:
-    """Ids of all communities a user belongs to, ascending."""
+def group_ids(tx: Tx, user_id: int) -> list[int]:
+    """Ids of all groups a user belongs to, ascending."""
     return _ids(
         tx.rows(
             "SELECT community_id FROM memberships WHERE user_id = ? ORDER BY community_id",
@@ -495,12 +495,12 @@ def community_ids(tx: Tx, user_id: int) -> list[int]:
     )
 
 
-def is_member(tx: Tx, community_id: int, user_id: int) -> bool:
-    """Whether the user belongs to the community."""
+def is_member(tx: Tx, group_id: int, user_id: int) -> bool:
+    """Whether the user belongs to the group."""
     return (
         tx.row(
             "SELECT 1 FROM memberships WHERE community_id = ? AND user_id = ?",
-            (community_id, user_id),
+            (group_id, user_id),
         )
         is not None
     )

@@ -61,7 +61,7 @@ class Session:
 
 
 @dataclass(frozen=True, slots=True)
-class Community:
+class Group:
     """A group (fastIM's "community"). ``cate`` is fastIM's group type (1 = ordinary)."""
 
     id: int
@@ -73,7 +73,7 @@ class Community:
     created: int
 
     def to_dict(self) -> dict[str, Any]:
-        """fastIM's Community JSON shape."""
+        """fastIM's Group JSON shape."""
         return {
             "id": self.id,
             "name": self.name,
@@ -87,7 +87,7 @@ class Community:
 
 @dataclass(frozen=True, slots=True)
 class Member:
-    """A user's membership of a community: role is ``owner`` or ``member``."""
+    """A user's membership of a group: role is ``owner`` or ``member``."""
 
     user: User
     role: str

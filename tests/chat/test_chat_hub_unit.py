@@ -137,7 +137,7 @@ def test_a_member_who_left_gets_no_more_of_the_group_and_may_not_post() -> None:
         await clients[1].send('{"cmd":0}')
         while json.loads(await clients[1].recv()) != {"cmd": 0}:
             pass
-        hub.apply(MemberLeft(community_id=7, user_id=3))
+        hub.apply(MemberLeft(group_id=7, user_id=3))
         await clients[1].send('{"cmd":11,"dstid":7,"media":1,"content":"two"}')
         await clients[3].send('{"cmd":11,"dstid":7,"media":1,"content":"three"}')
 

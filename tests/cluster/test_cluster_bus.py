@@ -19,9 +19,9 @@ from hypothesis import strategies as st
 
 from fastim.bus import BusOptions, Names, RedisBus, State, pack, scripts, split_url, unpack
 from fastim.bus.events import (
-    CommunityDissolved,
     ControlEvent,
     FriendAdded,
+    GroupDissolved,
     MemberJoined,
     MemberLeft,
     TokensRevoked,
@@ -77,7 +77,7 @@ def test_the_url_names_the_deployment_prefix() -> None:
 
 
 @pytest.mark.parametrize("event", [
-    FriendAdded(1, 2), MemberJoined(3, 4), MemberLeft(3, 4), CommunityDissolved(3),
+    FriendAdded(1, 2), MemberJoined(3, 4), MemberLeft(3, 4), GroupDissolved(3),
     TokensRevoked(4, ("h1",), reason="signed in again"),
     TokensRevoked(4, None, keep="h3", reason="password changed"),
     UsersWentOffline((5, 6)),
@@ -288,7 +288,7 @@ def test_two_buses_carry_frames_presence_and_contact_changes(
         one.to_group(3, '{"g":1}', also=5, message_id=11)
         events: list[ControlEvent] = [
             FriendAdded(1, 2), MemberJoined(3, 4), MemberLeft(3, 4),
-            CommunityDissolved(3, (4,)), TokensRevoked(4, ("h1", "h2"), reason="logged out"),
+            GroupDissolved(3, (4,)), TokensRevoked(4, ("h1", "h2"), reason="logged out"),
             TokensRevoked(4, None, keep="h3", reason="password changed")]
         for event in events:
             one.publish(event)
@@ -299,7 +299,7 @@ def test_two_buses_carry_frames_presence_and_contact_changes(
         # The other node gets each event as published (a dissolved group's members are
         # not carried: each hub knows its own); the origin applied them when it published
         # them, and not a second time when Redis echoed them back.
-        assert hub2.changes == [*events[:3], CommunityDissolved(3), *events[4:]]
+        assert hub2.changes == [*events[:3], GroupDissolved(3), *events[4:]]
         assert hub1.changes == events
         two.departed(7, [3], friends=[], frame="{}")
         await two.settle()

@@ -14,7 +14,7 @@ import pytest
 
 from fastim.accounts import Accounts, Contacts
 from fastim.errors import AppError
-from fastim.store import Community, Store, User, open_store
+from fastim.store import Group, Store, User, open_store
 from tests.store_fixtures import TEST_KDF, gather, new_mobile, run, table_counts
 
 N = 10
@@ -33,7 +33,7 @@ def wide_store(db_url: str) -> Iterator[Store]:
 def services(wide_store: Store) -> Iterator[tuple[Accounts, Contacts]]:
     accounts = Accounts(wide_store, kdf=TEST_KDF, kdf_threads=4)
     try:
-        yield accounts, Contacts(wide_store, community_limit=5)
+        yield accounts, Contacts(wide_store, group_limit=5)
     finally:
         accounts.close()
 
@@ -119,7 +119,7 @@ def test_concurrent_creations_of_one_group_name_make_one_group(
     accounts, contacts = services
     owners = _users(accounts, N)
     ok, statuses = _split(
-        gather(*[contacts.create_community(o, {"name": "the one 🏆"}) for o in owners])
+        gather(*[contacts.create_group(o, {"name": "the one 🏆"}) for o in owners])
     )
     assert len(ok) == 1 and statuses == [409] * (N - 1)
     counts = table_counts(wide_store)
@@ -132,10 +132,10 @@ def test_concurrent_creations_respect_the_per_owner_limit(
     accounts, contacts = services
     (owner,) = _users(accounts, 1)
     ok, statuses = _split(
-        gather(*[contacts.create_community(owner, {"name": f"mine {i}"}) for i in range(8)])
+        gather(*[contacts.create_group(owner, {"name": f"mine {i}"}) for i in range(8)])
     )
     assert len(ok) == 5 and statuses == [409] * 3
-    assert run(wide_store.list_user_communities(owner.id, 0, 100)).total == 5
+    assert run(wide_store.list_user_groups(owner.id, 0, 100)).total == 5
 
 
 def test_concurrent_joins_of_one_member_make_one_membership(
@@ -143,16 +143,16 @@ def test_concurrent_joins_of_one_member_make_one_membership(
 ) -> None:
     accounts, contacts = services
     owner, member = _users(accounts, 2)
-    group = run(contacts.create_community(owner, {"name": "club"}))
+    group = run(contacts.create_group(owner, {"name": "club"}))
     ok, statuses = _split(
-        gather(*[contacts.join_community(member, {"dstid": group.id}) for _ in range(N)])
+        gather(*[contacts.join_group(member, {"dstid": group.id}) for _ in range(N)])
     )
     assert len(ok) == 1 and statuses == [409] * (N - 1)
     assert run(wide_store.member_ids(group.id)) == sorted([owner.id, member.id])
 
 
-def _owner_invariant(store: Store, group: Community) -> int:
-    current = run(store.get_community(group.id))
+def _owner_invariant(store: Store, group: Group) -> int:
+    current = run(store.get_group(group.id))
     assert current is not None
     members = run(store.list_members(group.id, 0, 100)).rows
     owners = [m.user.id for m in members if m.role == "owner"]
@@ -166,12 +166,12 @@ def test_hand_over_racing_the_new_owner_leaving_keeps_one_owner(
     accounts, contacts = services
     for round_ in range(4):
         owner, heir = _users(accounts, 2)
-        group = run(contacts.create_community(owner, {"name": f"race {round_}"}))
-        run(contacts.join_community(heir, {"dstid": group.id}))
+        group = run(contacts.create_group(owner, {"name": f"race {round_}"}))
+        run(contacts.join_group(heir, {"dstid": group.id}))
         ok, statuses = _split(
             gather(
-                contacts.transfer_community(owner, {"dstid": group.id, "ownerid": heir.id}),
-                contacts.leave_community(heir, {"dstid": group.id}),
+                contacts.transfer_group(owner, {"dstid": group.id, "ownerid": heir.id}),
+                contacts.leave_group(heir, {"dstid": group.id}),
             )
         )
         assert len(ok) == 1 and statuses == [409]  # one wins; the other sees the new state

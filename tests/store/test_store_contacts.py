@@ -7,10 +7,10 @@ from collections.abc import Callable
 import pytest
 
 from fastim.accounts import (
-    CommunityDissolved,
     ContactEvent,
     Contacts,
     FriendAdded,
+    GroupDissolved,
     MemberJoined,
     MemberLeft,
 )
@@ -76,15 +76,15 @@ def test_loadfriend_pages(contacts: Contacts, make_user: Callable[..., User]) ->
     assert [u for p in pages for u in p.rows] == friends  # ascending id, no overlap
 
 
-# --- communities -------------------------------------------------------------------------
+# --- groups -------------------------------------------------------------------------
 
 
-def test_createcommunity_returns_the_group_and_makes_the_owner_a_member(
+def test_creategroup_returns_the_group_and_makes_the_owner_a_member(
     contacts: Contacts, store: Store, make_user: Callable[..., User]
 ) -> None:
     owner = make_user()
     group = run(
-        contacts.create_community(
+        contacts.create_group(
             owner,
             {
                 "name": " 周末 hiking 🥾 ",
@@ -103,117 +103,117 @@ def test_createcommunity_returns_the_group_and_makes_the_owner_a_member(
     )
     assert group.id > 0
     assert group.to_dict()["ownerid"] == owner.id
-    assert run(store.get_community(group.id)) == group
-    members = run(contacts.community_members(owner, {"dstid": group.id}))
+    assert run(store.get_group(group.id)) == group
+    members = run(contacts.group_members(owner, {"dstid": group.id}))
     assert [(m.user, m.role) for m in members.rows] == [(owner, "owner")]
-    assert run(contacts.load_communities(owner, {})).rows == [group]
+    assert run(contacts.load_groups(owner, {})).rows == [group]
 
 
-def test_community_names_are_unique_exactly(
+def test_group_names_are_unique_exactly(
     contacts: Contacts, store: Store, make_user: Callable[..., User]
 ) -> None:
     a, b = make_user(), make_user()
-    run(contacts.create_community(a, {"name": "Chat"}))
+    run(contacts.create_group(a, {"name": "Chat"}))
     before = table_counts(store)
-    assert _status(lambda: contacts.create_community(b, {"name": "Chat"})) == 409
-    assert _status(lambda: contacts.create_community(b, {"name": " Chat "})) == 409  # trimmed
+    assert _status(lambda: contacts.create_group(b, {"name": "Chat"})) == 409
+    assert _status(lambda: contacts.create_group(b, {"name": " Chat "})) == 409  # trimmed
     # NFC: "é" typed as e + combining accent is the same name as the precomposed one.
-    run(contacts.create_community(a, {"name": "Caf\u00e9"}))
-    assert _status(lambda: contacts.create_community(b, {"name": "Cafe\u0301"})) == 409
+    run(contacts.create_group(a, {"name": "Caf\u00e9"}))
+    assert _status(lambda: contacts.create_group(b, {"name": "Cafe\u0301"})) == 409
     assert table_counts(store)["communities"] == before["communities"] + 1
     # Distinct on both backends (a case-insensitive MySQL collation would say otherwise).
-    run(contacts.create_community(b, {"name": "chat"}))
-    run(contacts.create_community(b, {"name": "🍣"}))
-    run(contacts.create_community(b, {"name": "🍺"}))
+    run(contacts.create_group(b, {"name": "chat"}))
+    run(contacts.create_group(b, {"name": "🍣"}))
+    run(contacts.create_group(b, {"name": "🍺"}))
 
 
 def test_the_per_owner_limit(store: Store, make_user: Callable[..., User]) -> None:
-    contacts = Contacts(store, community_limit=2)
+    contacts = Contacts(store, group_limit=2)
     owner = make_user()
-    run(contacts.create_community(owner, {"name": "one"}))
-    run(contacts.create_community(owner, {"name": "two"}))
+    run(contacts.create_group(owner, {"name": "one"}))
+    run(contacts.create_group(owner, {"name": "two"}))
     with pytest.raises(AppError) as exc:
-        run(contacts.create_community(owner, {"name": "three"}))
+        run(contacts.create_group(owner, {"name": "three"}))
     assert exc.value.status == 409
     assert "2 groups" in exc.value.message
-    assert run(store.get_community_by_name("three")) is None
+    assert run(store.get_group_by_name("three")) is None
     # Dissolving one frees a place.
-    one = run(store.get_community_by_name("one"))
+    one = run(store.get_group_by_name("one"))
     assert one is not None
-    run(contacts.dissolve_community(owner, {"dstid": one.id}))
-    run(contacts.create_community(owner, {"name": "three"}))
+    run(contacts.dissolve_group(owner, {"dstid": one.id}))
+    run(contacts.create_group(owner, {"name": "three"}))
 
 
 def test_join_by_name_or_id_and_leave(contacts: Contacts, make_user: Callable[..., User]) -> None:
     owner, a, b = make_user(), make_user(), make_user()
-    group = run(contacts.create_community(owner, {"name": "joinable"}))
-    assert run(contacts.join_community(a, {"dstname": "joinable"})) == group
-    assert run(contacts.join_community(b, {"dstid": group.id})) == group
-    assert _status(lambda: contacts.join_community(a, {"dstname": "joinable"})) == 409
-    assert _status(lambda: contacts.join_community(owner, {"dstid": group.id})) == 409
-    assert _status(lambda: contacts.join_community(a, {"dstname": "no such"})) == 404
-    assert _status(lambda: contacts.join_community(a, {"dstid": group.id + 99})) == 404
-    members = run(contacts.community_members(a, {"dstid": group.id}))
+    group = run(contacts.create_group(owner, {"name": "joinable"}))
+    assert run(contacts.join_group(a, {"dstname": "joinable"})) == group
+    assert run(contacts.join_group(b, {"dstid": group.id})) == group
+    assert _status(lambda: contacts.join_group(a, {"dstname": "joinable"})) == 409
+    assert _status(lambda: contacts.join_group(owner, {"dstid": group.id})) == 409
+    assert _status(lambda: contacts.join_group(a, {"dstname": "no such"})) == 404
+    assert _status(lambda: contacts.join_group(a, {"dstid": group.id + 99})) == 404
+    members = run(contacts.group_members(a, {"dstid": group.id}))
     assert [m.user.id for m in members.rows] == [owner.id, a.id, b.id]
     assert [m.role for m in members.rows] == ["owner", "member", "member"]
     assert members.total == 3
-    run(contacts.leave_community(a, {"dstid": group.id}))
-    assert _status(lambda: contacts.leave_community(a, {"dstid": group.id})) == 409
-    assert run(contacts.load_communities(a, {})).total == 0
-    assert run(contacts.community_members(b, {"dstid": group.id})).total == 2
+    run(contacts.leave_group(a, {"dstid": group.id}))
+    assert _status(lambda: contacts.leave_group(a, {"dstid": group.id})) == 409
+    assert run(contacts.load_groups(a, {})).total == 0
+    assert run(contacts.group_members(b, {"dstid": group.id})).total == 2
 
 
 def test_the_owner_cannot_leave_but_can_hand_over_or_dissolve(
     contacts: Contacts, store: Store, make_user: Callable[..., User]
 ) -> None:
     owner, member, outsider = make_user(), make_user(), make_user()
-    group = run(contacts.create_community(owner, {"name": "owned"}))
-    run(contacts.join_community(member, {"dstid": group.id}))
+    group = run(contacts.create_group(owner, {"name": "owned"}))
+    run(contacts.join_group(member, {"dstid": group.id}))
     with pytest.raises(AppError) as exc:
-        run(contacts.leave_community(owner, {"dstid": group.id}))
+        run(contacts.leave_group(owner, {"dstid": group.id}))
     assert exc.value.status == 409
     assert "hand it over" in exc.value.message and "dissolve" in exc.value.message
     # Only the owner hands over, and only to a member.
     assert (
         _status(
-            lambda: contacts.transfer_community(member, {"dstid": group.id, "ownerid": member.id})
+            lambda: contacts.transfer_group(member, {"dstid": group.id, "ownerid": member.id})
         )
         == 403
     )
     assert (
         _status(
-            lambda: contacts.transfer_community(owner, {"dstid": group.id, "ownerid": outsider.id})
+            lambda: contacts.transfer_group(owner, {"dstid": group.id, "ownerid": outsider.id})
         )
         == 409
     )
-    moved = run(contacts.transfer_community(owner, {"dstid": group.id, "ownerid": member.id}))
+    moved = run(contacts.transfer_group(owner, {"dstid": group.id, "ownerid": member.id}))
     assert moved.owner_id == member.id
     roles = {m.user.id: m.role for m in run(store.list_members(group.id, 0, 10)).rows}
     assert roles == {member.id: "owner", owner.id: "member"}
-    run(contacts.leave_community(owner, {"dstid": group.id}))
+    run(contacts.leave_group(owner, {"dstid": group.id}))
     # Only the (new) owner dissolves.
-    assert _status(lambda: contacts.dissolve_community(owner, {"dstid": group.id})) == 403
-    run(contacts.dissolve_community(member, {"dstid": group.id}))
-    assert run(store.get_community(group.id)) is None
+    assert _status(lambda: contacts.dissolve_group(owner, {"dstid": group.id})) == 403
+    run(contacts.dissolve_group(member, {"dstid": group.id}))
+    assert run(store.get_group(group.id)) is None
     assert run(store.member_ids(group.id)) == []
-    assert _status(lambda: contacts.dissolve_community(member, {"dstid": group.id})) == 404
+    assert _status(lambda: contacts.dissolve_group(member, {"dstid": group.id})) == 404
 
 
 def test_members_list_is_for_members_only_and_paged(
     contacts: Contacts, make_user: Callable[..., User]
 ) -> None:
     owner, outsider = make_user(), make_user()
-    group = run(contacts.create_community(owner, {"name": "paged"}))
+    group = run(contacts.create_group(owner, {"name": "paged"}))
     joined = [make_user() for _ in range(4)]
     for u in joined:
-        run(contacts.join_community(u, {"dstid": group.id}))
-    assert _status(lambda: contacts.community_members(outsider, {"dstid": group.id})) == 403
-    first = run(contacts.community_members(owner, {"dstid": group.id, "pagesize": 2}))
+        run(contacts.join_group(u, {"dstid": group.id}))
+    assert _status(lambda: contacts.group_members(outsider, {"dstid": group.id})) == 403
+    first = run(contacts.group_members(owner, {"dstid": group.id, "pagesize": 2}))
     second = run(
-        contacts.community_members(owner, {"dstid": group.id, "pagesize": 2, "pagefrom": 1})
+        contacts.group_members(owner, {"dstid": group.id, "pagesize": 2, "pagefrom": 1})
     )
     third = run(
-        contacts.community_members(owner, {"dstid": group.id, "pagesize": 2, "pagefrom": 2})
+        contacts.group_members(owner, {"dstid": group.id, "pagesize": 2, "pagefrom": 2})
     )
     ids = [m.user.id for p in (first, second, third) for m in p.rows]
     assert ids == [owner.id] + [u.id for u in joined]
@@ -222,16 +222,16 @@ def test_members_list_is_for_members_only_and_paged(
     assert "mobile" not in first.rows[1].to_dict()
 
 
-def test_loadcommunity_pages(contacts: Contacts, make_user: Callable[..., User]) -> None:
+def test_loadgroup_pages(contacts: Contacts, make_user: Callable[..., User]) -> None:
     me = make_user()
     owners = [make_user() for _ in range(3)]
     groups = [
-        run(contacts.create_community(o, {"name": f"group {i}"})) for i, o in enumerate(owners)
+        run(contacts.create_group(o, {"name": f"group {i}"})) for i, o in enumerate(owners)
     ]
     for g in groups:
-        run(contacts.join_community(me, {"dstid": g.id}))
-    page0 = run(contacts.load_communities(me, {"pagesize": 2}))
-    page1 = run(contacts.load_communities(me, {"pagesize": 2, "pagefrom": 1}))
+        run(contacts.join_group(me, {"dstid": g.id}))
+    page0 = run(contacts.load_groups(me, {"pagesize": 2}))
+    page1 = run(contacts.load_groups(me, {"pagesize": 2, "pagefrom": 1}))
     assert page0.rows + page1.rows == groups
     assert page0.total == page1.total == 3
 
@@ -253,20 +253,20 @@ def test_committed_changes_are_published_on_the_bus(
     contacts.bus = BrokenBus()
     a, b = make_user(), make_user()
     run(contacts.add_friend(a, {"dstid": b.id}))
-    group = run(contacts.create_community(a, {"name": "events"}))
-    run(contacts.join_community(b, {"dstid": group.id}))
-    run(contacts.leave_community(b, {"dstid": group.id}))
-    run(contacts.join_community(b, {"dstid": group.id}))
+    group = run(contacts.create_group(a, {"name": "events"}))
+    run(contacts.join_group(b, {"dstid": group.id}))
+    run(contacts.leave_group(b, {"dstid": group.id}))
+    run(contacts.join_group(b, {"dstid": group.id}))
     with pytest.raises(AppError):
-        run(contacts.join_community(b, {"dstid": group.id}))  # refused: no event
-    run(contacts.dissolve_community(a, {"dstid": group.id}))
+        run(contacts.join_group(b, {"dstid": group.id}))  # refused: no event
+    run(contacts.dissolve_group(a, {"dstid": group.id}))
     assert events == [
         FriendAdded(a.id, b.id),
         MemberJoined(group.id, a.id),
         MemberJoined(group.id, b.id),
         MemberLeft(group.id, b.id),
         MemberJoined(group.id, b.id),
-        CommunityDissolved(group.id, tuple(sorted((a.id, b.id)))),
+        GroupDissolved(group.id, tuple(sorted((a.id, b.id)))),
     ]
     assert settled == [1, 2, 3, 4, 5, 6]  # each answer waits until its event has left
 
@@ -274,9 +274,9 @@ def test_committed_changes_are_published_on_the_bus(
 def test_hub_queries(contacts: Contacts, store: Store, make_user: Callable[..., User]) -> None:
     a, b, c = make_user(), make_user(), make_user()
     run(contacts.add_friend(a, {"dstid": b.id}))
-    group = run(contacts.create_community(a, {"name": "hub"}))
-    run(contacts.join_community(c, {"dstid": group.id}))
-    assert run(store.community_ids(c.id)) == [group.id]
+    group = run(contacts.create_group(a, {"name": "hub"}))
+    run(contacts.join_group(c, {"dstid": group.id}))
+    assert run(store.group_ids(c.id)) == [group.id]
     assert run(store.member_ids(group.id)) == sorted([a.id, c.id])
     assert run(store.is_member(group.id, c.id)) and not run(store.is_member(group.id, b.id))
     assert not run(store.are_friends(a.id, c.id))

@@ -131,10 +131,10 @@ def test_quotes_sql_and_emoji_in_free_text_are_stored_verbatim(
     assert run(store.get_user(user.id)) == user
     assert (user.nickname, user.memo) == (nickname, memo)
     run(accounts.login({"mobile": user.mobile, "passwd": "' OR '1'='1 --"}))
-    group = run(contacts.create_community(user, {"name": "100% _real_ 'group' 🎉"}))
-    assert run(store.get_community_by_name("100% _real_ 'group' 🎉")) == group
+    group = run(contacts.create_group(user, {"name": "100% _real_ 'group' 🎉"}))
+    assert run(store.get_group_by_name("100% _real_ 'group' 🎉")) == group
     # LIKE wildcards in a name are not wildcards in the lookup.
-    assert run(store.get_community_by_name("100_ %real% 'group' 🎉")) is None
+    assert run(store.get_group_by_name("100_ %real% 'group' 🎉")) is None
     assert table_counts(store)["users"] == 1
 
 
@@ -179,14 +179,14 @@ def test_bad_contact_fields_are_400s_and_change_nothing(
 ) -> None:
     me = make_user()
     other = make_user()
-    group = run(contacts.create_community(me, {"name": "existing"}))
+    group = run(contacts.create_group(me, {"name": "existing"}))
     before = table_counts(store)
     ops = {
         "add_friend": contacts.add_friend,
-        "join_community": contacts.join_community,
-        "leave_community": contacts.leave_community,
-        "dissolve_community": contacts.dissolve_community,
-        "community_members": contacts.community_members,
+        "join_group": contacts.join_group,
+        "leave_group": contacts.leave_group,
+        "dissolve_group": contacts.dissolve_group,
+        "group_members": contacts.group_members,
     }
     for name, op in ops.items():
         for bad in ID_CASES:
@@ -195,7 +195,7 @@ def test_bad_contact_fields_are_400s_and_change_nothing(
     for bad in ["123", "' OR 1=1 --", "138😀", "x" * 40, 13800000000]:
         _check_refused(lambda b=bad: contacts.add_friend(me, {"dstname": b}), "dstname", bad)
     for bad in ["x" * 65, "\x00", 12, "\udfff"]:
-        _check_refused(lambda b=bad: contacts.join_community(other, {"dstname": b}), "dstname", bad)
+        _check_refused(lambda b=bad: contacts.join_group(other, {"dstname": b}), "dstname", bad)
     for overrides, field in [
         *_text_field_cases("name", too_long="g" * 65, required=True),
         ({"name": "   "}, "name"),
@@ -209,18 +209,18 @@ def test_bad_contact_fields_are_400s_and_change_nothing(
         ({"cate": 1.5}, "cate"),
     ]:
         values = _apply({"name": "new group"}, overrides)
-        _check_refused(lambda v=values: contacts.create_community(other, v), field, overrides)
+        _check_refused(lambda v=values: contacts.create_group(other, v), field, overrides)
     for overrides, field in PAGE_CASES:
         _check_refused(lambda v=overrides: contacts.load_friends(me, v), field, overrides)
-        _check_refused(lambda v=overrides: contacts.load_communities(me, v), field, overrides)
+        _check_refused(lambda v=overrides: contacts.load_groups(me, v), field, overrides)
         _check_refused(
-            lambda v=overrides: contacts.community_members(me, {"dstid": group.id, **v}),
+            lambda v=overrides: contacts.group_members(me, {"dstid": group.id, **v}),
             field,
             overrides,
         )
     for bad in ID_CASES:
         _check_refused(
-            lambda b=bad: contacts.transfer_community(me, {"dstid": group.id, "ownerid": b}),
+            lambda b=bad: contacts.transfer_group(me, {"dstid": group.id, "ownerid": b}),
             "ownerid",
             bad,
         )
