@@ -179,6 +179,10 @@ class RedisBus:
 
     # -- life cycle -------------------------------------------------------------------
 
+    @property
+    def connected(self) -> bool:
+        return self.state is State.UP
+
     def attach(self, receiver: Receiver) -> None:
         """Deliver to `receiver`'s connections (the hub, which sends through this bus)."""
         self.hub = receiver
