@@ -21,7 +21,7 @@ import jinja2
 
 from fastim.config import Config
 from fastim.handlers import chat, contact, health, stickers, upload, user, views
-from fastim.http import HTTPError, Response, Router, Server
+from fastim.http import HTTPError, Response, Router, Server, tree_version
 from fastim.services import Services
 from fastim.store import Store
 from fastim.store.errors import Unavailable
@@ -199,6 +199,14 @@ def create_app(config: Config | None = None) -> App:
     built by `App.start`)."""
     config = config or Config()
     app = App(config)
+    # The pages load the client's files from a URL that names this build of them, so a
+    # browser never runs old and new files together (during a rolling upgrade, or from
+    # its cache) and may keep them forever; the pages themselves are never cached.
+    # Under the bare /asset/ they stay too (stickers are named so in stored messages).
+    version = tree_version(config.asset_dir)
+    app.router.static(f"/asset/v/{version}/", config.asset_dir,
+                      cache_control="public, max-age=31536000, immutable")
+    app.templates.globals["asset"] = lambda path: f"/asset/v/{version}/{path}"
     app.router.static("/asset/", config.asset_dir)
     # Uploads are named by the SHA-256 of their bytes (fastim.media): a name never gets
     # other content, so clients may keep them for a year without asking again.
