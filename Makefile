@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8081
 
-.PHONY: run test bench lint fuzz soak clean
+.PHONY: run test bench lint fuzz soak attack clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml fastim/ws/_speedups.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -40,6 +40,13 @@ fuzz: $(STAMP)
 # drops on SQLite; e.g. SOAK_ARGS='--db mysql://root@127.0.0.1:3306/test' for MariaDB.
 soak: $(STAMP)
 	$(PY) -m soak $(SOAK_ARGS)
+
+# The second outside attack replayed (docs/security.md): one line per attack, held or
+# broken. By default against a fresh server of its own; against a running one on this
+# machine: ATTACK_ARGS='--port 8081 --log server.log' (loopback only).
+ATTACK_ARGS ?= --serve
+attack: $(STAMP)
+	$(PY) -m soak.attack $(ATTACK_ARGS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check fastim tests fuzz bench soak
