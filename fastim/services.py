@@ -55,14 +55,13 @@ def login_throttle(config: Config) -> LoginThrottle | RedisLoginThrottle:
     if not config.redis:
         return LoginThrottle(per_mobile=per_mobile, per_address=per_address,
                              window=config.login_window)
-    import redis.asyncio as aioredis
-
+    from fastim.bus.client import redis_client
     from fastim.bus.envelope import split_url
 
     url, prefix = split_url(config.redis)
     # Short timeouts: a Redis that does not answer must not hold logins up for long
     # (the throttle then counts in this process).
-    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    client = redis_client(url, socket_connect_timeout=2.0, socket_timeout=2.0)
     return RedisLoginThrottle(client, prefix, per_mobile=per_mobile,
                               per_address=per_address, window=config.login_window)
 
