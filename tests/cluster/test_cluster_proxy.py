@@ -24,13 +24,9 @@ import pytest
 
 from deploy.haproxy import Checks, HAProxy, find_haproxy
 from tests.chat_support import SAFETY
-from tests.cluster.test_cluster_failover import assert_each_once
 from tests.cluster_support import (
     Cluster,
-    Inbox,
-    Sender,
-    User,
-    eventually,
+    SteadyChat,
     free_port,
     wait_until,
 )
@@ -90,16 +86,6 @@ def both_up(proxy: HAProxy, cluster: Cluster) -> None:
                "the proxy to pass traffic")
 
 
-async def steady_chat(sender: Sender, to: User, acked: set[int], stop: asyncio.Event,
-                      limit: int = 2000) -> None:
-    """One message after another until told to stop (bounded in count)."""
-    for n in range(limit):
-        if stop.is_set():
-            return
-        acked.add(await sender.say(10, to.id, f"p{n}"))
-        await asyncio.sleep(0.01)
-
-
 def test_a_rolling_restart_behind_the_proxy_loses_and_repeats_nothing(
         proxied: tuple[Cluster, HAProxy]) -> None:
     cluster, proxy = proxied
@@ -108,31 +94,18 @@ def test_a_rolling_restart_behind_the_proxy_loses_and_repeats_nothing(
     both_up(proxy, cluster)
 
     async def scenario() -> None:
-        sender, inbox = Sender(alice, [proxy.listen[1]]), Inbox(bob, [proxy.listen[1]])
-        reader = asyncio.create_task(inbox.run())
-        await asyncio.wait_for(inbox.synced.wait(), SAFETY)
-        acked: set[int] = set()
-        stop = asyncio.Event()
-        talker = asyncio.create_task(steady_chat(sender, bob, acked, stop))
+        chat = SteadyChat(alice, bob, [proxy.listen[1]], [proxy.listen[1]])
+        await chat.start()
         for node in cluster.nodes:  # one by one, as an upgrade would
-            before = len(acked)
-            await eventually(lambda before=before: len(acked) >= before + 10, "chat before")
+            await chat.more(10, f"chat before {node.name} restarts")
             await asyncio.to_thread(node.stop)  # SIGTERM: drain, 1012, exit
             await asyncio.to_thread(node.start)
             await asyncio.to_thread(both_up, proxy, cluster)
-        before = len(acked)
-        await eventually(lambda: len(acked) >= before + 10, "chat after the restarts")
-        stop.set()
-        await talker
-        await eventually(lambda: acked <= set(inbox.ids), "bob has every acked message")
-        assert_each_once(inbox, acked)
+        await chat.more(10, "chat after the restarts")
+        await chat.finish()
         # Both nodes were restarted, so bob was on a draining node at least once, and
         # his client was told to go elsewhere rather than cut off.
-        assert 1012 in inbox.close_codes, inbox.close_codes
-        await inbox.stop()
-        await sender.close()
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        assert 1012 in chat.inbox.close_codes, chat.inbox.close_codes
 
     asyncio.run(scenario())
 
@@ -145,27 +118,14 @@ def test_a_node_killed_behind_the_proxy_loses_and_repeats_nothing(
     both_up(proxy, cluster)
 
     async def scenario() -> None:
-        sender, inbox = Sender(alice, [proxy.listen[1]]), Inbox(bob, [proxy.listen[1]])
-        reader = asyncio.create_task(inbox.run())
-        await asyncio.wait_for(inbox.synced.wait(), SAFETY)
-        acked: set[int] = set()
-        stop = asyncio.Event()
-        talker = asyncio.create_task(steady_chat(sender, bob, acked, stop))
-        await eventually(lambda: len(acked) >= 20, "chat before the crash")
-        # Kill the node that holds bob's connection (leastconn put the two apart or
-        # together; either way someone is cut off without a closing handshake).
-        victim = cluster.nodes[0]
-        await asyncio.to_thread(victim.kill)
-        before = len(acked)
-        await eventually(lambda: len(acked) >= before + 20, "chat after the crash")
-        stop.set()
-        await talker
-        await eventually(lambda: acked <= set(inbox.ids), "bob has every acked message")
-        assert_each_once(inbox, acked)
-        await inbox.stop()
-        await sender.close()
-        reader.cancel()
-        await asyncio.gather(reader, return_exceptions=True)
+        chat = SteadyChat(alice, bob, [proxy.listen[1]], [proxy.listen[1]])
+        await chat.start()
+        await chat.more(20, "chat before the crash")
+        # leastconn put the two on different nodes or on one; either way someone is
+        # cut off without a closing handshake.
+        await asyncio.to_thread(cluster.nodes[0].kill)
+        await chat.more(20, "chat after the crash")
+        await chat.finish()
 
     asyncio.run(scenario())
 

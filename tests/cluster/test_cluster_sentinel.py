@@ -22,12 +22,10 @@ import redis
 from fastim.bus.client import SentinelTarget, parse_sentinel_url
 from fastim.bus.envelope import split_url
 from tests.chat_support import SAFETY
-from tests.cluster.test_cluster_failover import assert_each_once
 from tests.cluster_support import (
     Cluster,
-    Inbox,
     RedisServer,
-    Sender,
+    SteadyChat,
     eventually,
     free_port,
     wait_until,
@@ -145,39 +143,18 @@ def test_the_primary_dies_and_the_nodes_follow_the_promoted_replica(
         cluster.friends(alice, bob)
 
         async def scenario() -> None:
-            sender, inbox = Sender(alice, [n1.port]), Inbox(bob, [n2.port])
-            reader = asyncio.create_task(inbox.run())
-            await asyncio.wait_for(inbox.synced.wait(), SAFETY)
-            acked: set[int] = set()
-            stop = asyncio.Event()
-
-            async def talk() -> None:
-                for n in range(5000):  # bounded; stopped long before
-                    if stop.is_set():
-                        return
-                    acked.add(await sender.say(10, bob.id, f"s{n}"))
-                    await asyncio.sleep(0.01)
-
-            talker = asyncio.create_task(talk())
-            await eventually(lambda: len(acked) >= 10, "chat before the failover")
-            old_primary = sentinels.primary.port
+            chat = SteadyChat(alice, bob, [n1.port], [n2.port])
+            await chat.start()
+            await chat.more(10, "chat before the failover")
             await asyncio.to_thread(sentinels.primary.kill)
             await eventually(lambda: sentinels.primary_is_now(sentinels.replica.port),
                              "the sentinels to promote the replica", 30)
             # Both nodes reconnect to the new primary; bob's node tells him to resync.
-            await eventually(lambda: 1012 in inbox.close_codes and inbox.synced.is_set(),
+            await eventually(lambda: 1012 in chat.inbox.close_codes
+                             and chat.inbox.synced.is_set(),
                              "bob reconnected after the failover", 30)
-            before = len(acked)
-            await eventually(lambda: len(acked) >= before + 10, "chat after the failover")
-            stop.set()
-            await talker
-            await eventually(lambda: acked <= set(inbox.ids), "bob has every acked message")
-            assert_each_once(inbox, acked)
-            assert old_primary != sentinels.replica.port
-            await inbox.stop()
-            await sender.close()
-            reader.cancel()
-            await asyncio.gather(reader, return_exceptions=True)
+            await chat.more(10, "chat after the failover")
+            await chat.finish()
 
         asyncio.run(scenario())
         # The login throttle lives in Redis too: logins work against the new primary.
