@@ -19,7 +19,7 @@ from typing import Any
 import jinja2
 
 from fastim.config import Config
-from fastim.handlers import chat, contact, stickers, upload, user, views
+from fastim.handlers import chat, contact, learn, stickers, upload, user, views
 from fastim.http import HTTPError, Response, Router, Server
 from fastim.services import Services
 from fastim.store import Store
@@ -165,7 +165,7 @@ class App:
 
 
 #: The handler modules, registered in this order.
-HANDLERS: tuple[ModuleType, ...] = (chat, contact, stickers, upload, user, views)
+HANDLERS: tuple[ModuleType, ...] = (chat, contact, stickers, upload, user, views, learn)
 
 
 def create_app(config: Config | None = None) -> App:
