@@ -88,7 +88,7 @@ class Doc:
         return self.name
 
 
-DOCS = [Doc(ROOT / "docs" / "protocol.md")]
+DOCS = [Doc(ROOT / "docs" / "protocol.md"), Doc(ROOT / "docs" / "zh" / "protocol.md")]
 ENGLISH = DOCS[0]
 each_doc = pytest.mark.parametrize("doc", DOCS, ids=repr)
 
@@ -253,6 +253,11 @@ def test_decoded_frames_are_frames_of_the_capture() -> None:
 # -- the table of broken rules ------------------------------------------------------------
 
 
+# The "received by" column, in each language.
+RECEIVERS = {"server": Role.SERVER, "client": Role.CLIENT, "either": None,
+             "服务器": Role.SERVER, "客户端": Role.CLIENT, "任一方": None}
+
+
 def rule_rows(doc: Doc) -> list[tuple[str, bool, Role | None, str, int]]:
     table = doc.text.split("<!-- rules table", 1)[1].split("\n\n", 1)[0]
     rows = []
@@ -260,7 +265,7 @@ def rule_rows(doc: Doc) -> list[tuple[str, bool, Role | None, str, int]]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         frame = re.search(r"`([0-9a-f ]+)`", cells[0])
         assert frame is not None, line
-        receiver = {"server": Role.SERVER, "client": Role.CLIENT, "either": None}[cells[1]]
+        receiver = RECEIVERS[cells[1]]
         rows.append((frame.group(1), "--deflate" in cells[0], receiver, cells[3], int(cells[4])))
     return rows
 
@@ -352,3 +357,20 @@ def test_walkthrough_reports_a_server_that_hangs_up() -> None:
         finally:
             thread.join(10)
     assert out.getvalue().startswith("# the opening handshake")
+
+
+# -- the Chinese guide ----------------------------------------------------------------------
+
+
+def test_the_chinese_guide_is_linked_at_the_top_and_its_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "](docs/zh/README.md)" in "\n".join(readme.splitlines()[:5])
+    guide_path = ROOT / "docs" / "zh" / "README.md"
+    guide = guide_path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)#]+)\)", guide):
+        if not target.startswith("http"):
+            assert (guide_path.parent / target).exists(), target
+    # Its one worked example is the tutorial's key.
+    line = next(line for line in guide.splitlines() if "accept-key" in line)
+    key, accept = re.search(r"accept-key (\S+) +# (\S+)", line).groups()  # type: ignore[union-attr]
+    assert accept_key(key) == accept
