@@ -13,9 +13,10 @@ browser answers the ping with a pong); a broken frame is *simulated*: its bytes 
 fresh server-side `WebSocketProtocol`, and the page shows the close frame that instance
 would send. Nothing broken crosses the wire.
 
-Safe to leave on: no login, but messages are bounded (64 KiB), each address has a few
-sessions at most and a message rate, idle sessions are closed, and `--no-learn` removes
-the routes.
+Safe to leave on: no login, but messages are bounded (64 KiB, also once inflated), each
+address has a few sessions at most and one message rate for all of them, idle sessions are
+closed, a page that leaves its reports unread is dropped, and `--no-learn` removes the
+routes.
 """
 
 from __future__ import annotations
@@ -109,7 +110,9 @@ def frame_report(data: bytes, direction: str, *, deflate: bool, size: int | None
     """One frame for the page: its bytes as on the wire, the explanation of every field
     (fastim.ws.explain, as `decode` prints it), the unmasking byte by byte, the payload."""
     receiver = Role.SERVER if direction == "recv" else Role.CLIENT
-    explained = explain_frame(data, receiver=receiver, deflate=deflate)
+    # Inflated no further than the socket's own limit: the tap sees a frame before the
+    # protocol does, and a small payload could inflate to gigabytes.
+    explained = explain_frame(data, receiver=receiver, deflate=deflate, max_size=MAX_MESSAGE)
     length7 = data[1] & 0x7F
     ext = 2 if length7 == 126 else 8 if length7 == 127 else 0
     masked = bool(data[1] & 0x80)
@@ -191,45 +194,80 @@ def handshake_report(request: Request, connection: Connection) -> dict[str, Any]
 
 
 @dataclass
-class Session:
-    """One open page: its control socket, and the inspected socket while one is open."""
+class Bucket:
+    """A token bucket: RATE messages a second, in bursts of up to RATE_BURST."""
 
-    id: str
-    address: str
-    control: Connection
-    wire: Connection | None = None
-    tap: Tap | None = None
-    deflate: bool = False
     tokens: float = RATE_BURST
     refilled: float = field(default_factory=time.monotonic)
-    active: float = field(default_factory=time.monotonic)
 
-    def report(self, message: dict[str, Any]) -> None:
-        """Send a report to the page; a page that stopped reading loses its session."""
-        with contextlib.suppress(ConnectionClosed):
-            if self.control.buffered_amount > 4 * 1024 * 1024:
-                raise ConnectionClosed(CloseCode.POLICY_VIOLATION, "page not reading")
-            self.control.send_nowait(json.dumps(message, ensure_ascii=False))
-
-    def allow(self) -> bool:
-        """Count one message against the session's rate (a token bucket)."""
+    def take(self) -> bool:
         now = time.monotonic()
         self.tokens = min(RATE_BURST, self.tokens + (now - self.refilled) * RATE)
-        self.refilled = self.active = now
+        self.refilled = now
         if self.tokens < 1:
             return False
         self.tokens -= 1
         return True
 
 
+#: Bytes of reports a page may leave unread before its session is closed.
+MAX_UNREAD_REPORTS = 4 * 1024 * 1024
+
+
+@dataclass
+class Session:
+    """One open page: its control socket, and the inspected socket while one is open.
+    `bucket` is shared by every session of the same address."""
+
+    id: str
+    address: str
+    control: Connection
+    bucket: Bucket
+    wire: Connection | None = None
+    tap: Tap | None = None
+    deflate: bool = False
+    active: float = field(default_factory=time.monotonic)
+    closing: asyncio.Task[None] | None = None
+
+    def report(self, message: dict[str, Any]) -> None:
+        """Send a report to the page; a page that leaves them unread loses its session."""
+        if self.closing is not None:
+            return
+        if self.control.buffered_amount > MAX_UNREAD_REPORTS:
+            self.closing = asyncio.get_running_loop().create_task(
+                self.control.close(CloseCode.POLICY_VIOLATION, "reports left unread"))
+            return
+        with contextlib.suppress(ConnectionClosed):
+            self.control.send_nowait(json.dumps(message, ensure_ascii=False))
+
+    def allow(self) -> bool:
+        """Count one message from the page against its address's rate."""
+        self.active = time.monotonic()
+        return self.bucket.take()
+
+
 class Sessions:
-    """The open sessions of this process, by id and by address."""
+    """The open sessions of this process by id, and the rate buckets of their addresses."""
 
     def __init__(self) -> None:
         self.by_id: dict[str, Session] = {}
+        self.buckets: dict[str, Bucket] = {}
 
     def count(self, address: str) -> int:
         return sum(1 for s in self.by_id.values() if s.address == address)
+
+    def open(self, address: str, control: Connection) -> Session:
+        bucket = self.buckets.setdefault(address, Bucket())
+        session = Session(secrets.token_urlsafe(12), address, control, bucket)
+        self.by_id[session.id] = session
+        return session
+
+    def close(self, session: Session) -> None:
+        self.by_id.pop(session.id, None)
+        if not self.count(session.address):
+            # The bucket goes with the address's last session; a page opened again at once
+            # would start full, but each one costs a WebSocket handshake.
+            self.buckets.pop(session.address, None)
 
 
 def register(router: Router, app: App) -> None:
@@ -251,8 +289,7 @@ def register(router: Router, app: App) -> None:
             raise HTTPError(429, f"at most {SESSIONS_PER_ADDRESS} /learn pages per address")
 
     async def control(connection: Connection, request: Request) -> None:
-        session = Session(secrets.token_urlsafe(12), request.remote_addr, connection)
-        sessions.by_id[session.id] = session
+        session = sessions.open(request.remote_addr, connection)
         idle = asyncio.get_running_loop().create_task(_close_when_idle(session))
         session.report({"type": "hello", "session": session.id, "limits": {
             "max_message": MAX_MESSAGE, "rate": RATE, "burst": RATE_BURST,
@@ -267,7 +304,7 @@ def register(router: Router, app: App) -> None:
             pass
         finally:
             idle.cancel()
-            sessions.by_id.pop(session.id, None)
+            sessions.close(session)
             if session.wire is not None:
                 await session.wire.close(CloseCode.GOING_AWAY, "the page went away")
 
@@ -288,9 +325,8 @@ def register(router: Router, app: App) -> None:
         session.report(handshake_report(request, connection))
 
         def show(frame: WireFrame) -> None:
-            session.report(
-                frame_report(frame.data, frame.direction, deflate=session.deflate, size=frame.size)
-            )
+            session.report(frame_report(frame.data, frame.direction, deflate=session.deflate,
+                                        size=frame.size))
 
         session.tap = tap(connection, show, keep=MAX_MESSAGE)
         # What the server closed with, when it did; else the peer's close (its frame's).

@@ -107,6 +107,7 @@ class Explanation:
 
     data: bytes
     receiver: Role | None = None
+    max_size: int | None = None
     lines: list[str] = field(default_factory=list)
     rows: list[tuple[str, str]] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
@@ -211,16 +212,22 @@ def parse_hex(text: str) -> bytes:
 
 
 def explain_frame(
-    data: bytes, *, receiver: Role | None = None, deflate: bool = False
+    data: bytes,
+    *,
+    receiver: Role | None = None,
+    deflate: bool = False,
+    max_size: int | None = None,
 ) -> Explanation:
     """Explain the frame at the start of `data`, field by field (RFC 6455 §5.2).
 
     `receiver` says who received it, which decides whether it must be masked (§5.1): a
     server receives masked frames only, a client unmasked ones; None explains both. With
     `deflate`, permessage-deflate (RFC 7692) is taken as negotiated: RSV1 then means a
-    compressed message, whose payload is inflated.
+    compressed message, whose payload is inflated, to at most `max_size` bytes when given
+    (as a receiver does, so that a small payload cannot inflate to gigabytes): more is
+    reported as a 1009 violation.
     """
-    ex = Explanation(bytes(data), receiver)
+    ex = Explanation(bytes(data), receiver, max_size=max_size)
     who = ""
     if receiver is not None:
         who = f" received by a {receiver.value}"
@@ -472,9 +479,13 @@ def _inflate(ex: Explanation, payload: bytes) -> bytes | None:
     # RFC 7692 §7.2.2: append 00 00 ff ff and inflate as raw DEFLATE. A fresh decompressor
     # with the largest window reads any single message; PerMessageDeflate does the work.
     try:
-        inflated = PerMessageDeflate().decompress(payload, ex.fin, None)
+        inflated = PerMessageDeflate().decompress(payload, ex.fin, ex.max_size)
     except ProtocolError as error:
         zlib_says = error.reason.rpartition(": ")[2]
+        if error.code == CloseCode.MESSAGE_TOO_BIG:
+            rule = f"the payload inflates to more than {ex.max_size} bytes, the receiver's limit"
+            ex.violations.append(Violation(rule, "RFC 6455 §7.4.1", error.code))
+            return None
         if "too far back" in zlib_says:
             # Not necessarily corrupt: with context takeover a message may copy bytes from
             # the ones before it (RFC 7692 §7.2.3.2), which a lone frame does not carry.

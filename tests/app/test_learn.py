@@ -331,3 +331,57 @@ def test_fragments_split_text_into_frames() -> None:
                       Frame(Opcode.CONTINUATION, b"g")]
     assert len(learn._fragments(b"ab", 5)) == 2  # no empty fragments
     assert encode_frame(frames[0])[:2] == b"\x01\x03"
+
+
+def test_a_compressed_bomb_is_explained_without_inflating_it_all(tmp_path: Path) -> None:
+    async def scenario(base: str) -> None:
+        async with page(base) as learner:
+            wire = await connect(f"{base}/learn/ws?session={learner.session}",
+                                 max_size=None)
+            await wire.send(bytes(10 * learn.MAX_MESSAGE))  # a few hundred bytes compressed
+            received = await learner.report("frame")
+            assert received["length"] < 1000
+            assert received["verdict"][0].startswith(
+                f"INVALID: the payload inflates to more than {learn.MAX_MESSAGE} bytes")
+            with pytest.raises(ConnectionClosed):
+                await wire.recv()
+            assert wire.close_code == 1009
+
+    run(scenario, make_config(tmp_path))
+
+
+def test_sessions_of_one_address_share_one_rate() -> None:
+    sessions = learn.Sessions()
+    one = sessions.open("192.0.2.1", None)  # type: ignore[arg-type]
+    two = sessions.open("192.0.2.1", None)  # type: ignore[arg-type]
+    other = sessions.open("192.0.2.2", None)  # type: ignore[arg-type]
+    assert one.bucket is two.bucket and one.bucket is not other.bucket
+    assert all(one.allow() for _ in range(int(learn.RATE_BURST)))
+    assert not two.allow() and other.allow()
+    sessions.close(one)
+    assert "192.0.2.1" in sessions.buckets
+    sessions.close(two)
+    assert "192.0.2.1" not in sessions.buckets
+
+
+def test_a_page_that_leaves_its_reports_unread_is_dropped() -> None:
+    class Unread:
+        buffered_amount = learn.MAX_UNREAD_REPORTS + 1
+        closed: tuple[int, str] | None = None
+
+        async def close(self, code: int, reason: str) -> None:
+            self.closed = (code, reason)
+
+        def send_nowait(self, message: str) -> None:  # pragma: no cover - never reached
+            raise AssertionError(message)
+
+    async def scenario() -> None:
+        control = Unread()
+        session = learn.Sessions().open("192.0.2.1", control)  # type: ignore[arg-type]
+        session.report({"type": "frame"})
+        session.report({"type": "frame"})  # once closing, nothing more is queued
+        assert session.closing is not None
+        await session.closing
+        assert control.closed == (1008, "reports left unread")
+
+    asyncio.run(scenario())

@@ -576,3 +576,12 @@ def test_rows_are_the_lines_in_two_columns() -> None:
     explained = explain_frame(bytes.fromhex("8105 48656c6c6f"))
     assert len(explained.rows) == len(explained.lines) - 1  # all but the byte count
     assert explained.rows[1] == ("FIN", "1     final: the last frame of its message (§5.2)")
+
+
+def test_inflating_stops_at_max_size() -> None:
+    bomb = PerMessageDeflate().compress(bytes(100_000))
+    frame = encode_frame(Frame(Opcode.BINARY, bomb, rsv1=True))
+    explained = explain_frame(frame, deflate=True, max_size=1000)
+    assert explained.close_code == CloseCode.MESSAGE_TOO_BIG
+    assert explained.violations[0].rule.startswith("the payload inflates to more than 1000")
+    assert explain_frame(frame, deflate=True).message == bytes(100_000)
