@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 from fastim.handlers.views import PAGE_HEADERS
 from fastim.http import HTTPError, Request, Response, Router
-from fastim.ws import CloseCode, Connection, ConnectionClosed, Frame, Opcode, Role
+from fastim.ws import CloseCode, Connection, ConnectionClosed, Frame, Opcode, Role, explain_zh
 from fastim.ws.explain import ACCEPT_STEP_MEANING, accept_steps, explain_frame
 from fastim.ws.frames import apply_mask, encode_frame
 from fastim.ws.protocol import ProtocolFailure, WebSocketProtocol
@@ -84,7 +84,7 @@ def broken_frame(kind: str, key: bytes) -> bytes:
     return encode_frame(Frame(Opcode.PING, b"p" * 126), key)
 
 
-def simulate_broken(kind: str) -> dict[str, Any]:
+def simulate_broken(kind: str, lang: str = "en") -> dict[str, Any]:
     """Feed the broken frame `kind` to a fresh server-side protocol; report its bytes, the
     failure and the close frame the server answers with."""
     data = broken_frame(kind, os.urandom(4))
@@ -96,19 +96,22 @@ def simulate_broken(kind: str) -> dict[str, Any]:
     return {
         "type": "simulated",
         "kind": kind,
-        "frame": frame_report(data, "recv", deflate=False),
+        "frame": frame_report(data, "recv", deflate=False, lang=lang),
         "code": int(failure.error.code),
         "reason": failure.error.reason,
-        "close": frame_report(close, "send", deflate=False),
+        "close": frame_report(close, "send", deflate=False, lang=lang),
     }
 
 
 # -- what the page is sent ------------------------------------------------------------------------
 
 
-def frame_report(data: bytes, direction: str, *, deflate: bool, size: int | None = None) -> dict[str, Any]:
+def frame_report(
+    data: bytes, direction: str, *, deflate: bool, size: int | None = None, lang: str = "en"
+) -> dict[str, Any]:
     """One frame for the page: its bytes as on the wire, the explanation of every field
-    (fastim.ws.explain, as `decode` prints it), the unmasking byte by byte, the payload."""
+    (fastim.ws.explain, as `decode` prints it; in Chinese through fastim.ws.explain_zh),
+    the unmasking byte by byte, the payload."""
     receiver = Role.SERVER if direction == "recv" else Role.CLIENT
     # Inflated no further than the socket's own limit: the tap sees a frame before the
     # protocol does, and a small payload could inflate to gigabytes.
@@ -133,6 +136,10 @@ def frame_report(data: bytes, direction: str, *, deflate: bool, size: int | None
         "rows": explained.rows,
         "verdict": explained.verdict(),
     }
+    if lang == "zh":
+        report["rows"] = [(explain_zh.where(where), explain_zh.text(text))
+                          for where, text in explained.rows]
+        report["verdict"] = [explain_zh.verdict(line) for line in explained.verdict()]
     payload = explained.payload
     if payload is None:  # an invalid frame: unmasked here, for the page only
         key = data[header_size - 4 : header_size] if masked else b"\0\0\0\0"
@@ -168,20 +175,21 @@ def _text(data: bytes) -> str | None:
         return None
 
 
-def handshake_report(request: Request, connection: Connection) -> dict[str, Any]:
+def handshake_report(request: Request, connection: Connection, lang: str = "en") -> dict[str, Any]:
     """The opening handshake step by step, and both heads."""
     key = request.headers.get("Sec-WebSocket-Key") or ""
     steps = accept_steps(key)
+    meaning = explain_zh.ACCEPT_STEP_MEANING if lang == "zh" else ACCEPT_STEP_MEANING
     sent = connection.response_headers.get("Sec-WebSocket-Accept")
     request_lines = [f"{request.method} {request.target} HTTP/{request.http_version}"]
     request_lines += [f"{name}: {value}" for name, value in request.headers.raw]
     return {
         "type": "handshake",
         "steps": [
-            {"step": "key", "value": steps.key, "meaning": ACCEPT_STEP_MEANING["key"]},
-            {"step": "joined", "value": steps.joined, "meaning": ACCEPT_STEP_MEANING["joined"]},
-            {"step": "sha1", "value": steps.sha1.hex(" "), "meaning": ACCEPT_STEP_MEANING["sha1"]},
-            {"step": "accept", "value": steps.accept, "meaning": ACCEPT_STEP_MEANING["accept"]},
+            {"step": "key", "value": steps.key, "meaning": meaning["key"]},
+            {"step": "joined", "value": steps.joined, "meaning": meaning["joined"]},
+            {"step": "sha1", "value": steps.sha1.hex(" "), "meaning": meaning["sha1"]},
+            {"step": "accept", "value": steps.accept, "meaning": meaning["accept"]},
         ],
         "accept_sent": sent,
         "request_head": "\r\n".join(request_lines) + "\r\n\r\n",
@@ -226,6 +234,7 @@ class Session:
     wire: Connection | None = None
     tap: Tap | None = None
     deflate: bool = False
+    lang: str = "en"  # of the explanations: "en" or "zh" (?lang= of /learn/control)
     active: float = field(default_factory=time.monotonic)
     closing: asyncio.Task[None] | None = None
 
@@ -290,6 +299,8 @@ def register(router: Router, app: App) -> None:
 
     async def control(connection: Connection, request: Request) -> None:
         session = sessions.open(request.remote_addr, connection)
+        if (request.query.get("lang") or [""])[0] == "zh":
+            session.lang = "zh"
         idle = asyncio.get_running_loop().create_task(_close_when_idle(session))
         session.report({"type": "hello", "session": session.id, "limits": {
             "max_message": MAX_MESSAGE, "rate": RATE, "burst": RATE_BURST,
@@ -322,11 +333,11 @@ def register(router: Router, app: App) -> None:
             return  # a second socket raced the first, or the page has gone
         session.wire = connection
         session.deflate = connection.response_headers.get("Sec-WebSocket-Extensions") is not None
-        session.report(handshake_report(request, connection))
+        session.report(handshake_report(request, connection, session.lang))
 
         def show(frame: WireFrame) -> None:
             session.report(frame_report(frame.data, frame.direction, deflate=session.deflate,
-                                        size=frame.size))
+                                        size=frame.size, lang=session.lang))
 
         session.tap = tap(connection, show, keep=MAX_MESSAGE)
         # What the server closed with, when it did; else the peer's close (its frame's).
@@ -382,7 +393,7 @@ async def _command(session: Session, message: str | bytes) -> None:
         if kind not in BROKEN_KINDS:
             session.report({"type": "error", "error": "bad_request"})
             return
-        session.report(simulate_broken(kind))
+        session.report(simulate_broken(kind, session.lang))
         return
     wire, watcher = session.wire, session.tap
     if wire is None or watcher is None:

@@ -3,7 +3,7 @@
     python -m fastim.ws echo --port 9001 [--host 127.0.0.1] [--max-size BYTES] [--trace[=bytes]]
     python -m fastim.ws client ws://127.0.0.1:9001/ [--trace=bytes] [--no-compression]
     python -m fastim.ws accept-key dGhlIHNhbXBsZSBub25jZQ==
-    python -m fastim.ws decode [--server | --client] [--deflate] 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    python -m fastim.ws decode [--server | --client] [--deflate] [--lang zh] 81 85 37 fa 21 3d 7f 9f 4d 51 58
     python -m fastim.ws walkthrough [ws://127.0.0.1:9001/]
 
 `echo` sends every message back as it came (text stays text). `--trace` prints the opening
@@ -29,6 +29,7 @@ import contextlib
 import sys
 from typing import TextIO
 
+from fastim.ws import explain_zh
 from fastim.ws.connection import Connection
 from fastim.ws.console import run_client
 from fastim.ws.explain import explain_frame, parse_hex
@@ -163,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="permessage-deflate was negotiated: inflate a payload with RSV1 set",
     )
+    decode_cmd.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="en",
+        help="the language of the explanation: en (default) or zh, Simplified Chinese",
+    )
     walk_cmd = commands.add_parser(
         "walkthrough",
         help="replay docs/protocol.md's connection against a server, printing every byte",
@@ -181,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             decode_cmd.error(str(exc))
         explanation = explain_frame(data, receiver=args.receiver, deflate=args.deflate)
-        print(explanation.render())
+        print(explain_zh.render(explanation) if args.lang == "zh" else explanation.render())
         return 0 if explanation.valid else 1
     if args.command == "walkthrough":
         replay(args.url, sys.stdout)

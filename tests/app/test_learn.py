@@ -66,8 +66,8 @@ class Page:
 
 
 @asynccontextmanager
-async def page(base: str) -> AsyncIterator[Page]:
-    async with connect(f"{base}/learn/control") as control:
+async def page(base: str, query: str = "") -> AsyncIterator[Page]:
+    async with connect(f"{base}/learn/control{query}") as control:
         opened = Page(control)
         hello = await opened.report("hello")
         assert hello["limits"]["max_message"] == 64 * 1024
@@ -200,6 +200,18 @@ def test_broken_frames_arrive_as_simulations_over_the_control_socket(tmp_path: P
             await learner.ask(do="broken", kind="bad_utf8")
             simulated = await learner.report("simulated")
             assert (simulated["kind"], simulated["code"]) == ("bad_utf8", 1007)
+        # A Chinese page gets the explanations in Chinese (fastim.ws.explain_zh).
+        async with page(base, "?lang=zh") as learner:
+            await learner.ask(do="broken", kind="unmasked")
+            simulated = await learner.report("simulated")
+            assert simulated["frame"]["verdict"][0] == "无效：客户端的帧必须加掩码（RFC 6455 §5.1）。"
+            async with connect(f"{base}/learn/ws?session={learner.session}") as wire:
+                handshake = await learner.report("handshake")
+                assert handshake["steps"][2]["meaning"].startswith("对这串字符做 SHA-1")
+                await wire.send("你好")
+                received = await learner.report("frame")
+                assert ["FIN", "1     结束：这是消息的最后一帧（§5.2）"] in [
+                    list(row) for row in received["rows"]]
 
     run(scenario, make_config(tmp_path))
 

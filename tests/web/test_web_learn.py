@@ -150,9 +150,12 @@ def test_the_page_in_chinese_on_a_phone(browser: Any, server: WebServer, shots: 
         page.locator("#form-text button").click()
         expect(frames(page, "send")).to_have_count(1)
         expect(frames(page, "recv").first).to_contain_text("浏览器 → 服务器")
+        # The field-by-field explanation in Chinese too (fastim.ws.explain_zh).
+        expect(frames(page, "recv").first).to_contain_text("结束：这是消息的最后一帧（§5.2）")
         # Nothing wider than the phone's screen.
         width = page.evaluate("document.documentElement.scrollWidth")
         assert width <= PHONE["width"]
+        frames(page, "recv").first.evaluate("el => el.scrollIntoView()")
         screenshot(page, shots, "learn-phone-zh")
         assert watcher.errors == []
     finally:

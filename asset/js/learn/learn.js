@@ -53,7 +53,8 @@ function clearError() {
 // -- the two sockets ------------------------------------------------------------------------
 
 function openControl() {
-  control = new WebSocket(wsUrl("/learn/control"));
+  // The server explains frames in the page's language (fastim.ws.explain / explain_zh).
+  control = new WebSocket(wsUrl(`/learn/control?lang=${lang}`));
   control.onmessage = (event) => report(JSON.parse(event.data));
   control.onclose = (event) => {
     setStatus(t("status_control_closed", { reason: event.reason || event.code }), "ended");

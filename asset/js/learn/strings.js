@@ -1,7 +1,8 @@
 // Every string of the /learn page, one table per language. The page picks the first of
 // the browser's languages it has (navigator.languages), English otherwise. The field-by-field
-// explanations of frames are not here: they come from the server (fastim/ws/explain.py, the
-// text of `python -m fastim.ws decode`), in English, with their RFC sections.
+// explanations of frames are not here: the server sends them in the page's language, from
+// fastim/ws/explain.py (the text of `python -m fastim.ws decode`) and its Chinese table,
+// fastim/ws/explain_zh.py, with their RFC sections.
 
 export const STRINGS = {
   en: {
@@ -128,7 +129,7 @@ export const STRINGS = {
     frame_heading: "{dir}：{name}，FIN={fin}，载荷 {length} 字节，线路上 {size} 字节",
     bytes_label: "这一帧在线路上的字节",
     more_bytes: "……还有 {n} 字节",
-    fields: "逐个字段（来自 fastim.ws.explain，与 python -m fastim.ws decode 的输出相同，英文）",
+    fields: "逐个字段（来自 fastim.ws.explain，与 python -m fastim.ws decode --lang zh 的输出相同）",
     unmasking: "逐字节还原掩码：载荷字节 XOR 掩码键第 (i mod 4) 个字节",
     col_i: "i",
     col_masked: "掩码后",
