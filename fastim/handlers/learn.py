@@ -48,7 +48,8 @@ UNMASK_SHOWN = 32
 #: Sessions (one control socket each) per client address, and in all.
 SESSIONS_PER_ADDRESS = 4
 MAX_SESSIONS = 256
-#: Messages per second a session may send on its two sockets, in bursts of RATE_BURST.
+#: Messages per second the pages of one address may send on all their sockets, in bursts
+#: of RATE_BURST.
 RATE = 5.0
 RATE_BURST = 20.0
 #: Seconds without a message from the page before its session is closed.
@@ -140,12 +141,11 @@ def frame_report(
         report["rows"] = [(explain_zh.where(where), explain_zh.text(text))
                           for where, text in explained.rows]
         report["verdict"] = [explain_zh.verdict(line) for line in explained.verdict()]
+    key = data[header_size - 4 : header_size] if masked else None
     payload = explained.payload
-    if payload is None:  # an invalid frame: unmasked here, for the page only
-        key = data[header_size - 4 : header_size] if masked else b"\0\0\0\0"
-        payload = bytes(b ^ key[i % 4] for i, b in enumerate(wire_payload))
-    if masked:
-        key = data[header_size - 4 : header_size]
+    if payload is None:  # an invalid or cut frame: unmasked here, for the page only
+        payload = wire_payload if key is None else apply_mask(wire_payload, key)
+    if key is not None:
         report["unmask"] = [
             [wire_payload[i], key[i % 4], payload[i]]
             for i in range(min(len(wire_payload), UNMASK_SHOWN))
