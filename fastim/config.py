@@ -50,6 +50,9 @@ class Config:
     #: Seconds a node stays "alive" in Redis after its last heartbeat; its users count
     #: as online until then (heartbeats go out three times per period).
     node_ttl: float = 15.0
+    #: Seconds a node keeps serving after SIGTERM while /healthz answers 503, so that a
+    #: load balancer stops sending it new connections before it stops accepting.
+    drain_delay: float = 0.0
     data_dir: Path = Path("data")
     #: Uploaded files, served under /resource/.
     resource_dir: Path = Path("resource")
@@ -174,6 +177,12 @@ def add_serve_arguments(
                         default=_env_number(env, "FASTIM_NODE_TTL", defaults.node_ttl, float),
                         help="seconds after a node's last heartbeat that its users stop "
                              "being online (FASTIM_NODE_TTL, default %(default)s)")
+    parser.add_argument("--drain-delay", type=float,
+                        default=_env_number(env, "FASTIM_DRAIN_DELAY", defaults.drain_delay,
+                                            float),
+                        help="seconds to keep serving after SIGTERM while /healthz answers "
+                             "503, before closing (set it above the load balancer's check "
+                             "interval; FASTIM_DRAIN_DELAY, default %(default)s)")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(env.get("FASTIM_DATA_DIR", str(defaults.data_dir))),
                         help="directory for the SQLite file and temporary uploads "
@@ -297,6 +306,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                          f"not {args.chat_compression!r}")
     if args.node_ttl <= 0:
         raise SystemExit("--node-ttl must be positive")
+    if args.drain_delay < 0:
+        raise SystemExit("--drain-delay must not be negative")
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
                  "login_window", "group_limit", "max_request_line", "max_header_size",
                  "max_header_count", "max_body_size", "header_timeout", "body_timeout",
@@ -331,6 +342,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         redis=args.redis,
         role=args.role,
         node_ttl=args.node_ttl,
+        drain_delay=args.drain_delay,
         data_dir=args.data_dir,
         resource_dir=args.resource_dir,
         allowed_origins=tuple(args.allowed_origins),

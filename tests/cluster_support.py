@@ -19,7 +19,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +72,16 @@ class Node:
     """One `fastim serve` process on a free port."""
 
     def __init__(self, directory: Path, db: str, redis: str, *, role: str = "all",
-                 node_ttl: float = 1.5, name: str = "node") -> None:
+                 node_ttl: float = 1.5, name: str = "node", port: int = 0,
+                 extra: Sequence[str] = ()) -> None:
         self.directory = directory
         self.name = name
+        # A fixed `port` survives a restart (a load balancer's list names it).
         self.args = [sys.executable, "-m", "fastim", "serve", "--host", "127.0.0.1",
-                     "--port", "0", "--db", db, "--redis", redis, "--role", role,
+                     "--port", str(port), "--db", db, "--redis", redis, "--role", role,
                      "--node-ttl", str(node_ttl), "--chat-rate", "10000",
                      "--data-dir", str(directory / "data"),
-                     "--resource-dir", str(directory / "resource")]
+                     "--resource-dir", str(directory / "resource"), *extra]
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -194,10 +196,11 @@ class Cluster:
         self.redis = f"{redis_url}?prefix={self.prefix}"
         self.nodes: list[Node] = []
 
-    def add(self, *, role: str = "all", node_ttl: float = 1.5) -> Node:
+    def add(self, *, role: str = "all", node_ttl: float = 1.5, port: int = 0,
+            extra: Sequence[str] = ()) -> Node:
         name = f"node{len(self.nodes) + 1}"
         node = Node(self.directory / name, self.db, self.redis, role=role,
-                    node_ttl=node_ttl, name=name)
+                    node_ttl=node_ttl, name=name, port=port, extra=extra)
         self.nodes.append(node)
         return node.start()
 
@@ -206,6 +209,8 @@ class Cluster:
         had to be killed leaves its registry entries for a reaper that never comes)."""
         for node in self.nodes:
             node.stop()
+        if not self.redis.startswith("redis://"):
+            return  # behind Sentinel: the test's own servers go with it
         client = redis.Redis.from_url(self.redis.split("?")[0])
         try:
             for key in client.scan_iter(f"{self.prefix}:*"):

@@ -124,8 +124,9 @@ def split_url(url: str) -> tuple[str, str]:
     """The Redis URL for redis-py and the deployment prefix from its ``prefix`` query
     parameter (default ``fastim``): ``redis://127.0.0.1:6379/0?prefix=staging``."""
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"not a Redis URL: {url!r} (redis://host:port/db)")
+    if parts.scheme not in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"):
+        raise ValueError(f"not a Redis URL: {url!r} (redis://host:port/db, or "
+                         "redis+sentinel://host:port,host:port/service)")
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = "fastim"
     kept = []

@@ -44,13 +44,13 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from fastim.bus import scripts
 from fastim.bus.base import Receiver
+from fastim.bus.client import redis_client
 from fastim.bus.envelope import Envelope, Names, pack, split_url, unpack
 from fastim.bus.events import ControlEvent, UsersWentOffline, from_json, to_json
 
@@ -155,7 +155,7 @@ class RedisBus:
         self.stats = BusStats()
         self.state = State.DOWN
         # Our own reconnect loop decides when to retry: redis-py must not retry inside.
-        self._redis = aioredis.from_url(
+        self._redis = redis_client(
             redis_url, retry=Retry(NoBackoff(), 0), socket_keepalive=True,
             socket_connect_timeout=self.options.wait,
             socket_timeout=self.options.socket_timeout)
@@ -178,6 +178,10 @@ class RedisBus:
         self._confirming: dict[int, _Confirmation] = {}
 
     # -- life cycle -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.state is State.UP
 
     def attach(self, receiver: Receiver) -> None:
         """Deliver to `receiver`'s connections (the hub, which sends through this bus)."""
