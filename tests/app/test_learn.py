@@ -400,3 +400,25 @@ def test_a_page_that_leaves_its_reports_unread_is_dropped() -> None:
         assert control.closed == (1008, "reports left unread")
 
     asyncio.run(scenario())
+
+
+def test_every_string_of_the_page_is_in_both_tables() -> None:
+    root = Path(__file__).resolve().parents[2]
+    strings = (root / "asset" / "js" / "learn" / "strings.js").read_text(encoding="utf-8")
+    english, chinese = strings.split("\n  zh: {", 1)
+    keys_en = set(re.findall(r"^    (\w+):", english, re.M))
+    keys_zh = set(re.findall(r"^    (\w+):", chinese, re.M))
+    assert keys_en == keys_zh and len(keys_en) > 60
+    html = (root / "views" / "learn.html").read_text(encoding="utf-8")
+    script = (root / "asset" / "js" / "learn" / "learn.js").read_text(encoding="utf-8")
+    used = set(re.findall(r'data-t="(\w+)"', html)) | set(re.findall(r'\bt\("(\w+)"', script))
+    used |= {f"broken_{kind}" for kind in learn.BROKEN_KINDS}  # t(`broken_${kind}`)
+    used |= {f"step_{step}" for step in ("key", "joined", "sha1", "accept")}
+    used |= {f"dir_{d}" for d in ("recv", "send")}
+    used |= {f"error_{e}" for e in ("bad_request", "not_connected", "bad_fragments",
+                                    "ping_too_long")}
+    assert used <= keys_en, used - keys_en
+    # Every error the server may report has its sentence.
+    source = (root / "fastim" / "handlers" / "learn.py").read_text(encoding="utf-8")
+    errors = set(re.findall(r'"error": "(\w+)"', source))
+    assert {f"error_{e}" for e in errors} <= keys_en
