@@ -13,6 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from test_ws_asyncio import run
 
 from fastim.ws import console
@@ -61,6 +63,31 @@ def test_splitter_finds_frames_whatever_the_chunks() -> None:
         assert hello.opcode_name == "TEXT" and hello.complete
         assert short.mask is None and short.payload == bytes(300) and short.header == short.data[:4]
         assert not big.complete and len(big.data) == 14 + 64 * 1024 and big.size == 70014
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(list(Opcode)), st.binary(max_size=300), st.booleans()),
+        max_size=6,
+    ),
+    st.lists(st.integers(min_value=1, max_value=64), min_size=1, max_size=20),
+)
+def test_splitter_cuts_any_stream_where_the_encoder_joined_it(
+    frames: list[tuple[Opcode, bytes, bool]], cuts: list[int]
+) -> None:
+    encoded = [encode_frame(Frame(op, data), KEY if masked else None)
+               for op, data, masked in frames]
+    stream = b"".join(encoded)
+    splitter = FrameSplitter("recv", keep=100)
+    found: list[WireFrame] = []
+    position, i = 0, 0
+    while position < len(stream):
+        step = cuts[i % len(cuts)]
+        found += splitter.feed(stream[position : position + step])
+        position, i = position + step, i + 1
+    assert [f.size for f in found] == [len(e) for e in encoded]
+    assert [f.data for f in found] == [e[: f.header_size + 100] for e, f in zip(encoded, found, strict=True)]
+    assert [f.payload for f in found] == [data[:100] for _, data, _ in frames]
 
 
 def test_splitter_keeps_what_it_is_told_and_skips_the_rest() -> None:
