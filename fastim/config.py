@@ -106,6 +106,8 @@ class Config:
     #: X-Forwarded-For / X-Forwarded-Proto or Forwarded fields name the client and its
     #: scheme (fastim/http/proxy.py); from any other peer those fields are ignored.
     trusted_proxies: tuple[str, ...] = ()
+    #: The /learn wire inspector for learners (fastim/handlers/learn.py); `--no-learn`.
+    learn: bool = True
 
     @property
     def tls(self) -> bool:
@@ -219,6 +221,11 @@ def add_serve_arguments(
                              "HTTPS (--certfile, or a trusted proxy's X-Forwarded-Proto); "
                              "0 sends none (FASTIM_HSTS_MAX_AGE, "
                              "default %(default)s = 180 days)")
+
+    parser.add_argument("--no-learn", dest="learn", action="store_false",
+                        default=env.get("FASTIM_LEARN", "1") != "0",
+                        help="turn off /learn, the wire inspector for learners "
+                             "(FASTIM_LEARN=0; default on)")
 
     def limit(flag: str, kind: type, default: Any, text: str) -> None:
         name = "FASTIM_" + flag.removeprefix("--").replace("-", "_").upper()
@@ -367,6 +374,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         chat_ping_interval=args.chat_ping_interval or None,
         chat_ping_timeout=args.chat_ping_timeout,
         chat_compression=args.chat_compression,
+        learn=args.learn,
     )
 
 
