@@ -87,6 +87,10 @@ class Config:
     login_per_mobile: int = 5
     login_per_address: int = 20
     login_window: float = 900.0
+    #: Registrations allowed per client address in `register_window` seconds (429
+    #: beyond); shared through Redis like the login windows.
+    register_per_address: int = 10
+    register_window: float = 3600.0
     #: Groups one user may own.
     group_limit: int = GROUP_LIMIT
     #: Image uploads: size limit, downscale bound, thumbnail size, rate limit (docs/media.md).
@@ -230,6 +234,10 @@ def add_serve_arguments(
           "login attempts per client address in --login-window (429 beyond)")
     limit("--login-window", float, defaults.login_window,
           "seconds of the login attempt windows")
+    limit("--register-per-address", int, defaults.register_per_address,
+          "registrations per client address in --register-window (429 beyond)")
+    limit("--register-window", float, defaults.register_window,
+          "seconds of the registration window")
     limit("--group-limit", int, defaults.group_limit, "groups one user may own")
     # HTTP (fastim/http/server.py Limits).
     http = defaults.limits
@@ -291,7 +299,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.node_ttl <= 0:
         raise SystemExit("--node-ttl must be positive")
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
-                 "login_window", "group_limit", "max_request_line", "max_header_size",
+                 "login_window", "register_per_address", "register_window", "group_limit", "max_request_line", "max_header_size",
                  "max_header_count", "max_body_size", "header_timeout", "body_timeout",
                  "keep_alive_timeout", "write_timeout", "upload_max_bytes", "upload_max_pixels",
                  "upload_max_frames", "upload_rate", "upload_rate_window",
@@ -340,6 +348,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         login_per_mobile=args.login_per_mobile,
         login_per_address=args.login_per_address,
         login_window=args.login_window,
+        register_per_address=args.register_per_address,
+        register_window=args.register_window,
         group_limit=args.group_limit,
         limits=Limits(max_request_line=args.max_request_line,
                       max_header_size=args.max_header_size,

@@ -28,7 +28,11 @@ import logging
 from dataclasses import dataclass, field
 
 from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
-from fastim.accounts.throttle import SlidingWindow
+from fastim.accounts.throttle import (
+    RedisRegisterThrottle,
+    RegisterThrottle,
+    SlidingWindow,
+)
 from fastim.bus.base import Bus
 from fastim.bus.local import LocalBus
 from fastim.chat.history import ChatQueries
@@ -64,6 +68,21 @@ def login_throttle(config: Config) -> LoginThrottle | RedisLoginThrottle:
     client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
     return RedisLoginThrottle(client, prefix, per_mobile=per_mobile,
                               per_address=per_address, window=config.login_window)
+
+
+def register_throttle(config: Config) -> RegisterThrottle | RedisRegisterThrottle:
+    """The registration throttle per address: in this process, or in Redis with
+    ``--redis`` (every node shares one budget, as for logins)."""
+    per_address, window = config.register_per_address, config.register_window
+    if not config.redis:
+        return RegisterThrottle(per_address=per_address, window=window)
+    import redis.asyncio as aioredis
+
+    from fastim.bus.envelope import split_url
+
+    url, prefix = split_url(config.redis)
+    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    return RedisRegisterThrottle(client, prefix, per_address=per_address, window=window)
 
 
 def message_bus(config: Config) -> Bus:
@@ -117,8 +136,11 @@ class Services:
 
             throttle = login_throttle(config)
             stack.push_async_callback(throttle.close)
+            registrations = register_throttle(config)
+            stack.push_async_callback(registrations.close)
             accounts = Accounts(store, kdf=config.kdf, token_ttl=config.token_ttl,
-                                max_sessions=config.max_sessions, throttle=throttle, bus=bus)
+                                max_sessions=config.max_sessions, throttle=throttle,
+                                register_throttle=registrations, bus=bus)
             stack.callback(accounts.close)  # its password-hashing threads
             contacts = Contacts(store, group_limit=config.group_limit, bus=bus)
 

@@ -78,6 +78,7 @@ class Node:
         self.args = [sys.executable, "-m", "fastim", "serve", "--host", "127.0.0.1",
                      "--port", "0", "--db", db, "--redis", redis, "--role", role,
                      "--node-ttl", str(node_ttl), "--chat-rate", "10000",
+                     "--register-per-address", "100000",
                      "--data-dir", str(directory / "data"),
                      "--resource-dir", str(directory / "resource")]
         self.process: subprocess.Popen[bytes] | None = None
