@@ -280,9 +280,12 @@ def add_serve_arguments(
           "seconds a ping's pong may take before the connection is closed with 1011")
     hub = defaults.hub
     limit("--chat-rate", float, hub.rate,
-          "chat messages a second one connection may send, in bursts of up to twice that")
+          "chat messages a second one user may send (all devices, all nodes), in bursts "
+          "of up to twice that")
     limit("--chat-max-text", int, hub.limits.max_text,
           "longest text message in characters")
+    limit("--max-connections-per-user", int, hub.max_connections_per_user,
+          "chat connections one user may hold on a node; more are refused with 429")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -304,7 +307,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                  "keep_alive_timeout", "write_timeout", "upload_max_bytes", "upload_max_pixels",
                  "upload_max_frames", "upload_rate", "upload_rate_window",
                  "chat_outbound_buffer", "chat_max_frame", "chat_ping_timeout", "chat_rate",
-                 "chat_max_text"):
+                 "chat_max_text", "max_connections_per_user"):
         _check_positive(args, name)
     for name in ("hsts_max_age", "chat_ping_interval"):
         if not getattr(args, name) >= 0:  # also refuses NaN
@@ -341,6 +344,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         message_key_file=args.message_key_file,
         hsts_max_age=args.hsts_max_age,
         hub=HubOptions(rate=args.chat_rate, burst=2 * args.chat_rate,
+                       max_connections_per_user=args.max_connections_per_user,
                        limits=ChatLimits(max_text=args.chat_max_text)),
         kdf=kdf,
         token_ttl=args.token_ttl,

@@ -37,6 +37,7 @@ from fastim.bus.base import Bus
 from fastim.bus.local import LocalBus
 from fastim.chat.history import ChatQueries
 from fastim.chat.hub import Hub
+from fastim.chat.ratelimit import SharedWindow
 from fastim.config import Config
 from fastim.media import MediaService, StickerPack, load_packs
 from fastim.store import Store, open_store
@@ -83,6 +84,27 @@ def register_throttle(config: Config) -> RegisterThrottle | RedisRegisterThrottl
     url, prefix = split_url(config.redis)
     client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
     return RedisRegisterThrottle(client, prefix, per_address=per_address, window=window)
+
+
+#: Seconds of the shared (Redis) window of the chat rate limit: a user may send
+#: `burst + rate * SHARED_RATE_WINDOW` messages in it over all nodes.
+SHARED_RATE_WINDOW = 10.0
+
+
+def shared_rate_window(config: Config) -> SharedWindow | None:
+    """With ``--redis``, the chat rate limit's window shared by every node (None without:
+    the hub's bucket per user is then the whole limit)."""
+    if not config.redis:
+        return None
+    import redis.asyncio as aioredis
+
+    from fastim.bus.envelope import split_url
+
+    url, prefix = split_url(config.redis)
+    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    hub = config.hub
+    return SharedWindow(client, prefix, window=SHARED_RATE_WINDOW,
+                        limit=int(hub.burst + hub.rate * SHARED_RATE_WINDOW))
 
 
 def message_bus(config: Config) -> Bus:
@@ -154,7 +176,10 @@ class Services:
 
             hub = None
             if config.role != "api":
-                hub = Hub(chat_storage, config.hub, bus=bus)
+                shared = shared_rate_window(config)
+                if shared is not None:
+                    stack.push_async_callback(shared.close)
+                hub = Hub(chat_storage, config.hub, bus=bus, shared=shared)
                 hub.start()
                 stack.push_async_callback(hub.close)  # stores and publishes what is queued
 

@@ -162,6 +162,8 @@ LIMIT_FLAGS = [
      lambda c: c.chat_ping_interval),
     ("--chat-ping-timeout", "FASTIM_CHAT_PING_TIMEOUT", "0.5", lambda c: c.chat_ping_timeout),
     ("--hsts-max-age", "FASTIM_HSTS_MAX_AGE", "60", lambda c: c.hsts_max_age),
+    ("--max-connections-per-user", "FASTIM_MAX_CONNECTIONS_PER_USER", "3",
+     lambda c: c.hub.max_connections_per_user),
 ]
 
 
@@ -190,6 +192,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert (config.login_per_mobile, config.login_per_address, config.login_window) == (
         5, 20, 900.0)
     assert (config.register_per_address, config.register_window) == (10, 3600.0)
+    assert config.hub.max_connections_per_user == 10
     assert config.kdf == "scrypt:16384:8:1" and config.group_limit == 5
     assert config.chat_max_frame == MAX_FRAME == 64 * 1024
     assert (config.chat_ping_interval, config.chat_ping_timeout) == (20.0, 20.0)
