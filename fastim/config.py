@@ -45,6 +45,9 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8081
     db: str = ""
+    #: Seconds `fastim serve` keeps trying, at start, to reach a database server that is
+    #: not up yet (a log line each attempt); 0 gives up at the first failure.
+    db_wait: float = 30.0
     redis: str = ""
     role: str = "all"
     #: Seconds a node stays "alive" in Redis after its last heartbeat; its users count
@@ -160,6 +163,11 @@ def add_serve_arguments(
     parser.add_argument("--db", default=env.get("FASTIM_DB", ""),
                         help="database URL, e.g. mysql://root:@127.0.0.1:3306/fastim "
                              "(FASTIM_DB, default: SQLite file in the data dir)")
+    parser.add_argument("--db-wait", type=float,
+                        default=_env_number(env, "FASTIM_DB_WAIT", defaults.db_wait, float),
+                        help="seconds to keep trying at start while the database server "
+                             "cannot be reached, with a log line each attempt; 0 gives up "
+                             "at once (FASTIM_DB_WAIT, default %(default)s)")
     parser.add_argument("--redis", default=env.get("FASTIM_REDIS", ""),
                         help="Redis URL for the message bus, e.g. redis://127.0.0.1:6379/0 "
                              "(FASTIM_REDIS, default: in-process)")
@@ -309,7 +317,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                  "chat_outbound_buffer", "chat_max_frame", "chat_ping_timeout", "chat_rate",
                  "chat_max_text", "max_connections_per_user"):
         _check_positive(args, name)
-    for name in ("hsts_max_age", "chat_ping_interval"):
+    for name in ("hsts_max_age", "chat_ping_interval", "db_wait"):
         if not getattr(args, name) >= 0:  # also refuses NaN
             raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more, "
                              f"not {getattr(args, name)}")
@@ -332,6 +340,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         host=args.host,
         port=args.port,
         db=args.db,
+        db_wait=args.db_wait,
         redis=args.redis,
         role=args.role,
         node_ttl=args.node_ttl,

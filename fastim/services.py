@@ -150,7 +150,8 @@ class Services:
     async def start(cls, config: Config) -> Services:
         """Build and start every service, in the order of this module's docstring."""
         async with contextlib.AsyncExitStack() as stack:
-            store = await open_store(config.database_url, pool_size=STORE_POOL_SIZE)
+            store = await open_store(config.database_url, pool_size=STORE_POOL_SIZE,
+                                     wait=config.db_wait)
             stack.push_async_callback(store.close)
 
             bus = message_bus(config)

@@ -164,6 +164,7 @@ LIMIT_FLAGS = [
     ("--hsts-max-age", "FASTIM_HSTS_MAX_AGE", "60", lambda c: c.hsts_max_age),
     ("--max-connections-per-user", "FASTIM_MAX_CONNECTIONS_PER_USER", "3",
      lambda c: c.hub.max_connections_per_user),
+    ("--db-wait", "FASTIM_DB_WAIT", "2.5", lambda c: c.db_wait),
 ]
 
 
@@ -193,6 +194,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
         5, 20, 900.0)
     assert (config.register_per_address, config.register_window) == (10, 3600.0)
     assert config.hub.max_connections_per_user == 10
+    assert config.db_wait == 30.0 and parse(["--db-wait", "0"], {}).db_wait == 0
     assert config.kdf == "scrypt:16384:8:1" and config.group_limit == 5
     assert config.chat_max_frame == MAX_FRAME == 64 * 1024
     assert (config.chat_ping_interval, config.chat_ping_timeout) == (20.0, 20.0)
