@@ -7,7 +7,8 @@ Start-up order (each part needs those above it):
 
 1. the store (the database, its schema brought up to date);
 2. the bus, in process or over Redis (created; it connects in step 7);
-3. accounts (with the login throttle) and contacts, which publish on the bus;
+3. accounts (with the login and registration throttles) and contacts, which publish on
+   the bus (contacts gives groups older than schema migration 4 their name keys);
 4. the sweeper of expired login tokens;
 5. the chat storage (with the message sealer of `--message-key-file`) and the chat
    queries over it;
@@ -166,6 +167,9 @@ class Services:
                                 register_throttle=registrations, bus=bus)
             stack.callback(accounts.close)  # its password-hashing threads
             contacts = Contacts(store, group_limit=config.group_limit, bus=bus)
+            given = await contacts.backfill_name_keys()  # older groups (migration 4)
+            if given:
+                log.info("gave %d existing groups their name keys", given)
 
             purger = asyncio.create_task(_purge_expired_tokens(store), name="token-purger")
             stack.push_async_callback(_cancel, purger)

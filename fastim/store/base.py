@@ -329,11 +329,13 @@ class Store(abc.ABC):
         cate: int = 1,
         limit: int | None = None,
         now: int | None = None,
+        name_key: str | None = None,
     ) -> Group:
         """Create a group; the owner is its first member. Raises Missing("user"),
-        Refused("group_limit"), Duplicate("communities.name")."""
+        Refused("group_limit"), Duplicate("communities.name") (the name, or its
+        ``name_key``, is taken)."""
         return await self.write(
-            q.create_group, owner_id, name, icon, memo, cate, limit, _now(now)
+            q.create_group, owner_id, name, icon, memo, cate, limit, _now(now), name_key
         )
 
     async def get_group(self, group_id: int) -> Group | None:
@@ -343,6 +345,19 @@ class Store(abc.ABC):
     async def get_group_by_name(self, name: str) -> Group | None:
         """The group with this exact name, or None."""
         return await self.read(q.get_group_by_name, name)
+
+    async def get_group_by_name_key(self, name_key: str) -> Group | None:
+        """The group whose name has this key (the hash of its skeleton), or None."""
+        return await self.read(q.get_group_by_name_key, name_key)
+
+    async def groups_without_name_key(self, after_id: int = 0,
+                                      limit: int = 500) -> list[tuple[int, str]]:
+        """(id, name) of groups that have no name key yet, oldest first."""
+        return await self.read(q.groups_without_name_key, after_id, limit)
+
+    async def set_group_name_key(self, group_id: int, name_key: str) -> None:
+        """Give a group its name key. Raises Duplicate("communities.name_key")."""
+        await self.write(q.set_group_name_key, group_id, name_key)
 
     async def add_member(
         self, group_id: int, user_id: int, *, now: int | None = None
