@@ -292,5 +292,26 @@ SEALED_MESSAGES = Migration(
     ],
 )
 
+# Group names are unique by what they look like, not only byte for byte: `name_key` is
+# the SHA-256 (hex) of the name's skeleton (fastim/accounts/names.py: NFKC, case-folded,
+# invisibles dropped, confusables mapped), under a unique index, so two look-alike names
+# created at once cannot both be taken. The skeleton is computed in Python, so the
+# column starts NULL (a unique index allows many NULLs) and the app fills it in for the
+# older groups at start (`Contacts.backfill_name_keys`). MySQL: one ALTER, so the column
+# and its index come together (MySQL 8 has no ADD COLUMN IF NOT EXISTS).
+GROUP_NAME_KEYS = Migration(
+    version=4,
+    name="group name keys: unique by skeleton",
+    sqlite=[
+        "ALTER TABLE communities ADD COLUMN name_key TEXT NULL"
+        " CHECK (name_key IS NULL OR length(name_key) = 64)",
+        "CREATE UNIQUE INDEX uq_communities_name_key ON communities (name_key)",
+    ],
+    mysql=[
+        f"ALTER TABLE communities ADD COLUMN name_key CHAR(64) {_ASCII_BIN} NULL,"
+        " ADD CONSTRAINT uq_communities_name_key UNIQUE (name_key)",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
-MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES]
+MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS]
