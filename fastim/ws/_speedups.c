@@ -174,8 +174,8 @@ speedups_parse_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs
 {
     Py_buffer view;
     const unsigned char *data;
-    Py_ssize_t size, length, start = 2, limit = -1;
-    int masked, text, is_bytes;
+    Py_ssize_t size, length, start = 2, limit = 0;
+    int masked, text, is_bytes, limited = args[2] != Py_None;
     PyObject *result = NULL;
 
     if (nargs != 3) {
@@ -187,13 +187,10 @@ speedups_parse_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     if (masked < 0) {
         return NULL;
     }
-    if (args[2] != Py_None) {
+    if (limited) {
         limit = PyLong_AsSsize_t(args[2]);
         if (limit == -1 && PyErr_Occurred()) {
             return NULL;
-        }
-        if (limit < 0) {
-            limit = 0;  /* no payload is small enough, as in Python */
         }
     }
     is_bytes = PyBytes_CheckExact(args[0]);
@@ -222,7 +219,7 @@ speedups_parse_message(PyObject *module, PyObject *const *args, Py_ssize_t nargs
     if (masked) {
         start += 4;
     }
-    if (size != start + length || (limit >= 0 && length > limit)) {
+    if (size != start + length || (limited && length > limit)) {
         goto none;
     }
     if (!masked) {

@@ -585,7 +585,7 @@ def test_parse_message_takes_exactly_one_whole_small_data_frame(
         and (key is not None) == masked
         and len(payload) < 65536
         and cut == 0
-        and (max_size is None or len(payload) <= max(max_size, 0))
+        and (max_size is None or len(payload) <= max_size)
     )
     if opcode is Opcode.TEXT and whole:
         try:
