@@ -14,3 +14,9 @@ def mask_into(
     /,
 ) -> None:
     """target[offset + i] = data[i] XOR key[(offset + i) % 4]; a copy when key is None."""
+
+def parse_message(data: bytes, masked: bool, max_size: int | None, /) -> str | bytes | None:
+    """The message of `data` when it is one whole small data frame (frames._parse_message_python)."""
+
+def encode_message(message: object, key: bytes | None, limit: int, /) -> bytes | None:
+    """The whole frame of a small str or bytes message (frames._encode_message_python)."""

@@ -71,6 +71,10 @@ COALESCE_LIMIT = 16 * 1024
 # one buffer for the transport; copying a few KiB costs less than a writev of two.
 DIRECT_WRITE_LIMIT = 4 * 1024
 
+# A frame that waits in `_pending` is joined to its header below this payload size: a few
+# bytes copied cost less than a list item.
+JOIN_LIMIT = 1024
+
 
 class _Flusher:
     """Once per turn of an event loop, flushes the connections that wrote during it."""
@@ -407,24 +411,23 @@ class Connection(asyncio.Protocol):
         write buffer is above `write_limit`. Raises ConnectionClosed after the close."""
         if self._lost:
             raise self._closed_error()
-        header, payload = self._core.message_frame(message)
-        if (
-            self._write_now
-            and not self._pending
-            and not self._messages
-            and len(payload) < DIRECT_WRITE_LIMIT
-        ):
+        core = self._core
+        if self._write_now and not self._pending and not self._messages:
             # Most likely the answer to the last message received, and recv() would
             # flush it alone next: one write(2) either way, so write it now, without
             # queueing it for the end of the loop's turn. Once per message taken, so
             # other tasks' writes to this connection still share system calls.
-            self._write_now = False
-            assert self._transport is not None
-            self._transport.write(header + payload)
-        elif len(payload) < 1024:
-            self._write(header + payload)  # as _write_frame() would, one call less
+            data = core.message_bytes(message, DIRECT_WRITE_LIMIT)
+            if data is not None:
+                self._write_now = False
+                assert self._transport is not None
+                self._transport.write(data)
+            else:
+                self._send_frame(message, True)
+        elif (data := core.message_bytes(message, JOIN_LIMIT)) is not None:
+            self._write(data)
         else:
-            self._write_frame(header, payload)
+            self._send_frame(message, False)
         if self._writing_paused or self._lost:
             await self._drain()
 
@@ -434,11 +437,29 @@ class Connection(asyncio.Protocol):
         For fan-out, where one slow reader must not hold up the others: the caller
         bounds what it queues by watching `buffered_amount` (and closes a connection
         that falls too far behind). Raises ConnectionClosed after the close."""
-        if self._lost or self._core.close_sent is not None:
+        core = self._core
+        if self._lost or core.close_sent is not None:
             raise self._closed_error()
-        header, payload = self._core.message_frame(message)
-        if self._write_now and not self._pending and len(payload) < DIRECT_WRITE_LIMIT:
+        if self._write_now and not self._pending:
             # The answer to the message a callback is handling: see send().
+            data = core.message_bytes(message, DIRECT_WRITE_LIMIT)
+            if data is not None:
+                self._write_now = False
+                assert self._transport is not None
+                self._transport.write(data)
+            else:
+                self._send_frame(message, True)
+        elif (data := core.message_bytes(message, JOIN_LIMIT)) is not None:
+            self._write(data)
+        else:
+            self._send_frame(message, False)
+
+    def _send_frame(self, message: str | bytes | bytearray | memoryview, direct: bool) -> None:
+        """Send the long way a message that message_bytes() did not join: large,
+        compressed, traced, bytes-like but not bytes, or after our close (message_frame
+        raises then). `direct`: the frame may be written at once (see send())."""
+        header, payload = self._core.message_frame(message)
+        if direct and len(payload) < DIRECT_WRITE_LIMIT:
             self._write_now = False
             assert self._transport is not None
             self._transport.write(header + payload)
@@ -802,7 +823,7 @@ class Connection(asyncio.Protocol):
             self._flusher.queue(self)
 
     def _write_frame(self, header: bytes, payload: bytes) -> None:
-        if len(payload) < 1024:
+        if len(payload) < JOIN_LIMIT:
             self._write(header + payload)  # a few bytes copied cost less than a list item
         else:
             self._pending.append(header)

@@ -179,7 +179,8 @@ def _select_mask(
     return _mask_python
 
 
-_mask = _select_mask(os.environ.get("FASTIM_WS_SPEEDUPS", "1") != "0")
+_SPEEDUPS = os.environ.get("FASTIM_WS_SPEEDUPS", "1") != "0"
+_mask = _select_mask(_SPEEDUPS)
 
 # A large payload is received straight into the object that becomes the message's bytes,
 # unmasked read by read as it arrives (FrameDecoder._receive_directly): no receive buffer
@@ -240,6 +241,7 @@ SHORT_DATA_HEADERS: dict[Opcode, list[bytes]] = {
     opcode: [frame_header(0x80 | opcode, n) for n in range(126)]
     for opcode in (Opcode.TEXT, Opcode.BINARY)
 }
+_SHORT_HEADERS_BY_FIRST = {0x80 | opcode: SHORT_DATA_HEADERS[opcode] for opcode in SHORT_DATA_HEADERS}
 
 
 def first_octet(frame: Frame) -> int:
@@ -261,6 +263,84 @@ def encode_frame(frame: Frame, mask: bytes | None = None) -> bytes:
     if mask is None:
         return frame_header(first, len(payload)) + payload
     return frame_header(first, len(payload), 0x80) + mask + _mask(payload, mask)
+
+
+# The two ends of the hot path of a request/response peer, one whole small frame read and
+# one written, each in one call. WebSocketProtocol.receive_message and message_bytes use
+# them; `_speedups.parse_message` and `encode_message` do the same in C.
+
+
+def _parse_message_python(data: bytes, masked: bool, max_size: int | None) -> str | bytes | None:
+    """The message of `data` when it is exactly one whole data frame: FIN set, no RSV bit,
+    text or binary, a 7- or 16-bit length (§5.2), masked if and only if `masked` (§5.1),
+    the payload at most `max_size` bytes (None: no limit). Unmasked (§5.3), it comes back
+    as bytes for binary and as str for text that is valid UTF-8 (§8.1). Anything else
+    returns None: the caller then parses `data` the long way, which has every check."""
+    size = len(data)
+    if size < 2:
+        return None
+    first = data[0]
+    if first != 0x82 and first != 0x81:  # FIN + BINARY, FIN + TEXT (§5.2)
+        return None
+    if (data[1] >= 0x80) != masked:
+        return None
+    length = data[1] & 0x7F
+    start = 2
+    if length >= 126:
+        if length == 127 or size < 4:
+            return None
+        length = data[2] << 8 | data[3]  # §5.2: a 16-bit length
+        start = 4
+    if masked:
+        start += 4
+    if size != start + length or (max_size is not None and length > max_size):
+        return None
+    payload = _mask(data[start:], data[start - 4 : start]) if masked else data[start:]
+    if first == 0x82:
+        return payload
+    try:
+        return payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _encode_message_python(message: object, key: bytes | None, limit: int) -> bytes | None:
+    """The one frame of a data message, header and payload joined: a str as text (UTF-8),
+    exactly bytes as binary (anything else returns None), masked with the 4-byte `key`, or
+    unmasked when it is None (§5.2, §5.3). None when the payload is `limit` bytes or more."""
+    if type(message) is bytes:
+        first, payload = 0x82, message
+    elif type(message) is str:
+        first, payload = 0x81, message.encode("utf-8")
+    else:
+        return None
+    length = len(payload)
+    if length >= limit:
+        return None
+    if key is None:
+        if length < 126:
+            return _SHORT_HEADERS_BY_FIRST[first][length] + payload
+        return frame_header(first, length) + payload
+    return frame_header(first, length, 0x80) + key + _mask(payload, key)
+
+
+ParseMessage = Callable[[bytes, bool, int | None], str | bytes | None]
+EncodeMessage = Callable[[object, bytes | None, int], bytes | None]
+
+
+def _select_message_codec(speedups: bool) -> tuple[ParseMessage, EncodeMessage]:
+    """parse_message and encode_message from the C extension where it was built and
+    `speedups` is true (as for _select_mask), else the pure-Python ones above."""
+    if speedups:
+        try:
+            from fastim.ws._speedups import encode_message, parse_message
+        except ImportError:  # no compiler at install time, or an extension built before
+            return _parse_message_python, _encode_message_python
+        return parse_message, encode_message
+    return _parse_message_python, _encode_message_python
+
+
+_parse_message, _encode_message = _select_message_codec(_SPEEDUPS)
 
 
 def encode_close_payload(code: int | None, reason: str = "") -> bytes:

@@ -1387,6 +1387,54 @@ def test_send_nowait_writes_at_once_and_reports_what_is_buffered() -> None:
     run(main())
 
 
+def test_answers_that_are_not_small_bytes_or_str_go_the_long_way() -> None:
+    # send()/send_nowait() join a small str or bytes message to its header in one call;
+    # anything else (bytes-like, large) is framed the long way, written at once as the
+    # answer to the message being handled when it is small, queued for the turn otherwise.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    def server_frame(payload: bytes) -> bytes:
+        return encode_frame(Frame(Opcode.BINARY, payload))
+
+    async def main() -> None:
+        transport = RecordingTransport()
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(transport)
+
+        def answer(message: str | bytes) -> None:
+            assert isinstance(message, bytes)
+            ws.send_nowait(bytearray(message))  # type: ignore[arg-type]
+            ws.send_nowait(message * 1000)
+
+        ws.set_message_callback(answer)
+        ws.data_received(frame(Opcode.BINARY, b"ab"))
+        assert transport.written == [server_frame(b"ab")]  # at once
+        await asyncio.sleep(0)
+        assert b"".join(transport.written[1:]) == server_frame(b"ab" * 1000)  # at the turn
+
+    run(main())
+
+
+def test_async_for_waits_for_the_rest_of_a_frame() -> None:
+    # Half a frame is buffered: `async for` finds no message and waits for the rest.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(RecordingTransport())
+        wire = frame(Opcode.BINARY, b"x" * 40)
+        ws.data_received(wire[:9])
+        waiting = asyncio.ensure_future(ws.__anext__())
+        await asyncio.sleep(0)
+        assert not waiting.done()
+        ws.data_received(wire[9:])
+        assert await waiting == b"x" * 40
+
+    run(main())
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_message_and_close_read_after_tcp_is_gone(loop: str) -> None:
     # A message and a close frame arrive, then TCP ends before the application reads

@@ -174,7 +174,11 @@ def test_masking_falls_back_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_environment_turns_the_c_masking_off() -> None:
-    code = "from fastim.ws import frames; print(frames._mask is frames._mask_python)"
+    code = (
+        "from fastim.ws import frames as f; print(f._mask is f._mask_python"
+        " and f._parse_message is f._parse_message_python"
+        " and f._encode_message is f._encode_message_python)"
+    )
     env = dict(os.environ, FASTIM_WS_SPEEDUPS="0")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "True", out.stderr
@@ -523,6 +527,161 @@ def test_c_alloc_and_mask_into() -> None:
         mask_into(bytearray(4), 0, b"12", 1234)  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         mask_into(bytearray(4), 0, b"12")  # type: ignore[call-arg]
+
+
+
+# -- one whole small frame in one call: parse_message, encode_message ----------------------
+
+# Both implementations: the pure-Python ones and, where it was built, the C extension's.
+CODECS: list[tuple[frames_module.ParseMessage, frames_module.EncodeMessage]] = [
+    (frames_module._parse_message_python, frames_module._encode_message_python)
+]
+if len(MASKERS) > 1:  # pragma: no branch - built here
+    CODECS.append(frames_module._select_message_codec(True))
+CODEC_IDS = ["python", "c"][: len(CODECS)]
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+@settings(max_examples=300)
+@given(
+    # Mostly whole data frames, and each way of not being one.
+    opcode=st.sampled_from([Opcode.TEXT, Opcode.BINARY, *Opcode]),
+    fin=st.sampled_from([True, True, False]),
+    rsv=st.sampled_from([{}, {}, {"rsv1": True}, {"rsv3": True}]),
+    payload=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=100).map(str.encode),
+        st.sampled_from([b"\xff", b"\xed\xa0\x80", b"a" * 1025, bytes(65535), bytes(65536)]),
+    ),
+    key=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
+    wrong_mask=st.sampled_from([False, False, True]),
+    cut=st.sampled_from([0, 0, 0, -3, -1, 1, 2]),
+    max_size=st.sampled_from([None, 0, 125, 126, 2000, -1]),
+    wrap=st.sampled_from([bytes, bytearray, memoryview]),
+)
+def test_parse_message_takes_exactly_one_whole_small_data_frame(
+    codec: tuple[frames_module.ParseMessage, frames_module.EncodeMessage],
+    opcode: Opcode,
+    fin: bool,
+    rsv: dict[str, bool],
+    payload: bytes,
+    key: bytes | None,
+    wrong_mask: bool,
+    cut: int,
+    max_size: int | None,
+    wrap: Callable[[bytes], bytes],
+) -> None:
+    parse, _ = codec
+    masked = (key is not None) != wrong_mask
+    if parse is frames_module._parse_message_python:
+        wrap = bytes  # what a transport hands over; C takes any buffer
+    data = encode_frame(Frame(opcode, payload, fin, **rsv), key)
+    data = data[:cut] if cut < 0 else data + b"\x81\x00"[:cut]  # short, or followed
+    message = parse(wrap(data), masked, max_size)
+    whole = (
+        opcode in (Opcode.TEXT, Opcode.BINARY)
+        and fin
+        and not rsv
+        and (key is not None) == masked
+        and len(payload) < 65536
+        and cut == 0
+        and (max_size is None or len(payload) <= max_size)
+    )
+    if opcode is Opcode.TEXT and whole:
+        try:
+            expected: str | bytes | None = payload.decode("utf-8")
+        except UnicodeDecodeError:
+            expected = None  # §8.1: the long way fails it with 1007
+    else:
+        expected = payload if whole else None
+    assert message == expected and type(message) is type(expected)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+@settings(max_examples=300)
+@given(
+    message=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=100),
+        st.text(alphabet="aé😀", min_size=20, max_size=30),
+        st.sampled_from([bytes(70000), "x" * 70000, bytearray(b"ba"), memoryview(b"mv"), 7]),
+    ),
+    key=st.one_of(st.none(), st.binary(min_size=4, max_size=4)),
+    limit=st.sampled_from([0, 1, 40, 126, 1024, 1 << 20]),
+)
+def test_encode_message_is_encode_frame_for_a_small_str_or_bytes(
+    codec: tuple[frames_module.ParseMessage, frames_module.EncodeMessage],
+    message: object,
+    key: bytes | None,
+    limit: int,
+) -> None:
+    _, encode = codec
+    data = encode(message, key, limit)
+    if type(message) is bytes:
+        frame: Frame | None = Frame(Opcode.BINARY, message)
+    elif type(message) is str:
+        frame = Frame(Opcode.TEXT, message.encode("utf-8"))
+    else:
+        frame = None  # bytes-like or not: the long way copies or refuses it
+    if frame is None or len(frame.payload) >= limit:
+        assert data is None
+    else:
+        assert data == encode_frame(frame, key)
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+def test_parse_message_takes_7_and_16_bit_lengths_masked_or_not(
+    codec: tuple[frames_module.ParseMessage, frames_module.EncodeMessage],
+) -> None:
+    parse, _ = codec
+    for text in ("", "hi", "é" * 62, "é" * 63, "é" * 700, "😀" * 16000):
+        for key in (MASK, None):
+            data = encode_frame(Frame(Opcode.TEXT, text.encode()), key)
+            assert parse(data, key is not None, None) == text
+            binary = encode_frame(Frame(Opcode.BINARY, text.encode()), key)
+            assert parse(binary, key is not None, 64000) == text.encode()
+    assert parse(encode_frame(Frame(Opcode.TEXT, b"\xc3"), MASK), True, None) is None
+    assert parse(encode_frame(Frame(Opcode.BINARY, bytes(200)), MASK), True, 199) is None
+
+
+def test_message_codec_errors_and_fallback(monkeypatch: pytest.MonkeyPatch) -> None:
+    for _, encode in CODECS:  # a lone surrogate is not UTF-8, as for str.encode
+        with pytest.raises(UnicodeEncodeError):
+            encode("\ud800", None, 1024)
+    python = (frames_module._parse_message_python, frames_module._encode_message_python)
+    assert frames_module._select_message_codec(False) == python
+    # As when no compiler was there at install time, or the extension predates these.
+    monkeypatch.setitem(sys.modules, "fastim.ws._speedups", None)
+    assert frames_module._select_message_codec(True) == python
+
+
+def test_c_message_codec_checks_its_arguments() -> None:
+    if len(CODECS) < 2:  # pragma: no cover - the extension is built on the project's machines
+        pytest.skip("fastim.ws._speedups is not built here")
+    parse, encode = CODECS[1]
+    text = encode_frame(Frame(Opcode.TEXT, "é".encode() * 700), MASK)  # over 1 KiB of text
+    assert parse(text, True, None) == "é" * 700
+    with pytest.raises(TypeError):
+        parse(b"\x81\x00", True)  # type: ignore[call-arg]
+    with pytest.raises(TypeError):
+        parse("text", False, None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        parse(b"\x81\x00", False, "10")  # type: ignore[arg-type]
+
+    class Truthless:
+        def __bool__(self) -> bool:
+            raise ValueError("no truth")
+
+    with pytest.raises(ValueError):
+        parse(b"\x81\x00", Truthless(), None)  # type: ignore[arg-type]
+    with pytest.raises(TypeError):
+        encode(b"x", None)  # type: ignore[call-arg]
+    with pytest.raises(ValueError):
+        encode(b"x", b"abc", 10)
+    with pytest.raises(ValueError):
+        encode(b"x", bytearray(MASK), 10)
+    with pytest.raises(TypeError):
+        encode(b"x", None, "10")  # type: ignore[arg-type]
 
 
 # -- close payloads --------------------------------------------------------------------------

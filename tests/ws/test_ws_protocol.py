@@ -5,12 +5,14 @@ size limits, the close handshake, and the extension hook."""
 from __future__ import annotations
 
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from fastim.ws import frames as frames_module
 from fastim.ws.exceptions import ConnectionClosedError, ConnectionClosedOK, ProtocolError
 from fastim.ws.frames import CloseCode, Frame, FrameDecoder, Opcode, apply_mask, encode_frame
 from fastim.ws.protocol import (
@@ -568,6 +570,24 @@ def _comparable(events: list[Event]) -> list[object]:
     ]
 
 
+# receive_message() and message_bytes() with each implementation of frames._parse_message
+# and _encode_message: the pure-Python ones and, where it was built, the C extension's.
+_CODECS = {"python": (frames_module._parse_message_python, frames_module._encode_message_python)}
+if frames_module._select_message_codec(True) != _CODECS["python"]:  # pragma: no branch
+    _CODECS["c"] = frames_module._select_message_codec(True)
+
+
+@contextmanager
+def _codec(name: str) -> Iterator[None]:
+    saved = frames_module._parse_message, frames_module._encode_message
+    frames_module._parse_message, frames_module._encode_message = _CODECS[name]
+    try:
+        yield
+    finally:
+        frames_module._parse_message, frames_module._encode_message = saved
+
+
+@pytest.mark.parametrize("codec", sorted(_CODECS))
 @settings(max_examples=300, deadline=None)
 @given(
     role=st.sampled_from(Role),
@@ -587,6 +607,7 @@ def _comparable(events: list[Event]) -> list[object]:
     eof=st.booleans(),
 )
 def test_receive_message_is_receive_data_for_one_whole_frame(
+    codec: str,
     role: Role,
     before: str,
     opcode: Opcode,
@@ -617,7 +638,8 @@ def test_receive_message_is_receive_data_for_one_whole_frame(
         if eof:
             core.receive_eof()
     fast, full = cores
-    message = fast.receive_message(data)
+    with _codec(codec):
+        message = fast.receive_message(data)
     events = _comparable(full.receive_data(data))
     if message is None:
         assert _comparable(fast.receive_data(data)) == events
@@ -666,6 +688,62 @@ def test_message_frame_headers_use_the_minimal_length_encoding(length: int) -> N
     decoded = frames_in(header + payload)
     assert decoded == [Frame(Opcode.BINARY, bytes(length))]
     assert len(header) == (2 if length < 126 else 4 if length < 65536 else 10)
+
+
+@pytest.mark.parametrize("codec", sorted(_CODECS))
+@settings(max_examples=200, deadline=None)
+@given(
+    role=st.sampled_from(Role),
+    message=st.one_of(
+        st.binary(max_size=200),
+        st.text(max_size=60),
+        st.sampled_from([b"c" * 1500, "é" * 700, bytearray(b"ba"), memoryview(b"mv")]),
+    ),
+    limit=st.sampled_from([0, 10, 126, 1024, 4096]),
+    threshold=st.sampled_from([None, 0, 20, 2000]),
+    traced=st.booleans(),
+    closed=st.booleans(),
+)
+def test_message_bytes_is_message_frame_joined(
+    codec: str,
+    role: Role,
+    message: str | bytes,
+    limit: int,
+    threshold: int | None,
+    traced: bool,
+    closed: bool,
+) -> None:
+    """message_bytes() returns message_frame() joined, or None where the host must call
+    message_frame(): a payload of `limit` bytes or more, one the extension compresses, a
+    traced core, a core whose close is sent (message_frame raises), a bytes-like message."""
+    cores = [
+        WebSocketProtocol(
+            role,
+            extension=None if threshold is None else RawDeflate(threshold),
+            mask_key=lambda: MASK,
+        )
+        for _ in range(2)
+    ]
+    for core in cores:
+        if traced:
+            core.on_frame = lambda direction, frame: None
+        if closed:
+            core.send_close()
+    joined, parts = cores
+    with _codec(codec):
+        data = joined.message_bytes(message, limit)
+    payload = message.encode() if isinstance(message, str) else bytes(message)
+    if (
+        traced
+        or closed
+        or type(message) not in (str, bytes)
+        or len(payload) >= limit
+        or (threshold is not None and len(payload) >= threshold)
+    ):
+        assert data is None
+    else:
+        header, body = parts.message_frame(message)
+        assert data == header + body
 
 
 def test_client_masking_keys_are_fresh_for_every_frame() -> None:
