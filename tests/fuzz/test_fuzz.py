@@ -1,5 +1,6 @@
-"""Short coverage-guided runs of every fuzzing target (fuzz/targets.py), and the inputs
-that once found a bug, replayed as regression cases. `make fuzz` runs them longer."""
+"""The fuzzing targets (fuzz/targets.py) on their seed corpora, replayed, so that a
+parser regression fails here; the inputs that once found a bug, as regression cases; and
+one short coverage-guided run through `python -m fuzz`. `make fuzz` runs them longer."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from fuzz.targets import TARGETS
+from fuzz.coverage import corpus
+from fuzz.targets import MODULES, TARGETS
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -36,11 +38,36 @@ def test_regression_inputs(target: str, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("target", sorted(TARGETS))
-def test_short_fuzzing_run_finds_no_crash(target: str, tmp_path: Path) -> None:
+def test_corpus_replays_without_an_unexpected_exception(target: str) -> None:
+    if target == "chat-structured":
+        pytest.importorskip("atheris")  # its inputs are read by atheris.FuzzedDataProvider
+    inputs = corpus(target)
+    assert inputs, f"fuzz/corpus/{target}/ is empty: python -m fuzz seeds"
+    for path in inputs:
+        try:
+            TARGETS[target](path.read_bytes())
+        except Exception as exc:
+            raise AssertionError(f"{path.relative_to(ROOT)} raised {exc!r}") from exc
+
+
+def test_every_target_names_its_module_and_has_a_dictionary() -> None:
+    assert set(MODULES) == set(TARGETS)
+    for target, module in MODULES.items():
+        assert (ROOT / module).is_file()
+        if target != "chat-structured":  # its bytes are not text a dictionary could seed
+            assert (ROOT / "fuzz" / f"{target}.dict").is_file(), target
+
+
+def test_short_fuzzing_run_finds_no_crash(tmp_path: Path) -> None:
+    """One short run through the command line, with the target's dictionary and seed
+    corpus as `python -m fuzz` passes them; the corpus is replayed above for every target."""
     pytest.importorskip("atheris")
+    scratch = tmp_path / "corpus"
+    scratch.mkdir()
     result = subprocess.run(
-        [sys.executable, "-m", "fuzz", target, "-max_total_time=2",
-         f"-artifact_prefix={tmp_path}/"],
+        [sys.executable, "-m", "fuzz", "http-parser", "-runs=2000",
+         f"-artifact_prefix={tmp_path}/", str(scratch)],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     crashes = list(tmp_path.glob("crash-*"))
     assert result.returncode == 0 and not crashes, result.stderr[-3000:]
+    assert "Dictionary:" in result.stderr and "fuzz/corpus/http-parser" in result.stderr
