@@ -16,6 +16,7 @@ each one found becomes a regression case in tests/fuzz/test_fuzz.py.
 
 from __future__ import annotations
 
+import shlex
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,7 @@ def _merge(names: list[str], flags: list[str]) -> int:
         seeds.mkdir(parents=True, exist_ok=True)
         print(f"== merge {name}", flush=True)
         failed |= subprocess.call([sys.executable, "-m", "fuzz", name, "-merge=1", *flags,
-                                   str(seeds), str(scratch)])
+                                   str(seeds), str(scratch)], cwd=ROOT)
     return failed
 
 
@@ -98,7 +99,10 @@ def main(argv: list[str]) -> int:
     with atheris.instrument_imports():
         from fuzz.targets import TARGETS
     target = TARGETS[name]
-    atheris.Setup([sys.argv[0], *_defaults(name, flags), *flags], target)
+    # libFuzzer starts its child processes (-merge=1, -fork) through the shell with
+    # argv[0] as the program: this file is not one, the interpreter with -m is.
+    program = f"{shlex.quote(sys.executable)} -m fuzz {shlex.quote(name)}"
+    atheris.Setup([program, *_defaults(name, flags), *flags], target)
     atheris.Fuzz()
     return 0
 
