@@ -19,6 +19,7 @@ import json
 import logging
 import shutil
 import tempfile
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -515,7 +516,9 @@ def media_upload(data: bytes) -> None:
     source.write_bytes(data)
     work = _tmp_dir()
     try:
-        processed = process_image(source, work, _MEDIA)
+        with warnings.catch_warnings():  # Pillow's "Corrupt EXIF data" and the like
+            warnings.simplefilter("ignore")
+            processed = process_image(source, work, _MEDIA)
     except AppError as error:
         assert error.status in (413, 415), error
     else:
