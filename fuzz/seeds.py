@@ -247,6 +247,18 @@ def collect() -> dict[str, set[bytes]]:
     ]
     for i, request in enumerate(sorted(set(requests))):
         seeds["http-parser"].add(bytes([(0x10, 0x00, 0x03, 0x07)[i % 4]]) + request)
+    # Whole heads in one piece (0xF9: 8 KiB pieces), so that the checks on a complete
+    # head run, not only those on one still arriving; chunk lines past their limit.
+    chunked = b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+    seeds["http-parser"].update(b"\xf9" + request for request in (
+        b"GET /" + b"a" * 1100 + b" HTTP/1.1\r\nHost: h\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n" + b"X: " + b"v" * 4100 + b"\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\nX: y\nZ: w\r\n\r\n",
+        chunked + b"1;" + b"e" * 4100,
+        chunked + b"1;" + b"e" * 4100 + b"\r\n",
+        chunked + b"0\r\nT: " + b"t" * 4100 + b"\r\n\r\n",
+        chunked + b"5\r\nhello\r\n0\n",
+    ))
 
     # Query strings, cookies and forms: target \n cookie \n content-type \n body.
     queries = [

@@ -29,7 +29,15 @@ from fastim.errors import AppError
 from fastim.http.body import MAX_FIELDS, MultipartSink, parse_content_type
 from fastim.http.errors import HTTPError
 from fastim.http.headers import Headers
-from fastim.http.parser import NEED_DATA, PAUSED, Data, EndOfMessage, RequestHead, RequestParser
+from fastim.http.parser import (
+    CONNECTION_CLOSED,
+    NEED_DATA,
+    PAUSED,
+    Data,
+    EndOfMessage,
+    RequestHead,
+    RequestParser,
+)
 from fastim.http.request import Request
 from fastim.media.images import gif_blocks, process_image
 from fastim.media.options import MediaOptions
@@ -137,6 +145,14 @@ def http_parser(data: bytes) -> None:
         _requests(data, parser)
     except HTTPError as error:
         assert 400 <= error.status < 600
+        try:  # promised: once it has raised, it raises the same error on every call
+            parser.next_event()
+        except HTTPError as again:
+            assert again is error
+        else:
+            raise AssertionError("the parser forgot its error") from None
+    else:
+        assert parser.next_event() is CONNECTION_CLOSED or parser.buffered_size
 
 
 def _exercise_request(request: Request) -> None:
