@@ -102,7 +102,12 @@ def main(argv: list[str]) -> int:
     # libFuzzer starts its child processes (-merge=1, -fork) through the shell with
     # argv[0] as the program: this file is not one, the interpreter with -m is.
     program = f"{shlex.quote(sys.executable)} -m fuzz {shlex.quote(name)}"
-    atheris.Setup([program, *_defaults(name, flags), *flags], target)
+    # Corpus directories after every flag: libFuzzer writes into the first one given,
+    # which must be the scratch (or the caller's) directory, never the seeds.
+    defaults = _defaults(name, flags)
+    options = [arg for arg in (*defaults, *flags) if arg.startswith("-")]
+    directories = [arg for arg in (*flags, *defaults) if not arg.startswith("-")]
+    atheris.Setup([program, *options, *directories], target)
     atheris.Fuzz()
     return 0
 

@@ -70,6 +70,7 @@ def test_short_fuzzing_run_finds_no_crash(tmp_path: Path) -> None:
     pytest.importorskip("atheris")
     scratch = tmp_path / "corpus"
     scratch.mkdir()
+    seeds = corpus("http-parser")
     result = subprocess.run(
         [sys.executable, "-m", "fuzz", "http-parser", "-runs=2000",
          f"-artifact_prefix={tmp_path}/", str(scratch)],
@@ -77,6 +78,7 @@ def test_short_fuzzing_run_finds_no_crash(tmp_path: Path) -> None:
     crashes = list(tmp_path.glob("crash-*"))
     assert result.returncode == 0 and not crashes, result.stderr[-3000:]
     assert "Dictionary:" in result.stderr and "fuzz/corpus/http-parser" in result.stderr
+    assert corpus("http-parser") == seeds  # what it finds goes to the scratch directory
 
 
 # Found by `make fuzz` (media-upload, 60 s): a 312-byte GIF whose second frame lies far
