@@ -31,7 +31,9 @@ bench: $(STAMP)
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.chat run $(CHAT_BENCH_ARGS)
 
-# Coverage-guided fuzzing of the HTTP parser, frame decoder, handshake and chat parser.
+# Coverage-guided fuzzing of every parser that takes outside input (docs/security.md),
+# from the seed corpora in fuzz/corpus/; `python -m fuzz merge all` keeps what a run found
+# that reaches new code, `python -m fuzz coverage` says what the corpora reach.
 FUZZ_SECONDS ?= 60
 fuzz: $(STAMP)
 	$(PY) -m fuzz all -max_total_time=$(FUZZ_SECONDS)

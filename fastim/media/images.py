@@ -385,7 +385,20 @@ def _animation_frames(
     target = _fit(img.width, img.height, options.max_side) if must_resize else None
     frames: list[Image.Image] = []
     durations: list[int] = []
+    pixels = 0
     for frame in ImageSequence.Iterator(img):
+        # Pillow grows a GIF's canvas to hold a frame placed outside the logical screen,
+        # so a later frame can be far larger than the first, whose size the limits in
+        # _decode saw: check each canvas before it is allocated (a 300-byte GIF asked
+        # for 74 million pixels, twice, found by fuzzing).
+        width, height = frame.size
+        pixels += width * height
+        if width * height > options.max_pixels or pixels > options.max_animation_pixels:
+            raise too_large(
+                f"a frame grows the image to {width}×{height}, {pixels:,} pixels over the "
+                f"frames so far; at most {options.max_pixels:,} per frame and "
+                f"{options.max_animation_pixels:,} in all are accepted"
+            )
         frame.load()  # the WebP decoder sets a frame's duration only once it is loaded
         durations.append(int(frame.info.get("duration") or 0))
         canvas = frame.convert("RGBA")
