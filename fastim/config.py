@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastim.accounts.contacts import GROUP_LIMIT
+from fastim.accounts.contacts import FRIEND_REQUEST_TTL, FRIEND_REQUESTS_PER_DAY, GROUP_LIMIT
 from fastim.accounts.passwords import DEFAULT_KDF, check_kdf
 from fastim.accounts.service import MAX_SESSIONS, TOKEN_TTL
 from fastim.chat.hub import HubOptions
@@ -89,6 +89,10 @@ class Config:
     login_window: float = 900.0
     #: Groups one user may own.
     group_limit: int = GROUP_LIMIT
+    #: New friend requests one user may make in 24 hours (429 beyond).
+    friend_requests_per_day: int = FRIEND_REQUESTS_PER_DAY
+    #: Seconds a friend request waits for an answer before it expires.
+    friend_request_ttl: int = FRIEND_REQUEST_TTL
     #: Image uploads: size limit, downscale bound, thumbnail size, rate limit (docs/media.md).
     media: MediaOptions = field(default_factory=MediaOptions)
     #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
@@ -231,6 +235,10 @@ def add_serve_arguments(
     limit("--login-window", float, defaults.login_window,
           "seconds of the login attempt windows")
     limit("--group-limit", int, defaults.group_limit, "groups one user may own")
+    limit("--friend-requests-per-day", int, defaults.friend_requests_per_day,
+          "new friend requests one user may make in 24 hours (429 beyond)")
+    limit("--friend-request-ttl", int, defaults.friend_request_ttl,
+          "seconds a friend request waits for an answer before it expires")
     # HTTP (fastim/http/server.py Limits).
     http = defaults.limits
     limit("--max-request-line", int, http.max_request_line,
@@ -291,7 +299,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.node_ttl <= 0:
         raise SystemExit("--node-ttl must be positive")
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
-                 "login_window", "group_limit", "max_request_line", "max_header_size",
+                 "login_window", "group_limit", "friend_requests_per_day",
+                 "friend_request_ttl", "max_request_line", "max_header_size",
                  "max_header_count", "max_body_size", "header_timeout", "body_timeout",
                  "keep_alive_timeout", "write_timeout", "upload_max_bytes", "upload_max_pixels",
                  "upload_max_frames", "upload_rate", "upload_rate_window",
@@ -341,6 +350,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         login_per_address=args.login_per_address,
         login_window=args.login_window,
         group_limit=args.group_limit,
+        friend_requests_per_day=args.friend_requests_per_day,
+        friend_request_ttl=args.friend_request_ttl,
         limits=Limits(max_request_line=args.max_request_line,
                       max_header_size=args.max_header_size,
                       max_header_count=args.max_header_count,

@@ -8,7 +8,7 @@ Start-up order (each part needs those above it):
 1. the store (the database, its schema brought up to date);
 2. the bus, in process or over Redis (created; it connects in step 7);
 3. accounts (with the login throttle) and contacts, which publish on the bus;
-4. the sweeper of expired login tokens;
+4. the sweeper of expired login tokens and friend requests;
 5. the chat storage (with the message sealer of `--message-key-file`) and the chat
    queries over it;
 6. the hub, attached to the bus (none on an api-only node, `--role api`);
@@ -76,14 +76,18 @@ def message_bus(config: Config) -> Bus:
 
 
 async def _purge_expired_tokens(store: Store) -> None:
+    """Hourly: expired login tokens and expired friend requests."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL)
         try:
             removed = await store.purge_expired_tokens()
             if removed:
                 log.info("removed %d expired tokens", removed)
+            requests = await store.purge_expired_requests()
+            if requests:
+                log.info("removed %d expired friend requests", requests)
         except Exception:
-            log.exception("could not purge expired tokens")
+            log.exception("could not purge expired tokens and friend requests")
 
 
 @dataclass
@@ -120,7 +124,9 @@ class Services:
             accounts = Accounts(store, kdf=config.kdf, token_ttl=config.token_ttl,
                                 max_sessions=config.max_sessions, throttle=throttle, bus=bus)
             stack.callback(accounts.close)  # its password-hashing threads
-            contacts = Contacts(store, group_limit=config.group_limit, bus=bus)
+            contacts = Contacts(store, group_limit=config.group_limit,
+                                requests_per_day=config.friend_requests_per_day,
+                                request_ttl=config.friend_request_ttl, bus=bus)
 
             purger = asyncio.create_task(_purge_expired_tokens(store), name="token-purger")
             stack.push_async_callback(_cancel, purger)

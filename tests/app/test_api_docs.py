@@ -23,7 +23,10 @@ DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 HANDLERS = Path(__file__).resolve().parents[2] / "fastim" / "handlers"
 BLOCK = re.compile(r"```http\n(.*?)\n```", re.S)
 TIMESTAMPS = {"createat", "expires", "joined"}
-ID_FIELDS = {"id", "dstid", "ownerid", "userid"}
+ID_FIELDS = {"id", "dstid", "ownerid", "userid", "requestid"}
+#: Paths whose `dstid` names a user (elsewhere it names a group).
+USER_PATHS = {"/user/find", "/contact/addfriend", "/contact/unfriend", "/contact/block",
+              "/contact/unblock"}
 
 
 @dataclass
@@ -84,7 +87,9 @@ class Meanings:
 
 
 def _namespace(path: str, key: str) -> str:
-    if key in ("ownerid", "userid") or path in ("/user/find", "/contact/addfriend"):
+    if key == "requestid":
+        return "request"
+    if key in ("ownerid", "userid") or path in USER_PATHS:
         return "user"
     return "community"
 
@@ -106,7 +111,8 @@ def _match(shown: Any, real: Any, meanings: Meanings, where: str) -> None:
             elif key in TIMESTAMPS:
                 assert isinstance(real[key], int) and real[key] > 0, here
             elif key == "id":
-                namespace = "community" if "ownerid" in shown else "user"
+                namespace = ("community" if "ownerid" in shown
+                             else "request" if "direction" in shown else "user")
                 meanings.id(namespace, value, real[key], here)
             elif key == "ownerid":
                 meanings.id("user", value, real[key], here)

@@ -540,7 +540,7 @@ def test_uploads_are_rate_limited_per_user(tmp_path: Path) -> None:
 def test_an_uploaded_image_is_sent_as_media_4(server: ApiServer) -> None:
     alice, ta = server.user_with_token()
     bob, tb = server.user_with_token()
-    befriend(server, ta, bob)
+    befriend(server, ta, bob, tb)
     data = upload(server, ta, encode(picture((900, 600)), "JPEG")).data
 
     async def scenario() -> None:
