@@ -136,6 +136,10 @@ LIMIT_FLAGS = [
     ("--login-per-address", "FASTIM_LOGIN_PER_ADDRESS", "7", lambda c: c.login_per_address),
     ("--login-window", "FASTIM_LOGIN_WINDOW", "30.5", lambda c: c.login_window),
     ("--group-limit", "FASTIM_GROUP_LIMIT", "1", lambda c: c.group_limit),
+    ("--friend-requests-per-day", "FASTIM_FRIEND_REQUESTS_PER_DAY", "4",
+     lambda c: c.friend_requests_per_day),
+    ("--friend-request-ttl", "FASTIM_FRIEND_REQUEST_TTL", "600",
+     lambda c: c.friend_request_ttl),
     ("--max-request-line", "FASTIM_MAX_REQUEST_LINE", "1000",
      lambda c: c.limits.max_request_line),
     ("--max-header-size", "FASTIM_MAX_HEADER_SIZE", "2048", lambda c: c.limits.max_header_size),
@@ -187,6 +191,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert (config.login_per_mobile, config.login_per_address, config.login_window) == (
         5, 20, 900.0)
     assert config.kdf == "scrypt:16384:8:1" and config.group_limit == 5
+    assert (config.friend_requests_per_day, config.friend_request_ttl) == (50, 30 * 24 * 3600)
     assert config.chat_max_frame == MAX_FRAME == 64 * 1024
     assert (config.chat_ping_interval, config.chat_ping_timeout) == (20.0, 20.0)
     assert config.chat_outbound_buffer == 1024 * 1024
