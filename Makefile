@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 HOST   ?= 127.0.0.1
 PORT   ?= 8081
 
-.PHONY: run test bench lint fuzz soak clean
+.PHONY: run test bench lint fuzz soak attack cluster clean
 
 $(STAMP): setup.cfg setup.py pyproject.toml fastim/ws/_speedups.c
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -41,8 +41,19 @@ fuzz: $(STAMP)
 soak: $(STAMP)
 	$(PY) -m soak $(SOAK_ARGS)
 
+# A local cluster behind HAProxy (docs/scaling.md): CLUSTER_ARGS='--nodes 3 --port 8080'.
+cluster: $(STAMP)
+	$(PY) -m deploy.cluster $(CLUSTER_ARGS)
+
+# The second outside attack replayed (docs/security.md): one line per attack, held or
+# broken. By default against a fresh server of its own; against a running one on this
+# machine: ATTACK_ARGS='--port 8081 --log server.log' (loopback only).
+ATTACK_ARGS ?= --serve
+attack: $(STAMP)
+	$(PY) -m soak.attack $(ATTACK_ARGS)
+
 lint: $(STAMP)
-	$(PY) -m ruff check fastim tests fuzz bench soak
+	$(PY) -m ruff check fastim tests fuzz bench soak deploy
 	$(PY) -m mypy --strict fastim
 
 clean:

@@ -1,7 +1,8 @@
 """How the figures in docs/scaling.md are measured: short, bounded runs of real nodes.
 
     python -m bench.cluster --db mysql://root:@127.0.0.1:3306/fastim_measure \\
-        --redis redis://127.0.0.1:6390/0 [memory|fanout|direct|store|all]
+        --redis redis://127.0.0.1:6390/0 [memory|fanout|direct|store|proxy|all]
+    python -m bench.cluster proxy --nodes 1,2,3 --db … --redis …   # through HAProxy
 
 Nodes are `python -m fastim serve` processes; the clients run in this process, on the
 same machine, so wall-clock rates are lower bounds. Server capacity is therefore also
@@ -347,6 +348,134 @@ async def measure_store(db: str, seconds: float) -> dict[str, Any]:
         await store.close()
 
 
+async def _pairs_of_friends(db: str, pairs: int) -> list[tuple[tuple[int, str],
+                                                                  tuple[int, str]]]:
+    users, _ = await make_users(db, 2 * pairs)
+    store = await open_store(db, pool_size=2)
+    try:
+        for a, b in zip(users[::2], users[1::2], strict=True):
+            await store.add_friendship(a[0], b[0], now=int(time.time()))
+    finally:
+        await store.close()
+    return list(zip(users[::2], users[1::2], strict=True))
+
+
+def _percentiles(latencies: list[float]) -> tuple[float, float]:
+    ordered = sorted(latencies)
+    return (1000 * ordered[len(ordered) // 2],
+            1000 * ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))])
+
+
+async def measure_proxy(db: str, redis: str, node_count: int, members: int, messages: int,
+                        pairs: int, workdir: Path) -> dict[str, Any]:
+    """Group fan-out and 1:1 throughput with every client going through HAProxy in
+    front of `node_count` nodes (on one Redis: with one node the Redis round trip is
+    still paid, so the rows differ only by how many nodes share the work)."""
+    from deploy.haproxy import Checks, HAProxy
+
+    users, group = await make_users(db, members, group=True)
+    couples = await _pairs_of_friends(db, pairs)
+    nodes = [NodeProcess(workdir / f"proxy{node_count}-{i}", db, redis)
+             for i in range(node_count)]
+    proxy = HAProxy(workdir / f"proxy{node_count}", ("127.0.0.1", _free_port()),
+                    [("127.0.0.1", node.port) for node in nodes], Checks(interval=1.0))
+    proxy.start()
+    port = proxy.listen[1]
+    try:
+        # Group fan-out: one sender, `members - 1` receivers spread by leastconn.
+        tokens = [token for _, token in users]
+        receivers = await open_many(port, tokens[1:])
+        sender = await Device.open(port, tokens[0])
+        cpu_before = sum(node.cpu() for node in nodes)
+        sent_at: dict[str, float] = {}
+        started = time.monotonic()
+        for n in range(messages):
+            sent_at[f"f{n}"] = time.monotonic()
+            await sender.connection.send(json.dumps(
+                {"cmd": 11, "dstid": group, "media": 1, "content": f"fan-out {n}",
+                 "cid": f"f{n}"}))
+        deadline = time.monotonic() + 300
+        while len(sender.acks) < messages or any(len(d.arrivals) < messages
+                                                  for d in receivers):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the fan-out through the proxy did not complete")
+            await asyncio.sleep(0.05)
+        finished = max(max(d.arrivals.values()) for d in receivers)
+        fan_cpu = sum(node.cpu() for node in nodes) - cpu_before
+        by_id = {sender.acks[cid]: t for cid, t in sent_at.items()}
+        fan_p50, fan_p99 = _percentiles([t - by_id[i] for d in receivers
+                                         for i, t in d.arrivals.items()])
+        deliveries = len(receivers) * messages
+        for device in [*receivers, sender]:
+            await device.close()
+
+        # 1:1: `pairs` couples, each sender sending `messages` back to back.
+        senders = await open_many(port, [a[1] for a, _ in couples])
+        readers = await open_many(port, [b[1] for _, b in couples])
+        cpu_before = sum(node.cpu() for node in nodes)
+        sent: dict[tuple[int, str], float] = {}
+        started_direct = time.monotonic()
+        for n in range(messages):
+            for index, ((_, _), (peer, _)) in enumerate(couples):
+                sent[(index, f"d{n}")] = time.monotonic()
+                await senders[index].connection.send(json.dumps(
+                    {"cmd": 10, "dstid": peer, "media": 1, "content": f"hi {n}",
+                     "cid": f"d{n}"}))
+        deadline = time.monotonic() + 300
+        while any(len(r.arrivals) < messages for r in readers):
+            if time.monotonic() > deadline:
+                raise RuntimeError("the 1:1 messages through the proxy did not all arrive")
+            await asyncio.sleep(0.05)
+        direct_finished = max(max(r.arrivals.values()) for r in readers)
+        direct_cpu = sum(node.cpu() for node in nodes) - cpu_before
+        direct_latencies = [t - sent[(index, cid)]
+                            for index, (s_dev, r_dev) in enumerate(zip(senders, readers,
+                                                                       strict=True))
+                            for cid, message_id in s_dev.acks.items()
+                            if (t := r_dev.arrivals.get(message_id)) is not None]
+        direct_p50, direct_p99 = _percentiles(direct_latencies)
+        for device in [*senders, *readers]:
+            await device.close()
+        direct_count = pairs * messages
+        return {
+            "nodes": node_count,
+            "fanout": {"members": members, "messages": messages, "deliveries": deliveries,
+                       "deliveries_per_second": deliveries / (finished - started),
+                       "node_cpu_us_per_delivery": 1e6 * fan_cpu / deliveries,
+                       "p50_ms": fan_p50, "p99_ms": fan_p99},
+            "direct": {"pairs": pairs, "messages": direct_count,
+                       "messages_per_second": direct_count / (direct_finished - started_direct),
+                       "node_cpu_us_per_message": 1e6 * direct_cpu / direct_count,
+                       "p50_ms": direct_p50, "p99_ms": direct_p99},
+        }
+    finally:
+        proxy.stop()
+        for node in nodes:
+            node.stop()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def print_proxy_table(rows: list[dict[str, Any]]) -> None:
+    """The bench row of docs/scaling.md: one line per cluster size."""
+    print("| nodes | group fan-out deliveries/s | CPU µs/delivery | p50 / p99 ms "
+          "| 1:1 messages/s | CPU µs/message | p50 / p99 ms |", file=sys.stderr)
+    print("|---:|---:|---:|---:|---:|---:|---:|", file=sys.stderr)
+    for row in rows:
+        fan, direct = row["fanout"], row["direct"]
+        print(f"| {row['nodes']} | {fan['deliveries_per_second']:,.0f} "
+              f"| {fan['node_cpu_us_per_delivery']:.1f} "
+              f"| {fan['p50_ms']:.1f} / {fan['p99_ms']:.1f} "
+              f"| {direct['messages_per_second']:,.0f} | {direct['node_cpu_us_per_message']:.0f} "
+              f"| {direct['p50_ms']:.1f} / {direct['p99_ms']:.1f} |", file=sys.stderr)
+
+
 async def main_async(args: argparse.Namespace) -> None:
     workdir = Path(tempfile.mkdtemp(prefix="fastim-measure-"))
     wanted = {args.what} if args.what != "all" else {"memory", "fanout", "direct", "store"}
@@ -364,6 +493,11 @@ async def main_async(args: argparse.Namespace) -> None:
         report["direct"] = await measure_direct(args.db, args.redis, args.messages, workdir)
     if "store" in wanted:
         report["store"] = await measure_store(args.db, args.seconds)
+    if "proxy" in wanted:
+        report["proxy"] = [await measure_proxy(args.db, args.redis, count, args.members,
+                                               args.messages, args.pairs, workdir)
+                           for count in args.nodes]
+        print_proxy_table(report["proxy"])
     print(json.dumps(report, indent=2))
 
 
@@ -371,13 +505,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("what", nargs="?", default="all",
-                        choices=["memory", "fanout", "direct", "store", "all"])
+                        choices=["memory", "fanout", "direct", "store", "proxy", "all"])
     parser.add_argument("--db", required=True, help="a MySQL/MariaDB URL (a scratch database)")
     parser.add_argument("--redis", required=True, help="a Redis of the measurement's own")
     parser.add_argument("--connections", type=int, default=2000)
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--pairs", type=int, default=50,
+                        help="proxy: couples of friends sending 1:1 at once")
+    parser.add_argument("--nodes", type=lambda text: [int(n) for n in text.split(",")],
+                        default=[1, 2, 3], help="proxy: cluster sizes, e.g. 1,2,3")
     asyncio.run(main_async(parser.parse_args(argv)))
 
 

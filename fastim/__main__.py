@@ -46,8 +46,10 @@ async def serve(config: Config) -> None:
     try:
         await stop.wait()
     finally:
+        # Behind a load balancer: /healthz fails first, clients are told to reconnect
+        # elsewhere (1012), then what the group commit holds is committed.
         print("fastim: shutting down", flush=True)
-        await app.stop()
+        await app.drain(config.drain_delay)
 
 
 async def _reseal(config: Config) -> ResealReport:

@@ -10,6 +10,7 @@ they stop.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,8 +20,8 @@ from typing import Any
 import jinja2
 
 from fastim.config import Config
-from fastim.handlers import chat, contact, stickers, upload, user, views
-from fastim.http import HTTPError, Response, Router, Server
+from fastim.handlers import chat, contact, health, learn, stickers, upload, user, views
+from fastim.http import HTTPError, Response, Router, Server, tree_version
 from fastim.services import Services
 from fastim.store import Store
 from fastim.store.errors import Unavailable
@@ -28,6 +29,10 @@ from fastim.store.errors import Unavailable
 logger = logging.getLogger("fastim.app")
 
 Hook = Callable[["App"], Awaitable[None]]
+
+#: RFC 6455 §7.4.1 and the IANA registry: "the service is restarted; a client may
+#: reconnect" -- what a draining node tells its WebSocket clients.
+SERVICE_RESTART = 1012
 
 
 def unavailable_is_503(handler: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
@@ -66,7 +71,8 @@ class RoleRouter(AppRouter):
 
     ``api``: everything but the /chat WebSocket. ``chat``: the /chat WebSocket and the
     REST under /chat/ (history, reads, unread) that a chat client needs beside it.
-    Handler modules register as usual; what the role does not serve is left out here.
+    Every role answers the load balancer's ``/healthz``. Handler modules register as
+    usual; what the role does not serve is left out here.
     """
 
     def __init__(self, role: str) -> None:
@@ -74,7 +80,7 @@ class RoleRouter(AppRouter):
         self.role = role
 
     def add_route(self, methods: Any, path: str, handler: Any, **options: Any) -> None:
-        if self.role == "chat" and not path.startswith("/chat/"):
+        if self.role == "chat" and not (path.startswith("/chat/") or path == health.PATH):
             return
         super().add_route(methods, path, handler, **options)
 
@@ -102,6 +108,13 @@ class App:
         #: Awaited in reverse order by `stop()`, after the server has shut down.
         self.on_shutdown: list[Hook] = []
         self.server: Server | None = None
+        #: Set by `drain()`: /healthz answers 503 from then on.
+        self.draining = False
+
+    @property
+    def running_services(self) -> Services | None:
+        """The services while the app runs, else None (for checks that must not raise)."""
+        return self._services
 
     @property
     def services(self) -> Services:
@@ -148,12 +161,25 @@ class App:
         )
         await self.server.start(config.host, config.port, ssl=config.ssl_context())
 
-    async def stop(self) -> None:
-        """Graceful shutdown: stop accepting, close WebSockets with 1001, let in-flight
-        requests finish, run the shut-down hooks (last registered first), then stop the
-        services (`Services.close`)."""
+    async def drain(self, delay: float) -> None:
+        """Leave a cluster gracefully (SIGTERM): fail the health check at once, keep
+        serving for `delay` seconds while the load balancer notices, then stop with
+        1012 Service Restart on every WebSocket (RFC 6455 §7.4.1, IANA registry), which
+        tells clients to reconnect, through the balancer, to another node."""
+        self.draining = True
+        if delay > 0:
+            logger.info("draining: /healthz answers 503; closing in %.1f s", delay)
+            await asyncio.sleep(delay)
+        await self.stop(code=SERVICE_RESTART, reason="this node is restarting: reconnect")
+
+    async def stop(self, code: int = 1001, reason: str = "server shutting down") -> None:
+        """Graceful shutdown: stop accepting, close WebSockets (`code`, by default 1001
+        Going Away), let in-flight requests finish, run the shut-down hooks (last
+        registered first), then stop the services (`Services.close`, which commits
+        what the group commit holds)."""
+        self.draining = True
         if self.server is not None:
-            await self.server.shutdown()
+            await self.server.shutdown(code=code, reason=reason)
         for hook in reversed(self.on_shutdown):
             try:
                 await hook(self)
@@ -165,7 +191,7 @@ class App:
 
 
 #: The handler modules, registered in this order.
-HANDLERS: tuple[ModuleType, ...] = (chat, contact, stickers, upload, user, views)
+HANDLERS: tuple[ModuleType, ...] = (chat, contact, health, stickers, upload, user, views, learn)
 
 
 def create_app(config: Config | None = None) -> App:
@@ -173,6 +199,14 @@ def create_app(config: Config | None = None) -> App:
     built by `App.start`)."""
     config = config or Config()
     app = App(config)
+    # The pages load the client's files from a URL that names this build of them, so a
+    # browser never runs old and new files together (during a rolling upgrade, or from
+    # its cache) and may keep them forever; the pages themselves are never cached.
+    # Under the bare /asset/ they stay too (stickers are named so in stored messages).
+    version = tree_version(config.asset_dir)
+    app.router.static(f"/asset/v/{version}/", config.asset_dir,
+                      cache_control="public, max-age=31536000, immutable")
+    app.templates.globals["asset"] = lambda path: f"/asset/v/{version}/{path}"
     app.router.static("/asset/", config.asset_dir)
     # Uploads are named by the SHA-256 of their bytes (fastim.media): a name never gets
     # other content, so clients may keep them for a year without asking again.

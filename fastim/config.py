@@ -50,6 +50,9 @@ class Config:
     #: Seconds a node stays "alive" in Redis after its last heartbeat; its users count
     #: as online until then (heartbeats go out three times per period).
     node_ttl: float = 15.0
+    #: Seconds a node keeps serving after SIGTERM while /healthz answers 503, so that a
+    #: load balancer stops sending it new connections before it stops accepting.
+    drain_delay: float = 0.0
     data_dir: Path = Path("data")
     #: Uploaded files, served under /resource/.
     resource_dir: Path = Path("resource")
@@ -107,6 +110,8 @@ class Config:
     #: X-Forwarded-For / X-Forwarded-Proto or Forwarded fields name the client and its
     #: scheme (fastim/http/proxy.py); from any other peer those fields are ignored.
     trusted_proxies: tuple[str, ...] = ()
+    #: The /learn wire inspector for learners (fastim/handlers/learn.py); `--no-learn`.
+    learn: bool = True
 
     @property
     def tls(self) -> bool:
@@ -176,6 +181,12 @@ def add_serve_arguments(
                         default=_env_number(env, "FASTIM_NODE_TTL", defaults.node_ttl, float),
                         help="seconds after a node's last heartbeat that its users stop "
                              "being online (FASTIM_NODE_TTL, default %(default)s)")
+    parser.add_argument("--drain-delay", type=float,
+                        default=_env_number(env, "FASTIM_DRAIN_DELAY", defaults.drain_delay,
+                                            float),
+                        help="seconds to keep serving after SIGTERM while /healthz answers "
+                             "503, before closing (set it above the load balancer's check "
+                             "interval; FASTIM_DRAIN_DELAY, default %(default)s)")
     parser.add_argument("--data-dir", type=Path,
                         default=Path(env.get("FASTIM_DATA_DIR", str(defaults.data_dir))),
                         help="directory for the SQLite file and temporary uploads "
@@ -214,6 +225,11 @@ def add_serve_arguments(
                              "HTTPS (--certfile, or a trusted proxy's X-Forwarded-Proto); "
                              "0 sends none (FASTIM_HSTS_MAX_AGE, "
                              "default %(default)s = 180 days)")
+
+    parser.add_argument("--no-learn", dest="learn", action="store_false",
+                        default=env.get("FASTIM_LEARN", "1") != "0",
+                        help="turn off /learn, the wire inspector for learners "
+                             "(FASTIM_LEARN=0; default on)")
 
     def limit(flag: str, kind: type, default: Any, text: str) -> None:
         name = "FASTIM_" + flag.removeprefix("--").replace("-", "_").upper()
@@ -298,6 +314,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                          f"not {args.chat_compression!r}")
     if args.node_ttl <= 0:
         raise SystemExit("--node-ttl must be positive")
+    if args.drain_delay < 0:
+        raise SystemExit("--drain-delay must not be negative")
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
                  "login_window", "group_limit", "friend_requests_per_day",
                  "friend_request_ttl", "max_request_line", "max_header_size",
@@ -333,6 +351,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         redis=args.redis,
         role=args.role,
         node_ttl=args.node_ttl,
+        drain_delay=args.drain_delay,
         data_dir=args.data_dir,
         resource_dir=args.resource_dir,
         allowed_origins=tuple(args.allowed_origins),
@@ -366,6 +385,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         chat_ping_interval=args.chat_ping_interval or None,
         chat_ping_timeout=args.chat_ping_timeout,
         chat_compression=args.chat_compression,
+        learn=args.learn,
     )
 
 

@@ -11,9 +11,10 @@ Start-up order (each part needs those above it):
 4. the sweeper of expired login tokens and friend requests;
 5. the chat storage (with the message sealer of `--message-key-file`) and the chat
    queries over it;
-6. the hub, attached to the bus (none on an api-only node, `--role api`);
+6. the sticker packs, and the hub, attached to the bus (none on an api-only node,
+   `--role api`), which checks image messages against the packs and the uploads;
 7. the bus's connection (Redis: it waits a little for the first connection);
-8. uploads (the media service and its rate limit) and the sticker packs.
+8. uploads (the media service and its rate limit).
 
 Shut-down runs the same steps backwards: the hub stores and publishes what it has queued
 before the bus closes, and everything that queries the database stops before the store
@@ -34,7 +35,7 @@ from fastim.bus.local import LocalBus
 from fastim.chat.history import ChatQueries
 from fastim.chat.hub import Hub
 from fastim.config import Config
-from fastim.media import MediaService, StickerPack, load_packs
+from fastim.media import ImageLinks, MediaService, StickerPack, load_packs
 from fastim.store import Store, open_store
 from fastim.store.messages import ChatStorage
 from fastim.store.sealing import Sealer
@@ -54,14 +55,13 @@ def login_throttle(config: Config) -> LoginThrottle | RedisLoginThrottle:
     if not config.redis:
         return LoginThrottle(per_mobile=per_mobile, per_address=per_address,
                              window=config.login_window)
-    import redis.asyncio as aioredis
-
+    from fastim.bus.client import redis_client
     from fastim.bus.envelope import split_url
 
     url, prefix = split_url(config.redis)
     # Short timeouts: a Redis that does not answer must not hold logins up for long
     # (the throttle then counts in this process).
-    client = aioredis.from_url(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    client = redis_client(url, socket_connect_timeout=2.0, socket_timeout=2.0)
     return RedisLoginThrottle(client, prefix, per_mobile=per_mobile,
                               per_address=per_address, window=config.login_window)
 
@@ -136,9 +136,13 @@ class Services:
             await chat_storage.start()
             chat = ChatQueries(store, chat_storage)
 
+            packs = load_packs(config.asset_dir / "stickers")
             hub = None
             if config.role != "api":
-                hub = Hub(chat_storage, config.hub, bus=bus)
+                # An image message must name an upload that exists or one of these stickers.
+                images = ImageLinks(config.resource_dir,
+                                    (s.url for pack in packs for s in pack.stickers))
+                hub = Hub(chat_storage, config.hub, bus=bus, images=images)
                 hub.start()
                 stack.push_async_callback(hub.close)  # stores and publishes what is queued
 
@@ -149,7 +153,6 @@ class Services:
                                  config.data_dir / "media-index")
             stack.push_async_callback(asyncio.to_thread, media.close)
             limiter = SlidingWindow(media_options.rate_limit, media_options.rate_window)
-            packs = load_packs(config.asset_dir / "stickers")
 
             services = cls(config=config, store=store, bus=bus, accounts=accounts,
                            contacts=contacts, chat_storage=chat_storage, chat=chat, hub=hub,

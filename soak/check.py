@@ -24,7 +24,9 @@ The rules (docs/chat-protocol.md):
    connection ended before its own sync was done: the client's cursor could not move past
    it, so asking again is the client's choice, and it deduplicates by id);
 5. in order: on one connection the live ids grow, and the rows of each sync page grow and
-   are all above the page's ``since``;
+   are all above the page's ``since``. Across several nodes (`check(...,
+   live_order=PER_SENDER)`) live ids grow per sending device only: two nodes' messages
+   race through Redis (docs/scaling.md, "What is not guaranteed (yet)");
 6. nobody receives a message of a conversation they are not in.
 """
 
@@ -39,6 +41,9 @@ from typing import Any
 Row = tuple[int, int, str | None, int, int]
 
 SINGLE, GROUP = 10, 11
+#: What "in order" means for live frames: all of one connection's (one node), or those
+#: of each sending device (a cluster).
+ALL, PER_SENDER = "all", "per-sender"
 EXAMPLES_PER_KIND = 5
 
 
@@ -80,8 +85,9 @@ def _recipients(rows: Iterable[Row], members: Mapping[int, Iterable[int]]
 
 
 def check(rows: Sequence[Row], members: Mapping[int, Iterable[int]],
-          devices: Sequence[Mapping[str, Any]]) -> Verdict:
-    """Check the devices' records against the stored `rows` and the groups' `members`."""
+          devices: Sequence[Mapping[str, Any]], live_order: str = ALL) -> Verdict:
+    """Check the devices' records against the stored `rows` and the groups' `members`;
+    `live_order` is ALL for one server, PER_SENDER for several nodes."""
     verdict = Verdict()
     by_id = {row[0]: row for row in rows}
     verdict.stats["stored"] = len(rows)
@@ -128,7 +134,7 @@ def check(rows: Sequence[Row], members: Mapping[int, Iterable[int]],
     # 3-6. deliveries, per device.
     visible = _recipients(rows, members)
     for device in devices:
-        _check_device(device, visible.get(device["user"], []), by_id, verdict)
+        _check_device(device, visible.get(device["user"], []), by_id, verdict, live_order)
     return verdict
 
 
@@ -142,8 +148,9 @@ class _DeviceCheck:
     """Walks one device's connections in order, counting what it received how."""
 
     def __init__(self, device: Mapping[str, Any], visible: Sequence[int],
-                 by_id: Mapping[int, Row], verdict: Verdict) -> None:
+                 by_id: Mapping[int, Row], verdict: Verdict, live_order: str = ALL) -> None:
         self.device = device
+        self.live_order = live_order
         self.key = device["key"]
         self.visible = set(visible)
         self.by_id = by_id
@@ -179,14 +186,26 @@ class _DeviceCheck:
         self.seen.add(id_)
         verdict.stats["delivered_live" if road == "live" else "delivered_by_sync"] += 1
 
+    def _streams(self, live: Sequence[int]) -> list[Sequence[int]]:
+        """The sequences whose ids must grow: the whole connection, or per sender."""
+        if self.live_order == ALL:
+            return [live]
+        by_sender: dict[str, list[int]] = defaultdict(list)
+        for id_ in live:
+            row = self.by_id.get(id_)
+            cid = row[2] if row is not None else None
+            by_sender[cid.rsplit("-", 1)[0] if cid else ""].append(id_)
+        return list(by_sender.values())
+
     def session(self, session: Mapping[str, Any]) -> None:
         verdict, key, number = self.verdict, self.key, self.number
         self.on_this_connection = set()
         live = session["live"]
-        for before, after in zip(live, live[1:], strict=False):
-            if after <= before:
-                verdict.violate("live_out_of_order",
-                                f"{key} session {number}: {after} after {before}")
+        for stream in self._streams(live):
+            for before, after in zip(stream, stream[1:], strict=False):
+                if after <= before:
+                    verdict.violate("live_out_of_order",
+                                    f"{key} session {number}: {after} after {before}")
         for id_ in live:
             self.receive(id_, "live", None)
         for page in session["syncs"]:
@@ -204,8 +223,8 @@ class _DeviceCheck:
 
 
 def _check_device(device: Mapping[str, Any], visible: Sequence[int],
-                  by_id: Mapping[int, Row], verdict: Verdict) -> None:
-    walk = _DeviceCheck(device, visible, by_id, verdict)
+                  by_id: Mapping[int, Row], verdict: Verdict, live_order: str = ALL) -> None:
+    walk = _DeviceCheck(device, visible, by_id, verdict, live_order)
     for session in device["sessions"]:
         walk.session(session)
     expected = {id_ for id_ in visible if not _own(device, by_id[id_])}

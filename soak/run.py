@@ -170,7 +170,9 @@ class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="fastim-soak-"))
-        self.server: subprocess.Popen[bytes] | None = None
+        self.server: subprocess.Popen[bytes] | None = None  # the (first) node
+        self.nodes: list[subprocess.Popen[bytes]] = []  # every node, the first included
+        self.proxy: Any = None  # deploy.haproxy.HAProxy with --cluster
         self.workers: list[subprocess.Popen[str]] = []
         self.marks: dict[str, float] = {}
         self.server_cpu = 0.0  # seconds of CPU the server spent from `go` to `done`
@@ -210,15 +212,36 @@ class Soak:
         launcher = (["-m", "soak.traced_server", str(args.trace_memory), "trace"]
                     if args.trace_memory else
                     ["-m", "soak.traced_server", str(self.watch_folder()), "watch"])
-        self.server = subprocess.Popen(
-            [sys.executable, *launcher, "serve", "--host", "127.0.0.1",
-             "--port", str(port), "--db", database.url, "--data-dir", str(self.tmp / "data"),
-             "--resource-dir", str(self.tmp / "resource")],
-            env=env, cwd=ROOT, stdout=server_log, stderr=subprocess.STDOUT)
-        wait_listening(port, self.server)
+        serve = ["serve", "--host", "127.0.0.1", "--db", database.url,
+                 "--resource-dir", str(self.tmp / "resource")]
+        if args.cluster:
+            # N nodes on one Redis prefix behind HAProxy (docs/scaling.md): the clients
+            # know only the proxy. The first node runs under the watcher like a single
+            # server, and its memory is the one judged.
+            serve += ["--redis", f"{args.redis}?prefix=soak-{secrets.token_hex(3)}",
+                      "--trusted-proxy", "127.0.0.1"]
+        ports = [port] + [free_port() for _ in range(max(0, args.cluster - 1))]
+        for number, node_port in enumerate(ports):
+            command = [sys.executable, *(launcher if number == 0 else ["-m", "fastim"]),
+                       *serve, "--port", str(node_port),
+                       "--data-dir", str(self.tmp / f"data{number or ''}")]
+            self.nodes.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=server_log,
+                                               stderr=subprocess.STDOUT))
+        self.server = self.nodes[0]
+        for node, node_port in zip(self.nodes, ports, strict=True):
+            wait_listening(node_port, node)
+        if args.cluster:
+            from deploy.haproxy import Checks, HAProxy
+
+            self.proxy = HAProxy(self.tmp / "haproxy", ("127.0.0.1", free_port()),
+                                 [("127.0.0.1", p) for p in ports], Checks(interval=1.0))
+            self.proxy.start()
+            port = self.proxy.listen[1]
         sampler = memory.Sampler(self.server.pid, args.rss_interval)
         sampler.start()
-        self.log(f"server pid {self.server.pid} on port {port}; {args.rest_logins} REST "
+        where = (f"{len(self.nodes)} nodes behind HAProxy on port {port}" if args.cluster
+                 else f"server pid {self.server.pid} on port {port}")
+        self.log(f"{where}; {args.rest_logins} REST "
                  f"logins, friends and {args.groups} groups through REST")
         started = time.monotonic()
         asyncio.run(population.build(people, port, devices=args.devices, friends=args.friends,
@@ -254,7 +277,7 @@ class Soak:
         self._all_say("connected")
         self.marks["go"] = time.monotonic()
         self.log(f"chatting for {args.duration:.0f} s at {args.rate:.0f} messages/s")
-        self.server_cpu = memory.cpu_seconds(self.server.pid)
+        self.server_cpu = self._nodes_cpu()
         self._tell_all("go")
         if args.trace_memory:
             warmup = warmup_seconds(args)
@@ -272,7 +295,7 @@ class Soak:
         for worker in self.workers:
             worker.wait(30)
         sampler.stop()
-        self.server_cpu = memory.cpu_seconds(self.server.pid) - self.server_cpu
+        self.server_cpu = self._nodes_cpu() - self.server_cpu
         self._stop_server()
 
         records = [json.loads((self.tmp / f"worker{w}.json").read_text())
@@ -280,7 +303,8 @@ class Soak:
         rows, members = database.facts()
         devices = [device for record in records for device in record["devices"]]
         self.facts = (rows, members, devices)  # kept for tests/soak/test_soak.py
-        verdict = check.check(rows, members, devices)
+        verdict = check.check(rows, members, devices,
+                              check.PER_SENDER if args.cluster else check.ALL)
         return self._report(records, verdict, sampler, setup_seconds, n, users)
 
     def _all_say(self, word: str) -> None:
@@ -297,14 +321,22 @@ class Soak:
             worker.stdin.write(word + "\n")
             worker.stdin.flush()
 
+    def _nodes_cpu(self) -> float:
+        """CPU seconds of every node together (one server, or the cluster's nodes)."""
+        return sum(memory.cpu_seconds(node.pid) for node in self.nodes)
+
     def _stop_server(self) -> None:
-        if self.server is not None and self.server.poll() is None:
-            self.server.send_signal(signal.SIGTERM)
+        if self.proxy is not None:
+            self.proxy.stop()
+        for node in self.nodes:
+            if node.poll() is None:
+                node.send_signal(signal.SIGTERM)
+        for node in self.nodes:
             try:
-                self.server.wait(30)
+                node.wait(30)
             except subprocess.TimeoutExpired:
-                self.server.kill()
-                self.server.wait()
+                node.kill()
+                node.wait()
 
     def _stop_all(self) -> None:
         for worker in self.workers:
@@ -370,6 +402,7 @@ class Soak:
                                *w[5:]) for w in watched]
         return {
             "backend": "sqlite" if args.db == "sqlite" else "mariadb",
+            "nodes": len(self.nodes),
             "connections": connections, "users": users, "devices_per_user": args.devices,
             "groups": args.groups, "group_size": args.group_size,
             "duration_s": args.duration, "target_rate": args.rate,
@@ -402,8 +435,10 @@ class Soak:
 
 def print_report(report: dict[str, Any]) -> None:
     rss = report["rss"]
+    nodes = report.get("nodes", 1)
+    where = f" on {nodes} nodes behind HAProxy" if nodes > 1 else ""
     lines = [
-        f"backend {report['backend']}: {report['connections']} connections "
+        f"backend {report['backend']}{where}: {report['connections']} connections "
         f"({report['users']} users x {report['devices_per_user']} devices), "
         f"{report['groups']} groups of {report['group_size']}, {report['duration_s']:.0f} s",
         f"sent {report['sent']} ({report['sent_per_s']}/s), stored {report['stored']}, "
@@ -464,6 +499,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="sqlite (a file in a temp dir), or a MariaDB/MySQL server URL "
                              "such as mysql://root@127.0.0.1:3306/test: the soak creates "
                              "its own database soak_<random> there and drops it after")
+    parser.add_argument("--cluster", type=int, default=0, metavar="N",
+                        help="run N nodes sharing --redis behind HAProxy instead of one "
+                             "server (needs a MariaDB --db and Debian's haproxy; "
+                             "docs/scaling.md)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0",
+                        help="Redis for --cluster (a prefix of the soak's own is added; "
+                             "default %(default)s)")
     parser.add_argument("--rest-logins", type=int, default=20,
                         help="devices that log in through POST /user/login (each costs a "
                              "default scrypt); the others get seeded sessions "
@@ -508,6 +550,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(args: argparse.Namespace) -> int:
     if args.connections < 2 or args.devices < 1 or args.workers < 1 or args.duration <= 0:
         raise SystemExit("need at least 2 connections, 1 device, 1 worker, a positive duration")
+    if args.cluster and (args.cluster < 2 or args.db == "sqlite"):
+        raise SystemExit("--cluster needs at least 2 nodes and a MariaDB --db (nodes in "
+                         "several processes share one database server)")
     report = Soak(args).run()
     print_report(report)
     if args.json is not None:

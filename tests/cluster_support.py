@@ -19,7 +19,8 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -72,14 +73,16 @@ class Node:
     """One `fastim serve` process on a free port."""
 
     def __init__(self, directory: Path, db: str, redis: str, *, role: str = "all",
-                 node_ttl: float = 1.5, name: str = "node") -> None:
+                 node_ttl: float = 1.5, name: str = "node", port: int = 0,
+                 extra: Sequence[str] = ()) -> None:
         self.directory = directory
         self.name = name
+        # A fixed `port` survives a restart (a load balancer's list names it).
         self.args = [sys.executable, "-m", "fastim", "serve", "--host", "127.0.0.1",
-                     "--port", "0", "--db", db, "--redis", redis, "--role", role,
+                     "--port", str(port), "--db", db, "--redis", redis, "--role", role,
                      "--node-ttl", str(node_ttl), "--chat-rate", "10000",
                      "--data-dir", str(directory / "data"),
-                     "--resource-dir", str(directory / "resource")]
+                     "--resource-dir", str(directory / "resource"), *extra]
         self.process: subprocess.Popen[bytes] | None = None
         self.port = 0
 
@@ -194,10 +197,11 @@ class Cluster:
         self.redis = f"{redis_url}?prefix={self.prefix}"
         self.nodes: list[Node] = []
 
-    def add(self, *, role: str = "all", node_ttl: float = 1.5) -> Node:
+    def add(self, *, role: str = "all", node_ttl: float = 1.5, port: int = 0,
+            extra: Sequence[str] = ()) -> Node:
         name = f"node{len(self.nodes) + 1}"
         node = Node(self.directory / name, self.db, self.redis, role=role,
-                    node_ttl=node_ttl, name=name)
+                    node_ttl=node_ttl, name=name, port=port, extra=extra)
         self.nodes.append(node)
         return node.start()
 
@@ -206,6 +210,8 @@ class Cluster:
         had to be killed leaves its registry entries for a reaper that never comes)."""
         for node in self.nodes:
             node.stop()
+        if not self.redis.startswith("redis://"):
+            return  # behind Sentinel: the test's own servers go with it
         client = redis.Redis.from_url(self.redis.split("?")[0])
         try:
             for key in client.scan_iter(f"{self.prefix}:*"):
@@ -356,6 +362,63 @@ class Inbox:
         self._stop = True
         if self.client is not None:
             await self.client.close()
+
+
+def assert_each_once(inbox: Inbox, expected: set[int]) -> None:
+    """Every expected message reached the device exactly once over all its connections,
+    and no connection was sent one twice."""
+    for connection in inbox.connections:
+        twice = [i for i, n in Counter(connection).items() if n > 1]
+        assert not twice, f"{inbox.user} got {twice} twice on one connection"
+    counts = Counter(inbox.ids)
+    assert set(counts) == expected, (
+        f"{inbox.user}: missing {sorted(expected - set(counts))}, "
+        f"unexpected {sorted(set(counts) - expected)}")
+    assert all(n == 1 for n in counts.values()), f"{inbox.user}: duplicates {counts}"
+
+
+class SteadyChat:
+    """`sender` writes to `recipient` one 1:1 message after another (bounded in count)
+    while a test breaks things; `recipient`'s device reads, reconnecting and syncing.
+    `finish()` checks that every acked message reached it exactly once."""
+
+    def __init__(self, sender: User, recipient: User, sender_ports: list[int],
+                 recipient_ports: list[int], limit: int = 5000) -> None:
+        self.recipient = recipient
+        self.sender = Sender(sender, sender_ports)
+        self.inbox = Inbox(recipient, recipient_ports)
+        self.limit = limit
+        self.acked: set[int] = set()
+        self._stop = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self.inbox.run()))
+        await asyncio.wait_for(self.inbox.synced.wait(), SAFETY)
+        self._tasks.append(asyncio.create_task(self._talk()))
+
+    async def _talk(self) -> None:
+        for n in range(self.limit):
+            if self._stop.is_set():
+                return
+            self.acked.add(await self.sender.say(10, self.recipient.id, f"m{n}"))
+            await asyncio.sleep(0.01)
+
+    async def more(self, count: int, what: str, timeout: float = SAFETY) -> None:
+        """Wait until `count` more messages were acked (the chat goes on)."""
+        before = len(self.acked)
+        await eventually(lambda: len(self.acked) >= before + count, what, timeout)
+
+    async def finish(self) -> None:
+        self._stop.set()
+        await self._tasks[1]
+        await eventually(lambda: self.acked <= set(self.inbox.ids),
+                         f"{self.recipient} has every acked message")
+        assert_each_once(self.inbox, self.acked)
+        await self.inbox.stop()
+        await self.sender.close()
+        self._tasks[0].cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
 
 class Sender:

@@ -66,6 +66,11 @@ class Bus(Publisher, Protocol):
     #: so they are unique across nodes.
     node: str
 
+    @property
+    def connected(self) -> bool:
+        """Whether frames reach the other nodes now (always, for a bus without any); the
+        health check reports a node whose Redis link is down as not ready."""
+
     def attach(self, receiver: Receiver) -> None:
         """Deliver what arrives to `receiver` (the hub; an api-only node has none)."""
 

@@ -10,7 +10,10 @@ Channels (pub/sub; Redis routes each publish to the nodes subscribed):
   while at least one member of the group is connected to it;
 * ``<prefix>:ctl``          -- control events (fastim/bus/events.py: friend added,
   member joined/left, group dissolved, tokens revoked, "these users went offline with
-  their node"); every node.
+  their node"); every node;
+* ``<prefix>:applied:<node id>`` -- "I have applied your control event number N": each
+  node's answer to the node that published it, so that the publisher's ``settle()``
+  returns only once every node's hub acts on the change.
 
 Keys (the presence registry):
 
@@ -51,6 +54,9 @@ class Names:
     def control(self) -> bytes:
         return f"{self.prefix}:ctl".encode()
 
+    def applied(self, node: str) -> bytes:
+        return f"{self.prefix}:applied:{node}".encode()
+
     def parse(self, channel: bytes) -> tuple[str, int]:
         """("u", user id), ("g", group id) or ("ctl", 0) for a channel of this prefix."""
         text = channel.decode()
@@ -75,12 +81,16 @@ class Envelope:
     skip_session: str | None = None  # the sender's device: it got the ack instead
     also: int | None = None  # group frames: the sender, who gets it even if no member here
     message_id: int | None = None  # stored messages: each connection gets an id once
+    seq: int | None = None  # control events: the origin's number, echoed when applied
 
 
 def pack(origin: str, frame: str, *, skip_session: str | None = None,
-         also: int | None = None, message_id: int | None = None) -> bytes:
+         also: int | None = None, message_id: int | None = None,
+         seq: int | None = None) -> bytes:
     """The bytes to publish for `frame`."""
     header: dict[str, Any] = {"o": origin}
+    if seq is not None:
+        header["q"] = seq
     if skip_session is not None:
         header["s"] = skip_session
     if also is not None:
@@ -99,22 +109,24 @@ def unpack(payload: bytes) -> Envelope:
     header = json.loads(head)
     if not isinstance(header, dict) or not isinstance(header.get("o"), str):
         raise ValueError("an envelope header is an object with the origin node")
-    skip, also, message_id = header.get("s"), header.get("a"), header.get("m")
+    skip, also, message_id, seq = (header.get("s"), header.get("a"), header.get("m"),
+                                   header.get("q"))
     if skip is not None and not isinstance(skip, str):
         raise ValueError("skip_session must be a string")
-    for value in (also, message_id):
+    for value in (also, message_id, seq):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError("also and message_id must be integers")
+            raise ValueError("also, message_id and seq must be integers")
     return Envelope(origin=header["o"], frame=body.decode(), skip_session=skip, also=also,
-                    message_id=message_id)
+                    message_id=message_id, seq=seq)
 
 
 def split_url(url: str) -> tuple[str, str]:
     """The Redis URL for redis-py and the deployment prefix from its ``prefix`` query
     parameter (default ``fastim``): ``redis://127.0.0.1:6379/0?prefix=staging``."""
     parts = urlsplit(url)
-    if parts.scheme not in ("redis", "rediss", "unix"):
-        raise ValueError(f"not a Redis URL: {url!r} (redis://host:port/db)")
+    if parts.scheme not in ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel"):
+        raise ValueError(f"not a Redis URL: {url!r} (redis://host:port/db, or "
+                         "redis+sentinel://host:port,host:port/service)")
     query = parse_qsl(parts.query, keep_blank_values=True)
     prefix = "fastim"
     kept = []

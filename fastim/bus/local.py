@@ -16,6 +16,10 @@ class LocalBus:
     def __init__(self) -> None:
         self.hub: Receiver | None = None  # None on a node without a hub (`--role api`)
 
+    @property
+    def connected(self) -> bool:
+        return True
+
     def attach(self, receiver: Receiver) -> None:
         self.hub = receiver
 

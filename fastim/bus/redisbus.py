@@ -21,6 +21,12 @@ restart): each client reconnects, syncs what it missed from the store, reloads t
 friend and member caches, and live delivery resumes. A connection is sent each message
 id once (`fastim.chat.session.ChatSession.first_send`), so a message republished after
 the outage does not reach a device that already synced it.
+
+Contact changes take effect everywhere before the client hears "done": each control
+event carries its publisher's sequence number, every node that applies it answers on the
+publisher's ``applied`` channel, and `RedisBus.settle` waits (at most `options.wait`) until
+as many answers came as PUBLISH counted receivers. Without that, a friend added through
+node 3 could still be refused by node 2 for the message the client sends next.
 """
 
 from __future__ import annotations
@@ -38,14 +44,14 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from fastim.bus import scripts
 from fastim.bus.base import Receiver
-from fastim.bus.envelope import Names, pack, split_url, unpack
+from fastim.bus.client import redis_client
+from fastim.bus.envelope import Envelope, Names, pack, split_url, unpack
 from fastim.bus.events import ControlEvent, UsersWentOffline, from_json, to_json
 
 log = logging.getLogger(__name__)
@@ -109,6 +115,22 @@ class _Op:
             self.future.set_result(self.fallback)
 
 
+@dataclass
+class _Confirmation:
+    """A control event this node published, waiting for the other nodes to apply it."""
+
+    done: asyncio.Future[None]
+    expected: int | None = None  # other nodes that received it (PUBLISH's count less us)
+    applied: int = 0  # "applied" answers so far (they may come before PUBLISH's reply)
+
+    def check(self) -> bool:
+        """Resolve `done` once every receiver answered; whether it is resolved."""
+        answered = self.expected is not None and self.applied >= self.expected
+        if answered and not self.done.done():
+            self.done.set_result(None)
+        return self.done.done()
+
+
 def new_node_id() -> str:
     """A node id unique across hosts and restarts."""
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -133,7 +155,7 @@ class RedisBus:
         self.stats = BusStats()
         self.state = State.DOWN
         # Our own reconnect loop decides when to retry: redis-py must not retry inside.
-        self._redis = aioredis.from_url(
+        self._redis = redis_client(
             redis_url, retry=Retry(NoBackoff(), 0), socket_keepalive=True,
             socket_connect_timeout=self.options.wait,
             socket_timeout=self.options.socket_timeout)
@@ -151,8 +173,15 @@ class RedisBus:
         self._up = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._closing = False
+        self._applied_channel = self.names.applied(self.node)
+        self._control_seq = 0  # numbers this node's control events
+        self._confirming: dict[int, _Confirmation] = {}
 
     # -- life cycle -------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.state is State.UP
 
     def attach(self, receiver: Receiver) -> None:
         """Deliver to `receiver`'s connections (the hub, which sends through this bus)."""
@@ -185,16 +214,34 @@ class RedisBus:
             await self._redis.aclose()
 
     async def settle(self) -> None:
-        """Wait until everything queued so far has reached Redis (at once when Redis is
-        down: then it waits in the outbox; at most `options.wait` while reconnecting).
-        Services call this before they answer, so the other nodes' caches have
-        been told when the client hears "done"."""
-        if self.state is State.DOWN:
-            return
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue(_Op(script="ping", future=future))
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(future, self.options.wait)
+        """Wait until everything queued so far has reached Redis, and every node has
+        applied the control events published so far (at once when Redis is down: then
+        they wait in the outbox; at most `options.wait` in all, so a node that is slow
+        or dying delays the answer, never blocks it). Services call this before they
+        answer, so every node acts on a change when the client hears "done"."""
+        up_to = self._control_seq
+        try:
+            if self.state is State.DOWN:
+                return
+            loop = asyncio.get_running_loop()
+            deadline = loop.time() + self.options.wait
+            future: asyncio.Future[Any] = loop.create_future()
+            self._enqueue(_Op(script="ping", future=future))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(future, self.options.wait)
+            waiting = [c.done for seq, c in self._confirming.items() if seq <= up_to]
+            if waiting and deadline > loop.time():
+                await asyncio.wait(waiting, timeout=deadline - loop.time())
+        finally:
+            self._give_up_confirming(up_to)
+
+    def _give_up_confirming(self, up_to: int) -> None:
+        """Stop waiting for answers about events up to `up_to` (a node that never
+        answers must not hold the next settle, nor memory)."""
+        for seq in [seq for seq in self._confirming if seq <= up_to]:
+            confirmation = self._confirming.pop(seq)
+            if not confirmation.done.done():
+                confirmation.done.set_result(None)
 
     # -- frames and presence (fastim.bus.base.Bus) -----------------------------------
 
@@ -278,11 +325,42 @@ class RedisBus:
         across a Redis outage (the outbox) like stored messages: a friendship or a
         revocation must not be lost. Queued first, so that a failure to apply it here
         does not keep it from the other nodes."""
-        self._publish(self.names.control, pack(self.node, to_json(event)), keep=True)
+        self._control_seq += 1
+        seq = self._control_seq
+        self._confirming[seq] = _Confirmation(asyncio.get_running_loop().create_future())
+        self._enqueue(_Op(channel=self.names.control,
+                          payload=pack(self.node, to_json(event), seq=seq), keep=True,
+                          then=lambda receivers: self._received_by(seq, receivers)))
         if self.hub is not None:
             self.hub.apply(event)
 
-    def _apply_control(self, origin: str, body: str) -> None:
+    def _received_by(self, seq: int, receivers: Any) -> None:
+        """PUBLISH answered how many subscribers got event `seq`; we are one of them."""
+        confirmation = self._confirming.get(seq)
+        if confirmation is not None:
+            confirmation.expected = max(0, int(receivers) - 1)
+            if confirmation.check():
+                del self._confirming[seq]
+
+    def _on_applied(self, payload: bytes) -> None:
+        """Another node has applied our control event number `payload`."""
+        confirmation = self._confirming.get(int(payload))
+        if confirmation is not None:
+            confirmation.applied += 1
+            if confirmation.check():
+                del self._confirming[int(payload)]
+
+    def _apply_control(self, envelope: Envelope) -> None:
+        try:
+            self._use_control(envelope.origin, envelope.frame)
+        finally:
+            # Answered after applying, and also when this node cannot use the event (no
+            # hub, a kind it does not know, a failure): the publisher waits for everyone.
+            if envelope.seq is not None and envelope.origin != self.node:
+                self._publish(self.names.applied(envelope.origin),
+                              str(envelope.seq).encode(), keep=False)
+
+    def _use_control(self, origin: str, body: str) -> None:
         hub = self.hub
         if hub is None:
             return
@@ -301,10 +379,13 @@ class RedisBus:
 
     def _on_message(self, channel: bytes, payload: bytes) -> None:
         self.stats.received += 1
+        if channel == self._applied_channel:
+            self._on_applied(payload)
+            return
         kind, ident = self.names.parse(channel)
         envelope = unpack(payload)
         if kind == "ctl":
-            self._apply_control(envelope.origin, envelope.frame)
+            self._apply_control(envelope)
         elif self.hub is None:
             return
         elif kind == "u":
@@ -525,7 +606,7 @@ class RedisBus:
         # back through the usual connect.
         await self._call("reap", self.node, "1", self.node)
         pubsub = self._redis.pubsub()
-        wanted = [self.names.control, *self._channels]
+        wanted = [self.names.control, self._applied_channel, *self._channels]
         self._to_subscribe.clear()
         self._to_unsubscribe.clear()
         tasks: list[asyncio.Task[None]] = []

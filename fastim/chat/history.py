@@ -12,7 +12,7 @@ from typing import Any
 from fastim.chat.hub import conversation
 from fastim.chat.protocol import Cmd
 from fastim.errors import AppError
-from fastim.store import Store
+from fastim.store import Page, Store
 from fastim.store.messages import ChatStorage
 
 #: The longest page of `history`.
@@ -45,10 +45,14 @@ class ChatQueries:
         return conversation(kind, user_id, dstid)
 
     async def history(self, user_id: int, kind: int, dstid: int, before: int | None,
-                      size: int) -> list[dict[str, Any]]:
-        """One page of a conversation, newest first, older than message `before`."""
+                      size: int) -> Page[dict[str, Any]]:
+        """One page of a conversation, newest first, older than message `before`, and
+        the number of messages in the whole conversation. `size` is 1 to
+        MAX_HISTORY_PAGE (400 otherwise: a 0 once gave one row without a word)."""
+        if not 1 <= size <= MAX_HISTORY_PAGE:
+            raise AppError(400, f"pagesize must be 1 to {MAX_HISTORY_PAGE}")
         conv = await self.conversation_of(user_id, kind, dstid)
-        return await self.storage.history(conv, before, max(1, min(size, MAX_HISTORY_PAGE)))
+        return await self.storage.history_page(conv, before, size)
 
     async def read_marks(self, user_id: int, kind: int, dstid: int) -> dict[int, int]:
         """How far each participant of the conversation has read (user id -> message id)."""

@@ -86,6 +86,14 @@ class ChatStore(Protocol):
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int: ...
 
 
+class ImageCheck(Protocol):
+    """Whether an image URL names something this server holds: None if it does, else
+    what is wrong (`fastim.media.ImageLinks`: an uploaded image that exists, or a
+    sticker). The parser checks only the URL's shape; it reads no disk."""
+
+    def problem(self, url: str) -> str | None: ...
+
+
 @dataclass
 class HubOptions:
     limits: ChatLimits = field(default_factory=ChatLimits)
@@ -111,8 +119,11 @@ class Hub:
 
     def __init__(self, store: ChatStore, options: HubOptions | None = None, *,
                  bus: Bus | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 images: ImageCheck | None = None) -> None:
         self.store = store
+        # None: any URL of the right shape is taken (the hub's unit tests have no disk).
+        self.images = images
         self.options = options or HubOptions()
         self.clock = clock
         self.bus: Bus = bus if bus is not None else LocalBus()
@@ -388,6 +399,10 @@ class Hub:
     def _send(self, session: Session, message: ChatMessage) -> None:
         user = session.user_id
         self._check_allowed(user, message.cmd, message.dstid, message.cid)
+        if self.images is not None:
+            for name, link in (("url", message.url), ("pic", message.pic)):
+                if link and (problem := self.images.problem(link)) is not None:
+                    raise ChatError("bad_url", f"{name} {problem}", message.cid)
         item = NewMessage(sender=user, message=message, session_id=session.id,
                           conv=conversation(message.cmd, user, message.dstid),
                           ts=int(time.time() * 1000))

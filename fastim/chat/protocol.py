@@ -110,14 +110,30 @@ Command = ChatMessage | Sync | Read | Typing | Heartbeat
 # Only this server's own files may be linked from a message: uploads under /resource/
 # and sticker packs under /asset/. No scheme, no host, no `..`, no query: nothing that
 # could run script (`javascript:`) or leak readers to a third party (tracking pixels).
-_LOCAL_URL = re.compile(r"/(?:resource|asset)/[A-Za-z0-9_\-./]+")
+# This is the shape only; the hub then checks that the upload or sticker exists
+# (fastim/media/links.py).
+_LOCAL_PREFIXES = ("/resource/", "/asset/")
+_NOT_PATH = re.compile(r"[^A-Za-z0-9_\-./]")
 
 
 def _url(value: Any, field: str, limits: ChatLimits, cid: str | None) -> str:
     text = _str(value, field, limits.max_url, cid)
-    if text and (not _LOCAL_URL.fullmatch(text) or ".." in text or "//" in text):
-        raise ChatError("bad_url", f"{field} must be a path under /resource/ or /asset/", cid)
-    return text
+    if not text:
+        return text
+    # Each refusal says what is really wrong: "must be under /asset/" for a path that is
+    # under /asset/ but has `//` in it sent people looking in the wrong place.
+    if not text.startswith(_LOCAL_PREFIXES):
+        problem = "must be a path on this server under /resource/ (uploads) or /asset/ (stickers)"
+    elif (bad := _NOT_PATH.search(text)) is not None:
+        problem = (f"holds {bad.group()!r}: only letters, digits, '_', '-', '.' and '/' "
+                   "(no query, space or escape)")
+    elif "//" in text:
+        problem = "has an empty path segment ('//')"
+    elif ".." in text:
+        problem = "holds '..'"
+    else:
+        return text
+    raise ChatError("bad_url", f"{field} {problem}", cid)
 
 
 def _str(value: Any, field: str, limit: int, cid: str | None) -> str:

@@ -106,12 +106,13 @@ def register(router: Router, app: App) -> None:
     @router.get("/chat/history")
     @endpoint(app)
     async def history(request: Request, values: dict[str, Any], user: Any) -> Any:
-        """One conversation, newest first, paged backwards with `before`."""
-        rows = await app.services.chat.history(
+        """One conversation, newest first, paged backwards with `before`; `total` counts
+        the whole conversation, as for every list (docs/api.md)."""
+        page = await app.services.chat.history(
             user.id, _whole(values, "cmd"), _whole(values, "dstid"),
             _whole(values, "before", default=0) or None,
             _whole(values, "pagesize", default=50))
-        return {"rows": rows, "total": len(rows)}
+        return {"rows": page.rows, "total": page.total}
 
     @router.get("/chat/reads")
     @endpoint(app)

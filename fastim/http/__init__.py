@@ -24,7 +24,7 @@ from .response import (
 )
 from .router import Router
 from .server import Limits, Server, serve
-from .static import StaticFiles
+from .static import StaticFiles, tree_version
 
 __all__ = [
     "HTTPError",
@@ -37,6 +37,7 @@ __all__ = [
     "Server",
     "State",
     "StaticFiles",
+    "tree_version",
     "TrustedProxies",
     "UploadedFile",
     "error_response",

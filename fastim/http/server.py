@@ -874,9 +874,11 @@ class Server:
 
         await asyncio.gather(*(close_one(c) for c in connections))
 
-    async def shutdown(self, timeout: float | None = None) -> None:
-        """Stop accepting, close idle connections and WebSockets (1001), let in-flight
-        requests finish for up to `timeout` seconds, then cut what is left."""
+    async def shutdown(self, timeout: float | None = None, code: int = 1001,
+                       reason: str = "server shutting down") -> None:
+        """Stop accepting, close idle connections and WebSockets (`code`, by default
+        1001 Going Away), let in-flight requests finish for up to `timeout` seconds, then
+        cut what is left."""
         if timeout is None:
             timeout = self.limits.shutdown_timeout
         self.closing = True
@@ -884,7 +886,7 @@ class Server:
             self._server.close()
         for connection in list(self.connections):
             connection.shutdown()
-        await self.close_websockets(timeout=timeout)
+        await self.close_websockets(code, reason, timeout=timeout)
         pending = [c.closed for c in self.connections if not c.closed.done()]
         if pending:
             await asyncio.wait(pending, timeout=timeout)

@@ -12,6 +12,7 @@ request and revalidated with one ``stat`` per request: the fast path.
 from __future__ import annotations
 
 import gzip
+import hashlib
 import mimetypes
 import os
 import stat as stat_module
@@ -106,6 +107,21 @@ class _Entry:
 
 def _etag(st: os.stat_result) -> str:
     return f'"{st.st_size:x}-{st.st_mtime_ns:x}"'
+
+
+def tree_version(directory: str | os.PathLike[str], length: int = 12) -> str:
+    """A short hash of every file's path and bytes under `directory`: it changes when
+    any file does, so URLs that carry it may be cached forever (``immutable``)."""
+    digest = hashlib.sha256()
+    root = os.path.realpath(directory)
+    for folder, subfolders, files in os.walk(root):
+        subfolders.sort()
+        for name in sorted(files):
+            path = os.path.join(folder, name)
+            digest.update(os.path.relpath(path, root).encode() + b"\0")
+            with open(path, "rb") as fh:
+                digest.update(hashlib.sha256(fh.read()).digest())
+    return digest.hexdigest()[:length]
 
 
 class StaticFiles:

@@ -5,12 +5,14 @@
 * :class:`MediaOptions` — the limits and sizes (``Config.media``);
 * :func:`process_image` — the Pillow work alone (blocking);
 * :class:`ContentStore` — files named by the SHA-256 of their bytes;
-* :func:`load_packs` — the sticker packs under ``asset/stickers/``.
+* :func:`load_packs` — the sticker packs under ``asset/stickers/``;
+* :class:`ImageLinks` — whether a chat message's image URL names an upload or a sticker.
 
 See docs/media.md.
 """
 
 from .images import ACCEPTED, GIF, JPEG, PNG, WEBP, ImageType, Processed, process_image
+from .links import ImageLinks
 from .options import MediaOptions
 from .service import MediaService
 from .stickers import PackError, Sticker, StickerPack, load_pack, load_packs
@@ -23,6 +25,7 @@ __all__ = [
     "PNG",
     "WEBP",
     "ContentStore",
+    "ImageLinks",
     "ImageType",
     "MediaOptions",
     "MediaService",

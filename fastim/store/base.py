@@ -126,6 +126,11 @@ class Store(abc.ABC):
             ]
         )
 
+    async def ping(self) -> None:
+        """One round trip to the database; raises `Unavailable` when it cannot answer
+        (the health check, `/healthz`)."""
+        await self.read(q.ping)
+
     async def server_variable(self, name: str) -> Any:
         """A server system variable (MySQL's ``@@name``); None on SQLite, which has none."""
         return await self.read(self.dialect.server_variable, name)

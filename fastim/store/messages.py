@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from fastim.store.base import Store
 from fastim.store.errors import IntegrityViolation
+from fastim.store.records import Page
 from fastim.store.sealing import PREFIX, KeyMismatch, Sealer, SealError, associated_data
 from fastim.store.sql import Tx
 
@@ -241,6 +242,20 @@ def history(tx: Tx, conv: str, before: int | None, limit: int,
     return [as_message(r, sealer) for r in rows]
 
 
+def count_messages(tx: Tx, conv: str) -> int:
+    """How many messages a conversation holds: a COUNT over the range of the
+    ``ix_messages_conv (conv, id)`` index, never over the table's rows."""
+    return int(tx.value("SELECT COUNT(*) FROM messages WHERE conv = ?", [conv]) or 0)
+
+
+def history_page(tx: Tx, conv: str, before: int | None, limit: int,
+                 sealer: Sealer | None = None) -> Page[dict[str, Any]]:
+    """One page of `history` and the number of messages of the whole conversation (what
+    `total` means for every list of docs/api.md), read in the same transaction so the two
+    agree."""
+    return Page(history(tx, conv, before, limit, sealer), count_messages(tx, conv))
+
+
 def has_messages(tx: Tx, conv: str) -> bool:
     """Whether the conversation has any stored message."""
     return tx.row("SELECT 1 FROM messages WHERE conv = ? LIMIT 1", [conv]) is not None
@@ -442,6 +457,10 @@ class ChatStorage:
 
     async def history(self, conv: str, before: int | None, limit: int) -> list[dict[str, Any]]:
         return await self.store.read(history, conv, before, limit, self.sealer)
+
+    async def history_page(self, conv: str, before: int | None,
+                           limit: int) -> Page[dict[str, Any]]:
+        return await self.store.read(history_page, conv, before, limit, self.sealer)
 
     async def read_marks(self, conv: str) -> dict[int, int]:
         return await self.store.read(read_marks, conv)

@@ -150,6 +150,11 @@ def update_profile(tx: Tx, user_id: int, changes: Mapping[str, str]) -> User | N
     return get_user(tx, user_id)
 
 
+def ping(tx: Tx) -> None:
+    """A round trip to the database (the health check)."""
+    tx.value("SELECT 1")
+
+
 def count_users(tx: Tx) -> int:
     """How many accounts exist."""
     return int(tx.value("SELECT COUNT(*) FROM users"))

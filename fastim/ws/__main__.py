@@ -1,13 +1,19 @@
 """Command line of fastim.ws, for learners and conformance runs.
 
-    python -m fastim.ws echo --port 9001 [--host 127.0.0.1] [--max-size BYTES] [--trace]
+    python -m fastim.ws echo --port 9001 [--host 127.0.0.1] [--max-size BYTES] [--trace[=bytes]]
+    python -m fastim.ws client ws://127.0.0.1:9001/ [--trace=bytes] [--no-compression]
     python -m fastim.ws accept-key dGhlIHNhbXBsZSBub25jZQ==
-    python -m fastim.ws decode [--server | --client] [--deflate] 81 85 37 fa 21 3d 7f 9f 4d 51 58
+    python -m fastim.ws decode [--server | --client] [--deflate] [--lang zh] 81 85 37 fa 21 3d 7f 9f 4d 51 58
     python -m fastim.ws walkthrough [ws://127.0.0.1:9001/]
 
-`echo` sends every message back as it came (text stays text). `--trace` prints one line per
-frame read or written: direction, FIN, RSV1-3, opcode, MASK, payload length and the first
-bytes of the payload.
+`echo` sends every message back as it came (text stays text). `--trace` prints the opening
+handshake's request and response heads, then every frame read (recv) or written (send): a
+line with FIN, RSV1-3, opcode, MASK, payload length and the first bytes of the payload
+(unmasked), and under it the header's bytes and the masking key as they were on the wire;
+`--trace=bytes` adds the payload as it was on the wire, before unmasking (fastim.ws.trace).
+
+`client` is a small interactive client (fastim.ws.console): a line typed is sent as text;
+/ping [TEXT], /binary HEX, /close [CODE [REASON]]. It prints the same trace, of its side.
 
 `decode` explains one frame field by field and, for an invalid frame, which rule it breaks
 and which close code a receiver answers with; it exits with 1 for an invalid or incomplete
@@ -23,16 +29,16 @@ import contextlib
 import sys
 from typing import TextIO
 
+from fastim.ws import explain_zh
 from fastim.ws.connection import Connection
+from fastim.ws.console import run_client
 from fastim.ws.explain import explain_frame, parse_hex
-from fastim.ws.frames import Frame
 from fastim.ws.handshake import accept_key
 from fastim.ws.loop import run
 from fastim.ws.protocol import Role
 from fastim.ws.server import Server, serve
+from fastim.ws.trace import trace_connection
 from fastim.ws.walkthrough import replay
-
-TRACE_PAYLOAD_BYTES = 16
 
 
 async def echo(connection: Connection) -> None:
@@ -41,44 +47,24 @@ async def echo(connection: Connection) -> None:
         await connection.send(message)
 
 
-def format_frame(connection: Connection, direction: str, frame: Frame) -> str:
-    """One --trace line, e.g.
-    `127.0.0.1:51532 recv FIN=1 RSV=000 TEXT MASK=1 len=5 b'Hello'`."""
-    peer = connection.remote_address
-    where = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
-    payload = frame.payload
-    shown = repr(payload[:TRACE_PAYLOAD_BYTES]) + (
-        "..." if len(payload) > TRACE_PAYLOAD_BYTES else ""
-    )
-    return (
-        f"{where} {direction} FIN={int(frame.fin)} "
-        f"RSV={int(frame.rsv1)}{int(frame.rsv2)}{int(frame.rsv3)} {frame.opcode.name} "
-        f"MASK={int(frame.masked)} len={len(payload)} {shown}"
-    )
-
-
 async def start_echo(
     host: str,
     port: int,
     *,
     max_size: int | None,
     trace: TextIO | None = None,
+    trace_level: str = "headers",
     ping_interval: float | None = 20.0,
 ) -> Server:
-    """Start the echo server; with `trace`, write one line per frame to it."""
+    """Start the echo server; with `trace`, write every connection's handshake and frames
+    to it (see trace_connection)."""
 
-    def on_frame(connection: Connection, direction: str, frame: Frame) -> None:
-        assert trace is not None
-        print(format_frame(connection, direction, frame), file=trace, flush=True)
+    async def handler(connection: Connection) -> None:
+        if trace is not None:
+            trace_connection(connection, trace, trace_level)
+        await echo(connection)
 
-    return await serve(
-        echo,
-        host,
-        port,
-        max_size=max_size,
-        ping_interval=ping_interval,
-        on_frame=on_frame if trace is not None else None,
-    )
+    return await serve(handler, host, port, max_size=max_size, ping_interval=ping_interval)
 
 
 async def _serve_echo(args: argparse.Namespace) -> None:
@@ -87,11 +73,24 @@ async def _serve_echo(args: argparse.Namespace) -> None:
         args.port,
         max_size=args.max_size,
         trace=sys.stdout if args.trace else None,
+        trace_level=args.trace or "headers",
         ping_interval=args.ping_interval or None,
     )
     print(f"echo server listening on ws://{args.host}:{server.port}", file=sys.stderr, flush=True)
     async with server:
         await server.serve_forever()
+
+
+def add_trace_argument(parser: argparse.ArgumentParser, default: str | None) -> None:
+    parser.add_argument(
+        "--trace",
+        nargs="?",
+        const="headers",
+        default=default,
+        choices=("headers", "bytes"),
+        help="print the handshake and every frame: --trace shows each header's bytes and"
+        " masking key, --trace=bytes also the payload as it was on the wire",
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -119,7 +118,21 @@ def main(argv: list[str] | None = None) -> int:
         metavar="SECONDS",
         help="ping an idle client after this long (0: never; default 20)",
     )
-    echo_cmd.add_argument("--trace", action="store_true", help="print every frame")
+    add_trace_argument(echo_cmd, None)
+    client_cmd = commands.add_parser(
+        "client",
+        help="a small interactive client: type a line to send it; /ping, /close, /binary",
+    )
+    client_cmd.add_argument("url", help="ws:// or wss:// URL")
+    add_trace_argument(client_cmd, "headers")
+    client_cmd.add_argument(
+        "--no-compression",
+        dest="compression",
+        action="store_const",
+        const=None,
+        default="deflate",
+        help="do not offer permessage-deflate",
+    )
     key_cmd = commands.add_parser("accept-key", help="print the Sec-WebSocket-Accept for a key")
     key_cmd.add_argument("key", help="a Sec-WebSocket-Key value")
     decode_cmd = commands.add_parser(
@@ -151,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="permessage-deflate was negotiated: inflate a payload with RSV1 set",
     )
+    decode_cmd.add_argument(
+        "--lang",
+        choices=("en", "zh"),
+        default="en",
+        help="the language of the explanation: en (default) or zh, Simplified Chinese",
+    )
     walk_cmd = commands.add_parser(
         "walkthrough",
         help="replay docs/protocol.md's connection against a server, printing every byte",
@@ -169,11 +188,23 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError as exc:
             decode_cmd.error(str(exc))
         explanation = explain_frame(data, receiver=args.receiver, deflate=args.deflate)
-        print(explanation.render())
+        print(explain_zh.render(explanation) if args.lang == "zh" else explanation.render())
         return 0 if explanation.valid else 1
     if args.command == "walkthrough":
         replay(args.url, sys.stdout)
         return 0
+    if args.command == "client":
+        with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
+            return run(
+                run_client(
+                    args.url,
+                    sys.stdin,
+                    sys.stdout,
+                    trace_level=args.trace,
+                    compression=args.compression,
+                )
+            )
+        return 1
     with contextlib.suppress(KeyboardInterrupt, asyncio.CancelledError):
         run(_serve_echo(args))
     return 0

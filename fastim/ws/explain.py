@@ -17,17 +17,28 @@ fastim's own receiver (FrameDecoder and WebSocketProtocol).
 
 from __future__ import annotations
 
+import base64
 import codecs
 import contextlib
+import hashlib
 import re
 from dataclasses import dataclass, field
 
 from fastim.ws.deflate import PerMessageDeflate
 from fastim.ws.exceptions import ProtocolError
 from fastim.ws.frames import MAX_CONTROL_PAYLOAD, CloseCode, Opcode, apply_mask, is_valid_close_code
+from fastim.ws.handshake import GUID
 from fastim.ws.protocol import Role
 
-__all__ = ["Violation", "Explanation", "explain_frame", "parse_hex"]
+__all__ = [
+    "Violation",
+    "Explanation",
+    "explain_frame",
+    "parse_hex",
+    "AcceptSteps",
+    "accept_steps",
+    "ACCEPT_STEP_MEANING",
+]
 
 # Longest payload shown in full; a learner pasting a big frame wants the start, not a wall.
 SHOWN_BYTES = 128
@@ -89,12 +100,16 @@ class Explanation:
       itself is incomplete, the least number that could complete it);
     - `size`: the frame's length on the wire once its header is known, else None;
     - `opcode`, `fin`, `payload` (unmasked, None until complete), `message` (the payload as
-      the receiver's application sees it: inflated, and a str for valid text).
+      the receiver's application sees it: inflated, and a str for valid text);
+    - `rows`: the explanation's rows as (which bits or bytes, what they mean), for pages
+      that lay them out themselves (the app's /learn).
     """
 
     data: bytes
     receiver: Role | None = None
+    max_size: int | None = None
     lines: list[str] = field(default_factory=list)
+    rows: list[tuple[str, str]] = field(default_factory=list)
     violations: list[Violation] = field(default_factory=list)
     missing: int = 0
     size: int | None = None
@@ -116,6 +131,7 @@ class Explanation:
     def row(self, where: str, text: str) -> None:
         """Add one line: a left column saying which bits or bytes, then what they mean."""
         self.lines.append(f"{where:<{_WHERE - 1}} {text}".rstrip())
+        self.rows.append((where.strip(), text))
 
     def verdict(self) -> list[str]:
         """The closing lines: VALID, INVALID (rule, section, close code) or INCOMPLETE."""
@@ -151,6 +167,33 @@ class Explanation:
         return "\n".join([*self.lines, *self.verdict()])
 
 
+# The opening handshake's proof, step by step (RFC 6455 §4.2.2 item 5.4, §1.3).
+ACCEPT_STEP_MEANING = {
+    "key": "Sec-WebSocket-Key: base64 of 16 random bytes, new for each connection (§4.1)",
+    "joined": f"the key with the GUID of §1.3 appended, {GUID} (§4.2.2 item 5.4)",
+    "sha1": "the SHA-1 digest of those characters, 20 bytes (§4.2.2 item 5.4)",
+    "accept": "the digest in base64 (RFC 4648 §4): the value of Sec-WebSocket-Accept (§4.2.2)",
+}
+
+
+@dataclass(frozen=True)
+class AcceptSteps:
+    """How a server turns a Sec-WebSocket-Key into its Sec-WebSocket-Accept, one value per
+    step of ACCEPT_STEP_MEANING."""
+
+    key: str
+    joined: str
+    sha1: bytes
+    accept: str
+
+
+def accept_steps(key: str) -> AcceptSteps:
+    """The steps of handshake.accept_key(key), each value kept."""
+    joined = key + GUID
+    digest = hashlib.sha1(joined.encode("ascii")).digest()
+    return AcceptSteps(key, joined, digest, base64.b64encode(digest).decode("ascii"))
+
+
 def parse_hex(text: str) -> bytes:
     """Bytes from hex as people write it: `81 85 37 fa`, `81:85:37:fa`, `0x81 0x85`, `8185`.
 
@@ -169,16 +212,22 @@ def parse_hex(text: str) -> bytes:
 
 
 def explain_frame(
-    data: bytes, *, receiver: Role | None = None, deflate: bool = False
+    data: bytes,
+    *,
+    receiver: Role | None = None,
+    deflate: bool = False,
+    max_size: int | None = None,
 ) -> Explanation:
     """Explain the frame at the start of `data`, field by field (RFC 6455 §5.2).
 
     `receiver` says who received it, which decides whether it must be masked (§5.1): a
     server receives masked frames only, a client unmasked ones; None explains both. With
     `deflate`, permessage-deflate (RFC 7692) is taken as negotiated: RSV1 then means a
-    compressed message, whose payload is inflated.
+    compressed message, whose payload is inflated, to at most `max_size` bytes when given
+    (as a receiver does, so that a small payload cannot inflate to gigabytes): more is
+    reported as a 1009 violation.
     """
-    ex = Explanation(bytes(data), receiver)
+    ex = Explanation(bytes(data), receiver, max_size=max_size)
     who = ""
     if receiver is not None:
         who = f" received by a {receiver.value}"
@@ -430,9 +479,13 @@ def _inflate(ex: Explanation, payload: bytes) -> bytes | None:
     # RFC 7692 §7.2.2: append 00 00 ff ff and inflate as raw DEFLATE. A fresh decompressor
     # with the largest window reads any single message; PerMessageDeflate does the work.
     try:
-        inflated = PerMessageDeflate().decompress(payload, ex.fin, None)
+        inflated = PerMessageDeflate().decompress(payload, ex.fin, ex.max_size)
     except ProtocolError as error:
         zlib_says = error.reason.rpartition(": ")[2]
+        if error.code == CloseCode.MESSAGE_TOO_BIG:
+            rule = f"the payload inflates to more than {ex.max_size} bytes, the receiver's limit"
+            ex.violations.append(Violation(rule, "RFC 6455 §7.4.1", error.code))
+            return None
         if "too far back" in zlib_says:
             # Not necessarily corrupt: with context takeover a message may copy bytes from
             # the ones before it (RFC 7692 §7.2.3.2), which a lone frame does not carry.

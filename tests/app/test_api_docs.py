@@ -2,12 +2,18 @@
 server on each backend, and the reply must match the one the page shows.
 
 Server-made values are matched by meaning: an id the page shows as 2 must be, in every
-later example, the id the server gave the user it was first shown for; a token likewise;
-timestamps must be positive integers. Everything else must be equal.
+later example, the id the server gave the user it was first shown for (the group, or the
+message, in their own namespaces); a token likewise; timestamps must be positive
+integers. Everything else must be equal.
+
+A ` ```chat ` block is what a client sends over the `/chat` WebSocket (as the token on its
+first line): the test sends each command and waits for each message's ack, so the
+examples after it see those messages stored.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from dataclasses import dataclass, field
@@ -17,13 +23,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import pytest
 
+from tests.chat_support import ChatClient
 from tests.store_fixtures import ApiServer, Reply
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "api.md"
 HANDLERS = Path(__file__).resolve().parents[2] / "fastim" / "handlers"
 BLOCK = re.compile(r"```http\n(.*?)\n```", re.S)
-TIMESTAMPS = {"createat", "expires", "joined"}
-ID_FIELDS = {"id", "dstid", "ownerid", "userid", "requestid"}
+STEP = re.compile(r"```(http|chat)\n(.*?)\n```", re.S)
+TIMESTAMPS = {"createat", "expires", "joined", "ts"}
+ID_FIELDS = {"id", "dstid", "ownerid", "userid", "before", "upto", "requestid"}
+MESSAGE_IDS = {"before", "upto", "last"}  # fields that name a chat message by its id
 #: Paths whose `dstid` names a user (elsewhere it names a group).
 USER_PATHS = {"/user/find", "/contact/addfriend", "/contact/unfriend", "/contact/block",
               "/contact/unblock"}
@@ -48,6 +57,32 @@ def examples() -> list[Example]:
         assert not ex.request.startswith("HTTP/"), ex.title
         assert ex.response.startswith("HTTP/1.1 "), ex.title
     return pairs
+
+
+@dataclass
+class ChatStep:
+    """Commands one client sends over /chat, one JSON object a line, after its token."""
+
+    token: str
+    commands: list[dict[str, Any]]
+
+
+def steps() -> list[Example | ChatStep]:
+    """The page's examples and chat blocks, in the order they appear."""
+    found: list[Example | ChatStep] = []
+    http: list[str] = []
+    for kind, block in STEP.findall(DOC.read_text(encoding="utf-8")):
+        if kind == "chat":
+            assert not http, "a chat block between a request and its response"
+            token, *lines = block.split("\n")
+            found.append(ChatStep(token.removeprefix("Bearer "),
+                                  [json.loads(line) for line in lines if line]))
+        elif http:
+            found.append(Example(http.pop(), block, len(found) + 1))
+        else:
+            http.append(block)
+    assert not http, "every request block needs a response block after it"
+    return found
 
 
 def _head_and_body(block: str) -> tuple[list[str], str]:
@@ -86,17 +121,23 @@ class Meanings:
             return shown
 
 
-def _namespace(path: str, key: str) -> str:
+def _namespace(path: str, key: str, values: dict[str, Any]) -> str:
+    if key in MESSAGE_IDS:
+        return "message"
     if key == "requestid":
         return "request"
     if key in ("ownerid", "userid") or path in USER_PATHS:
+        return "user"
+    # A chat conversation's `dstid` is a user for 1:1 (cmd or kind 10), else a group.
+    if path.startswith("/chat") and "10" in (str(values.get("cmd")), str(values.get("kind"))):
         return "user"
     return "community"
 
 
 def _substitute(values: dict[str, Any], path: str, meanings: Meanings) -> dict[str, Any]:
     return {
-        k: (type(v)(meanings.real_id(_namespace(path, k), v)) if k in ID_FIELDS else v)
+        k: (type(v)(meanings.real_id(_namespace(path, k, values), v)) if k in ID_FIELDS
+            else v)
         for k, v in values.items()
     }
 
@@ -111,11 +152,16 @@ def _match(shown: Any, real: Any, meanings: Meanings, where: str) -> None:
             elif key in TIMESTAMPS:
                 assert isinstance(real[key], int) and real[key] > 0, here
             elif key == "id":
-                namespace = ("community" if "ownerid" in shown
+                namespace = ("message" if "cmd" in shown
+                             else "community" if "ownerid" in shown
                              else "request" if "direction" in shown else "user")
                 meanings.id(namespace, value, real[key], here)
-            elif key == "ownerid":
+            elif key in ("ownerid", "userid"):
                 meanings.id("user", value, real[key], here)
+            elif key in MESSAGE_IDS:
+                meanings.id("message", value, real[key], here)
+            elif key == "dstid":
+                meanings.id(_namespace("/chat", key, shown), value, real[key], here)
             else:
                 _match(value, real[key], meanings, here)
     elif isinstance(shown, list):
@@ -169,23 +215,44 @@ def _check(reply: Reply, ex: Example, meanings: Meanings) -> None:
         assert real == shown, (ex.title, name, real, shown)
 
 
+def _chat(api: ApiServer, step: ChatStep, meanings: Meanings) -> None:
+    """Send a chat block's commands as its client; each message must be acked."""
+
+    async def send() -> None:
+        client = await ChatClient.open(api, meanings.real_token(step.token))
+        for command in step.commands:
+            await client.send(**_substitute(command, "/chat", meanings))
+            if command.get("cmd") in (10, 11):
+                cid = command["cid"]
+                ack = await client.expect(lambda f, cid=cid: f.get("cmd") in (1, 2)
+                                          and f.get("cid") == cid)
+                assert ack["cmd"] == 1, ack
+        await client.no_more_messages()  # the heartbeat's answer: every command is done
+        await client.close()
+
+    asyncio.run(send())
+
+
 def test_the_page_has_examples() -> None:
     assert len(examples()) >= 25
 
 
 def test_every_endpoint_has_an_example() -> None:
     routes = set()
-    for module in ("user.py", "contact.py"):
-        routes |= set(re.findall(r'"(/(?:user|contact)/[a-z]+)"', (HANDLERS / module).read_text()))
+    for module in ("user.py", "contact.py", "chat.py"):
+        routes |= set(re.findall(r'"(/(?:user|contact|chat)/[a-z]+)"',
+                                 (HANDLERS / module).read_text()))
     shown = {urlsplit(ex.request.split(" ")[1]).path for ex in examples()}
     assert routes and routes <= shown, routes - shown
 
 
 def test_every_example_is_what_the_server_does(api: ApiServer) -> None:
     meanings = Meanings()
-    for ex in examples():
-        reply = _send(api, ex, meanings)
-        _check(reply, ex, meanings)
+    for step in steps():
+        if isinstance(step, ChatStep):
+            _chat(api, step, meanings)
+        else:
+            _check(_send(api, step, meanings), step, meanings)
 
 
 @pytest.mark.parametrize("backend", ["sqlite"])

@@ -15,7 +15,7 @@ from fastim.app import HANDLERS, App, create_app
 from fastim.config import Config
 from fastim.handlers import views
 from fastim.handlers.views import SESSION_COOKIE
-from fastim.http import Limits
+from fastim.http import Limits, tree_version
 
 
 class AppThread:
@@ -82,7 +82,8 @@ def test_pages_render(running: AppThread, path: str, marker: bytes) -> None:
     assert response.status == 200
     assert response.header("content-type") == "text/html; charset=utf-8"
     assert marker in response.body
-    assert b'href="/asset/css/fastim.css"' in response.body
+    version = tree_version(running.app.config.asset_dir)
+    assert f'href="/asset/v/{version}/css/fastim.css"'.encode() in response.body
 
 
 def test_css_and_uploaded_resources_are_served(running: AppThread, config: Config) -> None:

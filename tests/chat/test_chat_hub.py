@@ -272,6 +272,8 @@ def test_read_receipts_history_and_unread_counts(api: ApiServer) -> None:
     older = api.get(f"/chat/history?cmd=10&dstid={bob['id']}&before={page['rows'][-1]['id']}",
                     token=ta).data
     assert [r["content"] for r in older["rows"]] == ["m0"]
+    # `total` counts the whole conversation, as for every list, whatever the page shows.
+    assert page["total"] == older["total"] == 3
     stranger, ts = api.user_with_token()
     assert api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ts).status == 403
     assert api.get(f"/chat/history?cmd=10&dstid={bob['id']}").status == 401
@@ -494,6 +496,29 @@ def test_history_parameters_are_checked_like_every_api_field(api: ApiServer) -> 
         reply = api.get(f"/chat/history?{query}", token=ta)
         assert reply.status == 400, (query, reply.body)
         assert reply.json["code"] == -1
+
+
+def test_history_total_is_the_whole_conversation_and_pagesize_is_1_to_100(
+        api: ApiServer) -> None:
+    # The outside attack: `total` was the page's length and pagesize=0 gave one row.
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        for n in range(5):
+            await a.say(10, bob["id"], f"m{n}", f"t{n}")
+        await a.close()
+
+    asyncio.run(scenario())
+    base = f"/chat/history?cmd=10&dstid={bob['id']}"
+    for query, rows in (("&pagesize=2", 2), ("&pagesize=1", 1), ("", 5), ("&pagesize=100", 5)):
+        reply = api.get(base + query, token=ta)
+        assert reply.status == 200, reply.body
+        assert (len(reply.data["rows"]), reply.data["total"]) == (rows, 5), query
+    for pagesize in (0, 101):
+        reply = api.get(f"{base}&pagesize={pagesize}", token=ta)
+        assert reply.status == 400, (pagesize, reply.body)
+        assert reply.json["msg"] == "pagesize must be 1 to 100"
 
 
 def test_a_session_sends_each_id_once_whatever_order_the_ids_come_in() -> None:

@@ -66,6 +66,23 @@ def test_sticker_and_image_urls_must_be_local() -> None:
     assert reason(msg(media=4, content="")) == "bad_url"
 
 
+@pytest.mark.parametrize(("url", "words"), [
+    ("/asset//x.png", "url has an empty path segment ('//')"),
+    ("/resource/a//b.png", "url has an empty path segment ('//')"),
+    ("/resource/../etc/passwd", "url holds '..'"),
+    ("/resource/a.png?x=1", "url holds '?'"),
+    ("/resource/a b.png", "url holds ' '"),
+    ("/other/x.png", "url must be a path on this server under /resource/ (uploads) or "
+                     "/asset/ (stickers)"),
+    ("//evil/x.png", "url must be a path on this server"),
+])
+def test_a_bad_url_is_told_what_is_really_wrong(url: str, words: str) -> None:
+    # "must be a path under /resource/ or /asset/" was the answer to /asset//x.png too.
+    with pytest.raises(ChatError) as error:
+        parse(msg(media=4, content="", url=url))
+    assert error.value.reason == "bad_url" and words in error.value.message
+
+
 @pytest.mark.parametrize(("text", "expected"), [
     ("not json", "bad_json"),
     (b"\xff\xfe", "bad_json"),

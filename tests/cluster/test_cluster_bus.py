@@ -39,19 +39,21 @@ from tests.cluster_support import RedisServer, eventually, wait_until
 @settings(max_examples=200)
 @given(frame=st.text(), skip=st.none() | st.text(max_size=40),
        also=st.none() | st.integers(0, 2**63 - 1),
-       message_id=st.none() | st.integers(0, 2**63 - 1), origin=st.text(max_size=40))
+       message_id=st.none() | st.integers(0, 2**63 - 1), origin=st.text(max_size=40),
+       seq=st.none() | st.integers(0, 2**63 - 1))
 def test_an_envelope_carries_any_frame_unchanged(frame: str, skip: str | None,
                                                   also: int | None, message_id: int | None,
-                                                  origin: str) -> None:
+                                                  origin: str, seq: int | None) -> None:
     envelope = unpack(pack(origin, frame, skip_session=skip, also=also,
-                           message_id=message_id))
+                           message_id=message_id, seq=seq))
     assert (envelope.origin, envelope.frame, envelope.skip_session, envelope.also,
-            envelope.message_id) == (origin, frame, skip, also, message_id)
+            envelope.message_id, envelope.seq) == (origin, frame, skip, also, message_id, seq)
 
 
 @pytest.mark.parametrize("payload", [
     b"no header line", b"[1]\n{}", b'{"s": "x"}\n{}', b'{"o": 1}\n{}',
     b'{"o": "n", "s": 5}\n{}', b'{"o": "n", "m": true}\n{}', b'{"o": "n", "a": "1"}\n{}',
+    b'{"o": "n", "q": "2"}\n{}',
     b"not json\n{}",
 ])
 def test_a_bad_envelope_is_refused(payload: bytes) -> None:
@@ -309,6 +311,59 @@ def test_two_buses_carry_frames_presence_and_contact_changes(
         assert await one.online([7]) == set()
         await one.close()
         await two.close()
+
+    asyncio.run(scenario())
+
+
+def test_settle_returns_once_every_other_node_has_applied_the_change(
+        private_redis: RedisServer) -> None:
+    """A contact change is in force on every node when its request is answered: here
+    node two is slow to handle what its subscription brings, and node one's settle()
+    still returns only after node two's hub has the event."""
+    url = f"{private_redis.url}?prefix=t{secrets.token_hex(3)}"
+
+    async def scenario() -> None:
+        one, two = RedisBus(url, fast(), node="one"), RedisBus(url, fast(), node="two")
+        hub1, hub2 = FakeHub(), FakeHub()
+        one.attach(hub1)
+        two.attach(hub2)
+        await one.start()
+        await two.start()
+        handle = two._on_message
+        loop = asyncio.get_running_loop()
+        two._on_message = lambda channel, payload: loop.call_later(  # type: ignore[method-assign]
+            0.2, handle, channel, payload)
+        one.publish(FriendAdded(1, 2))
+        one.publish(MemberJoined(3, 4))
+        await one.settle()
+        assert hub2.changes == [FriendAdded(1, 2), MemberJoined(3, 4)]
+        assert one._confirming == {}
+        await one.close()
+        await two.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_node_that_never_answers_delays_settle_but_does_not_hold_it(
+        private_redis: RedisServer) -> None:
+    """A subscriber that receives control events but never says it applied them (a
+    hung node, or one from before the answers existed) costs a change `options.wait`
+    at most, and leaves nothing behind."""
+    prefix = f"t{secrets.token_hex(3)}"
+
+    async def scenario() -> None:
+        mute = aioredis.from_url(private_redis.url).pubsub()
+        await mute.subscribe(Names(prefix).control)
+        one = RedisBus(f"{private_redis.url}?prefix={prefix}", fast(), node="one")
+        one.attach(FakeHub())
+        await one.start()
+        one.publish(FriendAdded(1, 2))
+        await asyncio.wait_for(one.settle(), timeout=30)
+        assert one._confirming == {}
+        assert (await mute.get_message(timeout=5))["type"] == "subscribe"
+        assert json.loads(unpack((await mute.get_message(timeout=5))["data"]).frame)
+        await one.close()
+        await mute.aclose()
 
     asyncio.run(scenario())
 

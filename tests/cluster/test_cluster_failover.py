@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from tests.cluster_support import (
     Inbox,
     RedisServer,
     Sender,
+    assert_each_once,
     eventually,
     frames_until_heartbeat,
 )
@@ -29,19 +29,6 @@ from tests.cluster_support import (
 pytestmark = [pytest.mark.mysql, pytest.mark.redis]
 
 NODE_TTL = 1.0  # seconds: a killed node's users go offline about this long after
-
-
-def assert_each_once(inbox: Inbox, expected: set[int]) -> None:
-    """Every expected message reached the device exactly once over all its connections,
-    and no connection was sent one twice."""
-    for connection in inbox.connections:
-        twice = [i for i, n in Counter(connection).items() if n > 1]
-        assert not twice, f"{inbox.user} got {twice} twice on one connection"
-    counts = Counter(inbox.ids)
-    assert set(counts) == expected, (
-        f"{inbox.user}: missing {sorted(expected - set(counts))}, "
-        f"unexpected {sorted(set(counts) - expected)}")
-    assert all(n == 1 for n in counts.values()), f"{inbox.user}: duplicates {counts}"
 
 
 @pytest.fixture

@@ -558,6 +558,64 @@ def test_an_uploaded_image_is_sent_as_media_4(server: ApiServer) -> None:
     asyncio.run(scenario())
 
 
+def test_an_image_message_must_name_an_upload_that_exists_or_a_sticker(
+        server: ApiServer) -> None:
+    # The outside attack: any /asset/ path (/asset/js/app.js) or an upload that never
+    # happened was stored and delivered as an image.
+    alice, ta = server.user_with_token()
+    bob, tb = server.user_with_token()
+    befriend(server, ta, bob, tb)
+    data = upload(server, ta, encode(picture((300, 200)), "PNG")).data
+    sticker = server.get("/sticker/packs").data["rows"][0]["assets"][0]["url"]
+    never = "/resource/ab/ab" + "0" * 62 + ".png"
+    refused = [
+        ({"url": "/asset/js/app.js"}, "url /asset/js/app.js is not a sticker of this server"),
+        ({"url": "/asset/stickers/cat/missing.svg"}, "is not a sticker of this server"),
+        ({"url": never}, f"url {never} is not an uploaded image: nothing was uploaded"),
+        ({"url": data["url"].rsplit(".", 1)[0] + ".gif"}, "nothing was uploaded under"),
+        ({"url": "/resource/index.html"}, "is not the name of an uploaded image"),
+        ({"url": data["url"], "pic": "/asset/img/logo.png"}, "pic /asset/img/logo.png is not"),
+        ({"url": "/asset//stickers/cat/hello.svg"}, "url has an empty path segment ('//')"),
+    ]
+
+    async def scenario() -> None:
+        a = await ChatClient.open(server, ta)
+        b = await ChatClient.open(server, tb)
+        for n, (links, words) in enumerate(refused):
+            await a.send(cmd=10, dstid=bob["id"], media=4, cid=f"bad{n}", **links)
+            reply = await a.expect(lambda f, n=n: f.get("cid") == f"bad{n}")
+            assert reply["error"] == "bad_url" and words in reply["msg"], (links, reply)
+        await b.no_more_messages()
+        for n, links in enumerate(({"url": data["url"], "pic": data["thumb"]},
+                                   {"url": sticker, "pic": sticker})):
+            await a.send(cmd=10, dstid=bob["id"], media=4, cid=f"ok{n}", **links)
+            ack = await a.expect(lambda f, n=n: f.get("cid") == f"ok{n}")
+            assert ack["cmd"] == 1, ack
+            assert (await b.message())["url"] == links["url"]
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+
+
+def test_image_links_name_uploads_by_their_digest_and_stickers_by_their_pack(
+        tmp_path: Path) -> None:
+    from fastim.media import ImageLinks
+
+    digest = hashlib.sha256(b"x").hexdigest()
+    (tmp_path / digest[:2]).mkdir()
+    (tmp_path / digest[:2] / f"{digest}.webp").write_bytes(b"x")
+    links = ImageLinks(tmp_path, ["/asset/stickers/cat/hello.svg"])
+    assert links.problem(f"/resource/{digest[:2]}/{digest}.webp") is None
+    assert links.problem("/asset/stickers/cat/hello.svg") is None
+    for url in (f"/resource/{digest[:2]}/{digest}.png",  # another type: no such file
+                f"/resource/{digest}.webp", f"/resource/00/{digest}.webp",
+                f"/resource/{digest[:2]}/{digest.upper()}.webp",
+                f"/resource/{digest[:2]}/{digest}.webp.html", "/resource/.incoming/x",
+                "/asset/stickers/cat/info.json", "/asset/js/app.js"):
+        assert links.problem(url), url
+
+
 def test_a_gif_with_a_trailer_is_stored_without_it(server: ApiServer, token: str) -> None:
     """A GIF plus an HTML page after its trailer was stored and served byte for
     byte (immutable, for a year). What is stored ends at the GIF's trailer."""

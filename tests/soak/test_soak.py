@@ -92,6 +92,24 @@ def test_the_checker_catches_disorder_and_strangers() -> None:
     assert verdict.violations == {"received_by_non_recipient": 1}  # 1:1 of users 1 and 2
 
 
+def test_across_nodes_only_each_sender_s_messages_must_keep_their_order() -> None:
+    """Two nodes' messages race through Redis (docs/scaling.md): in a cluster, ids from
+    different senders may arrive crossed, but one sender's never."""
+    rows = [*ROWS, (4, 2, "u2d0-1", 11, 7)]
+    devices = good_devices()
+    devices[0]["sessions"][0]["live"] = [3, 2, 4]  # 3 (user 3) before 2 (user 2): crossed
+    devices[0]["sessions"][1]["syncs"][0]["rows"] = []
+    devices[1]["sessions"][0]["live"] = [1, 3, 2, 4]
+    devices[2]["sessions"][0]["syncs"][0]["rows"] = [1, 3]
+    devices[3]["sessions"][0]["live"] = [2, 4]
+    devices[2]["acked"]["u2d0-1"] = 4
+    assert check.check(rows, MEMBERS, devices, check.PER_SENDER).ok
+    assert check.check(rows, MEMBERS, devices).violations["live_out_of_order"] == 2
+    devices[0]["sessions"][0]["live"] = [3, 4, 2]  # user 2's 4 before their 2: wrong
+    verdict = check.check(rows, MEMBERS, devices, check.PER_SENDER)
+    assert verdict.violations == {"live_out_of_order": 1}
+
+
 def test_the_checker_catches_storage_and_ack_faults() -> None:
     twice = [*ROWS, (4, 2, "u2d0-0", 11, 7)]
     verdict = check.check(twice, MEMBERS, good_devices())

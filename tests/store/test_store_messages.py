@@ -80,6 +80,36 @@ def test_sync_history_and_read_marks(store: Store, make_user: Any) -> None:
     assert run(storage.unread(c, [])) == []
 
 
+def test_a_history_page_counts_the_whole_conversation_through_its_index(
+        store: Store, make_user: Any) -> None:
+    a, b, c = users(make_user, 3)
+    storage = ChatStorage(store)
+    run(storage.start())
+    run(storage.insert_messages([new(a, b, f"m{n}", f"h{n}") for n in range(4)]
+                                + [new(a, c, "elsewhere", "h9")]))
+    conv = conversation(Cmd.SINGLE, a, b)
+    page = run(storage.history_page(conv, None, 3))
+    assert [m["content"] for m in page.rows] == ["m3", "m2", "m1"] and page.total == 4
+    older = run(storage.history_page(conv, page.rows[-1]["id"], 3))
+    assert [m["content"] for m in older.rows] == ["m0"] and older.total == 4
+    # The count reads the (conv, id) index only, never the table's rows: every page of
+    # a long conversation pays for it.
+    sql = "SELECT COUNT(*) FROM messages WHERE conv = ?"
+
+    def plan(tx: Any) -> str:
+        if tx.dialect.name == "sqlite":
+            return " ".join(str(row[-1]) for row in tx.rows(f"EXPLAIN QUERY PLAN {sql}", [conv]))
+        return " ".join(str(value) for row in tx.rows(f"EXPLAIN {sql}", [conv])
+                        for value in row)
+
+    found = run(store.read(plan))
+    assert "ix_messages_conv" in found, found
+    if store.dialect.name == "sqlite":
+        assert "COVERING INDEX" in found, found
+    else:
+        assert "Using index" in found, found
+
+
 def test_a_restart_keeps_history_and_read_state(db_url: str, tmp_path: Any) -> None:
     config = api_config(db_url, tmp_path)
     with ApiServer(config) as api:

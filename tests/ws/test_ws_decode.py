@@ -558,3 +558,30 @@ def test_inflate_matches_zlib() -> None:
     assert payload.endswith(b"\x00\x00\xff\xff")
     ex = explain_frame(plain(Opcode.TEXT, payload[:-4], rsv1=True), deflate=True)
     assert ex.valid and ex.message == text
+
+
+def test_accept_steps_are_accept_key_worked_out() -> None:
+    from fastim.ws.explain import ACCEPT_STEP_MEANING, accept_steps
+    from fastim.ws.handshake import accept_key
+
+    steps = accept_steps("UdTUf90CC561cQXn4n5XRg==")  # the tutorial's example
+    assert steps.joined == "UdTUf90CC561cQXn4n5XRg==258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+    assert steps.sha1.hex() == "199938d452594986340a6b2b64f1a9506450ce46"
+    assert steps.accept == accept_key(steps.key) == "GZk41FJZSYY0CmsrZPGpUGRQzkY="
+    assert list(ACCEPT_STEP_MEANING) == ["key", "joined", "sha1", "accept"]
+    assert all("§" in meaning for meaning in ACCEPT_STEP_MEANING.values())
+
+
+def test_rows_are_the_lines_in_two_columns() -> None:
+    explained = explain_frame(bytes.fromhex("8105 48656c6c6f"))
+    assert len(explained.rows) == len(explained.lines) - 1  # all but the byte count
+    assert explained.rows[1] == ("FIN", "1     final: the last frame of its message (§5.2)")
+
+
+def test_inflating_stops_at_max_size() -> None:
+    bomb = PerMessageDeflate().compress(bytes(100_000))
+    frame = encode_frame(Frame(Opcode.BINARY, bomb, rsv1=True))
+    explained = explain_frame(frame, deflate=True, max_size=1000)
+    assert explained.close_code == CloseCode.MESSAGE_TOO_BIG
+    assert explained.violations[0].rule.startswith("the payload inflates to more than 1000")
+    assert explain_frame(frame, deflate=True).message == bytes(100_000)

@@ -1,4 +1,5 @@
-"""docs/protocol.md cannot drift from fastim.ws: every example in it is run here.
+"""docs/protocol.md and its Chinese version docs/zh/protocol.md cannot drift from fastim.ws:
+every example in them is run here, the same way for both.
 
 The document's conventions, which these tests rely on:
 
@@ -40,8 +41,6 @@ from fastim.ws.protocol import Role
 from fastim.ws.walkthrough import CHAT_MESSAGE, MASKING_KEYS, replay
 
 ROOT = Path(__file__).resolve().parents[2]
-DOC = ROOT / "docs" / "protocol.md"
-TEXT = DOC.read_text(encoding="utf-8")
 DOC_PORT = 9001
 
 
@@ -52,17 +51,17 @@ class Command:
     output: list[str]
 
 
-def fenced_blocks(kind: str) -> list[tuple[int, str]]:
+def fenced_blocks(text: str, kind: str) -> list[tuple[int, str]]:
     """(line number of the block's first line, body) of every ```kind block."""
     blocks = []
-    for match in re.finditer(rf"^```{kind}\n(.*?)^```$", TEXT, re.M | re.S):
-        blocks.append((TEXT.count("\n", 0, match.start(1)) + 1, match.group(1)))
+    for match in re.finditer(rf"^```{kind}\n(.*?)^```$", text, re.M | re.S):
+        blocks.append((text.count("\n", 0, match.start(1)) + 1, match.group(1)))
     return blocks
 
 
-def console_commands() -> list[Command]:
+def console_commands(text: str) -> list[Command]:
     commands: list[Command] = []
-    for first_line, body in fenced_blocks("console"):
+    for first_line, body in fenced_blocks(text, "console"):
         for offset, line in enumerate(body.splitlines()):
             if line.startswith("$ "):
                 words = shlex.split(line[2:])
@@ -74,21 +73,55 @@ def console_commands() -> list[Command]:
     return commands
 
 
-COMMANDS = console_commands()
-CAPTURE = {c.argv[0]: c for c in COMMANDS if c.argv[0] in ("echo", "walkthrough")}
-EXAMPLES = [c for c in COMMANDS if c.argv[0] in ("decode", "accept-key")]
+class Doc:
+    """One version of the walkthrough page and what the tests need of it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.name = str(path.relative_to(ROOT))
+        self.text = path.read_text(encoding="utf-8")
+        self.commands = console_commands(self.text)
+        self.capture = {c.argv[0]: c for c in self.commands if c.argv[0] in ("echo", "walkthrough")}
+        self.examples = [c for c in self.commands if c.argv[0] in ("decode", "accept-key")]
+
+    def __repr__(self) -> str:
+        return self.name
 
 
-def test_the_document_is_found_and_has_examples() -> None:
-    assert [c.argv[0] for c in COMMANDS].count("echo") == 1
-    assert [c.argv[0] for c in COMMANDS].count("walkthrough") == 1
-    assert len(EXAMPLES) >= 8
-    assert len(fenced_blocks("pycon")) >= 8
+DOCS = [Doc(ROOT / "docs" / "protocol.md"), Doc(ROOT / "docs" / "zh" / "protocol.md")]
+ENGLISH = DOCS[0]
+each_doc = pytest.mark.parametrize("doc", DOCS, ids=repr)
+
+
+@each_doc
+def test_the_document_is_found_and_has_examples(doc: Doc) -> None:
+    commands = doc.commands
+    assert [c.argv[0] for c in commands].count("echo") == 1
+    assert [c.argv[0] for c in commands].count("walkthrough") == 1
+    assert len(doc.examples) >= 8
+    assert len(fenced_blocks(doc.text, "pycon")) >= 8
     # Every command is one the tests run: nothing in the document goes unchecked.
-    assert {c.argv[0] for c in COMMANDS} == {"echo", "walkthrough", "decode", "accept-key"}
+    assert {c.argv[0] for c in commands} == {"echo", "walkthrough", "decode", "accept-key"}
 
 
-@pytest.mark.parametrize("command", EXAMPLES, ids=lambda c: f"line {c.line}")
+def test_the_translations_show_the_same_bytes() -> None:
+    # The same commands with the same output, and the same Python sessions, in the same
+    # order: the words around them are the translation's own.
+    for doc in DOCS[1:]:
+        assert [(c.argv, c.output) for c in doc.commands] == [
+            (c.argv, c.output) for c in ENGLISH.commands
+        ], doc
+        assert [body for _, body in fenced_blocks(doc.text, "pycon")] == [
+            body for _, body in fenced_blocks(ENGLISH.text, "pycon")
+        ], doc
+        assert rule_rows(doc) == rule_rows(ENGLISH), doc
+
+
+@pytest.mark.parametrize(
+    "command",
+    [c for doc in DOCS for c in doc.examples],
+    ids=[f"{doc!r}:{c.line}" for doc in DOCS for c in doc.examples],
+)
 def test_decode_and_accept_key_examples(
     command: Command, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -98,13 +131,14 @@ def test_decode_and_accept_key_examples(
     assert status == (0 if valid else 1)
 
 
-def test_python_sessions_run_as_doctests() -> None:
+@each_doc
+def test_python_sessions_run_as_doctests(doc: Doc) -> None:
     parser = doctest.DocTestParser()
     runner = doctest.DocTestRunner(optionflags=doctest.DONT_ACCEPT_TRUE_FOR_1)
     report: list[str] = []
     globs: dict[str, object] = {}
-    for line, body in fenced_blocks("pycon"):
-        test = parser.get_doctest(body, globs, f"protocol.md:{line}", str(DOC), line - 1)
+    for line, body in fenced_blocks(doc.text, "pycon"):
+        test = parser.get_doctest(body, globs, f"{doc.name}:{line}", str(doc.path), line - 1)
         runner.run(test, out=report.append, clear_globs=False)
         globs = test.globs  # DocTest copies its globals: carry them to the next session
     assert runner.failures == 0, "".join(report)
@@ -119,8 +153,9 @@ def normalise_peer(lines: list[str]) -> list[str]:
     return [re.sub(r"^127\.0\.0\.1:\d+ ", "127.0.0.1:PEER ", line) for line in lines]
 
 
-def test_the_capture_is_what_fastim_does(capsys: pytest.CaptureFixture[str]) -> None:
-    echo, walk = CAPTURE["echo"], CAPTURE["walkthrough"]
+@each_doc
+def test_the_capture_is_what_fastim_does(doc: Doc, capsys: pytest.CaptureFixture[str]) -> None:
+    echo, walk = doc.capture["echo"], doc.capture["walkthrough"]
     assert walk.argv == ["walkthrough", f"ws://127.0.0.1:{DOC_PORT}/"]
     argv = ["0" if arg == str(DOC_PORT) else arg for arg in echo.argv]
     assert argv != echo.argv  # the document's port was there, and is replaced
@@ -143,15 +178,17 @@ def test_the_capture_is_what_fastim_does(capsys: pytest.CaptureFixture[str]) -> 
         trace, _ = server.communicate(timeout=10)
     client_lines = capsys.readouterr().out.replace(f"127.0.0.1:{port}", f"127.0.0.1:{DOC_PORT}")
     assert client_lines.splitlines() == walk.output
+    # The port is in the listening line and in the request's Host field.
+    trace = trace.replace(f"127.0.0.1:{port}", f"127.0.0.1:{DOC_PORT}")
     live = [listening.replace(f":{port}", f":{DOC_PORT}"), *trace.splitlines()]
     assert normalise_peer(live) == normalise_peer(echo.output)
 
 
-def capture_frames(who: str) -> list[bytes]:
+def capture_frames(who: str, doc: Doc = ENGLISH) -> list[bytes]:
     """The frames the capture shows `who` ("client" or "server") sending, as bytes."""
     frames: list[str] = []
     current = None
-    for line in CAPTURE["walkthrough"].output:
+    for line in doc.capture["walkthrough"].output:
         if re.match(r"(client|server): [0-9a-f]{2}( [0-9a-f]{2})*$", line):
             current = line.split(": ", 1)
             frames.append(current[0] + " " + current[1])
@@ -163,7 +200,7 @@ def capture_frames(who: str) -> list[bytes]:
 
 
 def test_capture_handshake_against_accept_key() -> None:
-    lines = CAPTURE["walkthrough"].output
+    lines = ENGLISH.capture["walkthrough"].output
     key = next(line.split(": ")[2] for line in lines if "Sec-WebSocket-Key:" in line)
     accept = next(line.split(": ")[2] for line in lines if "Sec-WebSocket-Accept:" in line)
     assert accept_key(key) == accept == "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
@@ -201,7 +238,7 @@ def test_capture_compressed_message_against_deflate() -> None:
 
 def test_decoded_frames_are_frames_of_the_capture() -> None:
     # A frame the document dissects as valid, saying who received it, is one of the capture.
-    for command in EXAMPLES:
+    for command in ENGLISH.examples:
         if command.argv[0] != "decode" or not command.output[-1].startswith("VALID"):
             continue
         hex_args = [a for a in command.argv[1:] if not a.startswith("--")]
@@ -216,19 +253,24 @@ def test_decoded_frames_are_frames_of_the_capture() -> None:
 # -- the table of broken rules ------------------------------------------------------------
 
 
-def rule_rows() -> list[tuple[str, bool, Role | None, str, int]]:
-    table = TEXT.split("<!-- rules table", 1)[1].split("\n\n", 1)[0]
+# The "received by" column, in each language.
+RECEIVERS = {"server": Role.SERVER, "client": Role.CLIENT, "either": None,
+             "服务器": Role.SERVER, "客户端": Role.CLIENT, "任一方": None}
+
+
+def rule_rows(doc: Doc) -> list[tuple[str, bool, Role | None, str, int]]:
+    table = doc.text.split("<!-- rules table", 1)[1].split("\n\n", 1)[0]
     rows = []
     for line in table.splitlines()[3:]:
         cells = [cell.strip() for cell in line.strip("|").split("|")]
         frame = re.search(r"`([0-9a-f ]+)`", cells[0])
         assert frame is not None, line
-        receiver = {"server": Role.SERVER, "client": Role.CLIENT, "either": None}[cells[1]]
+        receiver = RECEIVERS[cells[1]]
         rows.append((frame.group(1), "--deflate" in cells[0], receiver, cells[3], int(cells[4])))
     return rows
 
 
-RULES = rule_rows()
+RULES = rule_rows(ENGLISH)
 
 
 def test_rules_table_has_every_kind_of_rule() -> None:
@@ -248,7 +290,7 @@ def test_rules_table_rows(
 # -- names --------------------------------------------------------------------------------
 
 
-MODULES = "handshake|frames|protocol|deflate|connection|server|client|explain|walkthrough"
+MODULES = "handshake|frames|protocol|deflate|connection|server|client|explain|walkthrough|trace|console"
 
 
 def resolve(name: str) -> object:
@@ -265,15 +307,18 @@ def resolve(name: str) -> object:
     raise ModuleNotFoundError(name)
 
 
-def test_every_function_named_exists() -> None:
-    names = set(re.findall(r"`(fastim\.ws\.[\w.]+)`", TEXT))
-    names |= {f"fastim.ws.{name}" for name in re.findall(rf"`((?:{MODULES})\.[\w.]+)`", TEXT)}
+@each_doc
+def test_every_function_named_exists(doc: Doc) -> None:
+    names = set(re.findall(r"`(fastim\.ws\.[\w.]+)`", doc.text))
+    names |= {
+        f"fastim.ws.{name}" for name in re.findall(rf"`((?:{MODULES})\.[\w.]+)`", doc.text)
+    }
     assert len(names) >= 30
     for name in sorted(names):
         try:
             resolve(name)
         except (AttributeError, ModuleNotFoundError):
-            pytest.fail(f"docs/protocol.md names {name}, which does not exist")
+            pytest.fail(f"{doc.name} names {name}, which does not exist")
 
 
 def test_resolve_finds_what_exists_only() -> None:
@@ -312,3 +357,20 @@ def test_walkthrough_reports_a_server_that_hangs_up() -> None:
         finally:
             thread.join(10)
     assert out.getvalue().startswith("# the opening handshake")
+
+
+# -- the Chinese guide ----------------------------------------------------------------------
+
+
+def test_the_chinese_guide_is_linked_at_the_top_and_its_links_resolve() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert "](docs/zh/README.md)" in "\n".join(readme.splitlines()[:5])
+    guide_path = ROOT / "docs" / "zh" / "README.md"
+    guide = guide_path.read_text(encoding="utf-8")
+    for target in re.findall(r"\]\(([^)#]+)\)", guide):
+        if not target.startswith("http"):
+            assert (guide_path.parent / target).exists(), target
+    # Its one worked example is the tutorial's key.
+    line = next(line for line in guide.splitlines() if "accept-key" in line)
+    key, accept = re.search(r"accept-key (\S+) +# (\S+)", line).groups()  # type: ignore[union-attr]
+    assert accept_key(key) == accept
