@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> int:
                        "(clear rows too), then forget keys no message needs")
     add_serve_arguments(reseal_parser)  # the same --db / --data-dir / --message-key-file
     args = parser.parse_args(argv)
+    from fastim.store.errors import Unavailable
     from fastim.store.sealing import KeyFileError, KeyMismatch, write_key_file
 
     if args.command == "keygen":
@@ -121,6 +122,10 @@ def main(argv: list[str] | None = None) -> int:
                 runner.run(serve(config))
         except (KeyFileError, KeyMismatch) as error:
             print(f"fastim: {error}", file=sys.stderr)  # an operator's mistake, no traceback
+            return 1
+        except Unavailable as error:
+            print(f"fastim: the database could not be reached (--db-wait {config.db_wait:g} "
+                  f"s): {error}", file=sys.stderr)
             return 1
         return 0
     return 2  # pragma: no cover - argparse rejects unknown commands

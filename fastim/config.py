@@ -45,6 +45,9 @@ class Config:
     host: str = "127.0.0.1"
     port: int = 8081
     db: str = ""
+    #: Seconds `fastim serve` keeps trying, at start, to reach a database server that is
+    #: not up yet (a log line each attempt); 0 gives up at the first failure.
+    db_wait: float = 30.0
     redis: str = ""
     role: str = "all"
     #: Seconds a node stays "alive" in Redis after its last heartbeat; its users count
@@ -90,6 +93,10 @@ class Config:
     login_per_mobile: int = 5
     login_per_address: int = 20
     login_window: float = 900.0
+    #: Registrations allowed per client address in `register_window` seconds (429
+    #: beyond); shared through Redis like the login windows.
+    register_per_address: int = 10
+    register_window: float = 3600.0
     #: Groups one user may own.
     group_limit: int = GROUP_LIMIT
     #: New friend requests one user may make in 24 hours (429 beyond).
@@ -165,6 +172,11 @@ def add_serve_arguments(
     parser.add_argument("--db", default=env.get("FASTIM_DB", ""),
                         help="database URL, e.g. mysql://root:@127.0.0.1:3306/fastim "
                              "(FASTIM_DB, default: SQLite file in the data dir)")
+    parser.add_argument("--db-wait", type=float,
+                        default=_env_number(env, "FASTIM_DB_WAIT", defaults.db_wait, float),
+                        help="seconds to keep trying at start while the database server "
+                             "cannot be reached, with a log line each attempt; 0 gives up "
+                             "at once (FASTIM_DB_WAIT, default %(default)s)")
     parser.add_argument("--redis", default=env.get("FASTIM_REDIS", ""),
                         help="Redis URL for the message bus, e.g. redis://127.0.0.1:6379/0 "
                              "(FASTIM_REDIS, default: in-process)")
@@ -250,6 +262,10 @@ def add_serve_arguments(
           "login attempts per client address in --login-window (429 beyond)")
     limit("--login-window", float, defaults.login_window,
           "seconds of the login attempt windows")
+    limit("--register-per-address", int, defaults.register_per_address,
+          "registrations per client address in --register-window (429 beyond)")
+    limit("--register-window", float, defaults.register_window,
+          "seconds of the registration window")
     limit("--group-limit", int, defaults.group_limit, "groups one user may own")
     limit("--friend-requests-per-day", int, defaults.friend_requests_per_day,
           "new friend requests one user may make in 24 hours (429 beyond)")
@@ -296,9 +312,12 @@ def add_serve_arguments(
           "seconds a ping's pong may take before the connection is closed with 1011")
     hub = defaults.hub
     limit("--chat-rate", float, hub.rate,
-          "chat messages a second one connection may send, in bursts of up to twice that")
+          "chat messages a second one user may send (all devices, all nodes), in bursts "
+          "of up to twice that")
     limit("--chat-max-text", int, hub.limits.max_text,
           "longest text message in characters")
+    limit("--max-connections-per-user", int, hub.max_connections_per_user,
+          "chat connections one user may hold on a node; more are refused with 429")
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -317,15 +336,16 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.drain_delay < 0:
         raise SystemExit("--drain-delay must not be negative")
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
-                 "login_window", "group_limit", "friend_requests_per_day",
-                 "friend_request_ttl", "max_request_line", "max_header_size",
+                 "login_window", "register_per_address", "register_window", "group_limit",
+                 "friend_requests_per_day", "friend_request_ttl", "max_request_line",
+                 "max_header_size",
                  "max_header_count", "max_body_size", "header_timeout", "body_timeout",
                  "keep_alive_timeout", "write_timeout", "upload_max_bytes", "upload_max_pixels",
                  "upload_max_frames", "upload_rate", "upload_rate_window",
                  "chat_outbound_buffer", "chat_max_frame", "chat_ping_timeout", "chat_rate",
-                 "chat_max_text"):
+                 "chat_max_text", "max_connections_per_user"):
         _check_positive(args, name)
-    for name in ("hsts_max_age", "chat_ping_interval"):
+    for name in ("hsts_max_age", "chat_ping_interval", "db_wait"):
         if not getattr(args, name) >= 0:  # also refuses NaN
             raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more, "
                              f"not {getattr(args, name)}")
@@ -348,6 +368,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         host=args.host,
         port=args.port,
         db=args.db,
+        db_wait=args.db_wait,
         redis=args.redis,
         role=args.role,
         node_ttl=args.node_ttl,
@@ -361,6 +382,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         message_key_file=args.message_key_file,
         hsts_max_age=args.hsts_max_age,
         hub=HubOptions(rate=args.chat_rate, burst=2 * args.chat_rate,
+                       max_connections_per_user=args.max_connections_per_user,
                        limits=ChatLimits(max_text=args.chat_max_text)),
         kdf=kdf,
         token_ttl=args.token_ttl,
@@ -368,6 +390,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         login_per_mobile=args.login_per_mobile,
         login_per_address=args.login_per_address,
         login_window=args.login_window,
+        register_per_address=args.register_per_address,
+        register_window=args.register_window,
         group_limit=args.group_limit,
         friend_requests_per_day=args.friend_requests_per_day,
         friend_request_ttl=args.friend_request_ttl,

@@ -7,7 +7,8 @@ Start-up order (each part needs those above it):
 
 1. the store (the database, its schema brought up to date);
 2. the bus, in process or over Redis (created; it connects in step 7);
-3. accounts (with the login throttle) and contacts, which publish on the bus;
+3. accounts (with the login and registration throttles) and contacts, which publish on
+   the bus (contacts gives groups older than schema migration 4 their name keys);
 4. the sweeper of expired login tokens and friend requests;
 5. the chat storage (with the message sealer of `--message-key-file`) and the chat
    queries over it;
@@ -27,13 +28,19 @@ import asyncio
 import contextlib
 import logging
 from dataclasses import dataclass, field
+from typing import Any
 
 from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
-from fastim.accounts.throttle import SlidingWindow
+from fastim.accounts.throttle import (
+    RedisRegisterThrottle,
+    RegisterThrottle,
+    SlidingWindow,
+)
 from fastim.bus.base import Bus
 from fastim.bus.local import LocalBus
 from fastim.chat.history import ChatQueries
 from fastim.chat.hub import Hub
+from fastim.chat.ratelimit import SharedWindow
 from fastim.config import Config
 from fastim.media import ImageLinks, MediaService, StickerPack, load_packs
 from fastim.store import Store, open_store
@@ -48,6 +55,17 @@ PURGE_INTERVAL = 3600.0
 STORE_POOL_SIZE = 8
 
 
+def _redis(config: Config) -> tuple[Any, str]:
+    """A Redis client for a throttle or the shared rate window, and the deployment
+    prefix. Short timeouts: a Redis that does not answer must not hold requests up for
+    long (those users then count in this process)."""
+    from fastim.bus.client import redis_client
+    from fastim.bus.envelope import split_url
+
+    url, prefix = split_url(config.redis)
+    return redis_client(url, socket_connect_timeout=2.0, socket_timeout=2.0), prefix
+
+
 def login_throttle(config: Config) -> LoginThrottle | RedisLoginThrottle:
     """The login throttle: in this process, or with ``--redis`` in Redis, so that N nodes
     share one budget of attempts instead of allowing N times as many."""
@@ -55,15 +73,35 @@ def login_throttle(config: Config) -> LoginThrottle | RedisLoginThrottle:
     if not config.redis:
         return LoginThrottle(per_mobile=per_mobile, per_address=per_address,
                              window=config.login_window)
-    from fastim.bus.client import redis_client
-    from fastim.bus.envelope import split_url
-
-    url, prefix = split_url(config.redis)
-    # Short timeouts: a Redis that does not answer must not hold logins up for long
-    # (the throttle then counts in this process).
-    client = redis_client(url, socket_connect_timeout=2.0, socket_timeout=2.0)
+    client, prefix = _redis(config)
     return RedisLoginThrottle(client, prefix, per_mobile=per_mobile,
                               per_address=per_address, window=config.login_window)
+
+
+def register_throttle(config: Config) -> RegisterThrottle | RedisRegisterThrottle:
+    """The registration throttle per address: in this process, or in Redis with
+    ``--redis`` (every node shares one budget, as for logins)."""
+    per_address, window = config.register_per_address, config.register_window
+    if not config.redis:
+        return RegisterThrottle(per_address=per_address, window=window)
+    client, prefix = _redis(config)
+    return RedisRegisterThrottle(client, prefix, per_address=per_address, window=window)
+
+
+#: Seconds of the shared (Redis) window of the chat rate limit: a user may send
+#: `burst + rate * SHARED_RATE_WINDOW` messages in it over all nodes.
+SHARED_RATE_WINDOW = 10.0
+
+
+def shared_rate_window(config: Config) -> SharedWindow | None:
+    """With ``--redis``, the chat rate limit's window shared by every node (None without:
+    the hub's bucket per user is then the whole limit)."""
+    if not config.redis:
+        return None
+    client, prefix = _redis(config)
+    hub = config.hub
+    return SharedWindow(client, prefix, window=SHARED_RATE_WINDOW,
+                        limit=int(hub.burst + hub.rate * SHARED_RATE_WINDOW))
 
 
 def message_bus(config: Config) -> Bus:
@@ -113,7 +151,8 @@ class Services:
     async def start(cls, config: Config) -> Services:
         """Build and start every service, in the order of this module's docstring."""
         async with contextlib.AsyncExitStack() as stack:
-            store = await open_store(config.database_url, pool_size=STORE_POOL_SIZE)
+            store = await open_store(config.database_url, pool_size=STORE_POOL_SIZE,
+                                     wait=config.db_wait)
             stack.push_async_callback(store.close)
 
             bus = message_bus(config)
@@ -121,12 +160,18 @@ class Services:
 
             throttle = login_throttle(config)
             stack.push_async_callback(throttle.close)
+            registrations = register_throttle(config)
+            stack.push_async_callback(registrations.close)
             accounts = Accounts(store, kdf=config.kdf, token_ttl=config.token_ttl,
-                                max_sessions=config.max_sessions, throttle=throttle, bus=bus)
+                                max_sessions=config.max_sessions, throttle=throttle,
+                                register_throttle=registrations, bus=bus)
             stack.callback(accounts.close)  # its password-hashing threads
             contacts = Contacts(store, group_limit=config.group_limit,
                                 requests_per_day=config.friend_requests_per_day,
                                 request_ttl=config.friend_request_ttl, bus=bus)
+            given = await contacts.backfill_name_keys()  # older groups (migration 4)
+            if given:
+                log.info("gave %d existing groups their name keys", given)
 
             purger = asyncio.create_task(_purge_expired_tokens(store), name="token-purger")
             stack.push_async_callback(_cancel, purger)
@@ -142,7 +187,10 @@ class Services:
                 # An image message must name an upload that exists or one of these stickers.
                 images = ImageLinks(config.resource_dir,
                                     (s.url for pack in packs for s in pack.stickers))
-                hub = Hub(chat_storage, config.hub, bus=bus, images=images)
+                shared = shared_rate_window(config)
+                if shared is not None:
+                    stack.push_async_callback(shared.close)
+                hub = Hub(chat_storage, config.hub, bus=bus, images=images, shared=shared)
                 hub.start()
                 stack.push_async_callback(hub.close)  # stores and publishes what is queued
 

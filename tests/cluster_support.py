@@ -81,6 +81,7 @@ class Node:
         self.args = [sys.executable, "-m", "fastim", "serve", "--host", "127.0.0.1",
                      "--port", str(port), "--db", db, "--redis", redis, "--role", role,
                      "--node-ttl", str(node_ttl), "--chat-rate", "10000",
+                     "--register-per-address", "100000",
                      "--data-dir", str(directory / "data"),
                      "--resource-dir", str(directory / "resource"), *extra]
         self.process: subprocess.Popen[bytes] | None = None

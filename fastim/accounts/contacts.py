@@ -13,11 +13,13 @@ returns once the other nodes have it.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastim.accounts import fields
+from fastim.accounts.names import name_key
 from fastim.bus.base import Publisher, publish_committed
 from fastim.bus.events import (
     ContactEvent,
@@ -48,6 +50,8 @@ from fastim.store import (
     User,
 )
 
+log = logging.getLogger(__name__)
+
 GROUP_LIMIT = 5  # groups one user may own by default (`--group-limit`)
 #: New friend requests one user may make in 24 hours (`--friend-requests-per-day`).
 FRIEND_REQUESTS_PER_DAY = 50
@@ -76,6 +80,24 @@ class Contacts:
         self.clock = clock
         #: Where committed changes are published (None: nowhere, e.g. a script's use).
         self.bus = bus
+
+    async def backfill_name_keys(self) -> int:
+        """Give each group created before names had keys (schema migration 4) its key,
+        oldest first; returns how many got one. Of two older groups whose names look
+        alike the older keeps the key and the other none (logged): both stay, and no
+        new look-alike of either can be created."""
+        given = 0
+        after = 0
+        while rows := await self.store.groups_without_name_key(after):
+            for group_id, name in rows:
+                after = group_id
+                try:
+                    await self.store.set_group_name_key(group_id, name_key(name))
+                    given += 1
+                except Duplicate:
+                    log.warning("group %d's name %r looks like an older group's; it "
+                                "keeps its name, without a name key", group_id, name)
+        return given
 
     async def _emit(self, event: ContactEvent) -> None:
         await publish_committed(self.bus, event)
@@ -213,9 +235,7 @@ class Contacts:
 
         409 when the name is taken or the caller already owns ``group_limit`` groups.
         """
-        name = fields.text(
-            values, "name", min_len=1, max_len=fields.GROUP_NAME_MAX, required=True
-        )
+        name = fields.display_name(values, "name", max_len=fields.GROUP_NAME_MAX)
         icon = fields.local_url(values, "icon") or ""
         memo = fields.memo(values) or ""
         cate = fields.integer(values, "cate", minimum=0, maximum=255, default=1)
@@ -228,6 +248,7 @@ class Contacts:
                 cate=cate,
                 limit=self.group_limit,
                 now=self._now(),
+                name_key=name_key(name),
             )
         except Duplicate:
             raise conflict("a group with this name already exists") from None
@@ -252,6 +273,8 @@ class Contacts:
                 values, "dstname", min_len=1, max_len=fields.GROUP_NAME_MAX, required=True
             )
             found = await self.store.get_group_by_name(name)
+            if found is None:  # a name is one group whatever its look-alike spelling
+                found = await self.store.get_group_by_name_key(name_key(name))
         if found is None:
             raise not_found("no such group")
         return found

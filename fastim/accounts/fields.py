@@ -20,6 +20,7 @@ import unicodedata
 from collections.abc import Mapping
 from typing import Any
 
+from fastim.accounts.common_passwords import is_common_password
 from fastim.errors import AppError, bad_request
 
 NICKNAME_MAX = 32
@@ -37,6 +38,37 @@ SEXES = ("M", "W", "U")  # fastIM: man, woman, unknown
 
 # A phone number: an optional "+" and 5 to 15 digits (E.164 allows at most 15).
 MOBILE = re.compile(r"\+?[0-9]{5,15}")
+# Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt): characters that render
+# as nothing -- zero-width spaces and joiners, the BOM, bidi controls, variation
+# selectors, tags -- plus the Hangul fillers, which are letters (Lo) drawn blank, and the
+# blank Braille pattern. A name or password made only of these and of white space looks
+# empty.
+INVISIBLE_RANGES = (
+    (0x00AD, 0x00AD), (0x034F, 0x034F), (0x061C, 0x061C), (0x115F, 0x1160),
+    (0x17B4, 0x17B5), (0x180B, 0x180F), (0x200B, 0x200F), (0x202A, 0x202E),
+    (0x2060, 0x206F), (0x2800, 0x2800), (0x3164, 0x3164), (0xFE00, 0xFE0F),
+    (0xFEFF, 0xFEFF), (0xFFA0, 0xFFA0), (0xFFF0, 0xFFF8), (0x1BCA0, 0x1BCA3),
+    (0x1D173, 0x1D17A), (0xE0000, 0xE0FFF),
+)
+# Bidirectional formatting characters (Unicode UAX #9): they reorder what follows them,
+# so "abc\u202Etxt.exe" is shown as "abcexe.txt". Refused in names.
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e"
+                          "\u2066\u2067\u2068\u2069")
+
+
+def is_invisible(ch: str) -> bool:
+    """Whether ``ch`` renders as nothing (see INVISIBLE_RANGES) or as blank space."""
+    if ch.isspace():
+        return True
+    code = ord(ch)
+    return any(low <= code <= high for low, high in INVISIBLE_RANGES)
+
+
+def blank(value: str) -> bool:
+    """Whether ``value`` shows nothing at all: only white space and invisible characters."""
+    return all(is_invisible(ch) for ch in value)
+
+
 # Pictures may only point at this server's own static or uploaded files: no "javascript:",
 # no third-party trackers, no path tricks.
 LOCAL_URL = re.compile(r"/(?:asset|resource)/[A-Za-z0-9._~%/-]+")
@@ -110,8 +142,25 @@ def mobile(values: Mapping[str, Any], name: str = "mobile") -> str:
     return value
 
 
+def password_given(values: Mapping[str, Any], name: str = "passwd") -> str:
+    """A password presented to be checked (login, ``oldpasswd``): required, a string, and
+    NFC-normalised exactly as :func:`password` normalised it when it was set, so that the
+    same characters typed on another keyboard (``"e\u0301"`` or ``"\u00e9"``) match. No
+    other rule applies: an existing password is checked, not judged."""
+    raw = values.get(name)
+    if raw is None or raw == "":
+        raise bad_request(f"{name} is required")
+    if not isinstance(raw, str):
+        raise bad_request(f"{name} must be a string")
+    if any(unicodedata.category(ch) == "Cs" for ch in raw):
+        raise bad_request(f"{name} is not valid Unicode")
+    return unicodedata.normalize("NFC", raw)
+
+
 def password(values: Mapping[str, Any], name: str = "passwd") -> str:
-    """A required password of 8 to 128 characters (kept as typed apart from NFC)."""
+    """A new password: 8 to 128 characters, kept as typed apart from NFC; not only white
+    space or invisible characters, and not one of the most common passwords
+    (:mod:`fastim.accounts.common_passwords`; NIST SP 800-63B §5.1.1.2)."""
     raw = values.get(name)
     if raw is None or raw == "":
         raise bad_request(f"{name} is required")
@@ -123,14 +172,33 @@ def password(values: Mapping[str, Any], name: str = "passwd") -> str:
     value = unicodedata.normalize("NFC", raw)
     if not PASSWORD_MIN <= len(value) <= PASSWORD_MAX:
         raise bad_request(f"{name} must be {PASSWORD_MIN} to {PASSWORD_MAX} characters")
+    if blank(value):
+        raise bad_request(f"{name} must not be only spaces or invisible characters")
+    if is_common_password(value):
+        raise bad_request(f"{name} is one of the most common passwords, which are guessed "
+                          "first: choose another")
+    return value
+
+
+def display_name(values: Mapping[str, Any], field: str, *, max_len: int) -> str:
+    """A required name (a nickname, a group's name): a text field of 1 to ``max_len``
+    characters that shows something -- not only white space or invisible characters
+    (U+200B, U+FEFF, U+3164 ...) -- and holds no bidi control (U+202E ...), which would
+    make it display as something else."""
+    value = text(values, field, min_len=1, max_len=max_len, required=True)
+    if blank(value):
+        raise bad_request(f"{field} must show something: not only spaces or invisible "
+                          "characters")
+    if any(ch in BIDI_CONTROLS for ch in value):
+        raise bad_request(f"{field} must not contain bidirectional control characters")
     return value
 
 
 def nickname(values: Mapping[str, Any], *, required: bool = True) -> str | None:
-    """The display name, 1 to 32 characters."""
+    """The display name, 1 to 32 characters (:func:`display_name`)."""
     if not required and not _present(values, "nickname"):
         return None
-    return text(values, "nickname", min_len=1, max_len=NICKNAME_MAX, required=True)
+    return display_name(values, "nickname", max_len=NICKNAME_MAX)
 
 
 def memo(values: Mapping[str, Any], *, required: bool = False) -> str | None:

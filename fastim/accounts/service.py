@@ -27,7 +27,12 @@ from fastim.accounts.passwords import (
     needs_rehash,
     verify_password,
 )
-from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
+from fastim.accounts.throttle import (
+    LoginThrottle,
+    RedisLoginThrottle,
+    RedisRegisterThrottle,
+    RegisterThrottle,
+)
 from fastim.bus.base import Publisher, publish_committed
 from fastim.bus.events import TokensRevoked
 from fastim.errors import AppError, bad_request, conflict, not_found, unauthorized
@@ -80,6 +85,7 @@ class Accounts:
         token_ttl: int = TOKEN_TTL,
         max_sessions: int = MAX_SESSIONS,
         throttle: LoginThrottle | RedisLoginThrottle | None = None,
+        register_throttle: RegisterThrottle | RedisRegisterThrottle | None = None,
         clock: Callable[[], float] = time.time,
         kdf_threads: int = 2,
         bus: Publisher | None = None,
@@ -92,6 +98,8 @@ class Accounts:
         self.token_ttl = token_ttl
         self.max_sessions = max_sessions
         self.throttle = throttle if throttle is not None else LoginThrottle()
+        self.register_throttle = (register_throttle if register_throttle is not None
+                                  else RegisterThrottle())
         self.clock = clock
         # Password hashing is CPU-bound by design; a small dedicated pool keeps a flood of
         # logins from taking every thread (and every core) of the process.
@@ -112,11 +120,15 @@ class Accounts:
 
     # --- registration and login ----------------------------------------------------------
 
-    async def register(self, values: Mapping[str, Any]) -> User:
+    async def register(self, values: Mapping[str, Any], address: str = "") -> User:
         """Create an account from mobile, passwd, nickname and optional avatar, sex, memo.
 
         409 if the number is taken (decided by the database's unique key, so two concurrent
-        registrations of one number give one account and one 409).
+        registrations of one number give one account and one 409). 429 (``retry_after``)
+        after too many registrations from ``address`` (none counted without one: a
+        script's own use). A taken number is found before the password is hashed; a decoy
+        hash then takes the same time, so the 409 is not told apart by its timing, and
+        the throttle bounds how much hashing one address can ask for.
         """
         mobile = fields.mobile(values)
         password = fields.password(values)
@@ -125,6 +137,11 @@ class Accounts:
         sex = fields.sex(values) or "U"
         memo = fields.memo(values) or ""
         assert nickname is not None
+        if address:
+            await self.register_throttle.attempt(address)
+        if await self.store.get_user_by_mobile(mobile) is not None:
+            await self._in_kdf_pool(hash_password, password, self.kdf)  # the decoy
+            raise conflict("this mobile number is already registered")
         passwd, salt = await self._in_kdf_pool(hash_password, password, self.kdf)
         try:
             return await self.store.create_user(
@@ -148,11 +165,7 @@ class Accounts:
         ``retry_after`` after too many attempts for the number or from the address.
         """
         mobile = fields.mobile(values)
-        raw_password = values.get("passwd")
-        if raw_password is None or raw_password == "":
-            raise bad_request("passwd is required")
-        if not isinstance(raw_password, str):
-            raise bad_request("passwd must be a string")
+        raw_password = fields.password_given(values)  # NFC, as register stored it
         device = fields.text(values, "device", max_len=fields.DEVICE_MAX)
         await self.throttle.attempt(mobile, address)
         found = await self.store.get_credentials(mobile)
@@ -239,14 +252,18 @@ class Accounts:
         return updated
 
     async def change_password(
-        self, user: User, values: Mapping[str, Any], current_token: str | None = None
+        self, user: User, values: Mapping[str, Any], current_token: str | None = None,
+        address: str = "",
     ) -> None:
         """Replace the password after checking ``oldpasswd``; every other session of the
-        user is logged out (the one presenting ``current_token`` stays)."""
-        old = values.get("oldpasswd")
-        if not isinstance(old, str) or not old:
-            raise bad_request("oldpasswd is required")
+        user is logged out (the one presenting ``current_token`` stays).
+
+        The check of ``oldpasswd`` is a login attempt: it counts against the login
+        throttle's windows of the user's number and of ``address`` (429 beyond), so a
+        stolen token does not open a faster way to guess the password."""
+        old = fields.password_given(values, "oldpasswd")
         new = fields.password(values)
+        await self.throttle.attempt(user.mobile, address)
         found = await self.store.get_credentials(user.mobile)
         if found is None:
             raise not_found("no such user")
@@ -256,6 +273,7 @@ class Accounts:
         )
         if not ok:
             raise AppError(403, "oldpasswd is incorrect")
+        await self.throttle.success(user.mobile, address)
         passwd, salt = await self._in_kdf_pool(hash_password, new, self.kdf)
         await self.store.set_credentials(user.id, passwd, salt, self.kdf)
         keep = None

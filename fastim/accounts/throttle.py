@@ -242,3 +242,68 @@ class RedisLoginThrottle:
         """Disconnect from Redis."""
         with contextlib.suppress(*self._unavailable):
             await self.redis.aclose()
+
+
+TOO_MANY_REGISTRATIONS = "too many registrations from this address; try again later"
+
+
+class RegisterThrottle:
+    """At most ``per_address`` registration attempts per client address in ``window``
+    seconds (429 beyond), in this process. Every attempt that passed validation counts,
+    taken or not: each costs a password hash and each tells whether a number has an
+    account (docs/security.md "Registration")."""
+
+    def __init__(self, *, per_address: int = 10, window: float = 3600.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.by_address = SlidingWindow(per_address, window, clock=clock)
+
+    def begin(self, address: str) -> None:
+        """Count an attempt, or raise 429 (with ``retry_after``)."""
+        wait = self.by_address.retry_after(address)
+        if wait is not None:
+            raise too_many_requests(TOO_MANY_REGISTRATIONS, wait)
+        self.by_address.record(address)
+
+    async def attempt(self, address: str) -> None:
+        """`begin`, as a coroutine (the interface Accounts uses)."""
+        self.begin(address)
+
+    async def close(self) -> None:
+        """Nothing to release."""
+
+
+class RedisRegisterThrottle:
+    """:class:`RegisterThrottle`'s window kept in Redis (``<prefix>:register:a:<address>``),
+    shared by every node, with the login throttle's script; when Redis cannot be reached
+    the node counts in its own memory (logged)."""
+
+    def __init__(self, redis: Any, prefix: str, *, per_address: int = 10,
+                 window: float = 3600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.per_address = per_address
+        self.window_ms = max(1, int(window * 1000))
+        self.local = RegisterThrottle(per_address=per_address, window=window, clock=clock)
+        from redis.exceptions import RedisError
+
+        self._unavailable = (RedisError, OSError)
+        self._attempt = redis.register_script(_ATTEMPT)
+
+    async def attempt(self, address: str) -> None:
+        """Count an attempt, or raise 429 (with ``retry_after``)."""
+        try:
+            wait = await self._attempt(
+                keys=[f"{self.prefix}:register:a:{address}", ""],
+                args=[self.per_address, 0, self.window_ms, secrets.token_hex(8)])
+        except self._unavailable as exc:
+            log.warning("register throttle: Redis unavailable (%s); counting in this "
+                        "process", exc)
+            self.local.begin(address)
+            return
+        if int(wait) > 0:
+            raise too_many_requests(TOO_MANY_REGISTRATIONS, int(wait) / 1000)
+
+    async def close(self) -> None:
+        """Disconnect from Redis."""
+        with contextlib.suppress(*self._unavailable):
+            await self.redis.aclose()

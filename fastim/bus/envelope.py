@@ -120,6 +120,17 @@ def unpack(payload: bytes) -> Envelope:
                     message_id=message_id, seq=seq)
 
 
+def redacted_url(url: str) -> str:
+    """``url`` as it may be logged: a password in it (``rediss://:PASSWORD@host``, or
+    ``user:PASSWORD@``) replaced by ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user = parts.username or ""
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{user}:***@{host}"))
+
+
 def split_url(url: str) -> tuple[str, str]:
     """The Redis URL for redis-py and the deployment prefix from its ``prefix`` query
     parameter (default ``fastim``): ``redis://127.0.0.1:6379/0?prefix=staging``."""

@@ -51,7 +51,7 @@ from redis.exceptions import RedisError
 from fastim.bus import scripts
 from fastim.bus.base import Receiver
 from fastim.bus.client import redis_client
-from fastim.bus.envelope import Envelope, Names, pack, split_url, unpack
+from fastim.bus.envelope import Envelope, Names, pack, redacted_url, split_url, unpack
 from fastim.bus.events import ControlEvent, UsersWentOffline, from_json, to_json
 
 log = logging.getLogger(__name__)
@@ -148,6 +148,8 @@ class RedisBus:
                  node: str | None = None) -> None:
         redis_url, prefix = split_url(url)
         self.url = redis_url
+        #: What the logs say: the URL without its password.
+        self.shown_url = redacted_url(redis_url)
         self.options = options or BusOptions()
         self.names = Names(prefix)
         self.node = node or new_node_id()
@@ -196,7 +198,7 @@ class RedisBus:
             await asyncio.wait_for(self._up.wait(), self.options.wait)
         if self.state is not State.UP:
             log.warning("Redis at %s is not reachable yet: messages are stored and acked, "
-                        "live delivery starts when it is", self.url)
+                        "live delivery starts when it is", self.shown_url)
 
     async def close(self) -> None:
         """Publish what is queued, leave the registry, disconnect."""
@@ -562,7 +564,7 @@ class RedisBus:
             except _Reaped:
                 log.warning("this node was declared dead (heartbeats were late): resyncing")
             except (RedisError, OSError, TimeoutError) as exc:
-                log.warning("no Redis at %s: %r", self.url, exc)
+                log.warning("no Redis at %s: %r", self.shown_url, exc)
             finally:
                 if self.state is not State.DOWN:  # it had worked: retry soon
                     gap = True
@@ -621,7 +623,7 @@ class RedisBus:
                      loop.create_task(self._heartbeat(), name="redis-bus-heartbeat")]
             self.state = State.UP
             self._up.set()
-            log.info("node %s is on the Redis bus at %s", self.node, self.url)
+            log.info("node %s is on the Redis bus at %s", self.node, self.shown_url)
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
             for task in done:
                 task.result()  # raises what ended the session

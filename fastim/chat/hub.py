@@ -14,6 +14,7 @@ group's online members (`fastim.bus.base.Bus`; fastim/bus/ puts Redis behind it)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -47,7 +48,7 @@ from fastim.chat.protocol import (
     encode,
     parse,
 )
-from fastim.chat.ratelimit import TokenBucket
+from fastim.chat.ratelimit import SharedWindow, TokenBucket
 from fastim.chat.session import TOKEN_REVOKED, Session, fan_out
 from fastim.store.messages import StoredMessage
 from fastim.ws import prepare
@@ -56,6 +57,11 @@ log = logging.getLogger(__name__)
 
 # How many messages answered store_failed are remembered until their resend (see _unsure).
 UNSURE_KEPT = 10_000
+
+#: The close code of a connection beyond `HubOptions.max_connections_per_user` that got
+#: past the upgrade's check (two upgrades racing): a private-use code (RFC 6455 §7.4.2).
+#: The usual refusal is a 429 at the upgrade (fastim/handlers/chat.py).
+TOO_MANY_CONNECTIONS = 4002
 
 
 def conversation(kind: int, a: int, b: int) -> str:
@@ -97,8 +103,9 @@ class ImageCheck(Protocol):
 @dataclass
 class HubOptions:
     limits: ChatLimits = field(default_factory=ChatLimits)
-    rate: float = 20.0  # messages a second a connection may send, sustained
+    rate: float = 20.0  # messages a second a user may send, sustained, on all devices
     burst: float = 40.0  # and in a burst
+    max_connections_per_user: int = 10  # devices of one user on this node
     max_strikes: int = 10  # malformed commands tolerated before closing with 1008
     max_batch: int = 256
     max_pending: int = 20_000
@@ -118,7 +125,7 @@ class Hub:
     attaches itself to it, so that what the bus carries reaches this hub's connections."""
 
     def __init__(self, store: ChatStore, options: HubOptions | None = None, *,
-                 bus: Bus | None = None,
+                 bus: Bus | None = None, shared: SharedWindow | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  images: ImageCheck | None = None) -> None:
         self.store = store
@@ -134,7 +141,21 @@ class Hub:
         # and dropped whenever a member joins, leaves, or connects or closes a device
         # (`_membership_changed`), so the next message sees the change.
         self._group_sessions: dict[int, list[Session]] = {}
-        self._buckets: dict[str, TokenBucket] = {}
+        # The rate limit is per user, over all their devices here: one bucket per user,
+        # kept after their last device leaves until it has refilled (a reconnect does not
+        # buy a fresh burst). With `shared` (Redis), each user's messages are also
+        # counted across nodes: `_counts` gathers them between two flushes, `_over`
+        # holds the users over the shared limit until (clock) their window ends.
+        self._buckets: dict[int, TokenBucket] = {}
+        self.shared = shared
+        self._counts: dict[int, int] = {}
+        self._over: dict[int, float] = {}
+        self._flusher: asyncio.Task[None] | None = None
+        # Messages of each session submitted and not yet answered (ack or store_failed),
+        # and the sessions to close, with (code, reason), once they are all answered:
+        # a message stored is acked before its connection's close frame goes out.
+        self._unanswered: dict[str, int] = {}
+        self._draining: dict[str, tuple[int, str]] = {}
         # (sender, cid) of messages answered store_failed: their commit may have happened
         # all the same (its answer lost), so a resend found stored must still be
         # delivered live. Oldest first, bounded.
@@ -146,9 +167,22 @@ class Hub:
 
     def start(self) -> None:
         self._commit.start()
+        if self.shared is not None:
+            self._flusher = asyncio.get_running_loop().create_task(
+                self._flush_counts(), name="chat-rate-counts")
 
     async def close(self) -> None:
         await self._commit.close()
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+
+    def may_connect(self, user: int) -> bool:
+        """Whether `user` may open one more device here (`max_connections_per_user`)."""
+        presence = self.users.get(user)
+        return presence is None or \
+            len(presence.sessions) < self.options.max_connections_per_user
 
     # -- connections ------------------------------------------------------------------
 
@@ -172,9 +206,17 @@ class Hub:
                         new_groups.append(group)
                     members.add(user)
         presence.sessions[session.id] = session
+        if len(presence.sessions) > self.options.max_connections_per_user:
+            # Upgrades that raced past may_connect: the newest is refused, the devices
+            # already connected keep working.
+            session.close_for(TOO_MANY_CONNECTIONS, "too many connections")
+            self.disconnect(session)
+            return
         self._membership_changed(presence.groups)
-        now = self.clock()
-        self._buckets[session.id] = TokenBucket(self.options.rate, self.options.burst, now)
+        if user not in self._buckets:
+            self._sweep_buckets()
+            self._buckets[user] = TokenBucket(self.options.rate, self.options.burst,
+                                              self.clock())
         if first_here:
             # Receive for the user (and new groups) before the client can ask to sync,
             # so a message is either in the sync reply or arrives live.
@@ -189,8 +231,9 @@ class Hub:
 
     def disconnect(self, session: Session) -> None:
         user = session.user_id
-        self._buckets.pop(session.id, None)
         self._strikes.pop(session.id, None)
+        self._unanswered.pop(session.id, None)
+        self._draining.pop(session.id, None)
         presence = self.users.get(user)
         if presence is None or presence.sessions.pop(session.id, None) is None:
             return
@@ -198,6 +241,9 @@ class Hub:
         if presence.sessions:
             return
         del self.users[user]
+        bucket = self._buckets.get(user)
+        if bucket is not None and self._refilled(bucket):
+            del self._buckets[user]
         emptied = []
         for group in presence.groups:
             members = self.online_members.get(group)
@@ -353,10 +399,19 @@ class Hub:
 
     async def receive(self, session: Session, text: str | bytes) -> None:
         """Handle one frame from a client; errors go back to it as ERROR frames."""
-        bucket = self._buckets.get(session.id)
+        if self._draining and session.id in self._draining:
+            return  # closing once its messages are acked: nothing more is taken
+        user = session.user_id
+        bucket = self._buckets.get(user)
         if bucket is not None and not bucket.take(self.clock()):
-            session.close_for(1008, "message rate limit exceeded")
+            self._close_after_answers(session, 1008, "message rate limit exceeded")
             return
+        if self.shared is not None:
+            if self._over and self._over_shared_limit(user):
+                self._close_after_answers(session, 1008, "message rate limit exceeded")
+                return
+            counts = self._counts
+            counts[user] = counts.get(user, 0) + 1
         try:
             command = parse(text, self.options.limits)
             await self._dispatch(session, command)
@@ -366,7 +421,7 @@ class Hub:
                 strikes = self._strikes.get(session.id, 0) + 1
                 self._strikes[session.id] = strikes
                 if strikes > self.options.max_strikes:
-                    session.close_for(1008, "too many malformed messages")
+                    self._close_after_answers(session, 1008, "too many malformed messages")
         except Exception:
             # The database failed a sync or a read mark: the client may ask again; the
             # connection, and everyone else's, goes on.
@@ -410,12 +465,17 @@ class Hub:
             self._commit.submit(item)
         except Busy as exc:
             raise ChatError("busy", str(exc), message.cid) from None
+        unanswered = self._unanswered
+        unanswered[session.id] = unanswered.get(session.id, 0) + 1
 
     def _stored(self, batch: Sequence[NewMessage], results: Sequence[StoredMessage]) -> None:
         """After the commit: ack each sender, deliver each new message, in id order."""
+        drained: list[str] = []
         for item, stored in zip(batch, results, strict=True):
             message = item.message
             self._ack(item, stored)
+            if self._answered(item.session_id):
+                drained.append(item.session_id)
             unsure = bool(self._unsure) and self._was_unsure(item)
             if not stored.created and not unsure:
                 continue  # a retry of a stored message: acked again, delivered once
@@ -427,6 +487,7 @@ class Hub:
             })
             self._to_conversation(item.sender, message.cmd, message.dstid, frame,
                                   skip_session=item.session_id, message_id=stored.id)
+        self._close_drained(drained)
 
     def _ack(self, item: NewMessage, stored: StoredMessage) -> None:
         presence = self.users.get(item.sender)
@@ -455,6 +516,94 @@ class Hub:
             if session is not None:
                 session.push(ChatError("store_failed", "the message could not be stored; "
                                        "send it again", item.message.cid).frame())
+            if self._answered(item.session_id):
+                self._close_drained((item.session_id,))
+
+    # -- rate limits: per user, across devices and (with `shared`) across nodes --------
+
+    def _close_after_answers(self, session: Session, code: int, reason: str) -> None:
+        """Close `session` with `code` once every message it sent that is waiting for the
+        database has its answer (ack or store_failed): at once when none is waiting.
+        Until then nothing more it sends is taken."""
+        if self._unanswered.get(session.id):
+            self._draining.setdefault(session.id, (code, reason))
+        else:
+            session.close_for(code, reason)
+
+    def _answered(self, session_id: str) -> bool:
+        """One message of `session_id` has its answer; True when that was the last one a
+        draining session waited for."""
+        unanswered = self._unanswered
+        left = unanswered.get(session_id, 0) - 1
+        if left > 0:
+            unanswered[session_id] = left
+            return False
+        unanswered.pop(session_id, None)
+        return bool(self._draining) and session_id in self._draining
+
+    def _close_drained(self, session_ids: Iterable[str]) -> None:
+        for session_id in session_ids:
+            closing = self._draining.pop(session_id, None)
+            session = self._session(session_id)
+            if closing is not None and session is not None:
+                session.close_for(*closing)
+
+    def _session(self, session_id: str) -> Session | None:
+        for presence in self.users.values():
+            session = presence.sessions.get(session_id)
+            if session is not None:
+                return session
+        return None
+
+    def _refilled(self, bucket: TokenBucket) -> bool:
+        bucket.take(self.clock(), 0.0)
+        return bucket.tokens >= bucket.burst
+
+    def _sweep_buckets(self) -> None:
+        """Forget the refilled buckets of users no longer here, once they pile up."""
+        buckets = self._buckets
+        if len(buckets) <= 2 * len(self.users) + 1024:
+            return
+        for user in [u for u, b in buckets.items()
+                     if u not in self.users and self._refilled(b)]:
+            del buckets[user]
+
+    def _over_shared_limit(self, user: int) -> bool:
+        until = self._over.get(user)
+        if until is None:
+            return False
+        if self.clock() < until:
+            return True
+        del self._over[user]
+        return False
+
+    async def _flush_counts(self) -> None:
+        """Hand the counts gathered since the last flush to the shared window, every
+        `flush_every` seconds, and learn who is over the limit on all nodes."""
+        shared = self.shared
+        assert shared is not None
+        warned = False
+        while True:
+            await asyncio.sleep(shared.flush_every)
+            if not self._counts:
+                continue
+            counts, self._counts = self._counts, {}
+            try:
+                over, left = await shared.add(counts)
+            except shared.unavailable as exc:
+                # Each node's own bucket still applies; the shared count resumes later.
+                if not warned:
+                    log.warning("chat rate limit: Redis unavailable (%s); counting on "
+                                "this node only", exc)
+                    warned = True
+                continue
+            warned = False
+            now = self.clock()
+            if self._over:
+                self._over = {u: t for u, t in self._over.items() if t > now}
+            until = now + left
+            for user in over:
+                self._over[user] = until
 
     def _to_conversation(self, sender: int, kind: int, dstid: int, frame: str,
                          skip_session: str | None = None,

@@ -30,6 +30,9 @@ from fastim.ws import Connection, ConnectionClosed
 if TYPE_CHECKING:
     from fastim.app import App
 
+#: Seconds a device refused for `--max-connections-per-user` is told to wait (429).
+CONNECTION_RETRY_AFTER = 30
+
 #: The largest frame a chat client may send by default: a message of 4,000 characters and
 #: its JSON (Config.chat_max_frame, `--chat-max-frame`).
 MAX_FRAME = 64 * 1024
@@ -65,6 +68,12 @@ def register(router: Router, app: App) -> None:
         if found is None:
             raise to_http_error(AppError(401, "the token is invalid or has expired"))
         request.state.user, request.state.login = found
+        hub = app.services.hub
+        if hub is not None and not hub.may_connect(found[0].id):
+            # The devices already connected keep working; this one backs off and tries
+            # again (a dead connection frees its slot within the ping timeout).
+            raise HTTPError(429, "too many chat connections for this user",
+                            [("Retry-After", str(CONNECTION_RETRY_AFTER))])
 
     async def chat(connection: Connection, request: Request) -> None:
         services = app.services

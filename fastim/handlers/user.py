@@ -22,7 +22,7 @@ def register(router: Router, app: App) -> None:
     @router.post("/user/register")
     @endpoint(app, auth=False, status=201)
     async def register_user(request: Request, values: dict[str, Any], _: Any) -> Any:
-        user = await app.services.accounts.register(values)
+        user = await app.services.accounts.register(values, request.remote_addr)
         return user.private()
 
     @router.post("/user/login")
@@ -70,5 +70,6 @@ def register(router: Router, app: App) -> None:
     @router.post("/user/passwd")
     @endpoint(app)
     async def change_password(request: Request, values: dict[str, Any], user: Any) -> Any:
-        await app.services.accounts.change_password(user, values, request.state.token)
+        await app.services.accounts.change_password(user, values, request.state.token,
+                                                    request.remote_addr)
         return None

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import logging
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from typing import Any, Protocol, TypeVar
 
 from fastim.store import queries as q
-from fastim.store.errors import SchemaError, StoreError
+from fastim.store.errors import SchemaError, StoreError, Unavailable
 from fastim.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration
 from fastim.store.records import (
     Credentials,
@@ -42,9 +43,80 @@ from fastim.store.sql import Dialect, Tx
 
 T = TypeVar("T")
 
+log = logging.getLogger(__name__)
+
+#: Consecutive failures (Unavailable) of one kind of transaction that open its breaker.
+BREAKER_THRESHOLD = 3
+#: Seconds after a failed probe before an open breaker lets the next one through.
+PROBE_INTERVAL = 1.0
+
 
 def _now(now: int | None) -> int:
     return int(time.time()) if now is None else now
+
+
+class CircuitBreaker:
+    """Fail at once while the database is known to be away, instead of making every
+    request wait for its own timeout.
+
+    *Closed* (the usual state): transactions run; ``threshold`` consecutive failures
+    (:class:`Unavailable`: the server is down, hung or unreachable) open it. *Open*: a
+    transaction fails at once with :class:`Unavailable`, except the *half-open probe*:
+    one transaction at a time, at most one per ``probe_interval`` seconds after a failed
+    probe, runs. If it gets any answer from the database (an error of the statement
+    included) the breaker closes; if it fails the breaker stays open. So on a hung server
+    one request per timeout + ``probe_interval`` waits and the others get their 503 at
+    once, and once the server is back, the breaker closes at the next request after
+    ``probe_interval``.
+    """
+
+    def __init__(self, name: str, threshold: int = BREAKER_THRESHOLD,
+                 probe_interval: float | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.name = name
+        self.threshold = threshold
+        self.probe_interval = probe_interval
+        self.clock = clock
+        self.failures = 0  # consecutive
+        self.probing = False
+        self.next_probe = 0.0  # (clock) when an open breaker lets a probe through
+
+    @property
+    def open(self) -> bool:
+        return self.failures >= self.threshold
+
+    def before(self) -> bool:
+        """Raise Unavailable if this transaction may not run now; True when it runs as
+        the probe of an open breaker (pass it to the outcome's method)."""
+        if self.failures < self.threshold:
+            return False
+        if self.probing or self.clock() < self.next_probe:
+            raise Unavailable("the database is not answering; try again in a few seconds")
+        self.probing = True
+        return True
+
+    def succeeded(self, probe: bool) -> None:
+        if probe:
+            self.probing = False
+        if self.failures >= self.threshold:
+            log.warning("the database answers %s again: circuit breaker closed", self.name)
+        self.failures = 0
+
+    def failed(self, probe: bool) -> None:
+        if probe:
+            self.probing = False
+        self.failures += 1
+        interval = PROBE_INTERVAL if self.probe_interval is None else self.probe_interval
+        self.next_probe = self.clock() + interval
+        if self.failures == self.threshold:
+            log.warning("%d %s in a row failed: the database looks away; circuit breaker "
+                        "open (a probe every %.1f s, the others get 503 at once)",
+                        self.failures, self.name, interval)
+
+    def abandoned(self, probe: bool) -> None:
+        """The transaction was cancelled before its outcome was known."""
+        if probe:
+            self.probing = False
 
 
 class Store(abc.ABC):
@@ -60,6 +132,9 @@ class Store(abc.ABC):
         self.dialect = dialect
         self.applied_migrations = []
         self._closed = False
+        # One breaker for reads, one for writes: on SQLite another process's write lock
+        # fails writes while reads go on.
+        self.breakers = {False: CircuitBreaker("reads"), True: CircuitBreaker("writes")}
 
     # --- the backend's part ----------------------------------------------------------
 
@@ -110,13 +185,31 @@ class Store(abc.ABC):
         """Run ``fn(tx, *args)`` in a read-only transaction off the event loop."""
         if self._closed:
             raise StoreError("the store is closed")
-        return await self._submit(fn, args, write=False)
+        return await self._guarded(fn, args, write=False)
 
     async def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run ``fn(tx, *args)`` in a read-write transaction off the event loop."""
         if self._closed:
             raise StoreError("the store is closed")
-        return await self._submit(fn, args, write=True)
+        return await self._guarded(fn, args, write=True)
+
+    async def _guarded(self, fn: Callable[..., T], args: Sequence[Any], *, write: bool) -> T:
+        """`_submit` behind the circuit breaker of its kind (:class:`CircuitBreaker`)."""
+        breaker = self.breakers[write]
+        probe = breaker.before()
+        try:
+            result = await self._submit(fn, args, write=write)
+        except Unavailable:
+            breaker.failed(probe)
+            raise
+        except asyncio.CancelledError:
+            breaker.abandoned(probe)
+            raise
+        except BaseException:
+            breaker.succeeded(probe)  # the database answered, with an error
+            raise
+        breaker.succeeded(probe)
+        return result
 
     async def schema_versions(self) -> list[int]:
         """The migration versions recorded in ``schema_version``, ascending."""
@@ -309,11 +402,13 @@ class Store(abc.ABC):
         cate: int = 1,
         limit: int | None = None,
         now: int | None = None,
+        name_key: str | None = None,
     ) -> Group:
         """Create a group; the owner is its first member. Raises Missing("user"),
-        Refused("group_limit"), Duplicate("communities.name")."""
+        Refused("group_limit"), Duplicate("communities.name") (the name, or its
+        ``name_key``, is taken)."""
         return await self.write(
-            q.create_group, owner_id, name, icon, memo, cate, limit, _now(now)
+            q.create_group, owner_id, name, icon, memo, cate, limit, _now(now), name_key
         )
 
     async def get_group(self, group_id: int) -> Group | None:
@@ -323,6 +418,19 @@ class Store(abc.ABC):
     async def get_group_by_name(self, name: str) -> Group | None:
         """The group with this exact name, or None."""
         return await self.read(q.get_group_by_name, name)
+
+    async def get_group_by_name_key(self, name_key: str) -> Group | None:
+        """The group whose name has this key (the hash of its skeleton), or None."""
+        return await self.read(q.get_group_by_name_key, name_key)
+
+    async def groups_without_name_key(self, after_id: int = 0,
+                                      limit: int = 500) -> list[tuple[int, str]]:
+        """(id, name) of groups that have no name key yet, oldest first."""
+        return await self.read(q.groups_without_name_key, after_id, limit)
+
+    async def set_group_name_key(self, group_id: int, name_key: str) -> None:
+        """Give a group its name key. Raises Duplicate("communities.name_key")."""
+        await self.write(q.set_group_name_key, group_id, name_key)
 
     async def add_member(
         self, group_id: int, user_id: int, *, now: int | None = None

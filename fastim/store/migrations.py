@@ -22,7 +22,7 @@ its statements are written to be re-runnable (``IF NOT EXISTS``) so that a migra
 failed half-way can simply be applied again.
 
 Migration 1 holds the accounts and contacts; the chat's tables (messages, read marks,
-message keys) come as migration 2 onwards; friend requests and blocks are migration 4
+message keys) come as migration 2 onwards; friend requests and blocks are migration 5
 (docs/store.md).
 """
 
@@ -293,6 +293,27 @@ SEALED_MESSAGES = Migration(
     ],
 )
 
+# Group names are unique by what they look like, not only byte for byte: `name_key` is
+# the SHA-256 (hex) of the name's skeleton (fastim/accounts/names.py: NFKC, case-folded,
+# invisibles dropped, confusables mapped), under a unique index, so two look-alike names
+# created at once cannot both be taken. The skeleton is computed in Python, so the
+# column starts NULL (a unique index allows many NULLs) and the app fills it in for the
+# older groups at start (`Contacts.backfill_name_keys`). MySQL: one ALTER, so the column
+# and its index come together (MySQL 8 has no ADD COLUMN IF NOT EXISTS).
+GROUP_NAME_KEYS = Migration(
+    version=4,
+    name="group name keys: unique by skeleton",
+    sqlite=[
+        "ALTER TABLE communities ADD COLUMN name_key TEXT NULL"
+        " CHECK (name_key IS NULL OR length(name_key) = 64)",
+        "CREATE UNIQUE INDEX uq_communities_name_key ON communities (name_key)",
+    ],
+    mysql=[
+        f"ALTER TABLE communities ADD COLUMN name_key CHAR(64) {_ASCII_BIN} NULL,"
+        " ADD CONSTRAINT uq_communities_name_key UNIQUE (name_key)",
+    ],
+)
+
 # Friends by consent (docs/store.md). A friend request is one row from the asker: to a
 # user (`to_id`), and, when it was asked by mobile number, that number as typed
 # (`to_mobile`), also when no account has it: the asker's own list then shows a request
@@ -303,7 +324,7 @@ SEALED_MESSAGES = Migration(
 # `blocks` is one row per (blocker, blocked). The friendships table is not touched:
 # existing friends stay friends.
 FRIENDS_BY_CONSENT = Migration(
-    version=4,
+    version=5,
     name="friend requests and blocks",
     sqlite=[
         """CREATE TABLE friend_requests (
@@ -367,4 +388,5 @@ FRIENDS_BY_CONSENT = Migration(
 )
 
 #: Every migration, in order. Append new ones at the end with the next version number.
-MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, FRIENDS_BY_CONSENT]
+MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
+                               FRIENDS_BY_CONSENT]

@@ -198,8 +198,17 @@ class MySQLStore(Store):
                 conn.close()
 
     def _open_sync(self, migrations: Sequence[Migration]) -> list[int]:
-        """Create the database if missing, start the pool, apply pending migrations."""
-        self._ensure_database()
+        """Create the database if missing, start the pool, apply pending migrations.
+        A server that cannot be reached is :class:`Unavailable` (`open_store` may wait
+        for it)."""
+        try:
+            self._ensure_database()
+        except pymysql.err.Error as exc:
+            if is_unavailable(exc):
+                raise Unavailable(f"cannot reach the database server at {self.url.host}:"
+                                  f"{self.url.port} ({exc.args[-1] if exc.args else exc})"
+                                  ) from exc
+            raise
         self._pool = PooledDB(
             pymysql,
             # Every connection is made now: one made later is made under the pool's lock,

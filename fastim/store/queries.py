@@ -333,20 +333,22 @@ def create_group(
     cate: int,
     limit: int | None,
     now: int,
+    name_key: str | None = None,
 ) -> Group:
     """Create a group owned by ``owner_id``, who becomes its first member.
 
     Raises Missing("user"), Refused("group_limit") when the owner already owns ``limit``
-    groups, Duplicate("communities.name") when the name is taken.
+    groups, Duplicate("communities.name") when the name is taken, or another group's
+    ``name_key`` (the hash of its name's skeleton, computed by the caller) is the same.
     """
     _lock_user(tx, owner_id)
     if limit is not None and _owned_count(tx, owner_id) >= limit:
         raise Refused("group_limit")
     try:
         group_id = tx.insert(
-            "INSERT INTO communities (name, owner_id, icon, memo, cate, created)"
-            " VALUES (?, ?, ?, ?, ?, ?)",
-            (name, owner_id, icon, memo, cate, now),
+            "INSERT INTO communities (name, owner_id, icon, memo, cate, created, name_key)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (name, owner_id, icon, memo, cate, now, name_key),
         )
     except IntegrityViolation as v:
         if v.kind == "unique":
@@ -369,6 +371,31 @@ def get_group_by_name(tx: Tx, name: str) -> Group | None:
     """The group with exactly this name, or None."""
     row = tx.row(f"SELECT {GROUP_COLUMNS} FROM communities c WHERE c.name = ?", (name,))
     return None if row is None else _group(row)
+
+
+def get_group_by_name_key(tx: Tx, name_key: str) -> Group | None:
+    """The group whose name has this key (the hash of its skeleton), or None."""
+    row = tx.row(f"SELECT {GROUP_COLUMNS} FROM communities c WHERE c.name_key = ?",
+                 (name_key,))
+    return None if row is None else _group(row)
+
+
+def groups_without_name_key(tx: Tx, after_id: int, limit: int) -> list[tuple[int, str]]:
+    """(id, name) of groups made before names had keys, oldest first, after ``after_id``."""
+    return [(int(r[0]), r[1]) for r in tx.rows(
+        "SELECT id, name FROM communities WHERE name_key IS NULL AND id > ?"
+        " ORDER BY id LIMIT ?", (after_id, limit))]
+
+
+def set_group_name_key(tx: Tx, group_id: int, name_key: str) -> None:
+    """Give an older group its name key. Raises Duplicate("communities.name_key") when
+    another group already has it (two old names that look alike)."""
+    try:
+        tx.execute("UPDATE communities SET name_key = ? WHERE id = ?", (name_key, group_id))
+    except IntegrityViolation as v:
+        if v.kind == "unique":
+            raise Duplicate("communities.name_key") from None
+        raise
 
 
 def add_member(tx: Tx, group_id: int, user_id: int, now: int) -> Group:

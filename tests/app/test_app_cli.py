@@ -135,6 +135,9 @@ LIMIT_FLAGS = [
     ("--login-per-mobile", "FASTIM_LOGIN_PER_MOBILE", "2", lambda c: c.login_per_mobile),
     ("--login-per-address", "FASTIM_LOGIN_PER_ADDRESS", "7", lambda c: c.login_per_address),
     ("--login-window", "FASTIM_LOGIN_WINDOW", "30.5", lambda c: c.login_window),
+    ("--register-per-address", "FASTIM_REGISTER_PER_ADDRESS", "3",
+     lambda c: c.register_per_address),
+    ("--register-window", "FASTIM_REGISTER_WINDOW", "60.5", lambda c: c.register_window),
     ("--group-limit", "FASTIM_GROUP_LIMIT", "1", lambda c: c.group_limit),
     ("--friend-requests-per-day", "FASTIM_FRIEND_REQUESTS_PER_DAY", "4",
      lambda c: c.friend_requests_per_day),
@@ -163,6 +166,9 @@ LIMIT_FLAGS = [
      lambda c: c.chat_ping_interval),
     ("--chat-ping-timeout", "FASTIM_CHAT_PING_TIMEOUT", "0.5", lambda c: c.chat_ping_timeout),
     ("--hsts-max-age", "FASTIM_HSTS_MAX_AGE", "60", lambda c: c.hsts_max_age),
+    ("--max-connections-per-user", "FASTIM_MAX_CONNECTIONS_PER_USER", "3",
+     lambda c: c.hub.max_connections_per_user),
+    ("--db-wait", "FASTIM_DB_WAIT", "2.5", lambda c: c.db_wait),
 ]
 
 
@@ -190,6 +196,9 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert (config.token_ttl, config.max_sessions) == (30 * 24 * 3600, 20)
     assert (config.login_per_mobile, config.login_per_address, config.login_window) == (
         5, 20, 900.0)
+    assert (config.register_per_address, config.register_window) == (10, 3600.0)
+    assert config.hub.max_connections_per_user == 10
+    assert config.db_wait == 30.0 and parse(["--db-wait", "0"], {}).db_wait == 0
     assert config.kdf == "scrypt:16384:8:1" and config.group_limit == 5
     assert (config.friend_requests_per_day, config.friend_request_ttl) == (50, 30 * 24 * 3600)
     assert config.chat_max_frame == MAX_FRAME == 64 * 1024

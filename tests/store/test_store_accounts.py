@@ -79,13 +79,13 @@ def test_registering_a_taken_number_is_a_409_and_keeps_the_first(
     accounts: Accounts, store: Store
 ) -> None:
     mobile = new_mobile()
-    first = run(accounts.register({"mobile": mobile, "passwd": "password1", "nickname": "a"}))
+    first = run(accounts.register({"mobile": mobile, "passwd": "first passphrase", "nickname": "a"}))
     with pytest.raises(AppError) as exc:
-        run(accounts.register({"mobile": mobile, "passwd": "password2", "nickname": "b"}))
+        run(accounts.register({"mobile": mobile, "passwd": "second passphrase", "nickname": "b"}))
     assert exc.value.status == 409
     assert "already registered" in exc.value.message
     assert run(store.get_user_by_mobile(mobile)) == first
-    run(accounts.login({"mobile": mobile, "passwd": "password1"}))
+    run(accounts.login({"mobile": mobile, "passwd": "first passphrase"}))
 
 
 def test_passwords_are_stored_as_salted_kdf_hashes(accounts: Accounts, store: Store) -> None:

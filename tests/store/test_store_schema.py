@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fastim.store import MIGRATIONS, Migration, SchemaError, Store, StoreError, Tx, open_store
+from fastim.store.migrations import FRIENDS_BY_CONSENT
 from tests.store_fixtures import gather, run, table_counts
 
 EXTRA = Migration(
@@ -297,9 +298,9 @@ def test_the_database_enforces_the_schema_rules_itself(store: Store) -> None:
 
 
 def test_the_friend_request_migration_keeps_existing_friendships(fresh_db_url: str) -> None:
-    """A database made before friends by consent (schema 3) is brought to 4: its
+    """A database made before friends by consent (schema 4) is brought to 5: its
     friendships stay as they were, and requests and blocks start empty."""
-    before = [m for m in MIGRATIONS if m.version <= 3]
+    before = [m for m in MIGRATIONS if m.version < FRIENDS_BY_CONSENT.version]
     store = run(open_store(fresh_db_url, migrations=before))
     try:
         a = run(store.create_user(mobile="13900000011", passwd="0", salt="0", kdf="k", nickname="a"))
@@ -311,7 +312,7 @@ def test_the_friend_request_migration_keeps_existing_friendships(fresh_db_url: s
         run(store.close())
     store = run(open_store(fresh_db_url))
     try:
-        assert store.applied_migrations == [4]
+        assert store.applied_migrations == [FRIENDS_BY_CONSENT.version]
         assert run(store.read(lambda tx: tx.rows(
             "SELECT owner_id, dst_id, created FROM friendships ORDER BY owner_id"))) == rows
         assert run(store.are_friends(a.id, b.id)) and run(store.are_friends(b.id, a.id))
