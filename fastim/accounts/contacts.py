@@ -184,7 +184,7 @@ class Contacts:
         except Missing:
             raise not_found("no such request") from None
 
-    async def _other_user(self, user: User, values: Mapping[str, Any]) -> int:
+    def _other_user(self, user: User, values: Mapping[str, Any]) -> int:
         dstid = fields.identifier(values, "dstid")
         if dstid is None:
             raise bad_request("dstid (a user id) is required")
@@ -195,7 +195,7 @@ class Contacts:
     async def unfriend(self, user: User, values: Mapping[str, Any]) -> None:
         """End the friendship with ``dstid``, on both sides and every node at once; the
         history stays readable to both. 404 when they are not friends."""
-        other = await self._other_user(user, values)
+        other = self._other_user(user, values)
         if not await self.store.remove_friendship(user.id, other):
             raise not_found("this user is not your friend")
         await self._emit(FriendRemoved(user.id, other))
@@ -204,7 +204,7 @@ class Contacts:
         """Block ``dstid``: no messages or requests from them, no presence, typing or
         receipts to them; a friendship ends (they see an unfriend, nothing more).
         Blocking again changes nothing. 404 for an unknown id."""
-        other = await self._other_user(user, values)
+        other = self._other_user(user, values)
         try:
             were_friends = await self.store.block_user(user.id, other, now=self._now())
         except Missing:
@@ -215,7 +215,7 @@ class Contacts:
     async def unblock(self, user: User, values: Mapping[str, Any]) -> None:
         """Lift the block of ``dstid`` (nothing else comes back: not the friendship).
         Unblocking someone not blocked changes nothing."""
-        other = await self._other_user(user, values)
+        other = self._other_user(user, values)
         await self.store.unblock_user(user.id, other)
 
     async def blocked(self, user: User, values: Mapping[str, Any]) -> Page[User]:
