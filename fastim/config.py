@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from fastim.accounts.contacts import GROUP_LIMIT
+from fastim.accounts.contacts import FRIEND_REQUEST_TTL, FRIEND_REQUESTS_PER_DAY, GROUP_LIMIT
 from fastim.accounts.passwords import DEFAULT_KDF, check_kdf
 from fastim.accounts.service import MAX_SESSIONS, TOKEN_TTL
 from fastim.chat.hub import HubOptions
@@ -99,6 +99,10 @@ class Config:
     register_window: float = 3600.0
     #: Groups one user may own.
     group_limit: int = GROUP_LIMIT
+    #: New friend requests one user may make in 24 hours (429 beyond).
+    friend_requests_per_day: int = FRIEND_REQUESTS_PER_DAY
+    #: Seconds a friend request waits for an answer before it expires.
+    friend_request_ttl: int = FRIEND_REQUEST_TTL
     #: Image uploads: size limit, downscale bound, thumbnail size, rate limit (docs/media.md).
     media: MediaOptions = field(default_factory=MediaOptions)
     #: PEM certificate chain and private key: serve HTTPS and wss:// on the same port.
@@ -263,6 +267,10 @@ def add_serve_arguments(
     limit("--register-window", float, defaults.register_window,
           "seconds of the registration window")
     limit("--group-limit", int, defaults.group_limit, "groups one user may own")
+    limit("--friend-requests-per-day", int, defaults.friend_requests_per_day,
+          "new friend requests one user may make in 24 hours (429 beyond)")
+    limit("--friend-request-ttl", int, defaults.friend_request_ttl,
+          "seconds a friend request waits for an answer before it expires")
     # HTTP (fastim/http/server.py Limits).
     http = defaults.limits
     limit("--max-request-line", int, http.max_request_line,
@@ -328,7 +336,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.drain_delay < 0:
         raise SystemExit("--drain-delay must not be negative")
     for name in ("token_ttl", "max_sessions", "login_per_mobile", "login_per_address",
-                 "login_window", "register_per_address", "register_window", "group_limit", "max_request_line", "max_header_size",
+                 "login_window", "register_per_address", "register_window", "group_limit",
+                 "friend_requests_per_day", "friend_request_ttl", "max_request_line",
+                 "max_header_size",
                  "max_header_count", "max_body_size", "header_timeout", "body_timeout",
                  "keep_alive_timeout", "write_timeout", "upload_max_bytes", "upload_max_pixels",
                  "upload_max_frames", "upload_rate", "upload_rate_window",
@@ -383,6 +393,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
         register_per_address=args.register_per_address,
         register_window=args.register_window,
         group_limit=args.group_limit,
+        friend_requests_per_day=args.friend_requests_per_day,
+        friend_request_ttl=args.friend_request_ttl,
         limits=Limits(max_request_line=args.max_request_line,
                       max_header_size=args.max_header_size,
                       max_header_count=args.max_header_count,

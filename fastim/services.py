@@ -9,7 +9,7 @@ Start-up order (each part needs those above it):
 2. the bus, in process or over Redis (created; it connects in step 7);
 3. accounts (with the login and registration throttles) and contacts, which publish on
    the bus (contacts gives groups older than schema migration 4 their name keys);
-4. the sweeper of expired login tokens;
+4. the sweeper of expired login tokens and friend requests;
 5. the chat storage (with the message sealer of `--message-key-file`) and the chat
    queries over it;
 6. the sticker packs, and the hub, attached to the bus (none on an api-only node,
@@ -114,14 +114,18 @@ def message_bus(config: Config) -> Bus:
 
 
 async def _purge_expired_tokens(store: Store) -> None:
+    """Hourly: expired login tokens and expired friend requests."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL)
         try:
             removed = await store.purge_expired_tokens()
             if removed:
                 log.info("removed %d expired tokens", removed)
+            requests = await store.purge_expired_requests()
+            if requests:
+                log.info("removed %d expired friend requests", requests)
         except Exception:
-            log.exception("could not purge expired tokens")
+            log.exception("could not purge expired tokens and friend requests")
 
 
 @dataclass
@@ -162,7 +166,9 @@ class Services:
                                 max_sessions=config.max_sessions, throttle=throttle,
                                 register_throttle=registrations, bus=bus)
             stack.callback(accounts.close)  # its password-hashing threads
-            contacts = Contacts(store, group_limit=config.group_limit, bus=bus)
+            contacts = Contacts(store, group_limit=config.group_limit,
+                                requests_per_day=config.friend_requests_per_day,
+                                request_ttl=config.friend_request_ttl, bus=bus)
             given = await contacts.backfill_name_keys()  # older groups (migration 4)
             if given:
                 log.info("gave %d existing groups their name keys", given)

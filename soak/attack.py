@@ -231,9 +231,13 @@ def make_person(t: Target, nickname: str) -> Person:
 
 
 def befriend(t: Target, a: Person, b: Person) -> None:
-    status, reply = t.call("POST", "/contact/addfriend", {"dstid": b.id}, token=a.token)
-    if status != 200:
-        raise SetupError(f"befriending answered {status} {_msg(reply)}")
+    """Friends by consent: `a` asks, `b` asking back accepts."""
+    for asker, other, expected in ((a, b, "requested"), (b, a, "friends")):
+        status, reply = t.call("POST", "/contact/addfriend", {"dstid": other.id},
+                               token=asker.token)
+        answer = reply.get("data") if isinstance(reply, dict) else None
+        if status != 200 or answer != {"status": expected}:
+            raise SetupError(f"befriending answered {status} {_msg(reply)}")
 
 
 def setup(t: Target) -> None:

@@ -157,7 +157,11 @@ async def build(population: Population, port: int, *, devices: int, friends: int
         pairs = {(a, b) for a, b in pairs if (b, a) not in pairs or a < b}
 
         async def befriend(a: int, b: int) -> None:
-            await rest.ok("/contact/addfriend", {"dstid": b}, population.tokens[(a, 0)])
+            # By consent: a asks, and b asking back accepts the request.
+            asked = await rest.ok("/contact/addfriend", {"dstid": b}, population.tokens[(a, 0)])
+            back = await rest.ok("/contact/addfriend", {"dstid": a}, population.tokens[(b, 0)])
+            if (asked["status"], back["status"]) != ("requested", "friends"):
+                raise RestError(f"befriending {a} and {b}: {asked} then {back}")
             population.friends[a].append(b)
             population.friends[b].append(a)
 

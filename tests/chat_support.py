@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from fastim.ws import connect
-from tests.store_fixtures import ApiServer
+from tests.store_fixtures import ApiServer, befriend_over
 
 SAFETY = 10.0  # a safety net only: no test asserts on time
 
@@ -78,6 +78,8 @@ class ChatClient:
         await self.connection.close()
 
 
-def befriend(api: ApiServer, token: str, other: dict[str, Any]) -> None:
-    reply = api.post("/contact/addfriend", {"dstid": other["id"]}, token=token)
-    assert reply.status == 200, reply.body
+def befriend(api: ApiServer, token: str, other: dict[str, Any], other_token: str) -> None:
+    """The user of `token` and `other` (logged in with `other_token`) become friends: a
+    request and its acceptance (`tests.store_fixtures.befriend_over`)."""
+    me = api.get("/user/me", token=token).data
+    befriend_over(api.post, token, me["id"], other_token, other["id"])

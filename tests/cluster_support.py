@@ -29,7 +29,7 @@ import redis
 
 from fastim.ws import ConnectionClosed, connect
 from tests.chat_support import SAFETY, ChatClient
-from tests.store_fixtures import Reply, new_mobile
+from tests.store_fixtures import Reply, befriend_over, new_mobile
 
 STARTUP = 30.0  # safety net for a node to start on a loaded machine; not asserted on
 _RUNNING = re.compile(r"fastim is running: open http://127\.0\.0\.1:(\d+)/")
@@ -223,9 +223,8 @@ class Cluster:
             client.close()
 
     def friends(self, a: User, b: User, via: Node | None = None) -> None:
-        reply = (via or self.nodes[0]).post("/contact/addfriend", {"dstid": b.id},
-                                            token=a.token)
-        assert reply.status == 200, reply.body
+        """A request from `a`, accepted by `b` (`tests.store_fixtures.befriend_over`)."""
+        befriend_over((via or self.nodes[0]).post, a.token, a.id, b.token, b.id)
 
     def group(self, owner: User, members: list[User], via: Node | None = None) -> int:
         node = via or self.nodes[0]

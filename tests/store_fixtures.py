@@ -34,7 +34,8 @@ T = TypeVar("T")
 # Cheap scrypt parameters keep the suite fast on a shared 2-core machine; the default
 # parameters are exercised by test_store_passwords.py.
 TEST_KDF = "scrypt:1024:8:1"
-TABLES_CHILD_FIRST = ("read_marks", "message_keys", "messages", "memberships", "communities", "friendships", "tokens", "users")
+TABLES_CHILD_FIRST = ("read_marks", "message_keys", "messages", "memberships", "communities",
+                      "friend_requests", "blocks", "friendships", "tokens", "users")
 
 
 def run(awaitable: Awaitable[T]) -> T:
@@ -176,6 +177,24 @@ def make_user(accounts: Accounts) -> Callable[..., User]:
         return run(accounts.register(values))
 
     return make
+
+
+def befriend_over(post: Callable[..., Reply], one_token: str, one_id: int,
+                  other_token: str, other_id: int) -> None:
+    """Make two users friends the only way the API allows, by consent: one asks
+    (``/contact/addfriend``), the other asks back, which accepts the request. ``post`` is
+    a server's ``post(path, body, token=...)`` (`ApiServer`, a cluster `Node`...); every
+    test helper that befriends goes through here."""
+    asked = post("/contact/addfriend", {"dstid": other_id}, token=one_token)
+    assert asked.status == 200 and asked.data == {"status": "requested"}, asked.body
+    accepted = post("/contact/addfriend", {"dstid": one_id}, token=other_token)
+    assert accepted.status == 200 and accepted.data == {"status": "friends"}, accepted.body
+
+
+def befriend_users(contacts: Contacts, one: User, other: User) -> None:
+    """`befriend_over` for the service-level tests: a request, accepted by asking back."""
+    assert run(contacts.add_friend(one, {"dstid": other.id})) == "requested"
+    assert run(contacts.add_friend(other, {"dstid": one.id})) == "friends"
 
 
 def table_counts(store: Store) -> dict[str, int]:

@@ -24,7 +24,7 @@ import pytest
 from fastim.chat.hub import HubOptions
 from fastim.config import Config
 from fastim.http import Limits
-from tests.store_fixtures import SAFETY_TIMEOUT, ApiServer, new_mobile
+from tests.store_fixtures import SAFETY_TIMEOUT, ApiServer, befriend_over, new_mobile
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -113,8 +113,8 @@ def make_person(server: WebServer, nickname: str, **values: Any) -> Person:
 
 
 def befriend(server: WebServer, one: Person, other: Person) -> None:
-    reply = server.running.post("/contact/addfriend", {"dstid": other.id}, token=one.token)
-    assert reply.status == 200, reply.body
+    """A request from `one`, accepted by `other` (`tests.store_fixtures.befriend_over`)."""
+    befriend_over(server.running.post, one.token, one.id, other.token, other.id)
 
 
 def new_context(browser: Any, server: WebServer, person: Person | None = None,

@@ -7,7 +7,9 @@ import { icon } from './icons.js';
 import { ChatState, GROUP, IMAGE, SINGLE, TEXT, convKey } from './state.js';
 import { ConversationView } from './ui/conversation.js';
 import { MembersDialog } from './ui/members.js';
+import { PersonDialog } from './ui/person.js';
 import { ProfilePanel } from './ui/profile.js';
+import { RequestsPanel } from './ui/requests.js';
 import { Sidebar } from './ui/sidebar.js';
 
 const HISTORY_PAGE = 40;
@@ -98,6 +100,8 @@ export class App {
     this.sidebar = new Sidebar(this);
     this.profile = new ProfilePanel(this);
     this.members = new MembersDialog(this);
+    this.person = new PersonDialog(this);
+    this.requests = new RequestsPanel(this);
     this.view = new ConversationView(this);
     this.invalidate('me');
 
@@ -117,7 +121,8 @@ export class App {
     setInterval(() => { if (this.conn.state === 'offline') this.invalidate('conn'); }, 1000);
     setInterval(() => this.expireTyping(), 1000);
 
-    await Promise.all([this.loadFriends(), this.loadGroups()]);
+    await Promise.all([this.loadFriends(), this.loadGroups(), this.requests.refresh(),
+      this.profile.loadBlocked()]);
     this.root.removeAttribute('aria-busy');
     this.conn.start();
     window.addEventListener('hashchange', () => this.route());
@@ -360,6 +365,7 @@ export class App {
       case 31: this.onReceipt(frame); break;
       case 40: this.onTyping(frame); break;
       case 50: this.onPresence(frame); break;
+      case 60: this.onContact(frame); break;
       default: break;
     }
     this.invalidate('conn'); // the outbox count may have changed
@@ -375,6 +381,23 @@ export class App {
     } else {
       this.setOnline(frame.userid, Boolean(frame.online));
       if (frame.online && !this.state.isFriend(frame.userid)) this.refresh('friends');
+    }
+    this.invalidate('lists', 'conv');
+  }
+
+  /** A friend request came, a friendship began or ended (docs/chat-protocol.md, cmd 60). */
+  onContact(frame) {
+    if (frame.event === 'request') {
+      this.requests.refresh();
+    } else if (frame.event === 'friend') {
+      this.refresh('friends');
+      this.requests.refresh();
+    } else if (frame.event === 'unfriend') {
+      // Unfriended, or blocked (which looks the same): no presence any more. The chat
+      // stays readable; a message sent now comes back refused.
+      this.setOnline(frame.userid, false);
+      this.refresh('friends');
+      this.profile.loadBlocked(); // blocked from another device of mine, maybe
     }
     this.invalidate('lists', 'conv');
   }
@@ -396,6 +419,7 @@ export class App {
     this.conn.sendControl({ cmd: 20, since: this.state.maxId, limit: 200 });
     this.refresh('friends');
     this.refresh('groups');
+    this.requests.refresh();
   }
 
   onSyncResult(frame) {

@@ -120,6 +120,7 @@ export class ChatState {
     this.friendIds = [];
     this.groups = new Map(); // id -> community
     this.members = new Map(); // group id -> [{id, role, ...}]
+    this.blocked = new Map(); // id -> public profile of a user I block
     this.online = new Set();
     /** Friends added after the last presence snapshot: the server tells presence only
      * when someone connects or disconnects, so theirs is unknown until then. */

@@ -15,21 +15,26 @@ from fastim.accounts.throttle import LoginThrottle, RedisLoginThrottle
 from fastim.bus.events import (
     ContactEvent,
     FriendAdded,
+    FriendRemoved,
+    FriendRequested,
     GroupDissolved,
     MemberJoined,
     MemberLeft,
 )
 
 # The records the services answer with: handlers name them from here, not from the store.
-from fastim.store.records import Group, User
+from fastim.store.records import FriendRequest, Group, User
 
 __all__ = [
     "Accounts",
+    "FriendRequest",
     "Group",
     "GroupDissolved",
     "ContactEvent",
     "Contacts",
     "FriendAdded",
+    "FriendRemoved",
+    "FriendRequested",
     "Login",
     "LoginThrottle",
     "MemberJoined",

@@ -1,7 +1,8 @@
 """Friends and groups (fastIM's ``/contact/*``), on top of the store.
 
 Every method acts as ``user`` -- the caller the token identified -- and validates its
-``values``. Rules that concurrency could break (one friendship per pair, unique group
+``values``. Friendships are made by consent: a request, accepted by the other
+(docs/security.md, "Abuse between users"). Rules that concurrency could break (one friendship per pair, unique group
 names, the per-owner group limit, "the owner cannot leave") are decided inside the
 store's transactions; this layer only turns their verdicts into statuses and messages.
 
@@ -23,16 +24,39 @@ from fastim.bus.base import Publisher, publish_committed
 from fastim.bus.events import (
     ContactEvent,
     FriendAdded,
+    FriendRemoved,
+    FriendRequested,
     GroupDissolved,
     MemberJoined,
     MemberLeft,
 )
-from fastim.errors import AppError, bad_request, conflict, forbidden, not_found
-from fastim.store import Duplicate, Group, Member, Missing, Page, Refused, Store, User
+from fastim.errors import (
+    AppError,
+    bad_request,
+    conflict,
+    forbidden,
+    not_found,
+    too_many_requests,
+)
+from fastim.store import (
+    Duplicate,
+    FriendRequest,
+    Group,
+    Member,
+    Missing,
+    Page,
+    Refused,
+    Store,
+    User,
+)
 
 log = logging.getLogger(__name__)
 
 GROUP_LIMIT = 5  # groups one user may own by default (`--group-limit`)
+#: New friend requests one user may make in 24 hours (`--friend-requests-per-day`).
+FRIEND_REQUESTS_PER_DAY = 50
+#: Seconds a friend request waits for an answer (`--friend-request-ttl`): 30 days.
+FRIEND_REQUEST_TTL = 30 * 24 * 3600
 
 
 class Contacts:
@@ -43,11 +67,16 @@ class Contacts:
         store: Store,
         *,
         group_limit: int = GROUP_LIMIT,
+        requests_per_day: int | None = FRIEND_REQUESTS_PER_DAY,
+        request_ttl: int = FRIEND_REQUEST_TTL,
         clock: Callable[[], float] = time.time,
         bus: Publisher | None = None,
     ) -> None:
         self.store = store
         self.group_limit = group_limit
+        #: None: no quota (scripts, benchmarks).
+        self.requests_per_day = requests_per_day
+        self.request_ttl = request_ttl
         self.clock = clock
         #: Where committed changes are published (None: nowhere, e.g. a script's use).
         self.bus = bus
@@ -78,35 +107,121 @@ class Contacts:
 
     # --- friends -------------------------------------------------------------------------
 
-    async def add_friend(self, user: User, values: Mapping[str, Any]) -> User:
-        """Befriend a user given by ``dstid`` (id) or ``dstname`` / ``mobile`` (number).
+    async def add_friend(self, user: User, values: Mapping[str, Any]) -> str:
+        """Ask a user given by ``dstid`` (id) or ``dstname`` / ``mobile`` (number) to be
+        friends; return ``"requested"`` or ``"friends"``.
 
-        Mutual and immediate, as in fastIM. 400 for yourself, 404 for nobody, 409 if already.
+        The answer is the same for a user with an account, a number without one, a user
+        who blocks the caller and a repeat ("requested"): it must not tell who uses
+        fastim. "friends" when the other had asked the caller (this accepts that
+        request), or when they are friends already. 400 for yourself or a malformed
+        value, 404 for an unknown id (ids are public, numbers are not), 409 when the
+        caller blocks them, 429 over ``requests_per_day`` new requests in 24 hours.
         """
-        friend = await self._target_user(values)
-        if friend.id == user.id:
-            raise bad_request("you cannot add yourself as a friend")
-        try:
-            await self.store.add_friendship(user.id, friend.id, now=self._now())
-        except Duplicate:
-            raise conflict("you are already friends") from None
-        except Missing:
-            raise not_found("no such user") from None
-        await self._emit(FriendAdded(user.id, friend.id))
-        return friend
-
-    async def _target_user(self, values: Mapping[str, Any]) -> User:
         dstid = fields.identifier(values, "dstid")
-        if dstid is not None:
-            found = await self.store.get_user(dstid)
-        else:
+        mobile: str | None = None
+        if dstid is None:
             name = "dstname" if values.get("dstname") not in (None, "") else "mobile"
             if values.get(name) in (None, ""):
                 raise bad_request("dstid or dstname (a mobile number) is required")
-            found = await self.store.get_user_by_mobile(fields.mobile(values, name))
-        if found is None:
+            mobile = fields.mobile(values, name)
+            if mobile == user.mobile:
+                raise bad_request("you cannot add yourself as a friend")
+        try:
+            outcome = await self.store.request_friend(
+                user.id, to_id=dstid, to_mobile=mobile, ttl=self.request_ttl,
+                per_day=self.requests_per_day, now=self._now())
+        except Missing:
+            raise not_found("no such user") from None
+        except Refused as r:
+            if r.reason == "throttled":
+                raise too_many_requests(
+                    f"you have sent {self.requests_per_day} friend requests in the last"
+                    " 24 hours, the most allowed; try again later",
+                    retry_after=r.retry_after or 3600) from None
+            if r.reason == "you_block":
+                raise conflict("you have blocked this user: unblock them first") from None
+            raise bad_request("you cannot add yourself as a friend") from None
+        if outcome.befriended is not None:
+            await self._emit(FriendAdded(user.id, outcome.befriended))
+        elif outcome.delivered is not None and outcome.to_id is not None:
+            await self._emit(FriendRequested(outcome.delivered, user.id, outcome.to_id))
+        return outcome.status
+
+    async def friend_requests(self, user: User, values: Mapping[str, Any]) -> Page[FriendRequest]:
+        """One page (``pagefrom``, ``pagesize``) of the caller's pending requests, made to
+        them and by them, newest first."""
+        offset, limit = fields.page(values)
+        return await self.store.list_requests(user.id, offset, limit, now=self._now())
+
+    def _request_id(self, values: Mapping[str, Any]) -> int:
+        request_id = fields.identifier(values, "requestid")
+        if request_id is None:
+            raise bad_request("requestid is required")
+        return request_id
+
+    async def accept_request(self, user: User, values: Mapping[str, Any]) -> User:
+        """Accept request ``requestid`` made to the caller; return the new friend.
+        404 for a request that is not pending for the caller."""
+        request_id = self._request_id(values)
+        try:
+            asker, new = await self.store.accept_request(user.id, request_id, now=self._now())
+        except Missing:
+            raise not_found("no such request") from None
+        if new:
+            await self._emit(FriendAdded(user.id, asker))
+        friend = await self.store.get_user(asker)
+        if friend is None:
             raise not_found("no such user")
-        return found
+        return friend
+
+    async def decline_request(self, user: User, values: Mapping[str, Any]) -> None:
+        """Decline request ``requestid`` made to the caller. The asker is not told: to
+        them it stays pending until it expires. 404 like `accept_request`."""
+        request_id = self._request_id(values)
+        try:
+            await self.store.decline_request(user.id, request_id, now=self._now())
+        except Missing:
+            raise not_found("no such request") from None
+
+    def _other_user(self, user: User, values: Mapping[str, Any]) -> int:
+        dstid = fields.identifier(values, "dstid")
+        if dstid is None:
+            raise bad_request("dstid (a user id) is required")
+        if dstid == user.id:
+            raise bad_request("that is you")
+        return dstid
+
+    async def unfriend(self, user: User, values: Mapping[str, Any]) -> None:
+        """End the friendship with ``dstid``, on both sides and every node at once; the
+        history stays readable to both. 404 when they are not friends."""
+        other = self._other_user(user, values)
+        if not await self.store.remove_friendship(user.id, other):
+            raise not_found("this user is not your friend")
+        await self._emit(FriendRemoved(user.id, other))
+
+    async def block(self, user: User, values: Mapping[str, Any]) -> None:
+        """Block ``dstid``: no messages or requests from them, no presence, typing or
+        receipts to them; a friendship ends (they see an unfriend, nothing more).
+        Blocking again changes nothing. 404 for an unknown id."""
+        other = self._other_user(user, values)
+        try:
+            were_friends = await self.store.block_user(user.id, other, now=self._now())
+        except Missing:
+            raise not_found("no such user") from None
+        if were_friends:
+            await self._emit(FriendRemoved(user.id, other))
+
+    async def unblock(self, user: User, values: Mapping[str, Any]) -> None:
+        """Lift the block of ``dstid`` (nothing else comes back: not the friendship).
+        Unblocking someone not blocked changes nothing."""
+        other = self._other_user(user, values)
+        await self.store.unblock_user(user.id, other)
+
+    async def blocked(self, user: User, values: Mapping[str, Any]) -> Page[User]:
+        """One page of the users the caller blocks."""
+        offset, limit = fields.page(values)
+        return await self.store.list_blocked(user.id, offset, limit)
 
     async def load_friends(self, user: User, values: Mapping[str, Any]) -> Page[User]:
         """One page (``pagefrom``, ``pagesize``) of the caller's friends."""

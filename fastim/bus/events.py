@@ -1,7 +1,7 @@
 """Control events: the changes the chat hub must hear of, on this node and on every other.
 
-A service publishes one of these on the bus after its change is committed (a friendship,
-a membership, a dissolved group, revoked login tokens); the bus carries it, in process or
+A service publishes one of these on the bus after its change is committed (a friendship
+made or ended, a friend request, a membership, a dissolved group, revoked login tokens); the bus carries it, in process or
 through Redis, and the hub applies it (`fastim.chat.hub.Hub.apply`). The bus itself only
 carries them: it knows neither the accounts nor the hub.
 
@@ -23,6 +23,25 @@ class FriendAdded:
 
     user_id: int
     friend_id: int
+
+
+@dataclass(frozen=True)
+class FriendRemoved:
+    """``user_id`` and ``friend_id`` are friends no more (an unfriend, or a block): on every
+    node, presence, typing and 1:1 messages between them stop at once."""
+
+    user_id: int
+    friend_id: int
+
+
+@dataclass(frozen=True)
+class FriendRequested:
+    """``from_id`` asked ``to_id`` to be friends (request ``request_id``). Published only for
+    a request that reaches ``to_id``: never for one to a user who blocks the asker."""
+
+    request_id: int
+    from_id: int
+    to_id: int
 
 
 @dataclass(frozen=True)
@@ -73,7 +92,8 @@ class UsersWentOffline:
 
 
 #: What a change to friends and groups publishes (`fastim.accounts.Contacts`).
-ContactEvent = FriendAdded | MemberJoined | MemberLeft | GroupDissolved
+ContactEvent = (FriendAdded | FriendRemoved | FriendRequested | MemberJoined | MemberLeft
+                | GroupDissolved)
 #: Everything the control channel carries.
 ControlEvent = ContactEvent | TokensRevoked | UsersWentOffline
 
@@ -84,6 +104,10 @@ def to_json(event: ControlEvent) -> str:
     match event:
         case FriendAdded(user_id=a, friend_id=b):
             body = {"t": "friend", "a": a, "b": b}
+        case FriendRemoved(user_id=a, friend_id=b):
+            body = {"t": "unfriend", "a": a, "b": b}
+        case FriendRequested(request_id=r, from_id=a, to_id=b):
+            body = {"t": "request", "r": r, "a": a, "b": b}
         case MemberJoined(group_id=g, user_id=u):
             body = {"t": "join", "g": g, "u": u}
         case MemberLeft(group_id=g, user_id=u):
@@ -108,6 +132,10 @@ def from_json(text: str) -> ControlEvent:
     kind = body.get("t")
     if kind == "friend":
         return FriendAdded(int(body["a"]), int(body["b"]))
+    if kind == "unfriend":
+        return FriendRemoved(int(body["a"]), int(body["b"]))
+    if kind == "request":
+        return FriendRequested(int(body["r"]), int(body["a"]), int(body["b"]))
     if kind == "join":
         return MemberJoined(int(body["g"]), int(body["u"]))
     if kind == "leave":

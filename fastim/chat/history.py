@@ -1,7 +1,7 @@
 """The chat's REST companions of the WebSocket: history, read marks and unread counts.
 
 Each acts as the token's user and only on a conversation the user is part of (a friend's
-1:1 chat, a group the user is a member of): asked at every call from the database, not
+1:1 chat, or a former friend's that has messages; a group the user is a member of): asked at every call from the database, not
 from the hub's memory, since a node may serve these without a hub (docs/scaling.md).
 """
 
@@ -30,8 +30,13 @@ class ChatQueries:
         """The key of the conversation `kind` (10: 1:1, 11: group) with `dstid`; 403 if
         `user_id` is not part of it, 400 for another kind."""
         if kind == Cmd.SINGLE:
-            if not await self.store.are_friends(user_id, dstid):
+            conv = conversation(kind, user_id, dstid)
+            # A former friend's chat stays readable (unfriended, blocked): 1:1 messages
+            # are only ever stored between friends, so one in it means they were.
+            if (dstid == user_id or not await self.store.are_friends(user_id, dstid)
+                    and not await self.storage.has_messages(conv)):
                 raise AppError(403, f"user {dstid} is not your friend")
+            return conv
         elif kind == Cmd.GROUP:
             if not await self.store.is_member(dstid, user_id):
                 raise AppError(403, f"you are not a member of group {dstid}")

@@ -25,6 +25,8 @@ from fastim.bus.base import Bus
 from fastim.bus.events import (
     ControlEvent,
     FriendAdded,
+    FriendRemoved,
+    FriendRequested,
     GroupDissolved,
     MemberJoined,
     MemberLeft,
@@ -288,6 +290,12 @@ class Hub:
         match event:
             case FriendAdded():
                 self.friendship_added(event.user_id, event.friend_id)
+            case FriendRemoved():
+                self.friendship_removed(event.user_id, event.friend_id)
+            case FriendRequested():
+                self._notify(event.to_id, {"cmd": Cmd.CONTACT, "event": "request",
+                                           "requestid": event.request_id,
+                                           "userid": event.from_id})
             case MemberJoined():
                 self.member_joined(event.group_id, event.user_id)
             case MemberLeft():
@@ -302,10 +310,36 @@ class Hub:
 
 
     def friendship_added(self, a: int, b: int) -> None:
+        """Each side connected here learns of the new friend, and the friend learns that
+        this side is online (from every node that holds a device of it)."""
         for one, other in ((a, b), (b, a)):
             presence = self.users.get(one)
             if presence is not None:
                 presence.friends.add(other)
+                self._notify(one, {"cmd": Cmd.CONTACT, "event": "friend", "userid": other})
+                self.bus.to_users([other], encode({"cmd": Cmd.PRESENCE, "userid": one,
+                                                   "online": True}))
+
+    def friendship_removed(self, a: int, b: int) -> None:
+        """From now on nothing 1:1 passes between `a` and `b` (the checks read
+        `Presence.friends`), and presence stops both ways: each side connected here is
+        told, and sees the other offline."""
+        for one, other in ((a, b), (b, a)):
+            presence = self.users.get(one)
+            if presence is not None:
+                presence.friends.discard(other)
+                self._notify(one, {"cmd": Cmd.PRESENCE, "userid": other, "online": False})
+                self._notify(one, {"cmd": Cmd.CONTACT, "event": "unfriend", "userid": other})
+
+    def _notify(self, user: int, body: dict[str, Any]) -> None:
+        """Push a frame to every device of `user` on this node (every node gets the
+        control event, so each tells its own devices)."""
+        presence = self.users.get(user)
+        if presence is None:
+            return
+        frame = encode(body)
+        for session in list(presence.sessions.values()):
+            session.push(frame)
 
     def member_joined(self, group: int, user: int) -> None:
         presence = self.users.get(user)

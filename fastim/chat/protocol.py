@@ -30,6 +30,7 @@ class Cmd(IntEnum):
     RECEIPT = 31  # server -> others: user `userid` has read (kind, dstid) up to `upto`
     TYPING = 40  # both ways, never stored
     PRESENCE = 50  # server -> client: user `userid` came online / went offline
+    CONTACT = 60  # server -> client: a friend request came, a friendship began or ended
 
 
 class Media(IntEnum):

@@ -1,4 +1,5 @@
-"""``/contact/*``: friends and groups (fastIM's paths, plus leave/dissolve/transfer/members).
+"""``/contact/*``: friends and groups (fastIM's paths, plus leave/dissolve/transfer/members,
+and friends by consent: requests, accept/decline, unfriend, block).
 
 Thin: each handler reads the values, calls :class:`fastim.accounts.Contacts` as the
 token's user, and renders the result; lists are ``{"rows": [...], "total": N}``.
@@ -31,11 +32,52 @@ def register(router: Router, app: App) -> None:
     @router.post("/contact/addfriend")
     @endpoint(app)
     async def add_friend(request: Request, values: dict[str, Any], user: Any) -> Any:
-        contacts = app.services.contacts
-        friend = await contacts.add_friend(user, values)
+        # The same answer whether the number has an account or not (docs/security.md).
+        return {"status": await app.services.contacts.add_friend(user, values)}
+
+    @router.route(["GET", "POST"], "/contact/requests")
+    @endpoint(app)
+    async def friend_requests(request: Request, values: dict[str, Any], user: Any) -> Any:
+        page = await app.services.contacts.friend_requests(user, values)
+        return page_data(page, lambda r: r.to_dict())
+
+    @router.post("/contact/accept")
+    @endpoint(app)
+    async def accept(request: Request, values: dict[str, Any], user: Any) -> Any:
+        friend = await app.services.contacts.accept_request(user, values)
         profile = friend.public()
         profile["online"] = friend.id in await online_among([friend.id])
         return profile
+
+    @router.post("/contact/decline")
+    @endpoint(app)
+    async def decline(request: Request, values: dict[str, Any], user: Any) -> Any:
+        await app.services.contacts.decline_request(user, values)
+        return None
+
+    @router.post("/contact/unfriend")
+    @endpoint(app)
+    async def unfriend(request: Request, values: dict[str, Any], user: Any) -> Any:
+        await app.services.contacts.unfriend(user, values)
+        return None
+
+    @router.post("/contact/block")
+    @endpoint(app)
+    async def block(request: Request, values: dict[str, Any], user: Any) -> Any:
+        await app.services.contacts.block(user, values)
+        return None
+
+    @router.post("/contact/unblock")
+    @endpoint(app)
+    async def unblock(request: Request, values: dict[str, Any], user: Any) -> Any:
+        await app.services.contacts.unblock(user, values)
+        return None
+
+    @router.route(["GET", "POST"], "/contact/blocked")
+    @endpoint(app)
+    async def blocked(request: Request, values: dict[str, Any], user: Any) -> Any:
+        page = await app.services.contacts.blocked(user, values)
+        return page_data(page, lambda u: u.public())
 
     @router.route(["GET", "POST"], "/contact/loadfriend")
     @endpoint(app)

@@ -27,7 +27,16 @@ from fastim.store.errors import (
     Unavailable,
 )
 from fastim.store.migrations import MIGRATIONS, Migration
-from fastim.store.records import Credentials, Group, Member, Page, Session, User
+from fastim.store.records import (
+    Credentials,
+    FriendRequest,
+    Group,
+    Member,
+    Page,
+    RequestOutcome,
+    Session,
+    User,
+)
 from fastim.store.sql import Tx
 from fastim.store.url import MySQLURL, SQLiteURL, parse_db_url
 
@@ -36,12 +45,14 @@ __all__ = [
     "Group",
     "Credentials",
     "Duplicate",
+    "FriendRequest",
     "IntegrityViolation",
     "Member",
     "Migration",
     "Missing",
     "Page",
     "Refused",
+    "RequestOutcome",
     "SchemaError",
     "Session",
     "Store",

@@ -29,7 +29,16 @@ from typing import Any, Protocol, TypeVar
 from fastim.store import queries as q
 from fastim.store.errors import SchemaError, StoreError, Unavailable
 from fastim.store.migrations import MIGRATIONS, SCHEMA_VERSION_DDL, Migration
-from fastim.store.records import Credentials, Group, Member, Page, Session, User
+from fastim.store.records import (
+    Credentials,
+    FriendRequest,
+    Group,
+    Member,
+    Page,
+    RequestOutcome,
+    Session,
+    User,
+)
 from fastim.store.sql import Dialect, Tx
 
 T = TypeVar("T")
@@ -321,6 +330,65 @@ class Store(abc.ABC):
     async def are_friends(self, user_id: int, other_id: int) -> bool:
         """Whether two users are friends."""
         return await self.read(q.are_friends, user_id, other_id)
+
+    async def remove_friendship(self, user_id: int, friend_id: int) -> bool:
+        """End a friendship (both sides); False when there was none."""
+        return await self.write(q.remove_friendship, user_id, friend_id)
+
+    # --- friend requests and blocks ------------------------------------------------------
+
+    async def request_friend(
+        self,
+        from_id: int,
+        *,
+        to_id: int | None = None,
+        to_mobile: str | None = None,
+        ttl: int,
+        per_day: int | None = None,
+        now: int | None = None,
+    ) -> RequestOutcome:
+        """Ask a user (by id or mobile) to be friends; see `queries.request_friend`."""
+        return await self.write(
+            q.request_friend, from_id, to_id, to_mobile, _now(now), ttl, per_day
+        )
+
+    async def accept_request(
+        self, user_id: int, request_id: int, *, now: int | None = None
+    ) -> tuple[int, bool]:
+        """Accept a request made to ``user_id``: (the asker, whether newly friends).
+        Raises Missing("request")."""
+        return await self.write(q.accept_request, user_id, request_id, _now(now))
+
+    async def decline_request(self, user_id: int, request_id: int, *, now: int | None = None) -> None:
+        """Decline a request made to ``user_id``. Raises Missing("request")."""
+        await self.write(q.decline_request, user_id, request_id, _now(now))
+
+    async def list_requests(
+        self, user_id: int, offset: int, limit: int, *, now: int | None = None
+    ) -> Page[FriendRequest]:
+        """One page of a user's live friend requests, both ways, and the total."""
+        return await self.read(q.list_requests, user_id, _now(now), offset, limit)
+
+    async def purge_expired_requests(self, *, now: int | None = None) -> int:
+        """Delete expired friend requests of every user."""
+        return await self.write(q.purge_expired_requests, _now(now))
+
+    async def block_user(self, owner_id: int, blocked_id: int, *, now: int | None = None) -> bool:
+        """Block a user (ends a friendship; returns whether there was one). Raises
+        Refused("self"), Missing("user")."""
+        return await self.write(q.block_user, owner_id, blocked_id, _now(now))
+
+    async def unblock_user(self, owner_id: int, blocked_id: int) -> bool:
+        """Lift a block; False when there was none."""
+        return await self.write(q.unblock_user, owner_id, blocked_id)
+
+    async def list_blocked(self, owner_id: int, offset: int, limit: int) -> Page[User]:
+        """One page of the users ``owner_id`` blocks, and the total."""
+        return await self.read(q.list_blocked, owner_id, offset, limit)
+
+    async def blocks(self, owner_id: int, other_id: int) -> bool:
+        """Whether ``owner_id`` blocks ``other_id``."""
+        return await self.read(q.blocks, owner_id, other_id)
 
     # --- groups -------------------------------------------------------------------
 

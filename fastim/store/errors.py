@@ -31,12 +31,15 @@ class Refused(StoreError):
     """The operation breaks a rule checked inside the transaction.
 
     ``reason`` is one of: ``group_limit`` (owner has too many groups), ``owner_cannot_leave``,
-    ``not_owner``, ``not_member``.
+    ``not_owner``, ``not_member``, ``self``, ``throttled`` (too many friend requests a day:
+    ``retry_after`` says in how many seconds one more is allowed), ``you_block`` (a friend
+    request to someone the asker blocks).
     """
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, retry_after: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.retry_after = retry_after
 
 
 class IntegrityViolation(StoreError):

@@ -256,6 +256,11 @@ def history_page(tx: Tx, conv: str, before: int | None, limit: int,
     return Page(history(tx, conv, before, limit, sealer), count_messages(tx, conv))
 
 
+def has_messages(tx: Tx, conv: str) -> bool:
+    """Whether the conversation has any stored message."""
+    return tx.row("SELECT 1 FROM messages WHERE conv = ? LIMIT 1", [conv]) is not None
+
+
 def mark_read(tx: Tx, user_id: int, conv: str, upto: int) -> int:
     """Move the read mark forward (never back, never past the newest message)."""
     newest = tx.value("SELECT MAX(id) FROM messages WHERE conv = ?", [conv]) or 0
@@ -459,6 +464,9 @@ class ChatStorage:
 
     async def read_marks(self, conv: str) -> dict[int, int]:
         return await self.store.read(read_marks, conv)
+
+    async def has_messages(self, conv: str) -> bool:
+        return await self.store.read(has_messages, conv)
 
     async def unread(self, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
         return await self.store.read(unread, user_id, convs)

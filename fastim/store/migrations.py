@@ -22,7 +22,8 @@ its statements are written to be re-runnable (``IF NOT EXISTS``) so that a migra
 failed half-way can simply be applied again.
 
 Migration 1 holds the accounts and contacts; the chat's tables (messages, read marks,
-message keys) come as migration 2 onwards (docs/store.md).
+message keys) come as migration 2 onwards; friend requests and blocks are migration 5
+(docs/store.md).
 """
 
 from __future__ import annotations
@@ -313,5 +314,79 @@ GROUP_NAME_KEYS = Migration(
     ],
 )
 
+# Friends by consent (docs/store.md). A friend request is one row from the asker: to a
+# user (`to_id`), and, when it was asked by mobile number, that number as typed
+# (`to_mobile`), also when no account has it: the asker's own list then shows a request
+# either way, so it cannot tell a number with an account from one without (`to_id` stays
+# NULL for those and nobody receives them). `declined` rows look pending to the asker and
+# are invisible to the one asked; accepting deletes the row (the friendship is the
+# record). Rows end at `expires`. Both unique keys allow many NULLs on both databases.
+# `blocks` is one row per (blocker, blocked). The friendships table is not touched:
+# existing friends stay friends.
+FRIENDS_BY_CONSENT = Migration(
+    version=5,
+    name="friend requests and blocks",
+    sqlite=[
+        """CREATE TABLE friend_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            from_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            to_id INTEGER NULL REFERENCES users (id) ON DELETE CASCADE,
+            to_mobile TEXT NULL CHECK (length(to_mobile) BETWEEN 1 AND 20),
+            state TEXT NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'declined')),
+            created INTEGER NOT NULL,
+            expires INTEGER NOT NULL,
+            CONSTRAINT ck_friend_requests_target CHECK (to_id IS NOT NULL OR to_mobile IS NOT NULL),
+            CONSTRAINT ck_friend_requests_not_self CHECK (to_id IS NULL OR to_id <> from_id)
+        )""",
+        "CREATE UNIQUE INDEX ux_friend_requests_pair ON friend_requests (from_id, to_id)",
+        "CREATE UNIQUE INDEX ux_friend_requests_mobile ON friend_requests (from_id, to_mobile)",
+        "CREATE INDEX ix_friend_requests_to ON friend_requests (to_id, state)",
+        "CREATE INDEX ix_friend_requests_expires ON friend_requests (expires)",
+        """CREATE TABLE blocks (
+            owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            blocked_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (owner_id, blocked_id),
+            CONSTRAINT ck_blocks_not_self CHECK (owner_id <> blocked_id)
+        )""",
+        "CREATE INDEX ix_blocks_blocked ON blocks (blocked_id)",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS friend_requests (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            from_id BIGINT NOT NULL,
+            to_id BIGINT NULL,
+            to_mobile VARCHAR(20) {_ASCII_BIN} NULL,
+            state VARCHAR(8) {_ASCII_BIN} NOT NULL DEFAULT 'pending',
+            created BIGINT NOT NULL,
+            expires BIGINT NOT NULL,
+            UNIQUE KEY ux_friend_requests_pair (from_id, to_id),
+            UNIQUE KEY ux_friend_requests_mobile (from_id, to_mobile),
+            KEY ix_friend_requests_to (to_id, state),
+            KEY ix_friend_requests_expires (expires),
+            CONSTRAINT ck_friend_requests_state CHECK (state IN ('pending', 'declined')),
+            CONSTRAINT ck_friend_requests_target CHECK (to_id IS NOT NULL OR to_mobile IS NOT NULL),
+            CONSTRAINT ck_friend_requests_not_self CHECK (to_id IS NULL OR to_id <> from_id),
+            CONSTRAINT fk_friend_requests_from FOREIGN KEY (from_id) REFERENCES users (id)
+                ON DELETE CASCADE,
+            CONSTRAINT fk_friend_requests_to FOREIGN KEY (to_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS blocks (
+            owner_id BIGINT NOT NULL,
+            blocked_id BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            PRIMARY KEY (owner_id, blocked_id),
+            KEY ix_blocks_blocked (blocked_id),
+            CONSTRAINT ck_blocks_not_self CHECK (owner_id <> blocked_id),
+            CONSTRAINT fk_blocks_owner FOREIGN KEY (owner_id) REFERENCES users (id)
+                ON DELETE CASCADE,
+            CONSTRAINT fk_blocks_blocked FOREIGN KEY (blocked_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
-MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS]
+MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
+                               FRIENDS_BY_CONSENT]

@@ -13,7 +13,16 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from fastim.store.errors import Duplicate, IntegrityViolation, Missing, Refused
-from fastim.store.records import Credentials, Group, Member, Page, Session, User
+from fastim.store.records import (
+    Credentials,
+    FriendRequest,
+    Group,
+    Member,
+    Page,
+    RequestOutcome,
+    Session,
+    User,
+)
 from fastim.store.sql import Tx
 
 USER_COLUMNS = "u.id, u.mobile, u.nickname, u.avatar, u.sex, u.memo, u.created"
@@ -230,7 +239,8 @@ def purge_expired_tokens(tx: Tx, now: int) -> int:
 
 
 def add_friendship(tx: Tx, user_id: int, friend_id: int, now: int) -> None:
-    """Make two users friends (both directions, one transaction).
+    """Make two users friends (both directions, one transaction), without a request: for
+    scripts and benchmarks; the app's way is `request_friend` and `accept_request`.
 
     Raises Refused("self"), Missing("user"), or Duplicate("friendships") when they already are.
     """
@@ -239,6 +249,10 @@ def add_friendship(tx: Tx, user_id: int, friend_id: int, now: int) -> None:
     existing = tx.value("SELECT COUNT(*) FROM users WHERE id IN (?, ?)", (user_id, friend_id))
     if int(existing) != 2:
         raise Missing("user")
+    _befriend(tx, user_id, friend_id, now)
+
+
+def _befriend(tx: Tx, user_id: int, friend_id: int, now: int) -> None:
     low, high = sorted((user_id, friend_id))
     try:
         # Lower id first: concurrent requests for one pair, from either side, conflict on
@@ -255,6 +269,15 @@ def add_friendship(tx: Tx, user_id: int, friend_id: int, now: int) -> None:
         if v.kind == "unique":
             raise Duplicate("friendships") from None
         raise
+
+
+def remove_friendship(tx: Tx, user_id: int, friend_id: int) -> bool:
+    """End a friendship, both rows at once; False when they were not friends."""
+    removed = tx.execute(
+        "DELETE FROM friendships WHERE (owner_id = ? AND dst_id = ?) OR (owner_id = ? AND dst_id = ?)",
+        (user_id, friend_id, friend_id, user_id),
+    )
+    return removed > 0
 
 
 def list_friends(tx: Tx, user_id: int, offset: int, limit: int) -> Page[User]:
@@ -536,3 +559,243 @@ def is_member(tx: Tx, group_id: int, user_id: int) -> bool:
         )
         is not None
     )
+
+
+# --- friend requests and blocks ----------------------------------------------------------
+
+#: The window of the per-user friend request quota, seconds.
+DAY = 24 * 3600
+
+
+def _blocks(tx: Tx, owner_id: int, other_id: int) -> bool:
+    return (
+        tx.row("SELECT 1 FROM blocks WHERE owner_id = ? AND blocked_id = ?", (owner_id, other_id))
+        is not None
+    )
+
+
+def _forget_requests_between(tx: Tx, a: int, b: int) -> None:
+    tx.execute(
+        "DELETE FROM friend_requests WHERE (from_id = ? AND to_id = ?) OR (from_id = ? AND to_id = ?)",
+        (a, b, b, a),
+    )
+
+
+def request_friend(
+    tx: Tx,
+    from_id: int,
+    to_id: int | None,
+    to_mobile: str | None,
+    now: int,
+    ttl: int,
+    per_day: int | None,
+) -> RequestOutcome:
+    """Ask user ``to_id``, or whoever has mobile ``to_mobile``, to be friends.
+
+    The outcome is "requested" for a new request, a repeat, a number without an account
+    and a user who blocks the asker alike (a request to a blocker is stored declined: it
+    looks pending to the asker, its target never sees it); "friends" when they are
+    already, or when the target had asked the asker (that request is accepted). Only a
+    new row counts against ``per_day`` (rows created in the last day), so whether the
+    quota bites depends on the asker's own requests, never on the target.
+
+    Raises Missing("user") for an unknown ``to_id`` (ids are not secret), Refused("self"),
+    Refused("you_block") when the asker blocks the target, Refused("throttled").
+    """
+    target: int | None = to_id
+    if to_id is not None:
+        if tx.row("SELECT id FROM users WHERE id = ?", (to_id,)) is None:
+            raise Missing("user")
+    elif to_mobile is not None:
+        found = tx.value("SELECT id FROM users WHERE mobile = ?", (to_mobile,))
+        target = None if found is None else int(found)
+    if target == from_id:
+        raise Refused("self")
+    # Row locks on MySQL, lower id first: the asker's serialise their quota checks, and
+    # both of a pair's make two people asking each other at once one friendship, not
+    # two requests (SQLite has one writer).
+    for user in sorted({from_id} if target is None else {from_id, target}):
+        _lock_user(tx, user)
+    tx.execute("DELETE FROM friend_requests WHERE from_id = ? AND expires <= ?", (from_id, now))
+    if target is not None:
+        if are_friends(tx, from_id, target):
+            return RequestOutcome("friends", target)
+        if _blocks(tx, from_id, target):
+            raise Refused("you_block")
+        theirs = tx.row(
+            "SELECT id FROM friend_requests WHERE from_id = ? AND to_id = ? AND expires > ?"
+            f"{tx.dialect.for_update}",
+            (target, from_id, now),
+        )
+        if theirs is not None and not _blocks(tx, target, from_id):
+            _befriend(tx, from_id, target, now)
+            _forget_requests_between(tx, from_id, target)
+            return RequestOutcome("friends", target, befriended=target)
+        if tx.row(
+            "SELECT id FROM friend_requests WHERE from_id = ? AND to_id = ?", (from_id, target)
+        ) is not None:
+            return RequestOutcome("requested", target)
+    hidden = target is not None and _blocks(tx, target, from_id)
+    state = "declined" if hidden else "pending"
+    if to_mobile is not None:
+        earlier = tx.row(
+            "SELECT id, to_id FROM friend_requests WHERE from_id = ? AND to_mobile = ?",
+            (from_id, to_mobile),
+        )
+        if earlier is not None:
+            if earlier[1] is None and target is not None:
+                # Asked before the number had an account; it has one now: deliver.
+                tx.execute(
+                    "UPDATE friend_requests SET to_id = ?, state = ? WHERE id = ?",
+                    (target, state, earlier[0]),
+                )
+                return RequestOutcome("requested", target,
+                                      delivered=None if hidden else int(earlier[0]))
+            return RequestOutcome("requested", target)
+    if per_day is not None:
+        recent = tx.rows(
+            "SELECT created FROM friend_requests WHERE from_id = ? AND created > ?"
+            " ORDER BY created LIMIT ?",
+            (from_id, now - DAY, per_day),
+        )
+        if len(recent) >= per_day:
+            raise Refused("throttled", retry_after=max(1, int(recent[0][0]) + DAY - now))
+    try:
+        request_id = tx.insert(
+            "INSERT INTO friend_requests (from_id, to_id, to_mobile, state, created, expires)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (from_id, target, to_mobile, state, now, now + ttl),
+        )
+    except IntegrityViolation as v:
+        if v.kind in ("unique", "foreign_key"):
+            # A concurrent repeat got there first, or the target was just deleted.
+            return RequestOutcome("requested", target)
+        raise
+    return RequestOutcome("requested", target, delivered=None if hidden else request_id)
+
+
+def accept_request(tx: Tx, user_id: int, request_id: int, now: int) -> tuple[int, bool]:
+    """Accept a pending request made to ``user_id``: the two become friends and every
+    request between them is gone. Returns the asker and whether the friendship is new.
+
+    Raises Missing("request") for a request that is not pending for this user (unknown,
+    someone else's, declined, expired).
+    """
+    row = tx.row(
+        "SELECT from_id FROM friend_requests WHERE id = ? AND to_id = ? AND state = 'pending'"
+        f" AND expires > ?{tx.dialect.for_update}",
+        (request_id, user_id, now),
+    )
+    if row is None:
+        raise Missing("request")
+    asker = int(row[0])
+    try:
+        _befriend(tx, user_id, asker, now)
+        new = True
+    except Duplicate:
+        new = False
+    _forget_requests_between(tx, user_id, asker)
+    return asker, new
+
+
+def decline_request(tx: Tx, user_id: int, request_id: int, now: int) -> None:
+    """Decline a pending request made to ``user_id``. It stays, declined, until it expires:
+    its asker still sees it pending and cannot ask again meanwhile.
+
+    Raises Missing("request") like `accept_request`.
+    """
+    changed = tx.execute(
+        "UPDATE friend_requests SET state = 'declined'"
+        " WHERE id = ? AND to_id = ? AND state = 'pending' AND expires > ?",
+        (request_id, user_id, now),
+    )
+    if changed == 0:
+        raise Missing("request")
+
+
+def list_requests(tx: Tx, user_id: int, now: int, offset: int, limit: int) -> Page[FriendRequest]:
+    """One page of a user's live requests, newest first: those made to them and still
+    pending, and every one they made (declined ones too: to them they are pending)."""
+    where = (
+        " FROM friend_requests r WHERE r.expires > ?"
+        " AND (r.from_id = ? OR (r.to_id = ? AND r.state = 'pending'))"
+    )
+    params = (now, user_id, user_id)
+    rows = tx.rows(
+        "SELECT r.id, r.from_id, r.to_id, r.to_mobile, r.created, r.expires"
+        f"{where} ORDER BY r.id DESC LIMIT ? OFFSET ?",
+        (*params, limit, offset),
+    )
+    total = int(tx.value(f"SELECT COUNT(*){where}", params))
+    # Profiles: the asker of each incoming request, the one asked of each outgoing
+    # request made by id (by number: the number only, see FriendRequest).
+    wanted = {int(r[1]) for r in rows if int(r[1]) != user_id}
+    wanted |= {int(r[2]) for r in rows if int(r[1]) == user_id and r[3] is None}
+    users = {u.id: u for u in get_users(tx, wanted)}
+    found: list[FriendRequest] = []
+    for request_id, from_id, to_id, to_mobile, created, expires in rows:
+        if int(from_id) != user_id:
+            found.append(FriendRequest(int(request_id), True, users.get(int(from_id)), None,
+                                       int(created), int(expires)))
+        elif to_mobile is not None:
+            found.append(FriendRequest(int(request_id), False, None, to_mobile,
+                                       int(created), int(expires)))
+        else:
+            found.append(FriendRequest(int(request_id), False, users.get(int(to_id)), None,
+                                       int(created), int(expires)))
+    return Page(found, total)
+
+
+def purge_expired_requests(tx: Tx, now: int) -> int:
+    """Delete every expired friend request; return how many."""
+    return tx.execute("DELETE FROM friend_requests WHERE expires <= ?", (now,))
+
+
+def block_user(tx: Tx, owner_id: int, blocked_id: int, now: int) -> bool:
+    """``owner_id`` blocks ``blocked_id`` (again: no change). A friendship between them
+    ends, the owner's requests to them are withdrawn and theirs to the owner declined.
+    Returns whether they were friends.
+
+    Raises Refused("self"), Missing("user").
+    """
+    if owner_id == blocked_id:
+        raise Refused("self")
+    if tx.row("SELECT id FROM users WHERE id = ?", (blocked_id,)) is None:
+        raise Missing("user")
+    tx.execute(
+        tx.dialect.insert_ignore("blocks", ("owner_id", "blocked_id", "created")),
+        (owner_id, blocked_id, now),
+    )
+    were_friends = remove_friendship(tx, owner_id, blocked_id)
+    tx.execute(
+        "DELETE FROM friend_requests WHERE from_id = ? AND to_id = ?", (owner_id, blocked_id)
+    )
+    tx.execute(
+        "UPDATE friend_requests SET state = 'declined' WHERE from_id = ? AND to_id = ?",
+        (blocked_id, owner_id),
+    )
+    return were_friends
+
+
+def unblock_user(tx: Tx, owner_id: int, blocked_id: int) -> bool:
+    """Lift a block; False when there was none. Nothing else comes back: not the
+    friendship, not the requests."""
+    return tx.execute(
+        "DELETE FROM blocks WHERE owner_id = ? AND blocked_id = ?", (owner_id, blocked_id)
+    ) > 0
+
+
+def list_blocked(tx: Tx, owner_id: int, offset: int, limit: int) -> Page[User]:
+    """One page of the users ``owner_id`` blocks, most recently blocked first, and the total."""
+    rows = tx.rows(
+        f"SELECT {USER_COLUMNS} FROM blocks b JOIN users u ON u.id = b.blocked_id"
+        " WHERE b.owner_id = ? ORDER BY b.created DESC, u.id DESC LIMIT ? OFFSET ?",
+        (owner_id, limit, offset),
+    )
+    total = tx.value("SELECT COUNT(*) FROM blocks WHERE owner_id = ?", (owner_id,))
+    return Page([_user(r) for r in rows], int(total))
+
+
+def blocks(tx: Tx, owner_id: int, other_id: int) -> bool:
+    """Whether ``owner_id`` blocks ``other_id``."""
+    return _blocks(tx, owner_id, other_id)

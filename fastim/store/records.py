@@ -99,6 +99,50 @@ class Member:
 
 
 @dataclass(frozen=True, slots=True)
+class FriendRequest:
+    """A pending friend request as one of its two sides sees it.
+
+    ``incoming``: the viewer was asked, and ``user`` is the asker. Outgoing: ``user`` is
+    the one asked when the viewer asked by id; when they asked by mobile number,
+    ``mobile`` is that number as typed and ``user`` is None, whether or not an account
+    has it (the list must not tell). A declined request looks pending to its asker.
+    """
+
+    id: int
+    incoming: bool
+    user: User | None
+    mobile: str | None
+    created: int
+    expires: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON of ``/contact/requests``."""
+        return {
+            "id": self.id,
+            "direction": "in" if self.incoming else "out",
+            "user": None if self.user is None else self.user.public(),
+            "mobile": self.mobile,
+            "createat": self.created,
+            "expires": self.expires,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class RequestOutcome:
+    """What asking to be friends did: ``status`` is ``requested`` or ``friends``.
+
+    ``delivered`` is the id of a request the one asked (``to_id``) should hear of now (a
+    new request that reached them); ``befriended`` is the user who is now a friend when
+    asking accepted their request (None when they were friends already).
+    """
+
+    status: str
+    to_id: int | None = None
+    delivered: int | None = None
+    befriended: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Page(Generic[T]):
     """One page of a list and the total number of rows in the whole list."""
 

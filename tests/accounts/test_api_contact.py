@@ -5,7 +5,7 @@ from __future__ import annotations
 import concurrent.futures
 from typing import Any
 
-from tests.store_fixtures import ApiServer, table_counts
+from tests.store_fixtures import ApiServer, befriend_over, table_counts
 
 
 def _error(reply: Any, status: int) -> str:
@@ -14,40 +14,51 @@ def _error(reply: Any, status: int) -> str:
     return str(reply.json["msg"])
 
 
-def test_addfriend_and_loadfriend(api: ApiServer) -> None:
+def test_addfriend_then_loadfriend_once_the_other_accepted(api: ApiServer) -> None:
+    # fastIM's own flow, by consent: addfriend asks; loadfriend shows the friend once the
+    # other side has accepted.
     me, token = api.user_with_token(nickname="我")
-    friend = api.register(nickname="朋友 🤝")
+    friend, friend_token = api.user_with_token(nickname="朋友 🤝")
     reply = api.post("/contact/addfriend", {"dstname": friend["mobile"]}, token=token)
-    assert reply.status == 200
-    assert reply.data == {"id": friend["id"], "nickname": "朋友 🤝", "avatar": "",
-                          "sex": "U", "memo": "", "online": False}
+    assert reply.status == 200 and reply.data == {"status": "requested"}
+    assert api.post("/contact/loadfriend", {}, token=token).data == {"rows": [], "total": 0}
+    pending = api.post("/contact/requests", {}, token=friend_token).data
+    assert pending["total"] == 1 and pending["rows"][0]["user"]["id"] == me["id"]
+    accepted = api.post("/contact/accept", {"requestid": pending["rows"][0]["id"]},
+                        token=friend_token)
+    assert accepted.data == {"id": me["id"], "nickname": "我", "avatar": "", "sex": "U",
+                             "memo": "", "online": False}
     listed = api.post("/contact/loadfriend", {}, token=token)
-    assert listed.data == {"rows": [reply.data], "total": 1}
+    assert listed.data == {"rows": [{"id": friend["id"], "nickname": "朋友 🤝", "avatar": "",
+                                     "sex": "U", "memo": "", "online": False}], "total": 1}
     # ...and the friendship is mutual.
-    theirs = api.post("/contact/loadfriend", {}, token=api.login(friend))
+    theirs = api.post("/contact/loadfriend", {}, token=friend_token)
     assert [row["id"] for row in theirs.data["rows"]] == [me["id"]]
 
 
 def test_addfriend_refusals(api: ApiServer) -> None:
     me, token = api.user_with_token()
-    friend = api.register()
-    api.post("/contact/addfriend", {"dstid": friend["id"]}, token=token)
+    friend, friend_token = api.user_with_token()
+    befriend_over(api.post, token, me["id"], friend_token, friend["id"])
     before = table_counts(api.app.store)
     assert "yourself" in _error(api.post("/contact/addfriend", {"dstid": me["id"]}, token=token),
                                 400)
-    assert "already" in _error(
-        api.post("/contact/addfriend", {"dstid": friend["id"]}, token=token), 409)
-    _error(api.post("/contact/addfriend", {"dstname": "19900000000"}, token=token), 404)
+    assert "yourself" in _error(
+        api.post("/contact/addfriend", {"dstname": me["mobile"]}, token=token), 400)
+    _error(api.post("/contact/addfriend", {"dstid": 10**9}, token=token), 404)
     _error(api.post("/contact/addfriend", {}, token=token), 400)
     _error(api.post("/contact/addfriend", {"dstid": "1; DROP TABLE users"}, token=token), 400)
+    _error(api.post("/contact/addfriend", {"dstname": "not a number"}, token=token), 400)
+    already = api.post("/contact/addfriend", {"dstid": friend["id"]}, token=token)
+    assert already.status == 200 and already.data == {"status": "friends"}
     assert table_counts(api.app.store) == before
 
 
 def test_loadfriend_pages_through_query_or_body(api: ApiServer) -> None:
-    _, token = api.user_with_token()
+    me, token = api.user_with_token()
     friends = [api.register() for _ in range(5)]
     for f in friends:
-        api.post("/contact/addfriend", {"dstid": f["id"]}, token=token)
+        befriend_over(api.post, token, me["id"], api.login(f), f["id"])
     first = api.get("/contact/loadfriend?pagefrom=0&pagesize=2", token=token).data
     second = api.post("/contact/loadfriend", {"pagefrom": 1, "pagesize": 2}, token=token).data
     third = api.request("POST", "/contact/loadfriend", form={"pagefrom": "2", "pagesize": "2"},
@@ -146,12 +157,16 @@ def test_concurrent_friend_requests_over_http_make_one_friendship(api: ApiServer
     a, a_token = api.user_with_token()
     b, b_token = api.user_with_token()
 
-    def befriend(i: int) -> int:
+    def ask(i: int) -> tuple[int, str]:
         if i % 2:
-            return api.post("/contact/addfriend", {"dstid": b["id"]}, token=a_token).status
-        return api.post("/contact/addfriend", {"dstid": a["id"]}, token=b_token).status
+            reply = api.post("/contact/addfriend", {"dstid": b["id"]}, token=a_token)
+        else:
+            reply = api.post("/contact/addfriend", {"dstid": a["id"]}, token=b_token)
+        return reply.status, reply.data["status"]
 
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
-        statuses = sorted(pool.map(befriend, range(8)))
-    assert statuses == [200] + [409] * 7
+        answers = list(pool.map(ask, range(8)))
+    assert {status for status, _ in answers} == {200}
+    assert {answer for _, answer in answers} == {"requested", "friends"}
     assert table_counts(api.app.store)["friendships"] == 2
+    assert table_counts(api.app.store)["friend_requests"] == 0

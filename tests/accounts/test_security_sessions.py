@@ -35,7 +35,7 @@ def test_logout_closes_the_chat_it_opened_and_no_other(api: ApiServer) -> None:
     phone = api.login(alice, device="phone")
     laptop = api.login(alice, device="laptop")
     bob, tb = api.user_with_token(nickname="bob")
-    befriend(api, tb, alice)
+    befriend(api, tb, alice, phone)
 
     async def scenario() -> None:
         on_phone = await ChatClient.open(api, phone)

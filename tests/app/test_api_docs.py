@@ -31,8 +31,11 @@ HANDLERS = Path(__file__).resolve().parents[2] / "fastim" / "handlers"
 BLOCK = re.compile(r"```http\n(.*?)\n```", re.S)
 STEP = re.compile(r"```(http|chat)\n(.*?)\n```", re.S)
 TIMESTAMPS = {"createat", "expires", "joined", "ts"}
-ID_FIELDS = {"id", "dstid", "ownerid", "userid", "before", "upto"}
+ID_FIELDS = {"id", "dstid", "ownerid", "userid", "before", "upto", "requestid"}
 MESSAGE_IDS = {"before", "upto", "last"}  # fields that name a chat message by its id
+#: Paths whose `dstid` names a user (elsewhere it names a group).
+USER_PATHS = {"/user/find", "/contact/addfriend", "/contact/unfriend", "/contact/block",
+              "/contact/unblock"}
 
 
 @dataclass
@@ -121,7 +124,9 @@ class Meanings:
 def _namespace(path: str, key: str, values: dict[str, Any]) -> str:
     if key in MESSAGE_IDS:
         return "message"
-    if key in ("ownerid", "userid") or path in ("/user/find", "/contact/addfriend"):
+    if key == "requestid":
+        return "request"
+    if key in ("ownerid", "userid") or path in USER_PATHS:
         return "user"
     # A chat conversation's `dstid` is a user for 1:1 (cmd or kind 10), else a group.
     if path.startswith("/chat") and "10" in (str(values.get("cmd")), str(values.get("kind"))):
@@ -148,7 +153,8 @@ def _match(shown: Any, real: Any, meanings: Meanings, where: str) -> None:
                 assert isinstance(real[key], int) and real[key] > 0, here
             elif key == "id":
                 namespace = ("message" if "cmd" in shown
-                             else "community" if "ownerid" in shown else "user")
+                             else "community" if "ownerid" in shown
+                             else "request" if "direction" in shown else "user")
                 meanings.id(namespace, value, real[key], here)
             elif key in ("ownerid", "userid"):
                 meanings.id("user", value, real[key], here)

@@ -139,6 +139,10 @@ LIMIT_FLAGS = [
      lambda c: c.register_per_address),
     ("--register-window", "FASTIM_REGISTER_WINDOW", "60.5", lambda c: c.register_window),
     ("--group-limit", "FASTIM_GROUP_LIMIT", "1", lambda c: c.group_limit),
+    ("--friend-requests-per-day", "FASTIM_FRIEND_REQUESTS_PER_DAY", "4",
+     lambda c: c.friend_requests_per_day),
+    ("--friend-request-ttl", "FASTIM_FRIEND_REQUEST_TTL", "600",
+     lambda c: c.friend_request_ttl),
     ("--max-request-line", "FASTIM_MAX_REQUEST_LINE", "1000",
      lambda c: c.limits.max_request_line),
     ("--max-header-size", "FASTIM_MAX_HEADER_SIZE", "2048", lambda c: c.limits.max_header_size),
@@ -196,6 +200,7 @@ def test_the_defaults_are_the_documented_ones() -> None:
     assert config.hub.max_connections_per_user == 10
     assert config.db_wait == 30.0 and parse(["--db-wait", "0"], {}).db_wait == 0
     assert config.kdf == "scrypt:16384:8:1" and config.group_limit == 5
+    assert (config.friend_requests_per_day, config.friend_request_ttl) == (50, 30 * 24 * 3600)
     assert config.chat_max_frame == MAX_FRAME == 64 * 1024
     assert (config.chat_ping_interval, config.chat_ping_timeout) == (20.0, 20.0)
     assert config.chat_outbound_buffer == 1024 * 1024

@@ -17,7 +17,7 @@ from tests.store_fixtures import ApiServer
 def pair(api: ApiServer) -> tuple[dict[str, Any], str, dict[str, Any], str]:
     alice, ta = api.user_with_token(nickname="alice")
     bob, tb = api.user_with_token(nickname="bob")
-    befriend(api, ta, bob)
+    befriend(api, ta, bob, tb)
     return alice, ta, bob, tb
 
 
@@ -49,7 +49,7 @@ def test_two_friends_chat_both_ways_with_acks(api: ApiServer) -> None:
 def test_forged_userid_is_replaced_by_the_real_sender(api: ApiServer) -> None:
     alice, ta, bob, tb = pair(api)
     mallory, tm = api.user_with_token(nickname="mallory")
-    befriend(api, tm, bob)
+    befriend(api, tm, bob, tb)
 
     async def scenario() -> None:
         m = await ChatClient.open(api, tm)

@@ -120,8 +120,8 @@ def test_a_client_vanishing_mid_frame_is_freed_and_its_friends_told(api: ApiServ
     alice, alice_token = api.user_with_token()
     bob, bob_token = api.user_with_token()
     carol, carol_token = api.user_with_token()
-    befriend(api, alice_token, bob)
-    befriend(api, carol_token, bob)
+    befriend(api, alice_token, bob, bob_token)
+    befriend(api, carol_token, bob, bob_token)
 
     async def scenario() -> None:
         bob_chat = await ChatClient.open(api, bob_token)

@@ -49,7 +49,7 @@ def test_reads_of_a_conversation_of_strangers_are_403(api: ApiServer) -> None:
     alice, ta = api.user_with_token(nickname="alice")
     bob, tb = api.user_with_token(nickname="bob")
     stranger, ts = api.user_with_token(nickname="stranger")
-    befriend(api, ta, bob)
+    befriend(api, ta, bob, tb)
     group = api.post("/contact/createcommunity", {"name": "members only"}, token=ta).data
     assert api.get(f"/chat/reads?cmd=10&dstid={bob['id']}", token=ta).status == 200
     for query in (f"cmd=10&dstid={bob['id']}", f"cmd=10&dstid={alice['id']}",

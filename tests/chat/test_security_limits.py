@@ -40,8 +40,8 @@ def slow_api(db_url: str, tmp_path: Any) -> Iterator[ApiServer]:
 
 def friends(api: ApiServer) -> tuple[dict[str, Any], str, dict[str, Any]]:
     alice, ta = api.user_with_token(nickname="alice")
-    bob, _ = api.user_with_token(nickname="bob")
-    befriend(api, ta, bob)
+    bob, tb = api.user_with_token(nickname="bob")
+    befriend(api, ta, bob, tb)
     return alice, ta, bob
 
 

@@ -21,6 +21,8 @@ from fastim.bus import BusOptions, Names, RedisBus, State, pack, scripts, split_
 from fastim.bus.events import (
     ControlEvent,
     FriendAdded,
+    FriendRemoved,
+    FriendRequested,
     GroupDissolved,
     MemberJoined,
     MemberLeft,
@@ -79,7 +81,8 @@ def test_the_url_names_the_deployment_prefix() -> None:
 
 
 @pytest.mark.parametrize("event", [
-    FriendAdded(1, 2), MemberJoined(3, 4), MemberLeft(3, 4), GroupDissolved(3),
+    FriendAdded(1, 2), FriendRemoved(2, 1), FriendRequested(9, 1, 2),
+    MemberJoined(3, 4), MemberLeft(3, 4), GroupDissolved(3),
     TokensRevoked(4, ("h1",), reason="signed in again"),
     TokensRevoked(4, None, keep="h3", reason="password changed"),
     UsersWentOffline((5, 6)),

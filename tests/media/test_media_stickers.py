@@ -138,7 +138,7 @@ def test_a_broken_pack_is_left_out_and_the_others_still_load(
 def test_a_sticker_is_sent_as_media_4_with_its_asset_url(server: ApiServer) -> None:
     alice, ta = server.user_with_token(nickname="alice")
     bob, tb = server.user_with_token(nickname="bob")
-    befriend(server, ta, bob)
+    befriend(server, ta, bob, tb)
     sticker = server.get("/sticker/packs").data["rows"][0]["assets"][0]["url"]
 
     async def scenario() -> None:

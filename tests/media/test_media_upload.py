@@ -540,7 +540,7 @@ def test_uploads_are_rate_limited_per_user(tmp_path: Path) -> None:
 def test_an_uploaded_image_is_sent_as_media_4(server: ApiServer) -> None:
     alice, ta = server.user_with_token()
     bob, tb = server.user_with_token()
-    befriend(server, ta, bob)
+    befriend(server, ta, bob, tb)
     data = upload(server, ta, encode(picture((900, 600)), "JPEG")).data
 
     async def scenario() -> None:
@@ -564,7 +564,7 @@ def test_an_image_message_must_name_an_upload_that_exists_or_a_sticker(
     # happened was stored and delivered as an image.
     alice, ta = server.user_with_token()
     bob, tb = server.user_with_token()
-    befriend(server, ta, bob)
+    befriend(server, ta, bob, tb)
     data = upload(server, ta, encode(picture((300, 200)), "PNG")).data
     sticker = server.get("/sticker/packs").data["rows"][0]["assets"][0]["url"]
     never = "/resource/ab/ab" + "0" * 62 + ".png"

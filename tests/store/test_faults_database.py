@@ -62,7 +62,7 @@ async def conversation(api: ApiServer) -> tuple[dict[str, Any], str, ChatClient,
     """Alice and Bob, friends, each on the chat."""
     alice, alice_token = await asyncio.to_thread(api.user_with_token)
     bob, bob_token = await asyncio.to_thread(api.user_with_token)
-    await asyncio.to_thread(befriend, api, alice_token, bob)
+    await asyncio.to_thread(befriend, api, alice_token, bob, bob_token)
     return alice, alice_token, await ChatClient.open(api, alice_token), \
         await ChatClient.open(api, bob_token), bob
 

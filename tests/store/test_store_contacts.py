@@ -10,13 +10,14 @@ from fastim.accounts import (
     ContactEvent,
     Contacts,
     FriendAdded,
+    FriendRequested,
     GroupDissolved,
     MemberJoined,
     MemberLeft,
 )
 from fastim.errors import AppError
 from fastim.store import Store, User
-from tests.store_fixtures import run, table_counts
+from tests.store_fixtures import befriend_users, run, table_counts
 
 
 def _status(call: Callable[[], object]) -> int:
@@ -28,12 +29,13 @@ def _status(call: Callable[[], object]) -> int:
 # --- friends -----------------------------------------------------------------------------
 
 
-def test_addfriend_by_mobile_is_mutual(
+def test_addfriend_by_mobile_asks_and_asking_back_makes_friends_both_ways(
     contacts: Contacts, store: Store, make_user: Callable[..., User]
 ) -> None:
     me, you = make_user(), make_user()
-    friend = run(contacts.add_friend(me, {"dstname": you.mobile}))
-    assert friend == you
+    assert run(contacts.add_friend(me, {"dstname": you.mobile})) == "requested"
+    assert run(contacts.load_friends(me, {})).rows == []  # not before you accept
+    assert run(contacts.add_friend(you, {"dstname": me.mobile})) == "friends"
     assert run(contacts.load_friends(me, {})).rows == [you]
     assert run(contacts.load_friends(you, {})).rows == [me]
     assert run(store.are_friends(me.id, you.id)) and run(store.are_friends(you.id, me.id))
@@ -44,8 +46,10 @@ def test_addfriend_by_id_and_by_mobile_field(
     contacts: Contacts, make_user: Callable[..., User]
 ) -> None:
     me, a, b = make_user(), make_user(), make_user()
-    assert run(contacts.add_friend(me, {"dstid": str(a.id)})) == a
-    assert run(contacts.add_friend(me, {"mobile": b.mobile})) == b
+    assert run(contacts.add_friend(me, {"dstid": str(a.id)})) == "requested"
+    assert run(contacts.add_friend(me, {"mobile": b.mobile})) == "requested"
+    assert run(contacts.add_friend(a, {"dstid": me.id})) == "friends"
+    assert run(contacts.add_friend(b, {"mobile": me.mobile})) == "friends"
     page = run(contacts.load_friends(me, {}))
     assert (page.rows, page.total) == (sorted([a, b], key=lambda u: u.id), 2)
 
@@ -54,14 +58,14 @@ def test_addfriend_refusals(
     contacts: Contacts, store: Store, make_user: Callable[..., User]
 ) -> None:
     me, you = make_user(), make_user()
-    run(contacts.add_friend(me, {"dstid": you.id}))
+    befriend_users(contacts, me, you)
     before = table_counts(store)
     assert _status(lambda: contacts.add_friend(me, {"dstid": me.id})) == 400
     assert _status(lambda: contacts.add_friend(me, {"dstname": me.mobile})) == 400
-    assert _status(lambda: contacts.add_friend(me, {"dstid": you.id})) == 409
-    assert _status(lambda: contacts.add_friend(you, {"dstid": me.id})) == 409  # other way too
-    assert _status(lambda: contacts.add_friend(me, {"dstid": you.id + 1000})) == 404
-    assert _status(lambda: contacts.add_friend(me, {"dstname": "19999999999"})) == 404
+    assert _status(lambda: contacts.add_friend(me, {"dstid": you.id + 1000})) == 404  # ids are public
+    # Friends already: said so, both ways, and nothing changes.
+    assert run(contacts.add_friend(me, {"dstid": you.id})) == "friends"
+    assert run(contacts.add_friend(you, {"dstname": me.mobile})) == "friends"
     assert table_counts(store) == before
 
 
@@ -69,7 +73,7 @@ def test_loadfriend_pages(contacts: Contacts, make_user: Callable[..., User]) ->
     me = make_user()
     friends = [make_user() for _ in range(7)]
     for f in friends:
-        run(contacts.add_friend(me, {"dstid": f.id}))
+        befriend_users(contacts, me, f)
     pages = [run(contacts.load_friends(me, {"pagefrom": n, "pagesize": "3"})) for n in range(4)]
     assert [len(p.rows) for p in pages] == [3, 3, 1, 0]
     assert all(p.total == 7 for p in pages)
@@ -253,7 +257,7 @@ def test_committed_changes_are_published_on_the_bus(
 
     contacts.bus = BrokenBus()
     a, b = make_user(), make_user()
-    run(contacts.add_friend(a, {"dstid": b.id}))
+    befriend_users(contacts, a, b)
     group = run(contacts.create_group(a, {"name": "events"}))
     run(contacts.join_group(b, {"dstid": group.id}))
     run(contacts.leave_group(b, {"dstid": group.id}))
@@ -261,20 +265,22 @@ def test_committed_changes_are_published_on_the_bus(
     with pytest.raises(AppError):
         run(contacts.join_group(b, {"dstid": group.id}))  # refused: no event
     run(contacts.dissolve_group(a, {"dstid": group.id}))
+    assert isinstance(events[0], FriendRequested)
     assert events == [
-        FriendAdded(a.id, b.id),
+        FriendRequested(events[0].request_id, a.id, b.id),
+        FriendAdded(b.id, a.id),
         MemberJoined(group.id, a.id),
         MemberJoined(group.id, b.id),
         MemberLeft(group.id, b.id),
         MemberJoined(group.id, b.id),
         GroupDissolved(group.id, tuple(sorted((a.id, b.id)))),
     ]
-    assert settled == [1, 2, 3, 4, 5, 6]  # each answer waits until its event has left
+    assert settled == [1, 2, 3, 4, 5, 6, 7]  # each answer waits until its event has left
 
 
 def test_hub_queries(contacts: Contacts, store: Store, make_user: Callable[..., User]) -> None:
     a, b, c = make_user(), make_user(), make_user()
-    run(contacts.add_friend(a, {"dstid": b.id}))
+    befriend_users(contacts, a, b)
     group = run(contacts.create_group(a, {"name": "hub"}))
     run(contacts.join_group(c, {"dstid": group.id}))
     assert run(store.group_ids(c.id)) == [group.id]

@@ -115,7 +115,7 @@ def test_a_restart_keeps_history_and_read_state(db_url: str, tmp_path: Any) -> N
     with ApiServer(config) as api:
         alice, ta = api.user_with_token(nickname="alice")
         bob, tb = api.user_with_token(nickname="bob")
-        befriend(api, ta, bob)
+        befriend(api, ta, bob, tb)
 
         async def before() -> int:
             a = await ChatClient.open(api, ta)

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from fastim.store import MIGRATIONS, Migration, SchemaError, Store, StoreError, Tx, open_store
+from fastim.store.migrations import FRIENDS_BY_CONSENT
 from tests.store_fixtures import gather, run, table_counts
 
 EXTRA = Migration(
@@ -65,6 +66,8 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
             "messages": 0,
             "memberships": 0,
             "communities": 0,
+            "friend_requests": 0,
+            "blocks": 0,
             "friendships": 0,
             "tokens": 0,
             "users": 0,
@@ -229,8 +232,10 @@ def test_mysql_tables_are_utf8mb4_with_binary_unique_keys(store: Store) -> None:
         return tables, columns
 
     tables, columns = run(store.read(inspect))
-    for table in ("users", "tokens", "friendships", "communities", "memberships"):
+    for table in ("users", "tokens", "friendships", "communities", "memberships",
+                  "friend_requests", "blocks"):
         assert tables[table] == "utf8mb4_unicode_ci"
+    assert columns[("friend_requests", "to_mobile")] == "ascii_bin"
     assert columns[("users", "nickname")] == "utf8mb4_unicode_ci"
     assert columns[("communities", "name")] == "utf8mb4_bin"
     assert columns[("users", "mobile")] == "ascii_bin"
@@ -261,6 +266,25 @@ def test_the_database_enforces_the_schema_rules_itself(store: Store) -> None:
             )
         )
     assert exc.value.kind == "check"
+    for statement in (
+        "INSERT INTO blocks (owner_id, blocked_id, created) VALUES (?, ?, 0)",
+        "INSERT INTO friend_requests (from_id, to_id, state, created, expires)"
+        " VALUES (?, ?, 'pending', 0, 1)",
+    ):
+        with pytest.raises(IntegrityViolation) as exc:
+            run(store.write(lambda tx, s=statement: tx.execute(s, (user.id, user.id))))
+        assert exc.value.kind == "check", statement
+    with pytest.raises(IntegrityViolation) as exc:
+        run(
+            store.write(
+                lambda tx: tx.execute(
+                    "INSERT INTO friend_requests (from_id, state, created, expires)"
+                    " VALUES (?, 'pending', 0, 1)",
+                    (user.id,),
+                )
+            )
+        )
+    assert exc.value.kind == "check"  # a request to no one
     with pytest.raises(IntegrityViolation) as exc:
         run(
             store.write(
@@ -271,3 +295,28 @@ def test_the_database_enforces_the_schema_rules_itself(store: Store) -> None:
             )
         )
     assert exc.value.kind == "foreign_key"
+
+
+def test_the_friend_request_migration_keeps_existing_friendships(fresh_db_url: str) -> None:
+    """A database made before friends by consent (schema 4) is brought to 5: its
+    friendships stay as they were, and requests and blocks start empty."""
+    before = [m for m in MIGRATIONS if m.version < FRIENDS_BY_CONSENT.version]
+    store = run(open_store(fresh_db_url, migrations=before))
+    try:
+        a = run(store.create_user(mobile="13900000011", passwd="0", salt="0", kdf="k", nickname="a"))
+        b = run(store.create_user(mobile="13900000012", passwd="0", salt="0", kdf="k", nickname="b"))
+        run(store.add_friendship(a.id, b.id, now=1234))
+        rows = run(store.read(lambda tx: tx.rows(
+            "SELECT owner_id, dst_id, created FROM friendships ORDER BY owner_id")))
+    finally:
+        run(store.close())
+    store = run(open_store(fresh_db_url))
+    try:
+        assert store.applied_migrations == [FRIENDS_BY_CONSENT.version]
+        assert run(store.read(lambda tx: tx.rows(
+            "SELECT owner_id, dst_id, created FROM friendships ORDER BY owner_id"))) == rows
+        assert run(store.are_friends(a.id, b.id)) and run(store.are_friends(b.id, a.id))
+        counts = table_counts(store)
+        assert counts["friend_requests"] == counts["blocks"] == 0
+    finally:
+        run(store.close())

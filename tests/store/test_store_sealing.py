@@ -311,7 +311,7 @@ def test_over_the_app_history_and_sync_are_clear_and_the_table_is_not(
     with ApiServer(config) as api:
         alice, ta = api.user_with_token(nickname="alice")
         bob, tb = api.user_with_token(nickname="bob")
-        befriend(api, ta, bob)
+        befriend(api, ta, bob, tb)
 
         async def chat() -> tuple[int, dict[str, Any], list[dict[str, Any]]]:
             a = await ChatClient.open(api, ta)

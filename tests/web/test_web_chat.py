@@ -74,27 +74,40 @@ def test_add_a_friend_and_chat_both_ways_with_read_ticks(
     pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
     expect(pa.locator("#friends-empty")).to_be_visible()
 
-    # A number nobody registered: the error shows under the field.
+    # A number nobody registered gets the same answer as a real one: asking does not
+    # tell who uses fastim.
+    asked = "Asked. If this number uses fastim, you will be friends once they accept."
     pa.fill("#friend-mobile", "19999999999")
     pa.press("#friend-mobile", "Enter")
-    expect(pa.locator('#add-friend [data-error-for="mobile"]')).to_have_text(
-        "Nobody has registered with that number.")
-    expect(pa.locator("#friend-mobile")).to_have_attribute("aria-invalid", "true")
+    expect(pa.locator('#add-friend [data-ok]')).to_have_text(asked)
+    expect(pa.locator("#friend-mobile")).not_to_have_attribute("aria-invalid", "true")
 
-    # Bob's number: he becomes a friend and the conversation opens.
+    # Bob's number: a request, which shows up on Bob's page at once, with a badge.
     pa.fill("#friend-mobile", bob.mobile)
     pa.click('#add-friend button[type="submit"]')
-    expect(pa.locator('#add-friend [data-ok]')).to_have_text("Bob is now your friend.")
+    expect(pa.locator('#add-friend [data-ok]')).to_have_text(asked)
+    expect(pa.locator('#request-list li[data-direction="out"]')).to_have_count(2)
+    expect(pb.locator("#badge-requests")).to_have_text("1")
+    request = pb.locator('#request-list li[data-direction="in"]')
+    expect(request.locator(".request-name")).to_have_text("Alice")
+    screenshot(pb, shots, "friend-request")
+
+    # Bob accepts: both are friends, live, and each sees the other online.
+    request.get_by_role("button", name="Accept").click()
+    expect(pb.locator("#badge-requests")).to_be_hidden()
+    expect(conversation_link(pb, "u", alice.id)).to_be_visible()
+    expect(conversation_link(pa, "u", bob.id).locator(".avatar")).to_have_attribute("data-online", "true")
+    expect(pa.locator('#request-list li[data-direction="out"]')).to_have_count(1)  # the unknown number
+    open_conversation(pa, "u", bob.id)
     expect(pa).to_have_url(re.compile(f"#/u/{bob.id}$"))
     expect(pa.locator("#conv-title")).to_have_text("Bob")
     expect(pa.locator("#conv-sub")).to_have_text("online")
-    expect(conversation_link(pa, "u", bob.id).locator(".avatar")).to_have_attribute("data-online", "true")
 
     send_text(pa, "Hi Bob 👋")
     mine = message(pa, "Hi Bob 👋")
     expect(mine).to_have_attribute("data-status", "sent")  # stored: one tick
 
-    # Bob's list learns of the new friend from the message: unread badge and preview.
+    # Bob's list shows the message: unread badge and preview.
     link = conversation_link(pb, "u", alice.id)
     expect(link).to_have_attribute("data-unread", "1")
     expect(link.locator(".badge")).to_have_text("1")
@@ -137,6 +150,60 @@ def test_add_a_friend_and_chat_both_ways_with_read_ticks(
     expect(dot).to_have_attribute("data-online", "true")
     expect(conversation_link(pb, "u", alice.id).locator(".avatar")).to_have_attribute("data-online", "true")
     clean(alice, bob)
+
+
+def test_a_blocked_user_cannot_reach_the_blocker_who_shows_offline_to_them(
+        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+    alice, mallory, carol = (make_person(server, "Alice"), make_person(server, "Mallory"),
+                             make_person(server, "Carol"))
+    people += [alice, mallory, carol]
+    befriend(server, alice, mallory)
+    befriend(server, alice, carol)
+    pa, pm = open_chat(browser, server, alice), open_chat(browser, server, mallory)
+    open_conversation(pm, "u", alice.id)
+    expect(pm.locator("#conv-sub")).to_have_text("online")
+    send_text(pm, "hello alice")
+    open_conversation(pa, "u", mallory.id)
+    message(pa, "hello alice")
+
+    # Alice blocks Mallory from the header of their chat (the button asks once more).
+    pa.click("#conv-who")
+    expect(pa.locator("#person-title")).to_have_text("Mallory")
+    pa.click("#person-block")
+    expect(pa.locator("#person-block")).to_have_text("Click again to block")
+    pa.click("#person-block")
+    expect(pa.locator("#person-unblock")).to_be_visible()
+    expect(pa.locator("#person-unfriend")).to_be_hidden()
+    pa.keyboard.press("Escape")
+    expect(conversation_link(pa, "u", mallory.id)).to_have_count(0)
+
+    # Mallory sees what an unfriend shows: Alice offline and gone from the list; the
+    # history stays, and what she sends now is refused and never reaches Alice.
+    expect(pm.locator("#conv-sub")).to_have_text("offline")
+    expect(conversation_link(pm, "u", alice.id)).to_have_count(0)
+    message(pm, "hello alice")
+    send_text(pm, "let me in")
+    expect(message(pm, "let me in")).to_have_attribute("data-status", "failed")
+    screenshot(pm, shots, "blocked-sender")
+    # Carol, still a friend, gets through: the message Mallory sent before hers did not.
+    chat_over_socket(server, carol, 10, alice.id, ["still friends"])
+    expect(conversation_link(pa, "u", carol.id).locator(".conv-preview")).to_have_text("still friends")
+    expect(bubbles(pa, "let me in")).to_have_count(0)
+    # Asking again reaches no one: no request on Alice's page.
+    assert server.running.post("/contact/addfriend", {"dstid": alice.id},
+                               token=mallory.token).data == {"status": "requested"}
+    expect(pa.locator("#badge-requests")).to_be_hidden()
+
+    # Alice's profile lists whom she blocks; unblocking there empties it.
+    pa.click("#tab-profile")
+    blocked = pa.locator("#blocked-list li")
+    expect(blocked).to_have_count(1)
+    expect(blocked.locator(".member-name")).to_have_text("Mallory")
+    screenshot(pa, shots, "blocked-list")
+    blocked.get_by_role("button", name="Unblock").click()
+    expect(blocked).to_have_count(0)
+    expect(pa.locator("#blocked-empty")).to_be_visible()
+    clean(alice, mallory, carol)
 
 
 def test_a_group_of_three(browser: Any, server: WebServer, people: list[Person],

@@ -154,9 +154,14 @@ def victim(browser: Any, server: WebServer) -> Iterator[dict[str, Any]]:
 
 
 def friend_ids(server: WebServer, token: str) -> list[int]:
+    """The user's friends and the users they asked to be friends: a forged addfriend
+    makes a request (friends are by consent), which must not exist either."""
     reply = server.running.get("/contact/loadfriend", token=token)
     assert reply.status == 200, reply.body
-    return [row["id"] for row in reply.data["rows"]]
+    asked = server.running.get("/contact/requests", token=token)
+    assert asked.status == 200, asked.body
+    return [row["id"] for row in reply.data["rows"]] + [
+        row["user"]["id"] for row in asked.data["rows"] if row["user"] is not None]
 
 
 def nickname(server: WebServer, token: str) -> str:

@@ -61,7 +61,12 @@ export class ConversationView {
     e.back.addEventListener('click', () => { location.hash = ''; });
     const showMembers = () => { if (this.conv && this.conv.kind === GROUP) this.app.members.show(this.conv.dstid); };
     e.membersButton.addEventListener('click', showMembers);
-    e.who.addEventListener('click', showMembers);
+    // The header: a group's members, or a person's sheet (unfriend, block).
+    e.who.addEventListener('click', () => {
+      if (!this.conv) return;
+      if (this.conv.kind === GROUP) showMembers();
+      else this.app.person.show(this.conv.dstid);
+    });
   }
 
   // -- opening and closing -----------------------------------------------------------
@@ -141,7 +146,7 @@ export class ConversationView {
     e.sub.textContent = sub;
     e.sub.classList.toggle('typing', typers.length > 0);
     e.sub.classList.toggle('online', !typers.length && online === true);
-    e.who.disabled = conv.kind !== GROUP;
+    e.who.setAttribute('aria-label', conv.kind === GROUP ? `${title}: members` : `${title}: profile`);
   }
 
   renderMessages() {

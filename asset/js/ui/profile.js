@@ -1,6 +1,7 @@
-// The profile tab: photo (uploaded like a chat photo), nickname, about, log out.
+// The profile tab: photo (uploaded like a chat photo), nickname, about, log out, and the
+// users I block (with Unblock).
 import { api, upload } from '../api.js';
-import { byId } from '../dom.js';
+import { byId, h } from '../dom.js';
 import { avatar } from '../format.js';
 import { busy, clearForm, clearOnInput, showApiError, showFieldError, showOk } from './forms.js';
 
@@ -74,5 +75,44 @@ export class ProfilePanel {
     } finally {
       bar.hidden = true;
     }
+  }
+
+  // -- blocked users ------------------------------------------------------------------
+
+  /** Reload the blocked list (`state.blocked`: id -> public profile). */
+  async loadBlocked() {
+    try {
+      const rows = await this.app.allPages('/contact/blocked');
+      this.app.state.blocked = new Map(rows.map((u) => [u.id, u]));
+      this.blockedError('');
+    } catch (error) {
+      this.blockedError(error.message);
+    }
+    this.renderBlocked();
+  }
+
+  renderBlocked() {
+    const rows = [...this.app.state.blocked.values()];
+    byId('blocked-empty').hidden = rows.length > 0;
+    byId('blocked-list').replaceChildren(...rows.map((user) => h('li', { class: 'member', dataset: { userid: String(user.id) } },
+      avatar(user, { size: 'sm' }),
+      h('span', { class: 'member-name', text: user.nickname }),
+      h('button', { type: 'button', class: 'button small', text: 'Unblock', onclick: (event) => this.unblock(user.id, event.target) }))));
+  }
+
+  async unblock(userid, button) {
+    if (button) button.disabled = true;
+    try {
+      await api('/contact/unblock', { dstid: userid });
+    } catch (error) {
+      this.blockedError(error.message);
+    }
+    await this.loadBlocked();
+  }
+
+  blockedError(message) {
+    const el = byId('blocked-error');
+    el.textContent = message;
+    el.hidden = !message;
   }
 }

@@ -1,6 +1,6 @@
 // The left column: who I am and the connection, the tabs, the friend and group lists
 // (newest conversation first, with preview, time, unread badge, online dot, typing…),
-// and the forms that add a friend and create or join a group.
+// and the forms that ask someone to be a friend and create or join a group.
 import { api } from '../api.js';
 import { byId, h, syncChildren } from '../dom.js';
 import { avatar, listTime, preview } from '../format.js';
@@ -147,16 +147,18 @@ export class Sidebar {
       }
       busy(form, async () => {
         try {
-          const friend = await api('/contact/addfriend', { dstname: mobile });
+          // The answer is the same whether or not the number has an account.
+          const { status } = await api('/contact/addfriend', { dstname: mobile });
           form.reset();
-          showOk(form, `${friend.nickname} is now your friend.`);
-          this.app.state.users.set(friend.id, friend);
-          if (typeof friend.online === 'boolean') this.app.setOnline(friend.id, friend.online);
-          await this.app.refresh('friends');
-          location.hash = `#/u/${friend.id}`;
+          if (status === 'friends') {
+            showOk(form, 'You are friends now.');
+            await this.app.refresh('friends');
+          } else {
+            showOk(form, 'Asked. If this number uses fastim, you will be friends once they accept.');
+          }
+          await this.app.requests.refresh();
         } catch (error) {
-          if (error.status === 404) showFieldError(form, 'mobile', 'Nobody has registered with that number.');
-          else showApiError(form, error, ['mobile'], 'mobile');
+          showApiError(form, error, ['mobile'], 'mobile');
         }
       });
     });
