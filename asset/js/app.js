@@ -365,7 +365,7 @@ export class App {
       case 31: this.onReceipt(frame); break;
       case 40: this.onTyping(frame); break;
       case 50: this.onPresence(frame); break;
-      case 60: this.onContact(frame); break;
+      case 70: this.onContact(frame); break;
       default: break;
     }
     this.invalidate('conn'); // the outbox count may have changed
@@ -385,7 +385,7 @@ export class App {
     this.invalidate('lists', 'conv');
   }
 
-  /** A friend request came, a friendship began or ended (docs/chat-protocol.md, cmd 60). */
+  /** A friend request came, a friendship began or ended (docs/chat-protocol.md, cmd 70). */
   onContact(frame) {
     if (frame.event === 'request') {
       this.requests.refresh();

@@ -30,7 +30,9 @@ class Cmd(IntEnum):
     RECEIPT = 31  # server -> others: user `userid` has read (kind, dstid) up to `upto`
     TYPING = 40  # both ways, never stored
     PRESENCE = 50  # server -> client: user `userid` came online / went offline
-    CONTACT = 60  # server -> client: a friend request came, a friendship began or ended
+    CONTACT = 70  # server -> client: a friend request came, a friendship began or ended
+    # 60-63 are kept for the message lifecycle (edit, recall, reaction, delete for me) and
+    # 71 for group notices (join requests, roles, removal): docs/chat-protocol.md.
 
 
 class Media(IntEnum):

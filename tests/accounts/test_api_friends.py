@@ -1,5 +1,5 @@
 """Friends by consent over HTTP and /chat on one server, on SQLite and MariaDB: what the
-answers reveal, the live notices (cmd 60), and what unfriend and block stop at once."""
+answers reveal, the live notices (cmd 70), and what unfriend and block stop at once."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from tests.store_fixtures import ApiServer, api_config, new_mobile
 
 
 def _contact(event: str, userid: int) -> Any:
-    return lambda f: f.get("cmd") == 60 and f.get("event") == event and f["userid"] == userid
+    return lambda f: f.get("cmd") == 70 and f.get("event") == event and f["userid"] == userid
 
 
 def test_addfriend_answers_alike_whether_or_not_the_number_is_used(api: ApiServer) -> None:
@@ -100,7 +100,7 @@ def test_requests_and_acceptance_arrive_live(api: ApiServer) -> None:
         assert api.post("/contact/addfriend", {"dstid": bob["id"]}, token=tp).status == 200
         await b.send(cmd=0)
         while (frame := await b.frame())["cmd"] != 0:
-            assert frame.get("cmd") != 60, frame
+            assert frame.get("cmd") != 70, frame
         await a.close()
         await b.close()
 
@@ -168,7 +168,7 @@ def test_a_blocked_user_cannot_reach_the_blocker_who_shows_offline(api: ApiServe
             "status": "requested"}
         await a.send(cmd=0)
         while (frame := await a.frame())["cmd"] != 0:
-            assert frame.get("cmd") != 60, frame
+            assert frame.get("cmd") != 70, frame
         await m.send(cmd=0)
         while (frame := await m.frame())["cmd"] != 0:
             assert frame.get("cmd") != 50, frame

@@ -35,7 +35,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory, mysql_database: str,
 
 
 def _contact(event: str, userid: int) -> Any:
-    return lambda f: f.get("cmd") == 60 and f.get("event") == event and f["userid"] == userid
+    return lambda f: f.get("cmd") == 70 and f.get("event") == event and f["userid"] == userid
 
 
 def _presence(userid: int, online: bool) -> Any:
@@ -121,7 +121,7 @@ def test_block_across_nodes_the_blocked_sees_a_stranger(cluster: Cluster) -> Non
         assert refused["error"] == "not_friend"
         asked = n2.post("/contact/addfriend", {"dstid": alice.id}, token=mallory.token)
         assert asked.data == {"status": "requested"}
-        assert not [f for f in await frames_until_heartbeat(a) if f.get("cmd") in (10, 60)]
+        assert not [f for f in await frames_until_heartbeat(a) if f.get("cmd") in (10, 70)]
         # Alice comes back on another node: mallory does not see her online.
         await a.close()
         a = await n2.chat(alice.token)

@@ -1,7 +1,7 @@
 // Friend requests, in the Friends tab: those made to me (accept or decline) and those I
 // made (pending until the other side accepts; a declined one looks the same, as the
 // server wants). A badge on the tab counts the ones waiting for my answer. Refreshed
-// at start, on every reconnect, and live when the server says a request came (cmd 60).
+// at start, on every reconnect, and live when the server says a request came (cmd 70).
 import { api } from '../api.js';
 import { byId, h } from '../dom.js';
 import { avatar } from '../format.js';
