@@ -236,6 +236,15 @@ class Reply:
         assert body["code"] == 0, body
         return body["data"]
 
+    @property
+    def list(self) -> dict[str, Any]:
+        """A list reply's ``rows`` and ``total``, which fastIM puts at the top level
+        (``{"code": 0, "msg": "", "rows": [...], "total": N}``), asserting that shape."""
+        body = self.json
+        assert body["code"] == 0 and "data" not in body, body
+        assert isinstance(body["rows"], list) and isinstance(body["total"], int), body
+        return {"rows": body["rows"], "total": body["total"]}
+
 
 #: Registrations one address may make on a test server (ApiServer).
 TEST_REGISTRATIONS = 100_000

@@ -1,4 +1,5 @@
-// The REST API (docs/api.md): fastIM's envelope {code, msg, data} with honest statuses.
+// The REST API (docs/api.md): fastIM's envelope {code, msg, data} with honest statuses;
+// list replies carry {code, msg, rows, total} instead, as fastIM's did.
 // The session token travels in the HttpOnly cookie set by /user/login, so scripts never
 // see it.
 
@@ -19,7 +20,9 @@ const UNREACHABLE = 'Cannot reach the server. Check your connection and try agai
 function unwrap(status, text) {
   let body = null;
   try { body = JSON.parse(text); } catch { /* not JSON: a proxy's error page */ }
-  if (status >= 200 && status < 300 && body && body.code === 0) return body.data;
+  if (status >= 200 && status < 300 && body && body.code === 0) {
+    return Array.isArray(body.rows) ? { rows: body.rows, total: body.total } : body.data;
+  }
   if (status === 401 && onUnauthorized) onUnauthorized();
   const message = (body && typeof body.msg === 'string' && body.msg) || `The server answered ${status}.`;
   throw new ApiError(status, message);
@@ -27,7 +30,7 @@ function unwrap(status, text) {
 
 /**
  * Call an endpoint. GET sends `values` in the query string; anything else as JSON.
- * Resolves to the envelope's `data`; rejects with an ApiError.
+ * Resolves to the envelope's `data` (for a list: `{rows, total}`); rejects with an ApiError.
  */
 export async function api(path, values = {}, { method = 'POST' } = {}) {
   let url = path;

@@ -58,7 +58,7 @@ export function loadStickerPacks() {
     loading = (async () => {
       try {
         const listed = await json('/sticker/packs');
-        const rows = (listed && listed.data && listed.data.rows) || [];
+        const rows = (listed && Array.isArray(listed.rows) && listed.rows) || [];
         return rows.map((row) => pack(`${ROOT}${row.id}/`, row, row.id)).filter(Boolean);
       } catch { /* no such endpoint: try the static index */ }
       let index;

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from fastim.accounts import User
 from fastim.accounts.fields import caller_matches
 from fastim.errors import AppError
 from fastim.handlers.views import SESSION_COOKIE
-from fastim.http import HTTPError, Request, Response, json_response
+from fastim.http import HTTPError, Request, Response, json_response, list_response
 
 if TYPE_CHECKING:
     from fastim.app import App
@@ -132,8 +133,9 @@ def endpoint(
     Origin is checked, :func:`check_origin`), checks that a
     ``userid`` in the request is the caller's own, reads the merged request values, and
     answers fastIM's envelope ``{"code": 0, "msg": "", "data": data}`` with ``status``
-    -- or, when ``fn`` raises :class:`AppError`, ``{"code": -1, "msg": ...}`` with the
-    error's status. ``fn`` may also return a ready :class:`Response`.
+    -- or, for a :class:`ListReply`, fastIM's list envelope with ``rows`` and ``total`` at
+    the top level -- or, when ``fn`` raises :class:`AppError`, ``{"code": -1, "msg": ...}``
+    with the error's status. ``fn`` may also return a ready :class:`Response`.
     """
 
     def wrap(fn: Endpoint) -> Callable[[Request], Awaitable[Response]]:
@@ -155,6 +157,8 @@ def endpoint(
                 raise to_http_error(error) from None
             if isinstance(result, Response):
                 return result
+            if isinstance(result, ListReply):
+                return list_response(result.rows, result.total, status)
             return json_response(result, status)
 
         return handler
@@ -162,6 +166,17 @@ def endpoint(
     return wrap
 
 
-def page_data(page: Any, render: Callable[[Any], Mapping[str, Any]]) -> dict[str, Any]:
-    """A list reply: ``{"rows": [...], "total": N}`` (fastIM's list shape)."""
-    return {"rows": [render(row) for row in page.rows], "total": page.total}
+@dataclass(frozen=True)
+class ListReply:
+    """What a list endpoint returns: one page of ``rows`` and the ``total`` of the whole
+    list, answered as ``{"code": 0, "msg": "", "rows": [...], "total": N}``. fastIM's own
+    pages read ``res.rows`` (its ``util.RespOkList``), so the two are not nested in
+    ``data``."""
+
+    rows: list[Any]
+    total: int
+
+
+def page_data(page: Any, render: Callable[[Any], Mapping[str, Any]]) -> ListReply:
+    """A list reply of ``page`` (a store Page), each row rendered by ``render``."""
+    return ListReply([render(row) for row in page.rows], page.total)

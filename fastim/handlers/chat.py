@@ -19,6 +19,7 @@ from fastim.chat.session import TOKEN_REVOKED, ChatSession
 from fastim.config import Config
 from fastim.errors import AppError
 from fastim.handlers.auth import (
+    ListReply,
     endpoint,
     origin_allowed,
     request_token,
@@ -121,7 +122,7 @@ def register(router: Router, app: App) -> None:
             user.id, _whole(values, "cmd"), _whole(values, "dstid"),
             _whole(values, "before", default=0) or None,
             _whole(values, "pagesize", default=50))
-        return {"rows": page.rows, "total": page.total}
+        return ListReply(page.rows, page.total)
 
     @router.get("/chat/reads")
     @endpoint(app)
@@ -130,11 +131,11 @@ def register(router: Router, app: App) -> None:
         marks = await app.services.chat.read_marks(user.id, _whole(values, "cmd"),
                                                    _whole(values, "dstid"))
         rows = [{"userid": u, "upto": upto} for u, upto in sorted(marks.items())]
-        return {"rows": rows, "total": len(rows)}
+        return ListReply(rows, len(rows))
 
     @router.get("/chat/unread")
     @endpoint(app)
     async def unread(request: Request, values: dict[str, Any], user: Any) -> Any:
         """Unread counts for every conversation of the caller that has any."""
         rows = await app.services.chat.unread(user.id)
-        return {"rows": rows, "total": len(rows)}
+        return ListReply(rows, len(rows))

@@ -2,7 +2,7 @@
 and friends by consent: requests, accept/decline, unfriend, block).
 
 Thin: each handler reads the values, calls :class:`fastim.accounts.Contacts` as the
-token's user, and renders the result; lists are ``{"rows": [...], "total": N}``.
+token's user, and renders the result; lists are ``{"code": 0, "msg": "", "rows": [...], "total": N}``.
 """
 
 from __future__ import annotations

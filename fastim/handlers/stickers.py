@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from fastim.http import Request, Response, Router, json_response
+from fastim.http import Request, Response, Router, list_response
 
 if TYPE_CHECKING:
     from fastim.app import App
@@ -24,6 +24,6 @@ def register(router: Router, app: App) -> None:
     @router.get("/sticker/packs")
     async def sticker_packs(request: Request) -> Response:
         packs = app.services.sticker_packs
-        response = json_response({"rows": [p.to_dict() for p in packs], "total": len(packs)})
+        response = list_response([p.to_dict() for p in packs], len(packs))
         response.set_header("Cache-Control", CACHE_CONTROL)
         return response

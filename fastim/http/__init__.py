@@ -19,6 +19,7 @@ from .response import (
     error_response,
     html_response,
     json_response,
+    list_response,
     redirect,
     text_response,
 )
@@ -43,6 +44,7 @@ __all__ = [
     "error_response",
     "html_response",
     "json_response",
+    "list_response",
     "redirect",
     "serve",
     "text_response",

@@ -190,6 +190,14 @@ def json_response(data: Any, status: int = 200, msg: str = "") -> Response:
     )
 
 
+def list_response(rows: list[Any], total: int, status: int = 200) -> Response:
+    """fastIM's list envelope (its ``util.RespOkList``): ``rows`` and ``total`` at the top
+    level, ``{"code": 0, "msg": "", "rows": [...], "total": N}``, where ``total`` counts the
+    whole list and ``rows`` holds one page of it."""
+    return Response(_dumps({"code": 0, "msg": "", "rows": rows, "total": total}), status,
+                    content_type="application/json")
+
+
 def error_response(error: HTTPError) -> Response:
     """fastIM's error envelope ``{"code": -1, "msg": message, "data": null}``, with the
     error's status and headers."""

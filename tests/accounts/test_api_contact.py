@@ -21,19 +21,19 @@ def test_addfriend_then_loadfriend_once_the_other_accepted(api: ApiServer) -> No
     friend, friend_token = api.user_with_token(nickname="朋友 🤝")
     reply = api.post("/contact/addfriend", {"dstname": friend["mobile"]}, token=token)
     assert reply.status == 200 and reply.data == {"status": "requested"}
-    assert api.post("/contact/loadfriend", {}, token=token).data == {"rows": [], "total": 0}
-    pending = api.post("/contact/requests", {}, token=friend_token).data
+    assert api.post("/contact/loadfriend", {}, token=token).list == {"rows": [], "total": 0}
+    pending = api.post("/contact/requests", {}, token=friend_token).list
     assert pending["total"] == 1 and pending["rows"][0]["user"]["id"] == me["id"]
     accepted = api.post("/contact/accept", {"requestid": pending["rows"][0]["id"]},
                         token=friend_token)
     assert accepted.data == {"id": me["id"], "nickname": "我", "avatar": "", "sex": "U",
                              "memo": "", "online": False}
     listed = api.post("/contact/loadfriend", {}, token=token)
-    assert listed.data == {"rows": [{"id": friend["id"], "nickname": "朋友 🤝", "avatar": "",
+    assert listed.list == {"rows": [{"id": friend["id"], "nickname": "朋友 🤝", "avatar": "",
                                      "sex": "U", "memo": "", "online": False}], "total": 1}
     # ...and the friendship is mutual.
     theirs = api.post("/contact/loadfriend", {}, token=friend_token)
-    assert [row["id"] for row in theirs.data["rows"]] == [me["id"]]
+    assert [row["id"] for row in theirs.list["rows"]] == [me["id"]]
 
 
 def test_addfriend_refusals(api: ApiServer) -> None:
@@ -59,10 +59,10 @@ def test_loadfriend_pages_through_query_or_body(api: ApiServer) -> None:
     friends = [api.register() for _ in range(5)]
     for f in friends:
         befriend_over(api.post, token, me["id"], api.login(f), f["id"])
-    first = api.get("/contact/loadfriend?pagefrom=0&pagesize=2", token=token).data
-    second = api.post("/contact/loadfriend", {"pagefrom": 1, "pagesize": 2}, token=token).data
+    first = api.get("/contact/loadfriend?pagefrom=0&pagesize=2", token=token).list
+    second = api.post("/contact/loadfriend", {"pagefrom": 1, "pagesize": 2}, token=token).list
     third = api.request("POST", "/contact/loadfriend", form={"pagefrom": "2", "pagesize": "2"},
-                        token=token).data
+                        token=token).list
     assert [r["id"] for p in (first, second, third) for r in p["rows"]] == [
         f["id"] for f in friends
     ]
@@ -90,12 +90,12 @@ def test_group_life_cycle(api: ApiServer) -> None:
     _error(api.post("/contact/joincommunity", {"dstid": group["id"]}, token=member_token), 409)
     _error(api.post("/contact/joincommunity", {"dstname": "nope"}, token=member_token), 404)
 
-    members = api.get(f"/contact/loadmembers?dstid={group['id']}", token=member_token).data
+    members = api.get(f"/contact/loadmembers?dstid={group['id']}", token=member_token).list
     assert [(m["id"], m["role"]) for m in members["rows"]] == [
         (owner["id"], "owner"), (member["id"], "member"),
     ]
     assert members["total"] == 2
-    assert api.post("/contact/loadcommunity", {}, token=member_token).data == {
+    assert api.post("/contact/loadcommunity", {}, token=member_token).list == {
         "rows": [group], "total": 1,
     }
 
@@ -111,7 +111,7 @@ def test_group_life_cycle(api: ApiServer) -> None:
     _error(api.get(f"/contact/loadmembers?dstid={group['id']}", token=owner_token), 403)
     gone = api.post("/contact/dissolvecommunity", {"dstid": group["id"]}, token=member_token)
     assert gone.status == 200 and gone.data["id"] == group["id"]
-    assert api.post("/contact/loadcommunity", {}, token=member_token).data == {
+    assert api.post("/contact/loadcommunity", {}, token=member_token).list == {
         "rows": [], "total": 0,
     }
     _error(api.post("/contact/joincommunity", {"dstid": group["id"]}, token=owner_token), 404)

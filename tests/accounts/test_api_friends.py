@@ -50,25 +50,25 @@ def test_requests_accept_decline_unfriend_block_over_http(api: ApiServer) -> Non
     carol, tc = api.user_with_token(nickname="carol")
     api.post("/contact/addfriend", {"dstid": bob["id"]}, token=ta)
     api.post("/contact/addfriend", {"dstid": bob["id"]}, token=tc)
-    rows = api.get("/contact/requests", token=tb).data["rows"]
+    rows = api.get("/contact/requests", token=tb).list["rows"]
     by_user = {row["user"]["id"]: row["id"] for row in rows}
     assert set(by_user) == {alice["id"], carol["id"]}
     assert api.post("/contact/accept", {"requestid": by_user[alice["id"]]}, token=ta).status == 404
     assert api.post("/contact/accept", {"requestid": by_user[alice["id"]]}, token=tb).status == 200
     assert api.post("/contact/decline", {"requestid": by_user[carol["id"]]}, token=tb).status == 200
     # Carol is not told: hers still looks pending.
-    assert [r["direction"] for r in api.get("/contact/requests", token=tc).data["rows"]] == ["out"]
-    assert api.get("/contact/requests", token=tb).data == {"rows": [], "total": 0}
-    assert [f["id"] for f in api.get("/contact/loadfriend", token=ta).data["rows"]] == [bob["id"]]
+    assert [r["direction"] for r in api.get("/contact/requests", token=tc).list["rows"]] == ["out"]
+    assert api.get("/contact/requests", token=tb).list == {"rows": [], "total": 0}
+    assert [f["id"] for f in api.get("/contact/loadfriend", token=ta).list["rows"]] == [bob["id"]]
     assert api.post("/contact/unfriend", {"dstid": alice["id"]}, token=tb).status == 200
-    assert api.get("/contact/loadfriend", token=ta).data["total"] == 0
+    assert api.get("/contact/loadfriend", token=ta).list["total"] == 0
     assert api.post("/contact/unfriend", {"dstid": bob["id"]}, token=ta).status == 404
     assert api.post("/contact/block", {"dstid": carol["id"]}, token=tb).status == 200
-    blocked = api.get("/contact/blocked", token=tb).data
+    blocked = api.get("/contact/blocked", token=tb).list
     assert blocked["total"] == 1 and blocked["rows"][0]["id"] == carol["id"]
     assert "mobile" not in blocked["rows"][0]
     assert api.post("/contact/unblock", {"dstid": carol["id"]}, token=tb).status == 200
-    assert api.get("/contact/blocked", token=tb).data["total"] == 0
+    assert api.get("/contact/blocked", token=tb).list["total"] == 0
     for path in ("/contact/accept", "/contact/decline", "/contact/unfriend", "/contact/block",
                  "/contact/unblock"):
         assert api.post(path, {}, token=tb).status == 400, path
@@ -84,7 +84,7 @@ def test_requests_and_acceptance_arrive_live(api: ApiServer) -> None:
         a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
         assert api.post("/contact/addfriend", {"dstid": bob["id"]}, token=ta).status == 200
         notice = await b.expect(_contact("request", alice["id"]))
-        assert notice["requestid"] == api.get("/contact/requests", token=tb).data["rows"][0]["id"]
+        assert notice["requestid"] == api.get("/contact/requests", token=tb).list["rows"][0]["id"]
         accepted = api.post("/contact/accept", {"requestid": notice["requestid"]}, token=tb)
         assert accepted.data["online"] is True
         await a.expect(_contact("friend", bob["id"]))
@@ -140,7 +140,7 @@ def test_unfriend_stops_everything_both_ways_and_keeps_history(api: ApiServer) -
     asyncio.run(scenario())
     for token, other in ((ta, bob), (tb, alice)):
         history = api.get(f"/chat/history?cmd=10&dstid={other['id']}", token=token)
-        assert history.status == 200 and [r["content"] for r in history.data["rows"]] == ["before"]
+        assert history.status == 200 and [r["content"] for r in history.list["rows"]] == ["before"]
 
 
 def test_a_blocked_user_cannot_reach_the_blocker_who_shows_offline(api: ApiServer) -> None:
@@ -176,4 +176,4 @@ def test_a_blocked_user_cannot_reach_the_blocker_who_shows_offline(api: ApiServe
         await m.close()
 
     asyncio.run(scenario())
-    assert api.get("/contact/requests", token=ta).data["total"] == 0
+    assert api.get("/contact/requests", token=ta).list["total"] == 0

@@ -252,7 +252,7 @@ def test_read_receipts_history_and_unread_counts(api: ApiServer) -> None:
         a = await ChatClient.open(api, ta)
         b = await ChatClient.open(api, tb)
         acks = [await a.say(10, bob["id"], f"m{n}", f"c{n}") for n in range(3)]
-        unread = api.get("/chat/unread", token=tb).data["rows"]
+        unread = api.get("/chat/unread", token=tb).list["rows"]
         assert unread == [{"cmd": 10, "dstid": alice["id"], "unread": 3, "last": acks[2]["id"]}]
         await b.send(cmd=30, kind=10, dstid=alice["id"], upto=acks[1]["id"])
         receipt = await a.cmd(31)
@@ -261,23 +261,23 @@ def test_read_receipts_history_and_unread_counts(api: ApiServer) -> None:
         # marks only move forward
         await b.send(cmd=30, kind=10, dstid=alice["id"], upto=1)
         assert (await a.cmd(31))["upto"] == acks[1]["id"]
-        unread = api.get("/chat/unread", token=tb).data["rows"]
+        unread = api.get("/chat/unread", token=tb).list["rows"]
         assert unread[0]["unread"] == 1
         await a.close()
         await b.close()
 
     asyncio.run(scenario())
-    page = api.get(f"/chat/history?cmd=10&dstid={bob['id']}&pagesize=2", token=ta).data
+    page = api.get(f"/chat/history?cmd=10&dstid={bob['id']}&pagesize=2", token=ta).list
     assert [r["content"] for r in page["rows"]] == ["m2", "m1"]
     older = api.get(f"/chat/history?cmd=10&dstid={bob['id']}&before={page['rows'][-1]['id']}",
-                    token=ta).data
+                    token=ta).list
     assert [r["content"] for r in older["rows"]] == ["m0"]
     # `total` counts the whole conversation, as for every list, whatever the page shows.
     assert page["total"] == older["total"] == 3
     stranger, ts = api.user_with_token()
     assert api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ts).status == 403
     assert api.get(f"/chat/history?cmd=10&dstid={bob['id']}").status == 401
-    reads = api.get(f"/chat/reads?cmd=10&dstid={alice['id']}", token=tb).data
+    reads = api.get(f"/chat/reads?cmd=10&dstid={alice['id']}", token=tb).list
     assert reads["rows"] == [{"userid": bob["id"], "upto": page["rows"][1]["id"]}]
 
 
@@ -291,7 +291,7 @@ def test_presence_and_typing(api: ApiServer) -> None:
         assert b.snapshot["users"] == [alice["id"]]
         came = await a.cmd(50)
         assert came == {"cmd": 50, "userid": bob["id"], "online": True}
-        friends = api.post("/contact/loadfriend", {}, token=ta).data["rows"]
+        friends = api.post("/contact/loadfriend", {}, token=ta).list["rows"]
         assert friends[0]["online"] is True
         await b.send(cmd=40, kind=10, dstid=alice["id"])
         assert await a.cmd(40) == {"cmd": 40, "kind": 10, "dstid": alice["id"],
@@ -514,7 +514,7 @@ def test_history_total_is_the_whole_conversation_and_pagesize_is_1_to_100(
     for query, rows in (("&pagesize=2", 2), ("&pagesize=1", 1), ("", 5), ("&pagesize=100", 5)):
         reply = api.get(base + query, token=ta)
         assert reply.status == 200, reply.body
-        assert (len(reply.data["rows"]), reply.data["total"]) == (rows, 5), query
+        assert (len(reply.list["rows"]), reply.list["total"]) == (rows, 5), query
     for pagesize in (0, 101):
         reply = api.get(f"{base}&pagesize={pagesize}", token=ta)
         assert reply.status == 400, (pagesize, reply.body)

@@ -33,7 +33,7 @@ def test_history_and_reads_of_a_group_one_left_are_403(api: ApiServer) -> None:
     asyncio.run(talk())
     query = f"cmd=11&dstid={group['id']}"
     history = api.get(f"/chat/history?{query}", token=tm)
-    assert history.status == 200 and [r["cid"] for r in history.data["rows"]] == ["o1"]
+    assert history.status == 200 and [r["cid"] for r in history.list["rows"]] == ["o1"]
     assert api.get(f"/chat/reads?{query}", token=tm).status == 200
     assert api.post("/contact/leavecommunity", {"dstid": group["id"]}, token=tm).status == 200
     # Membership is checked on every call: what the group says is no longer theirs to read,

@@ -118,7 +118,7 @@ def test_receipts_typing_and_presence_cross_nodes(cluster: Cluster) -> None:
     bob_phone = n3.login(bob, "phone")
 
     def online(viewer: User, node: Node) -> dict[int, bool]:
-        rows = node.post("/contact/loadfriend", token=viewer.token).data["rows"]
+        rows = node.post("/contact/loadfriend", token=viewer.token).list["rows"]
         return {row["id"]: row["online"] for row in rows}
 
     async def scenario() -> None:
@@ -256,11 +256,11 @@ def test_api_and_chat_roles_share_one_database_and_redis(split: Cluster) -> None
         ack = await a.say(10, bob.id, "split but together", "s1")
         assert ack["cmd"] == 1
         assert (await b.message())["id"] == ack["id"]
-        rows = api.post("/contact/loadfriend", token=alice.token).data["rows"]
+        rows = api.post("/contact/loadfriend", token=alice.token).list["rows"]
         assert rows == [dict(rows[0], id=bob.id, online=True)]
         for node in (api, chat):  # history is served beside the chat, and by the api
             page = node.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token)
-            assert [r["id"] for r in page.data["rows"]] == [ack["id"]]
+            assert [r["id"] for r in page.list["rows"]] == [ack["id"]]
         await a.close()
         await b.close()
 

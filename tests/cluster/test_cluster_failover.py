@@ -96,7 +96,7 @@ def test_a_killed_node_s_users_reconnect_elsewhere_sync_and_its_presence_expires
         about_bob = [f["online"] for f in await frames_until_heartbeat(watcher)
                      if f.get("cmd") == 50 and f.get("userid") == bob.id]
         assert about_bob[-1:] in ([], [True])  # if he flickered, he ended online
-        rows = n1.post("/contact/loadfriend", token=carol.token).data["rows"]
+        rows = n1.post("/contact/loadfriend", token=carol.token).list["rows"]
         assert {r["id"]: r["online"] for r in rows} == {bob.id: True, dave.id: False}
 
         await bob_inbox.stop()

@@ -101,7 +101,7 @@ def test_unfriend_through_a_third_node_ends_it_on_every_device_at_once(
 
     asyncio.run(scenario())
     history = n2.get(f"/chat/history?cmd=10&dstid={alice.id}", token=bob.token)
-    assert [row["content"] for row in history.data["rows"]] == ["before"]
+    assert [row["content"] for row in history.list["rows"]] == ["before"]
 
 
 def test_block_across_nodes_the_blocked_sees_a_stranger(cluster: Cluster) -> None:
@@ -131,6 +131,6 @@ def test_block_across_nodes_the_blocked_sees_a_stranger(cluster: Cluster) -> Non
         await m.close()
 
     asyncio.run(scenario())
-    assert api.get("/contact/requests", token=alice.token).data["total"] == 0
-    assert [u["id"] for u in api.get("/contact/blocked", token=alice.token).data["rows"]] == [
+    assert api.get("/contact/requests", token=alice.token).list["total"] == 0
+    assert [u["id"] for u in api.get("/contact/blocked", token=alice.token).list["rows"]] == [
         mallory.id]

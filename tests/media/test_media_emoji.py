@@ -61,9 +61,9 @@ def test_emoji_survive_the_chat_round_trip_and_storage(api: ApiServer) -> None:
     asyncio.run(scenario())
     history = api.get(f"/chat/history?cmd=10&dstid={alice['id']}", token=tb)
     assert history.status == 200, history.body
-    assert [row["content"] for row in history.data["rows"]] == [TEXT]
+    assert [row["content"] for row in history.list["rows"]] == [TEXT]
     # Names with emoji came back unchanged too (profiles and groups).
-    friends = api.post("/contact/loadfriend", {}, token=tb).data["rows"]
+    friends = api.post("/contact/loadfriend", {}, token=tb).list["rows"]
     assert [f["nickname"] for f in friends] == ["alice 👩🏻‍🚀"]
-    groups = api.post("/contact/loadcommunity", {}, token=tb).data["rows"]
+    groups = api.post("/contact/loadcommunity", {}, token=tb).list["rows"]
     assert [g["name"] for g in groups] == ["🎉 party 🇯🇵"]

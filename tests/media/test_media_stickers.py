@@ -46,7 +46,7 @@ def test_the_shipped_packs_are_all_valid(caplog: pytest.LogCaptureFixture) -> No
 def test_sticker_packs_lists_files_that_exist_and_are_served(server: ApiServer) -> None:
     reply = server.get("/sticker/packs")
     assert reply.status == 200 and reply.header("cache-control") == "public, max-age=300"
-    data = reply.data
+    data = reply.list
     assert data["total"] == len(data["rows"]) >= 2
     for pack in data["rows"]:
         assert set(pack) == {"id", "name", "size", "icon", "assets"}
@@ -139,7 +139,7 @@ def test_a_sticker_is_sent_as_media_4_with_its_asset_url(server: ApiServer) -> N
     alice, ta = server.user_with_token(nickname="alice")
     bob, tb = server.user_with_token(nickname="bob")
     befriend(server, ta, bob, tb)
-    sticker = server.get("/sticker/packs").data["rows"][0]["assets"][0]["url"]
+    sticker = server.get("/sticker/packs").list["rows"][0]["assets"][0]["url"]
 
     async def scenario() -> None:
         a = await ChatClient.open(server, ta)

@@ -566,7 +566,7 @@ def test_an_image_message_must_name_an_upload_that_exists_or_a_sticker(
     bob, tb = server.user_with_token()
     befriend(server, ta, bob, tb)
     data = upload(server, ta, encode(picture((300, 200)), "PNG")).data
-    sticker = server.get("/sticker/packs").data["rows"][0]["assets"][0]["url"]
+    sticker = server.get("/sticker/packs").list["rows"][0]["assets"][0]["url"]
     never = "/resource/ab/ab" + "0" * 62 + ".png"
     refused = [
         ({"url": "/asset/js/app.js"}, "url /asset/js/app.js is not a sticker of this server"),

@@ -81,7 +81,7 @@ async def history_ids(api: ApiServer, token: str, bob: dict[str, Any]) -> set[in
     reply = await call(api, "GET", f"/chat/history?cmd=10&dstid={bob['id']}&pagesize=100",
                        token=token)
     assert reply.status == 200, reply.body
-    return {row["id"] for row in reply.json["data"]["rows"]}
+    return {row["id"] for row in reply.list["rows"]}
 
 
 async def outage_and_recovery(api: ApiServer, take_away: Any, bring_back: Any,

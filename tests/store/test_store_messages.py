@@ -129,12 +129,12 @@ def test_a_restart_keeps_history_and_read_state(db_url: str, tmp_path: Any) -> N
 
         message_id = asyncio.run(before())
     with ApiServer(api_config(db_url, tmp_path)) as api:
-        history = api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ta).data
+        history = api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ta).list
         assert [(m["id"], m["content"]) for m in history["rows"]] == [
             (message_id, "survives a restart")]
-        reads = api.get(f"/chat/reads?cmd=10&dstid={alice['id']}", token=tb).data
+        reads = api.get(f"/chat/reads?cmd=10&dstid={alice['id']}", token=tb).list
         assert reads["rows"] == [{"userid": bob["id"], "upto": message_id}]
-        assert api.get("/chat/unread", token=tb).data["rows"] == []
+        assert api.get("/chat/unread", token=tb).list["rows"] == []
 
 
 def test_the_stores_wire_values_are_the_protocols() -> None:

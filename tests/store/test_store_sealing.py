@@ -329,7 +329,7 @@ def test_over_the_app_history_and_sync_are_clear_and_the_table_is_not(
 
         message_id, live, synced = asyncio.run(chat())
         assert (live["id"], live["content"], live["memo"]) == (message_id, SECRET, MEMO)
-        history = api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ta).data["rows"]
+        history = api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ta).list["rows"]
         assert [(m["id"], m["content"], m["memo"]) for m in history] == [
             (message_id, SECRET, MEMO)]
         assert [(m["id"], m["content"], m["memo"]) for m in synced] == [
@@ -341,7 +341,7 @@ def test_over_the_app_history_and_sync_are_clear_and_the_table_is_not(
                 [row[6][:-6] + "AAAAAA", message_id])
         reply = api.get(f"/chat/history?cmd=10&dstid={bob['id']}", token=ta)
         assert reply.status == 200
-        [marked] = reply.data["rows"]
+        [marked] = reply.list["rows"]
         assert marked["content"] == UNREADABLE_TEXT and marked["unreadable"] == "authentication"
 
 

@@ -160,8 +160,8 @@ def friend_ids(server: WebServer, token: str) -> list[int]:
     assert reply.status == 200, reply.body
     asked = server.running.get("/contact/requests", token=token)
     assert asked.status == 200, asked.body
-    return [row["id"] for row in reply.data["rows"]] + [
-        row["user"]["id"] for row in asked.data["rows"] if row["user"] is not None]
+    return [row["id"] for row in reply.list["rows"]] + [
+        row["user"]["id"] for row in asked.list["rows"] if row["user"] is not None]
 
 
 def nickname(server: WebServer, token: str) -> str:

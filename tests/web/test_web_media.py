@@ -88,7 +88,7 @@ def test_a_sticker_and_a_photo_reach_the_other_side(
     pa.click("#sticker-button")
     picker = pa.locator("#sticker-picker")
     expect(picker).to_be_visible()
-    expect(picker.locator(".pack-tab")).to_have_count(len(server.running.get("/sticker/packs").data["rows"]))
+    expect(picker.locator(".pack-tab")).to_have_count(len(server.running.get("/sticker/packs").list["rows"]))
     first = picker.locator(".sticker-choice").first
     expect(first).to_be_focused()
     url = first.get_attribute("data-url")
@@ -177,5 +177,5 @@ def test_a_file_that_is_not_an_image_is_refused_with_the_servers_reason(
     expect(failed.locator(".failure")).to_contain_text("Not sent:")
     failed.locator("button", has_text="Remove").click()
     expect(pa.locator("#messages li.msg")).to_have_count(0)
-    rows = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token).data["rows"]
+    rows = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token).list["rows"]
     assert rows == []

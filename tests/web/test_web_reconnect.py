@@ -109,7 +109,7 @@ def test_server_restart_mid_conversation(browser: Any, server: WebServer,
         texts = page.locator("#messages p.text").all_text_contents()
         assert texts == ["Are you there?", "Yes!", "Sent while you were away", "And another",
                          "Typed while offline"]
-    history = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token).data
+    history = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token).list
     assert [m["content"] for m in history["rows"]].count("Typed while offline") == 1
     for person in (alice, bob):
         assert person.errors == [] and person.dialogs == [], (person.nickname, person.errors)
@@ -136,7 +136,7 @@ def test_messages_in_flight_when_the_server_restarts_arrive_once(
         expect(once(pa, text)).to_have_attribute("data-status", "sent")
     expect(pa.locator("#conn-text")).to_have_text("Online")
     rows = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}&pagesize=100",
-                              token=alice.token).data["rows"]
+                              token=alice.token).list["rows"]
     assert sorted(m["content"] for m in rows) == sorted(texts)
     assert alice.errors == [], alice.errors
 
@@ -173,6 +173,6 @@ def test_a_lost_ack_means_a_resend_with_the_same_cid_and_one_message(
     lost = pa.evaluate("() => window.lostAck")
     assert (ack["cid"], ack["id"], ack["dup"]) == (lost["cid"], lost["id"], True)
     once(pb, "Did you get this?")
-    rows = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token).data["rows"]
+    rows = server.running.get(f"/chat/history?cmd=10&dstid={bob.id}", token=alice.token).list["rows"]
     assert [m["content"] for m in rows] == ["Did you get this?"]
     assert alice.errors == [] and bob.errors == []
