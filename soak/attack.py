@@ -536,7 +536,7 @@ async def history_total(t: Target) -> Verdict:
     _, one = await t.acall("GET", base + "&pagesize=1", token=alice.token)
     _, page = await t.acall("GET", base + "&pagesize=100", token=alice.token)
     zero, _ = await t.acall("GET", base + "&pagesize=0", token=alice.token)
-    total, rows = one["data"]["total"], len(page["data"]["rows"])
+    total, rows = one["total"], len(page["rows"])
     if total == rows >= 3 and zero == 400:
         return Verdict(name, HELD, f"total is the conversation's {rows} with pagesize=1; "
                                    "pagesize=0 is 400")
@@ -611,11 +611,11 @@ async def acks_before_close(t: Target) -> Verdict:
     counted = -1
     for _ in range(20):
         _, after = await t.acall("GET", path, token=dave.token)
-        if after["data"]["total"] == counted:
+        if after["total"] == counted:
             break
-        counted = after["data"]["total"]
+        counted = after["total"]
         await asyncio.sleep(0.3)
-    stored = counted - before["data"]["total"]
+    stored = counted - before["total"]
     acks = sum(1 for f in frames if f.get("cmd") == 1)
     closing = f"closed with {code}" if code else "not closed"
     if acks >= stored:
