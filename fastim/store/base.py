@@ -488,7 +488,10 @@ def _migration_step(migration: Migration, dialect: str) -> Callable[[Tx], bool]:
         if tx.row("SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)):
             return False  # another process applied it meanwhile
         for statement in migration.statements(dialect):
-            tx.execute(statement)
+            if isinstance(statement, str):
+                tx.execute(statement)
+            else:
+                statement(tx)
         tx.execute(
             "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
             (migration.version, migration.name, int(time.time())),
