@@ -224,6 +224,11 @@ class Store(abc.ABC):
         (the health check, `/healthz`)."""
         await self.read(q.ping)
 
+    async def analyze(self) -> None:
+        """Refresh the query planner's statistics (at start-up and hourly: the server
+        runs this, see fastim/services.py)."""
+        await self.write(q.analyze)
+
     async def server_variable(self, name: str) -> Any:
         """A server system variable (MySQL's ``@@name``); None on SQLite, which has none."""
         return await self.read(self.dialect.server_variable, name)

@@ -218,40 +218,42 @@ def _insert_run(tx: Tx, batch: Sequence[MessageToStore], fresh: list[int],
 
 #: Arms of one sync statement at most (SQLite allows 500 SELECTs in a compound one).
 SYNC_ARMS = 400
+#: MySQL: the first window of ids a sync page looks at is this many times its limit.
+SYNC_WINDOW = 4
 
 
 def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: int,
-                    limit: int) -> list[tuple[str, list[Any]]]:
-    """The statements of one sync page (:func:`messages_since`), with their parameters.
+                    limit: int, upto: int | None = None) -> list[tuple[str, list[Any]]]:
+    """The statements of one sync page (:func:`messages_since`), with their parameters:
+    messages with ``since < id`` (and ``id <= upto`` when given), oldest first.
 
     One SELECT ("arm") per source of what the user may see, each a range of an index
     whose last column is ``id``, so each yields its rows in id order without sorting:
     1:1 messages to the user (``ix_messages_dst``), 1:1 messages from them
-    (``ix_messages_sender``), and each group's messages (``ix_messages_dst``). The arms
-    are merged by id: SQLite merges a compound SELECT's ordered arms as co-routines and
-    stops at the LIMIT, so a page reads about `limit` rows whatever the history holds;
-    MySQL runs each arm to its own LIMIT and sorts those few rows. An OR of them all (the
-    old shape) could use no index for the order, and read and sorted the user's whole
-    history for every page. More than SYNC_ARMS arms go in several statements, merged by
-    the caller."""
+    (``ix_messages_sender``), and each group's messages (``ix_messages_dst``). An OR of
+    them all (the old shape) could use no index for the order, and read and sorted the
+    user's whole history for every page. SQLite merges a compound SELECT's ordered arms
+    as co-routines and stops at the LIMIT. MySQL runs each arm to its own LIMIT and sorts
+    what they return in a temporary table: :func:`messages_since` bounds that by a window
+    of ids (`upto`). More than SYNC_ARMS arms go in several statements."""
+    bounds = "id > ?" if upto is None else "id > ? AND id <= ?"
+    ids = [since] if upto is None else [since, upto]
     arms: list[tuple[str, list[Any]]] = [
-        ("cmd = ? AND dstid = ? AND id > ?", [SINGLE, user_id, since]),
+        (f"cmd = ? AND dstid = ? AND {bounds}", [SINGLE, user_id, *ids]),
         # `dstid <> ?`: a row to oneself (which the hub never stores) would be in both.
-        ("sender = ? AND cmd = ? AND id > ? AND dstid <> ?", [user_id, SINGLE, since, user_id]),
-        *(("cmd = ? AND dstid = ? AND id > ?", [GROUP, group, since]) for group in groups),
+        (f"sender = ? AND cmd = ? AND {bounds} AND dstid <> ?",
+         [user_id, SINGLE, *ids, user_id]),
+        *((f"cmd = ? AND dstid = ? AND {bounds}", [GROUP, group, *ids]) for group in groups),
     ]
     statements = []
     for start in range(0, len(arms), SYNC_ARMS):
-        chunk = arms[start:start + SYNC_ARMS]
+        parts: list[str] = []
         params: list[Any] = []
-        if dialect == "sqlite":
-            parts = []
-            for where, values in chunk:
+        for where, values in arms[start:start + SYNC_ARMS]:
+            if dialect == "sqlite":
                 parts.append(f"SELECT {_COLUMNS} FROM messages WHERE {where}")
                 params += values
-        else:
-            parts = []
-            for where, values in chunk:
+            else:
                 parts.append(f"(SELECT {_COLUMNS} FROM messages WHERE {where} "
                              "ORDER BY id LIMIT ?)")
                 params += [*values, limit]
@@ -260,14 +262,34 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
     return statements
 
 
+def _sync_rows(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: int,
+               upto: int | None = None) -> list[tuple[Any, ...]]:
+    pages = [tx.rows(sql, params) for sql, params in
+             sync_statements(tx.dialect.name, user_id, groups, since, limit, upto)]
+    if len(pages) == 1:
+        return pages[0]
+    return list(heapq.merge(*pages, key=lambda row: int(row[0])))[:limit]
+
+
 def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
                    limit: int, sealer: Sealer | None = None) -> list[dict[str, Any]]:
     """What `user_id` may see with an id above `since`: their 1:1 messages both ways and
-    the messages of their groups, oldest first, at most `limit` (sync_statements)."""
-    pages = [tx.rows(sql, params)
-             for sql, params in sync_statements(tx.dialect.name, user_id, groups, since, limit)]
-    rows = pages[0] if len(pages) == 1 else \
-        list(heapq.merge(*pages, key=lambda row: row[0]))[:limit]
+    the messages of their groups, oldest first, at most `limit` (sync_statements).
+
+    On MySQL the page is read in windows of ids, ``since < id <= since + width``, the
+    width doubling from SYNC_WINDOW × limit until the page is full or the newest message
+    is passed: each arm then reads only what the window holds, not up to `limit` rows
+    of its own, so a page costs about what it returns (and a log of the gaps)."""
+    if tx.dialect.name == "sqlite":
+        rows = _sync_rows(tx, user_id, groups, since, limit)
+    else:
+        newest = int(tx.value("SELECT MAX(id) FROM messages") or 0)
+        rows = []
+        low, width = since, SYNC_WINDOW * limit
+        while low < newest and len(rows) < limit:
+            high = min(low + width, newest)
+            rows += _sync_rows(tx, user_id, groups, low, limit - len(rows), high)
+            low, width = high, width * 2
     return [as_message(r, sealer) for r in rows]
 
 
@@ -324,17 +346,20 @@ def read_marks(tx: Tx, conv: str) -> dict[int, int]:
 UNREAD_ARMS = 200
 
 
-def unread_statements(user_id: int, convs: Sequence[str],
+def unread_statements(dialect: str, user_id: int, convs: Sequence[str],
                       marks: dict[str, int]) -> list[tuple[str, list[Any]]]:
     """The statements of :func:`unread`: per conversation, a count over the range
     ``conv = ? AND id > upto`` of ix_messages_conv (upto is the user's read mark there,
     0 where they never marked one read), as one UNION ALL of such counts per
-    UNREAD_ARMS conversations."""
+    UNREAD_ARMS conversations. The index is named: that range is never longer than
+    ``id > upto`` over the whole table, which MySQL's estimates sometimes prefer."""
+    hint = ("INDEXED BY ix_messages_conv" if dialect == "sqlite"
+            else "FORCE INDEX (ix_messages_conv)")
     statements = []
     for start in range(0, len(convs), UNREAD_ARMS):
         parts, params = [], []
         for conv in convs[start:start + UNREAD_ARMS]:
-            parts.append("SELECT ?, COUNT(*), MAX(id) FROM messages "
+            parts.append(f"SELECT ?, COUNT(*), MAX(id) FROM messages {hint} "
                          "WHERE conv = ? AND id > ? AND sender <> ?")
             params += [conv, conv, marks.get(conv, 0), user_id]
         statements.append((" UNION ALL ".join(parts), params))
@@ -352,7 +377,7 @@ def unread(tx: Tx, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
     marks = {str(conv): int(upto) for conv, upto in
              tx.rows("SELECT conv, upto FROM read_marks WHERE user_id = ?", [user_id])}
     result = []
-    for sql, params in unread_statements(user_id, convs, marks):
+    for sql, params in unread_statements(tx.dialect.name, user_id, convs, marks):
         for conv, count, last in tx.rows(sql, params):
             if count:
                 result.append({"conv": str(conv), "unread": int(count), "last": int(last)})

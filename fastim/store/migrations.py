@@ -419,19 +419,26 @@ def mysql_add_index(table: str, index: str, columns: str) -> Callable[[Tx], None
 # * sync reads a user's own 1:1 messages by (sender, cmd, id), in id order, where before
 #   only the messages to them had an index (ix_messages_dst);
 # * who has read a conversation how far (/chat/reads, group read counts) is a range of
-#   ix_read_marks_conv, where the key (user_id, conv) made it a full scan.
+#   ix_read_marks_conv, where the key (user_id, conv) made it a full scan;
+# * a user's groups and sessions come in id order from an index, not a sort
+#   (ix_memberships_user_group, ix_tokens_user).
 # On a large table SQLite builds an index in one pass over it, holding the write lock
 # (about 2 s a million messages); MySQL builds it online (mysql_add_index).
 HOT_PATH_INDEXES = Migration(
     version=6,
-    name="indexes for sync and read marks by conversation",
+    name="indexes of the hot paths: sync, read marks, groups and sessions of a user",
     sqlite=[
         "CREATE INDEX IF NOT EXISTS ix_messages_sender ON messages (sender, cmd, id)",
         "CREATE INDEX IF NOT EXISTS ix_read_marks_conv ON read_marks (conv, user_id)",
+        "CREATE INDEX IF NOT EXISTS ix_memberships_user_group"
+        " ON memberships (user_id, community_id)",
+        "CREATE INDEX IF NOT EXISTS ix_tokens_user ON tokens (user_id, id)",
     ],
     mysql=[
         mysql_add_index("messages", "ix_messages_sender", "sender, cmd, id"),
         mysql_add_index("read_marks", "ix_read_marks_conv", "conv, user_id"),
+        mysql_add_index("memberships", "ix_memberships_user_group", "user_id, community_id"),
+        mysql_add_index("tokens", "ix_tokens_user", "user_id, id"),
     ],
 )
 
