@@ -76,8 +76,9 @@ def conversation(kind: int, a: int, b: int) -> str:
     return f"p{low}_{high}"
 
 
-def _mobile(n: int) -> str:
-    return f"139{n:08d}"
+def mobile(n: int) -> str:
+    """The number of the n-th seeded user (137...: apart from the soak's own 1390...)."""
+    return f"137{n:08d}"
 
 
 async def seed(store: Store, messages: int, *, friends: int = 1000, groups: int = 100,
@@ -94,7 +95,7 @@ async def seed(store: Store, messages: int, *, friends: int = 1000, groups: int 
         tx.executemany(
             "INSERT INTO users (mobile, passwd, salt, kdf, nickname, created)"
             " VALUES (?, ?, ?, ?, ?, ?)",
-            [(_mobile(n), passwd, salt, kdf, f"user{n}", now) for n in range(users)])
+            [(mobile(n), passwd, salt, kdf, f"user{n}", now) for n in range(users)])
         return [int(r[0]) for r in tx.rows("SELECT id FROM users ORDER BY id")]
 
     ids = await store.write(add_users)
@@ -181,8 +182,8 @@ async def seed(store: Store, messages: int, *, friends: int = 1000, groups: int 
                 mark_read(tx, other, conv, int(newest))
 
     await store.write(read_most)
-    return Seeded(heavy=heavy, light=light, heavy_mobile=_mobile(0),
-                  light_mobile=_mobile(users - 1), users=users, groups=group_ids,
+    return Seeded(heavy=heavy, light=light, heavy_mobile=mobile(0),
+                  light_mobile=mobile(users - 1), users=users, groups=group_ids,
                   messages=messages)
 
 

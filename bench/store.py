@@ -30,7 +30,7 @@ from typing import Any
 
 import pymysql
 
-from bench.seed import SEED_PASSWORD, Seeded, conversation, seed
+from bench.seed import SEED_PASSWORD, Seeded, conversation, mobile, seed
 from fastim.accounts.passwords import hash_password
 from fastim.store import Store, open_store
 from fastim.store.messages import GROUP, SINGLE, history, messages_since, read_marks, unread
@@ -60,8 +60,8 @@ async def _seeded(url: str, messages: int, friends: int, groups: int,
         group_ids = [int(r[0]) for r in await store.read(
             lambda tx: tx.rows("SELECT community_id FROM memberships WHERE user_id = ?"
                                " ORDER BY community_id", [ids[0]]))]
-        info = Seeded(heavy=ids[0], light=ids[-1], heavy_mobile="13900000000",
-                      light_mobile=f"139{len(ids) - 1:08d}", users=len(ids),
+        info = Seeded(heavy=ids[0], light=ids[-1], heavy_mobile=mobile(0),
+                      light_mobile=mobile(len(ids) - 1), users=len(ids),
                       groups=group_ids, messages=count)
     await store.analyze()
     return store, info
