@@ -349,12 +349,14 @@ UNREAD_ARMS = 200
 def unread_statements(dialect: str, user_id: int, convs: Sequence[str],
                       marks: dict[str, int]) -> list[tuple[str, list[Any]]]:
     """The statements of :func:`unread`: per conversation, a count over the range
-    ``conv = ? AND id > upto`` of ix_messages_conv (upto is the user's read mark there,
+    ``conv = ? AND id > upto`` of ix_messages_unread (upto is the user's read mark there,
     0 where they never marked one read), as one UNION ALL of such counts per
-    UNREAD_ARMS conversations. The index is named: that range is never longer than
+    UNREAD_ARMS conversations. The index holds the sender, so the count never reads the
+    table; each conversation costs the messages above its mark (all of it, where the
+    user never read it). The index is named: that range is never longer than
     ``id > upto`` over the whole table, which MySQL's estimates sometimes prefer."""
-    hint = ("INDEXED BY ix_messages_conv" if dialect == "sqlite"
-            else "FORCE INDEX (ix_messages_conv)")
+    hint = ("INDEXED BY ix_messages_unread" if dialect == "sqlite"
+            else "FORCE INDEX (ix_messages_unread)")
     statements = []
     for start in range(0, len(convs), UNREAD_ARMS):
         parts, params = [], []

@@ -420,6 +420,9 @@ def mysql_add_index(table: str, index: str, columns: str) -> Callable[[Tx], None
 #   only the messages to them had an index (ix_messages_dst);
 # * who has read a conversation how far (/chat/reads, group read counts) is a range of
 #   ix_read_marks_conv, where the key (user_id, conv) made it a full scan;
+# * unread counts the messages above a read mark from the index alone: ix_messages_unread
+#   (conv, id, sender) holds the sender, which ix_messages_conv (conv, id) sent to the table
+#   for every row counted;
 # * a user's groups and sessions come in id order from an index, not a sort
 #   (ix_memberships_user_group, ix_tokens_user).
 # On a large table SQLite builds an index in one pass over it, holding the write lock
@@ -430,6 +433,7 @@ HOT_PATH_INDEXES = Migration(
     sqlite=[
         "CREATE INDEX IF NOT EXISTS ix_messages_sender ON messages (sender, cmd, id)",
         "CREATE INDEX IF NOT EXISTS ix_read_marks_conv ON read_marks (conv, user_id)",
+        "CREATE INDEX IF NOT EXISTS ix_messages_unread ON messages (conv, id, sender)",
         "CREATE INDEX IF NOT EXISTS ix_memberships_user_group"
         " ON memberships (user_id, community_id)",
         "CREATE INDEX IF NOT EXISTS ix_tokens_user ON tokens (user_id, id)",
@@ -437,6 +441,7 @@ HOT_PATH_INDEXES = Migration(
     mysql=[
         mysql_add_index("messages", "ix_messages_sender", "sender, cmd, id"),
         mysql_add_index("read_marks", "ix_read_marks_conv", "conv, user_id"),
+        mysql_add_index("messages", "ix_messages_unread", "conv, id, sender"),
         mysql_add_index("memberships", "ix_memberships_user_group", "user_id, community_id"),
         mysql_add_index("tokens", "ix_tokens_user", "user_id, id"),
     ],

@@ -361,7 +361,8 @@ def test_the_index_migration_applies_to_a_database_with_messages(fresh_db_url: s
     store = run(open_store(fresh_db_url))
     try:
         assert store.applied_migrations == [HOT_PATH_INDEXES.version]
-        assert {"ix_messages_sender", "ix_messages_conv"} <= _index_names(store, "messages")
+        assert {"ix_messages_sender", "ix_messages_unread", "ix_messages_conv"} \
+            <= _index_names(store, "messages")
         assert "ix_read_marks_conv" in _index_names(store, "read_marks")
         assert table_counts(store)["messages"] == 50
         for step in HOT_PATH_INDEXES.statements(store.dialect.name):
