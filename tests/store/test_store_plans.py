@@ -158,3 +158,25 @@ def test_analyze_runs_on_a_store_that_has_it(store: Store) -> None:
     run(store.analyze())
     run(store.analyze())  # again: the server runs it hourly
     assert q.ANALYZED_TABLES[0] == "messages"
+
+
+@pytest.mark.parametrize("arms", [400, 3])
+def test_sync_pages_are_what_the_old_query_gave(seeded: tuple[Store, Seeded],
+                                                monkeypatch: pytest.MonkeyPatch,
+                                                arms: int) -> None:
+    """The new shape returns the same pages as the plain filter it replaced, also in
+    several statements (more arms than SYNC_ARMS) and across MySQL's windows of ids."""
+    from fastim.store import messages
+
+    store, info = seeded
+    monkeypatch.setattr(messages, "SYNC_ARMS", arms)
+    everything = run(store.read(lambda tx: tx.rows(
+        "SELECT id, sender, cmd, dstid FROM messages ORDER BY id")))
+    for user, groups in ((info.heavy, info.groups), (info.light, info.groups[:1])):
+        visible = [i for i, sender, cmd, dstid in everything
+                   if cmd == SINGLE and user in (sender, dstid)
+                   or cmd == GROUP and dstid in groups]
+        for since, limit in ((0, 7), (0, 201), (visible[len(visible) // 2], 13),
+                             (visible[-3], 50), (visible[-1], 10)):
+            page = run(store.read(messages_since, user, groups, since, limit))
+            assert [row["id"] for row in page] == [i for i in visible if i > since][:limit]
