@@ -26,10 +26,14 @@ test: $(STAMP)
 	FASTIM_WS_SPEEDUPS=0 $(PY) -m pytest -q -p no:cacheprovider tests/ws/test_ws_frames.py \
 		tests/ws/test_ws_protocol.py tests/ws/test_ws_asyncio.py
 
+# The store at 10k and STORE_BENCH_ARGS' messages (docs/store.md); the issue's figures
+# are from STORE_BENCH_ARGS='--messages 1000000' (seeding that takes minutes, once).
+STORE_BENCH_ARGS ?= --messages 100000
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,lint,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.chat run $(CHAT_BENCH_ARGS)
+	$(PY) -m bench.store $(STORE_BENCH_ARGS)
 
 # Coverage-guided fuzzing of every parser that takes outside input (docs/security.md),
 # from the seed corpora in fuzz/corpus/; `python -m fuzz merge all` keeps what a run found

@@ -113,10 +113,21 @@ def message_bus(config: Config) -> Bus:
     return RedisBus(config.redis, BusOptions(node_ttl=config.node_ttl))
 
 
+async def _analyze(store: Store) -> None:
+    """The planner's statistics (ANALYZE), so that a hot statement keeps its index plan
+    as the tables grow (docs/store.md); a failure is logged, the server goes on."""
+    try:
+        await store.analyze()
+    except Exception:
+        log.exception("could not refresh the query planner's statistics")
+
+
 async def _purge_expired_tokens(store: Store) -> None:
-    """Hourly: expired login tokens and expired friend requests."""
+    """Hourly: expired login tokens and expired friend requests, and the planner's
+    statistics."""
     while True:
         await asyncio.sleep(PURGE_INTERVAL)
+        await _analyze(store)
         try:
             removed = await store.purge_expired_tokens()
             if removed:
@@ -173,6 +184,7 @@ class Services:
             if given:
                 log.info("gave %d existing groups their name keys", given)
 
+            await _analyze(store)
             purger = asyncio.create_task(_purge_expired_tokens(store), name="token-purger")
             stack.push_async_callback(_cancel, purger)
 

@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from fastim.chat.session import RECENT_IDS
+from fastim.store import open_store
 from fastim.store.sqlite import CACHE_KIB, CACHED_STATEMENTS
 from soak import check, memory, population
 
@@ -61,6 +62,20 @@ def wait_listening(port: int, process: subprocess.Popen[bytes], timeout: float =
 
 # -- the database -------------------------------------------------------------------------
 
+async def _seed_history(url: str, messages: int) -> int:
+    """A year-old store under the soak (bench/seed.py: its own users, friends and groups,
+    apart from the soak's); returns the last seeded message id."""
+    from bench.seed import seed
+
+    store = await open_store(url)
+    try:
+        await seed(store, messages)
+        await store.analyze()
+        return int(await store.read(lambda tx: tx.value("SELECT MAX(id) FROM messages")) or 0)
+    finally:
+        await store.close()
+
+
 class Database:
     """The soak's own database: a SQLite file in the temp dir, or a fresh MariaDB database
     `soak_<random>` on the server the --db URL names (dropped at the end)."""
@@ -68,6 +83,7 @@ class Database:
     def __init__(self, backend: str, tmp: Path) -> None:
         self.backend = backend
         self.mysql_name: str | None = None
+        self.after_id = 0  # messages up to this id were seeded (--history), not the soak's
         if backend == "sqlite":
             self.url = f"sqlite:///{tmp}/soak.db"
             return
@@ -93,7 +109,8 @@ class Database:
     def facts(self) -> tuple[list[check.Row], dict[int, list[int]]]:
         """Every stored message (id, sender, cid, cmd, dstid) and every group's members,
         read with the database's own driver, not through fastim's store."""
-        messages = "SELECT id, sender, cid, cmd, dstid FROM messages ORDER BY id"
+        messages = ("SELECT id, sender, cid, cmd, dstid FROM messages "
+                    f"WHERE id > {int(self.after_id)} ORDER BY id")
         memberships = "SELECT community_id, user_id FROM memberships"
         if self.mysql_name is None:
             import sqlite3
@@ -202,6 +219,9 @@ class Soak:
         args = self.args
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
         users = max(2, args.connections // args.devices)
+        if args.history:
+            self.log(f"seeding a year of history: {args.history:,} messages (bench/seed.py)")
+            database.after_id = asyncio.run(_seed_history(database.url, args.history))
         self.log(f"seeding {users} users into {database.url.split('@')[-1]}")
         people = asyncio.run(population.seed_users(database.url, users, args.devices))
         port = free_port()
@@ -495,6 +515,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of drops after which the device stays away 90 s, to "
                              "come back to a sync of several pages (default %(default)s; "
                              "see docs/reliability.md, 'Found')")
+    parser.add_argument("--history", type=int, default=0, metavar="MESSAGES",
+                        help="start from a database seeded like a year of use with this "
+                             "many messages (bench/seed.py; e.g. 1000000), so the load and "
+                             "fault checks run against an old store (default: empty)")
     parser.add_argument("--db", default="sqlite",
                         help="sqlite (a file in a temp dir), or a MariaDB/MySQL server URL "
                              "such as mysql://root@127.0.0.1:3306/test: the soak creates "

@@ -109,6 +109,11 @@ class HubOptions:
     max_strikes: int = 10  # malformed commands tolerated before closing with 1008
     max_batch: int = 256
     max_pending: int = 20_000
+    # Sync pages (cmd 20) a second a user may ask for, sustained, on all devices here,
+    # and in a burst. Not a limit: a sync over it waits its turn (the connection's
+    # frames are read one after another), so a long sync is paced, never cut off.
+    sync_rate: float = 200.0
+    sync_burst: float = 100.0
 
 
 @dataclass
@@ -147,6 +152,9 @@ class Hub:
         # counted across nodes: `_counts` gathers them between two flushes, `_over`
         # holds the users over the shared limit until (clock) their window ends.
         self._buckets: dict[int, TokenBucket] = {}
+        # Sync pages are paced apart from messages (HubOptions.sync_rate): a bucket per
+        # user while they have a device here.
+        self._sync_buckets: dict[int, TokenBucket] = {}
         self.shared = shared
         self._counts: dict[int, int] = {}
         self._over: dict[int, float] = {}
@@ -241,6 +249,7 @@ class Hub:
         if presence.sessions:
             return
         del self.users[user]
+        self._sync_buckets.pop(user, None)
         bucket = self._buckets.get(user)
         if bucket is not None and self._refilled(bucket):
             del self._buckets[user]
@@ -402,18 +411,29 @@ class Hub:
         if self._draining and session.id in self._draining:
             return  # closing once its messages are acked: nothing more is taken
         user = session.user_id
-        bucket = self._buckets.get(user)
-        if bucket is not None and not bucket.take(self.clock()):
-            self._close_after_answers(session, 1008, "message rate limit exceeded")
-            return
-        if self.shared is not None:
-            if self._over and self._over_shared_limit(user):
+        try:
+            command: Command | ChatError = parse(text, self.options.limits)
+        except ChatError as error:
+            command = error
+        # A sync request is paced by what it costs (_pace_sync), not charged to the
+        # message rate limit: a client that follows `more` page after page, as
+        # docs/chat-protocol.md tells it to, must never be closed for it.
+        if not isinstance(command, Sync):
+            bucket = self._buckets.get(user)
+            if bucket is not None and not bucket.take(self.clock()):
                 self._close_after_answers(session, 1008, "message rate limit exceeded")
                 return
-            counts = self._counts
-            counts[user] = counts.get(user, 0) + 1
+            if self.shared is not None:
+                if self._over and self._over_shared_limit(user):
+                    self._close_after_answers(session, 1008, "message rate limit exceeded")
+                    return
+                counts = self._counts
+                counts[user] = counts.get(user, 0) + 1
         try:
-            command = parse(text, self.options.limits)
+            if isinstance(command, ChatError):
+                raise command
+            if isinstance(command, Sync):
+                await self._pace_sync(user)
             await self._dispatch(session, command)
         except ChatError as error:
             session.push(error.frame())
@@ -613,6 +633,18 @@ class Hub:
             self.bus.to_users([dstid, sender], frame, skip_session, message_id)
         else:
             self.bus.to_group(dstid, frame, sender, skip_session, message_id)
+
+    async def _pace_sync(self, user: int) -> None:
+        """Wait until `user` may have one more sync page (HubOptions.sync_rate): pages
+        beyond the burst are owed, and each waits for the tokens it owes."""
+        bucket = self._sync_buckets.get(user)
+        if bucket is None:
+            bucket = self._sync_buckets[user] = TokenBucket(
+                self.options.sync_rate, self.options.sync_burst, self.clock())
+        bucket.take(self.clock(), 0.0)  # refill up to now
+        bucket.tokens -= 1.0
+        if bucket.tokens < 0:
+            await asyncio.sleep(-bucket.tokens / bucket.rate)
 
     async def _sync(self, session: Session, command: Sync) -> None:
         presence = self.users.get(session.user_id)

@@ -224,6 +224,11 @@ class Store(abc.ABC):
         (the health check, `/healthz`)."""
         await self.read(q.ping)
 
+    async def analyze(self) -> None:
+        """Refresh the query planner's statistics (at start-up and hourly: the server
+        runs this, see fastim/services.py)."""
+        await self.write(q.analyze)
+
     async def server_variable(self, name: str) -> Any:
         """A server system variable (MySQL's ``@@name``); None on SQLite, which has none."""
         return await self.read(self.dialect.server_variable, name)
@@ -488,7 +493,10 @@ def _migration_step(migration: Migration, dialect: str) -> Callable[[Tx], bool]:
         if tx.row("SELECT 1 FROM schema_version WHERE version = ?", (migration.version,)):
             return False  # another process applied it meanwhile
         for statement in migration.statements(dialect):
-            tx.execute(statement)
+            if isinstance(statement, str):
+                tx.execute(statement)
+            else:
+                statement(tx)
         tx.execute(
             "INSERT INTO schema_version (version, name, applied) VALUES (?, ?, ?)",
             (migration.version, migration.name, int(time.time())),

@@ -12,6 +12,7 @@ need are the constants below.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import time
 from collections.abc import Sequence
@@ -215,19 +216,81 @@ def _insert_run(tx: Tx, batch: Sequence[MessageToStore], fresh: list[int],
         results[index] = StoredMessage(id=id_, ts=batch[index].ts, created=True)
 
 
+#: Arms of one sync statement at most (SQLite allows 500 SELECTs in a compound one).
+SYNC_ARMS = 400
+#: MySQL: the first window of ids a sync page looks at is this many times its limit.
+SYNC_WINDOW = 4
+
+
+def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: int,
+                    limit: int, upto: int | None = None) -> list[tuple[str, list[Any]]]:
+    """The statements of one sync page (:func:`messages_since`), with their parameters:
+    messages with ``since < id`` (and ``id <= upto`` when given), oldest first.
+
+    One SELECT ("arm") per source of what the user may see, each a range of an index
+    whose last column is ``id``, so each yields its rows in id order without sorting:
+    1:1 messages to the user (``ix_messages_dst``), 1:1 messages from them
+    (``ix_messages_sender``), and each group's messages (``ix_messages_dst``). An OR of
+    them all (the old shape) could use no index for the order, and read and sorted the
+    user's whole history for every page. SQLite merges a compound SELECT's ordered arms
+    as co-routines and stops at the LIMIT. MySQL runs each arm to its own LIMIT and sorts
+    what they return in a temporary table: :func:`messages_since` bounds that by a window
+    of ids (`upto`). More than SYNC_ARMS arms go in several statements."""
+    bounds = "id > ?" if upto is None else "id > ? AND id <= ?"
+    ids = [since] if upto is None else [since, upto]
+    arms: list[tuple[str, list[Any]]] = [
+        (f"cmd = ? AND dstid = ? AND {bounds}", [SINGLE, user_id, *ids]),
+        # `dstid <> ?`: a row to oneself (which the hub never stores) would be in both.
+        (f"sender = ? AND cmd = ? AND {bounds} AND dstid <> ?",
+         [user_id, SINGLE, *ids, user_id]),
+        *((f"cmd = ? AND dstid = ? AND {bounds}", [GROUP, group, *ids]) for group in groups),
+    ]
+    statements = []
+    for start in range(0, len(arms), SYNC_ARMS):
+        parts: list[str] = []
+        params: list[Any] = []
+        for where, values in arms[start:start + SYNC_ARMS]:
+            if dialect == "sqlite":
+                parts.append(f"SELECT {_COLUMNS} FROM messages WHERE {where}")
+                params += values
+            else:
+                parts.append(f"(SELECT {_COLUMNS} FROM messages WHERE {where} "
+                             "ORDER BY id LIMIT ?)")
+                params += [*values, limit]
+        statements.append((" UNION ALL ".join(parts) + " ORDER BY id LIMIT ?",
+                           [*params, limit]))
+    return statements
+
+
+def _sync_rows(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: int,
+               upto: int | None = None) -> list[tuple[Any, ...]]:
+    pages = [tx.rows(sql, params) for sql, params in
+             sync_statements(tx.dialect.name, user_id, groups, since, limit, upto)]
+    if len(pages) == 1:
+        return pages[0]
+    return list(heapq.merge(*pages, key=lambda row: int(row[0])))[:limit]
+
+
 def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
                    limit: int, sealer: Sealer | None = None) -> list[dict[str, Any]]:
     """What `user_id` may see with an id above `since`: their 1:1 messages both ways and
-    the messages of their groups, oldest first."""
-    clauses = ["(cmd = ? AND (dstid = ? OR sender = ?))"]
-    params: list[Any] = [since, SINGLE, user_id, user_id]
-    if groups:
-        marks = ", ".join("?" for _ in groups)
-        clauses.append(f"(cmd = ? AND dstid IN ({marks}))")
-        params += [GROUP, *groups]
-    sql = (f"SELECT {_COLUMNS} FROM messages WHERE id > ? AND ({' OR '.join(clauses)}) "
-           "ORDER BY id LIMIT ?")
-    return [as_message(r, sealer) for r in tx.rows(sql, [*params, limit])]
+    the messages of their groups, oldest first, at most `limit` (sync_statements).
+
+    On MySQL the page is read in windows of ids, ``since < id <= since + width``, the
+    width doubling from SYNC_WINDOW × limit until the page is full or the newest message
+    is passed: each arm then reads only what the window holds, not up to `limit` rows
+    of its own, so a page costs about what it returns (and a log of the gaps)."""
+    if tx.dialect.name == "sqlite":
+        rows = _sync_rows(tx, user_id, groups, since, limit)
+    else:
+        newest = int(tx.value("SELECT MAX(id) FROM messages") or 0)
+        rows = []
+        low, width = since, SYNC_WINDOW * limit
+        while low < newest and len(rows) < limit:
+            high = min(low + width, newest)
+            rows += _sync_rows(tx, user_id, groups, low, limit - len(rows), high)
+            low, width = high, width * 2
+    return [as_message(r, sealer) for r in rows]
 
 
 def history(tx: Tx, conv: str, before: int | None, limit: int,
@@ -273,23 +336,54 @@ def mark_read(tx: Tx, user_id: int, conv: str, upto: int) -> int:
 
 
 def read_marks(tx: Tx, conv: str) -> dict[int, int]:
-    """Who has read a conversation how far (a group's read counts come from this)."""
+    """Who has read a conversation how far (a group's read counts come from this): a
+    range of ix_read_marks_conv."""
     return {int(u): int(upto) for u, upto in
             tx.rows("SELECT user_id, upto FROM read_marks WHERE conv = ?", [conv])}
 
 
+#: Conversations counted by one unread statement (SQLite allows 500 SELECTs in one).
+UNREAD_ARMS = 200
+
+
+def unread_statements(dialect: str, user_id: int, convs: Sequence[str],
+                      marks: dict[str, int]) -> list[tuple[str, list[Any]]]:
+    """The statements of :func:`unread`: per conversation, a count over the range
+    ``conv = ? AND id > upto`` of ix_messages_unread (upto is the user's read mark there,
+    0 where they never marked one read), as one UNION ALL of such counts per
+    UNREAD_ARMS conversations. The index holds the sender, so the count never reads the
+    table; each conversation costs the messages above its mark (all of it, where the
+    user never read it). The index is named: that range is never longer than
+    ``id > upto`` over the whole table, which MySQL's estimates sometimes prefer."""
+    hint = ("INDEXED BY ix_messages_unread" if dialect == "sqlite"
+            else "FORCE INDEX (ix_messages_unread)")
+    statements = []
+    for start in range(0, len(convs), UNREAD_ARMS):
+        parts, params = [], []
+        for conv in convs[start:start + UNREAD_ARMS]:
+            parts.append(f"SELECT ?, COUNT(*), MAX(id) FROM messages {hint} "
+                         "WHERE conv = ? AND id > ? AND sender <> ?")
+            params += [conv, conv, marks.get(conv, 0), user_id]
+        statements.append((" UNION ALL ".join(parts), params))
+    return statements
+
+
 def unread(tx: Tx, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
-    """Per conversation: messages from others above the user's read mark, and the newest id."""
+    """Per conversation: messages from others above the user's read mark, and the newest id.
+
+    Driven from the read marks (one range of the read_marks key): each conversation then
+    reads only the messages above its mark, where a join on the marks read the user's
+    whole history (an ``id > COALESCE(upto, 0)`` cannot narrow an index range)."""
     if not convs:
         return []
-    marks = ", ".join("?" for _ in convs)
-    rows = tx.rows(
-        "SELECT m.conv, COUNT(*), MAX(m.id) FROM messages m "
-        "LEFT JOIN read_marks r ON r.user_id = ? AND r.conv = m.conv "
-        f"WHERE m.conv IN ({marks}) AND m.sender <> ? AND m.id > COALESCE(r.upto, 0) "
-        "GROUP BY m.conv", [user_id, *convs, user_id])
-    return [{"conv": conv, "unread": int(count), "last": int(last)}
-            for conv, count, last in rows]
+    marks = {str(conv): int(upto) for conv, upto in
+             tx.rows("SELECT conv, upto FROM read_marks WHERE user_id = ?", [user_id])}
+    result = []
+    for sql, params in unread_statements(tx.dialect.name, user_id, convs, marks):
+        for conv, count, last in tx.rows(sql, params):
+            if count:
+                result.append({"conv": str(conv), "unread": int(count), "last": int(last)})
+    return result
 
 
 def check_keys(tx: Tx, sealer: Sealer | None) -> None:

@@ -23,25 +23,32 @@ failed half-way can simply be applied again.
 
 Migration 1 holds the accounts and contacts; the chat's tables (messages, read marks,
 message keys) come as migration 2 onwards; friend requests and blocks are migration 5
-(docs/store.md).
+(docs/store.md); migration 6 adds the indexes of the hot paths. A step is a statement or,
+where the two databases need different logic (an index MySQL must not add twice), a
+Python function of the transaction.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
+if TYPE_CHECKING:
+    from fastim.store.sql import Tx
 
 @dataclass(frozen=True)
 class Migration:
-    """One schema step: ``version`` orders it; ``sqlite`` / ``mysql`` are its statements."""
+    """One schema step: ``version`` orders it; ``sqlite`` / ``mysql`` are its steps, each a
+    statement or a function ``step(tx)``."""
 
     version: int
     name: str
-    sqlite: list[str] = field(default_factory=list)
-    mysql: list[str] = field(default_factory=list)
+    sqlite: list[str | Callable[[Tx], None]] = field(default_factory=list)
+    mysql: list[str | Callable[[Tx], None]] = field(default_factory=list)
 
-    def statements(self, dialect: str) -> list[str]:
-        """The DDL of this migration for ``dialect`` ("sqlite" or "mysql")."""
+    def statements(self, dialect: str) -> list[str | Callable[[Tx], None]]:
+        """The steps of this migration for ``dialect`` ("sqlite" or "mysql")."""
         return self.sqlite if dialect == "sqlite" else self.mysql
 
 
@@ -387,6 +394,59 @@ FRIENDS_BY_CONSENT = Migration(
     ],
 )
 
+
+
+def mysql_add_index(table: str, index: str, columns: str) -> Callable[[Tx], None]:
+    """A MySQL step adding ``index`` on ``table (columns)`` unless it is there already
+    (MySQL 8 has no CREATE INDEX IF NOT EXISTS), so a migration that stopped half-way
+    can be applied again. ``ALGORITHM=INPLACE, LOCK=NONE``: InnoDB builds the index
+    online, reads and writes of the table go on meanwhile (only its short start and end
+    wait for a metadata lock); the statement fails rather than silently copying the
+    table under a lock on a server that cannot do that."""
+
+    def step(tx: Tx) -> None:
+        if tx.row("SELECT 1 FROM information_schema.statistics WHERE table_schema = "
+                  "DATABASE() AND table_name = ? AND index_name = ? LIMIT 1",
+                  [table, index]) is None:
+            tx.execute(f"ALTER TABLE {table} ADD INDEX {index} ({columns}), "
+                       "ALGORITHM=INPLACE, LOCK=NONE")
+
+    step.__name__ = f"add_index_{index}"
+    return step
+
+
+# Costs that do not grow with history (docs/store.md, "Indexes and query plans"):
+# * sync reads a user's own 1:1 messages by (sender, cmd, id), in id order, where before
+#   only the messages to them had an index (ix_messages_dst);
+# * who has read a conversation how far (/chat/reads, group read counts) is a range of
+#   ix_read_marks_conv, where the key (user_id, conv) made it a full scan;
+# * unread counts the messages above a read mark from the index alone: ix_messages_unread
+#   (conv, id, sender) holds the sender, which ix_messages_conv (conv, id) sent to the table
+#   for every row counted;
+# * a user's groups and sessions come in id order from an index, not a sort
+#   (ix_memberships_user_group, ix_tokens_user).
+# On a large table SQLite builds an index in one pass over it, holding the write lock
+# (about 2 s a million messages); MySQL builds it online (mysql_add_index).
+HOT_PATH_INDEXES = Migration(
+    version=6,
+    name="indexes of the hot paths: sync, read marks, groups and sessions of a user",
+    sqlite=[
+        "CREATE INDEX IF NOT EXISTS ix_messages_sender ON messages (sender, cmd, id)",
+        "CREATE INDEX IF NOT EXISTS ix_read_marks_conv ON read_marks (conv, user_id)",
+        "CREATE INDEX IF NOT EXISTS ix_messages_unread ON messages (conv, id, sender)",
+        "CREATE INDEX IF NOT EXISTS ix_memberships_user_group"
+        " ON memberships (user_id, community_id)",
+        "CREATE INDEX IF NOT EXISTS ix_tokens_user ON tokens (user_id, id)",
+    ],
+    mysql=[
+        mysql_add_index("messages", "ix_messages_sender", "sender, cmd, id"),
+        mysql_add_index("read_marks", "ix_read_marks_conv", "conv, user_id"),
+        mysql_add_index("messages", "ix_messages_unread", "conv, id, sender"),
+        mysql_add_index("memberships", "ix_memberships_user_group", "user_id, community_id"),
+        mysql_add_index("tokens", "ix_tokens_user", "user_id, id"),
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
-                               FRIENDS_BY_CONSENT]
+                               FRIENDS_BY_CONSENT, HOT_PATH_INDEXES]

@@ -155,6 +155,23 @@ def ping(tx: Tx) -> None:
     tx.value("SELECT 1")
 
 
+#: Tables whose statistics the planner needs (MySQL's ANALYZE TABLE names them).
+ANALYZED_TABLES = ("messages", "read_marks", "friendships", "memberships", "communities",
+                   "users", "tokens", "friend_requests", "blocks")
+
+
+def analyze(tx: Tx) -> None:
+    """Refresh the planner's statistics, so it knows which index narrows a range most.
+    SQLite: ANALYZE reading at most about 1,000 rows of each index (``analysis_limit``,
+    so it takes milliseconds on any size). MySQL: ANALYZE TABLE, which samples a few
+    InnoDB pages per index."""
+    if tx.dialect.name == "sqlite":
+        tx.execute("PRAGMA analysis_limit = 1000")
+        tx.execute("ANALYZE")
+    else:
+        tx.rows(f"ANALYZE TABLE {', '.join(ANALYZED_TABLES)}")
+
+
 def count_users(tx: Tx) -> int:
     """How many accounts exist."""
     return int(tx.value("SELECT COUNT(*) FROM users"))
@@ -284,7 +301,8 @@ def list_friends(tx: Tx, user_id: int, offset: int, limit: int) -> Page[User]:
     """One page of a user's friends, ordered by id, and how many there are in all."""
     rows = tx.rows(
         f"SELECT {USER_COLUMNS} FROM friendships f JOIN users u ON u.id = f.dst_id"
-        " WHERE f.owner_id = ? ORDER BY u.id LIMIT ? OFFSET ?",
+        # f.dst_id (= u.id): the friendships key gives that order, with no sort.
+        " WHERE f.owner_id = ? ORDER BY f.dst_id LIMIT ? OFFSET ?",
         (user_id, limit, offset),
     )
     total = tx.value("SELECT COUNT(*) FROM friendships WHERE owner_id = ?", (user_id,))
@@ -523,7 +541,8 @@ def list_user_groups(tx: Tx, user_id: int, offset: int, limit: int) -> Page[Grou
     rows = tx.rows(
         f"SELECT {GROUP_COLUMNS}"
         " FROM memberships m JOIN communities c ON c.id = m.community_id"
-        " WHERE m.user_id = ? ORDER BY c.id LIMIT ? OFFSET ?",
+        # m.community_id (= c.id): ix_memberships_user_group gives that order.
+        " WHERE m.user_id = ? ORDER BY m.community_id LIMIT ? OFFSET ?",
         (user_id, limit, offset),
     )
     total = tx.value("SELECT COUNT(*) FROM memberships WHERE user_id = ?", (user_id,))

@@ -145,3 +145,41 @@ def test_a_member_who_left_gets_no_more_of_the_group_and_may_not_post() -> None:
     assert messages(got[2]) == [(1, "one"), (1, "two")]
     assert messages(got[3]) == [(1, "one")]
     assert [row.message.content for row in store.rows] == ["one", "two"]
+
+
+class LongHistoryStore(MemoryChatStore):
+    """A history of `pages` full sync pages of user 1's 1:1 messages from user 2."""
+
+    def __init__(self, pages: int) -> None:
+        super().__init__({1: {2}, 2: {1}}, {})
+        self.newest = pages * 200
+        self.asked = 0
+
+    async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
+                             limit: int) -> list[dict[str, Any]]:
+        self.asked += 1
+        return [{"id": i, "cid": None, "userid": 2, "cmd": 10, "dstid": 1, "media": 1,
+                 "content": f"m{i}", "pic": "", "url": "", "memo": "", "amount": 0, "ts": i}
+                for i in range(since + 1, min(since + limit, self.newest) + 1)]
+
+
+def test_a_long_sync_is_paced_never_closed_for_the_rate_limit() -> None:
+    """Issue 25: a client that follows `more` page after page (docs/chat-protocol.md) got
+    1008 "message rate limit exceeded" after about 40 pages. 150 pages, asked as fast as
+    they come back, all arrive; messages are still limited as before."""
+    store = LongHistoryStore(pages=150)
+    seen: list[int] = []
+
+    async def script(hub: Hub, clients: dict[int, Any]) -> None:
+        since, more = 0, True
+        while more:
+            await clients[1].send(json.dumps({"cmd": 20, "since": since, "limit": 200}))
+            frame = json.loads(await clients[1].recv())
+            while frame.get("cmd") != 21:
+                frame = json.loads(await clients[1].recv())
+            seen.extend(row["id"] for row in frame["rows"])
+            since, more = frame["next"], frame["more"]
+
+    run(chat_of(store, [1, 2], script))
+    assert seen == list(range(1, 150 * 200 + 1))
+    assert store.asked == 150

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from fastim.store import MIGRATIONS, Migration, SchemaError, Store, StoreError, Tx, open_store
-from fastim.store.migrations import FRIENDS_BY_CONSENT
+from fastim.store.migrations import FRIENDS_BY_CONSENT, HOT_PATH_INDEXES
 from tests.store_fixtures import gather, run, table_counts
 
 EXTRA = Migration(
@@ -312,11 +312,64 @@ def test_the_friend_request_migration_keeps_existing_friendships(fresh_db_url: s
         run(store.close())
     store = run(open_store(fresh_db_url))
     try:
-        assert store.applied_migrations == [FRIENDS_BY_CONSENT.version]
+        # 5 and whatever came after it (the newest migration is HOT_PATH_INDEXES, 6).
+        assert store.applied_migrations == [m.version for m in MIGRATIONS
+                                            if m.version >= FRIENDS_BY_CONSENT.version]
+        assert MIGRATIONS[-1] is HOT_PATH_INDEXES
         assert run(store.read(lambda tx: tx.rows(
             "SELECT owner_id, dst_id, created FROM friendships ORDER BY owner_id"))) == rows
         assert run(store.are_friends(a.id, b.id)) and run(store.are_friends(b.id, a.id))
         counts = table_counts(store)
         assert counts["friend_requests"] == counts["blocks"] == 0
+    finally:
+        run(store.close())
+
+
+def _index_names(store: Store, table: str) -> set[str]:
+    if store.dialect.name == "sqlite":
+        rows = run(store.read(lambda tx: tx.rows(f"PRAGMA index_list({table})")))
+        return {str(row[1]) for row in rows}
+    rows = run(store.read(lambda tx: tx.rows(
+        "SELECT DISTINCT index_name FROM information_schema.statistics"
+        " WHERE table_schema = DATABASE() AND table_name = ?", [table])))
+    return {str(row[0]) for row in rows}
+
+
+def test_the_index_migration_applies_to_a_database_with_messages(fresh_db_url: str) -> None:
+    """A database at schema 5 that holds messages and read marks gets the indexes of
+    migration 6 at the next start, keeps its rows, and a second run of the migration's
+    steps (a migration that stopped half-way, on MySQL) changes nothing."""
+    before = [m for m in MIGRATIONS if m.version < HOT_PATH_INDEXES.version]
+    store = run(open_store(fresh_db_url, migrations=before))
+    try:
+        a = run(store.create_user(mobile="13900000021", passwd="0", salt="0", kdf="k", nickname="a"))
+        b = run(store.create_user(mobile="13900000022", passwd="0", salt="0", kdf="k", nickname="b"))
+
+        def seed(tx: Tx) -> None:
+            tx.executemany(
+                "INSERT INTO messages (conv, sender, cmd, dstid, media, content, created)"
+                " VALUES (?, ?, 10, ?, 1, 'hi', 0)",
+                [(f"p{a.id}_{b.id}", a.id if i % 2 else b.id, b.id if i % 2 else a.id)
+                 for i in range(50)])
+            tx.execute("INSERT INTO read_marks (user_id, conv, upto) VALUES (?, ?, 7)",
+                       (a.id, f"p{a.id}_{b.id}"))
+
+        run(store.write(seed))
+        assert "ix_messages_sender" not in _index_names(store, "messages")
+    finally:
+        run(store.close())
+    store = run(open_store(fresh_db_url))
+    try:
+        assert store.applied_migrations == [HOT_PATH_INDEXES.version]
+        assert {"ix_messages_sender", "ix_messages_unread", "ix_messages_conv"} \
+            <= _index_names(store, "messages")
+        assert "ix_read_marks_conv" in _index_names(store, "read_marks")
+        assert table_counts(store)["messages"] == 50
+        for step in HOT_PATH_INDEXES.statements(store.dialect.name):
+            run(store.write(lambda tx, step=step: tx.execute(step) if isinstance(step, str)
+                            else step(tx)))
+        assert run(store.read(lambda tx: tx.rows(
+            "SELECT user_id, upto FROM read_marks WHERE conv = ?", [f"p{a.id}_{b.id}"]))) \
+            == [(a.id, 7)]
     finally:
         run(store.close())
