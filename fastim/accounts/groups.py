@@ -95,9 +95,10 @@ class Groups:
         return group_id
 
     def _user_id(self, values: Mapping[str, Any]) -> int:
-        user_id = fields.identifier(values, "userid")
+        # Not `userid`: that names the caller, and must be theirs (fastim/handlers/auth.py).
+        user_id = fields.identifier(values, "memberid")
         if user_id is None:
-            raise bad_request("userid (a member's user id) is required")
+            raise bad_request("memberid (a member's user id) is required")
         return user_id
 
     async def _write(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -196,7 +197,7 @@ class Groups:
         return found.to_dict()
 
     async def set_role(self, user: User, values: Mapping[str, Any]) -> None:
-        """The owner makes member ``userid`` an ``admin`` or a ``member``."""
+        """The owner makes member ``memberid`` an ``admin`` or a ``member``."""
         group_id = self._group_id(values)
         target = self._user_id(values)
         role = _choice(values, "role", ("admin", "member"))
@@ -206,7 +207,7 @@ class Groups:
         await self._emit(GroupNotice(group_id, "role", target, by_id=user.id, role=role))
 
     async def kick(self, user: User, values: Mapping[str, Any]) -> dict[str, Any]:
-        """Remove member ``userid`` (owner or admin); ``ban`` (1/true) keeps them out.
+        """Remove member ``memberid`` (owner or admin); ``ban`` (1/true) keeps them out.
         Their connections stop receiving the group at once, on every node."""
         group_id = self._group_id(values)
         target = self._user_id(values)
@@ -237,7 +238,7 @@ class Groups:
 
     async def answer_request(self, user: User, values: Mapping[str, Any],
                              approve: bool) -> None:
-        """Approve or decline the join request of ``userid`` (owner or admin)."""
+        """Approve or decline the join request of ``memberid`` (owner or admin)."""
         group_id = self._group_id(values)
         target = self._user_id(values)
         await self._write(sql.answer_join_request, group_id, user.id, target, approve,
