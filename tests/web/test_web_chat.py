@@ -217,6 +217,7 @@ def test_a_group_of_three(browser: Any, server: WebServer, people: list[Person],
 
     pa.click("#tab-groups")
     pa.fill("#group-new-name", name)
+    pa.select_option("#group-new-visibility", "public")  # joined by name below
     pa.press("#group-new-name", "Enter")
     expect(pa.locator("#conv-title")).to_have_text(name)
     for page in (pb, pc):
