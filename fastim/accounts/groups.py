@@ -263,10 +263,11 @@ class Groups:
                                            code_hash(code), now + ttl, uses, now)
         return {**invite.to_dict(), "code": code, "url": f"/join/{code}"}
 
-    async def invites(self, user: User, values: Mapping[str, Any]) -> list[Invite]:
+    async def invites(self, user: User, values: Mapping[str, Any]) -> Page[Invite]:
+        """The group's live invites (owner or admin), newest first, without their codes."""
         found: list[Invite] = await self._write(sql.list_invites, self._group_id(values),
                                                 user.id, self._now())
-        return found
+        return Page(found, len(found))
 
     async def revoke_invite(self, user: User, values: Mapping[str, Any]) -> None:
         invite_id = fields.identifier(values, "inviteid")

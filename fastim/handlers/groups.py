@@ -14,7 +14,6 @@ from fastim.errors import AppError
 from fastim.handlers.auth import endpoint, page_data
 from fastim.handlers.views import PAGE_HEADERS, SESSION_COOKIE
 from fastim.http import Request, Response, Router, json_response
-from fastim.store import Page
 
 if TYPE_CHECKING:
     from fastim.app import App
@@ -103,8 +102,7 @@ def register(router: Router, app: App) -> None:
     @router.route(["GET", "POST"], "/contact/invites")
     @endpoint(app)
     async def invites(request: Request, values: dict[str, Any], user: Any) -> Any:
-        found = await groups().invites(user, values)
-        return page_data(Page(found, len(found)), lambda i: i.to_dict())
+        return page_data(await groups().invites(user, values), lambda i: i.to_dict())
 
     @router.post("/contact/revokeinvite")
     @endpoint(app)
