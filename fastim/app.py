@@ -20,7 +20,17 @@ from typing import Any
 import jinja2
 
 from fastim.config import Config
-from fastim.handlers import chat, contact, health, learn, stickers, upload, user, views
+from fastim.handlers import (
+    chat,
+    contact,
+    groups,
+    health,
+    learn,
+    stickers,
+    upload,
+    user,
+    views,
+)
 from fastim.http import HTTPError, Response, Router, Server, tree_version
 from fastim.services import Services
 from fastim.store import Store
@@ -191,7 +201,8 @@ class App:
 
 
 #: The handler modules, registered in this order.
-HANDLERS: tuple[ModuleType, ...] = (chat, contact, health, stickers, upload, user, views, learn)
+HANDLERS: tuple[ModuleType, ...] = (chat, contact, groups, health, stickers, upload, user,
+                                    views, learn)
 
 
 def create_app(config: Config | None = None) -> App:

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
+from fastim.accounts.groups import Groups
 from fastim.accounts.throttle import (
     RedisRegisterThrottle,
     RegisterThrottle,
@@ -148,6 +149,7 @@ class Services:
     bus: Bus
     accounts: Accounts
     contacts: Contacts
+    groups: Groups
     chat_storage: ChatStorage
     chat: ChatQueries
     #: None on an api-only node (`--role api`): it serves no /chat WebSocket.
@@ -180,6 +182,7 @@ class Services:
             contacts = Contacts(store, group_limit=config.group_limit,
                                 requests_per_day=config.friend_requests_per_day,
                                 request_ttl=config.friend_request_ttl, bus=bus)
+            groups = Groups(store, contacts, bus=bus)
             given = await contacts.backfill_name_keys()  # older groups (migration 4)
             if given:
                 log.info("gave %d existing groups their name keys", given)
@@ -215,7 +218,7 @@ class Services:
             limiter = SlidingWindow(media_options.rate_limit, media_options.rate_window)
 
             services = cls(config=config, store=store, bus=bus, accounts=accounts,
-                           contacts=contacts, chat_storage=chat_storage, chat=chat, hub=hub,
+                           contacts=contacts, groups=groups, chat_storage=chat_storage, chat=chat, hub=hub,
                            media=media, upload_limiter=limiter, sticker_packs=packs,
                            _stack=stack.pop_all())
         return services

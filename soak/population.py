@@ -188,7 +188,8 @@ async def build(population: Population, port: int, *, devices: int, friends: int
             plans.append((g, owner, [m for m in members if m != owner]))
 
         async def make_group(g: int, owner: int, others: list[int]) -> None:
-            group = await rest.ok("/contact/createcommunity", {"name": f"soak group {g}"},
+            group = await rest.ok("/contact/createcommunity", {"name": f"soak group {g}",
+                                                                         "visibility": "public"},
                                   population.tokens[(owner, 0)])
             for member in others:
                 await rest.ok("/contact/joincommunity", {"dstid": group["id"]},

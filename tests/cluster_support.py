@@ -229,7 +229,8 @@ class Cluster:
     def group(self, owner: User, members: list[User], via: Node | None = None) -> int:
         node = via or self.nodes[0]
         reply = node.post("/contact/createcommunity",
-                          {"name": f"g-{secrets.token_hex(4)}"}, token=owner.token)
+                          {"name": f"g-{secrets.token_hex(4)}", "visibility": "public"},
+                          token=owner.token)
         assert reply.status == 201, reply.body
         group = int(reply.data["id"])
         for member in members:

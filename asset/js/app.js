@@ -366,6 +366,7 @@ export class App {
       case 40: this.onTyping(frame); break;
       case 50: this.onPresence(frame); break;
       case 70: this.onContact(frame); break;
+      case 71: this.onGroupNotice(frame); break;
       default: break;
     }
     this.invalidate('conn'); // the outbox count may have changed
@@ -398,6 +399,22 @@ export class App {
       this.setOnline(frame.userid, false);
       this.refresh('friends');
       this.profile.loadBlocked(); // blocked from another device of mine, maybe
+    }
+    this.invalidate('lists', 'conv');
+  }
+
+  /** Something happened in a group (docs/chat-protocol.md, cmd 71). */
+  onGroupNotice(frame) {
+    const me = this.state.me.id;
+    if ((frame.event === 'removed' || frame.event === 'left') && frame.userid === me) {
+      // Removed (or left on another device): the group goes from the lists at once.
+      this.forgetGroup(frame.groupid);
+      if (this.members.groupId === frame.groupid) this.members.dialog.close();
+    } else if (frame.event === 'joined' && frame.userid === me) {
+      this.refresh('groups');
+    } else {
+      this.state.members.delete(frame.groupid);
+      this.members.refreshIf(frame.groupid);
     }
     this.invalidate('lists', 'conv');
   }

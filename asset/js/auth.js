@@ -57,7 +57,9 @@ function validate(form, data) {
 
 async function login(data) {
   await api('/user/login', { mobile: data.mobile, passwd: data.passwd, device: deviceName() });
-  location.assign('/chat');
+  // Back to the invite link that sent us here (only that: never another site).
+  const next = new URLSearchParams(location.search).get('next') || '';
+  location.assign(/^\/join\/[A-Za-z0-9_-]{1,64}$/.test(next) ? next : '/chat');
 }
 
 function setBusy(form, busy, label) {

@@ -70,6 +70,26 @@ class GroupDissolved:
 
 
 @dataclass(frozen=True)
+class GroupNotice:
+    """Something happened in ``group_id`` that its members see live (cmd 71,
+    docs/chat-protocol.md): ``event`` is "joined", "left", "removed" (``banned`` too when
+    the removal came with a ban), "role" (``role`` is the new one), "request" (a join
+    request waits: only ``to``, the moderators, are told) or "settings". ``user_id`` is
+    who it is about, ``by_id`` who did it (0: the user themselves). "joined", "left" and
+    "removed" also change the membership the hubs keep, on every node: a removed
+    member's connections stop receiving the group at once. ``to`` empty: the group's
+    members (and the user it is about) are told."""
+
+    group_id: int
+    event: str
+    user_id: int
+    by_id: int = 0
+    role: str = ""
+    banned: bool = False
+    to: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
 class TokensRevoked:
     """Login tokens of ``user_id`` were revoked: the chat connections opened with them end.
 
@@ -93,7 +113,7 @@ class UsersWentOffline:
 
 #: What a change to friends and groups publishes (`fastim.accounts.Contacts`).
 ContactEvent = (FriendAdded | FriendRemoved | FriendRequested | MemberJoined | MemberLeft
-                | GroupDissolved)
+                | GroupDissolved | GroupNotice)
 #: Everything the control channel carries.
 ControlEvent = ContactEvent | TokensRevoked | UsersWentOffline
 
@@ -114,6 +134,10 @@ def to_json(event: ControlEvent) -> str:
             body = {"t": "leave", "g": g, "u": u}
         case GroupDissolved(group_id=g):
             body = {"t": "dissolve", "g": g}
+        case GroupNotice():
+            body = {"t": "group", "g": event.group_id, "e": event.event, "u": event.user_id,
+                    "by": event.by_id, "r": event.role, "b": event.banned,
+                    "to": list(event.to)}
         case TokensRevoked():
             hashes = None if event.token_hashes is None else list(event.token_hashes)
             body = {"t": "revoke", "u": event.user_id, "h": hashes, "k": event.keep,
@@ -142,6 +166,10 @@ def from_json(text: str) -> ControlEvent:
         return MemberLeft(int(body["g"]), int(body["u"]))
     if kind == "dissolve":
         return GroupDissolved(int(body["g"]))
+    if kind == "group":
+        return GroupNotice(int(body["g"]), str(body["e"]), int(body["u"]), int(body["by"]),
+                           str(body.get("r") or ""), bool(body.get("b")),
+                           tuple(int(u) for u in body.get("to") or ()))
     if kind == "revoke":
         hashes = body.get("h")
         return TokensRevoked(int(body["u"]),

@@ -12,7 +12,7 @@ from typing import Any
 from fastim.chat.hub import conversation
 from fastim.chat.protocol import Cmd
 from fastim.errors import AppError
-from fastim.store import Page, Store
+from fastim.store import Page, Store, groups
 from fastim.store.messages import ChatStorage
 
 #: The longest page of `history`.
@@ -51,6 +51,14 @@ class ChatQueries:
         MAX_HISTORY_PAGE (400 otherwise: a 0 once gave one row without a word)."""
         if not 1 <= size <= MAX_HISTORY_PAGE:
             raise AppError(400, f"pagesize must be 1 to {MAX_HISTORY_PAGE}")
+        if kind == Cmd.GROUP:
+            # A member reads from when they joined (or all, if the group says so); a
+            # former member what they could read until they left (fastim/store/groups.py).
+            window = await self.store.read(groups.history_window, dstid, user_id)
+            if window is None:
+                raise AppError(403, f"you are not a member of group {dstid}")
+            return await self.storage.history_page(conversation(kind, user_id, dstid),
+                                                   before, size, *window)
         conv = await self.conversation_of(user_id, kind, dstid)
         return await self.storage.history_page(conv, before, size)
 

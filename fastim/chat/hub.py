@@ -28,6 +28,7 @@ from fastim.bus.events import (
     FriendRemoved,
     FriendRequested,
     GroupDissolved,
+    GroupNotice,
     MemberJoined,
     MemberLeft,
     TokensRevoked,
@@ -311,6 +312,8 @@ class Hub:
                 self.member_left(event.group_id, event.user_id)
             case GroupDissolved():
                 self.group_dissolved(event.group_id)
+            case GroupNotice():
+                self.group_notice(event)
             case TokensRevoked():
                 self.revoke_tokens(event.user_id, event.token_hashes, keep=event.keep,
                                    reason=event.reason)
@@ -381,6 +384,27 @@ class Hub:
                 presence.groups.discard(group)
         if members:
             self.bus.unwatch_group(group)
+
+    def group_notice(self, event: GroupNotice) -> None:
+        """Tell this node's devices of a group change (cmd 71), and apply a membership
+        change: a removed member hears of it, then stops receiving the group at once."""
+        body: dict[str, Any] = {"cmd": Cmd.GROUP_NOTICE, "event": event.event,
+                                "groupid": event.group_id, "userid": event.user_id,
+                                "by": event.by_id}
+        if event.role:
+            body["role"] = event.role
+        if event.banned:
+            body["banned"] = True
+        if event.event == "joined":
+            self.member_joined(event.group_id, event.user_id)
+        if event.to:
+            told = set(event.to)
+        else:
+            told = set(self.online_members.get(event.group_id, ())) | {event.user_id}
+        for user in sorted(told):
+            self._notify(user, body)
+        if event.event in ("left", "removed"):
+            self.member_left(event.group_id, event.user_id)
 
     def revoke_tokens(self, user: int, token_hashes: Collection[str] | None = None, *,
                       keep: str | None = None, reason: str = "logged out") -> int:

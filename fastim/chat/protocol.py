@@ -31,8 +31,9 @@ class Cmd(IntEnum):
     TYPING = 40  # both ways, never stored
     PRESENCE = 50  # server -> client: user `userid` came online / went offline
     CONTACT = 70  # server -> client: a friend request came, a friendship began or ended
-    # 60-63 are kept for the message lifecycle (edit, recall, reaction, delete for me) and
-    # 71 for group notices (join requests, roles, removal): docs/chat-protocol.md.
+    GROUP_NOTICE = 71  # server -> client: a group's join, leave, removal, role, request
+    # 60-63 are kept for the message lifecycle (edit, recall, reaction, delete for me):
+    # docs/chat-protocol.md.
 
 
 class Media(IntEnum):

@@ -94,16 +94,13 @@ def register(router: Router, app: App) -> None:
         return page_data(page, with_presence)
 
     # Changes to one group: the same shape, one Contacts method each; the reply is the
-    # group (201 for a new one).
+    # group. Creating, joining and leaving are in fastim/handlers/groups.py.
     def group_change(path: str, call: GroupChange, status: int = 200) -> None:
         @router.post(path)
         @endpoint(app, status=status)
         async def change(request: Request, values: dict[str, Any], user: User) -> Any:
             return (await call(app.services.contacts, user, values)).to_dict()
 
-    group_change("/contact/createcommunity", Contacts.create_group, status=201)
-    group_change("/contact/joincommunity", Contacts.join_group)
-    group_change("/contact/leavecommunity", Contacts.leave_group)
     group_change("/contact/dissolvecommunity", Contacts.dissolve_group)
     group_change("/contact/transfercommunity", Contacts.transfer_group)
 

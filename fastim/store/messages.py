@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from fastim.store.base import Store
 from fastim.store.errors import IntegrityViolation
+from fastim.store.groups import member_window_sql
 from fastim.store.records import Page
 from fastim.store.sealing import PREFIX, KeyMismatch, Sealer, SealError, associated_data
 from fastim.store.sql import Tx
@@ -243,7 +244,9 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
         # `dstid <> ?`: a row to oneself (which the hub never stores) would be in both.
         (f"sender = ? AND cmd = ? AND {bounds} AND dstid <> ?",
          [user_id, SINGLE, *ids, user_id]),
-        *((f"cmd = ? AND dstid = ? AND {bounds}", [GROUP, group, *ids]) for group in groups),
+        # A group's messages from the user's join on (their window, fastim/store/groups.py).
+        *((f"cmd = ? AND dstid = ? AND {bounds} AND {member_window_sql()}",
+           [GROUP, group, *ids, user_id]) for group in groups),
     ]
     statements = []
     for start in range(0, len(arms), SYNC_ARMS):
@@ -274,7 +277,8 @@ def _sync_rows(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: i
 def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
                    limit: int, sealer: Sealer | None = None) -> list[dict[str, Any]]:
     """What `user_id` may see with an id above `since`: their 1:1 messages both ways and
-    the messages of their groups, oldest first, at most `limit` (sync_statements).
+    the messages of their groups from when they joined (their history window,
+    fastim/store/groups.py), oldest first, at most `limit` (sync_statements).
 
     On MySQL the page is read in windows of ids, ``since < id <= since + width``, the
     width doubling from SYNC_WINDOW × limit until the page is full or the newest message
@@ -293,30 +297,44 @@ def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
     return [as_message(r, sealer) for r in rows]
 
 
+def _window(after: int, upto: int | None) -> tuple[str, list[Any]]:
+    """The condition (and its parameters) of a history window: after < id <= upto."""
+    if upto is None:
+        return ("AND id > ? ", [after]) if after else ("", [])
+    return "AND id > ? AND id <= ? ", [after, upto]
+
+
 def history(tx: Tx, conv: str, before: int | None, limit: int,
-            sealer: Sealer | None = None) -> list[dict[str, Any]]:
-    """One conversation, newest first, strictly older than `before` when given."""
+            sealer: Sealer | None = None, after: int = 0,
+            upto: int | None = None) -> list[dict[str, Any]]:
+    """One conversation, newest first, strictly older than `before` when given, within
+    the reader's window `after < id <= upto` (a group member's, fastim/store/groups.py)."""
+    window, bounds = _window(after, upto)
     if before is None:
-        rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? "
-                       "ORDER BY id DESC LIMIT ?", [conv, limit])
+        rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? {window}"
+                       "ORDER BY id DESC LIMIT ?", [conv, *bounds, limit])
     else:
-        rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? AND id < ? "
-                       "ORDER BY id DESC LIMIT ?", [conv, before, limit])
+        rows = tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE conv = ? AND id < ? {window}"
+                       "ORDER BY id DESC LIMIT ?", [conv, before, *bounds, limit])
     return [as_message(r, sealer) for r in rows]
 
 
-def count_messages(tx: Tx, conv: str) -> int:
-    """How many messages a conversation holds: a COUNT over the range of the
-    ``ix_messages_conv (conv, id)`` index, never over the table's rows."""
-    return int(tx.value("SELECT COUNT(*) FROM messages WHERE conv = ?", [conv]) or 0)
+def count_messages(tx: Tx, conv: str, after: int = 0, upto: int | None = None) -> int:
+    """How many messages a conversation holds (within a window): a COUNT over the range
+    of the ``ix_messages_conv (conv, id)`` index, never over the table's rows."""
+    window, bounds = _window(after, upto)
+    return int(tx.value(f"SELECT COUNT(*) FROM messages WHERE conv = ? {window}",
+                        [conv, *bounds]) or 0)
 
 
 def history_page(tx: Tx, conv: str, before: int | None, limit: int,
-                 sealer: Sealer | None = None) -> Page[dict[str, Any]]:
+                 sealer: Sealer | None = None, after: int = 0,
+                 upto: int | None = None) -> Page[dict[str, Any]]:
     """One page of `history` and the number of messages of the whole conversation (what
     `total` means for every list of docs/api.md), read in the same transaction so the two
-    agree."""
-    return Page(history(tx, conv, before, limit, sealer), count_messages(tx, conv))
+    agree; both within the reader's window."""
+    return Page(history(tx, conv, before, limit, sealer, after, upto),
+                count_messages(tx, conv, after, upto))
 
 
 def has_messages(tx: Tx, conv: str) -> bool:
@@ -552,9 +570,10 @@ class ChatStorage:
     async def history(self, conv: str, before: int | None, limit: int) -> list[dict[str, Any]]:
         return await self.store.read(history, conv, before, limit, self.sealer)
 
-    async def history_page(self, conv: str, before: int | None,
-                           limit: int) -> Page[dict[str, Any]]:
-        return await self.store.read(history_page, conv, before, limit, self.sealer)
+    async def history_page(self, conv: str, before: int | None, limit: int,
+                           after: int = 0, upto: int | None = None) -> Page[dict[str, Any]]:
+        return await self.store.read(history_page, conv, before, limit, self.sealer,
+                                     after, upto)
 
     async def read_marks(self, conv: str) -> dict[int, int]:
         return await self.store.read(read_marks, conv)

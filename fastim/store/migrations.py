@@ -23,7 +23,8 @@ failed half-way can simply be applied again.
 
 Migration 1 holds the accounts and contacts; the chat's tables (messages, read marks,
 message keys) come as migration 2 onwards; friend requests and blocks are migration 5
-(docs/store.md); migration 6 adds the indexes of the hot paths. A step is a statement or,
+(docs/store.md); migration 6 adds the indexes of the hot paths; group visibility,
+invites, roles, bans and history windows are migration 7. A step is a statement or,
 where the two databases need different logic (an index MySQL must not add twice), a
 Python function of the transaction.
 """
@@ -447,6 +448,138 @@ HOT_PATH_INDEXES = Migration(
     ],
 )
 
+# Groups that are safe to run (docs/store.md, issue 17). A group has a `visibility`
+# (private groups are found by invite only; existing groups become private), a
+# `join_policy` (open, or approval by an owner or admin) and a `history` setting (what a
+# new member may read: "joined", from the moment they joined, or "all"). A membership
+# gains the role `admin` and `since_id`: its member reads the group's messages with a
+# greater id (0, every one, for the members from before this migration, who keep their
+# full history). `group_past` keeps, per former member, the window they could read when
+# they left or were removed (from_id < id <= upto_id). Invites are stored as the SHA-256
+# of their code; bans and join requests are one row per (group, user).
+# SQLite cannot change a CHECK constraint, so `memberships` is rebuilt to allow 'admin';
+# MySQL drops and re-adds the constraint. The MySQL ALTERs come last and are the only
+# statements here that are not re-runnable.
+SAFE_GROUPS = Migration(
+    version=7,
+    name="group visibility, invites, roles, bans, join requests, history windows",
+    sqlite=[
+        "ALTER TABLE communities ADD COLUMN visibility TEXT NOT NULL DEFAULT 'private'"
+        " CHECK (visibility IN ('private', 'public'))",
+        "ALTER TABLE communities ADD COLUMN join_policy TEXT NOT NULL DEFAULT 'open'"
+        " CHECK (join_policy IN ('open', 'approval'))",
+        "ALTER TABLE communities ADD COLUMN history TEXT NOT NULL DEFAULT 'joined'"
+        " CHECK (history IN ('joined', 'all'))",
+        """CREATE TABLE memberships_v7 (
+            community_id INTEGER NOT NULL REFERENCES communities (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            role TEXT NOT NULL DEFAULT 'member' CHECK (role IN ('owner', 'admin', 'member')),
+            joined INTEGER NOT NULL,
+            since_id INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (community_id, user_id)
+        )""",
+        "INSERT INTO memberships_v7 (community_id, user_id, role, joined, since_id)"
+        " SELECT community_id, user_id, role, joined, 0 FROM memberships",
+        "DROP TABLE memberships",
+        "ALTER TABLE memberships_v7 RENAME TO memberships",
+        "CREATE INDEX ix_memberships_user ON memberships (user_id)",
+        # The rebuild dropped migration 6's index of a user's groups in order: again.
+        "CREATE INDEX ix_memberships_user_group ON memberships (user_id, community_id)",
+        """CREATE TABLE group_past (
+            community_id INTEGER NOT NULL REFERENCES communities (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            from_id INTEGER NOT NULL,
+            upto_id INTEGER NOT NULL,
+            PRIMARY KEY (community_id, user_id)
+        )""",
+        """CREATE TABLE group_invites (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            community_id INTEGER NOT NULL REFERENCES communities (id) ON DELETE CASCADE,
+            code_hash TEXT NOT NULL CHECK (length(code_hash) = 64),
+            created_by INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created INTEGER NOT NULL,
+            expires INTEGER NULL,
+            max_uses INTEGER NULL,
+            uses INTEGER NOT NULL DEFAULT 0,
+            CONSTRAINT uq_group_invites_code UNIQUE (code_hash)
+        )""",
+        "CREATE INDEX ix_group_invites_group ON group_invites (community_id)",
+        """CREATE TABLE group_bans (
+            community_id INTEGER NOT NULL REFERENCES communities (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            by_id INTEGER NOT NULL,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (community_id, user_id)
+        )""",
+        """CREATE TABLE group_join_requests (
+            community_id INTEGER NOT NULL REFERENCES communities (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (community_id, user_id)
+        )""",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS group_past (
+            community_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            from_id BIGINT NOT NULL,
+            upto_id BIGINT NOT NULL,
+            PRIMARY KEY (community_id, user_id),
+            CONSTRAINT fk_group_past_community FOREIGN KEY (community_id)
+                REFERENCES communities (id) ON DELETE CASCADE,
+            CONSTRAINT fk_group_past_user FOREIGN KEY (user_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS group_invites (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            community_id BIGINT NOT NULL,
+            code_hash CHAR(64) {_ASCII_BIN} NOT NULL,
+            created_by BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            expires BIGINT NULL,
+            max_uses INT NULL,
+            uses INT NOT NULL DEFAULT 0,
+            CONSTRAINT uq_group_invites_code UNIQUE (code_hash),
+            KEY ix_group_invites_group (community_id),
+            CONSTRAINT fk_group_invites_community FOREIGN KEY (community_id)
+                REFERENCES communities (id) ON DELETE CASCADE,
+            CONSTRAINT fk_group_invites_user FOREIGN KEY (created_by) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS group_bans (
+            community_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            by_id BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            PRIMARY KEY (community_id, user_id),
+            CONSTRAINT fk_group_bans_community FOREIGN KEY (community_id)
+                REFERENCES communities (id) ON DELETE CASCADE,
+            CONSTRAINT fk_group_bans_user FOREIGN KEY (user_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS group_join_requests (
+            community_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            PRIMARY KEY (community_id, user_id),
+            CONSTRAINT fk_group_join_requests_community FOREIGN KEY (community_id)
+                REFERENCES communities (id) ON DELETE CASCADE,
+            CONSTRAINT fk_group_join_requests_user FOREIGN KEY (user_id)
+                REFERENCES users (id) ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        "ALTER TABLE memberships DROP CONSTRAINT ck_memberships_role",
+        "ALTER TABLE memberships ADD COLUMN since_id BIGINT NOT NULL DEFAULT 0,"
+        " ADD CONSTRAINT ck_memberships_role CHECK (role IN ('owner', 'admin', 'member'))",
+        f"ALTER TABLE communities ADD COLUMN visibility VARCHAR(8) {_ASCII_BIN} NOT NULL"
+        " DEFAULT 'private',"
+        f" ADD COLUMN join_policy VARCHAR(8) {_ASCII_BIN} NOT NULL DEFAULT 'open',"
+        f" ADD COLUMN history VARCHAR(8) {_ASCII_BIN} NOT NULL DEFAULT 'joined',"
+        " ADD CONSTRAINT ck_communities_visibility CHECK (visibility IN ('private', 'public')),"
+        " ADD CONSTRAINT ck_communities_join_policy CHECK (join_policy IN ('open', 'approval')),"
+        " ADD CONSTRAINT ck_communities_history CHECK (history IN ('joined', 'all'))",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
-                               FRIENDS_BY_CONSENT, HOT_PATH_INDEXES]
+                               FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS]

@@ -143,7 +143,7 @@ def test_message_rate_limit_closes_with_1008(api: ApiServer) -> None:
 def test_group_of_50_each_member_receives_each_message_once_in_server_id_order(
         api: ApiServer) -> None:
     owner, to = api.user_with_token(nickname="owner")
-    group = api.post("/contact/createcommunity", {"name": "fifty"}, token=to).data
+    group = api.post("/contact/createcommunity", {"name": "fifty", "visibility": "public"}, token=to).data
     members = [(owner, to)]
     for _ in range(49):
         user, token = api.user_with_token()
@@ -329,7 +329,7 @@ def test_a_reader_that_stops_reading_is_cut_off_while_others_keep_receiving(
         roomy_api: ApiServer) -> None:
     api = roomy_api
     owner, to = api.user_with_token()
-    group = api.post("/contact/createcommunity", {"name": "with a sleeper"}, token=to).data
+    group = api.post("/contact/createcommunity", {"name": "with a sleeper", "visibility": "public"}, token=to).data
     sleeper, tz = api.user_with_token()
     reader, tr = api.user_with_token()
     for token in (tz, tr):
@@ -371,7 +371,7 @@ def test_a_reader_that_stops_reading_is_cut_off_while_others_keep_receiving(
 def test_a_member_who_left_or_a_dissolved_group_can_no_longer_post(api: ApiServer) -> None:
     owner, to = api.user_with_token()
     member, tm = api.user_with_token()
-    group = api.post("/contact/createcommunity", {"name": "short-lived"}, token=to).data
+    group = api.post("/contact/createcommunity", {"name": "short-lived", "visibility": "public"}, token=to).data
     api.post("/contact/joincommunity", {"dstid": group["id"]}, token=tm)
 
     async def scenario() -> None:
@@ -402,7 +402,7 @@ def test_who_receives_a_group_message_follows_each_join_leave_and_connect_at_onc
     first, t1 = api.user_with_token()
     second, t2 = api.user_with_token()
     late, tl = api.user_with_token()
-    group = api.post("/contact/createcommunity", {"name": "changing"}, token=to).data
+    group = api.post("/contact/createcommunity", {"name": "changing", "visibility": "public"}, token=to).data
     for token in (t1, t2):
         assert api.post("/contact/joincommunity", {"dstid": group["id"]},
                         token=token).status == 200

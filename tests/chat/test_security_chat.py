@@ -19,30 +19,38 @@ from tests.chat_support import ChatClient, befriend
 from tests.store_fixtures import ApiServer
 
 
-def test_history_and_reads_of_a_group_one_left_are_403(api: ApiServer) -> None:
+def test_a_member_who_left_keeps_what_they_could_read_and_nothing_after(
+        api: ApiServer) -> None:
     owner, to = api.user_with_token(nickname="owner")
     member, tm = api.user_with_token(nickname="member")
-    group = api.post("/contact/createcommunity", {"name": "was in it"}, token=to).data
+    group = api.post("/contact/createcommunity", {"name": "was in it", "visibility": "public"},
+                     token=to).data
     assert api.post("/contact/joincommunity", {"dstid": group["id"]}, token=tm).status == 200
 
-    async def talk() -> None:
+    async def talk(cid: str) -> None:
         o = await ChatClient.open(api, to)
-        assert (await o.say(11, group["id"], "before you left", "o1"))["cmd"] == 1
+        assert (await o.say(11, group["id"], cid, cid))["cmd"] == 1
         await o.close()
 
-    asyncio.run(talk())
+    asyncio.run(talk("o1"))
     query = f"cmd=11&dstid={group['id']}"
     history = api.get(f"/chat/history?{query}", token=tm)
     assert history.status == 200 and [r["cid"] for r in history.list["rows"]] == ["o1"]
     assert api.get(f"/chat/reads?{query}", token=tm).status == 200
     assert api.post("/contact/leavecommunity", {"dstid": group["id"]}, token=tm).status == 200
-    # Membership is checked on every call: what the group says is no longer theirs to read,
-    # not even what was said while they were in it.
-    for path in ("/chat/history", "/chat/reads"):
-        reply = api.get(f"{path}?{query}", token=tm)
-        assert reply.status == 403, (path, reply.body)
-        assert "not a member" in reply.json["msg"]
-    assert api.get(f"/chat/history?{query}", token=to).status == 200
+    asyncio.run(talk("o2"))
+    # Issue 17: a member who left keeps what they could read up to then, nothing after;
+    # who read how far is for members only.
+    kept = api.get(f"/chat/history?{query}", token=tm)
+    assert kept.status == 200 and [r["cid"] for r in kept.list["rows"]] == ["o1"]
+    assert kept.list["total"] == 1
+    reply = api.get(f"/chat/reads?{query}", token=tm)
+    assert reply.status == 403, reply.body
+    assert "not a member" in reply.json["msg"]
+    assert [r["cid"] for r in api.get(f"/chat/history?{query}", token=to).list["rows"]] == [
+        "o2", "o1"]
+    stranger, ts = api.user_with_token(nickname="stranger")
+    assert api.get(f"/chat/history?{query}", token=ts).status == 403
 
 
 def test_reads_of_a_conversation_of_strangers_are_403(api: ApiServer) -> None:
@@ -124,7 +132,7 @@ def test_the_slow_reader_receives_1008_on_the_wire(roomy_api: ApiServer) -> None
     api = roomy_api
     owner, to = api.user_with_token()
     sleeper, tz = api.user_with_token()
-    group = api.post("/contact/createcommunity", {"name": "a sleeper"}, token=to).data
+    group = api.post("/contact/createcommunity", {"name": "a sleeper", "visibility": "public"}, token=to).data
     api.post("/contact/joincommunity", {"dstid": group["id"]}, token=tz)
 
     async def scenario() -> tuple[int, str, int]:

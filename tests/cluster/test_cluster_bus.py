@@ -24,6 +24,7 @@ from fastim.bus.events import (
     FriendRemoved,
     FriendRequested,
     GroupDissolved,
+    GroupNotice,
     MemberJoined,
     MemberLeft,
     TokensRevoked,
@@ -83,6 +84,8 @@ def test_the_url_names_the_deployment_prefix() -> None:
 @pytest.mark.parametrize("event", [
     FriendAdded(1, 2), FriendRemoved(2, 1), FriendRequested(9, 1, 2),
     MemberJoined(3, 4), MemberLeft(3, 4), GroupDissolved(3),
+    GroupNotice(3, "removed", 4, by_id=1, banned=True),
+    GroupNotice(3, "request", 5, to=(1, 2)), GroupNotice(3, "role", 4, by_id=1, role="admin"),
     TokensRevoked(4, ("h1",), reason="signed in again"),
     TokensRevoked(4, None, keep="h3", reason="password changed"),
     UsersWentOffline((5, 6)),

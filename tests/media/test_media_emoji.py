@@ -33,7 +33,7 @@ def test_emoji_survive_the_chat_round_trip_and_storage(api: ApiServer) -> None:
     alice, ta = api.user_with_token(nickname="alice 👩🏻‍🚀")
     bob, tb = api.user_with_token(nickname="bob 🧔🏾")
     befriend(api, ta, bob, tb)
-    group = api.post("/contact/createcommunity", {"name": "🎉 party 🇯🇵"}, token=ta).data
+    group = api.post("/contact/createcommunity", {"name": "🎉 party 🇯🇵", "visibility": "public"}, token=ta).data
     assert api.post("/contact/joincommunity", {"dstid": group["id"]}, token=tb).status == 200
     assert unicodedata.normalize("NFC", TEXT) != TEXT  # the test text would notice NFC
 

@@ -60,7 +60,8 @@ def test_sync_history_and_read_marks(store: Store, make_user: Any) -> None:
     a, b, c = users(make_user, 3)
     storage = ChatStorage(store)
     run(storage.start())
-    group = 7  # any id: the messages table keeps no foreign key to groups
+    # Sync shows a group's messages to its members, from when they joined (a's group).
+    group = run(store.create_group(a, "sync group", now=1)).id
     batch = [new(a, b, "a to b", "1"), new(c, a, "c to a", "2"),
              new(b, group, "in group", "3", kind=Cmd.GROUP), new(b, c, "b to c", "4")]
     ids = [s.id for s in run(storage.insert_messages(batch))]

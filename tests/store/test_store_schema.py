@@ -8,8 +8,17 @@ from typing import Any
 
 import pytest
 
-from fastim.store import MIGRATIONS, Migration, SchemaError, Store, StoreError, Tx, open_store
-from fastim.store.migrations import FRIENDS_BY_CONSENT, HOT_PATH_INDEXES
+from fastim.store import (
+    MIGRATIONS,
+    Migration,
+    SchemaError,
+    Store,
+    StoreError,
+    Tx,
+    groups,
+    open_store,
+)
+from fastim.store.migrations import FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS
 from tests.store_fixtures import gather, run, table_counts
 
 EXTRA = Migration(
@@ -65,6 +74,10 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
             "message_keys": 0,
             "messages": 0,
             "memberships": 0,
+            "group_past": 0,
+            "group_invites": 0,
+            "group_bans": 0,
+            "group_join_requests": 0,
             "communities": 0,
             "friend_requests": 0,
             "blocks": 0,
@@ -312,10 +325,8 @@ def test_the_friend_request_migration_keeps_existing_friendships(fresh_db_url: s
         run(store.close())
     store = run(open_store(fresh_db_url))
     try:
-        # 5 and whatever came after it (the newest migration is HOT_PATH_INDEXES, 6).
         assert store.applied_migrations == [m.version for m in MIGRATIONS
                                             if m.version >= FRIENDS_BY_CONSENT.version]
-        assert MIGRATIONS[-1] is HOT_PATH_INDEXES
         assert run(store.read(lambda tx: tx.rows(
             "SELECT owner_id, dst_id, created FROM friendships ORDER BY owner_id"))) == rows
         assert run(store.are_friends(a.id, b.id)) and run(store.are_friends(b.id, a.id))
@@ -360,7 +371,7 @@ def test_the_index_migration_applies_to_a_database_with_messages(fresh_db_url: s
         run(store.close())
     store = run(open_store(fresh_db_url))
     try:
-        assert store.applied_migrations == [HOT_PATH_INDEXES.version]
+        assert store.applied_migrations[0] == HOT_PATH_INDEXES.version
         assert {"ix_messages_sender", "ix_messages_unread", "ix_messages_conv"} \
             <= _index_names(store, "messages")
         assert "ix_read_marks_conv" in _index_names(store, "read_marks")
@@ -371,5 +382,35 @@ def test_the_index_migration_applies_to_a_database_with_messages(fresh_db_url: s
         assert run(store.read(lambda tx: tx.rows(
             "SELECT user_id, upto FROM read_marks WHERE conv = ?", [f"p{a.id}_{b.id}"]))) \
             == [(a.id, 7)]
+    finally:
+        run(store.close())
+
+
+def test_the_group_migration_keeps_groups_and_their_members_full_history(
+        fresh_db_url: str) -> None:
+    """A database made before safe groups (schema 6) is brought to 7: existing groups
+    become private, their members keep their roles and read the whole history."""
+    before = [m for m in MIGRATIONS if m.version < SAFE_GROUPS.version]
+    store = run(open_store(fresh_db_url, migrations=before))
+    try:
+        a = run(store.create_user(mobile="13900000021", passwd="0", salt="0", kdf="k", nickname="a"))
+        b = run(store.create_user(mobile="13900000022", passwd="0", salt="0", kdf="k", nickname="b"))
+        group = run(store.create_group(a.id, "old group", now=1000))
+        run(store.add_member(group.id, b.id, now=1001))
+    finally:
+        run(store.close())
+    store = run(open_store(fresh_db_url))
+    try:
+        assert SAFE_GROUPS.version in store.applied_migrations
+        rows = run(store.read(lambda tx: tx.rows(
+            "SELECT user_id, role, joined, since_id FROM memberships ORDER BY user_id")))
+        assert [tuple(r) for r in rows] == [(a.id, "owner", 1000, 0), (b.id, "member", 1001, 0)]
+        found = run(store.read(groups.settings, group.id))
+        assert found is not None
+        assert (found.visibility, found.join_policy, found.members) == ("private", "open", 2)
+        assert run(store.read(groups.history_window, group.id, b.id)) == (0, None)
+        run(store.write(lambda tx: tx.execute(
+            "UPDATE memberships SET role = 'admin' WHERE user_id = ?", (b.id,))))
+        assert run(store.read(groups.is_group_moderator, group.id, b.id))
     finally:
         run(store.close())

@@ -217,6 +217,7 @@ def test_a_group_of_three(browser: Any, server: WebServer, people: list[Person],
 
     pa.click("#tab-groups")
     pa.fill("#group-new-name", name)
+    pa.select_option("#group-new-visibility", "public")  # joined by name below
     pa.press("#group-new-name", "Enter")
     expect(pa.locator("#conv-title")).to_have_text(name)
     for page in (pb, pc):
@@ -284,7 +285,8 @@ def test_markup_in_messages_names_and_group_names_is_shown_as_text(
     people += [mallory, victor]
     befriend(server, mallory, victor)
     api = server.running
-    group = api.post("/contact/createcommunity", {"name": evil_group, "memo": "<i>memo</i>"},
+    group = api.post("/contact/createcommunity", {"name": evil_group, "memo": "<i>memo</i>",
+                                                     "visibility": "public"},
                      token=mallory.token).data
     assert api.post("/contact/joincommunity", {"dstid": group["id"]}, token=victor.token).status == 200
     chat_over_socket(server, mallory, 10, victor.id, [evil_text])

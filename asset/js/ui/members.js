@@ -1,6 +1,7 @@
 // A group's sheet: its members (owner first, online dots for friends), and leaving or,
-// for the owner, dissolving it.
-import { api } from '../api.js';
+// for the owner, dissolving it. Owners and admins also see the group's settings, invite
+// links, join requests and bans, and may remove (or ban) members; the owner names admins.
+import { api, get } from '../api.js';
 import { byId, h } from '../dom.js';
 import { avatar } from '../format.js';
 import { icon } from '../icons.js';
@@ -15,6 +16,107 @@ export class MembersDialog {
     byId('leave-group').addEventListener('click', () => this.leave());
     byId('dissolve-group').addEventListener('click', () => this.dissolve());
     this.dialog.addEventListener('close', () => { this.groupId = null; });
+    this.role = 'member';
+    byId('group-settings').addEventListener('submit', (event) => {
+      event.preventDefault();
+      this.saveSettings();
+    });
+    byId('invite-create').addEventListener('click', () => this.createInvite());
+    byId('invite-copy').addEventListener('click', () => {
+      const input = byId('invite-link');
+      input.select();
+      navigator.clipboard?.writeText(input.value).catch(() => {});
+    });
+  }
+
+  /** A group notice (cmd 71) about the group on screen: show it afresh. */
+  refreshIf(groupId) {
+    if (this.dialog.open && this.groupId === groupId) this.show(groupId);
+  }
+
+  async loadAdmin(groupId) {
+    let info;
+    try {
+      info = await get('/contact/groupinfo', { groupid: groupId });
+    } catch {
+      this.role = 'member';
+      byId('group-admin').hidden = true;
+      return;
+    }
+    if (this.groupId !== groupId) return;
+    this.role = info.role;
+    const moderator = info.role === 'owner' || info.role === 'admin';
+    byId('group-admin').hidden = !moderator;
+    byId('group-visibility').value = info.visibility;
+    byId('group-join-policy').value = info.join;
+    byId('group-history').value = info.history;
+    for (const id of ['group-visibility', 'group-join-policy', 'group-history', 'group-settings-save']) {
+      byId(id).disabled = info.role !== 'owner';
+    }
+    if (!moderator) return;
+    const [invites, requests, bans] = await Promise.all([
+      get('/contact/invites', { groupid: groupId }),
+      get('/contact/joinrequests', { groupid: groupId }),
+      get('/contact/bans', { groupid: groupId }),
+    ]);
+    if (this.groupId !== groupId) return;
+    byId('invite-list').replaceChildren(...invites.rows.map((invite) => h('li', { class: 'invite', dataset: { inviteid: String(invite.id) } },
+      h('span', { text: `Link #${invite.id}: used ${invite.used}${invite.uses ? ` of ${invite.uses}` : ''}` }),
+      h('button', { type: 'button', class: 'button small danger', text: 'Revoke',
+        onclick: () => this.act('/contact/revokeinvite', { groupid: groupId, inviteid: invite.id }) }))));
+    byId('join-requests').replaceChildren(...requests.rows.map((user) => h('li', { class: 'member', dataset: { userid: String(user.id) } },
+      avatar(user, { size: 'sm' }),
+      h('span', { class: 'member-name', text: user.nickname }),
+      h('button', { type: 'button', class: 'button small primary', text: 'Approve',
+        onclick: () => this.act('/contact/approvejoin', { groupid: groupId, memberid: user.id }) }),
+      h('button', { type: 'button', class: 'button small', text: 'Decline',
+        onclick: () => this.act('/contact/declinejoin', { groupid: groupId, memberid: user.id }) }))));
+    byId('ban-list').replaceChildren(...bans.rows.map((user) => h('li', { class: 'member', dataset: { userid: String(user.id) } },
+      avatar(user, { size: 'sm' }),
+      h('span', { class: 'member-name', text: user.nickname }),
+      h('button', { type: 'button', class: 'button small', text: 'Unban',
+        onclick: () => this.act('/contact/unban', { groupid: groupId, memberid: user.id }) }))));
+    this.renderList(this.app.state.members.get(groupId) || []);
+  }
+
+  async act(path, values) {
+    this.error('');
+    try {
+      await api(path, values);
+    } catch (error) {
+      this.error(error.message);
+      return;
+    }
+    if (this.groupId === values.groupid) this.show(values.groupid);
+  }
+
+  async saveSettings() {
+    const id = this.groupId;
+    try {
+      await api('/contact/groupsettings', {
+        groupid: id,
+        visibility: byId('group-visibility').value,
+        join: byId('group-join-policy').value,
+        history: byId('group-history').value,
+      });
+    } catch (error) {
+      this.error(error.message);
+      return;
+    }
+    const ok = byId('group-settings-ok');
+    ok.textContent = 'Saved.';
+    ok.hidden = false;
+  }
+
+  async createInvite() {
+    try {
+      const invite = await api('/contact/invite', { groupid: this.groupId });
+      byId('invite-link').value = new URL(invite.url, location.origin).href;
+      byId('invite-new').hidden = false;
+      this.loadAdmin(this.groupId);
+    } catch (error) {
+      this.error(error.message);
+    }
   }
 
   async show(groupId) {
@@ -28,10 +130,12 @@ export class MembersDialog {
     dissolve.hidden = !group || group.ownerid !== this.app.state.me.id;
     dissolve.textContent = 'Dissolve group';
     delete dissolve.dataset.confirm;
+    byId('group-settings-ok').hidden = true;
     this.renderList(this.app.state.members.get(groupId) || []);
     if (!this.dialog.open) this.dialog.showModal();
     try {
       this.renderList(await this.app.loadMembers(groupId));
+      await this.loadAdmin(groupId);
     } catch (error) {
       this.error(error.message);
     }
@@ -46,8 +150,28 @@ export class MembersDialog {
         avatar(member, { size: 'sm', online }),
         h('span', { class: 'member-name', text: member.nickname }),
         member.id === state.me.id ? h('span', { class: 'tag', text: 'you' }) : null,
-        member.role === 'owner' ? h('span', { class: 'tag owner', text: 'owner' }) : null);
+        member.role === 'owner' ? h('span', { class: 'tag owner', text: 'owner' }) : null,
+        member.role === 'admin' ? h('span', { class: 'tag admin', text: 'admin' }) : null,
+        this.moderation(member));
     }));
+  }
+
+  /** The buttons a moderator has on a member's row: remove, ban, and for the owner, roles. */
+  moderation(member) {
+    const { role } = this;
+    const me = this.app.state.me.id;
+    const outranks = role === 'owner' ? member.role !== 'owner' : role === 'admin' && member.role === 'member';
+    if (member.id === me || !outranks) return null;
+    const groupid = this.groupId;
+    const target = { groupid, memberid: member.id };
+    return h('span', { class: 'member-actions' },
+      role === 'owner' ? h('button', { type: 'button', class: 'button small', dataset: { action: 'role' },
+        text: member.role === 'admin' ? 'Make member' : 'Make admin',
+        onclick: () => this.act('/contact/setrole', { ...target, role: member.role === 'admin' ? 'member' : 'admin' }) }) : null,
+      h('button', { type: 'button', class: 'button small danger', dataset: { action: 'remove' }, text: 'Remove',
+        onclick: () => this.act('/contact/kick', target) }),
+      h('button', { type: 'button', class: 'button small danger', dataset: { action: 'ban' }, text: 'Ban',
+        onclick: () => this.act('/contact/kick', { ...target, ban: 1 }) }));
   }
 
   error(message) {

@@ -179,8 +179,16 @@ export class Sidebar {
         }
         busy(form, async () => {
           try {
-            const group = await api(path, verb === 'create' ? { name } : { dstname: name });
+            const values = verb === 'create'
+              ? { name, visibility: form.elements.namedItem('visibility').value }
+              : { dstname: name };
+            const group = await api(path, values);
             form.reset();
+            if (group.status === 'requested') {
+              // The group asks for approval: nothing to open yet (cmd 71 tells us later).
+              showFieldError(form, 'name', 'Asked to join: an admin of the group will answer.');
+              return;
+            }
             this.app.state.groups.set(group.id, group);
             this.app.state.conv(GROUP, group.id);
             await this.app.refresh('groups');
