@@ -14,6 +14,7 @@ from fastim.accounts.contacts import FRIEND_REQUEST_TTL, FRIEND_REQUESTS_PER_DAY
 from fastim.accounts.passwords import DEFAULT_KDF, check_kdf
 from fastim.accounts.service import MAX_SESSIONS, TOKEN_TTL
 from fastim.chat.hub import HubOptions
+from fastim.chat.lifecycle import LifecycleOptions
 from fastim.chat.protocol import ChatLimits
 from fastim.http import Limits, TrustedProxies
 from fastim.media.options import MediaOptions
@@ -311,6 +312,11 @@ def add_serve_arguments(
     limit("--chat-ping-timeout", float, defaults.chat_ping_timeout,
           "seconds a ping's pong may take before the connection is closed with 1011")
     hub = defaults.hub
+    limit("--edit-window", float, hub.lifecycle.edit_window,
+          "seconds after sending during which a text message may be edited")
+    limit("--recall-window", float, hub.lifecycle.recall_window,
+          "seconds after sending during which the sender may recall a message "
+          "(a group's owner may at any time)")
     limit("--chat-rate", float, hub.rate,
           "chat messages a second one user may send (all devices, all nodes), in bursts "
           "of up to twice that")
@@ -345,7 +351,8 @@ def config_from_args(args: argparse.Namespace) -> Config:
                  "chat_outbound_buffer", "chat_max_frame", "chat_ping_timeout", "chat_rate",
                  "chat_max_text", "max_connections_per_user"):
         _check_positive(args, name)
-    for name in ("hsts_max_age", "chat_ping_interval", "db_wait"):
+    for name in ("hsts_max_age", "chat_ping_interval", "db_wait", "edit_window",
+                 "recall_window"):
         if not getattr(args, name) >= 0:  # also refuses NaN
             raise SystemExit(f"--{name.replace('_', '-')} must be 0 or more, "
                              f"not {getattr(args, name)}")
@@ -383,7 +390,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
         hsts_max_age=args.hsts_max_age,
         hub=HubOptions(rate=args.chat_rate, burst=2 * args.chat_rate,
                        max_connections_per_user=args.max_connections_per_user,
-                       limits=ChatLimits(max_text=args.chat_max_text)),
+                       limits=ChatLimits(max_text=args.chat_max_text),
+                       lifecycle=LifecycleOptions(edit_window=args.edit_window,
+                                                  recall_window=args.recall_window)),
         kdf=kdf,
         token_ttl=args.token_ttl,
         max_sessions=args.max_sessions,

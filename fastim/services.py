@@ -45,6 +45,7 @@ from fastim.chat.ratelimit import SharedWindow
 from fastim.config import Config
 from fastim.media import ImageLinks, MediaService, StickerPack, load_packs
 from fastim.store import Store, open_store
+from fastim.store.changes import LifecycleStorage
 from fastim.store.messages import ChatStorage
 from fastim.store.sealing import Sealer
 
@@ -192,7 +193,8 @@ class Services:
             stack.push_async_callback(_cancel, purger)
 
             key_file = config.message_key_file
-            chat_storage = ChatStorage(store, Sealer.from_file(key_file) if key_file else None)
+            chat_storage = LifecycleStorage(store,
+                                            Sealer.from_file(key_file) if key_file else None)
             await chat_storage.start()
             chat = ChatQueries(store, chat_storage)
 

@@ -28,6 +28,13 @@ The rules (docs/chat-protocol.md):
    live_order=PER_SENDER)`) live ids grow per sending device only: two nodes' messages
    race through Redis (docs/scaling.md, "What is not guaranteed (yet)");
 6. nobody receives a message of a conversation they are not in.
+
+And for the edits the devices make of their own messages (cmd 60, `check_edits`):
+
+7. every acked edit is applied once: one row of the change log (`message_changes`) for
+   its (user, cid), with the change id that was acked, and the message holds its text;
+   every logged edit of a soak device was acked to it;
+8. no connection is sent one change twice.
 """
 
 from __future__ import annotations
@@ -39,6 +46,8 @@ from typing import Any
 
 #: One stored message as the checker needs it: (id, sender, cid, cmd, dstid).
 Row = tuple[int, int, str | None, int, int]
+#: One row of the change log: (change id, actor, cid, message id, kind).
+ChangeRow = tuple[int, int, str | None, int, int]
 
 SINGLE, GROUP = 10, 11
 #: What "in order" means for live frames: all of one connection's (one node), or those
@@ -236,3 +245,39 @@ def _check_device(device: Mapping[str, Any], visible: Sequence[int],
                                    f"{id_} (cmd {row[3]} from user {row[1]} to {row[4]})")
     if len(missing) > EXAMPLES_PER_KIND:
         verdict.violations["missing"] += len(missing) - EXAMPLES_PER_KIND
+
+
+def check_edits(verdict: Verdict, changes: Sequence[ChangeRow], contents: Mapping[int, str],
+                devices: Sequence[Mapping[str, Any]]) -> Verdict:
+    """Rules 7 and 8 against the change log (`changes`) and the edited messages' stored
+    text (`contents`, message id -> content); adds to `verdict`."""
+    logged: dict[tuple[int, str], list[int]] = defaultdict(list)
+    for change, actor, cid, _message, kind in changes:
+        if kind == 60 and cid is not None:
+            logged[(actor, cid)].append(change)
+    verdict.stats["edits_logged"] = sum(len(v) for v in logged.values())
+    for device in devices:
+        edits = device.get("edits", {})
+        acked = device.get("edits_acked", {})
+        verdict.stats["edits_acked"] += len(acked)
+        for cid, change in acked.items():
+            found = logged.get((device["user"], cid), [])
+            message_id, content = edits.get(cid, (None, None))
+            if found != [change]:
+                verdict.violate("edit_not_logged_once",
+                                f"{device['key']} edit {cid} acked as change {change}, "
+                                f"logged as {found}")
+            elif message_id is not None and contents.get(message_id) != content:
+                verdict.violate("edit_not_applied",
+                                f"{device['key']} edit {cid} of message {message_id}")
+        for (actor, cid), found in logged.items():
+            if actor == device["user"] and cid.startswith(device["prefix"]) \
+                    and cid not in acked and cid not in device["unacked"]:
+                verdict.violate("edit_not_acked", f"{device['key']} edit {cid}: {found}")
+        for session in device["sessions"]:
+            seen = session.get("changes", [])
+            for change, times in Counter(seen).items():
+                if times > 1:
+                    verdict.violate("change_twice_on_one_connection",
+                                    f"{device['key']} change {change} x{times}")
+    return verdict

@@ -132,6 +132,29 @@ class Database:
             members.setdefault(int(group), []).append(int(user))
         return ([(int(i), int(s), c, int(m), int(d)) for i, s, c, m, d in rows], members)
 
+    def edits(self) -> tuple[list[check.ChangeRow], dict[int, str]]:
+        """The change log and the text of every edited message (`check.check_edits`)."""
+        changes = "SELECT id, actor, cid, message_id, kind FROM message_changes ORDER BY id"
+        contents = ("SELECT id, content FROM messages WHERE id IN "
+                    "(SELECT message_id FROM message_changes WHERE kind = 60)")
+        if self.mysql_name is None:
+            import sqlite3
+
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            try:
+                log = conn.execute(changes).fetchall()
+                texts = conn.execute(contents).fetchall()
+            finally:
+                conn.close()
+        else:
+            with self._mysql(self.mysql_name) as conn, conn.cursor() as cur:
+                cur.execute(changes)
+                log = cur.fetchall()
+                cur.execute(contents)
+                texts = cur.fetchall()
+        return ([(int(i), int(a), c, int(m), int(k)) for i, a, c, m, k in log],
+                {int(i): text for i, text in texts})
+
     def drop(self) -> None:
         if self.mysql_name is not None:
             with self._mysql() as conn, conn.cursor() as cur:
@@ -325,6 +348,8 @@ class Soak:
         self.facts = (rows, members, devices)  # kept for tests/soak/test_soak.py
         verdict = check.check(rows, members, devices,
                               check.PER_SENDER if args.cluster else check.ALL)
+        changes, contents = database.edits()
+        check.check_edits(verdict, changes, contents, devices)
         return self._report(records, verdict, sampler, setup_seconds, n, users)
 
     def _all_say(self, word: str) -> None:
@@ -433,6 +458,8 @@ class Soak:
             "sent_per_s": round(stats.get("sent", 0) / args.duration, 1),
             "stored": verdict.stats["stored"],
             "acked": verdict.stats["acked"],
+            "edits_acked": verdict.stats["edits_acked"],
+            "edits_logged": verdict.stats["edits_logged"],
             "deliveries_expected": verdict.stats["expected_deliveries"],
             "delivered_live": verdict.stats["delivered_live"],
             "delivered_by_sync": verdict.stats["delivered_by_sync"],

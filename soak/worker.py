@@ -29,6 +29,8 @@ from fastim.ws import ConnectionClosed, connect
 
 #: Errors after which the message is sent again with the same cid.
 RETRYABLE = ("busy", "store_failed", "unavailable")
+#: Every this many of its acked messages, a device edits the last one (cmd 60).
+EDIT_EVERY = 3
 
 
 class Device:
@@ -50,6 +52,10 @@ class Device:
         self.pending: dict[str, dict[str, Any]] = {}  # cid -> frame, when sent, resent?
         self.retry: set[str] = set()
         self.acked: dict[str, int] = {}
+        # Edits (cmd 60) of its own messages: edit cid -> (message id, content), and the
+        # change id each was acked with (soak/check.py, `check_edits`).
+        self.edits: dict[str, tuple[int, str]] = {}
+        self.edits_acked: dict[str, int] = {}
         self.conflicts: list[tuple[str, int, int]] = []
         self.sessions: list[dict[str, Any]] = []
         self.session: dict[str, Any] = {}
@@ -166,6 +172,8 @@ class Device:
             if self.synced:
                 self.cursor = max(self.cursor, id_)
             self.worker.lags.append(time.time() * 1000 - frame["ts"])
+        elif cmd == 60 and "change" in frame:
+            self.session.setdefault("changes", []).append(int(frame["change"]))
         elif cmd == 1:
             self.on_ack(frame)
         elif cmd == 21:
@@ -179,8 +187,25 @@ class Device:
         elif cmd == 2:
             self.on_error(frame)
 
+    def edit(self, cid: str, message_id: int) -> None:
+        """Edit one of its own messages (every EDIT_EVERY-th acked): the edit is kept
+        until its ack and sent again with the same cid, like a message."""
+        edit_cid = f"{self.prefix}e{cid.removeprefix(self.prefix)}"
+        content = f"soak edit of {cid} ✏️"
+        frame = json.dumps({"cmd": 60, "id": message_id, "content": content,
+                            "cid": edit_cid})
+        self.edits[edit_cid] = (message_id, content)
+        self.pending[edit_cid] = {"frame": frame, "sent": time.monotonic(), "resent": False}
+        self.worker.stats["edits"] += 1
+        self._send(frame)
+
     def on_ack(self, frame: dict[str, Any]) -> None:
         cid, id_ = str(frame["cid"]), int(frame["id"])
+        if "change" in frame:  # an edit's ack
+            self.edits_acked[cid] = int(frame["change"])
+            self.pending.pop(cid, None)
+            self.retry.discard(cid)
+            return
         known = self.acked.get(cid)
         if known is not None and known != id_:
             self.conflicts.append((cid, known, id_))
@@ -190,6 +215,8 @@ class Device:
         self.retry.discard(cid)
         if entry is not None and not entry["resent"]:
             self.worker.ack_latencies.append(time.monotonic() - entry["sent"])
+        if known is None and len(self.acked) % EDIT_EVERY == 0:
+            self.edit(cid, id_)
 
     def on_sync_page(self, frame: dict[str, Any]) -> None:
         rows = [int(row["id"]) for row in frame["rows"]]
@@ -222,6 +249,7 @@ class Device:
     def record(self) -> dict[str, Any]:
         return {"key": self.key, "user": self.user, "prefix": self.prefix,
                 "acked": self.acked, "unacked": sorted(self.pending),
+                "edits": self.edits, "edits_acked": self.edits_acked,
                 "ack_conflicts": self.conflicts, "sessions": self.sessions}
 
 

@@ -4,7 +4,7 @@ import { api, ApiError, get, setUnauthorizedHandler, upload } from './api.js';
 import { ChatConnection, newCid } from './connection.js';
 import { byId } from './dom.js';
 import { icon } from './icons.js';
-import { ChatState, GROUP, IMAGE, SINGLE, TEXT, convKey } from './state.js';
+import { CHANGE_CMDS, ChatState, DELETE, GROUP, IMAGE, SINGLE, TEXT, convKey } from './state.js';
 import { ConversationView } from './ui/conversation.js';
 import { MembersDialog } from './ui/members.js';
 import { PersonDialog } from './ui/person.js';
@@ -23,6 +23,7 @@ export class App {
     this.ready = false; // the first snapshot after the first connect was handled
     this.renderQueued = new Set();
     this.refreshing = {};
+    this.changeCids = new Set(); // cids of our changes (cmd 60-63) waiting for their ack
     this.root = byId('app');
   }
 
@@ -145,6 +146,7 @@ export class App {
   /** Messages still in this tab's outbox (typed before a reload, not yet acked). */
   restoreOutbox() {
     for (const frame of this.conn.outbox.items) {
+      if (CHANGE_CMDS.has(frame.cmd)) continue; // an edit, recall, reaction: not a bubble
       const conv = this.state.conv(frame.cmd, frame.dstid);
       conv.put({ ...frame, userid: this.state.me.id, localTs: frame.localTs || Date.now() });
     }
@@ -262,6 +264,7 @@ export class App {
       }
       const counted = row ? row.unread : 0;
       conv.unread = counted + conv.countFromOthersAbove(Math.max(row ? row.last : 0, askedAt), me);
+      conv.mentions = (row ? row.mentions || 0 : 0) + conv.countMentionsAbove(Math.max(row ? row.last : 0, askedAt), me);
     }
     this.invalidate('lists');
   }
@@ -362,6 +365,9 @@ export class App {
         if (frame.id) this.onMessage(frame, 'live');
         break;
       case 21: this.onSyncResult(frame); break;
+      case 60: case 61: case 62: case 63:
+        if (frame.change) this.onChange(frame);
+        break;
       case 31: this.onReceipt(frame); break;
       case 40: this.onTyping(frame); break;
       case 50: this.onPresence(frame); break;
@@ -429,20 +435,33 @@ export class App {
     if (!this.ready) {
       this.ready = true;
       this.loadSummaries();
+      // Where the change log stands now: what history shows is each message as it is,
+      // so only changes after this point matter (a sync from 0 returns no changes and
+      // the log's newest id; its one row is ignored).
+      this.awaitingBaseline = this.conn.sendControl({ cmd: 20, since: 0, limit: 1, changes_since: 0 });
       return;
     }
-    // A reconnect: fetch what was sent meanwhile (cmd 20); once that is in, the counts
-    // and read marks that moved while we were away. Lists may have changed too.
-    this.conn.sendControl({ cmd: 20, since: this.state.maxId, limit: 200 });
+    // A reconnect: fetch what was sent and changed meanwhile (cmd 20); once that is in,
+    // the counts and read marks that moved while we were away. Lists may have changed too.
+    this.conn.sendControl({ cmd: 20, since: this.state.maxId, limit: 200, changes_since: this.state.changeCursor });
     this.refresh('friends');
     this.refresh('groups');
     this.requests.refresh();
   }
 
   onSyncResult(frame) {
+    if (this.awaitingBaseline) {
+      this.awaitingBaseline = false;
+      this.state.changeCursor = Math.max(this.state.changeCursor, frame.changes_next || 0);
+      return;
+    }
     for (const row of frame.rows || []) this.onMessage(row, 'sync');
-    if (frame.more) {
-      this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200 });
+    for (const change of frame.changes || []) this.onChange(change);
+    if (typeof frame.changes_next === 'number') {
+      this.state.changeCursor = Math.max(this.state.changeCursor, frame.changes_next);
+    }
+    if (frame.more || frame.changes_more) {
+      this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200, changes_since: this.state.changeCursor });
       return;
     }
     this.loadUnread();
@@ -458,7 +477,10 @@ export class App {
     if (fromOther) conv.typing.delete(message.userid);
     if (added && fromOther) {
       if (conv === this.current && this.canSeeBottom()) this.markRead(conv);
-      else conv.unread += 1;
+      else {
+        conv.unread += 1;
+        if (message.mentioned) conv.mentions += 1;
+      }
     }
     if (!this.listed(conv)) this.refresh(conv.kind === GROUP ? 'groups' : 'friends');
     if (conv.kind === GROUP && fromOther && !state.users.has(message.userid)) {
@@ -468,7 +490,48 @@ export class App {
     this.invalidate('lists', 'conv');
   }
 
+  /** An edit, recall, reaction or delete-for-me (docs/chat-protocol.md, cmd 60-63),
+   * live or from a sync: each carries the message's state now, and a change older
+   * than one already applied to that message changes nothing. */
+  onChange(frame) {
+    const state = this.state;
+    const found = state.findMessage(frame.id);
+    if (!found) return; // not loaded here: history will show it as it is
+    const { conv, message } = found;
+    if ((message.change || 0) >= frame.change) return;
+    if (frame.cmd === DELETE) {
+      conv.remove(message);
+    } else {
+      message.change = frame.change;
+      message.content = frame.content;
+      message.reactions = frame.reactions || {};
+      if (frame.edited) message.edited = frame.edited;
+      if (frame.recalled) {
+        Object.assign(message, { recalled: true, content: '', url: '', pic: '', memo: '', reactions: {} });
+      }
+      // Quotes of it in replies follow.
+      for (const m of conv.messages) {
+        if (m.reply && m.reply.id === message.id) {
+          m.reply = frame.recalled ? { ...m.reply, content: '', recalled: true }
+            : { ...m.reply, content: (frame.content || '').slice(0, 100) };
+        }
+      }
+    }
+    if (conv === this.current) this.view.messagesChanged(false);
+    this.invalidate('conv', 'lists');
+  }
+
+  /** Send a change of a stored message: kept in the outbox (same cid on a resend) until
+   * its ack; the change shows when the server sends it back. */
+  sendChange(fields) {
+    const cid = newCid();
+    this.changeCids.add(cid);
+    this.conn.sendMessage({ ...fields, cid });
+    this.invalidate('conn');
+  }
+
   onAck(frame) {
+    if (this.changeCids.delete(frame.cid) || frame.change !== undefined) return; // the change itself follows
     this.state.seen(frame.id);
     const key = `${this.state.me.id}:${frame.cid}`;
     for (const conv of this.state.convs.values()) {
@@ -481,6 +544,10 @@ export class App {
   }
 
   onRejected(frame) {
+    if (this.changeCids.delete(frame.cid)) {
+      this.view.notice(`Not done: ${frame.msg || frame.error}`);
+      return;
+    }
     const key = `${this.state.me.id}:${frame.cid}`;
     for (const conv of this.state.convs.values()) {
       const message = conv.byKey.get(key);
@@ -540,6 +607,7 @@ export class App {
   markRead(conv, upto = conv.newestId) {
     if (document.visibilityState !== 'visible') return;
     conv.unread = 0;
+    conv.mentions = 0;
     this.invalidate('lists');
     if (!upto || upto <= conv.readSent) return;
     if (this.conn.sendControl({ cmd: 30, kind: conv.kind, dstid: conv.dstid, upto })) conv.readSent = upto;
@@ -552,18 +620,21 @@ export class App {
   }
 
   /** Put a message on screen at once and into the outbox (sent now, or once back). */
-  send(conv, fields) {
+  send(conv, fields, reply = null) {
     const frame = { cmd: conv.kind, dstid: conv.dstid, cid: newCid(), ...fields, localTs: Date.now() };
-    conv.put({ ...frame, userid: this.state.me.id });
+    conv.put({ ...frame, userid: this.state.me.id, ...(reply ? { reply } : {}) });
     this.conn.sendMessage(frame);
     conv.typingSentAt = 0;
     this.view.messagesChanged(true, true);
     this.invalidate('conv', 'lists', 'conn');
   }
 
-  sendText(conv, text) {
+  /** `extra`: `reply_to` (and the quote to show meanwhile), `mentions`. */
+  sendText(conv, text, extra = {}) {
     if (!text.trim()) return;
-    this.send(conv, { media: TEXT, content: text });
+    const { reply, ...wire } = extra;
+    const frame = { media: TEXT, content: text, ...wire };
+    this.send(conv, frame, reply);
   }
 
   sendSticker(conv, url) {

@@ -83,6 +83,7 @@ export function avatar(entity, { size = 'md', online, group = false } = {}) {
 /** One line of text for a list preview. */
 export function preview(message) {
   if (!message) return '';
+  if (message.recalled) return 'Message recalled';
   if (message.media === 4) {
     return String(message.url || '').startsWith('/asset/') ? 'Sticker' : 'Photo';
   }

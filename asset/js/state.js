@@ -6,6 +6,15 @@ export const SINGLE = 10;
 export const GROUP = 11;
 export const TEXT = 1;
 export const IMAGE = 4;
+export const EDIT = 60;
+export const RECALL = 61;
+export const REACT = 62;
+export const DELETE = 63;
+export const CHANGE_CMDS = new Set([EDIT, RECALL, REACT, DELETE]);
+/** Seconds the server allows for an edit and a recall by default (--edit-window,
+ * --recall-window); the menu offers them within these, the server decides. */
+export const EDIT_WINDOW = 24 * 3600;
+export const RECALL_WINDOW = 120;
 
 export function convKey(kind, dstid) {
   return `${kind === GROUP ? 'g' : 'u'}${dstid}`;
@@ -31,6 +40,7 @@ export class Conversation {
     this.messages = [];
     this.byKey = new Map();
     this.unread = 0;
+    this.mentions = 0; // unread messages that mention me
     this.loaded = false; // the newest page of history has been fetched
     this.hasOlder = true; // history may hold older messages than the oldest here
     this.loadingOlder = null; // the pending request, if any
@@ -96,6 +106,12 @@ export class Conversation {
     return n;
   }
 
+  countMentionsAbove(upto, me) {
+    let n = 0;
+    for (const m of this.messages) if (m.id > upto && m.userid !== me && m.mentioned) n++;
+    return n;
+  }
+
   /** Members of a group (other than `me`) whose read mark has reached `id`. */
   readCount(id, me) {
     let n = 0;
@@ -128,6 +144,16 @@ export class ChatState {
     this.convs = new Map();
     /** The highest server id seen: a reconnect syncs from here (cmd 20). */
     this.maxId = 0;
+    /** The change log's cursor: the newest change applied (cmd 60-63). */
+    this.changeCursor = 0;
+  }
+
+  /** The loaded message with server id `id`, and its conversation. */
+  findMessage(id) {
+    for (const conv of this.convs.values()) {
+      for (const message of conv.messages) if (message.id === id) return { conv, message };
+    }
+    return null;
   }
 
   conv(kind, dstid) {

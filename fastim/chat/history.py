@@ -13,6 +13,7 @@ from fastim.chat.hub import conversation
 from fastim.chat.protocol import Cmd
 from fastim.errors import AppError
 from fastim.store import Page, Store, groups
+from fastim.store.changes import LifecycleStorage
 from fastim.store.messages import ChatStorage
 
 #: The longest page of `history`.
@@ -57,9 +58,14 @@ class ChatQueries:
             window = await self.store.read(groups.history_window, dstid, user_id)
             if window is None:
                 raise AppError(403, f"you are not a member of group {dstid}")
-            return await self.storage.history_page(conversation(kind, user_id, dstid),
-                                                   before, size, *window)
+            conv = conversation(kind, user_id, dstid)
+            if isinstance(self.storage, LifecycleStorage):
+                return await self.storage.history_for(user_id, conv, before, size, *window)
+            return await self.storage.history_page(conv, before, size, *window)
         conv = await self.conversation_of(user_id, kind, dstid)
+        if isinstance(self.storage, LifecycleStorage):
+            # Each message as it is now, without those the user deleted for themselves.
+            return await self.storage.history_for(user_id, conv, before, size)
         return await self.storage.history_page(conv, before, size)
 
     async def read_marks(self, user_id: int, kind: int, dstid: int) -> dict[int, int]:
@@ -74,8 +80,11 @@ class ChatQueries:
         convs = {conversation(Cmd.SINGLE, user_id, f): (Cmd.SINGLE, f) for f in friends}
         convs.update({conversation(Cmd.GROUP, user_id, g): (Cmd.GROUP, g) for g in groups})
         rows = []
+        mentions: dict[str, int] = {}
+        if isinstance(self.storage, LifecycleStorage):
+            mentions = await self.storage.unread_mentions(user_id, list(convs))
         for row in await self.storage.unread(user_id, list(convs)):
             kind, dstid = convs[row["conv"]]
             rows.append({"cmd": int(kind), "dstid": dstid, "unread": row["unread"],
-                         "last": row["last"]})
+                         "last": row["last"], "mentions": mentions.get(row["conv"], 0)})
         return rows

@@ -36,7 +36,9 @@ from fastim.bus.events import (
 )
 from fastim.bus.local import LocalBus
 from fastim.chat.groupcommit import Busy, GroupCommit
+from fastim.chat.lifecycle import LifecycleOptions, Rules, prepare_message, request_of
 from fastim.chat.protocol import (
+    Change,
     ChatError,
     ChatLimits,
     ChatMessage,
@@ -51,6 +53,15 @@ from fastim.chat.protocol import (
 )
 from fastim.chat.ratelimit import SharedWindow, TokenBucket
 from fastim.chat.session import TOKEN_REVOKED, Session, fan_out
+from fastim.store.changes import (
+    DELETE,
+    REACT,
+    ChangeRefused,
+    ChangeRequest,
+    ChangeResult,
+    Check,
+    change_frame,
+)
 from fastim.store.messages import StoredMessage
 from fastim.ws import prepare
 
@@ -82,6 +93,9 @@ class NewMessage:
     session_id: str  # the device it came from: it gets the ack, not a copy
     conv: str
     ts: int  # server time, ms
+    # What the delivered frame adds (a reply's quote, the mentions): checked before
+    # the message was queued (fastim/chat/lifecycle.py).
+    extra: dict[str, Any] | None = None
 
 
 class ChatStore(Protocol):
@@ -91,6 +105,12 @@ class ChatStore(Protocol):
     async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
                              limit: int) -> list[dict[str, Any]]: ...
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int: ...
+    # The message lifecycle (fastim/store/changes.py): used only by its commands.
+    async def changes_since(self, user_id: int, groups: Sequence[int], since: int,
+                            limit: int) -> list[dict[str, Any]]: ...
+    async def latest_change(self) -> int: ...
+    async def apply_change(self, request: ChangeRequest, check: Check) -> ChangeResult: ...
+    async def prepare(self, fn: Callable[..., Any], *args: Any) -> Any: ...
 
 
 class ImageCheck(Protocol):
@@ -115,6 +135,7 @@ class HubOptions:
     # frames are read one after another), so a long sync is paced, never cut off.
     sync_rate: float = 200.0
     sync_burst: float = 100.0
+    lifecycle: LifecycleOptions = field(default_factory=LifecycleOptions)
 
 
 @dataclass
@@ -475,7 +496,12 @@ class Hub:
 
     async def _dispatch(self, session: Session, command: Command) -> None:
         if isinstance(command, ChatMessage):
-            self._send(session, command)
+            if command.reply_to is not None or command.mentions:
+                await self._send_with_extras(session, command)
+            else:
+                self._send(session, command)
+        elif isinstance(command, Change):
+            await self._change(session, command)
         elif isinstance(command, Heartbeat):
             session.push('{"cmd":0}')
         elif isinstance(command, Sync):
@@ -495,7 +521,18 @@ class Hub:
         elif presence is None or dstid not in presence.groups:
             raise ChatError("not_member", f"you are not a member of group {dstid}", cid)
 
-    def _send(self, session: Session, message: ChatMessage) -> None:
+    async def _send_with_extras(self, session: Session, message: ChatMessage) -> None:
+        """A reply or a message with mentions: its quote and mentions are checked in the
+        database first (the connection's frames are taken one after another, so its
+        messages keep their order)."""
+        user = session.user_id
+        self._check_allowed(user, message.cmd, message.dstid, message.cid)
+        extra = await self.store.prepare(prepare_message, user, message,
+                                         conversation(message.cmd, user, message.dstid))
+        self._send(session, message, extra)
+
+    def _send(self, session: Session, message: ChatMessage,
+              extra: dict[str, Any] | None = None) -> None:
         user = session.user_id
         self._check_allowed(user, message.cmd, message.dstid, message.cid)
         if self.images is not None:
@@ -504,7 +541,7 @@ class Hub:
                     raise ChatError("bad_url", f"{name} {problem}", message.cid)
         item = NewMessage(sender=user, message=message, session_id=session.id,
                           conv=conversation(message.cmd, user, message.dstid),
-                          ts=int(time.time() * 1000))
+                          ts=int(time.time() * 1000), extra=extra or None)
         try:
             self._commit.submit(item)
         except Busy as exc:
@@ -523,15 +560,67 @@ class Hub:
             unsure = bool(self._unsure) and self._was_unsure(item)
             if not stored.created and not unsure:
                 continue  # a retry of a stored message: acked again, delivered once
-            frame = encode({
+            body = {
                 "id": stored.id, "cid": message.cid, "userid": item.sender,
                 "cmd": message.cmd, "dstid": message.dstid, "media": message.media,
                 "content": message.content, "pic": message.pic, "url": message.url,
                 "memo": message.memo, "amount": message.amount, "ts": stored.ts,
-            })
-            self._to_conversation(item.sender, message.cmd, message.dstid, frame,
+            }
+            if item.extra:
+                body.update(item.extra)
+                if "mentions" in item.extra:
+                    self._deliver_mentions(item, body, stored.id)
+            self._to_conversation(item.sender, message.cmd, message.dstid, encode(body),
                                   skip_session=item.session_id, message_id=stored.id)
         self._close_drained(drained)
+
+    def _deliver_mentions(self, item: NewMessage, body: dict[str, Any],
+                          message_id: int) -> None:
+        """The mentioned get the message with `mentioned: true`, before the group gets it
+        without: a connection is sent each message id once, so the group's copy skips
+        the devices that had theirs."""
+        mentions = body["mentions"]
+        if mentions == "all":
+            # Everyone is called but the sender, whose devices get the plain copy first.
+            self.bus.to_users([item.sender], encode(body), item.session_id, message_id)
+            self.bus.to_group(item.message.dstid, encode({**body, "mentioned": True}),
+                              item.sender, item.session_id, message_id)
+            return
+        called = [user for user in mentions if user != item.sender]
+        if called:
+            self.bus.to_users(called, encode({**body, "mentioned": True}),
+                              item.session_id, message_id)
+
+    async def _change(self, session: Session, command: Change) -> None:
+        """Edit, recall, react or delete for me: the rules are checked and the change
+        applied in one transaction; then the acting device gets its ack and every device
+        of every reader (of the actor only, for a delete) the change, once each."""
+        user = session.user_id
+        presence = self.users.get(user)
+        rules = Rules(self.options.lifecycle, presence.friends if presence else set(),
+                      presence.groups if presence else set())
+        try:
+            result = await self.store.apply_change(
+                request_of(user, command, int(time.time() * 1000)), rules.check)
+        except ChangeRefused as refused:
+            raise ChatError(refused.reason, refused.message, command.cid) from None
+        session.push(encode({"cmd": Cmd.ACK, "cid": command.cid, "id": command.id,
+                             "change": result.change, "dup": result.dup}))
+        if result.change is None:
+            return  # nothing changed (a reaction already there, a delete done before)
+        extra = ({"emoji": command.emoji, "on": command.on}
+                 if result.kind == REACT and not result.dup else None)
+        frame = encode(change_frame(result.change, result.kind, user, result.view, extra))
+        # A change goes to a connection once, like a message: its id is kept with the
+        # message ids the connection was sent, negated so the two never meet.
+        once = -result.change
+        shown = result.view
+        if result.kind == DELETE:
+            self.bus.to_users([user], frame, None, once)
+        elif shown.get("cmd") == Cmd.SINGLE:
+            self.bus.to_users([shown["userid"], shown["dstid"]], frame, None, once)
+        else:
+            self.bus.to_group(shown["dstid"], frame, user, None, once)
 
     def _ack(self, item: NewMessage, stored: StoredMessage) -> None:
         presence = self.users.get(item.sender)
@@ -673,6 +762,11 @@ class Hub:
     async def _sync(self, session: Session, command: Sync) -> None:
         presence = self.users.get(session.user_id)
         groups = sorted(presence.groups) if presence else []
+        latest = None
+        if command.changes_since is not None and command.since == 0:
+            # A device with nothing yet gets every message as it is now: it starts the
+            # change log from here (read first: a later change comes live or next time).
+            latest = await self.store.latest_change()
         rows = await self.store.messages_since(session.user_id, groups, command.since,
                                                command.limit + 1)
         more = len(rows) > command.limit
@@ -680,11 +774,30 @@ class Hub:
         following = rows[-1]["id"] if rows else command.since
         # Leave out what this connection already got live (it may have arrived between
         # the connect and this sync) or in an earlier page: each message once per
-        # connection.
-        rows = [row for row in rows if session.first_sync(row["id"])]
+        # connection; and those the user deleted for themselves.
+        rows = [row for row in rows
+                if session.first_sync(row["id"]) and not row.pop("hidden", False)]
         session.sync_paged(following, more)
-        session.push(encode({"cmd": Cmd.SYNC_RESULT, "since": command.since, "rows": rows,
-                             "more": more, "next": following}))
+        result: dict[str, Any] = {"cmd": Cmd.SYNC_RESULT, "since": command.since,
+                                  "rows": rows, "more": more, "next": following}
+        if command.changes_since is not None:
+            result.update(await self._sync_changes(session, groups, command, latest))
+        session.push(encode(result))
+
+    async def _sync_changes(self, session: Session, groups: Sequence[int], command: Sync,
+                            latest: int | None) -> dict[str, Any]:
+        """The changes part of a sync: the log after the client's cursor, oldest first,
+        those this connection was sent live left out."""
+        if latest is not None:
+            return {"changes": [], "changes_more": False, "changes_next": latest}
+        since = command.changes_since or 0
+        changes = await self.store.changes_since(session.user_id, groups, since,
+                                                 command.limit + 1)
+        more = len(changes) > command.limit
+        changes = changes[: command.limit]
+        following = changes[-1]["change"] if changes else since
+        return {"changes": [c for c in changes if session.first_sync(-c["change"])],
+                "changes_more": more, "changes_next": following}
 
     async def _read(self, session: Session, command: Read) -> None:
         user = session.user_id

@@ -30,10 +30,12 @@ class Cmd(IntEnum):
     RECEIPT = 31  # server -> others: user `userid` has read (kind, dstid) up to `upto`
     TYPING = 40  # both ways, never stored
     PRESENCE = 50  # server -> client: user `userid` came online / went offline
+    EDIT = 60  # both ways: the sender changes a text message's content
+    RECALL = 61  # both ways: a message is taken back (its text erased)
+    REACT = 62  # both ways: a reaction is added to or taken from a message
+    DELETE = 63  # both ways: a message is hidden from the user's own devices
     CONTACT = 70  # server -> client: a friend request came, a friendship began or ended
     GROUP_NOTICE = 71  # server -> client: a group's join, leave, removal, role, request
-    # 60-63 are kept for the message lifecycle (edit, recall, reaction, delete for me):
-    # docs/chat-protocol.md.
 
 
 class Media(IntEnum):
@@ -53,6 +55,8 @@ class ChatLimits:
     max_url: int = 300
     max_cid: int = 64
     max_sync_page: int = 200
+    max_mentions: int = 50  # user ids in one message's `mentions`
+    max_emoji: int = 16  # characters of one reaction
 
 
 class ChatError(Exception):
@@ -82,12 +86,31 @@ class ChatMessage:
     memo: str
     amount: int
     cid: str | None
+    reply_to: int | None = None  # the message this one answers (same conversation)
+    # Group messages: the members called (user ids), or "all" (docs/chat-protocol.md).
+    mentions: tuple[int, ...] | str | None = None
+
+
+@dataclass(frozen=True)
+class Change:
+    """A change to a stored message: EDIT (`content`), RECALL, REACT (`emoji`, `on`) or
+    DELETE (for me)."""
+
+    cmd: Cmd
+    id: int
+    cid: str | None
+    content: str = ""
+    emoji: str = ""
+    on: bool = True
 
 
 @dataclass(frozen=True)
 class Sync:
     since: int
     limit: int
+    # The change log's cursor (docs/chat-protocol.md); None: the client does not sync
+    # changes.
+    changes_since: int | None = None
 
 
 @dataclass(frozen=True)
@@ -108,7 +131,7 @@ class Heartbeat:
     pass
 
 
-Command = ChatMessage | Sync | Read | Typing | Heartbeat
+Command = ChatMessage | Change | Sync | Read | Typing | Heartbeat
 
 # Only this server's own files may be linked from a message: uploads under /resource/
 # and sticker packs under /asset/. No scheme, no host, no `..`, no query: nothing that
@@ -260,7 +283,12 @@ def parse(text: str | bytes, limits: ChatLimits = ChatLimits()) -> Command:
     if cmd == Cmd.SYNC:
         since = _int(data.get("since"), "since", cid, default=0)
         limit = _int(data.get("limit"), "limit", cid, default=limits.max_sync_page, minimum=1)
-        return Sync(since=since, limit=min(limit, limits.max_sync_page))
+        changes = data.get("changes_since")
+        return Sync(since=since, limit=min(limit, limits.max_sync_page),
+                    changes_since=None if changes is None
+                    else _int(changes, "changes_since", cid))
+    if cmd in (Cmd.EDIT, Cmd.RECALL, Cmd.REACT, Cmd.DELETE):
+        return _parse_change(Cmd(cmd), data, cid, limits)
     if cmd == Cmd.READ:
         return Read(kind=_kind(data.get("kind"), cid),
                     dstid=_int(data.get("dstid"), "dstid", cid, minimum=1),
@@ -285,12 +313,58 @@ def _parse_message(cmd: Cmd, data: dict[str, Any], cid: str | None,
         raise ChatError("empty", "a text message needs content", cid)
     if media == Media.IMAGE and not url:
         raise ChatError("bad_url", "an image message needs a url", cid)
+    reply_to = data.get("reply_to")
     return ChatMessage(
         cmd=cmd, dstid=dstid, media=media, content=content, pic=pic, url=url,
         memo=_str(data.get("memo"), "memo", limits.max_memo, cid),
         amount=_int(data.get("amount"), "amount", cid, default=0),
         cid=cid,
+        reply_to=None if reply_to in (None, 0, "") else _int(reply_to, "reply_to", cid,
+                                                              minimum=1),
+        mentions=_mentions(cmd, data.get("mentions"), cid, limits),
     )
+
+
+def _mentions(cmd: Cmd, value: Any, cid: str | None,
+              limits: ChatLimits) -> tuple[int, ...] | str | None:
+    if value is None or value == []:
+        return None
+    if cmd != Cmd.GROUP:
+        raise ChatError("bad_field", "mentions are for group messages", cid)
+    if value == "all":
+        return "all"
+    if not isinstance(value, list):
+        raise ChatError("bad_field", 'mentions must be a list of user ids or "all"', cid)
+    if len(value) > limits.max_mentions:
+        raise ChatError("too_long", f"at most {limits.max_mentions} mentions", cid)
+    return tuple(sorted({_int(v, "mentions", cid, minimum=1) for v in value}))
+
+
+def _emoji(value: Any, cid: str | None, limits: ChatLimits) -> str:
+    """One emoji (or a short sequence of them: flags, skin tones, ZWJ families): no
+    letters, digits, spaces or markup, so a reaction cannot carry a message."""
+    emoji = _str(value, "emoji", limits.max_emoji, cid)
+    if not emoji or emoji.isascii() or any(
+            ch.isspace() or ch.isalnum() or ch in "<>&\"'" for ch in emoji):
+        raise ChatError("bad_field", "emoji must be an emoji", cid)
+    return emoji
+
+
+def _parse_change(cmd: Cmd, data: dict[str, Any], cid: str | None,
+                  limits: ChatLimits) -> Change:
+    message_id = _int(data.get("id"), "id", cid, minimum=1)
+    if cmd == Cmd.EDIT:
+        content = _str(data.get("content"), "content", limits.max_text, cid)
+        if not content.strip():
+            raise ChatError("empty", "an edit needs content", cid)
+        return Change(cmd=cmd, id=message_id, cid=cid, content=content)
+    if cmd == Cmd.REACT:
+        on = data.get("on", True)
+        if not isinstance(on, bool):
+            raise ChatError("bad_field", "on must be true or false", cid)
+        return Change(cmd=cmd, id=message_id, cid=cid,
+                      emoji=_emoji(data.get("emoji"), cid, limits), on=on)
+    return Change(cmd=cmd, id=message_id, cid=cid)
 
 
 def encode(payload: dict[str, Any]) -> str:

@@ -580,6 +580,115 @@ SAFE_GROUPS = Migration(
     ],
 )
 
+# The message lifecycle (docs/store.md, "Changes to messages"): replies, mentions,
+# edits, recalls, reactions and delete-for-me. Nothing is added to `messages` itself (an
+# edit or a recall UPDATEs its text columns, or `sealed`): what a message gained after
+# it was sent lives in tables of its own, keyed by the message id. `message_changes` is
+# the change log: one row per applied change, its id the cursor a device syncs changes
+# by (docs/chat-protocol.md), with the conversation's (cmd, sender, dstid) so that the
+# sync reads it the way it reads messages, and `only_user` set for a change that only
+# one user sees (delete for me). A change's (actor, cid) is unique: a resend is acked,
+# never applied twice. A mention of everyone is user_id 0.
+MESSAGE_LIFECYCLE = Migration(
+    version=8,
+    name="message lifecycle: replies, mentions, edits, recalls, reactions, change log",
+    sqlite=[
+        """CREATE TABLE message_meta (
+            message_id INTEGER PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+            reply_to INTEGER NULL,
+            edited INTEGER NULL,
+            recalled INTEGER NOT NULL DEFAULT 0
+        )""",
+        """CREATE TABLE message_mentions (
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            user_id INTEGER NOT NULL,
+            PRIMARY KEY (message_id, user_id)
+        )""",
+        "CREATE INDEX ix_message_mentions_user ON message_mentions (user_id, message_id)",
+        """CREATE TABLE message_reactions (
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            emoji TEXT NOT NULL CHECK (length(emoji) BETWEEN 1 AND 16),
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (message_id, emoji, user_id)
+        )""",
+        """CREATE TABLE message_hidden (
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            PRIMARY KEY (user_id, message_id)
+        )""",
+        """CREATE TABLE message_changes (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            message_id INTEGER NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+            cmd INTEGER NOT NULL,
+            sender INTEGER NOT NULL,
+            dstid INTEGER NOT NULL,
+            kind INTEGER NOT NULL,
+            actor INTEGER NOT NULL,
+            only_user INTEGER NULL,
+            cid TEXT NULL CHECK (length(cid) <= 64),
+            created INTEGER NOT NULL
+        )""",
+        "CREATE UNIQUE INDEX ux_message_changes_actor_cid ON message_changes (actor, cid)",
+        "CREATE INDEX ix_message_changes_message ON message_changes (message_id)",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS message_meta (
+            message_id BIGINT NOT NULL PRIMARY KEY,
+            reply_to BIGINT NULL,
+            edited BIGINT NULL,
+            recalled SMALLINT NOT NULL DEFAULT 0,
+            CONSTRAINT fk_message_meta_message FOREIGN KEY (message_id)
+                REFERENCES messages (id) ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS message_mentions (
+            message_id BIGINT NOT NULL,
+            user_id BIGINT NOT NULL,
+            PRIMARY KEY (message_id, user_id),
+            KEY ix_message_mentions_user (user_id, message_id),
+            CONSTRAINT fk_message_mentions_message FOREIGN KEY (message_id)
+                REFERENCES messages (id) ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS message_reactions (
+            message_id BIGINT NOT NULL,
+            emoji VARCHAR(16) {_UTF8_BIN} NOT NULL,
+            user_id BIGINT NOT NULL,
+            created BIGINT NOT NULL,
+            PRIMARY KEY (message_id, emoji, user_id),
+            CONSTRAINT fk_message_reactions_message FOREIGN KEY (message_id)
+                REFERENCES messages (id) ON DELETE CASCADE,
+            CONSTRAINT fk_message_reactions_user FOREIGN KEY (user_id)
+                REFERENCES users (id) ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS message_hidden (
+            user_id BIGINT NOT NULL,
+            message_id BIGINT NOT NULL,
+            PRIMARY KEY (user_id, message_id),
+            CONSTRAINT fk_message_hidden_user FOREIGN KEY (user_id)
+                REFERENCES users (id) ON DELETE CASCADE,
+            CONSTRAINT fk_message_hidden_message FOREIGN KEY (message_id)
+                REFERENCES messages (id) ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS message_changes (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            message_id BIGINT NOT NULL,
+            cmd SMALLINT NOT NULL,
+            sender BIGINT NOT NULL,
+            dstid BIGINT NOT NULL,
+            kind SMALLINT NOT NULL,
+            actor BIGINT NOT NULL,
+            only_user BIGINT NULL,
+            cid VARCHAR(64) {_UTF8_BIN} NULL,
+            created BIGINT NOT NULL,
+            UNIQUE KEY ux_message_changes_actor_cid (actor, cid),
+            KEY ix_message_changes_message (message_id),
+            CONSTRAINT fk_message_changes_message FOREIGN KEY (message_id)
+                REFERENCES messages (id) ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
-                               FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS]
+                               FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS,
+                               MESSAGE_LIFECYCLE]

@@ -253,7 +253,8 @@ def test_read_receipts_history_and_unread_counts(api: ApiServer) -> None:
         b = await ChatClient.open(api, tb)
         acks = [await a.say(10, bob["id"], f"m{n}", f"c{n}") for n in range(3)]
         unread = api.get("/chat/unread", token=tb).list["rows"]
-        assert unread == [{"cmd": 10, "dstid": alice["id"], "unread": 3, "last": acks[2]["id"]}]
+        assert unread == [{"cmd": 10, "dstid": alice["id"], "unread": 3, "last": acks[2]["id"],
+                           "mentions": 0}]
         await b.send(cmd=30, kind=10, dstid=alice["id"], upto=acks[1]["id"])
         receipt = await a.cmd(31)
         assert receipt == {"cmd": 31, "kind": 10, "dstid": alice["id"], "userid": bob["id"],

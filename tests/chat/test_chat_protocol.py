@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from fastim.chat.protocol import (
+    Change,
     ChatError,
     ChatLimits,
     ChatMessage,
@@ -257,3 +258,38 @@ def test_over_the_wire_such_inputs_are_strikes_and_close_with_1008(
     assert code == 1008
     assert errors and set(errors) <= MALFORMED
     assert not [r for r in caplog.records if r.exc_info]  # no tracebacks
+
+
+@pytest.mark.parametrize("text, expected", [
+    ('{"cmd": 60, "id": 5, "content": "  "}', "empty"),
+    ('{"cmd": 60, "content": "x"}', "bad_field"),
+    ('{"cmd": 61, "id": 0}', "bad_field"),
+    ('{"cmd": 62, "id": 5, "emoji": "ok"}', "bad_field"),
+    ('{"cmd": 62, "id": 5, "emoji": "👍 and text"}', "bad_field"),
+    ('{"cmd": 62, "id": 5, "emoji": "👍", "on": "yes"}', "bad_field"),
+    ('{"cmd": 62, "id": 5, "emoji": "' + "👍" * 17 + '"}', "too_long"),
+    ('{"cmd": 10, "dstid": 2, "content": "hi", "mentions": [3]}', "bad_field"),
+    ('{"cmd": 11, "dstid": 2, "content": "hi", "mentions": "everyone"}', "bad_field"),
+    ('{"cmd": 11, "dstid": 2, "content": "hi", "mentions": [' + ",".join(["1"] * 51) + ']}',
+     "too_long"),
+    ('{"cmd": 10, "dstid": 2, "content": "hi", "reply_to": -1}', "bad_field"),
+    ('{"cmd": 64, "id": 5}', "unknown_cmd"),
+])
+def test_lifecycle_commands_are_validated(text: str, expected: str) -> None:
+    with pytest.raises(ChatError) as refused:
+        parse(text)
+    assert refused.value.reason == expected
+
+
+def test_lifecycle_commands_parse() -> None:
+    edit = parse('{"cmd": 60, "id": "7", "content": "fixed", "cid": "c"}')
+    assert edit == Change(cmd=Cmd.EDIT, id=7, cid="c", content="fixed")
+    react = parse('{"cmd": 62, "id": 7, "emoji": "👍🏽", "on": false}')
+    assert isinstance(react, Change) and (react.emoji, react.on) == ("👍🏽", False)
+    message = parse('{"cmd": 11, "dstid": 2, "content": "hi", "mentions": [4, "3", 4], '
+                    '"reply_to": 9}')
+    assert isinstance(message, ChatMessage)
+    assert (message.mentions, message.reply_to) == ((3, 4), 9)
+    assert parse('{"cmd": 11, "dstid": 2, "content": "hi", "mentions": "all"}').mentions == "all"
+    sync = parse('{"cmd": 20, "since": 3, "changes_since": 8}')
+    assert isinstance(sync, Sync) and sync.changes_since == 8

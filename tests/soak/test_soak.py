@@ -161,6 +161,7 @@ def test_a_short_soak_on_sqlite_loses_nothing() -> None:
     assert report["violations"] == {}, report["examples"]
     assert report["sent"] > 0
     assert report["stored"] == report["acked"] == report["sent"]
+    assert report["edits_acked"] == report["edits_logged"] > 0
     assert report["reconnects"] > 0
     assert report["delivered_live"] + report["delivered_by_sync"] == report["deliveries_expected"]
     # The watcher inside the server saw SQLite's memory, under its ceiling.
@@ -180,6 +181,22 @@ def test_a_short_soak_on_sqlite_loses_nothing() -> None:
     twice["live"].append(twice["live"][-1])
     verdict = check.check(rows, members, doubled)
     assert verdict.violations["delivered_twice_on_one_connection"] == 1
+
+
+def test_the_checker_catches_an_edit_applied_twice_or_not_at_all() -> None:
+    devices = good_devices()
+    devices[0]["edits"] = {"u1d0-e0": (1, "fixed")}
+    devices[0]["edits_acked"] = {"u1d0-e0": 5}
+    devices[0]["sessions"][0]["changes"] = [5]
+    log: list[check.ChangeRow] = [(5, 1, "u1d0-e0", 1, 60)]
+    assert check.check_edits(check.Verdict(), log, {1: "fixed"}, devices).ok
+    stale = check.check_edits(check.Verdict(), log, {1: "old text"}, devices)
+    assert stale.violations["edit_not_applied"] == 1
+    lost = check.check_edits(check.Verdict(), [], {1: "fixed"}, devices)
+    assert lost.violations["edit_not_logged_once"] == 1
+    devices[0]["sessions"][0]["changes"] = [5, 5]
+    twice = check.check_edits(check.Verdict(), log, {1: "fixed"}, devices)
+    assert twice.violations["change_twice_on_one_connection"] == 1
 
 
 def test_a_short_soak_on_mariadb_loses_nothing(mysql_addr: tuple[str, int]) -> None:

@@ -5,13 +5,15 @@ import { byId, h, localUrl, syncChildren } from '../dom.js';
 import { EMOJI } from '../emoji.js';
 import { avatar, clockTime, dayKey, dayLabel } from '../format.js';
 import { icon } from '../icons.js';
-import { GROUP, IMAGE, SINGLE } from '../state.js';
+import { DELETE, EDIT, EDIT_WINDOW, GROUP, IMAGE, REACT, RECALL, RECALL_WINDOW, SINGLE, TEXT } from '../state.js';
 import { isSticker, loadStickerPacks } from '../stickers.js';
 
 const NEAR_BOTTOM = 80; // px: closer than this to the bottom counts as "at the bottom"
 const NEAR_TOP = 240; // px: closer than this to the top loads older history
 const GROUPED_WITHIN = 5 * 60 * 1000; // consecutive messages of one sender share a header
 const MAX_PHOTO_BYTES = 10 * 1024 * 1024;
+const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
+const LONG_PRESS = 500; // ms a touch must rest on a message to open its menu
 
 const segmenter = typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
 const EMOJI_ONLY = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u200d|\ufe0f|\s)+$/u;
@@ -41,7 +43,12 @@ export class ConversationView {
       file: byId('attach-file'), emojiButton: byId('emoji-button'), stickerButton: byId('sticker-button'),
       send: byId('send'), emojiPicker: byId('emoji-picker'), stickerPicker: byId('sticker-picker'),
       lightbox: byId('lightbox'), lightboxImg: byId('lightbox-img'),
+      menu: byId('msg-menu'), mentionPicker: byId('mention-picker'), bar: byId('compose-bar'),
+      barText: byId('compose-bar-text'), barCancel: byId('compose-bar-cancel'),
     };
+    this.replyTo = null; // the message the composer answers
+    this.editing = null; // the message the composer edits
+    this.mentioned = new Map(); // '@nickname' typed from the picker -> user id ('all' too)
     const e = this.el;
     e.back.append(icon('back'));
     e.membersButton.append(icon('users'));
@@ -58,6 +65,7 @@ export class ConversationView {
     this.setupPickers();
     this.setupScroller();
     this.setupLightbox();
+    this.setupLifecycle();
     e.back.addEventListener('click', () => { location.hash = ''; });
     const showMembers = () => { if (this.conv && this.conv.kind === GROUP) this.app.members.show(this.conv.dstid); };
     e.membersButton.addEventListener('click', showMembers);
@@ -87,6 +95,7 @@ export class ConversationView {
       this.firstKey = null;
       e.list.replaceChildren();
       e.input.value = this.drafts.get(conv.key) || '';
+      this.cancelCompose();
       this.resizeInput();
       this.closePickers();
       this.stick = true;
@@ -215,32 +224,42 @@ export class ConversationView {
     const readCount = mine && conv.kind === GROUP && message.id ? conv.readCount(message.id, state.me.id) : null;
     const progress = message.status === 'uploading' ? Math.round((message.progress || 0) * 100) : null;
     const signature = JSON.stringify([message.id, message.status, status, readLabel, progress, message.error,
-      continued, message.url, message.pic, message.content, sender.nickname, sender.avatar, message.ts]);
+      continued, message.url, message.pic, message.content, sender.nickname, sender.avatar, message.ts,
+      message.reply, message.edited, message.recalled, message.reactions, message.mentioned,
+      message.reply ? state.userName(message.reply.userid) : '']);
     const cached = this.nodes.get(message.key);
     if (cached && cached.signature === signature) return cached.node;
     const replaces = cached && cached.node.isConnected ? cached.node : null;
 
     const ts = message.ts || message.localTs || Date.now();
     const showSender = !mine && conv.kind === GROUP && !continued;
-    const sticker = message.media === IMAGE && isSticker(message.url);
-    const photo = message.media === IMAGE && !sticker;
-    const jumbo = message.media !== IMAGE && isJumbo(message.content);
+    const recalled = Boolean(message.recalled);
+    const sticker = !recalled && message.media === IMAGE && isSticker(message.url);
+    const photo = !recalled && message.media === IMAGE && !sticker;
+    const jumbo = !recalled && !message.reply && message.media !== IMAGE && isJumbo(message.content);
     const bubbleClass = ['bubble', sticker ? 'is-sticker' : '', photo ? 'is-photo' : '', jumbo ? 'is-jumbo' : ''].filter(Boolean).join(' ');
 
     const meta = h('span', { class: 'meta' },
+      message.edited && !recalled ? h('span', { class: 'edited', title: new Date(message.edited).toLocaleString(), text: 'edited' }) : null,
       h('time', { datetime: new Date(ts).toISOString(), title: new Date(ts).toLocaleString(), text: clockTime(ts) }),
       mine ? this.statusMark(message, status, readLabel, readCount, progress) : null);
 
     const node = h('li', {
-      class: `msg ${mine ? 'mine' : 'theirs'}${continued ? ' continued' : ''}`,
+      class: `msg ${mine ? 'mine' : 'theirs'}${continued ? ' continued' : ''}${message.mentioned ? ' mentioned' : ''}${recalled ? ' recalled' : ''}`,
       dataset: { key: message.key, id: message.id ? String(message.id) : '', status, media: String(message.media) },
     },
     mine ? null : (continued ? h('span', { class: 'avatar-space' }) : avatar(sender, { size: 'sm' })),
     h('div', { class: bubbleClass },
       showSender ? h('p', { class: 'sender', text: sender.nickname }) : null,
-      this.body(message, { sticker, photo, progress }),
+      message.reply ? this.quote(message.reply) : null,
+      recalled ? h('p', { class: 'recalled-text', text: 'Message recalled' }) : this.body(message, { sticker, photo, progress }),
       meta,
-      message.status === 'failed' ? this.failure(message) : null));
+      this.reactionChips(message),
+      message.status === 'failed' ? this.failure(message) : null),
+    message.id ? h('button', {
+      type: 'button', class: 'msg-more', 'aria-label': 'Message actions', 'aria-haspopup': 'menu', text: '⋯',
+      onclick: (event) => { event.stopPropagation(); this.openMenu(message, event.currentTarget); },
+    }) : null);
     this.nodes.set(message.key, { node, signature });
     // Changed in place (a tick, a read count): swap it where it stands.
     if (replaces) replaces.replaceWith(node);
@@ -286,6 +305,252 @@ export class ConversationView {
     }
     buttons.push(h('button', { type: 'button', class: 'link', text: 'Remove', onclick: () => this.app.discard(conv, message) }));
     return h('p', { class: 'failure', role: 'alert' }, `Not sent: ${message.error || 'error'} `, buttons);
+  }
+
+  // -- the message lifecycle: quotes, reactions, the menu, replies, edits, mentions ----
+
+  quote(reply) {
+    const name = this.app.state.userName(reply.userid);
+    const text = reply.recalled ? 'Message recalled' : (reply.media === IMAGE ? 'Photo' : reply.content);
+    return h('button', {
+      type: 'button', class: 'quote', 'aria-label': `Reply to ${name}: ${text}. Show the message`,
+      onclick: () => this.scrollToMessage(reply.id),
+    }, h('span', { class: 'quote-name', text: name }), h('span', { class: 'quote-text', text }));
+  }
+
+  reactionChips(message) {
+    const entries = Object.entries(message.reactions || {}).filter(([, users]) => users.length);
+    if (!entries.length) return null;
+    const me = this.app.state.me.id;
+    return h('div', { class: 'reactions' }, entries.map(([emoji, users]) => {
+      const on = users.includes(me);
+      const names = users.map((u) => this.app.state.userName(u)).join(', ');
+      return h('button', {
+        type: 'button', class: `chip${on ? ' on' : ''}`, 'aria-pressed': on ? 'true' : 'false',
+        title: names, 'aria-label': `${emoji} ${users.length}: ${names}`, dataset: { emoji },
+        onclick: () => this.app.sendChange({ cmd: REACT, id: message.id, emoji, on: !on }),
+      }, h('span', { text: emoji }), h('span', { class: 'chip-count', text: String(users.length) }));
+    }));
+  }
+
+  /** Bring message `id` into view, loading older pages until it is there. */
+  async scrollToMessage(id) {
+    const conv = this.conv;
+    for (let page = 0; page < 50 && conv === this.conv; page++) {
+      const node = this.el.list.querySelector(`[data-id="${id}"]`);
+      if (node) {
+        this.stick = false;
+        node.scrollIntoView({ block: 'center' });
+        node.classList.add('flash');
+        setTimeout(() => node.classList.remove('flash'), 1300);
+        return;
+      }
+      if (!conv.hasOlder) return;
+      const request = this.app.loadOlder(conv);
+      if (request) await request;
+      this.render();
+    }
+  }
+
+  setupLifecycle() {
+    const e = this.el;
+    e.barCancel.addEventListener('click', () => this.cancelCompose(true));
+    document.addEventListener('pointerdown', (event) => {
+      if (!e.menu.hidden && !e.menu.contains(event.target) && !event.target.closest?.('.msg-more')) this.closeMenu();
+      if (!e.mentionPicker.hidden && !e.mentionPicker.contains(event.target) && event.target !== e.input) this.closeMentions();
+    });
+    e.menu.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape') { event.preventDefault(); this.closeMenu(true); }
+    });
+    // Long press on a phone, right click on a desktop: the same menu.
+    let timer = 0;
+    const messageOf = (target) => {
+      const li = target.closest?.('.msg');
+      if (!li || !li.dataset.id || !this.conv) return null;
+      return this.conv.messages.find((m) => m.id === Number(li.dataset.id)) || null;
+    };
+    e.list.addEventListener('contextmenu', (event) => {
+      const message = messageOf(event.target);
+      if (!message) return;
+      event.preventDefault();
+      this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target);
+    });
+    e.list.addEventListener('touchstart', (event) => {
+      const message = messageOf(event.target);
+      if (!message) return;
+      timer = setTimeout(() => this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target), LONG_PRESS);
+    }, { passive: true });
+    for (const type of ['touchend', 'touchmove', 'touchcancel']) {
+      e.list.addEventListener(type, () => clearTimeout(timer), { passive: true });
+    }
+    e.input.addEventListener('input', () => this.updateMentions());
+    e.input.addEventListener('keydown', (event) => {
+      if (event.key === 'Escape' && (this.replyTo || this.editing)) this.cancelCompose(true);
+      if (event.key === 'ArrowDown' && !e.mentionPicker.hidden) {
+        event.preventDefault();
+        e.mentionPicker.querySelector('button')?.focus();
+      }
+    });
+  }
+
+  /** What the menu offers for `message`: the server decides, the menu only guesses. */
+  actions(message) {
+    const { state } = this.app;
+    const me = state.me.id;
+    const mine = message.userid === me;
+    const age = (Date.now() - (message.ts || 0)) / 1000;
+    const group = this.conv.kind === GROUP ? state.groups.get(this.conv.dstid) : null;
+    const owner = Boolean(group && group.ownerid === me) || Boolean(group && group.owner_id === me);
+    const live = !message.recalled;
+    return {
+      reply: live,
+      edit: live && mine && message.media === TEXT && age < EDIT_WINDOW,
+      recall: live && ((mine && age < RECALL_WINDOW) || owner),
+      react: live,
+      remove: true,
+    };
+  }
+
+  openMenu(message, anchor) {
+    const e = this.el;
+    const can = this.actions(message);
+    const me = this.app.state.me.id;
+    const item = (label, action, cls = '') => h('button', {
+      type: 'button', role: 'menuitem', class: cls, text: label, dataset: { action },
+      onclick: () => { this.closeMenu(); this.menuAction(action, message); },
+    });
+    const reactions = message.reactions || {};
+    e.menu.replaceChildren(
+      can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': 'React' }, QUICK_REACTIONS.map((emoji) => {
+        const on = (reactions[emoji] || []).includes(me);
+        return h('button', {
+          type: 'button', 'aria-label': `React ${emoji}`, 'aria-pressed': on ? 'true' : 'false', text: emoji, dataset: { emoji },
+          onclick: () => { this.closeMenu(); this.app.sendChange({ cmd: REACT, id: message.id, emoji, on: !on }); },
+        });
+      })) : null,
+      can.reply ? item('Reply', 'reply') : null,
+      can.edit ? item('Edit', 'edit') : null,
+      can.recall ? item('Recall', 'recall', 'danger') : null,
+      can.remove ? item('Delete for me', 'delete', 'danger') : null,
+    );
+    e.menu.hidden = false;
+    const box = e.section.getBoundingClientRect();
+    const at = anchor.getBoundingClientRect();
+    const width = e.menu.offsetWidth;
+    const height = e.menu.offsetHeight;
+    let top = at.bottom - box.top + 4;
+    if (top + height > box.height - 8) top = Math.max(8, at.top - box.top - height - 4);
+    const left = Math.min(Math.max(8, at.left - box.left - width / 2), box.width - width - 8);
+    e.menu.style.top = `${top}px`;
+    e.menu.style.left = `${left}px`;
+    anchor.setAttribute?.('aria-expanded', 'true');
+    this.menuAnchor = anchor;
+    e.menu.querySelector('button')?.focus();
+  }
+
+  closeMenu(refocus = false) {
+    this.el.menu.hidden = true;
+    if (this.menuAnchor) {
+      this.menuAnchor.setAttribute?.('aria-expanded', 'false');
+      if (refocus) this.menuAnchor.focus?.();
+      this.menuAnchor = null;
+    }
+  }
+
+  menuAction(action, message) {
+    const e = this.el;
+    if (action === 'reply') {
+      this.editing = null;
+      this.replyTo = message;
+      const text = message.media === IMAGE ? 'Photo' : message.content;
+      this.showBar(`Replying to ${this.app.state.userName(message.userid)}: ${text}`);
+    } else if (action === 'edit') {
+      this.replyTo = null;
+      this.editing = message;
+      this.showBar('Editing your message');
+      e.input.value = message.content;
+      this.resizeInput();
+    } else if (action === 'recall') {
+      this.app.sendChange({ cmd: RECALL, id: message.id });
+    } else if (action === 'delete') {
+      this.app.sendChange({ cmd: DELETE, id: message.id });
+    }
+    e.input.focus();
+  }
+
+  showBar(text) {
+    this.el.barText.textContent = text;
+    this.el.bar.hidden = false;
+  }
+
+  cancelCompose(clear = false) {
+    if (clear && this.editing) this.el.input.value = '';
+    this.replyTo = null;
+    this.editing = null;
+    this.el.bar.hidden = true;
+    this.mentioned.clear();
+    this.closeMentions();
+  }
+
+  /** A change of ours the server refused (not the sender, too late, …): said briefly. */
+  notice(text) {
+    alertLater(text);
+  }
+
+  // @ in a group's composer: a member picker; the chosen names become `mentions`.
+  updateMentions() {
+    const e = this.el;
+    if (!this.conv || this.conv.kind !== GROUP || this.editing) { this.closeMentions(); return; }
+    const before = e.input.value.slice(0, e.input.selectionStart ?? e.input.value.length);
+    const match = /(?:^|\s)@([^\s@]*)$/u.exec(before);
+    if (!match) { this.closeMentions(); return; }
+    const query = match[1].toLowerCase();
+    const { state } = this.app;
+    const me = state.me.id;
+    const group = state.groups.get(this.conv.dstid);
+    const members = (state.members.get(this.conv.dstid) || []).filter((m) => m.id !== me);
+    const choices = members.filter((m) => (m.nickname || '').toLowerCase().includes(query)).slice(0, 8)
+      .map((m) => ({ id: m.id, name: m.nickname }));
+    const owner = group && (group.ownerid === me || group.owner_id === me);
+    if (owner && 'all'.startsWith(query)) choices.unshift({ id: 'all', name: 'all' });
+    if (!choices.length) { this.closeMentions(); return; }
+    e.mentionPicker.replaceChildren(...choices.map((c) => h('li', { role: 'option' },
+      h('button', {
+        type: 'button', text: c.id === 'all' ? '@all (everyone)' : `@${c.name}`, dataset: { user: String(c.id) },
+        onclick: () => this.pickMention(c, match[1].length),
+        onkeydown: (event) => {
+          if (event.key === 'ArrowDown') { event.preventDefault(); event.currentTarget.parentElement.nextElementSibling?.querySelector('button')?.focus(); }
+          if (event.key === 'ArrowUp') { event.preventDefault(); (event.currentTarget.parentElement.previousElementSibling?.querySelector('button') || e.input).focus(); }
+          if (event.key === 'Escape') { event.preventDefault(); this.closeMentions(); e.input.focus(); }
+        },
+      }))));
+    e.mentionPicker.hidden = false;
+    e.input.setAttribute('aria-expanded', 'true');
+  }
+
+  pickMention(choice, typed) {
+    const input = this.el.input;
+    const end = input.selectionStart ?? input.value.length;
+    input.setRangeText(`${choice.name} `, end - typed, end, 'end');
+    this.mentioned.set(`@${choice.name}`, choice.id);
+    this.closeMentions();
+    input.focus();
+  }
+
+  closeMentions() {
+    this.el.mentionPicker.hidden = true;
+    this.el.input.setAttribute('aria-expanded', 'false');
+  }
+
+  /** The mentions of `text`: the picked names still in it. */
+  mentionsOf(text) {
+    const ids = [];
+    for (const [name, id] of this.mentioned) {
+      if (!text.includes(name)) continue;
+      if (id === 'all') return 'all';
+      ids.push(id);
+    }
+    return ids;
   }
 
   // -- scrolling ------------------------------------------------------------------------
@@ -371,7 +636,22 @@ export class ConversationView {
     if (!this.conv) return;
     const text = e.input.value;
     if (!text.trim()) return;
-    this.app.sendText(this.conv, text);
+    if (this.editing) {
+      if (text !== this.editing.content) this.app.sendChange({ cmd: EDIT, id: this.editing.id, content: text });
+    } else {
+      const extra = {};
+      if (this.replyTo) {
+        const r = this.replyTo;
+        extra.reply_to = r.id;
+        extra.reply = { id: r.id, userid: r.userid, media: r.media, content: (r.content || '').slice(0, 100) };
+      }
+      if (this.conv.kind === GROUP) {
+        const mentions = this.mentionsOf(text);
+        if (mentions === 'all' || mentions.length) extra.mentions = mentions;
+      }
+      this.app.sendText(this.conv, text, extra);
+    }
+    this.cancelCompose();
     e.input.value = '';
     this.drafts.delete(this.conv.key);
     this.resizeInput();

@@ -108,7 +108,7 @@ export class Sidebar {
     }
     const active = this.app.current === conv;
     const signature = JSON.stringify([this.title(conv), entity?.avatar, entity?.icon, online, line,
-      typers.length > 0, conv.lastTs, conv.unread, active, listTime(conv.lastTs)]);
+      typers.length > 0, conv.lastTs, conv.unread, conv.mentions, active, listTime(conv.lastTs)]);
     const cached = this.items.get(conv.key);
     if (cached && cached.signature === signature) return cached.node;
     const unread = conv.unread > 99 ? '99+' : String(conv.unread);
@@ -116,7 +116,7 @@ export class Sidebar {
       class: `conv-item${active ? ' active' : ''}${conv.unread ? ' has-unread' : ''}`,
       href: `#/${conv.kind === GROUP ? 'g' : 'u'}/${conv.dstid}`,
       'aria-current': active ? 'page' : null,
-      dataset: { key: conv.key, unread: String(conv.unread) },
+      dataset: { key: conv.key, unread: String(conv.unread), mentions: String(conv.mentions || 0) },
     },
     avatar(entity || { id: conv.dstid }, { online, group: conv.kind === GROUP }),
     h('span', { class: 'conv-main' },
@@ -125,6 +125,7 @@ export class Sidebar {
         h('time', { class: 'conv-time', text: listTime(conv.lastTs) })),
       h('span', { class: 'conv-line' },
         h('span', { class: `conv-preview${typers.length ? ' typing' : ''}`, text: line }),
+        conv.unread && conv.mentions ? h('span', { class: 'badge mention-badge', role: 'img', 'aria-label': `${conv.mentions} mentioning you`, text: '@' }) : null,
         conv.unread ? h('span', { class: 'badge', role: 'img', 'aria-label': `${unread} unread`, text: unread }) : null)));
     const node = h('li', null, link);
     const focused = cached && cached.node.contains(document.activeElement);

@@ -1,0 +1,330 @@
+"""The message lifecycle over real sockets, on SQLite and MariaDB: replies, edits,
+recalls, reactions, delete for me and mentions, live and through sync and history, with
+every rule enforced by the server (docs/chat-protocol.md, "Changing a message")."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from fastim.chat.hub import HubOptions
+from fastim.chat.lifecycle import LifecycleOptions
+from tests.chat_support import ChatClient, befriend
+from tests.store_fixtures import ApiServer, api_config
+
+
+def pair(api: ApiServer) -> tuple[dict[str, Any], str, dict[str, Any], str]:
+    alice, ta = api.user_with_token(nickname="alice")
+    bob, tb = api.user_with_token(nickname="bob")
+    befriend(api, ta, bob, tb)
+    return alice, ta, bob, tb
+
+
+async def change(client: ChatClient, cmd: int, cid: str, **fields: Any) -> dict[str, Any]:
+    """Send a change and return its ack (or error)."""
+    await client.send(cmd=cmd, cid=cid, **fields)
+    return await client.expect(lambda f: f.get("cmd") in (1, 2) and f.get("cid") == cid)
+
+
+async def changed(client: ChatClient, cmd: int) -> dict[str, Any]:
+    return await client.expect(lambda f: f.get("cmd") == cmd and "change" in f)
+
+
+def history(api: ApiServer, token: str, cmd: int, dstid: int) -> list[dict[str, Any]]:
+    reply = api.get(f"/chat/history?cmd={cmd}&dstid={dstid}&pagesize=50", token=token)
+    assert reply.status == 200, reply.json
+    rows: list[dict[str, Any]] = reply.list["rows"]
+    return rows
+
+
+def row(api: ApiServer, message_id: int) -> tuple[Any, ...]:
+    found = api.call(api.app.store.read(lambda tx: tx.row(
+        "SELECT content, pic, url, memo, sealed FROM messages WHERE id = ?", [message_id])))
+    assert found is not None
+    return tuple(found)
+
+
+def group_of(api: ApiServer, owner_token: str, tokens: list[str], name: str) -> int:
+    group = api.post("/contact/createcommunity", {"name": name, "visibility": "public"}, token=owner_token).data
+    for token in tokens:
+        assert api.post("/contact/joincommunity", {"dstid": group["id"]},
+                        token=token).status == 200
+    return int(group["id"])
+
+
+@pytest.fixture
+def strict_api(db_url: str, tmp_path: Any) -> Iterator[ApiServer]:
+    """A server whose edit and recall windows are over at once."""
+    config = api_config(db_url, tmp_path)
+    config.hub = HubOptions(lifecycle=LifecycleOptions(edit_window=0.0, recall_window=0.0))
+    with ApiServer(config) as server:
+        yield server
+
+
+def test_a_reply_carries_the_quote_live_and_in_history(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    carol, tc = api.user_with_token(nickname="carol")
+    befriend(api, ta, carol, tc)
+
+    async def scenario() -> None:
+        a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
+        first = await a.say(10, bob["id"], "x" * 150, "a1")
+        await b.message()
+        answer = await b.say(10, alice["id"], "yes", "b1", reply_to=first["id"])
+        assert answer["cmd"] == 1
+        got = await a.message()
+        assert got["reply"] == {"id": first["id"], "userid": alice["id"], "media": 1,
+                                "content": "x" * 100}
+        # A message of another conversation cannot be quoted.
+        other = await a.say(10, carol["id"], "private", "a2")
+        refused = await b.say(10, alice["id"], "peek", "b2", reply_to=other["id"])
+        assert refused["error"] == "not_found"
+        # The original recalled: the quote shows it recalled.
+        assert (await change(a, 61, "r1", id=first["id"]))["cmd"] == 1
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    rows = {r["id"]: r for r in history(api, tb, 10, alice["id"])}
+    reply = next(r for r in rows.values() if "reply" in r)
+    assert reply["reply"]["recalled"] is True and reply["reply"]["content"] == ""
+
+
+def test_edit_by_the_sender_reaches_both_and_history_shows_the_latest(
+        api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
+        sent = await a.say(10, bob["id"], "helo", "a1")
+        await b.message()
+        ack = await change(a, 60, "e1", id=sent["id"], content="hello")
+        assert ack["cmd"] == 1 and ack["dup"] is False and ack["change"] > 0
+        for device in (a, b):
+            edit = await changed(device, 60)
+            assert (edit["id"], edit["content"], edit["change"]) == (
+                sent["id"], "hello", ack["change"])
+            assert edit["edited"] >= sent["ts"]
+        # A resend is acked again and applied once.
+        again = await change(a, 60, "e1", id=sent["id"], content="hello")
+        assert again["dup"] is True and again["change"] == ack["change"]
+        # Only the sender may edit.
+        refused = await change(b, 60, "e2", id=sent["id"], content="hacked")
+        assert refused["cmd"] == 2 and refused["error"] == "not_sender"
+        missing = await change(b, 60, "e3", id=sent["id"] + 1000, content="?")
+        assert missing["error"] == "not_found"
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    [message] = history(api, tb, 10, alice["id"])
+    assert message["content"] == "hello" and "edited" in message
+    logged = api.call(api.app.store.read(
+        lambda tx: tx.value("SELECT COUNT(*) FROM message_changes")))
+    assert logged == 1
+
+
+def test_recall_erases_the_text_from_the_database(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> int:
+        a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
+        sent = await a.say(10, bob["id"], "wrong chat!", "a1", memo="secret memo")
+        await b.message()
+        refused = await change(b, 61, "r0", id=sent["id"])
+        assert refused["error"] == "not_sender"
+        ack = await change(a, 61, "r1", id=sent["id"])
+        assert ack["cmd"] == 1
+        for device in (a, b):
+            recall = await changed(device, 61)
+            assert recall["id"] == sent["id"] and recall["recalled"] is True
+            assert recall["content"] == ""
+        late = await change(a, 60, "e1", id=sent["id"], content="again")
+        assert late["error"] == "recalled"
+        await a.close()
+        await b.close()
+        return int(sent["id"])
+
+    message_id = asyncio.run(scenario())
+    assert row(api, message_id) == ("", "", "", "", None)
+    [message] = history(api, ta, 10, bob["id"])
+    assert message["recalled"] is True and message["content"] == "" and message["memo"] == ""
+
+
+def test_windows_and_permissions_are_the_servers(strict_api: ApiServer) -> None:
+    api = strict_api
+    alice, ta, bob, tb = pair(api)
+    group = group_of(api, ta, [tb], "strict")
+
+    async def scenario() -> None:
+        a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
+        sent = await a.say(10, bob["id"], "too late to change", "a1")
+        await asyncio.sleep(0.01)
+        assert (await change(a, 60, "e1", id=sent["id"], content="x"))["error"] == "too_late"
+        assert (await change(a, 61, "r1", id=sent["id"]))["error"] == "too_late"
+        # The group's owner may recall a member's message at any time; a member may not
+        # recall another's.
+        said = await b.say(11, group, "spam", "b1")
+        own = await a.say(11, group, "owner's", "a2")
+        await asyncio.sleep(0.01)
+        assert (await change(b, 61, "r2", id=own["id"]))["error"] == "not_sender"
+        assert (await change(b, 61, "r3", id=said["id"]))["error"] == "too_late"
+        assert (await change(a, 61, "r4", id=said["id"]))["cmd"] == 1
+        recall = await changed(b, 61)
+        assert recall["id"] == said["id"] and recall["userid"] == alice["id"]
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    assert row(api, history(api, tb, 11, group)[-1]["id"])[0] == ""
+
+
+def test_reactions_are_bounded_and_reach_everyone(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
+        sent = await a.say(10, bob["id"], "react to me", "a1")
+        await b.message()
+        assert (await change(b, 62, "x1", id=sent["id"], emoji="👍", on=True))["cmd"] == 1
+        for device in (a, b):
+            got = await changed(device, 62)
+            assert got["reactions"] == {"👍": [bob["id"]]} and got["emoji"] == "👍"
+        # Once per user and emoji: a second "on" changes nothing.
+        again = await change(b, 62, "x2", id=sent["id"], emoji="👍", on=True)
+        assert again["cmd"] == 1 and again["change"] is None
+        assert (await change(a, 62, "x3", id=sent["id"], emoji="👍"))["cmd"] == 1
+        for device in (a, b):
+            assert (await changed(device, 62))["reactions"] == {"👍": [bob["id"], alice["id"]]}
+        assert (await change(b, 62, "x4", id=sent["id"], emoji="👍", on=False))["cmd"] == 1
+        for device in (a, b):
+            assert (await changed(device, 62))["reactions"] == {"👍": [alice["id"]]}
+        bad = await change(a, 62, "x5", id=sent["id"], emoji="<b>hi</b>")
+        assert bad["error"] == "bad_field"
+        for n in range(19):
+            ack = await change(a, 62, f"y{n}", id=sent["id"], emoji=chr(0x1F600 + n))
+            assert ack["cmd"] == 1, ack
+        over = await change(a, 62, "y20", id=sent["id"], emoji="🚀")
+        assert over["error"] == "too_many_reactions"
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+    [message] = history(api, tb, 10, alice["id"])
+    assert len(message["reactions"]) == 20 and message["reactions"]["👍"] == [alice["id"]]
+
+
+def test_delete_for_me_hides_on_all_my_devices_only(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+    phone = api.login(bob, device="phone")
+
+    async def scenario() -> int:
+        a = await ChatClient.open(api, ta)
+        b1, b2 = await ChatClient.open(api, tb), await ChatClient.open(api, phone)
+        sent = await a.say(10, bob["id"], "embarrassing", "a1")
+        kept = await a.say(10, bob["id"], "fine", "a2")
+        ack = await change(b1, 63, "d1", id=sent["id"])
+        assert ack["cmd"] == 1 and ack["change"] > 0
+        for device in (b1, b2):
+            gone = await changed(device, 63)
+            assert gone["id"] == sent["id"]
+        await a.send(cmd=0)
+        frames = []
+        while (frame := await a.frame())["cmd"] != 0:
+            frames.append(frame)
+        assert not [f for f in frames if f.get("cmd") == 63]  # alice is not affected
+        # A fresh device of bob's does not get it in its sync.
+        b3 = await ChatClient.open(api, tb)
+        await b3.send(cmd=20, since=0, changes_since=0)
+        result = await b3.cmd(21)
+        assert [r["id"] for r in result["rows"]] == [kept["id"]]
+        for client in (a, b1, b2, b3):
+            await client.close()
+        return int(sent["id"])
+
+    hidden = asyncio.run(scenario())
+    assert [r["id"] for r in history(api, tb, 10, alice["id"])] != []
+    assert hidden not in [r["id"] for r in history(api, tb, 10, alice["id"])]
+    assert hidden in [r["id"] for r in history(api, ta, 10, bob["id"])]
+
+
+def test_an_offline_device_gets_each_change_once_in_its_sync(api: ApiServer) -> None:
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
+        one = await a.say(10, bob["id"], "first", "a1")
+        two = await a.say(10, bob["id"], "second", "a2")
+        await b.send(cmd=20, since=0, changes_since=0)
+        start = await b.cmd(21)
+        cursor, changes_cursor = start["next"], start["changes_next"]
+        await b.close()
+        # While bob is away: an edit, a recall, a reaction.
+        await change(a, 60, "e1", id=one["id"], content="first, edited")
+        await change(a, 61, "r1", id=two["id"])
+        await change(a, 62, "x1", id=one["id"], emoji="🎉")
+        b = await ChatClient.open(api, tb)
+        await b.send(cmd=20, since=cursor, changes_since=changes_cursor)
+        result = await b.cmd(21)
+        assert result["rows"] == []
+        kinds = [(c["cmd"], c["id"]) for c in result["changes"]]
+        assert kinds == [(60, one["id"]), (61, two["id"]), (62, one["id"])]
+        assert [c["change"] for c in result["changes"]] == sorted(
+            c["change"] for c in result["changes"])
+        edit = result["changes"][0]
+        assert edit["content"] == "first, edited" and edit["reactions"] == {"🎉": [alice["id"]]}
+        recall = result["changes"][1]
+        assert recall["recalled"] is True and recall["content"] == ""
+        # Asking again from the new cursor gives nothing: each change once.
+        await b.send(cmd=20, since=result["next"], changes_since=result["changes_next"])
+        again = await b.cmd(21)
+        assert again["changes"] == [] and again["changes_next"] == result["changes_next"]
+        # A change that reaches the connection live is left out of its next sync.
+        await change(a, 62, "x2", id=one["id"], emoji="🎉", on=False)
+        live = await changed(b, 62)
+        await b.send(cmd=20, since=result["next"], changes_since=result["changes_next"])
+        third = await b.cmd(21)
+        assert third["changes"] == [] and third["changes_next"] == live["change"]
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+
+
+def test_mentions_in_a_group(api: ApiServer) -> None:
+    owner, to = api.user_with_token(nickname="owner")
+    ann, ta = api.user_with_token(nickname="ann")
+    ben, tb = api.user_with_token(nickname="ben")
+    stranger, _ = api.user_with_token(nickname="stranger")
+    group = group_of(api, to, [ta, tb], "mentions")
+
+    async def scenario() -> None:
+        o, a, b = [await ChatClient.open(api, t) for t in (to, ta, tb)]
+        ack = await o.say(11, group, "@ann look", "o1", mentions=[ann["id"]])
+        assert ack["cmd"] == 1
+        to_ann, to_ben = await a.message(), await b.message()
+        assert to_ann["mentioned"] is True and to_ann["mentions"] == [ann["id"]]
+        assert "mentioned" not in to_ben and to_ben["id"] == to_ann["id"] == ack["id"]
+        await a.no_more_messages()
+        refused = await o.say(11, group, "@stranger", "o2", mentions=[stranger["id"]])
+        assert refused["error"] == "not_member"
+        assert (await a.say(11, group, "@all", "a1", mentions="all"))["error"] \
+            == "not_moderator"
+        everyone = await o.say(11, group, "@all meeting", "o3", mentions="all")
+        for device in (a, b):
+            got = await device.message()
+            assert got["id"] == everyone["id"] and got["mentioned"] is True
+        await b.no_more_messages()
+        for client in (o, a, b):
+            await client.close()
+
+    asyncio.run(scenario())
+    unread = {r["dstid"]: r for r in api.get("/chat/unread", token=ta).list["rows"]}
+    assert unread[group]["unread"] == 2 and unread[group]["mentions"] == 2
+    unread = {r["dstid"]: r for r in api.get("/chat/unread", token=tb).list["rows"]}
+    assert unread[group]["mentions"] == 1
+    rows = history(api, ta, 11, group)
+    assert all(r["mentioned"] for r in rows)

@@ -1,0 +1,161 @@
+"""The message lifecycle in a real browser: reply, edit, react, recall, delete for me
+and @mentions, done in one user's page and seen in the other's live, after a reload,
+and after coming back from being away (docs/client.md)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+pytest.register_assert_rewrite("tests.web_support")
+from tests.web_support import (  # noqa: E402
+    WAIT_MS,
+    Person,
+    WebServer,
+    befriend,
+    bubbles,
+    make_person,
+    open_chat,
+    open_conversation,
+    screenshot,
+    send_text,
+)
+
+pytest_plugins = ["tests.web_support"]
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=WAIT_MS)
+
+
+def clean(*persons: Person) -> None:
+    for person in persons:
+        assert person.errors == [], (person.nickname, person.errors)
+        assert person.dialogs == [], (person.nickname, person.dialogs)
+
+
+def bubble(page: Any, text: str) -> Any:
+    found = bubbles(page, text)
+    expect(found).to_have_count(1)
+    return found
+
+
+def menu(page: Any, message: Any, action: str) -> None:
+    """Open a message's menu (hover, then its ⋯ button) and choose `action`."""
+    message.hover()
+    message.locator(".msg-more").click()
+    page.locator(f'#msg-menu [data-action="{action}"]').click()
+
+
+def react(page: Any, message: Any, emoji: str) -> None:
+    message.hover()
+    message.locator(".msg-more").click()
+    page.locator(f'#msg-menu [data-emoji="{emoji}"]').click()
+
+
+def test_reply_edit_react_recall_and_delete_between_two_browsers(
+        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
+    people += [alice, bob]
+    befriend(server, alice, bob)
+    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
+    open_conversation(pa, "u", bob.id)
+    open_conversation(pb, "u", alice.id)
+
+    send_text(pa, "helo bob")
+    original = bubble(pb, "helo bob")
+    menu(pb, original, "reply")
+    expect(pb.locator("#compose-bar")).to_be_visible()
+    send_text(pb, "hi alice")
+    for page in (pa, pb):
+        reply = bubble(page, "hi alice")
+        expect(reply.locator(".quote")).to_contain_text("helo bob")
+
+    # Alice fixes her typo: Bob sees the new text and "edited" live.
+    menu(pa, bubble(pa, "helo bob"), "edit")
+    expect(pa.locator("#message")).to_have_value("helo bob")
+    pa.locator("#message").fill("hello bob")
+    pa.locator("#message").press("Enter")
+    edited = bubble(pb, "hello bob")
+    expect(edited.locator(".edited")).to_be_visible()
+    expect(bubble(pb, "hi alice").locator(".quote")).to_contain_text("hello bob")
+
+    # Bob reacts; Alice sees the chip, and adds hers by clicking it.
+    react(pb, edited, "👍")
+    chip = bubble(pa, "hello bob").locator(".chip")
+    expect(chip).to_have_text(re.compile(r"👍\s*1"))
+    chip.click()
+    expect(bubble(pb, "hello bob").locator(".chip")).to_have_text(re.compile(r"👍\s*2"))
+    screenshot(pb, shots, "lifecycle-reply-edit-react")
+
+    # After a reload Bob sees the same.
+    pb.reload()
+    open_conversation(pb, "u", alice.id)
+    again = bubble(pb, "hello bob")
+    expect(again.locator(".edited")).to_be_visible()
+    expect(again.locator(".chip")).to_have_text(re.compile(r"👍\s*2"))
+    expect(bubble(pb, "hi alice").locator(".quote")).to_contain_text("hello bob")
+
+    # Bob goes away; Alice recalls her message; when Bob comes back it is gone.
+    bob.context.close()
+    bob.context = None
+    menu(pa, bubble(pa, "hello bob"), "recall")
+    expect(pa.locator("#messages .recalled-text")).to_have_text("Message recalled")
+    pb = open_chat(browser, server, bob)
+    open_conversation(pb, "u", alice.id)
+    expect(pb.locator("#messages .recalled-text")).to_have_text("Message recalled")
+    expect(bubbles(pb, "hello bob")).to_have_count(0)
+    expect(bubble(pb, "hi alice").locator(".quote")).to_contain_text("Message recalled")
+
+    # Delete for me: gone from Alice's page (and after her reload), still on Bob's.
+    menu(pa, bubble(pa, "hi alice"), "delete")
+    expect(bubbles(pa, "hi alice")).to_have_count(0)
+    pa.reload()
+    open_conversation(pa, "u", bob.id)
+    expect(pa.locator("#messages .recalled-text")).to_have_count(1)
+    expect(bubbles(pa, "hi alice")).to_have_count(0)
+    bubble(pb, "hi alice")
+    screenshot(pb, shots, "lifecycle-recalled")
+    clean(alice, bob)
+
+
+def test_mentions_in_a_group_of_three(
+        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+    alice, bob, carol = (make_person(server, n) for n in ("Ann", "Ben", "Cat"))
+    people += [alice, bob, carol]
+    api = server.running
+    group = api.post("/contact/createcommunity", {"name": "Book club 📚", "visibility": "public"},
+                     token=alice.token).data["id"]
+    for person in (bob, carol):
+        assert api.post("/contact/joincommunity", {"dstid": group},
+                        token=person.token).status == 200
+    pa, pb, pc = (open_chat(browser, server, p) for p in (alice, bob, carol))
+    open_conversation(pa, "g", group)
+    open_conversation(pc, "g", group)
+    pb.click("#tab-groups")  # Ben has the group in his list, not open
+
+    box = pa.locator("#message")
+    box.click()
+    box.press_sequentially("see you, @Be")
+    picker = pa.locator("#mention-picker")
+    expect(picker).to_be_visible()
+    picker.locator("button", has_text="@Ben").click()
+    box.press_sequentially("and bring the book")
+    box.press("Enter")
+    text = "see you, @Ben and bring the book"
+    bubble(pc, text)
+    expect(pc.locator("#messages li.msg.mentioned")).to_have_count(0)
+    link = pb.locator(f'a.conv-item[data-key="g{group}"]')
+    expect(link).to_have_attribute("data-mentions", "1")
+    expect(link.locator(".mention-badge")).to_be_visible()
+    screenshot(pb, shots, "lifecycle-mention-badge")
+    link.click()
+    expect(pb.locator("#messages li.msg.mentioned")).to_have_count(1)
+    # The reaction of a third reaches the other two.
+    react(pc, bubble(pc, text), "🎉")
+    for page in (pa, pb):
+        expect(bubble(page, text).locator(".chip")).to_have_text(re.compile(r"🎉\s*1"))
+    screenshot(pb, shots, "lifecycle-mentioned")
+    clean(alice, bob, carol)
