@@ -143,9 +143,13 @@ class Attachments:
         name = clean_name(filename)
         size = path.stat().st_size
         quota = self.options.upload_quota_bytes
-        used = await self.store.read(file_sql.used_bytes, user_id)
-        if used + size > quota:  # before writing anything; checked again when recorded
-            raise _over_quota(used, quota)
+        digest = await self._in_thread(sha256_file, path)
+        # Before writing anything (checked again when recorded): the same bytes again
+        # cost nothing.
+        if await self.store.read(file_sql.own_file, user_id, digest) is None:
+            used = await self.store.read(file_sql.used_bytes, user_id)
+            if used + size > quota:
+                raise _over_quota(used, quota)
         stored = await self._in_thread(self.files.put, path, "bin")
         type_ = served_type(name)
         await self._record(Upload(user_id, stored.digest, FILE_KIND, name, type_, stored.size,

@@ -60,7 +60,11 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
     try:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
+        # The newest migration: voice and file uploads (issue 19).
+        assert MIGRATIONS[-1].version == 9 and MIGRATIONS[-1].name == "uploads and file messages"
+        assert [m.version for m in MIGRATIONS] == sorted(m.version for m in MIGRATIONS)
         assert table_counts(store) == {
+            "message_files": 0,
             "read_marks": 0,
             "message_keys": 0,
             "messages": 0,
@@ -70,6 +74,7 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
             "blocks": 0,
             "friendships": 0,
             "tokens": 0,
+            "uploads": 0,
             "users": 0,
         }
     finally:
@@ -312,7 +317,8 @@ def test_the_friend_request_migration_keeps_existing_friendships(fresh_db_url: s
         run(store.close())
     store = run(open_store(fresh_db_url))
     try:
-        assert store.applied_migrations == [FRIENDS_BY_CONSENT.version]
+        assert store.applied_migrations == [m.version for m in MIGRATIONS
+                                            if m.version >= FRIENDS_BY_CONSENT.version]
         assert run(store.read(lambda tx: tx.rows(
             "SELECT owner_id, dst_id, created FROM friendships ORDER BY owner_id"))) == rows
         assert run(store.are_friends(a.id, b.id)) and run(store.are_friends(b.id, a.id))
