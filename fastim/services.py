@@ -196,7 +196,8 @@ class Services:
             if config.role != "api":
                 # An image message must name an upload that exists or one of these stickers.
                 images = ImageLinks(config.resource_dir,
-                                    (s.url for pack in packs for s in pack.stickers))
+                                    (s.url for pack in packs for s in pack.stickers),
+                                    asset_dir=config.asset_dir)
                 shared = shared_rate_window(config)
                 if shared is not None:
                     stack.push_async_callback(shared.close)

@@ -1,9 +1,11 @@
 """``POST /attach/upload``: an image, a voice recording or a file from a logged-in user;
 ``GET /attach/file/<sha256>``: a file, to those who may have it.
 
-The multipart field ``kind`` says what the upload is: ``image`` (the default, as fastIM's
-pages send no kind), ``voice`` (fastim/media/audio.py judges it by content) or ``file``
-(any type, up to ``--file-max-bytes``; fastim/media/attachments.py).
+The multipart field ``kind`` says what the upload is: ``image``, ``voice``
+(fastim/media/audio.py judges it by content) or ``file`` (any type, up to
+``--file-max-bytes``; fastim/media/attachments.py). Without one, as fastIM's pages send
+it, a recording (WebM, Ogg or MP4 by its first bytes) is a voice upload and anything else
+an image.
 
 fastIM stored any upload under the suffix the client chose (an ``.html`` upload was
 stored XSS) with no size limit. Here (docs/media.md):
@@ -30,7 +32,7 @@ from fastim.handlers.auth import authenticated_user, to_http_error
 from fastim.http import HTTPError, Request, Response, Router, json_response
 from fastim.http.response import FileBody, http_date
 from fastim.http.static import requested_range
-from fastim.media import Download
+from fastim.media import Download, looks_like_audio
 
 if TYPE_CHECKING:
     from fastim.app import App
@@ -83,12 +85,15 @@ def register(router: Router, app: App) -> None:
             raise AppError(
                 415, f"send the image as multipart/form-data in the field '{FILE_FIELD}'"
             )
-        kind = request.form().get(KIND_FIELD) or "image"
-        if kind not in KINDS:
+        kind = request.form().get(KIND_FIELD) or ""
+        if kind and kind not in KINDS:
             raise AppError(400, f"{KIND_FIELD} must be one of {', '.join(KINDS)}, not {kind!r}")
         upload = request.file(FILE_FIELD)
         if upload is None:
-            raise AppError(400, f"no file: send the {kind} in the multipart field '{FILE_FIELD}'")
+            raise AppError(400, f"no file: send the {kind or 'image'} in the multipart field "
+                                f"'{FILE_FIELD}'")
+        # fastIM's pages send no kind: a recording is told from an image by its first bytes.
+        kind = kind or ("voice" if looks_like_audio(upload.path) else "image")
         limit = options.file_max_bytes if kind == "file" else options.max_upload_bytes
         if upload.size > limit:
             raise AppError(413, _too_big(limit))

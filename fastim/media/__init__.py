@@ -14,7 +14,7 @@ See docs/media.md.
 """
 
 from .attachments import Attachments, Download, clean_name, served_type
-from .audio import Audio, check_audio
+from .audio import Audio, check_audio, looks_like_audio
 from .images import ACCEPTED, GIF, JPEG, PNG, WEBP, ImageType, Processed, process_image
 from .links import ImageLinks
 from .options import MediaOptions
@@ -32,6 +32,7 @@ __all__ = [
     "WebMInfo",
     "check_audio",
     "clean_name",
+    "looks_like_audio",
     "read_webm",
     "served_type",
     "GIF",

@@ -64,6 +64,17 @@ def not_audio(detail: str) -> AppError:
                          f"{detail}")
 
 
+def _is_audio_container(head: bytes) -> bool:
+    return head.startswith((b"\x1a\x45\xdf\xa3", b"OggS")) or head[4:8] == b"ftyp"
+
+
+def looks_like_audio(path: Path) -> bool:
+    """Whether the file starts like a WebM, Ogg or MP4 file (then it is judged as a
+    recording; whether it really is one, check_audio says)."""
+    with open(path, "rb") as fh:
+        return _is_audio_container(fh.read(12))
+
+
 def check_audio(path: Path, max_seconds: float, max_bytes: int) -> Audio:
     """The type and duration of the recording in `path`; raises AppError 413 or 415."""
     with open(path, "rb") as fh:
