@@ -398,6 +398,7 @@ export class ConversationView {
   submit() {
     const e = this.el;
     if (!this.conv) return;
+    if (this.recording) { this.stopRecording(true); return; } // Send while recording sends it
     const text = e.input.value;
     if (!text.trim()) return;
     this.app.sendText(this.conv, text);
