@@ -262,3 +262,35 @@ def test_unlinking_a_message_takes_its_files_access_away(server: ApiServer) -> N
     server.call(store.write(file_sql.unlink_message, message_id))
     assert error(server.get(url, token=tb), 403)
     assert server.get(url, token=ta).status == 200  # the uploader keeps it
+
+
+def test_a_file_sent_in_a_group_is_for_its_members_only(server: ApiServer) -> None:
+    owner, to = server.user_with_token(nickname="owner")
+    member, tm = server.user_with_token(nickname="member")
+    _, tx = server.user_with_token(nickname="outsider")
+    # Groups become private by default on another branch: this one says it is public.
+    group = server.post("/contact/createcommunity",
+                        {"name": "files " + owner["mobile"][-6:], "visibility": "public"},
+                        token=to).data
+    joined = server.post("/contact/joincommunity", {"dstid": group["id"]}, token=tm)
+    assert joined.status == 200, joined.body
+    url = uploaded(send_upload(server, to, PDF, "file", "minutes.pdf"))["url"]
+
+    async def send() -> None:
+        o = await ChatClient.open(server, to)
+        m = await ChatClient.open(server, tm)
+        await o.send(cmd=11, dstid=group["id"], media=5, url=url, cid="g")
+        ack = await o.expect(lambda f: f.get("cid") == "g")
+        assert ack["cmd"] == 1, ack
+        got = await m.message()
+        assert (got["memo"], got["amount"]) == ("minutes.pdf", len(PDF))
+        await o.close()
+        await m.close()
+
+    asyncio.run(send())
+    assert server.get(url, token=tm).status == 200
+    assert error(server.get(url, token=tx), 403)
+    # A member who leaves loses it; the message stays in the group for the others.
+    left = server.post("/contact/leavecommunity", {"dstid": group["id"]}, token=tm)
+    assert left.status == 200, left.body
+    assert error(server.get(url, token=tm), 403)

@@ -173,3 +173,44 @@ def test_a_file_is_attached_sent_and_downloaded(
     assert refused.status == 403
     for person in (alice, bob):
         assert person.errors == [] and person.dialogs == [], (person.nickname, person.errors)
+
+
+def test_a_file_upload_shows_progress_can_be_cancelled_and_files_can_be_dropped(
+        browser: Any, server: WebServer, people: list[Person], tmp_path: Path) -> None:
+    from tests.web.test_web_media import throttle_uploads
+
+    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
+    people += [alice, bob]
+    befriend(server, alice, bob)
+    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
+    open_conversation(pa, "u", bob.id)
+    open_conversation(pb, "u", alice.id)
+
+    # A slow upload: its card shows a progress bar and a Cancel; cancelled, it is gone.
+    big = tmp_path / "big.zip"
+    big.write_bytes(bytes(range(256)) * 2000)
+    throttle_uploads(pa, 50_000)
+    pa.set_input_files("#attach-doc-file", str(big))
+    uploading = pa.locator('#messages li.msg[data-media="5"][data-status="uploading"]')
+    expect(uploading.locator(".file-name")).to_have_text("big.zip")
+    expect(uploading.locator("progress")).to_be_visible()
+    pa.wait_for_function("""() => {
+        const bar = document.querySelector('#messages li.msg[data-status="uploading"] progress');
+        return bar && bar.value > 0 && bar.value < 100;
+    }""")
+    uploading.get_by_role("button", name="Cancel").click()
+    expect(pa.locator('#messages li.msg[data-media="5"]')).to_have_count(0)
+
+    # Dropped on the conversation: a text file goes as a file, not as a photo.
+    pa.evaluate("""() => {
+        const data = new DataTransfer();
+        data.items.add(new File(['hello from a drop\\n'], 'notes.txt', { type: 'text/plain' }));
+        const target = document.getElementById('conversation');
+        target.dispatchEvent(new DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }));
+        target.dispatchEvent(new DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+    }""")
+    card = pb.locator('#messages li.msg[data-media="5"] a.file-card').last
+    expect(card.locator(".file-name")).to_have_text("notes.txt")
+    expect(card.locator(".file-size")).to_have_text("18 B")
+    for person in (alice, bob):
+        assert person.errors == [] and person.dialogs == [], (person.nickname, person.errors)
