@@ -189,7 +189,9 @@ class Services:
             stack.push_async_callback(asyncio.to_thread, media.close)
             limiter = SlidingWindow(media_options.rate_limit, media_options.rate_window)
             # Voice and files: the store says who may have which file (issue 19).
-            attachments = Attachments(media, store, config.data_dir / "files")
+            # Files live beside the other uploads (one directory to share between nodes), in a
+            # hidden directory the static files never serve (fastim/http/static.py).
+            attachments = Attachments(media, store, config.resource_dir / ".files")
 
             packs = load_packs(config.asset_dir / "stickers")
             hub = None

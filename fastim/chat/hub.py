@@ -448,6 +448,8 @@ class Hub:
     async def _dispatch(self, session: Session, command: Command) -> None:
         if isinstance(command, ChatMessage):
             if command.media in (Media.VOICE, Media.FILE):
+                # Who may write here first: a stranger learns nothing about the file.
+                self._check_allowed(session.user_id, command.cmd, command.dstid, command.cid)
                 command = await self._attachment(session.user_id, command)
             self._send(session, command)
         elif isinstance(command, Heartbeat):

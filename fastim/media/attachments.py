@@ -4,8 +4,9 @@
   image under ``/resource/`` by the SHA-256 of its bytes (public by its unguessable name,
   like an image, so that ``<audio>`` can seek in it with Range requests), and its
   duration is remembered: a voice message's ``amount`` is the server's figure.
-* A **file** may be of any type. It is stored *outside* ``/resource/``, under the data
-  directory, by its SHA-256, and served only by ``GET /attach/file/<sha256>`` to its
+* A **file** may be of any type. It is stored by its SHA-256 in ``.files/`` of the
+  resource directory, which the static files never serve (a hidden name), and is served
+  only by ``GET /attach/file/<sha256>`` to its
   uploaders and to the members of the conversations it was sent in: the URL alone grants
   nothing (fastim/store/files.py keeps who may).
 * Both count against the uploader's storage quota (each distinct upload once).

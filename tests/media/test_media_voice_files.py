@@ -152,6 +152,7 @@ def test_a_file_is_stored_and_downloaded_by_the_conversation_only(server: ApiSer
     # Not under /resource/: the static files never serve it.
     digest = data["url"].rsplit("/", 1)[1]
     assert server.get(f"/resource/{digest[:2]}/{digest}.bin").status == 404
+    assert server.get(f"/resource/.files/{digest[:2]}/{digest}.bin").status == 404
     # The uploader may download it at once; nobody else, whatever they know.
     own = server.get(data["url"], token=ta)
     assert own.status == 200 and own.body == PDF
