@@ -118,10 +118,12 @@ def befriend(server: WebServer, one: Person, other: Person) -> None:
 
 
 def new_context(browser: Any, server: WebServer, person: Person | None = None,
-                viewport: dict[str, int] | None = None) -> Any:
-    """A fresh browser profile; logged in as `person` when given (their token's cookie)."""
+                viewport: dict[str, int] | None = None, scheme: str = "light") -> Any:
+    """A fresh browser profile; logged in as `person` when given (their token's cookie).
+    `scheme` is the system's colour scheme (light or dark) from the first paint on."""
     context = browser.new_context(base_url=server.url, viewport=viewport or DESKTOP,
-                                  locale="en-GB", timezone_id="Europe/London")
+                                  locale="en-GB", timezone_id="Europe/London",
+                                  color_scheme=scheme)
     context.set_default_timeout(WAIT_MS)
     if person is not None:
         context.add_cookies([{"name": "fastim_token", "value": person.token, "url": server.url}])
@@ -151,9 +153,9 @@ def watch(page: Any, person: Person) -> None:
 
 
 def open_chat(browser: Any, server: WebServer, person: Person,
-              viewport: dict[str, int] | None = None) -> Any:
+              viewport: dict[str, int] | None = None, scheme: str = "light") -> Any:
     """`person`'s chat page, connected."""
-    person.context = new_context(browser, server, person, viewport)
+    person.context = new_context(browser, server, person, viewport, scheme)
     person.page = person.context.new_page()
     watch(person.page, person)
     person.page.goto("/chat")

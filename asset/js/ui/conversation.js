@@ -164,7 +164,8 @@ export class ConversationView {
     e.sub.textContent = sub;
     e.sub.classList.toggle('typing', typers.length > 0);
     e.sub.classList.toggle('online', !typers.length && online === true);
-    e.who.setAttribute('aria-label', conv.kind === GROUP ? `${title}: members` : `${title}: profile`);
+    // Said after the visible name, not instead of it (WCAG 2.5.3, label in name).
+    byId('conv-who-hint').textContent = conv.kind === GROUP ? ', members' : ', profile';
   }
 
   renderMessages() {
@@ -208,7 +209,7 @@ export class ConversationView {
     const label = dayLabel(ts);
     const cached = this.days.get(day);
     if (cached && cached.textContent === label) return cached;
-    const node = h('li', { class: 'day', role: 'separator' }, h('span', { text: label }));
+    const node = h('li', { class: 'day' }, h('span', { text: label }));
     if (cached && cached.isConnected) cached.replaceWith(node);
     this.days.set(day, node);
     return node;
@@ -297,7 +298,8 @@ export class ConversationView {
     if (status === 'uploading') return h('span', { class: 'status', text: `${progress}%` });
     const name = { pending: 'clock', sent: 'check', read: 'checks', failed: 'alert' }[status] || 'check';
     const label = { pending: 'Waiting to send', failed: 'Not sent' }[status] || readLabel;
-    return h('span', { class: `status status-${status}`, title: label, 'aria-label': label },
+    // An image with a name: the tick's meaning is spoken, not carried by its colour alone.
+    return h('span', { class: `status status-${status}`, role: 'img', title: label, 'aria-label': label },
       icon(name), readCount ? h('span', { class: 'read-count', text: String(readCount) }) : null);
   }
 
@@ -667,12 +669,12 @@ export class ConversationView {
       picker.dataset.filled = 'empty';
       return;
     }
-    const grid = h('div', { class: 'sticker-grid', role: 'list' });
+    const grid = h('div', { class: 'sticker-grid', role: 'group', 'aria-label': 'Stickers' });
     const tabs = h('div', { class: 'pack-tabs', role: 'tablist', 'aria-label': 'Sticker packs' });
     const showPack = (pack) => {
       for (const tab of tabs.children) tab.setAttribute('aria-selected', tab.dataset.pack === pack.id ? 'true' : 'false');
       grid.replaceChildren(...pack.assets.map(({ url, title }) => h('button', {
-        type: 'button', class: 'sticker-choice', role: 'listitem', 'aria-label': `Send sticker: ${title}`,
+        type: 'button', class: 'sticker-choice', 'aria-label': `Send sticker: ${title}`,
         title, dataset: { url },
         onclick: () => { if (this.conv) this.app.sendSticker(this.conv, url); this.closePickers(true); },
       }, h('img', { src: url, alt: '', loading: 'lazy', width: 72, height: 72 }))));

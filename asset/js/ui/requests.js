@@ -45,6 +45,7 @@ export class RequestsPanel {
     const badge = byId('badge-requests');
     badge.textContent = count;
     badge.hidden = incoming.length === 0;
+    badge.setAttribute('role', 'img');
     badge.setAttribute('aria-label', `${count} friend request${incoming.length === 1 ? '' : 's'}`);
     byId('request-list').replaceChildren(...incoming.map((r) => this.item(r)),
       ...outgoing.map((r) => this.item(r)));

@@ -125,7 +125,7 @@ export class Sidebar {
         h('time', { class: 'conv-time', text: listTime(conv.lastTs) })),
       h('span', { class: 'conv-line' },
         h('span', { class: `conv-preview${typers.length ? ' typing' : ''}`, text: line }),
-        conv.unread ? h('span', { class: 'badge', 'aria-label': `${unread} unread`, text: unread }) : null)));
+        conv.unread ? h('span', { class: 'badge', role: 'img', 'aria-label': `${unread} unread`, text: unread }) : null)));
     const node = h('li', null, link);
     const focused = cached && cached.node.contains(document.activeElement);
     if (cached && cached.node.isConnected) cached.node.replaceWith(node);
