@@ -12,7 +12,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-pytest.register_assert_rewrite("tests.web_support")
+pytest.register_assert_rewrite("tests.web_support", "tests.axe_support")
+from tests.axe_support import assert_accessible  # noqa: E402
 from tests.store_fixtures import SAFETY_TIMEOUT  # noqa: E402
 from tests.web_support import (  # noqa: E402
     CHROMIUM,
@@ -30,6 +31,8 @@ from tests.web_support import (  # noqa: E402
 )
 
 # The server, people and shots fixtures; `browser` is this module's own (a fake microphone).
+# axe runs on the parts these tests add (the composer, the messages): the rest of the page
+# is tests/web/test_web_a11y.py's.
 pytest_plugins = ["tests.web_support"]
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=WAIT_MS)
@@ -78,6 +81,7 @@ def test_a_voice_message_is_recorded_sent_and_played(
     expect(pa.locator("#recorder")).to_be_visible()
     expect(pa.locator("#rec-time")).to_have_text("0:02", timeout=WAIT_MS)
     screenshot(pa, shots, "voice-recording")
+    assert_accessible(pa, "recording a voice message", "#composer")
     pa.click("#record")  # stop and send
     expect(pa.locator("#recorder")).to_be_hidden()
     mine = pa.locator('#messages li.msg[data-media="3"]').last
@@ -98,6 +102,7 @@ def test_a_voice_message_is_recorded_sent_and_played(
     }""")
     expect(voice.locator(".voice-time")).to_have_text(re.compile(r"^0:0\d / 0:0[23]$"))
     screenshot(pb, shots, "voice-playing")
+    assert_accessible(pb, "a voice message playing", "#messages")
     voice.locator(".voice-play").click()  # pause
     expect(voice.locator(".voice")).to_have_attribute("data-state", "paused")
     voice.locator(".voice-play").click()  # and on to the end
@@ -115,7 +120,7 @@ def test_only_one_voice_message_plays_at_a_time(
     alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
     people += [alice, bob]
     befriend(server, alice, bob)
-    pa = open_chat(browser, server, alice)
+    pa = open_chat(browser, server, alice, scheme="dark")
     pa.context.grant_permissions(["microphone"])
     open_conversation(pa, "u", bob.id)
     for expected in (1, 2):
@@ -131,6 +136,7 @@ def test_only_one_voice_message_plays_at_a_time(
     second.locator(".voice-play").click()
     expect(second).to_have_attribute("data-state", "playing")
     expect(first).to_have_attribute("data-state", "paused")
+    assert_accessible(pa, "voice messages sent (dark)", "#messages")
     assert alice.errors == [], alice.errors
 
 
@@ -157,6 +163,8 @@ def test_a_file_is_attached_sent_and_downloaded(
     expect(conversation_link(pb, "u", alice.id).locator(".conv-preview")).to_have_text(
         "File: 季度报告 Q3.pdf")
     screenshot(pb, shots, "file-card")
+    assert_accessible(pb, "a file received", "#messages")
+    assert_accessible(pa, "a file sent", "#messages")
 
     with pb.expect_download() as info:
         card.click()
@@ -182,7 +190,8 @@ def test_a_file_upload_shows_progress_can_be_cancelled_and_files_can_be_dropped(
     alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
     people += [alice, bob]
     befriend(server, alice, bob)
-    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
+    pa = open_chat(browser, server, alice, scheme="dark")
+    pb = open_chat(browser, server, bob, scheme="dark")
     open_conversation(pa, "u", bob.id)
     open_conversation(pb, "u", alice.id)
 
@@ -198,6 +207,7 @@ def test_a_file_upload_shows_progress_can_be_cancelled_and_files_can_be_dropped(
         const bar = document.querySelector('#messages li.msg[data-status="uploading"] progress');
         return bar && bar.value > 0 && bar.value < 100;
     }""")
+    assert_accessible(pa, "a file uploading", "#messages")
     uploading.get_by_role("button", name="Cancel").click()
     expect(pa.locator('#messages li.msg[data-media="5"]')).to_have_count(0)
 
@@ -212,5 +222,7 @@ def test_a_file_upload_shows_progress_can_be_cancelled_and_files_can_be_dropped(
     card = pb.locator('#messages li.msg[data-media="5"] a.file-card').last
     expect(card.locator(".file-name")).to_have_text("notes.txt")
     expect(card.locator(".file-size")).to_have_text("18 B")
+    assert_accessible(pb, "a file received (dark)", "#messages")
+    assert_accessible(pa, "a file sent (dark)", "#messages")
     for person in (alice, bob):
         assert person.errors == [] and person.dialogs == [], (person.nickname, person.errors)

@@ -579,7 +579,7 @@ export class ConversationView {
         h('span', { class: 'file-size', text: fileSize(message.amount) })),
     ];
     const card = href
-      ? h('a', { class: 'file-card', href, download: name, 'aria-label': `Download ${name}` }, parts)
+      ? h('a', { class: 'file-card', href, download: name, title: `Download ${name}` }, parts)
       : h('span', { class: 'file-card' }, parts);
     if (progress === null) return card;
     return h('div', { class: 'file-wrap' }, card, this.uploadBar(message, progress));
