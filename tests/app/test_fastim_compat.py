@@ -1,6 +1,6 @@
 """fastIM's own client calls, replayed as its pages make them: form-encoded bodies (the
-page's `post()` helper), fields it sent that fastim ignores (`userid`, `ownerid`,
-`filetype`), `res.rows` and `res.total` of list replies at the top level, the WebSocket
+page's `post()` helper), friends asked and groups joined by name (`dstname`), fields it
+sent that fastim checks or ignores (`userid`, `ownerid`, `filetype`), `res.rows` and `res.total` of list replies at the top level, the WebSocket
 at ``/chat?id=&token=``, an upload without a `kind`, a sticker in fastIM's own
 ``/asset/plugins/doutu//emoj/2.gif`` form, and a group message with an image and a
 voice message. On both backends.
@@ -100,19 +100,21 @@ def test_fastims_client_calls_from_register_to_a_group_voice_message(
     alice_page, alice = register_and_login(server, "alice")
     bob_page, bob = register_and_login(server, "bob")
 
-    # Friends: fastIM's addfriend carried userid (ignored) and dstid; by consent, both ask.
-    alice_page.post("/contact/addfriend", {"userid": alice["id"], "dstid": bob["id"]})
-    bob_page.post("/contact/addfriend", {"userid": bob["id"], "dstid": alice["id"]})
+    # Friends: fastIM's page asks by mobile number (`dstname`) with its own `userid`; by
+    # consent, both ask.
+    alice_page.post("/contact/addfriend", {"dstname": bob["mobile"], "userid": alice["id"]})
+    bob_page.post("/contact/addfriend", {"dstname": alice["mobile"], "userid": bob["id"]})
     res = alice_page.post("/contact/loadfriend", {"userid": alice["id"]})
     assert [row["id"] for row in res["rows"]] == [bob["id"]] and res["total"] == 1
     assert "data" not in res or res["data"] is None
 
-    # A group: created with fastIM's fields (ownerid ignored; visibility is fastim's own,
-    # for when groups become private by default), joined by id, listed with res.rows.
+    # A group: created with fastIM's fields (its own `ownerid`; `visibility` is fastim's,
+    # for when groups become private by default and joining by name needs a public one),
+    # joined by name (`dstname`) as fastIM's page does, listed with res.rows.
     group = alice_page.post("/contact/createcommunity", {
         "ownerid": alice["id"], "icon": "/asset/images/community.png", "cate": 1,
         "name": "compat 读书会", "memo": "fastIM", "visibility": "public"})["data"]
-    bob_page.post("/contact/joincommunity", {"userid": bob["id"], "dstid": group["id"]})
+    bob_page.post("/contact/joincommunity", {"dstname": "compat 读书会", "userid": bob["id"]})
     res = bob_page.post("/contact/loadcommunity", {"userid": bob["id"]})
     assert [row["id"] for row in res["rows"]] == [group["id"]] and res["total"] == 1
 
