@@ -32,6 +32,7 @@ from fastim.handlers import (
     views,
 )
 from fastim.http import HTTPError, Response, Router, Server, tree_version
+from fastim.media.links import FASTIM_DOUTU
 from fastim.services import Services
 from fastim.store import Store
 from fastim.store.errors import Unavailable
@@ -218,6 +219,10 @@ def create_app(config: Config | None = None) -> App:
     app.router.static(f"/asset/v/{version}/", config.asset_dir,
                       cache_control="public, max-age=31536000, immutable")
     app.templates.globals["asset"] = lambda path: f"/asset/v/{version}/{path}"
+    # fastIM's pages name its stickers /asset/plugins/doutu//emoj/2.gif, double slash
+    # included, and stored messages keep that form: served as fastIM served them. (The
+    # static files refuse an empty segment anywhere else.) Before /asset/: first match wins.
+    app.router.static(FASTIM_DOUTU, config.asset_dir / "plugins" / "doutu")
     app.router.static("/asset/", config.asset_dir)
     # Uploads are named by the SHA-256 of their bytes (fastim.media): a name never gets
     # other content, so clients may keep them for a year without asking again.

@@ -302,6 +302,12 @@ def add_serve_arguments(
           "uploads one user may make per --upload-rate-window (429 beyond)")
     limit("--upload-rate-window", float, media.rate_window,
           "seconds of the upload rate window")
+    limit("--voice-max-seconds", float, media.voice_max_seconds,
+          "longest voice message in seconds, as read from the recording (413 beyond)")
+    limit("--file-max-bytes", int, media.file_max_bytes,
+          "largest file sent in a chat, bytes (413 beyond)")
+    limit("--upload-quota-bytes", int, media.upload_quota_bytes,
+          "bytes of voice messages and files one user may upload in all (413 beyond)")
     # The /chat WebSocket.
     limit("--chat-outbound-buffer", int, defaults.chat_outbound_buffer,
           "bytes a chat device may fall behind before it is closed with 1008")
@@ -348,6 +354,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
                  "max_header_count", "max_body_size", "header_timeout", "body_timeout",
                  "keep_alive_timeout", "write_timeout", "upload_max_bytes", "upload_max_pixels",
                  "upload_max_frames", "upload_rate", "upload_rate_window",
+                 "voice_max_seconds", "file_max_bytes", "upload_quota_bytes",
                  "chat_outbound_buffer", "chat_max_frame", "chat_ping_timeout", "chat_rate",
                  "chat_max_text", "max_connections_per_user"):
         _check_positive(args, name)
@@ -368,7 +375,10 @@ def config_from_args(args: argparse.Namespace) -> Config:
         media = MediaOptions(max_upload_bytes=args.upload_max_bytes,
                              max_pixels=args.upload_max_pixels,
                              max_frames=args.upload_max_frames,
-                             rate_limit=args.upload_rate, rate_window=args.upload_rate_window)
+                             rate_limit=args.upload_rate, rate_window=args.upload_rate_window,
+                             voice_max_seconds=args.voice_max_seconds,
+                             file_max_bytes=args.file_max_bytes,
+                             upload_quota_bytes=args.upload_quota_bytes)
     except ValueError as exc:
         raise SystemExit(f"upload limits: {exc}") from None
     return Config(

@@ -12,10 +12,11 @@ Start-up order (each part needs those above it):
 4. the sweeper of expired login tokens and friend requests;
 5. the chat storage (with the message sealer of `--message-key-file`) and the chat
    queries over it;
-6. the sticker packs, and the hub, attached to the bus (none on an api-only node,
-   `--role api`), which checks image messages against the packs and the uploads;
-7. the bus's connection (Redis: it waits a little for the first connection);
-8. uploads (the media service and its rate limit).
+6. uploads (the media service, its rate limit, and the voice and file attachments);
+7. the sticker packs, and the hub, attached to the bus (none on an api-only node,
+   `--role api`), which checks image messages against the packs and the uploads, and
+   voice and file messages against the attachments;
+8. the bus's connection (Redis: it waits a little for the first connection).
 
 Shut-down runs the same steps backwards: the hub stores and publishes what it has queued
 before the bus closes, and everything that queries the database stops before the store
@@ -43,7 +44,7 @@ from fastim.chat.history import ChatQueries
 from fastim.chat.hub import Hub
 from fastim.chat.ratelimit import SharedWindow
 from fastim.config import Config
-from fastim.media import ImageLinks, MediaService, StickerPack, load_packs
+from fastim.media import Attachments, ImageLinks, MediaService, StickerPack, load_packs
 from fastim.store import Store, open_store
 from fastim.store.changes import LifecycleStorage
 from fastim.store.messages import ChatStorage
@@ -156,6 +157,7 @@ class Services:
     #: None on an api-only node (`--role api`): it serves no /chat WebSocket.
     hub: Hub | None
     media: MediaService
+    attachments: Attachments
     #: Uploads counted per user, failed ones too (decoding costs the same).
     upload_limiter: SlidingWindow
     sticker_packs: list[StickerPack]
@@ -198,30 +200,36 @@ class Services:
             await chat_storage.start()
             chat = ChatQueries(store, chat_storage)
 
-            packs = load_packs(config.asset_dir / "stickers")
-            hub = None
-            if config.role != "api":
-                # An image message must name an upload that exists or one of these stickers.
-                images = ImageLinks(config.resource_dir,
-                                    (s.url for pack in packs for s in pack.stickers))
-                shared = shared_rate_window(config)
-                if shared is not None:
-                    stack.push_async_callback(shared.close)
-                hub = Hub(chat_storage, config.hub, bus=bus, images=images, shared=shared)
-                hub.start()
-                stack.push_async_callback(hub.close)  # stores and publishes what is queued
-
-            await bus.start()
-
             media_options = config.media
             media = MediaService(media_options, config.resource_dir,
                                  config.data_dir / "media-index")
             stack.push_async_callback(asyncio.to_thread, media.close)
             limiter = SlidingWindow(media_options.rate_limit, media_options.rate_window)
+            # Voice and files: the store says who may have which file (issue 19).
+            # Files live beside the other uploads (one directory to share between nodes), in a
+            # hidden directory the static files never serve (fastim/http/static.py).
+            attachments = Attachments(media, store, config.resource_dir / ".files")
+
+            packs = load_packs(config.asset_dir / "stickers")
+            hub = None
+            if config.role != "api":
+                # An image message must name an upload that exists or one of these stickers.
+                images = ImageLinks(config.resource_dir,
+                                    (s.url for pack in packs for s in pack.stickers),
+                                    asset_dir=config.asset_dir)
+                shared = shared_rate_window(config)
+                if shared is not None:
+                    stack.push_async_callback(shared.close)
+                hub = Hub(chat_storage, config.hub, bus=bus, images=images, shared=shared,
+                          attachments=attachments)
+                hub.start()
+                stack.push_async_callback(hub.close)  # stores and publishes what is queued
+
+            await bus.start()
 
             services = cls(config=config, store=store, bus=bus, accounts=accounts,
                            contacts=contacts, groups=groups, chat_storage=chat_storage, chat=chat, hub=hub,
-                           media=media, upload_limiter=limiter, sticker_packs=packs,
+                           media=media, attachments=attachments, upload_limiter=limiter, sticker_packs=packs,
                            _stack=stack.pop_all())
         return services
 

@@ -197,6 +197,16 @@ def _images() -> list[bytes]:
     ]
 
 
+def _recordings() -> list[bytes]:
+    """Voice recordings as browsers record them (tests/media/audio_samples.py builds them)
+    and a few damaged ones."""
+    from tests.media.audio_samples import mp4_audio, ogg_opus, webm
+
+    whole = [webm(1.0), webm(2.5, stated=True), webm(1.0, video=True), ogg_opus(1.5),
+             mp4_audio(2.0), webm(61.0, stated=True)]
+    return [*whole, whole[0][:40], whole[3][:60], whole[4][:50], b"\x1a\x45\xdf\xa3"]
+
+
 def _chat_structured() -> list[bytes]:
     """Byte strings for the FuzzedDataProvider target: a spread of lengths and patterns."""
     seeds = [bytes([i]) * n for i in (0, 1, 7, 0x41, 0xFF) for n in (8, 64)]
@@ -419,6 +429,7 @@ def collect() -> dict[str, set[bytes]]:
     seeds["chat-structured"].update(_chat_structured())
 
     seeds["media-upload"].update(_images())
+    seeds["media-voice"].update(_recordings())
     return seeds
 
 

@@ -39,8 +39,10 @@ from fastim.http.parser import (
     RequestParser,
 )
 from fastim.http.request import Request
+from fastim.media.audio import check_audio
 from fastim.media.images import gif_blocks, process_image
 from fastim.media.options import MediaOptions
+from fastim.media.webm import WebMError, read_webm
 from fastim.ws import InvalidHandshake, frames
 from fastim.ws.deflate import (
     DeflateOptions,
@@ -549,6 +551,28 @@ def media_upload(data: bytes) -> None:
     assert gif_blocks(clean) == clean  # walking a walked GIF changes nothing
 
 
+def media_voice(data: bytes) -> None:
+    """An uploaded voice recording, judged as POST /attach/upload with kind=voice does:
+    the WebM reader (fastim/media/webm.py) on the bytes, then check_audio on the file
+    (the reader again, or mutagen for Ogg and MP4), which may only answer 413 or 415."""
+    try:
+        info = read_webm(data)
+    except WebMError:
+        pass
+    else:
+        assert info.doc_type in ("webm", "matroska")
+        assert info.duration >= 0 and info.last_block >= 0
+        assert all(track.type >= 0 for track in info.tracks)
+    source = _tmp_dir() / "voice"
+    source.write_bytes(data)
+    try:
+        audio = check_audio(source, 60.0, 1024 * 1024)
+    except AppError as error:
+        assert error.status in (413, 415), error
+    else:
+        assert 0 <= audio.seconds <= 60.0 and audio.amount >= 1
+
+
 TARGETS: dict[str, Callable[[bytes], None]] = {
     "http-parser": http_parser,
     "http-query-cookies": http_query_cookies,
@@ -561,6 +585,7 @@ TARGETS: dict[str, Callable[[bytes], None]] = {
     "chat-message": chat_message,
     "chat-structured": chat_structured,
     "media-upload": media_upload,
+    "media-voice": media_voice,
 }
 
 #: The module each target is there to exercise (`python -m fuzz coverage` reports it).
@@ -576,4 +601,5 @@ MODULES: dict[str, str] = {
     "chat-message": "fastim/chat/protocol.py",
     "chat-structured": "fastim/chat/protocol.py",
     "media-upload": "fastim/media/images.py",
+    "media-voice": "fastim/media/webm.py",
 }

@@ -56,12 +56,13 @@ export async function api(path, values = {}, { method = 'POST' } = {}) {
 export const get = (path, values) => api(path, values, { method: 'GET' });
 
 /**
- * Upload a file to /attach/upload (multipart field `file`). XMLHttpRequest rather than
- * fetch because only it reports upload progress. `onProgress(fraction)` is called as the
- * bytes leave. Returns {promise, abort}; the promise resolves to
- * {url, thumb, width, height, bytes, type}.
+ * Upload a file to /attach/upload (multipart field `file`; `kind`: image, voice or file).
+ * XMLHttpRequest rather than fetch because only it reports upload progress.
+ * `onProgress(fraction)` is called as the bytes leave. Returns {promise, abort}; the
+ * promise resolves to the reply: an image's {url, thumb, width, height, bytes, type}, a
+ * voice recording's {url, type, bytes, seconds, amount}, a file's {url, name, size, type}.
  */
-export function upload(file, onProgress) {
+export function upload(file, onProgress, kind = 'image') {
   const xhr = new XMLHttpRequest();
   const promise = new Promise((resolve, reject) => {
     xhr.open('POST', '/attach/upload');
@@ -76,7 +77,8 @@ export function upload(file, onProgress) {
     xhr.addEventListener('error', () => reject(new ApiError(0, UNREACHABLE)));
     xhr.addEventListener('abort', () => reject(new ApiError(0, 'Upload cancelled.')));
     const form = new FormData();
-    form.append('file', file, file.name || 'image');
+    form.append('kind', kind);
+    form.append('file', file, file.name || kind);
     xhr.send(form);
   });
   return { promise, abort: () => xhr.abort() };

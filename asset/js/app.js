@@ -4,7 +4,7 @@ import { api, ApiError, get, setUnauthorizedHandler, upload } from './api.js';
 import { ChatConnection, newCid } from './connection.js';
 import { byId } from './dom.js';
 import { icon } from './icons.js';
-import { CHANGE_CMDS, ChatState, DELETE, GROUP, IMAGE, SINGLE, TEXT, convKey } from './state.js';
+import { CHANGE_CMDS, ChatState, DELETE, FILE, GROUP, IMAGE, SINGLE, TEXT, VOICE, convKey } from './state.js';
 import { ConversationView } from './ui/conversation.js';
 import { MembersDialog } from './ui/members.js';
 import { PersonDialog } from './ui/person.js';
@@ -643,34 +643,54 @@ export class App {
 
   /** A photo: shown at once with a progress bar, sent as a message once uploaded. */
   sendPhoto(conv, file, message = null) {
+    this.sendUpload(conv, file, 'image', message);
+  }
+
+  /** A voice recording of about `seconds` (the server's own figure replaces it). */
+  sendVoice(conv, file, seconds, message = null) {
+    this.sendUpload(conv, file, 'voice', message, { amount: Math.max(1, Math.round(seconds)) });
+  }
+
+  /** Any file: a card with its name and size, a download link once sent. */
+  sendFile(conv, file, message = null) {
+    this.sendUpload(conv, file, 'file', message, { memo: file.name, amount: file.size });
+  }
+
+  /** Shown at once with a progress bar (and a cancel), sent as a message once uploaded. */
+  sendUpload(conv, file, kind, message = null, fields = {}) {
     const me = this.state.me.id;
+    const media = { image: IMAGE, voice: VOICE, file: FILE }[kind];
     let draft = message;
     if (!draft) {
       const cid = newCid();
       draft = conv.put({
-        cmd: conv.kind, dstid: conv.dstid, cid, userid: me, media: IMAGE, content: '',
-        url: '', pic: '', localTs: Date.now(), localUrl: URL.createObjectURL(file),
+        cmd: conv.kind, dstid: conv.dstid, cid, userid: me, media, content: '',
+        url: '', pic: '', memo: '', amount: 0, ...fields, localTs: Date.now(),
+        localUrl: kind === 'file' ? '' : URL.createObjectURL(file),
       }).message;
     }
     draft.status = 'uploading';
     draft.progress = 0;
     draft.error = '';
     draft.file = file;
+    draft.kind = kind;
     this.view.messagesChanged(true, true);
     this.invalidate('conv', 'lists');
     const { promise, abort } = upload(file, (fraction) => {
       draft.progress = fraction;
       this.invalidate('conv');
-    });
+    }, kind);
     draft.abort = abort;
     promise.then((result) => {
       draft.abort = null;
       draft.file = null;
-      const frame = { cmd: conv.kind, dstid: conv.dstid, cid: draft.cid, media: IMAGE, content: '',
-        url: result.url, pic: result.thumb || result.url, localTs: draft.localTs };
-      draft.url = frame.url;
-      draft.pic = frame.pic;
-      draft.status = 'pending';
+      const frame = { cmd: conv.kind, dstid: conv.dstid, cid: draft.cid, media, content: '',
+        url: result.url, pic: '', localTs: draft.localTs };
+      if (kind === 'image') frame.pic = result.thumb || result.url;
+      if (kind === 'voice') frame.amount = result.amount;
+      if (kind === 'file') { frame.memo = result.name; frame.amount = result.size; }
+      Object.assign(draft, { url: frame.url, pic: frame.pic, memo: frame.memo ?? draft.memo,
+        amount: frame.amount ?? draft.amount, status: 'pending' });
       this.conn.sendMessage(frame);
       this.invalidate('conv', 'lists', 'conn');
     }, (error) => {

@@ -53,6 +53,12 @@ export function byId(id) {
  * under /resource/, sticker packs and images under /asset/), else ''. The server checks
  * the same rule for messages; the client checks again before it loads anything.
  */
+export function fileUrl(value) {
+  // A file's download url: /attach/file/<sha256> (the server checks who may have it).
+  return typeof value === 'string' && /^\/attach\/file\/[0-9a-f]{64}$/.test(value) ? value : '';
+}
+
+/** A url on this server under /resource/ or /asset/, or '' (never another origin). */
 export function localUrl(value) {
   if (typeof value !== 'string') return '';
   if (!/^\/(resource|asset)\/[A-Za-z0-9_\-./]+$/.test(value)) return '';

@@ -87,5 +87,21 @@ export function preview(message) {
   if (message.media === 4) {
     return String(message.url || '').startsWith('/asset/') ? 'Sticker' : 'Photo';
   }
+  if (message.media === 3) return `Voice message ${duration(message.amount)}`;
+  if (message.media === 5) return `File: ${message.memo || 'file'}`;
   return String(message.content || '').replace(/\s+/g, ' ').trim();
+}
+
+/** Seconds as m:ss (a voice message's length, a player's position). */
+export function duration(seconds) {
+  const whole = Math.max(0, Math.floor(Number(seconds) || 0));
+  return `${Math.floor(whole / 60)}:${String(whole % 60).padStart(2, '0')}`;
+}
+
+/** A size in bytes for people: 980 B, 12.3 KB, 4.5 MB. */
+export function fileSize(bytes) {
+  const n = Number(bytes) || 0;
+  if (n < 1000) return `${n} B`;
+  if (n < 1000 * 1000) return `${(n / 1000).toFixed(1)} KB`;
+  return `${(n / 1000 / 1000).toFixed(1)} MB`;
 }

@@ -5,7 +5,9 @@
 export const SINGLE = 10;
 export const GROUP = 11;
 export const TEXT = 1;
+export const VOICE = 3;
 export const IMAGE = 4;
+export const FILE = 5; // fastim's own: `memo` is the file's name, `amount` its size
 export const EDIT = 60;
 export const RECALL = 61;
 export const REACT = 62;

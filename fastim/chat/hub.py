@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 from fastim.bus.base import Bus
@@ -45,6 +45,7 @@ from fastim.chat.protocol import (
     Cmd,
     Command,
     Heartbeat,
+    Media,
     Read,
     Sync,
     Typing,
@@ -121,6 +122,19 @@ class ImageCheck(Protocol):
     def problem(self, url: str) -> str | None: ...
 
 
+class AttachmentCheck(Protocol):
+    """What a voice or file message may carry (`fastim.media.Attachments`)."""
+
+    async def voice_amount(self, url: str) -> int | None:
+        """The server's whole seconds of the voice recording at `url`; None: not one."""
+        ...
+
+    async def file_message(self, user_id: int, url: str) -> tuple[str, int] | str:
+        """The name and size of the file at `url` as `user_id` may send it, or what is
+        wrong (not uploaded, or neither theirs nor sent to them)."""
+        ...
+
+
 @dataclass
 class HubOptions:
     limits: ChatLimits = field(default_factory=ChatLimits)
@@ -154,10 +168,12 @@ class Hub:
     def __init__(self, store: ChatStore, options: HubOptions | None = None, *,
                  bus: Bus | None = None, shared: SharedWindow | None = None,
                  clock: Callable[[], float] = time.monotonic,
-                 images: ImageCheck | None = None) -> None:
+                 images: ImageCheck | None = None,
+                 attachments: AttachmentCheck | None = None) -> None:
         self.store = store
         # None: any URL of the right shape is taken (the hub's unit tests have no disk).
         self.images = images
+        self.attachments = attachments
         self.options = options or HubOptions()
         self.clock = clock
         self.bus: Bus = bus if bus is not None else LocalBus()
@@ -496,6 +512,10 @@ class Hub:
 
     async def _dispatch(self, session: Session, command: Command) -> None:
         if isinstance(command, ChatMessage):
+            if command.media in (Media.VOICE, Media.FILE):
+                # Who may write here first: a stranger learns nothing about the file.
+                self._check_allowed(session.user_id, command.cmd, command.dstid, command.cid)
+                command = await self._attachment(session.user_id, command)
             if command.reply_to is not None or command.mentions:
                 await self._send_with_extras(session, command)
             else:
@@ -536,7 +556,9 @@ class Hub:
         user = session.user_id
         self._check_allowed(user, message.cmd, message.dstid, message.cid)
         if self.images is not None:
-            for name, link in (("url", message.url), ("pic", message.pic)):
+            # A voice or file url was checked by `_attachment`.
+            url = message.url if message.media not in (Media.VOICE, Media.FILE) else ""
+            for name, link in (("url", url), ("pic", message.pic)):
                 if link and (problem := self.images.problem(link)) is not None:
                     raise ChatError("bad_url", f"{name} {problem}", message.cid)
         item = NewMessage(sender=user, message=message, session_id=session.id,
@@ -548,6 +570,26 @@ class Hub:
             raise ChatError("busy", str(exc), message.cid) from None
         unanswered = self._unanswered
         unanswered[session.id] = unanswered.get(session.id, 0) + 1
+
+    async def _attachment(self, user: int, message: ChatMessage) -> ChatMessage:
+        """A voice or file message with the server's figures: a recording's length as
+        `amount`; a file's name as `memo` and its size as `amount`. Refused when the
+        recording or file was not uploaded here, or the sender may not have the file."""
+        check = self.attachments
+        if check is None:
+            return message
+        if message.media == Media.VOICE:
+            amount = await check.voice_amount(message.url)
+            if amount is None:
+                raise ChatError("bad_url", f"url {message.url} is not an uploaded voice "
+                                "recording (upload it with /attach/upload and kind=voice)",
+                                message.cid)
+            return replace(message, amount=amount)
+        found = await check.file_message(user, message.url)
+        if isinstance(found, str):
+            raise ChatError("bad_url", f"url {found}", message.cid)
+        name, size = found
+        return replace(message, memo=name, amount=size)
 
     def _stored(self, batch: Sequence[NewMessage], results: Sequence[StoredMessage]) -> None:
         """After the commit: ack each sender, deliver each new message, in id order."""

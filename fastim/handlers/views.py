@@ -22,12 +22,14 @@ if TYPE_CHECKING:
 SESSION_COOKIE = "fastim_token"
 
 #: 'self' covers the same-origin ws:// and wss:// of /chat (CSP Level 3, §6.7.2.8);
-#: blob: is the local preview of a photo while it uploads.
+#: blob: is the local preview of a photo, or of a voice message, while it uploads;
+#: media-src lets <audio> play voice messages from /resource/.
 CONTENT_SECURITY_POLICY = "; ".join([
     "default-src 'self'",
     "script-src 'self'",
     "style-src 'self'",
     "img-src 'self' blob: data:",
+    "media-src 'self' blob:",
     "connect-src 'self'",
     "object-src 'none'",
     "base-uri 'none'",

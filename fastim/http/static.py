@@ -46,6 +46,7 @@ _EXTRA_TYPES = {
     ".mp4": "video/mp4",
     ".webm": "video/webm",
     ".ogg": "audio/ogg",
+    ".m4a": "audio/mp4",
     ".png": "image/png",
     ".jpg": "image/jpeg",
     ".jpeg": "image/jpeg",
@@ -227,7 +228,7 @@ class StaticFiles:
             response = Response(b"", 304, headers)
             response.compress = False
             return response
-        byte_range = _requested_range(request, entry.etag, entry.last_modified, entry.size)
+        byte_range = requested_range(request, entry.etag, entry.last_modified, entry.size)
         if byte_range is not None:
             start, end = byte_range
             headers.append(("Content-Range", f"bytes {start}-{end}/{entry.size}"))
@@ -254,7 +255,7 @@ class StaticFiles:
             response = Response(b"", 304, headers)
             response.compress = False
             return response
-        byte_range = _requested_range(request, etag, last_modified, st.st_size)
+        byte_range = requested_range(request, etag, last_modified, st.st_size)
         headers.append(("Content-Type", content_type))
         if byte_range is not None:
             start, end = byte_range
@@ -292,7 +293,7 @@ def _not_modified(request: Request, etags: tuple[str, ...], mtime_ns: int) -> bo
     return False
 
 
-def _requested_range(
+def requested_range(
     request: Request, etag: str, last_modified: str, size: int
 ) -> tuple[int, int] | None:
     """The single byte range to send, None for the whole file; 416 if unsatisfiable.

@@ -35,6 +35,12 @@ class MediaOptions:
     #: Threads that decode and encode images: the work is CPU-bound and Pillow releases
     #: the GIL while it runs, so more threads than cores only adds memory.
     workers: int = 2
+    #: Longest voice message, seconds, as the server reads it from the recording (413).
+    voice_max_seconds: float = 60.0
+    #: Largest file (``media`` 5), bytes (413 beyond); streamed to disk as it arrives.
+    file_max_bytes: int = 25 * MIB
+    #: Bytes of voice and files one user may have uploaded in all (413 beyond).
+    upload_quota_bytes: int = 1024 * MIB
 
     def __post_init__(self) -> None:
         if self.max_upload_bytes < 1 or self.max_side < 1 or self.thumb_side < 1:
@@ -48,6 +54,9 @@ class MediaOptions:
                 raise ValueError("qualities are between 1 and 100")
         if self.rate_limit < 1 or self.rate_window <= 0 or self.workers < 1:
             raise ValueError("rate_limit, rate_window and workers must be positive")
+        if (self.voice_max_seconds <= 0 or self.file_max_bytes < 1
+                or self.upload_quota_bytes < 1):
+            raise ValueError("voice length, file size and quota limits must be positive")
 
     def fingerprint(self) -> str:
         """The options that shape the stored files: a re-upload may reuse an earlier

@@ -30,14 +30,14 @@ class MediaService:
         self.store = ContentStore(resource_dir)
         self.index = UploadIndex(index_dir)
         self.store.prepare()
-        self._executor = ThreadPoolExecutor(options.workers, thread_name_prefix="fastim-media")
+        self.executor = ThreadPoolExecutor(options.workers, thread_name_prefix="fastim-media")
 
     async def upload(self, path: Path) -> dict[str, Any]:
         """Process and store the image in `path` (the caller's file: it is not moved or
         deleted). Returns ``url``, ``thumb``, ``width``, ``height``, ``bytes``, ``type``,
         ``animated``, ``thumb_width``, ``thumb_height``. Raises ``AppError`` 413/415."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, self.process, path)
+        return await loop.run_in_executor(self.executor, self.process, path)
 
     def process(self, path: Path) -> dict[str, Any]:
         """The blocking body of :meth:`upload`."""
@@ -74,4 +74,4 @@ class MediaService:
 
     def close(self) -> None:
         """Wait for the images being processed, then stop the threads."""
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        self.executor.shutdown(wait=True, cancel_futures=True)

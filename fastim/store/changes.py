@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from fastim.store.files import unlink_message
 from fastim.store.messages import (
     _COLUMNS,
     ChatStorage,
@@ -338,6 +339,8 @@ def _recall(tx: Tx, state: MessageState) -> None:
     _set_meta(tx, state.id, "recalled", 1)
     tx.execute("DELETE FROM message_reactions WHERE message_id = ?", [state.id])
     tx.execute("DELETE FROM message_mentions WHERE message_id = ?", [state.id])
+    # A recalled file is no longer downloadable through this message (fastim/store/files.py).
+    unlink_message(tx, state.id)
 
 
 def _react(tx: Tx, state: MessageState, request: ChangeRequest) -> bool:

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from fastim.store import files
 from fastim.store.base import Store
 from fastim.store.errors import IntegrityViolation
 from fastim.store.groups import member_window_sql
@@ -195,7 +196,11 @@ def insert_messages(tx: Tx, batch: Sequence[MessageToStore], consecutive_ids: bo
         original = results[first]
         assert original is not None
         results[index] = StoredMessage(id=original.id, ts=original.ts, created=False)
-    return [r for r in results if r is not None]
+    final = [r for r in results if r is not None]
+    # A file message grants its conversation access to its file (fastim/store/files.py).
+    if any(item.message.media == files.FILE for item in batch):
+        files.link_file_messages(tx, batch, [(r.id, r.created) for r in final])
+    return final
 
 
 def _insert_one(tx: Tx, item: MessageToStore, sealer: Sealer | None) -> StoredMessage:

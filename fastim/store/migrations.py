@@ -688,7 +688,63 @@ MESSAGE_LIFECYCLE = Migration(
     ],
 )
 
+#: Voice and file uploads (issue 19): who uploaded which bytes (the per-user quota, the
+#: server's own duration of a voice message, a file's name and type), and which file
+#: messages carry which file, so that a file is served only to the members of the
+#: conversations it was sent in and to its uploader (docs/media.md, fastim/store/files.py).
+UPLOADS = Migration(
+    version=9,
+    name="uploads and file messages",
+    sqlite=[
+        """CREATE TABLE uploads (
+            owner_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            digest TEXT NOT NULL CHECK (length(digest) = 64),
+            kind TEXT NOT NULL CHECK (kind IN ('voice', 'file')),
+            name TEXT NOT NULL CHECK (length(name) <= 255),
+            type TEXT NOT NULL CHECK (length(type) <= 127),
+            size INTEGER NOT NULL,
+            millis INTEGER NOT NULL DEFAULT 0,
+            created INTEGER NOT NULL,
+            PRIMARY KEY (owner_id, digest, kind)
+        )""",
+        "CREATE INDEX ix_uploads_digest ON uploads (digest, kind)",
+        """CREATE TABLE message_files (
+            message_id INTEGER NOT NULL PRIMARY KEY REFERENCES messages (id) ON DELETE CASCADE,
+            digest TEXT NOT NULL CHECK (length(digest) = 64),
+            conv TEXT NOT NULL,
+            name TEXT NOT NULL CHECK (length(name) <= 255)
+        )""",
+        "CREATE INDEX ix_message_files_digest ON message_files (digest)",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS uploads (
+            owner_id BIGINT NOT NULL,
+            digest CHAR(64) {_ASCII_BIN} NOT NULL,
+            kind VARCHAR(5) {_ASCII_BIN} NOT NULL,
+            name VARCHAR(255) NOT NULL,
+            type VARCHAR(127) {_ASCII_BIN} NOT NULL,
+            size BIGINT NOT NULL,
+            millis BIGINT NOT NULL DEFAULT 0,
+            created BIGINT NOT NULL,
+            PRIMARY KEY (owner_id, digest, kind),
+            KEY ix_uploads_digest (digest, kind),
+            CONSTRAINT ck_uploads_kind CHECK (kind IN ('voice', 'file')),
+            CONSTRAINT fk_uploads_owner FOREIGN KEY (owner_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS message_files (
+            message_id BIGINT NOT NULL PRIMARY KEY,
+            digest CHAR(64) {_ASCII_BIN} NOT NULL,
+            conv VARCHAR(48) {_ASCII_BIN} NOT NULL,
+            name VARCHAR(255) NOT NULL,
+            KEY ix_message_files_digest (digest),
+            CONSTRAINT fk_message_files_message FOREIGN KEY (message_id) REFERENCES messages (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
                                FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS,
-                               MESSAGE_LIFECYCLE]
+                               MESSAGE_LIFECYCLE, UPLOADS]

@@ -332,6 +332,32 @@ def test_upload_limit_flags_reach_uploads(tmp_path: Path) -> None:
         error(upload(api, token, encode(picture((60, 60)), "PNG")), 429)
 
 
+def test_voice_file_and_quota_flags_reach_uploads(tmp_path: Path) -> None:
+    from tests.media.audio_samples import webm
+    from tests.media.test_media_upload import error
+    from tests.media.test_media_voice_files import send_upload
+
+    media = parse(["--voice-max-seconds", "2.5", "--file-max-bytes", "1000",
+                   "--upload-quota-bytes", "1500"], {}).media
+    assert (media.voice_max_seconds, media.file_max_bytes, media.upload_quota_bytes) == (
+        2.5, 1000, 1500)
+    environ = {"FASTIM_VOICE_MAX_SECONDS": "30", "FASTIM_FILE_MAX_BYTES": "2048",
+               "FASTIM_UPLOAD_QUOTA_BYTES": "4096"}
+    media = parse([], environ).media
+    assert (media.voice_max_seconds, media.file_max_bytes, media.upload_quota_bytes) == (
+        30, 2048, 4096)
+    for flag in ("--voice-max-seconds", "--file-max-bytes", "--upload-quota-bytes"):
+        with pytest.raises(SystemExit, match=f"{flag} must be positive"):
+            parse([flag, "0"], {})
+    with app_from_flags(tmp_path, "--voice-max-seconds", "2.5", "--file-max-bytes", "1000",
+                        "--upload-quota-bytes", "1500") as api:
+        token = api.user_with_token()[1]
+        assert "at most 2.5 seconds" in error(send_upload(api, token, webm(3.0), "voice"), 413)
+        assert "1,000 bytes" in error(send_upload(api, token, b"x" * 1001, "file"), 413)
+        assert send_upload(api, token, b"x" * 1000, "file").status == 200
+        assert "storage quota" in error(send_upload(api, token, b"y" * 1000, "file"), 413)
+
+
 def test_trusted_proxy_flag_and_environment_variable(tmp_path: Path) -> None:
     assert parse([], {}).trusted_proxies == ()
     flags = ["--trusted-proxy", "127.0.0.1", "--trusted-proxy", "10.0.0.0/8"]

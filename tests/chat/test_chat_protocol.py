@@ -73,8 +73,8 @@ def test_sticker_and_image_urls_must_be_local() -> None:
     ("/resource/../etc/passwd", "url holds '..'"),
     ("/resource/a.png?x=1", "url holds '?'"),
     ("/resource/a b.png", "url holds ' '"),
-    ("/other/x.png", "url must be a path on this server under /resource/ (uploads) or "
-                     "/asset/ (stickers)"),
+    ("/other/x.png", "url must be a path on this server under /resource/ (uploads), "
+                     "/asset/ (stickers) or /attach/file/ (files)"),
     ("//evil/x.png", "url must be a path on this server"),
 ])
 def test_a_bad_url_is_told_what_is_really_wrong(url: str, words: str) -> None:
@@ -92,7 +92,9 @@ def test_a_bad_url_is_told_what_is_really_wrong(url: str, words: str) -> None:
     ('{"cmd": 99}', "unknown_cmd"),
     ('{"cmd": "ten"}', "bad_field"),
     ('{"cmd": true}', "bad_field"),
-    ('{"cmd": 10, "dstid": 2, "media": 3, "content": "x"}', "unknown_media"),
+    ('{"cmd": 10, "dstid": 2, "media": 2, "content": "x"}', "unknown_media"),
+    ('{"cmd": 10, "dstid": 2, "media": 3, "content": "x"}', "bad_url"),
+    ('{"cmd": 10, "dstid": 2, "media": 5, "memo": "a.pdf"}', "bad_url"),
     ('{"cmd": 10, "media": 1, "content": "x"}', "bad_field"),
     ('{"cmd": 10, "dstid": 0, "media": 1, "content": "x"}', "bad_field"),
     ('{"cmd": 10, "dstid": -5, "media": 1, "content": "x"}', "bad_field"),

@@ -69,7 +69,11 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
     try:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
+        # The newest migration: voice and file uploads (issue 19).
+        assert MIGRATIONS[-1].version == 9 and MIGRATIONS[-1].name == "uploads and file messages"
+        assert [m.version for m in MIGRATIONS] == sorted(m.version for m in MIGRATIONS)
         assert table_counts(store) == {
+            "message_files": 0,
             "read_marks": 0,
             "message_keys": 0,
             "messages": 0,
@@ -83,6 +87,7 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
             "blocks": 0,
             "friendships": 0,
             "tokens": 0,
+            "uploads": 0,
             "users": 0,
         }
     finally:

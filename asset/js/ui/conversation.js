@@ -1,11 +1,11 @@
 // The right column: one conversation. Header (who, online or typing…), the messages
 // (bubbles with avatar, name in groups, time, ticks or read counts), older history on
 // scrolling up, and the composer with emoji, stickers and photos.
-import { byId, h, localUrl, syncChildren } from '../dom.js';
+import { byId, fileUrl, h, localUrl, syncChildren } from '../dom.js';
 import { EMOJI } from '../emoji.js';
-import { avatar, clockTime, dayKey, dayLabel } from '../format.js';
+import { avatar, clockTime, dayKey, dayLabel, duration, fileSize } from '../format.js';
 import { icon } from '../icons.js';
-import { DELETE, EDIT, EDIT_WINDOW, GROUP, IMAGE, REACT, RECALL, RECALL_WINDOW, SINGLE, TEXT } from '../state.js';
+import { DELETE, EDIT, EDIT_WINDOW, FILE, GROUP, IMAGE, REACT, RECALL, RECALL_WINDOW, SINGLE, TEXT, VOICE } from '../state.js';
 import { isSticker, loadStickerPacks } from '../stickers.js';
 
 const NEAR_BOTTOM = 80; // px: closer than this to the bottom counts as "at the bottom"
@@ -14,6 +14,14 @@ const GROUPED_WITHIN = 5 * 60 * 1000; // consecutive messages of one sender shar
 const MAX_PHOTO_BYTES = 10 * 1024 * 1024;
 const QUICK_REACTIONS = ['👍', '❤️', '😂', '😮', '😢', '🎉'];
 const LONG_PRESS = 500; // ms a touch must rest on a message to open its menu
+const MAX_FILE_BYTES = 25 * 1024 * 1024; // the server's --file-max-bytes default
+const MAX_VOICE_SECONDS = 60; // the server's --voice-max-seconds default
+// What MediaRecorder may record, best first: Opus in WebM (Chrome, Edge, Firefox) or Ogg
+// (Firefox), AAC in MP4 (Safari). The server judges the bytes, not this label.
+const RECORDING_TYPES = ['audio/webm;codecs=opus', 'audio/webm', 'audio/ogg;codecs=opus', 'audio/mp4'];
+const EXTENSIONS = { 'audio/webm': 'webm', 'audio/ogg': 'ogg', 'audio/mp4': 'm4a' };
+/** The one voice message playing: starting another pauses it. */
+let playing = null;
 
 const segmenter = typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
 const EMOJI_ONLY = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u200d|\ufe0f|\s)+$/u;
@@ -45,16 +53,22 @@ export class ConversationView {
       lightbox: byId('lightbox'), lightboxImg: byId('lightbox-img'),
       menu: byId('msg-menu'), mentionPicker: byId('mention-picker'), bar: byId('compose-bar'),
       barText: byId('compose-bar-text'), barCancel: byId('compose-bar-cancel'),
+      attachDoc: byId('attach-doc'), docFile: byId('attach-doc-file'), record: byId('record'),
+      recorder: byId('recorder'), recTime: byId('rec-time'), recCancel: byId('rec-cancel'),
     };
     this.replyTo = null; // the message the composer answers
     this.editing = null; // the message the composer edits
     this.mentioned = new Map(); // '@nickname' typed from the picker -> user id ('all' too)
+    this.players = new Map(); // message key -> its voice player (kept across re-renders)
+    this.recording = null;
     const e = this.el;
     e.back.append(icon('back'));
     e.membersButton.append(icon('users'));
     e.attach.append(icon('image'));
     e.emojiButton.append(icon('smile'));
     e.stickerButton.append(icon('sticker'));
+    e.attachDoc.append(icon('clip'));
+    e.record.append(icon('mic'));
     e.send.append(icon('send'));
     byId('lightbox-close').append(icon('close'));
     this.connBanner = h('p', { class: 'conv-conn', id: 'conv-conn', role: 'status' },
@@ -62,6 +76,7 @@ export class ConversationView {
       h('button', { type: 'button', class: 'link conn-retry', id: 'conv-conn-retry', hidden: true, text: 'Retry now' }));
     e.head.after(this.connBanner);
     this.setupComposer();
+    this.setupRecorder();
     this.setupPickers();
     this.setupScroller();
     this.setupLightbox();
@@ -90,6 +105,8 @@ export class ConversationView {
     e.composer.hidden = false;
     e.membersButton.hidden = conv.kind !== GROUP;
     if (switching) {
+      this.cancelRecording();
+      this.players.clear();
       this.nodes.clear();
       this.days.clear();
       this.firstKey = null;
@@ -107,6 +124,7 @@ export class ConversationView {
   }
 
   close() {
+    this.cancelRecording();
     if (this.conv) this.drafts.set(this.conv.key, this.el.input.value);
     this.conv = null;
     const e = this.el;
@@ -224,7 +242,8 @@ export class ConversationView {
     const readCount = mine && conv.kind === GROUP && message.id ? conv.readCount(message.id, state.me.id) : null;
     const progress = message.status === 'uploading' ? Math.round((message.progress || 0) * 100) : null;
     const signature = JSON.stringify([message.id, message.status, status, readLabel, progress, message.error,
-      continued, message.url, message.pic, message.content, sender.nickname, sender.avatar, message.ts,
+      continued, message.url, message.pic, message.content, message.memo, message.amount,
+      sender.nickname, sender.avatar, message.ts,
       message.reply, message.edited, message.recalled, message.reactions, message.mentioned,
       message.reply ? state.userName(message.reply.userid) : '']);
     const cached = this.nodes.get(message.key);
@@ -236,8 +255,11 @@ export class ConversationView {
     const recalled = Boolean(message.recalled);
     const sticker = !recalled && message.media === IMAGE && isSticker(message.url);
     const photo = !recalled && message.media === IMAGE && !sticker;
-    const jumbo = !recalled && !message.reply && message.media !== IMAGE && isJumbo(message.content);
-    const bubbleClass = ['bubble', sticker ? 'is-sticker' : '', photo ? 'is-photo' : '', jumbo ? 'is-jumbo' : ''].filter(Boolean).join(' ');
+    const voice = !recalled && message.media === VOICE;
+    const file = !recalled && message.media === FILE;
+    const jumbo = !recalled && !message.reply && message.media !== IMAGE && !voice && !file && isJumbo(message.content);
+    const bubbleClass = ['bubble', sticker ? 'is-sticker' : '', photo ? 'is-photo' : '', jumbo ? 'is-jumbo' : '',
+      voice ? 'is-voice' : '', file ? 'is-file' : ''].filter(Boolean).join(' ');
 
     const meta = h('span', { class: 'meta' },
       message.edited && !recalled ? h('span', { class: 'edited', title: new Date(message.edited).toLocaleString(), text: 'edited' }) : null,
@@ -267,6 +289,8 @@ export class ConversationView {
   }
 
   body(message, { sticker, photo, progress }) {
+    if (message.media === VOICE) return this.voiceBody(message, progress);
+    if (message.media === FILE) return this.fileCard(message, progress);
     if (sticker) {
       const url = localUrl(message.url);
       return h('img', { class: 'sticker', src: url, alt: 'Sticker', loading: 'lazy', width: 128, height: 128, onload: () => this.imageLoaded() });
@@ -301,7 +325,8 @@ export class ConversationView {
     const conv = this.conv;
     const buttons = [];
     if (message.file) {
-      buttons.push(h('button', { type: 'button', class: 'link', text: 'Retry', onclick: () => this.app.sendPhoto(conv, message.file, message) }));
+      buttons.push(h('button', { type: 'button', class: 'link', text: 'Retry',
+        onclick: () => this.app.sendUpload(conv, message.file, message.kind || 'image', message) }));
     }
     buttons.push(h('button', { type: 'button', class: 'link', text: 'Remove', onclick: () => this.app.discard(conv, message) }));
     return h('p', { class: 'failure', role: 'alert' }, `Not sent: ${message.error || 'error'} `, buttons);
@@ -611,6 +636,11 @@ export class ConversationView {
     });
     e.composer.addEventListener('submit', (event) => { event.preventDefault(); this.submit(); });
     e.attach.addEventListener('click', () => e.file.click());
+    e.attachDoc.addEventListener('click', () => e.docFile.click());
+    e.docFile.addEventListener('change', () => {
+      this.sendFiles(e.docFile.files, { photos: false });
+      e.docFile.value = '';
+    });
     e.file.addEventListener('change', () => {
       this.sendFiles(e.file.files);
       e.file.value = '';
@@ -634,6 +664,7 @@ export class ConversationView {
   submit() {
     const e = this.el;
     if (!this.conv) return;
+    if (this.recording) { this.stopRecording(true); return; } // Send while recording sends it
     const text = e.input.value;
     if (!text.trim()) return;
     if (this.editing) {
@@ -659,15 +690,184 @@ export class ConversationView {
     e.input.focus();
   }
 
-  sendFiles(files) {
+  /** Photos go as photos (unless `photos` is false), anything else as a file. */
+  sendFiles(files, { photos = true } = {}) {
     for (const file of files) {
-      if (!file.type.startsWith('image/')) continue;
-      if (file.size > MAX_PHOTO_BYTES) {
-        alertLater(`${file.name} is larger than 10 MB.`);
-        continue;
+      const photo = photos && /^image\/(png|jpeg|gif|webp)$/.test(file.type) && file.size <= MAX_PHOTO_BYTES;
+      if (photo) {
+        this.app.sendPhoto(this.conv, file);
+      } else if (file.size > MAX_FILE_BYTES) {
+        alertLater(`${file.name} is larger than 25 MB.`);
+      } else if (file.size === 0) {
+        alertLater(`${file.name} is empty.`);
+      } else {
+        this.app.sendFile(this.conv, file);
       }
-      this.app.sendPhoto(this.conv, file);
     }
+  }
+
+  // -- voice messages: recording ----------------------------------------------------------
+
+  setupRecorder() {
+    const e = this.el;
+    e.record.addEventListener('click', () => {
+      if (this.recording) this.stopRecording(true);
+      else this.startRecording();
+    });
+    e.recCancel.addEventListener('click', () => this.cancelRecording());
+  }
+
+  async startRecording() {
+    if (!this.conv || this.recording || this.askingMicrophone) return;
+    if (!navigator.mediaDevices?.getUserMedia || typeof MediaRecorder === 'undefined') {
+      alertLater('This browser cannot record voice messages.');
+      return;
+    }
+    let stream;
+    this.askingMicrophone = true; // a second click while the browser asks starts nothing
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch {
+      alertLater('The microphone is not available (allow it for this site).');
+      return;
+    } finally {
+      this.askingMicrophone = false;
+    }
+    if (!this.conv) { for (const track of stream.getTracks()) track.stop(); return; }
+    const mimeType = RECORDING_TYPES.find((type) => MediaRecorder.isTypeSupported(type)) || '';
+    const recorder = new MediaRecorder(stream, mimeType ? { mimeType } : {});
+    const recording = { conv: this.conv, recorder, stream, chunks: [], started: performance.now(), send: false, timer: 0 };
+    this.recording = recording;
+    recorder.addEventListener('dataavailable', (event) => { if (event.data.size) recording.chunks.push(event.data); });
+    recorder.addEventListener('stop', () => this.recorded(recording));
+    recorder.start(250);
+    const e = this.el;
+    e.recorder.hidden = false;
+    e.input.hidden = true;
+    e.record.classList.add('is-recording');
+    e.record.setAttribute('aria-pressed', 'true');
+    e.record.setAttribute('aria-label', 'Stop and send the voice message');
+    e.record.replaceChildren(icon('stop'));
+    const tick = () => {
+      const seconds = (performance.now() - recording.started) / 1000;
+      e.recTime.textContent = duration(seconds);
+      if (seconds >= MAX_VOICE_SECONDS) this.stopRecording(true);
+    };
+    tick();
+    recording.timer = setInterval(tick, 200);
+  }
+
+  /** Stop; `send`: upload and send what was recorded, else throw it away. */
+  stopRecording(send) {
+    const recording = this.recording;
+    if (!recording) return;
+    this.recording = null;
+    recording.send = send;
+    recording.seconds = (performance.now() - recording.started) / 1000;
+    clearInterval(recording.timer);
+    if (recording.recorder.state !== 'inactive') recording.recorder.stop();
+    else this.recorded(recording);
+    for (const track of recording.stream.getTracks()) track.stop();
+    const e = this.el;
+    e.recorder.hidden = true;
+    e.recTime.textContent = '0:00';
+    e.input.hidden = false;
+    e.record.classList.remove('is-recording');
+    e.record.setAttribute('aria-pressed', 'false');
+    e.record.setAttribute('aria-label', 'Record a voice message');
+    e.record.replaceChildren(icon('mic'));
+  }
+
+  cancelRecording() { this.stopRecording(false); }
+
+  recorded(recording) {
+    if (!recording.send || !recording.chunks.length) return;
+    const type = (recording.recorder.mimeType || recording.chunks[0].type || 'audio/webm').split(';')[0];
+    const blob = new Blob(recording.chunks, { type });
+    const file = new File([blob], `voice.${EXTENSIONS[type] || 'webm'}`, { type });
+    this.app.sendVoice(recording.conv, file, recording.seconds);
+  }
+
+  // -- voice messages: playing ------------------------------------------------------------
+
+  voiceBody(message, progress) {
+    const src = localUrl(message.url) || message.localUrl || '';
+    let player = this.players.get(message.key);
+    if (!player || player.src !== src) {
+      player = this.voicePlayer(src, message.amount);
+      this.players.set(message.key, player);
+    }
+    player.setLength(message.amount);
+    if (progress === null) return player.node;
+    return h('div', { class: 'voice-wrap' }, player.node, this.uploadBar(message, progress));
+  }
+
+  voicePlayer(src, amount) {
+    const audio = new Audio();
+    audio.preload = 'metadata';
+    if (src) audio.src = src;
+    const button = h('button', { type: 'button', class: 'icon-button voice-play', 'aria-label': 'Play the voice message' }, icon('play'));
+    const bar = h('progress', { class: 'voice-progress', max: 1, value: 0, 'aria-label': 'Played' });
+    const time = h('span', { class: 'voice-time', text: duration(amount) });
+    const node = h('div', { class: 'voice', dataset: { state: 'paused' } }, button, bar, time);
+    let length = Number(amount) || 0;
+    const show = () => {
+      const total = Number.isFinite(audio.duration) && audio.duration > 0 ? audio.duration : length;
+      bar.value = total ? Math.min(1, audio.currentTime / total) : 0;
+      time.textContent = audio.currentTime > 0 && !audio.ended
+        ? `${duration(audio.currentTime)} / ${duration(total)}` : duration(total);
+    };
+    const setState = (state) => {
+      node.dataset.state = state;
+      button.replaceChildren(icon(state === 'playing' ? 'pause' : 'play'));
+      button.setAttribute('aria-label', state === 'playing' ? 'Pause' : 'Play the voice message');
+    };
+    audio.addEventListener('timeupdate', show);
+    audio.addEventListener('loadedmetadata', show);
+    audio.addEventListener('play', () => {
+      if (playing && playing !== audio) playing.pause(); // one at a time
+      playing = audio;
+      setState('playing');
+    });
+    audio.addEventListener('pause', () => setState('paused'));
+    audio.addEventListener('ended', () => { setState('ended'); audio.currentTime = 0; show(); });
+    button.addEventListener('click', () => {
+      if (audio.paused) audio.play().catch(() => setState('error'));
+      else audio.pause();
+    });
+    // Seek by clicking the bar (Range requests fetch only what is needed).
+    bar.addEventListener('click', (event) => {
+      const total = Number.isFinite(audio.duration) ? audio.duration : length;
+      if (!total) return;
+      const rect = bar.getBoundingClientRect();
+      audio.currentTime = Math.max(0, Math.min(1, (event.clientX - rect.left) / rect.width)) * total;
+    });
+    return { node, src, audio, setLength: (seconds) => { length = Number(seconds) || length; show(); } };
+  }
+
+  // -- files ------------------------------------------------------------------------------
+
+  fileCard(message, progress) {
+    const name = message.memo || 'file';
+    const extension = name.includes('.') ? name.split('.').pop().slice(0, 4).toUpperCase() : '';
+    const href = fileUrl(message.url);
+    const parts = [
+      h('span', { class: 'file-icon', dataset: { ext: extension } }, icon('file'), extension ? h('span', { class: 'file-ext', text: extension }) : null),
+      h('span', { class: 'file-text' },
+        h('span', { class: 'file-name', text: name, title: name }),
+        h('span', { class: 'file-size', text: fileSize(message.amount) })),
+    ];
+    const card = href
+      ? h('a', { class: 'file-card', href, download: name, title: `Download ${name}` }, parts)
+      : h('span', { class: 'file-card' }, parts);
+    if (progress === null) return card;
+    return h('div', { class: 'file-wrap' }, card, this.uploadBar(message, progress));
+  }
+
+  uploadBar(message, progress) {
+    return h('span', { class: 'upload inline' },
+      h('progress', { max: 100, value: progress, 'aria-label': 'Upload progress' }),
+      h('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => this.app.discard(this.conv, message) }));
   }
 
   resizeInput() {
