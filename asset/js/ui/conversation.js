@@ -550,7 +550,9 @@ export class ConversationView {
         },
       }))));
     e.mentionPicker.hidden = false;
-    e.input.setAttribute('aria-expanded', 'true');
+    // A textarea may not carry aria-expanded (it is no combobox): it names the picker it
+    // opened instead, while the picker is open.
+    e.input.setAttribute('aria-controls', 'mention-picker');
   }
 
   pickMention(choice, typed) {
@@ -564,7 +566,7 @@ export class ConversationView {
 
   closeMentions() {
     this.el.mentionPicker.hidden = true;
-    this.el.input.setAttribute('aria-expanded', 'false');
+    this.el.input.removeAttribute('aria-controls');
   }
 
   /** The mentions of `text`: the picked names still in it. */
