@@ -481,8 +481,10 @@ async def chat_parser(t: Target) -> Verdict:
     code = None
     try:
         for n in range(30):
-            await ws.send(inputs[n % len(inputs)])
             try:
+                # The send too: the close that follows the last strike's error frame may
+                # be in before the next send (the client then refuses to send).
+                await ws.send(inputs[n % len(inputs)])
                 frame = await next_frame(ws, lambda f: f.get("cmd") in (1, 2), 3.0)
             except ConnectionClosed as closed:
                 code = closed.code
