@@ -3,6 +3,7 @@
 import { api, ApiError, get, setUnauthorizedHandler, upload } from './api.js';
 import { ChatConnection, newCid } from './connection.js';
 import { byId } from './dom.js';
+import { errorText, setupLanguageSwitch, t } from './i18n.js';
 import { icon } from './icons.js';
 import { CHANGE_CMDS, ChatState, DELETE, FILE, GROUP, IMAGE, SINGLE, TEXT, VOICE, convKey } from './state.js';
 import { ConversationView } from './ui/conversation.js';
@@ -59,18 +60,18 @@ export class App {
   renderConnection() {
     const conn = this.conn;
     const waiting = conn.outbox.items.length;
-    const queued = waiting ? ` · ${waiting} to send` : '';
+    const queued = waiting ? t('conn.queued', { count: waiting }) : '';
     let text;
     switch (conn.state) {
-      case 'online': text = 'Online'; break;
-      case 'connecting': text = 'Connecting…'; break;
-      case 'waiting-network': text = `No network${queued}`; break;
+      case 'online': text = t('conn.online'); break;
+      case 'connecting': text = t('conn.connecting'); break;
+      case 'waiting-network': text = t('conn.no_network') + queued; break;
       case 'offline': {
         const seconds = Math.max(1, Math.ceil((conn.retryAt - Date.now()) / 1000));
-        text = `Offline · retrying in ${seconds}s${queued}`;
+        text = t('conn.offline_retrying', { seconds }) + queued;
         break;
       }
-      default: text = 'Disconnected';
+      default: text = t('conn.disconnected');
     }
     for (const id of ['conn', 'conv-conn']) {
       const el = document.getElementById(id);
@@ -87,6 +88,7 @@ export class App {
 
   async boot() {
     setUnauthorizedHandler(() => location.replace('/login'));
+    setupLanguageSwitch();
     for (const el of document.querySelectorAll('[data-icon]')) el.append(icon(el.dataset.icon));
     let me;
     try {
@@ -139,7 +141,7 @@ export class App {
     this.root.removeAttribute('aria-busy');
     const p = document.createElement('p');
     p.className = 'fatal';
-    p.textContent = `fastim could not start: ${error.message || error}`;
+    p.textContent = t('app.fatal', { error: error.message || error });
     document.body.prepend(p);
   }
 
@@ -545,7 +547,7 @@ export class App {
 
   onRejected(frame) {
     if (this.changeCids.delete(frame.cid)) {
-      this.view.notice(`Not done: ${frame.msg || frame.error}`);
+      this.view.notice(t('message.change_refused', { reason: errorText(frame.msg, frame.error) }));
       return;
     }
     const key = `${this.state.me.id}:${frame.cid}`;
@@ -553,7 +555,7 @@ export class App {
       const message = conv.byKey.get(key);
       if (!message) continue;
       message.status = 'failed';
-      message.error = frame.msg || frame.error;
+      message.error = errorText(frame.msg, frame.error);
       this.invalidate('conv');
       return;
     }

@@ -4,6 +4,7 @@
 import { byId, fileUrl, h, localUrl, syncChildren } from '../dom.js';
 import { EMOJI } from '../emoji.js';
 import { avatar, clockTime, dayKey, dayLabel, duration, fileSize } from '../format.js';
+import { formatDateTime, t, tn } from '../i18n.js';
 import { icon } from '../icons.js';
 import { DELETE, EDIT, EDIT_WINDOW, FILE, GROUP, IMAGE, REACT, RECALL, RECALL_WINDOW, SINGLE, TEXT, VOICE } from '../state.js';
 import { isSticker, loadStickerPacks } from '../stickers.js';
@@ -73,7 +74,7 @@ export class ConversationView {
     byId('lightbox-close').append(icon('close'));
     this.connBanner = h('p', { class: 'conv-conn', id: 'conv-conn', role: 'status' },
       h('span', { class: 'conn-dot' }), h('span', { class: 'conn-text' }),
-      h('button', { type: 'button', class: 'link conn-retry', id: 'conv-conn-retry', hidden: true, text: 'Retry now' }));
+      h('button', { type: 'button', class: 'link conn-retry', id: 'conv-conn-retry', hidden: true, text: t('conn.retry_now') }));
     e.head.after(this.connBanner);
     this.setupComposer();
     this.setupRecorder();
@@ -153,17 +154,17 @@ export class ConversationView {
     let entity;
     let online;
     if (conv.kind === GROUP) {
-      entity = state.groups.get(conv.dstid) || { id: conv.dstid, name: `Group ${conv.dstid}` };
+      entity = state.groups.get(conv.dstid) || { id: conv.dstid, name: t('group.fallback_name', { id: conv.dstid }) };
       title = entity.name;
       const members = state.members.get(conv.dstid);
-      if (typers.length === 1) sub = `${state.userName(typers[0])} is typing…`;
-      else if (typers.length > 1) sub = `${typers.map((u) => state.userName(u)).slice(0, 2).join(' and ')} are typing…`;
-      else sub = members ? `${members.length} member${members.length === 1 ? '' : 's'}` : '';
+      if (typers.length === 1) sub = t('typing.one', { name: state.userName(typers[0]) });
+      else if (typers.length > 1) sub = t('typing.two', { name: state.userName(typers[0]), other: state.userName(typers[1]) });
+      else sub = members ? tn('group.member_count', members.length) : '';
     } else {
       entity = state.users.get(conv.dstid) || { id: conv.dstid, nickname: state.userName(conv.dstid) };
       title = entity.nickname;
       online = state.isOnline(conv.dstid);
-      sub = typers.length ? 'typing…' : online === undefined ? '' : (online ? 'online' : 'offline');
+      sub = typers.length ? t('typing.self') : online === undefined ? '' : (online ? t('presence.online') : t('presence.offline'));
     }
     const signature = JSON.stringify([conv.key, title, sub, online, entity.avatar, entity.icon]);
     if (signature === this.headerSignature) return;
@@ -174,7 +175,7 @@ export class ConversationView {
     e.sub.classList.toggle('typing', typers.length > 0);
     e.sub.classList.toggle('online', !typers.length && online === true);
     // Said after the visible name, not instead of it (WCAG 2.5.3, label in name).
-    byId('conv-who-hint').textContent = conv.kind === GROUP ? ', members' : ', profile';
+    byId('conv-who-hint').textContent = conv.kind === GROUP ? t('chat.who_hint_members') : t('chat.who_hint_profile');
   }
 
   renderMessages() {
@@ -200,9 +201,9 @@ export class ConversationView {
     }
     syncChildren(e.list, nodes);
 
-    if (!conv.loaded) e.historyState.textContent = conv.loadError ? `Could not load messages: ${conv.loadError}` : 'Loading messages…';
-    else if (conv.loadingOlder) e.historyState.textContent = 'Loading earlier messages…';
-    else if (!conv.hasOlder) e.historyState.textContent = conv.messages.length ? 'This is the beginning of the conversation.' : 'No messages yet. Say hello!';
+    if (!conv.loaded) e.historyState.textContent = conv.loadError ? t('history.load_error', { error: conv.loadError }) : t('history.loading');
+    else if (conv.loadingOlder) e.historyState.textContent = t('history.loading_older');
+    else if (!conv.hasOlder) e.historyState.textContent = conv.messages.length ? t('history.start') : t('history.empty');
     else e.historyState.textContent = '';
     e.historyState.dataset.state = !conv.loaded ? 'loading' : conv.loadingOlder ? 'loading-older' : conv.hasOlder ? 'more' : 'start';
 
@@ -228,9 +229,9 @@ export class ConversationView {
   readState(message) {
     const conv = this.conv;
     if (message.status !== 'sent') return [message.status, ''];
-    if (conv.kind === SINGLE) return conv.peerRead >= message.id ? ['read', 'Read'] : ['sent', 'Sent'];
+    if (conv.kind === SINGLE) return conv.peerRead >= message.id ? ['read', t('status.read')] : ['sent', t('status.sent')];
     const count = conv.readCount(message.id, this.app.state.me.id);
-    return count ? ['read', `Read by ${count}`] : ['sent', 'Sent'];
+    return count ? ['read', t('status.read_by', { count })] : ['sent', t('status.sent')];
   }
 
   messageNode(message, continued) {
@@ -262,8 +263,8 @@ export class ConversationView {
       voice ? 'is-voice' : '', file ? 'is-file' : ''].filter(Boolean).join(' ');
 
     const meta = h('span', { class: 'meta' },
-      message.edited && !recalled ? h('span', { class: 'edited', title: new Date(message.edited).toLocaleString(), text: 'edited' }) : null,
-      h('time', { datetime: new Date(ts).toISOString(), title: new Date(ts).toLocaleString(), text: clockTime(ts) }),
+      message.edited && !recalled ? h('span', { class: 'edited', title: formatDateTime(message.edited), text: t('message.edited') }) : null,
+      h('time', { datetime: new Date(ts).toISOString(), title: formatDateTime(ts), text: clockTime(ts) }),
       mine ? this.statusMark(message, status, readLabel, readCount, progress) : null);
 
     const node = h('li', {
@@ -274,12 +275,12 @@ export class ConversationView {
     h('div', { class: bubbleClass },
       showSender ? h('p', { class: 'sender', text: sender.nickname }) : null,
       message.reply ? this.quote(message.reply) : null,
-      recalled ? h('p', { class: 'recalled-text', text: 'Message recalled' }) : this.body(message, { sticker, photo, progress }),
+      recalled ? h('p', { class: 'recalled-text', text: t('message.recalled') }) : this.body(message, { sticker, photo, progress }),
       meta,
       this.reactionChips(message),
       message.status === 'failed' ? this.failure(message) : null),
     message.id ? h('button', {
-      type: 'button', class: 'msg-more', 'aria-label': 'Message actions', 'aria-haspopup': 'menu', text: '⋯',
+      type: 'button', class: 'msg-more', 'aria-label': t('menu.open'), 'aria-haspopup': 'menu', text: '⋯',
       onclick: (event) => { event.stopPropagation(); this.openMenu(message, event.currentTarget); },
     }) : null);
     this.nodes.set(message.key, { node, signature });
@@ -293,19 +294,19 @@ export class ConversationView {
     if (message.media === FILE) return this.fileCard(message, progress);
     if (sticker) {
       const url = localUrl(message.url);
-      return h('img', { class: 'sticker', src: url, alt: 'Sticker', loading: 'lazy', width: 128, height: 128, onload: () => this.imageLoaded() });
+      return h('img', { class: 'sticker', src: url, alt: t('media.sticker'), loading: 'lazy', width: 128, height: 128, onload: () => this.imageLoaded() });
     }
     if (photo) {
       const thumb = localUrl(message.pic) || localUrl(message.url) || message.localUrl || '';
       const full = localUrl(message.url);
-      const img = h('img', { src: thumb, alt: 'Photo', loading: 'lazy', onload: () => this.imageLoaded() });
+      const img = h('img', { src: thumb, alt: t('media.photo'), loading: 'lazy', onload: () => this.imageLoaded() });
       const frame = full
-        ? h('button', { type: 'button', class: 'photo', 'aria-label': 'Open the photo', onclick: () => this.showPhoto(full) }, img)
+        ? h('button', { type: 'button', class: 'photo', 'aria-label': t('media.open_photo'), onclick: () => this.showPhoto(full) }, img)
         : h('span', { class: 'photo' }, img);
       if (progress !== null) {
         frame.append(h('span', { class: 'upload' },
-          h('progress', { max: 100, value: progress, 'aria-label': 'Upload progress' }),
-          h('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => this.app.discard(this.conv, message) })));
+          h('progress', { max: 100, value: progress, 'aria-label': t('upload.progress') }),
+          h('button', { type: 'button', class: 'link', text: t('common.cancel'), onclick: () => this.app.discard(this.conv, message) })));
       }
       return frame;
     }
@@ -315,7 +316,7 @@ export class ConversationView {
   statusMark(message, status, readLabel, readCount, progress) {
     if (status === 'uploading') return h('span', { class: 'status', text: `${progress}%` });
     const name = { pending: 'clock', sent: 'check', read: 'checks', failed: 'alert' }[status] || 'check';
-    const label = { pending: 'Waiting to send', failed: 'Not sent' }[status] || readLabel;
+    const label = { pending: t('status.pending'), failed: t('status.failed') }[status] || readLabel;
     // An image with a name: the tick's meaning is spoken, not carried by its colour alone.
     return h('span', { class: `status status-${status}`, role: 'img', title: label, 'aria-label': label },
       icon(name), readCount ? h('span', { class: 'read-count', text: String(readCount) }) : null);
@@ -325,20 +326,20 @@ export class ConversationView {
     const conv = this.conv;
     const buttons = [];
     if (message.file) {
-      buttons.push(h('button', { type: 'button', class: 'link', text: 'Retry',
+      buttons.push(h('button', { type: 'button', class: 'link', text: t('common.retry'),
         onclick: () => this.app.sendUpload(conv, message.file, message.kind || 'image', message) }));
     }
-    buttons.push(h('button', { type: 'button', class: 'link', text: 'Remove', onclick: () => this.app.discard(conv, message) }));
-    return h('p', { class: 'failure', role: 'alert' }, `Not sent: ${message.error || 'error'} `, buttons);
+    buttons.push(h('button', { type: 'button', class: 'link', text: t('failure.remove'), onclick: () => this.app.discard(conv, message) }));
+    return h('p', { class: 'failure', role: 'alert' }, `${t('failure.not_sent', { reason: message.error || t('failure.unknown') })} `, buttons);
   }
 
   // -- the message lifecycle: quotes, reactions, the menu, replies, edits, mentions ----
 
   quote(reply) {
     const name = this.app.state.userName(reply.userid);
-    const text = reply.recalled ? 'Message recalled' : (reply.media === IMAGE ? 'Photo' : reply.content);
+    const text = reply.recalled ? t('message.recalled') : (reply.media === IMAGE ? t('preview.photo') : reply.content);
     return h('button', {
-      type: 'button', class: 'quote', 'aria-label': `Reply to ${name}: ${text}. Show the message`,
+      type: 'button', class: 'quote', 'aria-label': t('quote.label', { name, text }),
       onclick: () => this.scrollToMessage(reply.id),
     }, h('span', { class: 'quote-name', text: name }), h('span', { class: 'quote-text', text }));
   }
@@ -352,7 +353,7 @@ export class ConversationView {
       const names = users.map((u) => this.app.state.userName(u)).join(', ');
       return h('button', {
         type: 'button', class: `chip${on ? ' on' : ''}`, 'aria-pressed': on ? 'true' : 'false',
-        title: names, 'aria-label': `${emoji} ${users.length}: ${names}`, dataset: { emoji },
+        title: names, 'aria-label': t('reaction.label', { emoji, count: users.length, names }), dataset: { emoji },
         onclick: () => this.app.sendChange({ cmd: REACT, id: message.id, emoji, on: !on }),
       }, h('span', { text: emoji }), h('span', { class: 'chip-count', text: String(users.length) }));
     }));
@@ -446,17 +447,17 @@ export class ConversationView {
     });
     const reactions = message.reactions || {};
     e.menu.replaceChildren(
-      can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': 'React' }, QUICK_REACTIONS.map((emoji) => {
+      can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': t('menu.react') }, QUICK_REACTIONS.map((emoji) => {
         const on = (reactions[emoji] || []).includes(me);
         return h('button', {
-          type: 'button', 'aria-label': `React ${emoji}`, 'aria-pressed': on ? 'true' : 'false', text: emoji, dataset: { emoji },
+          type: 'button', 'aria-label': t('menu.react_with', { emoji }), 'aria-pressed': on ? 'true' : 'false', text: emoji, dataset: { emoji },
           onclick: () => { this.closeMenu(); this.app.sendChange({ cmd: REACT, id: message.id, emoji, on: !on }); },
         });
       })) : null,
-      can.reply ? item('Reply', 'reply') : null,
-      can.edit ? item('Edit', 'edit') : null,
-      can.recall ? item('Recall', 'recall', 'danger') : null,
-      can.remove ? item('Delete for me', 'delete', 'danger') : null,
+      can.reply ? item(t('menu.reply'), 'reply') : null,
+      can.edit ? item(t('menu.edit'), 'edit') : null,
+      can.recall ? item(t('menu.recall'), 'recall', 'danger') : null,
+      can.remove ? item(t('menu.delete'), 'delete', 'danger') : null,
     );
     e.menu.hidden = false;
     const box = e.section.getBoundingClientRect();
@@ -487,12 +488,12 @@ export class ConversationView {
     if (action === 'reply') {
       this.editing = null;
       this.replyTo = message;
-      const text = message.media === IMAGE ? 'Photo' : message.content;
-      this.showBar(`Replying to ${this.app.state.userName(message.userid)}: ${text}`);
+      const text = message.media === IMAGE ? t('preview.photo') : message.content;
+      this.showBar(t('compose.replying', { name: this.app.state.userName(message.userid), text }));
     } else if (action === 'edit') {
       this.replyTo = null;
       this.editing = message;
-      this.showBar('Editing your message');
+      this.showBar(t('compose.editing'));
       e.input.value = message.content;
       this.resizeInput();
     } else if (action === 'recall') {
@@ -541,7 +542,7 @@ export class ConversationView {
     if (!choices.length) { this.closeMentions(); return; }
     e.mentionPicker.replaceChildren(...choices.map((c) => h('li', { role: 'option' },
       h('button', {
-        type: 'button', text: c.id === 'all' ? '@all (everyone)' : `@${c.name}`, dataset: { user: String(c.id) },
+        type: 'button', text: c.id === 'all' ? t('mention.all') : `@${c.name}`, dataset: { user: String(c.id) },
         onclick: () => this.pickMention(c, match[1].length),
         onkeydown: (event) => {
           if (event.key === 'ArrowDown') { event.preventDefault(); event.currentTarget.parentElement.nextElementSibling?.querySelector('button')?.focus(); }
@@ -699,9 +700,9 @@ export class ConversationView {
       if (photo) {
         this.app.sendPhoto(this.conv, file);
       } else if (file.size > MAX_FILE_BYTES) {
-        alertLater(`${file.name} is larger than 25 MB.`);
+        alertLater(t('file.too_large', { name: file.name }));
       } else if (file.size === 0) {
-        alertLater(`${file.name} is empty.`);
+        alertLater(t('file.empty', { name: file.name }));
       } else {
         this.app.sendFile(this.conv, file);
       }
@@ -722,7 +723,7 @@ export class ConversationView {
   async startRecording() {
     if (!this.conv || this.recording || this.askingMicrophone) return;
     if (!navigator.mediaDevices?.getUserMedia || typeof MediaRecorder === 'undefined') {
-      alertLater('This browser cannot record voice messages.');
+      alertLater(t('voice.unsupported'));
       return;
     }
     let stream;
@@ -730,7 +731,7 @@ export class ConversationView {
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     } catch {
-      alertLater('The microphone is not available (allow it for this site).');
+      alertLater(t('voice.no_microphone'));
       return;
     } finally {
       this.askingMicrophone = false;
@@ -748,7 +749,7 @@ export class ConversationView {
     e.input.hidden = true;
     e.record.classList.add('is-recording');
     e.record.setAttribute('aria-pressed', 'true');
-    e.record.setAttribute('aria-label', 'Stop and send the voice message');
+    e.record.setAttribute('aria-label', t('voice.stop_and_send'));
     e.record.replaceChildren(icon('stop'));
     const tick = () => {
       const seconds = (performance.now() - recording.started) / 1000;
@@ -776,7 +777,7 @@ export class ConversationView {
     e.input.hidden = false;
     e.record.classList.remove('is-recording');
     e.record.setAttribute('aria-pressed', 'false');
-    e.record.setAttribute('aria-label', 'Record a voice message');
+    e.record.setAttribute('aria-label', t('voice.record'));
     e.record.replaceChildren(icon('mic'));
   }
 
@@ -808,8 +809,8 @@ export class ConversationView {
     const audio = new Audio();
     audio.preload = 'metadata';
     if (src) audio.src = src;
-    const button = h('button', { type: 'button', class: 'icon-button voice-play', 'aria-label': 'Play the voice message' }, icon('play'));
-    const bar = h('progress', { class: 'voice-progress', max: 1, value: 0, 'aria-label': 'Played' });
+    const button = h('button', { type: 'button', class: 'icon-button voice-play', 'aria-label': t('voice.play') }, icon('play'));
+    const bar = h('progress', { class: 'voice-progress', max: 1, value: 0, 'aria-label': t('voice.played') });
     const time = h('span', { class: 'voice-time', text: duration(amount) });
     const node = h('div', { class: 'voice', dataset: { state: 'paused' } }, button, bar, time);
     let length = Number(amount) || 0;
@@ -822,7 +823,7 @@ export class ConversationView {
     const setState = (state) => {
       node.dataset.state = state;
       button.replaceChildren(icon(state === 'playing' ? 'pause' : 'play'));
-      button.setAttribute('aria-label', state === 'playing' ? 'Pause' : 'Play the voice message');
+      button.setAttribute('aria-label', state === 'playing' ? t('voice.pause') : t('voice.play'));
     };
     audio.addEventListener('timeupdate', show);
     audio.addEventListener('loadedmetadata', show);
@@ -850,7 +851,7 @@ export class ConversationView {
   // -- files ------------------------------------------------------------------------------
 
   fileCard(message, progress) {
-    const name = message.memo || 'file';
+    const name = message.memo || t('file.default_name');
     const extension = name.includes('.') ? name.split('.').pop().slice(0, 4).toUpperCase() : '';
     const href = fileUrl(message.url);
     const parts = [
@@ -860,7 +861,7 @@ export class ConversationView {
         h('span', { class: 'file-size', text: fileSize(message.amount) })),
     ];
     const card = href
-      ? h('a', { class: 'file-card', href, download: name, title: `Download ${name}` }, parts)
+      ? h('a', { class: 'file-card', href, download: name, title: t('file.download', { name }) }, parts)
       : h('span', { class: 'file-card' }, parts);
     if (progress === null) return card;
     return h('div', { class: 'file-wrap' }, card, this.uploadBar(message, progress));
@@ -868,8 +869,8 @@ export class ConversationView {
 
   uploadBar(message, progress) {
     return h('span', { class: 'upload inline' },
-      h('progress', { max: 100, value: progress, 'aria-label': 'Upload progress' }),
-      h('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => this.app.discard(this.conv, message) }));
+      h('progress', { max: 100, value: progress, 'aria-label': t('upload.progress') }),
+      h('button', { type: 'button', class: 'link', text: t('common.cancel'), onclick: () => this.app.discard(this.conv, message) }));
   }
 
   resizeInput() {
@@ -943,19 +944,19 @@ export class ConversationView {
     const picker = this.el.stickerPicker;
     if (picker.dataset.filled) return;
     picker.dataset.filled = 'loading';
-    picker.replaceChildren(h('p', { class: 'picker-title', text: 'Loading stickers…' }));
+    picker.replaceChildren(h('p', { class: 'picker-title', text: t('stickers.loading') }));
     const packs = await loadStickerPacks();
     if (!packs.length) {
-      picker.replaceChildren(h('p', { class: 'picker-empty', text: 'No sticker packs are installed.' }));
+      picker.replaceChildren(h('p', { class: 'picker-empty', text: t('stickers.none') }));
       picker.dataset.filled = 'empty';
       return;
     }
-    const grid = h('div', { class: 'sticker-grid', role: 'group', 'aria-label': 'Stickers' });
-    const tabs = h('div', { class: 'pack-tabs', role: 'tablist', 'aria-label': 'Sticker packs' });
+    const grid = h('div', { class: 'sticker-grid', role: 'group', 'aria-label': t('composer.stickers') });
+    const tabs = h('div', { class: 'pack-tabs', role: 'tablist', 'aria-label': t('stickers.packs') });
     const showPack = (pack) => {
       for (const tab of tabs.children) tab.setAttribute('aria-selected', tab.dataset.pack === pack.id ? 'true' : 'false');
       grid.replaceChildren(...pack.assets.map(({ url, title }) => h('button', {
-        type: 'button', class: 'sticker-choice', 'aria-label': `Send sticker: ${title}`,
+        type: 'button', class: 'sticker-choice', 'aria-label': t('stickers.send', { title }),
         title, dataset: { url },
         onclick: () => { if (this.conv) this.app.sendSticker(this.conv, url); this.closePickers(true); },
       }, h('img', { src: url, alt: '', loading: 'lazy', width: 72, height: 72 }))));
