@@ -3,9 +3,11 @@
 import { api, ApiError, get, setUnauthorizedHandler, upload } from './api.js';
 import { ChatConnection, newCid } from './connection.js';
 import { byId } from './dom.js';
+import { preview } from './format.js';
 import { errorText, setupLanguageSwitch, t } from './i18n.js';
 import { icon } from './icons.js';
 import { CHANGE_CMDS, ChatState, DELETE, FILE, GROUP, IMAGE, SINGLE, TEXT, VOICE, convKey } from './state.js';
+import { Announcer } from './ui/announcer.js';
 import { ConversationView } from './ui/conversation.js';
 import { MembersDialog } from './ui/members.js';
 import { PersonDialog } from './ui/person.js';
@@ -26,6 +28,8 @@ export class App {
     this.refreshing = {};
     this.changeCids = new Set(); // cids of our changes (cmd 60-63) waiting for their ack
     this.root = byId('app');
+    this.announcer = new Announcer();
+    this.spokenState = null; // the connection state last told to a screen reader
   }
 
   // -- rendering --------------------------------------------------------------------
@@ -82,6 +86,33 @@ export class App {
       if (retry) retry.hidden = conn.state !== 'offline';
     }
     this.root.dataset.conn = conn.state;
+    this.announceConnection(conn.state);
+  }
+
+  /** A change of connection told once (not each second of the countdown), and only once
+   * the page has been online: the first connect is not news. */
+  announceConnection(state) {
+    const spoken = state === 'connecting' ? this.spokenState : state;
+    if (spoken === this.spokenState) return;
+    const first = this.spokenState === null;
+    this.spokenState = spoken;
+    if (first) return;
+    const text = { online: 'announce.online', offline: 'announce.offline', 'waiting-network': 'announce.no_network' }[spoken];
+    if (text) this.announcer.say(t(text));
+  }
+
+  /** A message that just arrived from someone else, said once (never history or sync). */
+  announceMessage(conv, message) {
+    const name = this.state.userName(message.userid);
+    const text = preview(message);
+    if (conv === this.current && document.visibilityState === 'visible') {
+      this.announcer.say(t('announce.message', { name, text }));
+    } else if (conv.kind === GROUP) {
+      const group = this.state.groups.get(conv.dstid)?.name || t('group.fallback_name', { id: conv.dstid });
+      this.announcer.say(t('announce.message_group', { name, group, text }));
+    } else {
+      this.announcer.say(t('announce.message_from', { name, text }));
+    }
   }
 
   // -- start ------------------------------------------------------------------------
@@ -129,12 +160,27 @@ export class App {
     this.root.removeAttribute('aria-busy');
     this.conn.start();
     window.addEventListener('hashchange', () => this.route());
+    document.addEventListener('keydown', (event) => this.onShortcut(event));
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible' && this.current) this.markRead(this.current);
     });
     this.route();
     // For the tests and the curious: the live objects.
     window.fastim = this;
+  }
+
+  /** The documented shortcuts (docs/client.md, "Keyboard"): Alt+↑/↓ open the previous or
+   * next conversation of the list on screen, Alt+M focuses the composer. `code`, not
+   * `key`: on a Mac, Option+M types µ. */
+  onShortcut(event) {
+    if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (event.key === 'ArrowUp' || event.key === 'ArrowDown') {
+      event.preventDefault();
+      this.sidebar.step(event.key === 'ArrowDown' ? 1 : -1);
+    } else if (event.code === 'KeyM') {
+      event.preventDefault();
+      this.view.focusComposer();
+    }
   }
 
   fatal(error) {
@@ -276,10 +322,19 @@ export class App {
   route() {
     const match = /^#\/([ug])\/(\d+)$/.exec(location.hash);
     if (!match) {
+      const left = this.current;
       this.current = null;
       this.root.dataset.view = 'list';
+      const hadFocus = this.view.el.section.contains(document.activeElement) || document.activeElement === document.body;
       this.view.close();
       this.invalidate('lists');
+      // Back from a conversation (on a phone its column goes away): focus goes to its
+      // entry in the list, not to the top of the page.
+      if (left && hadFocus) {
+        queueMicrotask(() => queueMicrotask(() => {
+          document.querySelector(`a.conv-item[data-key="${left.key}"]`)?.focus({ preventScroll: false });
+        }));
+      }
       return;
     }
     const kind = match[1] === 'g' ? GROUP : SINGLE;
@@ -477,6 +532,7 @@ export class App {
     const { added } = conv.put(message);
     const fromOther = message.userid !== state.me.id;
     if (fromOther) conv.typing.delete(message.userid);
+    if (added && fromOther && source === 'live' && this.listed(conv)) this.announceMessage(conv, message);
     if (added && fromOther) {
       if (conv === this.current && this.canSeeBottom()) this.markRead(conv);
       else {

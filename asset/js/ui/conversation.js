@@ -120,8 +120,18 @@ export class ConversationView {
     }
     this.render();
     this.scrollToBottom();
-    // On a phone the keyboard would cover the messages; there, focus waits for a tap.
+    // On a phone the keyboard would cover the messages; there, focus goes to the
+    // conversation's name (what a screen reader then reads) and the composer waits for a tap.
     if (!matchMedia('(max-width: 720px)').matches) e.input.focus({ preventScroll: true });
+    else e.who.focus({ preventScroll: true });
+  }
+
+  /** Alt+M: to the composer of the open conversation. */
+  focusComposer() {
+    if (!this.conv) return;
+    this.closePickers();
+    this.closeMenu();
+    this.el.input.focus();
   }
 
   close() {
@@ -896,9 +906,11 @@ export class ConversationView {
     e.stickerButton.addEventListener('click', () => this.togglePicker('sticker'));
     for (const picker of [e.emojiPicker, e.stickerPicker]) {
       picker.addEventListener('keydown', (event) => {
-        if (event.key === 'Escape') { event.preventDefault(); this.closePickers(true); }
+        if (event.key === 'Escape') { event.preventDefault(); this.closePickers('button'); }
       });
     }
+    gridKeys(e.emojiPicker, 'button.emoji');
+    gridKeys(e.stickerPicker, 'button.sticker-choice');
     document.addEventListener('pointerdown', (event) => {
       const inside = [e.emojiPicker, e.stickerPicker, e.emojiButton, e.stickerButton].some((el) => el.contains(event.target));
       if (!inside) this.closePickers();
@@ -919,14 +931,17 @@ export class ConversationView {
     picker.querySelector('button')?.focus();
   }
 
+  /** `refocus`: true puts focus in the composer, 'button' back on the picker's button. */
   closePickers(refocus = false) {
     const e = this.el;
     const wasOpen = !e.emojiPicker.hidden || !e.stickerPicker.hidden;
+    const opener = !e.emojiPicker.hidden ? e.emojiButton : e.stickerButton;
     e.emojiPicker.hidden = true;
     e.stickerPicker.hidden = true;
     e.emojiButton.setAttribute('aria-expanded', 'false');
     e.stickerButton.setAttribute('aria-expanded', 'false');
-    if (refocus && wasOpen) e.input.focus();
+    if (refocus === 'button' && wasOpen) opener.focus();
+    else if (refocus && wasOpen) e.input.focus();
   }
 
   fillEmoji() {
@@ -983,6 +998,53 @@ export class ConversationView {
     this.el.lightboxImg.src = url;
     this.el.lightbox.showModal();
   }
+}
+
+/**
+ * Arrow keys in a grid of buttons (the emoji and sticker pickers): ←/→ the previous or
+ * next one, ↑/↓ the nearest one in the row above or below, Home/End the first and last.
+ * One button is the tab stop (roving tabindex), so Tab leaves the grid at once instead
+ * of walking through 150 emoji.
+ */
+function gridKeys(container, selector) {
+  const rove = (buttons, target) => {
+    for (const b of buttons) b.tabIndex = b === target ? 0 : -1;
+    target.focus();
+    target.scrollIntoView({ block: 'nearest' });
+  };
+  container.addEventListener('focusin', (event) => {
+    if (!event.target.matches?.(selector)) return;
+    for (const b of container.querySelectorAll(selector)) b.tabIndex = b === event.target ? 0 : -1;
+  });
+  container.addEventListener('keydown', (event) => {
+    const current = event.target;
+    if (!current.matches?.(selector) || event.altKey || event.ctrlKey || event.metaKey) return;
+    const buttons = [...container.querySelectorAll(selector)];
+    const at = buttons.indexOf(current);
+    let next = null;
+    if (event.key === 'ArrowRight') next = buttons[at + 1];
+    else if (event.key === 'ArrowLeft') next = buttons[at - 1];
+    else if (event.key === 'Home') next = buttons[0];
+    else if (event.key === 'End') next = buttons[buttons.length - 1];
+    else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      const here = current.getBoundingClientRect();
+      const down = event.key === 'ArrowDown';
+      let best = null;
+      let bestScore = Infinity;
+      for (const b of buttons) {
+        const r = b.getBoundingClientRect();
+        const dy = down ? r.top - here.top : here.top - r.top;
+        if (dy < here.height / 2) continue; // same row, or the wrong way
+        const score = dy * 1000 + Math.abs(r.left - here.left); // the nearest row first
+        if (score < bestScore) { best = b; bestScore = score; }
+      }
+      next = best;
+    } else {
+      return;
+    }
+    event.preventDefault();
+    if (next) rove(buttons, next);
+  });
 }
 
 /** A message that is not worth a modal dialog: shown in the composer's placeholder. */

@@ -20,7 +20,7 @@ export class Sidebar {
       // ARIA tabs: arrows move between tabs, the active one is the tab stop.
       tab.addEventListener('keydown', (event) => {
         const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 1, ArrowUp: -1 }[event.key];
-        if (!step) return;
+        if (!step || event.altKey) return; // Alt+↑/↓ moves between conversations
         event.preventDefault();
         this.showTab(TABS[(TABS.indexOf(name) + step + TABS.length) % TABS.length], { focusTab: true });
       });
@@ -49,12 +49,26 @@ export class Sidebar {
   arrowKeys(list) {
     list.addEventListener('keydown', (event) => {
       const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
-      if (!step) return;
+      if (!step || event.altKey) return;
       const links = [...list.querySelectorAll('a.conv-item')];
       const at = links.indexOf(document.activeElement);
       const next = links[at + step];
       if (next) { event.preventDefault(); next.focus(); }
     });
+  }
+
+  /** Open the conversation `step` places from the open one in the list on screen
+   * (Alt+↑/↓), the first one when none of that list is open. */
+  step(step) {
+    const tab = this.app.root.dataset.tab === 'groups' ? 'communities' : 'friends';
+    if (this.app.root.dataset.tab === 'profile') this.showTab('friends');
+    const links = [...byId(tab).querySelectorAll('a.conv-item')];
+    if (!links.length) return;
+    const at = links.findIndex((a) => a.dataset.key === this.app.current?.key);
+    const next = at < 0 ? links[step > 0 ? 0 : links.length - 1]
+      : links[Math.max(0, Math.min(links.length - 1, at + step))];
+    if (next.dataset.key === this.app.current?.key) { this.app.view.focusComposer(); return; }
+    location.hash = next.getAttribute('href');
   }
 
   renderMe() {
@@ -123,6 +137,8 @@ export class Sidebar {
     h('span', { class: 'conv-main' },
       h('span', { class: 'conv-line' },
         h('span', { class: 'conv-name', text: this.title(conv) }),
+        // The dot's meaning in words (it is not carried by its colour alone).
+        online === undefined ? null : h('span', { class: 'sr-only', text: online ? t('presence.online') : t('presence.offline') }),
         h('time', { class: 'conv-time', text: listTime(conv.lastTs) })),
       h('span', { class: 'conv-line' },
         h('span', { class: `conv-preview${typers.length ? ' typing' : ''}`, text: line }),
