@@ -396,7 +396,17 @@ export class ConversationView {
       if (!e.mentionPicker.hidden && !e.mentionPicker.contains(event.target) && event.target !== e.input) this.closeMentions();
     });
     e.menu.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape') { event.preventDefault(); this.closeMenu(true); }
+      if (event.key === 'Escape') { event.preventDefault(); this.closeMenu(true); return; }
+      // The menu pattern: arrows move between the items, Home and End to the ends, Tab
+      // leaves (and closes) it.
+      const items = [...e.menu.querySelectorAll('button')];
+      const at = items.indexOf(document.activeElement);
+      const next = { ArrowDown: at + 1, ArrowRight: at + 1, ArrowUp: at - 1, ArrowLeft: at - 1,
+        Home: 0, End: items.length - 1 }[event.key];
+      if (event.key === 'Tab') { this.closeMenu(); return; }
+      if (next === undefined) return;
+      event.preventDefault();
+      items[(next + items.length) % items.length]?.focus();
     });
     // Long press on a phone, right click on a desktop: the same menu.
     let timer = 0;
@@ -460,7 +470,10 @@ export class ConversationView {
       can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': t('menu.react') }, QUICK_REACTIONS.map((emoji) => {
         const on = (reactions[emoji] || []).includes(me);
         return h('button', {
-          type: 'button', 'aria-label': t('menu.react_with', { emoji }), 'aria-pressed': on ? 'true' : 'false', text: emoji, dataset: { emoji },
+          // Inside a role=menu only menu items may be (WAI-ARIA 1.2, menu): a reaction
+          // is a checkable one.
+          type: 'button', role: 'menuitemcheckbox', 'aria-label': t('menu.react_with', { emoji }),
+          'aria-checked': on ? 'true' : 'false', text: emoji, dataset: { emoji },
           onclick: () => { this.closeMenu(); this.app.sendChange({ cmd: REACT, id: message.id, emoji, on: !on }); },
         });
       })) : null,
