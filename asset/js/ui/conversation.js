@@ -917,9 +917,13 @@ export class ConversationView {
     const e = this.el;
     e.emojiButton.addEventListener('click', () => this.togglePicker('emoji'));
     e.stickerButton.addEventListener('click', () => this.togglePicker('sticker'));
-    for (const picker of [e.emojiPicker, e.stickerPicker]) {
+    // Esc in a picker, or on its button while it opens (stickers load first), closes it.
+    for (const picker of [e.emojiPicker, e.stickerPicker, e.emojiButton, e.stickerButton]) {
       picker.addEventListener('keydown', (event) => {
-        if (event.key === 'Escape') { event.preventDefault(); this.closePickers('button'); }
+        if (event.key === 'Escape' && !(e.emojiPicker.hidden && e.stickerPicker.hidden)) {
+          event.preventDefault();
+          this.closePickers('button');
+        }
       });
     }
     gridKeys(e.emojiPicker, 'button.emoji');
