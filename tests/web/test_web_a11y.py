@@ -155,7 +155,7 @@ def test_the_chat_page_in_every_state(browser: Any, server: WebServer, people: l
 
 @pytest.mark.parametrize(("scheme", "locale"), [("light", "en-GB"), ("dark", "zh-CN")])
 def test_the_chat_page_on_a_phone(browser: Any, server: WebServer, people: list[Person],
-                                  scheme: str, locale: str) -> None:
+                                  shots: Path, scheme: str, locale: str) -> None:
     dora, erin = make_person(server, "Dora"), make_person(server, "Erin")
     people += [dora, erin]
     befriend(server, dora, erin)
@@ -165,6 +165,7 @@ def test_the_chat_page_on_a_phone(browser: Any, server: WebServer, people: list[
     send_text(page, "on my phone")
     expect(page.locator("#messages li.msg")).to_have_count(1)
     assert_accessible(page, f"a conversation on a phone ({scheme}, {locale})")
+    screenshot(page, shots, f"a11y-phone-{scheme}-{locale}")
 
 
 def test_the_login_page_on_a_phone(browser: Any, server: WebServer) -> None:
