@@ -39,7 +39,7 @@ pytest_plugins = ["tests.web_support"]
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=WAIT_MS)
 
-MAX_TABS = 80  # a bound on Tab presses to reach a control (each message has its ⋯ button)
+MAX_TABS = 30  # a bound on Tab presses to reach a control; the page has fewer stops
 
 
 def focused(page: Any, js_test: str) -> bool:
@@ -114,6 +114,22 @@ def test_a_whole_flow_with_the_keyboard_alone(browser: Any, server: WebServer,
     page.keyboard.press("Enter")
     expect(page.locator("#messages li.msg.mine").last.locator(".bubble")).to_contain_text(picked)
     expect(page.locator("#emoji-picker")).to_be_hidden()
+
+    # The messages' ⋯ buttons are one tab stop (not 32); ↑/↓ move between them.
+    assert page.evaluate("document.querySelectorAll('#messages .msg-more[tabindex=\"0\"]').length") == 1
+    tab_to(page, "el.matches('#messages .msg-more')", "Shift+Tab")
+    key_of = "document.activeElement.closest('.msg').dataset.key"
+    last = page.evaluate(key_of)
+    page.keyboard.press("ArrowUp")
+    above = page.evaluate(key_of)
+    assert above != last
+    page.keyboard.press("ArrowDown")
+    assert page.evaluate(key_of) == last
+    page.keyboard.press("ArrowUp")
+    page.keyboard.press("Enter")  # its menu, and Esc back to it
+    expect(page.locator("#msg-menu")).to_be_visible()
+    page.keyboard.press("Escape")
+    assert page.evaluate(key_of) == above
 
     # The history scrolls with the keyboard: it is a focusable region.
     tab_to(page, "el.id === 'scroller'", "Shift+Tab")

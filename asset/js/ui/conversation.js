@@ -80,6 +80,7 @@ export class ConversationView {
     this.setupRecorder();
     this.setupPickers();
     this.setupScroller();
+    this.setupActionKeys();
     this.setupLightbox();
     this.setupLifecycle();
     e.back.addEventListener('click', () => { location.hash = ''; });
@@ -111,6 +112,7 @@ export class ConversationView {
       this.nodes.clear();
       this.days.clear();
       this.firstKey = null;
+      this.actionsStop = null;
       e.list.replaceChildren();
       e.input.value = this.drafts.get(conv.key) || '';
       this.cancelCompose();
@@ -210,6 +212,7 @@ export class ConversationView {
       previous = message;
     }
     syncChildren(e.list, nodes);
+    this.rovingActions();
 
     if (!conv.loaded) e.historyState.textContent = conv.loadError ? t('history.load_error', { error: conv.loadError }) : t('history.loading');
     else if (conv.loadingOlder) e.historyState.textContent = t('history.loading_older');
@@ -223,6 +226,41 @@ export class ConversationView {
     if (this.stick) this.scrollToBottom();
     else if (prepended) scroller.scrollTop = scroller.scrollHeight - fromBottom; // keep the view still
     this.maybeLoadOlder();
+  }
+
+  /**
+   * The messages' ⋯ buttons are one tab stop, not one each (40 a page): the last one, or
+   * the one last focused; ↑/↓ move between them, Home/End to the first and last, Enter
+   * opens the menu. Keyboard users reach the composer, the history and the header
+   * without walking every message.
+   */
+  rovingActions() {
+    const buttons = [...this.el.list.querySelectorAll('.msg-more')];
+    if (!buttons.length) return;
+    const keyOf = (b) => b.closest('.msg')?.dataset.key;
+    const stop = buttons.find((b) => keyOf(b) === this.actionsStop) || buttons[buttons.length - 1];
+    for (const b of buttons) b.tabIndex = b === stop ? 0 : -1;
+  }
+
+  setupActionKeys() {
+    const list = this.el.list;
+    list.addEventListener('focusin', (event) => {
+      if (!event.target.matches?.('.msg-more')) return;
+      this.actionsStop = event.target.closest('.msg')?.dataset.key;
+      this.rovingActions();
+    });
+    list.addEventListener('keydown', (event) => {
+      if (!event.target.matches?.('.msg-more') || event.altKey || event.ctrlKey || event.metaKey) return;
+      const buttons = [...list.querySelectorAll('.msg-more')];
+      const at = buttons.indexOf(event.target);
+      const next = { ArrowUp: buttons[at - 1], ArrowDown: buttons[at + 1], Home: buttons[0],
+        End: buttons[buttons.length - 1] }[event.key];
+      if (!next && !['ArrowUp', 'ArrowDown', 'Home', 'End'].includes(event.key)) return;
+      event.preventDefault(); // not the scroller's own scrolling: the focus moves, and it with it
+      if (!next) return;
+      next.focus({ preventScroll: true });
+      next.closest('.msg').scrollIntoView({ block: 'nearest' });
+    });
   }
 
   daySeparator(day, ts) {
