@@ -167,8 +167,9 @@ def test_the_language_switch_is_remembered(browser: Any, server: WebServer,
     assert cookies["fastim_lang"] == "en"
 
 
-def test_a_chinese_browser_registers_in_chinese(browser: Any, server: WebServer) -> None:
-    context = new_context(browser, server, locale=ZH)
+def test_a_chinese_browser_registers_in_chinese(browser: Any, server: WebServer,
+                                               shots: Path) -> None:
+    context = new_context(browser, server, viewport=PHONE, locale=ZH)
     try:
         page = context.new_page()
         page.goto("/register")
@@ -180,5 +181,6 @@ def test_a_chinese_browser_registers_in_chinese(browser: Any, server: WebServer)
         expect(page.locator('[data-error-for="mobile"]')).to_have_text(
             "请输入手机号：5 到 15 位数字，可以 + 开头。")
         expect(page.locator('[data-error-for="passwd"]')).to_have_text("密码至少需要 8 个字符。")
+        screenshot(page, shots, "zh-register-phone")
     finally:
         context.close()
