@@ -97,8 +97,9 @@ export class App {
     const first = this.spokenState === null;
     this.spokenState = spoken;
     if (first) return;
-    const text = { online: 'announce.online', offline: 'announce.offline', 'waiting-network': 'announce.no_network' }[spoken];
-    if (text) this.announcer.say(t(text));
+    const text = { online: () => t('announce.online'), offline: () => t('announce.offline'),
+      'waiting-network': () => t('announce.no_network') }[spoken];
+    if (text) this.announcer.say(text());
   }
 
   /** A message that just arrived from someone else, said once (never history or sync). */
