@@ -72,7 +72,8 @@ export class ConversationView {
     e.record.append(icon('mic'));
     e.send.append(icon('send'));
     byId('lightbox-close').append(icon('close'));
-    this.connBanner = h('p', { class: 'conv-conn', id: 'conv-conn', role: 'status' },
+    // Not a live region: #announcer says a change once, not each second of the countdown.
+    this.connBanner = h('p', { class: 'conv-conn', id: 'conv-conn' },
       h('span', { class: 'conn-dot' }), h('span', { class: 'conn-text' }),
       h('button', { type: 'button', class: 'link conn-retry', id: 'conv-conn-retry', hidden: true, text: t('conn.retry_now') }));
     e.head.after(this.connBanner);
