@@ -130,7 +130,9 @@ function errorPatterns() {
  * server's own words. */
 export function errorText(message, code = '') {
   const text = String(message || '');
-  for (const { key, names, regex } of errorPatterns()) {
+  // The server's messages are a line; a longer one (quoting something long) is shown as
+  // it is rather than run through patterns with several lazy groups.
+  for (const { key, names, regex } of text.length <= 300 ? errorPatterns() : []) {
     const found = regex.exec(text);
     if (!found) continue;
     const params = {};
