@@ -21,13 +21,26 @@ export function matchLanguage(tag) {
   return null;
 }
 
-function remembered() {
-  let stored = null;
-  try { stored = localStorage.getItem(STORAGE_KEY); } catch { /* storage disabled */ }
-  if (LANGUAGES.includes(stored)) return stored;
+function cookieLanguage() {
   const cookie = document.cookie.split('; ').find((c) => c.startsWith(`${COOKIE}=`));
   const value = cookie ? decodeURIComponent(cookie.slice(COOKIE.length + 1)) : null;
   return LANGUAGES.includes(value) ? value : null;
+}
+
+function rememberInCookie(lang) {
+  const secure = location.protocol === 'https:' ? '; Secure' : '';
+  document.cookie = `${COOKIE}=${encodeURIComponent(lang)}; Path=/; Max-Age=${ONE_YEAR}; SameSite=Lax${secure}`;
+}
+
+function remembered() {
+  let stored = null;
+  try { stored = localStorage.getItem(STORAGE_KEY); } catch { /* storage disabled */ }
+  if (LANGUAGES.includes(stored)) {
+    // The cookie expired or was cleared: put it back, so the server's next page agrees.
+    if (cookieLanguage() !== stored) rememberInCookie(stored);
+    return stored;
+  }
+  return cookieLanguage();
 }
 
 function fromBrowser() {
@@ -88,8 +101,7 @@ export function tn(key, count, params = {}) {
 export function setLanguage(lang) {
   if (!LANGUAGES.includes(lang)) return;
   try { localStorage.setItem(STORAGE_KEY, lang); } catch { /* the cookie still remembers */ }
-  const secure = location.protocol === 'https:' ? '; Secure' : '';
-  document.cookie = `${COOKIE}=${encodeURIComponent(lang)}; Path=/; Max-Age=${ONE_YEAR}; SameSite=Lax${secure}`;
+  rememberInCookie(lang);
   location.reload();
 }
 

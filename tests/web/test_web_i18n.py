@@ -153,6 +153,13 @@ def test_the_language_switch_is_remembered(browser: Any, server: WebServer,
     page.goto("/login")
     assert page.evaluate("document.documentElement.lang") == ZH
     expect(page.locator("h1")).to_have_text("登录")
+    # The cookie lost (expired, cleared): localStorage still knows, and puts it back, so
+    # the server's next page is Chinese again.
+    page.context.clear_cookies(name="fastim_lang")
+    page.reload()
+    page.wait_for_function("() => document.cookie.includes('fastim_lang=zh-CN')")
+    page.reload()
+    expect(page.locator("h1")).to_have_text("登录")
     # Wrong password: the server's error, in Chinese, under the form.
     page.fill("#mobile", han.mobile)
     page.fill("#passwd", "not the password")
