@@ -4,6 +4,7 @@
 import { api } from '../api.js';
 import { byId, h, syncChildren } from '../dom.js';
 import { avatar, listTime, preview } from '../format.js';
+import { looksLikePhone } from '../phone.js';
 import { GROUP, SINGLE } from '../state.js';
 import { busy, clearForm, clearOnInput, showApiError, showFieldError, showOk } from './forms.js';
 
@@ -142,7 +143,7 @@ export class Sidebar {
       event.preventDefault();
       clearForm(form);
       const mobile = form.elements.namedItem('mobile').value.trim();
-      if (!/^\+?[0-9]{5,15}$/.test(mobile)) {
+      if (!looksLikePhone(mobile)) {
         showFieldError(form, 'mobile', 'Enter their mobile number: 5 to 15 digits.');
         return;
       }
