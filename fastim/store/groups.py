@@ -421,6 +421,16 @@ def history_window(tx: Tx, group_id: int, user_id: int) -> tuple[int, int | None
     return int(past[0]), int(past[1])
 
 
+def member_windows(tx: Tx, user_id: int) -> dict[int, int]:
+    """The groups a user is a member of, each with the id after which they read it
+    (``since_id``): one range of ``ix_memberships_user_group``."""
+    # MariaDB, on a small table, may intersect two indexes and sort: the one is enough.
+    hint = "" if tx.dialect.name == "sqlite" else " FORCE INDEX (ix_memberships_user_group)"
+    return {int(g): int(since) for g, since in tx.rows(
+        f"SELECT community_id, since_id FROM memberships{hint} WHERE user_id = ?",
+        (user_id,))}
+
+
 def member_window_sql(messages: str = "messages") -> str:
     """A condition on a row of ``messages`` (a group message): the reader, bound as the
     one parameter, is a member whose window holds it. For the sync query."""
