@@ -778,7 +778,7 @@ export class ConversationView {
 
   /** A change to the open conversation's messages; `mine`: the user just sent one. */
   messagesChanged(atEnd, mine = false) {
-    if (mine || (atEnd && this.atBottom())) this.stick = true;
+    if (mine || (atEnd && (this.stick || this.atBottom()))) this.stick = true;
     else if (atEnd) {
       this.newBelow += 1;
       queueMicrotask(() => this.renderJump());
