@@ -111,15 +111,15 @@ class ChatQueries:
         # their public profile comes along, so the list names them, not "User 3".
         senders = {m["userid"] for m in newest.values()} - set(friends) - {user_id}
         profiles = {u.id: u.public() for u in await self.store.get_users(senders)}
-        rows = []
+        rows: list[dict[str, Any]] = []
         for conv, (kind, dstid) in convs.items():
             count = counts.get(conv)
             message = newest.get(conv)
-            row = {"cmd": int(kind), "dstid": dstid, "message": message,
+            row: dict[str, Any] = {"cmd": int(kind), "dstid": dstid, "message": message,
                    "unread": count["unread"] if count else 0,
                    "mentions": mentions.get(conv, 0) if count else 0}
             if message is not None and message["userid"] in profiles:
                 row["sender"] = profiles[message["userid"]]
             rows.append(row)
-        rows.sort(key=lambda r: -(r["message"]["id"] if r["message"] else 0))
+        rows.sort(key=lambda r: -(int(r["message"]["id"]) if r["message"] else 0))
         return rows
