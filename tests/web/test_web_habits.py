@@ -162,7 +162,11 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     pa = open_chat(browser, server, ann)
     pb = open_phone(browser, server, ben)
     open_conversation(pa, "u", ben.id)
-    open_conversation(pb, "u", ann.id)
+    open_conversation(pb, "u", ann.id)  # 30 unread: it starts at the first of them
+    expect(pb.locator("#messages .unread-divider")).to_have_text("30 unread messages")
+    expect(pb.locator("#messages .unread-divider")).to_be_in_viewport()
+    expect(bubbles(pb, "earlier 0")).to_be_in_viewport()
+    screenshot(pb, shots, "unread-divider-phone")
 
     # A phone: Enter is a new line, the send button sends.
     box = pb.locator("#message")
@@ -222,6 +226,10 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     expect(bubbles(pa, "are you there?")).to_be_in_viewport()
     expect(jump).to_be_hidden()
     expect(conversation_link(pa, "u", ben.id)).to_have_attribute("data-unread", "0")
+    pb.locator("#conv-back").tap()  # the phone's list of chats
+    expect(conversation_link(pb, "u", ann.id).locator(".conv-preview")).to_have_text(
+        "You: are you there?")
+    screenshot(pb, shots, "chats-phone")
     clean(ann, ben)
 
 

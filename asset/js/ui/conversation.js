@@ -234,6 +234,7 @@ export class ConversationView {
       .filter((c) => !conv.hasOlder || !oldest || c.after >= oldest || (!c.after && c.ts))
       .sort((a, b) => (a.after - b.after) || ((a.ts || 0) - (b.ts || 0)));
     let nextChange = 0;
+    let lastTs = 0;
     const changesBefore = (message) => {
       while (nextChange < changes.length) {
         const c = changes[nextChange];
@@ -241,6 +242,12 @@ export class ConversationView {
           : c.after ? c.after < (message.id || Infinity)
             : (c.ts || 0) < (message.ts || message.localTs || Infinity);
         if (!before) return;
+        // Under the separator of its day (a join's own time, else the message before).
+        const ts = c.ts || lastTs;
+        if (ts && dayKey(ts) !== previousDay) {
+          previousDay = dayKey(ts);
+          nodes.push(this.daySeparator(previousDay, ts));
+        }
         nodes.push(this.changeNode(c));
         nextChange += 1;
         previous = null;
@@ -263,6 +270,7 @@ export class ConversationView {
         && ts - (previous.ts || previous.localTs || 0) < GROUPED_WITHIN);
       nodes.push(this.messageNode(message, continued));
       previous = message;
+      lastTs = ts;
     }
     changesBefore(null);
     syncChildren(e.list, nodes);
@@ -286,6 +294,8 @@ export class ConversationView {
   firstUnread() {
     const conv = this.conv;
     if (!conv.divider) return null;
+    // Once placed, the divider stays above the message it was placed above.
+    if (conv.divider.key) return conv.byKey.get(conv.divider.key) || null;
     const me = this.app.state.me.id;
     let left = conv.divider.unread;
     for (let i = conv.messages.length - 1; i >= 0; i--) {
@@ -723,10 +733,14 @@ export class ConversationView {
     }
     if (conv !== this.conv) return;
     conv.divider.placed = true;
+    conv.divider.key = this.firstUnread()?.key || null;
+    if (!conv.divider.key) conv.divider = null;
     this.render();
     const divider = this.el.list.querySelector('.unread-divider');
     if (divider) {
-      this.el.scroller.scrollTop = Math.max(0, divider.offsetTop - 8);
+      const scroller = this.el.scroller;
+      const above = divider.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+      scroller.scrollTop = Math.max(0, scroller.scrollTop + above - 8);
       this.stick = this.atBottom();
     } else {
       this.scrollToBottom();
