@@ -16,7 +16,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
-pytest.register_assert_rewrite("tests.web_support")
+pytest.register_assert_rewrite("tests.web_support", "tests.axe_support")
+from tests.axe_support import assert_accessible  # noqa: E402
 from tests.web_support import (  # noqa: E402
     DESKTOP,
     PHONE,
@@ -126,6 +127,7 @@ def test_the_longest_allowed_content_stays_inside_a_phone_and_a_desktop(
             expect(page.locator(selector).first).to_be_in_viewport()
         if viewport is PHONE:
             screenshot(page, shots, "phone-longest-names")
+            assert_accessible(page, "the list of chats on a phone")
         page.click("#tab-groups")
         inside(page, f"{viewport} groups")
         page.click("#tab-profile")
@@ -167,6 +169,7 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     expect(pb.locator("#messages .unread-divider")).to_be_in_viewport()
     expect(bubbles(pb, "earlier 0")).to_be_in_viewport()
     screenshot(pb, shots, "unread-divider-phone")
+    assert_accessible(pb, "a conversation opened at its unread divider, on a phone")
 
     # A phone: Enter is a new line, the send button sends.
     box = pb.locator("#message")
@@ -282,6 +285,7 @@ def test_one_list_of_chats_group_changes_member_count_and_presence_while_offline
     expect(notices).to_have_text(["Bo joined the group", "Cy joined the group", "Cy left the group"])
     expect(sub).to_have_text("2 members")
     screenshot(pa, shots, "group-changes")
+    assert_accessible(pa, "a group with joins and leaves")
     pa.reload()  # the lines are where they happened, after a reload too
     wait_online(pa)
     expect(notices).to_have_text(["Bo joined the group", "Cy joined the group", "Cy left the group"])
@@ -373,6 +377,7 @@ def test_the_outbox_outlives_the_tab_and_log_out_asks_and_back_after_it(
     dialog = pd.locator("#logout-dialog")
     expect(dialog).to_be_visible()
     expect(pd.locator("#logout-cancel")).to_be_focused()
+    assert_accessible(pd, "the log out dialog")
     pd.keyboard.press("Escape")
     expect(dialog).to_be_hidden()
     expect(logout).to_be_focused()
