@@ -58,10 +58,13 @@ export class Conversation {
     this.divider = null;
   }
 
-  /** The server's list of joins and leaves replaces what was known (live ones included:
-   * the list has them too). */
+  /** The server's list of joins and leaves replaces what was known; a live one it does
+   * not have yet (it crossed the request) stays. */
   setChanges(rows) {
-    this.changes = rows.map((row) => ({ ...row }));
+    const same = (a, b) => a === b || (a === 'left' && b === 'removed'); // kept as a leave
+    const known = (c) => rows.some((row) => row.userid === c.userid && same(row.event, c.event)
+      && row.after >= c.after);
+    this.changes = [...rows.map((row) => ({ ...row })), ...this.changes.filter((c) => c.live && !known(c))];
   }
 
   /** One join or leave seen live (cmd 71). */
