@@ -161,7 +161,7 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     people += [ann, ben]
     befriend(server, ann, ben)
     chat_over_socket(server, ann, 10, ben.id, [f"earlier {n}" for n in range(30)])
-    pa = open_chat(browser, server, ann)
+    pa = open_chat(browser, server, ann, scheme="dark")  # the new parts in the dark too
     pb = open_phone(browser, server, ben)
     open_conversation(pa, "u", ben.id)
     open_conversation(pb, "u", ann.id)  # 30 unread: it starts at the first of them
@@ -225,6 +225,7 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     expect(jump).to_contain_text("1 new")
     expect(conversation_link(pa, "u", ben.id)).to_have_attribute("data-unread", "1")
     screenshot(pa, shots, "jump-to-latest")
+    assert_accessible(pa, "links, emoji and jump to latest, dark")
     jump.click()
     expect(bubbles(pa, "are you there?")).to_be_in_viewport()
     expect(jump).to_be_hidden()
