@@ -174,8 +174,8 @@ def conversation_link(page: Any, kind: str, dstid: int) -> Any:
 
 
 def open_conversation(page: Any, kind: str, dstid: int) -> None:
-    """Open a conversation from the lists as a user would: its tab, then its entry."""
-    page.locator("#tab-groups" if kind == "g" else "#tab-friends").click()
+    """Open a conversation from the list of chats as a user would: the tab, then its entry."""
+    page.locator("#tab-friends").click()
     conversation_link(page, kind, dstid).click()
     page.wait_for_selector('#history-state:not([data-state="loading"])', state="attached")
 

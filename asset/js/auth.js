@@ -1,9 +1,10 @@
 // The login and register pages: check the fields in the browser first, then show the
 // server's answer next to the field it is about (or above the button).
 import { api, ApiError, deviceName, fieldOf } from './api.js';
+import { looksLikePhone } from './phone.js';
 
 const RULES = {
-  mobile: (v) => (/^\+?[0-9]{5,15}$/.test(v.trim()) ? '' : 'Enter a phone number: 5 to 15 digits, optionally after +.'),
+  mobile: (v) => (looksLikePhone(v) ? '' : 'Enter a phone number: 5 to 15 digits, optionally after +.'),
   passwd: (v) => (v.length < 8 ? 'The password needs at least 8 characters.'
     : v.length > 128 ? 'The password may have at most 128 characters.' : ''),
   nickname: (v) => (!v.trim() ? 'Choose a nickname.'
