@@ -29,7 +29,7 @@ import redis
 
 from fastim.ws import ConnectionClosed, connect
 from tests.chat_support import SAFETY, ChatClient
-from tests.store_fixtures import Reply, befriend_over, new_mobile
+from tests.store_fixtures import TEST_KDF, Reply, befriend_over, new_mobile
 
 STARTUP = 30.0  # safety net for a node to start on a loaded machine; not asserted on
 _RUNNING = re.compile(r"fastim is running: open http://127\.0\.0\.1:(\d+)/")
@@ -81,7 +81,7 @@ class Node:
         self.args = [sys.executable, "-m", "fastim", "serve", "--host", "127.0.0.1",
                      "--port", str(port), "--db", db, "--redis", redis, "--role", role,
                      "--node-ttl", str(node_ttl), "--chat-rate", "10000",
-                     "--register-per-address", "100000",
+                     "--register-per-address", "100000", "--kdf", TEST_KDF,
                      "--data-dir", str(directory / "data"),
                      "--resource-dir", str(directory / "resource"), *extra]
         self.process: subprocess.Popen[bytes] | None = None

@@ -351,7 +351,7 @@ def api_config(db_url: str, tmp_path: Any) -> Config:
     return Config(
         host="127.0.0.1", port=0, db=db_url, data_dir=tmp_path / "data",
         resource_dir=tmp_path / "resource", access_log=False,
-        limits=Limits(shutdown_timeout=2),
+        limits=Limits(shutdown_timeout=2), kdf=TEST_KDF,
     )
 
 

@@ -24,7 +24,7 @@ import pytest
 from fastim.chat.hub import HubOptions
 from fastim.config import Config
 from fastim.http import Limits
-from tests.store_fixtures import SAFETY_TIMEOUT, ApiServer, befriend_over, new_mobile
+from tests.store_fixtures import SAFETY_TIMEOUT, TEST_KDF, ApiServer, befriend_over, new_mobile
 
 CHROMIUM = Path("/usr/bin/chromium")
 LAUNCH_ARGS = [
@@ -59,7 +59,7 @@ class WebServer:
         self.config = Config(
             host="127.0.0.1", port=0, db=f"sqlite:///{root}/data/fastim.db",
             data_dir=root / "data", resource_dir=root / "resource", access_log=False,
-            limits=Limits(shutdown_timeout=2), hub=hub or HubOptions(),
+            limits=Limits(shutdown_timeout=2), hub=hub or HubOptions(), kdf=TEST_KDF,
         )
         self.api: ApiServer | None = None
 
@@ -177,8 +177,8 @@ def conversation_link(page: Any, kind: str, dstid: int) -> Any:
 
 
 def open_conversation(page: Any, kind: str, dstid: int) -> None:
-    """Open a conversation from the lists as a user would: its tab, then its entry."""
-    page.locator("#tab-groups" if kind == "g" else "#tab-friends").click()
+    """Open a conversation from the list of chats as a user would: the tab, then its entry."""
+    page.locator("#tab-friends").click()
     conversation_link(page, kind, dstid).click()
     page.wait_for_selector('#history-state:not([data-state="loading"])', state="attached")
 

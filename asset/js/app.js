@@ -143,7 +143,16 @@ export class App {
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
     this.conn = new ChatConnection(`${scheme}//${location.host}/chat`, `fastim.outbox.${me.id}`);
     this.restoreOutbox();
-    this.conn.addEventListener('state', () => this.invalidate('conn'));
+    this.conn.addEventListener('state', () => {
+      // Presence is only known while connected: a peer who went away meanwhile would
+      // still show online. Unknown until the next snapshot (cmd 50 with `users`).
+      const connected = this.conn.state === 'online';
+      if (this.state.connected !== connected) {
+        this.state.connected = connected;
+        this.invalidate('lists', 'conv');
+      }
+      this.invalidate('conn');
+    });
     this.conn.addEventListener('frame', (e) => this.onFrame(e.detail));
     this.conn.addEventListener('open', () => this.invalidate('conn'));
     this.conn.addEventListener('ack', (e) => this.onAck(e.detail));
@@ -156,15 +165,33 @@ export class App {
     setInterval(() => { if (this.conn.state === 'offline') this.invalidate('conn'); }, 1000);
     setInterval(() => this.expireTyping(), 1000);
 
-    await Promise.all([this.loadFriends(), this.loadGroups(), this.requests.refresh(),
-      this.profile.loadBlocked()]);
+    try {
+      await Promise.all([this.loadFriends(), this.loadGroups(), this.requests.refresh(),
+        this.profile.loadBlocked()]);
+    } catch (error) {
+      // Logged out meanwhile (another tab, Back after logging out): the 401 handler is
+      // on its way to the login page; nothing here may throw past it.
+      if (error instanceof ApiError && error.status === 401) return;
+      this.fatal(error);
+      return;
+    }
     this.root.removeAttribute('aria-busy');
     this.conn.start();
     window.addEventListener('hashchange', () => this.route());
     document.addEventListener('keydown', (event) => this.onShortcut(event));
     document.addEventListener('visibilitychange', () => {
-      if (document.visibilityState === 'visible' && this.current) this.markRead(this.current);
+      if (document.visibilityState === 'visible' && this.current) this.view.markVisible();
     });
+    // Typed but not sent (offline, or in flight): the outbox keeps it on this device and
+    // sends it on the next open, but the person should know before the tab goes.
+    window.addEventListener('beforeunload', (event) => {
+      if (this.leaving || !this.unsent()) return;
+      event.preventDefault();
+      event.returnValue = t('outbox.unsent_warning');
+    });
+    // Back after logging out may show this page from the back-forward cache: ask the
+    // server again, which sends a logged-out browser to the login page.
+    window.addEventListener('pageshow', (event) => { if (event.persisted) location.reload(); });
     this.route();
     // For the tests and the curious: the live objects.
     window.fastim = this;
@@ -182,6 +209,11 @@ export class App {
       event.preventDefault();
       this.view.focusComposer();
     }
+  }
+
+  /** Messages in the outbox (not acked), changes of stored messages not counted. */
+  unsent() {
+    return this.conn ? this.conn.outbox.items.filter((f) => !CHANGE_CMDS.has(f.cmd)).length : 0;
   }
 
   fatal(error) {
@@ -274,22 +306,27 @@ export class App {
     return conv.kind === GROUP ? this.state.groups.has(conv.dstid) : this.state.isFriend(conv.dstid);
   }
 
-  /** After the first connect: each conversation's newest message and the unread counts. */
+  /** After the first connect: every conversation's newest message and unread counts,
+   * in one request (GET /chat/summaries). Messages that cross it on the wire count once,
+   * as in `loadUnread`. */
   async loadSummaries() {
-    const convs = [...this.state.convs.values()].filter((c) => this.listed(c));
-    let next = 0;
-    const worker = async () => {
-      while (next < convs.length) {
-        const conv = convs[next++];
-        try {
-          const data = await get('/chat/history', { cmd: conv.kind, dstid: conv.dstid, pagesize: 1 });
-          this.ingestPage(conv, data.rows);
-        } catch { /* the list shows no preview */ }
+    const askedAt = this.state.maxId;
+    let data;
+    try { data = await get('/chat/summaries'); } catch { return; }
+    const me = this.state.me.id;
+    for (const row of data.rows) {
+      if (row.sender && !this.state.users.has(row.sender.id)) this.state.users.set(row.sender.id, row.sender);
+      const conv = this.state.conv(row.cmd, row.dstid);
+      const last = row.message ? row.message.id : 0;
+      if (row.message) this.ingestPage(conv, [row.message]);
+      if (conv === this.current && this.canSeeBottom()) {
+        this.markRead(conv, Math.max(last, conv.newestId));
+        continue;
       }
-    };
-    await Promise.all([worker(), worker(), worker(), worker()]);
-    await this.loadUnread();
-    this.invalidate('lists');
+      conv.unread = row.unread + conv.countFromOthersAbove(Math.max(last, askedAt), me);
+      conv.mentions = row.mentions + conv.countMentionsAbove(Math.max(last, askedAt), me);
+    }
+    this.invalidate('lists', 'conv');
   }
 
   /**
@@ -348,19 +385,31 @@ export class App {
       });
       return;
     }
-    this.sidebar.showTab(kind === GROUP ? 'groups' : 'friends', { focus: false });
+    this.sidebar.showTab('friends', { focus: false }); // the one list of chats, this one active
     this.open(conv);
   }
 
   open(conv) {
     this.current = conv;
     this.root.dataset.view = 'chat';
+    // Opened with unread messages: a divider above the first, and the view starts there.
+    conv.divider = conv.unread > 0 ? { unread: conv.unread, shown: false } : null;
     this.view.open(conv);
     this.invalidate('lists', 'conv');
-    if (!conv.loaded) this.loadNewest(conv);
-    else this.markRead(conv); // opened at the bottom: all of it is on screen
+    if (!conv.loaded) this.loadNewest(conv); // else the view marks read what it shows
     this.loadReads(conv);
-    if (conv.kind === GROUP) this.loadMembers(conv.dstid).catch(() => {});
+    if (conv.kind === GROUP) {
+      this.loadMembers(conv.dstid).catch(() => {});
+      this.loadGroupChanges(conv);
+    }
+  }
+
+  /** Who joined and left, placed among the group's messages (GET /contact/groupchanges). */
+  async loadGroupChanges(conv) {
+    let data;
+    try { data = await get('/contact/groupchanges', { dstid: conv.dstid }); } catch { return; }
+    conv.setChanges(data.rows);
+    this.invalidate('conv');
   }
 
   async loadNewest(conv) {
@@ -373,10 +422,7 @@ export class App {
       conv.loadError = error.message;
     }
     this.invalidate('conv', 'lists');
-    if (conv === this.current) {
-      this.view.scrollToBottom();
-      this.markRead(conv);
-    }
+    if (conv === this.current) this.view.showStart();
   }
 
   /** One older page of history, on scrolling up. */
@@ -477,8 +523,20 @@ export class App {
     } else if (frame.event === 'joined' && frame.userid === me) {
       this.refresh('groups');
     } else {
-      this.state.members.delete(frame.groupid);
       this.members.refreshIf(frame.groupid);
+      if (['joined', 'left', 'removed'].includes(frame.event)) {
+        // "Bob joined" in the conversation, and the member count kept current.
+        const conv = this.state.convs.get(convKey(GROUP, frame.groupid));
+        if (conv) {
+          conv.addChange({ userid: frame.userid, event: frame.event, after: conv.newestId, ts: Date.now(), live: true });
+          if (conv === this.current) this.view.messagesChanged(true);
+        }
+        if (conv === this.current || this.state.members.has(frame.groupid)) {
+          this.loadMembers(frame.groupid).catch(() => this.state.members.delete(frame.groupid));
+        }
+      } else {
+        this.state.members.delete(frame.groupid);
+      }
     }
     this.invalidate('lists', 'conv');
   }
@@ -659,14 +717,16 @@ export class App {
   // -- actions ------------------------------------------------------------------------
 
   canSeeBottom() {
-    return document.visibilityState === 'visible' && this.view.atBottom();
+    return document.visibilityState === 'visible' && this.view.atBottom() && !this.view.findingStart();
   }
 
   /** Tell the server (and so the other side's ticks) how far this conversation is read. */
   markRead(conv, upto = conv.newestId) {
     if (document.visibilityState !== 'visible') return;
-    conv.unread = 0;
-    conv.mentions = 0;
+    const me = this.state.me.id;
+    // Read as far as the person has scrolled, not the whole conversation at once.
+    conv.unread = upto >= conv.newestId ? 0 : Math.min(conv.unread, conv.countFromOthersAbove(upto, me));
+    conv.mentions = conv.unread ? Math.min(conv.mentions, conv.countMentionsAbove(upto, me)) : 0;
     this.invalidate('lists');
     if (!upto || upto <= conv.readSent) return;
     if (this.conn.sendControl({ cmd: 30, kind: conv.kind, dstid: conv.dstid, upto })) conv.readSent = upto;
@@ -769,9 +829,12 @@ export class App {
     this.invalidate('conv', 'lists', 'conn');
   }
 
+  /** Log out (after the profile's confirmation). The outbox stays on this device, keyed
+   * to this user, and is sent when they log in here again. */
   async logout() {
     try { await api('/user/logout'); } catch { /* the cookie may already be gone */ }
     this.conn.stop();
+    this.leaving = true;
     location.replace('/login');
   }
 }

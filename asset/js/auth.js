@@ -2,9 +2,10 @@
 // server's answer next to the field it is about (or above the button).
 import { api, ApiError, deviceName, fieldOf } from './api.js';
 import { setupLanguageSwitch, t } from './i18n.js';
+import { looksLikePhone } from './phone.js';
 
 const RULES = {
-  mobile: (v) => (/^\+?[0-9]{5,15}$/.test(v.trim()) ? '' : t('auth.mobile_invalid')),
+  mobile: (v) => (looksLikePhone(v) ? '' : t('auth.mobile_invalid')),
   passwd: (v) => (v.length < 8 ? t('auth.password_short')
     : v.length > 128 ? t('auth.password_long') : ''),
   nickname: (v) => (!v.trim() ? t('auth.nickname_empty')

@@ -15,27 +15,47 @@ const RATE = 10;
 const BURST = 20;
 const RETRYABLE = new Set(['busy', 'store_failed']);
 
-/** Messages waiting for their ack; kept in sessionStorage so a reload resends them. */
+/**
+ * Messages waiting for their ack, kept in localStorage under a key of the user's, so that
+ * a message typed offline survives a reload, a closed tab and a restart of the browser,
+ * and is sent on the next open (with its cid: the server stores it once). Several tabs
+ * of one user share the key: each adds and removes its own entries by reading, changing
+ * and writing the stored list, so one tab never writes over another's.
+ */
 class Outbox {
   constructor(key) {
     this.key = key;
-    this.items = [];
-    try { this.items = JSON.parse(sessionStorage.getItem(key) || '[]'); } catch { this.items = []; }
-    if (!Array.isArray(this.items)) this.items = [];
+    // What a tab of an older client kept in sessionStorage comes along once.
+    const older = this.read(sessionStorage);
+    if (older.length) {
+      this.write([...this.read().filter((f) => !older.some((o) => o.cid === f.cid)), ...older]);
+      try { sessionStorage.removeItem(key); } catch { /* disabled */ }
+    }
+    this.items = this.read();
   }
 
-  save() {
-    try { sessionStorage.setItem(this.key, JSON.stringify(this.items)); } catch { /* full or disabled */ }
+  read(storage = localStorage) {
+    try {
+      const items = JSON.parse(storage.getItem(this.key) || '[]');
+      return Array.isArray(items) ? items.filter((f) => f && typeof f === 'object' && f.cid) : [];
+    } catch { return []; }
   }
 
-  add(frame) { this.items.push(frame); this.save(); }
+  write(items) {
+    try { localStorage.setItem(this.key, JSON.stringify(items)); } catch { /* full or disabled */ }
+  }
+
+  add(frame) {
+    this.items.push(frame);
+    this.write([...this.read().filter((f) => f.cid !== frame.cid), frame]);
+  }
 
   has(cid) { return this.items.some((f) => f.cid === cid); }
 
   remove(cid) {
-    const before = this.items.length;
     this.items = this.items.filter((f) => f.cid !== cid);
-    if (this.items.length !== before) this.save();
+    const stored = this.read();
+    if (stored.some((f) => f.cid === cid)) this.write(stored.filter((f) => f.cid !== cid));
   }
 }
 

@@ -52,6 +52,26 @@ export class Conversation {
     this.marksLoaded = false;
     this.typing = new Map(); // userid -> when their "typing…" expires (ms)
     this.readSent = 0; // the highest read mark this tab has sent
+    /** Groups: who joined and left, each placed `after` a message id (GET
+     * /contact/groupchanges, then live from cmd 71). */
+    this.changes = [];
+    /** Opened with unread messages: {unread} for the divider above the first of them. */
+    this.divider = null;
+  }
+
+  /** The server's list of joins and leaves replaces what was known; a live one it does
+   * not have yet (it crossed the request) stays. */
+  setChanges(rows) {
+    const same = (a, b) => a === b || (a === 'left' && b === 'removed'); // kept as a leave
+    const known = (c) => rows.some((row) => row.userid === c.userid && same(row.event, c.event)
+      && row.after >= c.after);
+    this.changes = [...rows.map((row) => ({ ...row })), ...this.changes.filter((c) => c.live && !known(c))];
+  }
+
+  /** One join or leave seen live (cmd 71). */
+  addChange(change) {
+    const same = (c) => c.userid === change.userid && c.event === change.event && c.after === change.after;
+    if (!this.changes.some(same)) this.changes.push(change);
   }
 
   get last() { return this.messages[this.messages.length - 1] || null; }
@@ -149,6 +169,8 @@ export class ChatState {
     this.maxId = 0;
     /** The change log's cursor: the newest change applied (cmd 60-63). */
     this.changeCursor = 0;
+    /** Whether the WebSocket is up: presence is unknown while it is not. */
+    this.connected = false;
   }
 
   /** The loaded message with server id `id`, and its conversation. */
@@ -184,7 +206,7 @@ export class ChatState {
 
   /** true, false, or undefined when unknown. */
   isOnline(id) {
-    if (this.presenceUnknown.has(id)) return undefined;
+    if (!this.connected || this.presenceUnknown.has(id)) return undefined;
     return this.online.has(id);
   }
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from fastim.accounts.common_passwords import is_common_password
 from fastim.errors import AppError, bad_request
+from fastim.store.phones import canonical_mobile
 
 NICKNAME_MAX = 32
 MEMO_MAX = 140
@@ -36,8 +37,6 @@ PAGE_FROM_MAX = 1_000_000
 ID_MAX = 2**63 - 1
 SEXES = ("M", "W", "U")  # fastIM: man, woman, unknown
 
-# A phone number: an optional "+" and 5 to 15 digits (E.164 allows at most 15).
-MOBILE = re.compile(r"\+?[0-9]{5,15}")
 # Default_Ignorable_Code_Point (Unicode DerivedCoreProperties.txt): characters that render
 # as nothing -- zero-width spaces and joiners, the BOM, bidi controls, variation
 # selectors, tags -- plus the Hangul fillers, which are letters (Lo) drawn blank, and the
@@ -135,11 +134,13 @@ def optional_text(
 
 
 def mobile(values: Mapping[str, Any], name: str = "mobile") -> str:
-    """A required mobile number: optional "+", then 5 to 15 digits."""
+    """A required mobile number as people type it (``+86 138 0000 0001``,
+    ``138-0000-0001``), in its canonical form (:mod:`fastim.store.phones`)."""
     value = text(values, name, max_len=32, required=True)
-    if not MOBILE.fullmatch(value):
+    canonical = canonical_mobile(value)
+    if canonical is None:
         raise bad_request(f"{name} must be a phone number: 5 to 15 digits, optionally after +")
-    return value
+    return canonical
 
 
 def password_given(values: Mapping[str, Any], name: str = "passwd") -> str:

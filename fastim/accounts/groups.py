@@ -185,6 +185,14 @@ class Groups:
             raise not_found(NO_SUCH_GROUP)
         return {**found.to_dict(), "role": role}
 
+    async def changes(self, user: User, values: Mapping[str, Any]) -> list[dict[str, Any]]:
+        """Who joined and left the group, where in its messages (members only, 404 for
+        anyone else, as `info`): the "X joined" and "X left" lines of a conversation."""
+        group_id = self._group_id(values)
+        if await self.store.read(sql.role_of, group_id, user.id) is None:
+            raise not_found(NO_SUCH_GROUP)
+        return await self.store.read(sql.membership_changes, group_id)
+
     async def update_settings(self, user: User, values: Mapping[str, Any]) -> dict[str, Any]:
         """The owner sets ``visibility``, ``join`` and ``history``."""
         group_id = self._group_id(values)

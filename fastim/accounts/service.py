@@ -36,7 +36,8 @@ from fastim.accounts.throttle import (
 from fastim.bus.base import Publisher, publish_committed
 from fastim.bus.events import TokensRevoked
 from fastim.errors import AppError, bad_request, conflict, not_found, unauthorized
-from fastim.store import Duplicate, Session, Store, User
+from fastim.store import Credentials, Duplicate, Session, Store, User
+from fastim.store.phones import as_typed
 
 T = TypeVar("T")
 
@@ -168,16 +169,11 @@ class Accounts:
         raw_password = fields.password_given(values)  # NFC, as register stored it
         device = fields.text(values, "device", max_len=fields.DEVICE_MAX)
         await self.throttle.attempt(mobile, address)
-        found = await self.store.get_credentials(mobile)
+        found = await self._credentials_for(mobile, as_typed(str(values.get("mobile"))),
+                                            raw_password)
         if found is None:
-            await self._in_kdf_pool(verify_password, raw_password, *self._decoy, self.kdf)
             raise unauthorized(LOGIN_FAILED)
         user, credentials = found
-        ok = await self._in_kdf_pool(
-            verify_password, raw_password, credentials.passwd, credentials.salt, credentials.kdf
-        )
-        if not ok:
-            raise unauthorized(LOGIN_FAILED)
         await self.throttle.success(mobile, address)
         if needs_rehash(credentials.kdf, self.kdf):
             passwd, salt = await self._in_kdf_pool(hash_password, raw_password, self.kdf)
@@ -187,6 +183,26 @@ class Accounts:
             await publish_committed(self.bus, TokensRevoked(
                 user.id, login.replaced, reason="signed in again"))
         return login
+
+    async def _credentials_for(self, mobile: str, typed: str,
+                               raw_password: str) -> tuple[User, Credentials] | None:
+        """The account whose number is ``mobile`` (canonical) and whose password is
+        ``raw_password``, else None. Where migration 12 found two accounts with one
+        number, the one that kept its number as stored (not canonical) is reached by
+        typing that number exactly: it is tried when the canonical one's password fails."""
+        tried = False
+        for number in dict.fromkeys((mobile, typed)):
+            found = await self.store.get_credentials(number)
+            if found is None:
+                continue
+            tried = True
+            _, credentials = found
+            if await self._in_kdf_pool(verify_password, raw_password, credentials.passwd,
+                                       credentials.salt, credentials.kdf):
+                return found
+        if not tried:
+            await self._in_kdf_pool(verify_password, raw_password, *self._decoy, self.kdf)
+        return None
 
     async def _issue_token(self, user: User, device: str) -> Login:
         token = secrets.token_urlsafe(32)

@@ -88,3 +88,38 @@ class ChatQueries:
             rows.append({"cmd": int(kind), "dstid": dstid, "unread": row["unread"],
                          "last": row["last"], "mentions": mentions.get(row["conv"], 0)})
         return rows
+
+    async def summaries(self, user_id: int) -> list[dict[str, Any]]:
+        """Every conversation of the user's lists (each friend, each group), with its
+        newest message as the user sees it (``message``, None when there is none) and the
+        unread counts (``unread``, ``mentions``, as /chat/unread), and ``sender``, the
+        public profile of a sender who is not a friend of the caller; newest first: what
+        the client's list needs at start-up, in one request (docs/api.md)."""
+        friends = await self.store.friend_ids(user_id)
+        windows_of_groups = await self.store.read(groups.member_windows, user_id)
+        convs = {conversation(Cmd.SINGLE, user_id, f): (Cmd.SINGLE, f) for f in friends}
+        convs.update({conversation(Cmd.GROUP, user_id, g): (Cmd.GROUP, g)
+                      for g in windows_of_groups})
+        windows = {conv: (windows_of_groups[dstid] if kind == Cmd.GROUP else 0)
+                   for conv, (kind, dstid) in convs.items()}
+        newest = await self.storage.newest_for(user_id, windows)
+        mentions: dict[str, int] = {}
+        if isinstance(self.storage, LifecycleStorage):
+            mentions = await self.storage.unread_mentions(user_id, list(convs))
+        counts = {row["conv"]: row for row in await self.storage.unread(user_id, list(convs))}
+        # A group's newest message may come from someone who is not the caller's friend:
+        # their public profile comes along, so the list names them, not "User 3".
+        senders = {m["userid"] for m in newest.values()} - set(friends) - {user_id}
+        profiles = {u.id: u.public() for u in await self.store.get_users(senders)}
+        rows: list[dict[str, Any]] = []
+        for conv, (kind, dstid) in convs.items():
+            count = counts.get(conv)
+            message = newest.get(conv)
+            row: dict[str, Any] = {"cmd": int(kind), "dstid": dstid, "message": message,
+                   "unread": count["unread"] if count else 0,
+                   "mentions": mentions.get(conv, 0) if count else 0}
+            if message is not None and message["userid"] in profiles:
+                row["sender"] = profiles[message["userid"]]
+            rows.append(row)
+        rows.sort(key=lambda r: -(int(r["message"]["id"]) if r["message"] else 0))
+        return rows

@@ -133,6 +133,14 @@ def register(router: Router, app: App) -> None:
         rows = [{"userid": u, "upto": upto} for u, upto in sorted(marks.items())]
         return ListReply(rows, len(rows))
 
+    @router.get("/chat/summaries")
+    @endpoint(app)
+    async def summaries(request: Request, values: dict[str, Any], user: Any) -> Any:
+        """Every conversation of the caller's lists with its newest message and unread
+        counts, newest first: the client's start-up in one request."""
+        rows = await app.services.chat.summaries(user.id)
+        return ListReply(rows, len(rows))
+
     @router.get("/chat/unread")
     @endpoint(app)
     async def unread(request: Request, values: dict[str, Any], user: Any) -> Any:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from fastim.errors import AppError
-from fastim.handlers.auth import endpoint, page_data
+from fastim.handlers.auth import ListReply, endpoint, page_data
 from fastim.handlers.views import PAGE_HEADERS, SESSION_COOKIE
 from fastim.http import Request, Response, Router, json_response
 
@@ -49,6 +49,12 @@ def register(router: Router, app: App) -> None:
     @endpoint(app)
     async def info(request: Request, values: dict[str, Any], user: Any) -> Any:
         return await groups().info(user, values)
+
+    @router.get("/contact/groupchanges")
+    @endpoint(app)
+    async def changes(request: Request, values: dict[str, Any], user: Any) -> Any:
+        rows = await groups().changes(user, values)
+        return ListReply(rows, len(rows))
 
     @router.post("/contact/groupsettings")
     @endpoint(app)

@@ -29,6 +29,7 @@ from fastim.store.messages import (
     history,
     insert_messages,
     messages_since,
+    newest_ids,
     record_key,
 )
 from fastim.store.records import Page
@@ -268,6 +269,40 @@ def history_for(tx: Tx, user_id: int, conv: str, before: int | None, limit: int,
     return Page(kept[:limit], total - hidden)
 
 
+def newest_for(tx: Tx, user_id: int, windows: dict[str, int],
+               sealer: Sealer | None) -> dict[str, dict[str, Any]]:
+    """Per conversation, its newest message as `user_id` sees it now (edited, recalled,
+    reactions; within their window ``id > windows[conv]``): two statements, whatever
+    the number of conversations (the newest ids, then those rows by primary key). Where
+    the newest is one the user deleted for themselves, that conversation alone reads
+    back a page of its history for the newest they kept."""
+    newest = newest_ids(tx, windows)
+    if not newest:
+        return {}
+    conv_of = {message_id: conv for conv, message_id in newest.items()}
+    ids = list(conv_of)
+    rows = [as_message(r, sealer) for r in
+            tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE id IN ({_in(ids)})", ids)]
+    found: dict[str, dict[str, Any]] = {}
+    for row in decorate(tx, rows, user_id, sealer):
+        conv = conv_of[row["id"]]
+        if not row.pop("hidden", False):
+            found[conv] = row
+            continue
+        cursor = row["id"]
+        for _ in range(10):  # 200 deleted in a row: no preview rather than a long read
+            page = decorate(tx, history(tx, conv, cursor, 20, sealer, windows[conv]),
+                            user_id, sealer)
+            visible = [r for r in page if not r.pop("hidden", False)]
+            if visible:
+                found[conv] = visible[0]
+                break
+            if len(page) < 20:
+                break
+            cursor = page[-1]["id"]
+    return found
+
+
 def unread_mentions(tx: Tx, user_id: int, convs: Sequence[str]) -> dict[str, int]:
     """Per conversation: the unread messages (above the read mark) that mention the user
     or everyone, not counting their own."""
@@ -483,6 +518,10 @@ class LifecycleStorage(ChatStorage):
                           upto: int | None = None) -> Page[dict[str, Any]]:
         return await self.store.read(history_for, user_id, conv, before, limit,
                                      self.sealer, after, upto)
+
+    async def newest_for(self, user_id: int,
+                         windows: dict[str, int]) -> dict[str, dict[str, Any]]:
+        return await self.store.read(newest_for, user_id, windows, self.sealer)
 
     async def unread_mentions(self, user_id: int, convs: Sequence[str]) -> dict[str, int]:
         return await self.store.read(unread_mentions, user_id, convs)

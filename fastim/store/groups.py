@@ -421,6 +421,43 @@ def history_window(tx: Tx, group_id: int, user_id: int) -> tuple[int, int | None
     return int(past[0]), int(past[1])
 
 
+def membership_changes(tx: Tx, group_id: int) -> list[dict[str, Any]]:
+    """Who joined and who left the group, placed in its stream of messages: each row is
+    ``userid``, ``nickname``, ``event`` ("joined" or "left") and ``after``, the id of the
+    group's newest message at that moment (0: before any), for the lines a client shows
+    between messages. A member's join is their ``since_id`` (with ``ts``, when, in ms;
+    a member of a group whose history is "all" joined at 0 by that measure, so ``ts``
+    places them); a former member's window gives their join and their leaving. The
+    owner's own membership (the group's creation) is not a change. Bounded by the
+    people who ever were members, not by the history."""
+    rows: list[dict[str, Any]] = []
+    for user_id, nickname, role, joined, since in tx.rows(
+            "SELECT u.id, u.nickname, m.role, m.joined, m.since_id FROM memberships m"
+            " JOIN users u ON u.id = m.user_id WHERE m.community_id = ?", (group_id,)):
+        if role != "owner":
+            rows.append({"userid": int(user_id), "nickname": nickname, "event": "joined",
+                         "after": int(since), "ts": int(joined) * 1000})
+    for user_id, nickname, from_id, upto_id in tx.rows(
+            "SELECT u.id, u.nickname, p.from_id, p.upto_id FROM group_past p"
+            " JOIN users u ON u.id = p.user_id WHERE p.community_id = ?", (group_id,)):
+        rows.append({"userid": int(user_id), "nickname": nickname, "event": "joined",
+                     "after": int(from_id)})
+        rows.append({"userid": int(user_id), "nickname": nickname, "event": "left",
+                     "after": int(upto_id)})
+    rows.sort(key=lambda r: (r["after"], r.get("ts", 0), r["event"] == "left", r["userid"]))
+    return rows
+
+
+def member_windows(tx: Tx, user_id: int) -> dict[int, int]:
+    """The groups a user is a member of, each with the id after which they read it
+    (``since_id``): one range of ``ix_memberships_user_group``."""
+    # MariaDB, on a small table, may intersect two indexes and sort: the one is enough.
+    hint = "" if tx.dialect.name == "sqlite" else " FORCE INDEX (ix_memberships_user_group)"
+    return {int(g): int(since) for g, since in tx.rows(
+        f"SELECT community_id, since_id FROM memberships{hint} WHERE user_id = ?",
+        (user_id,))}
+
+
 def member_window_sql(messages: str = "messages") -> str:
     """A condition on a row of ``messages`` (a group message): the reader, bound as the
     one parameter, is a member whose window holds it. For the sync query."""

@@ -413,6 +413,37 @@ def unread(tx: Tx, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
     return result
 
 
+def newest_ids(tx: Tx, windows: dict[str, int]) -> dict[str, int]:
+    """Per conversation, the id of its newest message above ``windows[conv]`` (a group
+    member's window starts after its ``since_id``; 0 for a 1:1 chat): the list previews
+    of /chat/summaries. One UNION ALL of ``MAX(id)`` per UNREAD_ARMS conversations, each
+    the last entry of a range of ``ix_messages_conv (conv, id)``, whatever the history
+    holds. Conversations without a message are left out."""
+    convs = list(windows)
+    found: dict[str, int] = {}
+    for start in range(0, len(convs), UNREAD_ARMS):
+        parts, params = [], []
+        for conv in convs[start:start + UNREAD_ARMS]:
+            parts.append("SELECT ?, MAX(id) FROM messages WHERE conv = ? AND id > ?")
+            params += [conv, conv, windows[conv]]
+        for conv, newest in tx.rows(" UNION ALL ".join(parts), params):
+            if newest is not None:
+                found[str(conv)] = int(newest)
+    return found
+
+
+def newest_messages(tx: Tx, windows: dict[str, int],
+                    sealer: Sealer | None = None) -> dict[str, dict[str, Any]]:
+    """Per conversation, its newest message (within ``id > windows[conv]``), as stored."""
+    conv_of = {message_id: conv for conv, message_id in newest_ids(tx, windows).items()}
+    if not conv_of:
+        return {}
+    ids = list(conv_of)
+    marks = ", ".join("?" for _ in ids)
+    return {conv_of[int(r[0])]: as_message(r, sealer) for r in
+            tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE id IN ({marks})", ids)}
+
+
 def check_keys(tx: Tx, sealer: Sealer | None) -> None:
     """Refuse to run (KeyMismatch) unless every key that has sealed messages in this
     database is in the key file, as the same key: rather than stop at start-up, a server
@@ -592,3 +623,8 @@ class ChatStorage:
 
     async def unread(self, user_id: int, convs: Sequence[str]) -> list[dict[str, Any]]:
         return await self.store.read(unread, user_id, convs)
+
+    async def newest_for(self, user_id: int,
+                         windows: dict[str, int]) -> dict[str, dict[str, Any]]:
+        """Each conversation's newest message (the list previews of /chat/summaries)."""
+        return await self.store.read(newest_messages, windows, self.sealer)

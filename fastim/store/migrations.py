@@ -31,12 +31,17 @@ Python function of the transaction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fastim.store.phones import canonical_mobile
+
 if TYPE_CHECKING:
     from fastim.store.sql import Tx
+
+_log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Migration:
@@ -744,7 +749,61 @@ UPLOADS = Migration(
     ],
 )
 
+def canonical_mobiles(tx: Tx) -> None:
+    """Rewrite every stored phone number in its canonical form (migration 12).
+
+    Accounts: each number becomes canonical (``+86 138...``, ``0086138...`` and
+    ``138...`` are one number, fastim/store/phones.py). Where several accounts share a
+    canonical number, the account already holding it keeps it, else the oldest (lowest
+    id) gets it; every other keeps its number exactly as stored, and still logs in by
+    typing it so (Accounts.login tries the canonical number first, then the number as
+    typed). Nothing is deleted or merged: an operator decides, and the log names them.
+    Friend requests asked by number: each ``to_mobile`` becomes canonical; a second
+    request of one asker for one number (the unique key) is dropped, the oldest kept.
+    Both databases: plain UPDATEs and DELETEs, so the step can run again."""
+    taken: dict[str, int] = {}
+    rows = [(int(i), str(m)) for i, m in tx.rows("SELECT id, mobile FROM users ORDER BY id")]
+    for user_id, mobile in rows:
+        if canonical_mobile(mobile) == mobile:
+            taken[mobile] = user_id
+    for user_id, mobile in rows:
+        canonical = canonical_mobile(mobile)
+        if canonical is None or canonical == mobile:
+            continue
+        if canonical in taken:
+            _log.warning("migration 12: user %s keeps mobile %r: user %s has %r",
+                         user_id, mobile, taken[canonical], canonical)
+            continue
+        tx.execute("UPDATE users SET mobile = ? WHERE id = ?", (canonical, user_id))
+        taken[canonical] = user_id
+    kept: dict[tuple[int, str], int] = {}
+    changes: list[tuple[str, int]] = []
+    for request_id, from_id, to_mobile in tx.rows(
+            "SELECT id, from_id, to_mobile FROM friend_requests WHERE to_mobile IS NOT NULL"
+            " ORDER BY id"):
+        canonical = canonical_mobile(str(to_mobile)) or str(to_mobile)
+        key = (int(from_id), canonical)
+        if key in kept:  # deleted first, so that no UPDATE below meets its unique key
+            tx.execute("DELETE FROM friend_requests WHERE id = ?", (request_id,))
+            continue
+        kept[key] = int(request_id)
+        if canonical != to_mobile:
+            changes.append((canonical, int(request_id)))
+    for canonical, request_id in changes:
+        tx.execute("UPDATE friend_requests SET to_mobile = ? WHERE id = ?",
+                   (canonical, request_id))
+
+
+#: Phone numbers in one canonical form (issue 24, docs/store.md): a Python step, the same
+#: on both databases.
+CANONICAL_MOBILES = Migration(
+    version=12,
+    name="phone numbers in their canonical form",
+    sqlite=[canonical_mobiles],
+    mysql=[canonical_mobiles],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
                                FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS,
-                               MESSAGE_LIFECYCLE, UPLOADS]
+                               MESSAGE_LIFECYCLE, UPLOADS, CANONICAL_MOBILES]

@@ -120,6 +120,7 @@ def test_a_connection_that_keeps_sending_garbage_is_closed_with_1008(api: ApiSer
                 await asyncio.sleep(0)
             while True:
                 await a.frame()
+        await a.close()  # else the server's shutdown waits for a peer that is gone
         return a.connection.close_code
 
     assert asyncio.run(scenario()) == 1008
@@ -135,6 +136,7 @@ def test_message_rate_limit_closes_with_1008(api: ApiServer) -> None:
                 await a.send(cmd=0, n=n)
             while True:
                 await a.frame()
+        await a.close()  # else the server's shutdown waits for a peer that is gone
         return a.connection.close_code
 
     assert asyncio.run(scenario()) == 1008

@@ -254,6 +254,7 @@ def test_over_the_wire_such_inputs_are_strikes_and_close_with_1008(
                 frame = await client.frame()
                 if frame.get("cmd") == Cmd.ERROR:
                     errors.append(frame["error"])
+        await client.close()  # else the server's shutdown waits for a peer that is gone
         return client.connection.close_code, errors
 
     code, errors = asyncio.run(scenario())

@@ -70,7 +70,7 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
         # The newest migration: voice and file uploads (issue 19).
-        assert MIGRATIONS[-1].version == 9 and MIGRATIONS[-1].name == "uploads and file messages"
+        assert MIGRATIONS[-1].version == 12 and MIGRATIONS[-1].name == "phone numbers in their canonical form"
         assert [m.version for m in MIGRATIONS] == sorted(m.version for m in MIGRATIONS)
         assert table_counts(store) == {
             "message_files": 0,

@@ -54,3 +54,17 @@ def test_bad_urls_are_refused_with_a_reason(url: str) -> None:
     with pytest.raises(StoreError) as exc:
         parse_db_url(url)
     assert str(exc.value)
+
+
+@pytest.mark.parametrize("host, loopback", [
+    ("127.0.0.1", True), ("127.8.9.10", True), ("::1", True), ("localhost", True),
+    ("10.0.0.5", False), ("db.example.org", False), ("::ffff:10.0.0.5", False),
+])
+def test_tls_is_left_to_the_driver_except_on_loopback(host: str, loopback: bool) -> None:
+    """pymysql builds an SSL context per connection to try TLS; on loopback that costs
+    the pool half a second and protects nothing, elsewhere it is kept."""
+    from fastim.store.mysql import MySQLStore
+
+    url = parse_db_url(f"mysql://root@{host if ':' not in host else f'[{host}]'}:3306/x")
+    args = MySQLStore(url)._connect_args()  # type: ignore[arg-type]  # a MySQLURL
+    assert args.get("ssl_disabled", False) is loopback

@@ -86,7 +86,9 @@ def test_register_then_log_out_and_in_again(browser: Any, server: WebServer, sho
         expect(page.locator("#profile [data-ok]")).to_have_text("Saved.")
         expect(page.locator("#me-name")).to_have_text("Dora the explorer")
         screenshot(page, shots, "profile")
-        page.click("#logout")
+        page.click("#logout")  # it asks first
+        expect(page.locator("#logout-dialog")).to_be_visible()
+        page.click("#logout-confirm")
         expect(page).to_have_url(re.compile("/login$"))
         page.goto("/chat")  # the session is over: back to the login page
         expect(page).to_have_url(re.compile("/login$"))

@@ -248,7 +248,7 @@ def test_a_group_of_three(browser: Any, server: WebServer, people: list[Person],
         expect(message(page, "Count me in 🙌").locator(".sender")).to_have_text("Carol")
     expect(message(pa, "Me!").locator(".sender")).to_have_text("Bob")
     # Carol is nobody's friend: her name comes from the members list, in the list too.
-    group_link = pa.locator("#communities a.conv-item")
+    group_link = pa.locator('#friends a.conv-item[data-key^="g"]')
     expect(group_link.locator(".conv-preview")).to_have_text("Carol: Count me in 🙌")
     expect(message(pc, "Me!")).to_have_class(re.compile(r"\btheirs\b"))
     screenshot(pa, shots, "group-desktop")
@@ -328,12 +328,29 @@ def test_history_loads_older_pages_on_scrolling_up_and_survives_a_reload(
     link = conversation_link(pa, "u", ben.id)
     expect(link.locator(".badge")).to_have_text("95")
     expect(link.locator(".conv-preview")).to_have_text("message 95")
+    # Opened with 95 unread: the view starts at the divider above the first of them
+    # (the older pages loaded for it), and only what is on screen counts as read.
     open_conversation(pa, "u", ben.id)
+    divider = pa.locator("#messages .unread-divider")
+    expect(divider).to_have_text("95 unread messages")
+    expect(bubbles(pa, "message 1")).to_be_in_viewport()
+    expect(bubbles(pa, "message 95")).not_to_be_in_viewport()
+    jump = pa.locator("#jump-latest")
+    expect(jump).to_be_visible()
+    expect(link).not_to_have_attribute("data-unread", "0")
+    expect(link).not_to_have_attribute("data-unread", "95")  # the first ones are read
+    jump.click()
+    expect(bubbles(pa, "message 95")).to_be_in_viewport()
+    expect(link).to_have_attribute("data-unread", "0")
+    expect(jump).to_be_hidden()
+
+    # Nothing unread now: a reload opens it at the newest page, and scrolling up fetches
+    # older pages until the beginning, keeping the order.
+    pa.reload()
+    expect(pa.locator("#conv-title")).to_have_text("Ben")  # the open conversation came back
     message(pa, "message 95")
     expect(bubbles(pa)).to_have_count(40)  # the newest page only
-    assert bubbles(pa, "message 1").count() == 0
-
-    # Scrolling up fetches older pages until the beginning, keeping the order.
+    expect(pa.locator("#messages .unread-divider")).to_have_count(0)
     state = pa.locator("#history-state")
     for _ in range(5):
         if state.get_attribute("data-state") == "start":
@@ -347,7 +364,6 @@ def test_history_loads_older_pages_on_scrolling_up_and_survives_a_reload(
     send_text(pa, "Read them all!")
     expect(message(pa, "Read them all!")).to_have_attribute("data-status", "sent")
     pa.reload()
-    expect(pa.locator("#conv-title")).to_have_text("Ben")  # the open conversation came back
     message(pa, "Read them all!")
     message(pa, "message 95")
     expect(conversation_link(pa, "u", ben.id)).to_have_attribute("data-unread", "0")

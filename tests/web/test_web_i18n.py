@@ -75,7 +75,7 @@ def test_the_chat_in_chinese(browser: Any, server: WebServer, people: list[Perso
 
     page = open_chat(browser, server, li, locale=ZH)
     assert page.evaluate("document.documentElement.lang") == ZH
-    expect(page.locator("#tab-friends")).to_contain_text("好友")
+    expect(page.locator("#tab-friends")).to_contain_text("聊天")
     expect(page.locator("#tab-groups")).to_contain_text("群聊")
     expect(page.locator("#conn-text")).to_have_text("已连接")
     expect(page.locator(f'a.conv-item[data-key="u{wang.id}"] .badge')).to_have_attribute(
@@ -149,7 +149,7 @@ def test_the_language_switch_is_remembered(browser: Any, server: WebServer,
     expect(page.locator("#panel-profile select[data-lang-switch]")).to_have_value(ZH)
     # Remembered: a reload, and the login page the server renders, stay Chinese.
     page.reload()
-    expect(page.locator("#tab-friends")).to_contain_text("好友")
+    expect(page.locator("#tab-friends")).to_contain_text("聊天")
     page.goto("/login")
     assert page.evaluate("document.documentElement.lang") == ZH
     expect(page.locator("h1")).to_have_text("登录")

@@ -138,24 +138,22 @@ def test_a_whole_flow_with_the_keyboard_alone(browser: Any, server: WebServer,
     page.keyboard.press("PageUp")
     page.wait_for_function(f"() => document.getElementById('scroller').scrollTop < {before}")
 
-    # Alt+↓ and Alt+↑ move between conversations (of the list on screen); Alt+M to the
-    # composer from anywhere.
+    # Alt+↓ and Alt+↑ move between the chats (friends and groups in one list, most recent
+    # first: Lee's chat, then the group); Alt+M to the composer from anywhere.
     page.keyboard.press("Alt+m")
     expect(page.locator("#message")).to_be_focused()
     page.keyboard.press("Shift+Tab")
-    page.keyboard.press("Alt+ArrowDown")  # Lee is the only friend: stays, composer
-    expect(page).to_have_url(re.compile(f"#/u/{lee.id}$"))
-    expect(page.locator("#message")).to_be_focused()
-
-    # Group members: to the Groups tab with the arrows, the group, its members button.
-    tab_to(page, "el.getAttribute('role') === 'tab'", "Shift+Tab")
-    page.keyboard.press("ArrowRight")
-    expect(page.locator("#tab-groups")).to_be_focused()
     page.keyboard.press("Alt+ArrowDown")
     expect(page).to_have_url(re.compile(f"#/g/{group['id']}$"))
     expect(page.locator("#message")).to_be_focused()
-    page.keyboard.press("Alt+ArrowUp")  # the only group: stays
+    page.keyboard.press("Alt+ArrowDown")  # the last one: stays
     expect(page).to_have_url(re.compile(f"#/g/{group['id']}$"))
+    page.keyboard.press("Alt+ArrowUp")
+    expect(page).to_have_url(re.compile(f"#/u/{lee.id}$"))
+    page.keyboard.press("Alt+ArrowDown")
+    expect(page).to_have_url(re.compile(f"#/g/{group['id']}$"))
+
+    # Group members: the header's button, Enter; Esc closes and gives focus back.
     tab_to(page, "el.id === 'conv-members'", "Shift+Tab")
     page.keyboard.press("Enter")
     expect(page.locator("#members-dialog")).to_be_visible()
@@ -165,11 +163,14 @@ def test_a_whole_flow_with_the_keyboard_alone(browser: Any, server: WebServer,
     expect(page.locator("#members-dialog")).to_be_hidden()
     expect(page.locator("#conv-members")).to_be_focused()
 
-    # Log out: the Profile tab, its Log out button.
+    # Log out: the Profile tab, its Log out button, and the question's confirmation.
     tab_to(page, "el.getAttribute('role') === 'tab'", "Shift+Tab")
-    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowLeft")  # from Chats, round to the last tab
     expect(page.locator("#tab-profile")).to_be_focused()
     tab_to(page, "el.id === 'logout'")
+    page.keyboard.press("Enter")
+    expect(page.locator("#logout-dialog")).to_be_visible()
+    tab_to(page, "el.id === 'logout-confirm'")
     page.keyboard.press("Enter")
     page.wait_for_url("**/login")
     assert kim.errors == [] and kim.dialogs == []

@@ -134,7 +134,7 @@ def test_mentions_in_a_group_of_three(
     pa, pb, pc = (open_chat(browser, server, p) for p in (alice, bob, carol))
     open_conversation(pa, "g", group)
     open_conversation(pc, "g", group)
-    pb.click("#tab-groups")  # Ben has the group in his list, not open
+    pb.click("#tab-friends")  # Ben has the group in his list of chats, not open
 
     box = pa.locator("#message")
     box.click()

@@ -27,11 +27,43 @@ let playing = null;
 const segmenter = typeof Intl.Segmenter === 'function' ? new Intl.Segmenter(undefined, { granularity: 'grapheme' }) : null;
 const EMOJI_ONLY = /^(?:\p{Extended_Pictographic}|\p{Emoji_Component}|\u200d|\ufe0f|\s)+$/u;
 
-/** Up to three emoji and nothing else: shown large, without a bubble. */
-function isJumbo(text) {
-  if (!text || text.length > 40 || !EMOJI_ONLY.test(text) || /^[\d\s#*]+$/.test(text)) return false;
-  const count = segmenter ? [...segmenter.segment(text.trim())].length : Array.from(text.trim()).length;
-  return count <= 3;
+/** How a text of emoji alone is shown, as messengers do: 'jumbo' (up to three: large,
+ * without a bubble), 'emoji' (more: larger, in the bubble) or '' (any other text). */
+function emojiSize(text) {
+  if (!text || text.length > 400 || !EMOJI_ONLY.test(text) || /^[\d\s#*]+$/.test(text)) return '';
+  const count = segmenter ? [...segmenter.segment(text.replace(/\s+/g, ''))].length : Array.from(text.trim()).length;
+  return count <= 3 ? 'jumbo' : 'emoji';
+}
+
+// A URL in a message's text: http or https only, up to the next blank; punctuation that
+// usually ends a sentence is not part of it (RFC 3986 allows it, people do not mean it).
+const URL_IN_TEXT = /\bhttps?:\/\/[^\s<>"]+/giu;
+const TRAILING = /[.,;:!?'")\]}>，。；：！？、）」』]+$/u;
+
+/** Text with its URLs as links: text nodes and <a> elements, never HTML. */
+export function linkify(text) {
+  const parts = [];
+  let at = 0;
+  for (const match of text.matchAll(URL_IN_TEXT)) {
+    let raw = match[0];
+    const trail = TRAILING.exec(raw);
+    // A closing bracket that closes one opened inside the URL stays (Wikipedia's "(x)").
+    if (trail) raw = raw.slice(0, raw.length - trail[0].length);
+    while (raw.endsWith(')') && (raw.match(/\)/g) || []).length > (raw.match(/\(/g) || []).length) raw = raw.slice(0, -1);
+    let url;
+    try { url = new URL(raw); } catch { continue; }
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') continue;
+    if (match.index > at) parts.push(text.slice(at, match.index));
+    parts.push(h('a', { href: url.href, target: '_blank', rel: 'noopener noreferrer', class: 'text-link', text: raw }));
+    at = match.index + raw.length;
+  }
+  if (at < text.length) parts.push(text.slice(at));
+  return parts;
+}
+
+/** A touch screen without a fine pointer: Enter makes a new line there, the button sends. */
+function touchKeyboard() {
+  return matchMedia('(pointer: coarse)').matches && !matchMedia('(any-pointer: fine)').matches;
 }
 
 export class ConversationView {
@@ -40,6 +72,9 @@ export class ConversationView {
     this.conv = null;
     this.nodes = new Map(); // message key -> {node, signature}
     this.days = new Map(); // day key -> separator node
+    this.changeNodes = new Map(); // "userid:event:after" -> the line saying it
+    this.dividerNode = null;
+    this.newBelow = 0; // messages that came while scrolled up: the jump button's count
     this.drafts = new Map();
     this.stick = true; // keep the newest message in view
     this.firstKey = null;
@@ -112,6 +147,9 @@ export class ConversationView {
       this.players.clear();
       this.nodes.clear();
       this.days.clear();
+      this.changeNodes.clear();
+      this.dividerNode = null;
+      this.newBelow = 0;
       this.firstKey = null;
       this.actionsStop = null;
       e.list.replaceChildren();
@@ -122,7 +160,7 @@ export class ConversationView {
       this.stick = true;
     }
     this.render();
-    this.scrollToBottom();
+    this.showStart();
     // On a phone the keyboard would cover the messages; there, focus goes to the
     // conversation's name (what a screen reader then reads) and the composer waits for a tap.
     if (!matchMedia('(max-width: 720px)').matches) e.input.focus({ preventScroll: true });
@@ -177,9 +215,10 @@ export class ConversationView {
       entity = state.users.get(conv.dstid) || { id: conv.dstid, nickname: state.userName(conv.dstid) };
       title = entity.nickname;
       online = state.isOnline(conv.dstid);
-      sub = typers.length ? t('typing.self') : online === undefined ? '' : (online ? t('presence.online') : t('presence.offline'));
+      sub = typers.length ? t('typing.self') : online !== undefined ? (online ? t('presence.online') : t('presence.offline'))
+        : state.connected ? '' : t('chat.presence_unknown');
     }
-    const signature = JSON.stringify([conv.key, title, sub, online, entity.avatar, entity.icon]);
+    const signature = JSON.stringify([conv.key, title, sub, online, entity.avatar, entity.icon, state.connected]);
     if (signature === this.headerSignature) return;
     this.headerSignature = signature;
     e.avatar.replaceChildren(avatar(entity, { group: conv.kind === GROUP, online }));
@@ -199,19 +238,53 @@ export class ConversationView {
     const nodes = [];
     let previous = null;
     let previousDay = null;
+    const firstUnread = this.firstUnread();
+    // Joins and leaves of the loaded stretch of history, in order (older ones show when
+    // their page is loaded).
+    const oldest = conv.oldestId;
+    const changes = conv.changes
+      .filter((c) => !conv.hasOlder || !oldest || c.after >= oldest || (!c.after && c.ts))
+      .sort((a, b) => (a.after - b.after) || ((a.ts || 0) - (b.ts || 0)));
+    let nextChange = 0;
+    let lastTs = 0;
+    const changesBefore = (message) => {
+      while (nextChange < changes.length) {
+        const c = changes[nextChange];
+        const before = message === null ? true
+          : c.after ? c.after < (message.id || Infinity)
+            : (c.ts || 0) < (message.ts || message.localTs || Infinity);
+        if (!before) return;
+        // Under the separator of its day (a join's own time, else the message before).
+        const ts = c.ts || lastTs;
+        if (ts && dayKey(ts) !== previousDay) {
+          previousDay = dayKey(ts);
+          nodes.push(this.daySeparator(previousDay, ts));
+        }
+        nodes.push(this.changeNode(c));
+        nextChange += 1;
+        previous = null;
+      }
+    };
     for (const message of conv.messages) {
       const ts = message.ts || message.localTs || Date.now();
+      changesBefore(message);
       const day = dayKey(ts);
       if (day !== previousDay) {
         nodes.push(this.daySeparator(day, ts));
         previousDay = day;
         previous = null;
       }
+      if (message === firstUnread) {
+        nodes.push(this.unreadDivider(conv.divider.unread));
+        previous = null;
+      }
       const continued = Boolean(previous && previous.userid === message.userid
         && ts - (previous.ts || previous.localTs || 0) < GROUPED_WITHIN);
       nodes.push(this.messageNode(message, continued));
       previous = message;
+      lastTs = ts;
     }
+    changesBefore(null);
     syncChildren(e.list, nodes);
     this.rovingActions();
 
@@ -264,6 +337,47 @@ export class ConversationView {
     });
   }
 
+  /** The first of the unread messages the conversation was opened with: the one that
+   * many messages from others before the end. Null when they are not all loaded yet. */
+  firstUnread() {
+    const conv = this.conv;
+    if (!conv.divider) return null;
+    // Once placed, the divider stays above the message it was placed above.
+    if (conv.divider.key) return conv.byKey.get(conv.divider.key) || null;
+    const me = this.app.state.me.id;
+    let left = conv.divider.unread;
+    for (let i = conv.messages.length - 1; i >= 0; i--) {
+      const m = conv.messages[i];
+      if (!m.id || m.userid === me) continue;
+      left -= 1;
+      if (left === 0) return m;
+    }
+    return !conv.hasOlder ? conv.messages.find((m) => m.id && m.userid !== me) || null : null;
+  }
+
+  unreadDivider(count) {
+    const text = count === 1 ? t('chat.unread_divider_one') : t('chat.unread_divider', { count });
+    if (this.dividerNode && this.dividerNode.textContent === text) return this.dividerNode;
+    this.dividerNode = h('li', { class: 'unread-divider', id: 'unread-divider' }, h('span', { text }));
+    return this.dividerNode;
+  }
+
+  /** "Bob joined the group", "Bob left the group". */
+  changeNode(change) {
+    const name = change.nickname && !this.app.state.users.has(change.userid)
+      ? change.nickname : this.app.state.userName(change.userid);
+    const say = { left: () => t('group.member_left', { name }), removed: () => t('group.member_removed', { name }) }[change.event]
+      || (() => t('group.member_joined', { name }));
+    const text = say();
+    const id = `${change.userid}:${change.event}:${change.after}`;
+    const cached = this.changeNodes.get(id);
+    if (cached && cached.textContent === text) return cached;
+    const node = h('li', { class: 'notice', dataset: { event: change.event, userid: String(change.userid) } },
+      h('span', { text }));
+    this.changeNodes.set(id, node);
+    return node;
+  }
+
   daySeparator(day, ts) {
     const label = dayLabel(ts);
     const cached = this.days.get(day);
@@ -307,8 +421,10 @@ export class ConversationView {
     const photo = !recalled && message.media === IMAGE && !sticker;
     const voice = !recalled && message.media === VOICE;
     const file = !recalled && message.media === FILE;
-    const jumbo = !recalled && !message.reply && message.media !== IMAGE && !voice && !file && isJumbo(message.content);
+    const size = !recalled && !message.reply && message.media === TEXT ? emojiSize(message.content) : '';
+    const jumbo = size === 'jumbo';
     const bubbleClass = ['bubble', sticker ? 'is-sticker' : '', photo ? 'is-photo' : '', jumbo ? 'is-jumbo' : '',
+      size === 'emoji' ? 'is-emoji' : '',
       voice ? 'is-voice' : '', file ? 'is-file' : ''].filter(Boolean).join(' ');
 
     const meta = h('span', { class: 'meta' },
@@ -359,7 +475,7 @@ export class ConversationView {
       }
       return frame;
     }
-    return h('p', { class: 'text', text: message.content }); // always text, never HTML
+    return h('p', { class: 'text' }, linkify(String(message.content || ''))); // text nodes, never HTML
   }
 
   statusMark(message, status, readLabel, readCount, progress) {
@@ -654,11 +770,94 @@ export class ConversationView {
     const s = this.el.scroller;
     s.scrollTop = s.scrollHeight;
     this.stick = true;
+    this.newBelow = 0;
+    this.renderJump();
+  }
+
+  /** Where an opened conversation starts: at the unread divider when it was opened with
+   * unread messages (older pages are loaded until the first unread is there), else at
+   * the newest message. What is on screen then counts as read, no more. */
+  async showStart() {
+    const conv = this.conv;
+    if (!conv) return;
+    if (!conv.loaded || !conv.divider || conv.divider.shown) {
+      if (!conv.divider || !conv.divider.shown) this.scrollToBottom();
+      if (conv.loaded) this.markVisible();
+      return;
+    }
+    conv.divider.shown = true;
+    for (let page = 0; page < 25 && conv === this.conv && !this.firstUnread() && conv.hasOlder; page++) {
+      const request = this.app.loadOlder(conv);
+      if (!request) break;
+      await request;
+      this.render();
+    }
+    if (conv !== this.conv) return;
+    conv.divider.placed = true;
+    conv.divider.key = this.firstUnread()?.key || null;
+    if (!conv.divider.key) conv.divider = null;
+    this.render();
+    const divider = this.el.list.querySelector('.unread-divider');
+    if (divider) {
+      const scroller = this.el.scroller;
+      const above = divider.getBoundingClientRect().top - scroller.getBoundingClientRect().top;
+      scroller.scrollTop = Math.max(0, scroller.scrollTop + above - 8);
+      this.stick = this.atBottom();
+    } else {
+      this.scrollToBottom();
+    }
+    this.renderJump();
+    this.markVisible();
+  }
+
+  /** Opened with unread messages and not yet at the first of them: nothing is read yet,
+   * whatever passes the screen meanwhile. */
+  findingStart() {
+    const conv = this.conv;
+    return Boolean(conv && conv.divider && !conv.divider.placed);
+  }
+
+  /** The newest stored message whose bubble is at least partly on screen. */
+  lastVisibleId() {
+    const s = this.el.scroller;
+    if (s.hidden) return 0;
+    const bottom = s.getBoundingClientRect().bottom;
+    const items = this.el.list.children;
+    for (let i = items.length - 1; i >= 0; i--) {
+      const item = items[i];
+      if (!item.dataset.id) continue;
+      if (item.getBoundingClientRect().top < bottom) return Number(item.dataset.id);
+    }
+    return 0;
+  }
+
+  /** Tell the server how far the person has read: up to what they have seen. */
+  markVisible() {
+    const conv = this.conv;
+    if (!conv || !conv.loaded || this.findingStart() || document.visibilityState !== 'visible') return;
+    const upto = this.atBottom() ? conv.newestId : this.lastVisibleId();
+    if (upto) this.app.markRead(conv, upto);
+    this.renderJump();
+  }
+
+  /** "Jump to latest": shown while scrolled up with something newer below. */
+  renderJump() {
+    const conv = this.conv;
+    const button = this.jump;
+    const show = Boolean(conv && !this.el.scroller.hidden && !this.atBottom() && (this.newBelow > 0 || conv.unread > 0));
+    button.hidden = !show;
+    const count = this.newBelow || (conv ? conv.unread : 0);
+    this.jumpCount.hidden = !count;
+    this.jumpCount.textContent = count ? t('chat.jump_to_latest_new', { count }) : '';
   }
 
   /** A change to the open conversation's messages; `mine`: the user just sent one. */
   messagesChanged(atEnd, mine = false) {
-    if (mine || (atEnd && this.atBottom())) this.stick = true;
+    if (mine || (atEnd && (this.stick || this.atBottom()))) this.stick = true;
+    else if (atEnd) {
+      this.newBelow += 1;
+      queueMicrotask(() => this.renderJump());
+    }
   }
 
   imageLoaded() {
@@ -667,10 +866,24 @@ export class ConversationView {
 
   setupScroller() {
     const s = this.el.scroller;
+    this.jump = byId('jump-latest');
+    this.jumpCount = byId('jump-count');
+    byId('jump-text').textContent = t('chat.jump_to_latest');
+    this.jump.addEventListener('click', () => {
+      this.scrollToBottom();
+      this.markVisible();
+      this.el.input.focus({ preventScroll: true });
+    });
+    let queued = false;
     s.addEventListener('scroll', () => {
       this.stick = this.atBottom();
-      if (this.stick && this.conv) this.app.markRead(this.conv);
+      if (this.stick) this.newBelow = 0;
       this.maybeLoadOlder();
+      // Reading follows the scrolling, once a frame.
+      if (!queued) {
+        queued = true;
+        requestAnimationFrame(() => { queued = false; this.markVisible(); });
+      }
     }, { passive: true });
   }
 
@@ -686,9 +899,13 @@ export class ConversationView {
 
   setupComposer() {
     const e = this.el;
+    // On a touch keyboard there is no Shift to hold: Enter makes a new line there, as in
+    // every messenger, and the send button sends.
+    const touch = touchKeyboard();
+    e.input.setAttribute('enterkeyhint', touch ? 'enter' : 'send');
     e.input.addEventListener('keydown', (event) => {
       // Enter sends, Shift+Enter is a new line; never while an IME is composing.
-      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey) {
+      if (event.key === 'Enter' && !event.shiftKey && !event.isComposing && !event.altKey && !touch) {
         event.preventDefault();
         this.submit();
       } else if (event.key === 'Escape') {

@@ -1,5 +1,5 @@
-// The profile tab: photo (uploaded like a chat photo), nickname, about, log out, and the
-// users I block (with Unblock).
+// The profile tab: photo (uploaded like a chat photo), nickname, about, the users I block
+// (with Unblock), and, apart from Save, log out, which asks first.
 import { api, upload } from '../api.js';
 import { byId, h } from '../dom.js';
 import { avatar } from '../format.js';
@@ -12,13 +12,39 @@ export class ProfilePanel {
     this.form = byId('profile');
     clearOnInput(this.form);
     this.form.addEventListener('submit', (event) => { event.preventDefault(); this.save(); });
-    byId('logout').addEventListener('click', () => app.logout());
+    this.setupLogout();
     byId('avatar-file').addEventListener('change', (event) => {
       const file = event.target.files[0];
       event.target.value = '';
       if (file) this.uploadPhoto(file);
     });
     this.filledFor = null;
+  }
+
+  /** Log out asks first, in a dialog that also says what happens to unsent messages;
+   * Escape or "Stay logged in" closes it and focus goes back to the button. */
+  setupLogout() {
+    const dialog = byId('logout-dialog');
+    const button = byId('logout');
+    button.addEventListener('click', () => {
+      byId('logout-title').textContent = t('profile.logout_title');
+      byId('logout-text').textContent = t('profile.logout_text');
+      byId('logout-cancel').textContent = t('profile.logout_cancel');
+      byId('logout-confirm').textContent = t('profile.logout_confirm');
+      const unsent = this.app.unsent();
+      const warn = byId('logout-unsent');
+      warn.hidden = unsent === 0;
+      warn.textContent = unsent ? t('profile.logout_unsent', { count: unsent }) : '';
+      dialog.showModal();
+      byId('logout-cancel').focus();
+    });
+    byId('logout-cancel').addEventListener('click', () => dialog.close());
+    dialog.addEventListener('close', () => { if (!this.loggingOut) button.focus(); });
+    byId('logout-confirm').addEventListener('click', () => {
+      this.loggingOut = true;
+      byId('logout-confirm').disabled = true;
+      this.app.logout();
+    });
   }
 
   render() {

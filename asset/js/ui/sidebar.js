@@ -1,10 +1,12 @@
-// The left column: who I am and the connection, the tabs, the friend and group lists
-// (newest conversation first, with preview, time, unread badge, online dot, typing…),
-// and the forms that ask someone to be a friend and create or join a group.
+// The left column: who I am and the connection, the tabs, the one list of chats (friends
+// and groups together, newest conversation first, with preview, time, unread badge,
+// online dot, typing…) as every messenger has it, the groups I am in, and the forms that
+// ask someone to be a friend and create or join a group.
 import { api } from '../api.js';
 import { byId, h, syncChildren } from '../dom.js';
 import { avatar, listTime, preview } from '../format.js';
 import { t } from '../i18n.js';
+import { looksLikePhone } from '../phone.js';
 import { GROUP, SINGLE } from '../state.js';
 import { busy, clearForm, clearOnInput, showApiError, showFieldError, showOk } from './forms.js';
 
@@ -14,6 +16,7 @@ export class Sidebar {
   constructor(app) {
     this.app = app;
     this.items = new Map(); // conversation key -> {node, signature}
+    this.directory = new Map(); // group conversation key -> {node, signature}
     this.tabs = new Map(TABS.map((t) => [t, byId(`tab-${t}`)]));
     for (const [name, tab] of this.tabs) {
       tab.addEventListener('click', () => this.showTab(name));
@@ -50,19 +53,17 @@ export class Sidebar {
     list.addEventListener('keydown', (event) => {
       const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
       if (!step || event.altKey) return;
-      const links = [...list.querySelectorAll('a.conv-item')];
+      const links = [...list.querySelectorAll('a.conv-item, a.group-link')];
       const at = links.indexOf(document.activeElement);
       const next = links[at + step];
       if (next) { event.preventDefault(); next.focus(); }
     });
   }
 
-  /** Open the conversation `step` places from the open one in the list on screen
-   * (Alt+↑/↓), the first one when none of that list is open. */
+  /** Open the conversation `step` places from the open one in the list of chats
+   * (Alt+↑/↓; friends and groups, most recent first), the first one when none is open. */
   step(step) {
-    const tab = this.app.root.dataset.tab === 'groups' ? 'communities' : 'friends';
-    if (this.app.root.dataset.tab === 'profile') this.showTab('friends');
-    const links = [...byId(tab).querySelectorAll('a.conv-item')];
+    const links = [...byId('friends').querySelectorAll('a.conv-item')];
     if (!links.length) return;
     const at = links.findIndex((a) => a.dataset.key === this.app.current?.key);
     const next = at < 0 ? links[step > 0 ? 0 : links.length - 1]
@@ -82,14 +83,29 @@ export class Sidebar {
     const friends = state.friendIds.map((id) => state.conv(SINGLE, id));
     const groups = [...state.groups.keys()].map((id) => state.conv(GROUP, id));
     const byRecent = (a, b) => (b.lastTs - a.lastTs) || this.title(a).localeCompare(this.title(b));
-    friends.sort(byRecent);
-    groups.sort(byRecent);
-    syncChildren(byId('friends'), friends.map((c) => this.item(c)));
-    syncChildren(byId('communities'), groups.map((c) => this.item(c)));
-    byId('friends-empty').hidden = friends.length > 0;
+    const chats = [...friends, ...groups].sort(byRecent);
+    syncChildren(byId('friends'), chats.map((c) => this.item(c)));
+    groups.sort((a, b) => this.title(a).localeCompare(this.title(b)));
+    syncChildren(byId('communities'), groups.map((c) => this.groupEntry(c)));
+    byId('friends-empty').hidden = chats.length > 0;
     byId('groups-empty').hidden = groups.length > 0;
-    this.badge('badge-friends', friends);
-    this.badge('badge-groups', groups);
+    this.badge('badge-friends', chats);
+  }
+
+  /** A group in the Groups tab's directory: its name and members, a link to the chat. */
+  groupEntry(conv) {
+    const group = this.app.state.groups.get(conv.dstid) || { id: conv.dstid };
+    const signature = JSON.stringify([this.title(conv), group.icon, group.memo]);
+    const cached = this.directory.get(conv.key);
+    if (cached && cached.signature === signature) return cached.node;
+    const node = h('li', null, h('a', {
+      class: 'group-link', href: `#/g/${conv.dstid}`, dataset: { group: String(conv.dstid) },
+    }, avatar(group, { group: true }),
+    h('span', { class: 'conv-main' },
+      h('span', { class: 'conv-name', text: this.title(conv) }),
+      group.memo ? h('span', { class: 'conv-preview', text: group.memo }) : null)));
+    this.directory.set(conv.key, { node, signature });
+    return node;
   }
 
   badge(id, convs) {
@@ -159,7 +175,7 @@ export class Sidebar {
       event.preventDefault();
       clearForm(form);
       const mobile = form.elements.namedItem('mobile').value.trim();
-      if (!/^\+?[0-9]{5,15}$/.test(mobile)) {
+      if (!looksLikePhone(mobile)) {
         showFieldError(form, 'mobile', t('friends.mobile_invalid'));
         return;
       }
