@@ -19,6 +19,7 @@ from typing import Any
 
 import jinja2
 
+from fastim import i18n
 from fastim.config import Config
 from fastim.handlers import (
     chat,
@@ -31,7 +32,7 @@ from fastim.handlers import (
     user,
     views,
 )
-from fastim.http import HTTPError, Response, Router, Server, tree_version
+from fastim.http import HTTPError, Request, Response, Router, Server, tree_version
 from fastim.media.links import FASTIM_DOUTU
 from fastim.services import Services
 from fastim.store import Store
@@ -113,6 +114,8 @@ class App:
             autoescape=True,  # every template, whatever its extension
             auto_reload=False,
         )
+        #: The UI strings of every language the client ships (asset/i18n/).
+        self.i18n = i18n.Tables(config.asset_dir / "i18n")
         self._services: Services | None = None
         #: Awaited in order by `start()`, before the server listens.
         self.on_startup: list[Hook] = []
@@ -140,10 +143,18 @@ class App:
         """The open store while running, else None."""
         return self._services.store if self._services is not None else None
 
-    def render(self, template: str, status: int = 200, **context: Any) -> Response:
-        """Render a template from views/ as an HTML response."""
-        html = self.templates.get_template(template).render(app=self, **context)
-        return Response(html, status, content_type="text/html")
+    def render(self, template: str, status: int = 200, request: Request | None = None,
+               **context: Any) -> Response:
+        """Render a template from views/ as an HTML response, in the language the request
+        asks for (fastim.i18n): the template gets `lang` and `t(key, **params)`."""
+        lang = i18n.DEFAULT if request is None else i18n.negotiate(
+            request.cookies.get(i18n.COOKIE), request.headers.get("accept-language"))
+        html = self.templates.get_template(template).render(
+            app=self, lang=lang, t=self.i18n.translator(lang), **context)
+        response = Response(html, status, content_type="text/html")
+        # The page's text depends on these (RFC 9110 §12.5.5): a cache keeps one per language.
+        response.headers.append(("Vary", "Accept-Language, Cookie"))
+        return response
 
     @property
     def url(self) -> str:

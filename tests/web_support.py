@@ -118,11 +118,13 @@ def befriend(server: WebServer, one: Person, other: Person) -> None:
 
 
 def new_context(browser: Any, server: WebServer, person: Person | None = None,
-                viewport: dict[str, int] | None = None, scheme: str = "light") -> Any:
+                viewport: dict[str, int] | None = None, scheme: str = "light",
+                locale: str = "en-GB") -> Any:
     """A fresh browser profile; logged in as `person` when given (their token's cookie).
-    `scheme` is the system's colour scheme (light or dark) from the first paint on."""
+    `scheme` is the system's colour scheme (light or dark) from the first paint on;
+    `locale` the browser's language (Accept-Language and navigator.languages)."""
     context = browser.new_context(base_url=server.url, viewport=viewport or DESKTOP,
-                                  locale="en-GB", timezone_id="Europe/London",
+                                  locale=locale, timezone_id="Europe/London",
                                   color_scheme=scheme)
     context.set_default_timeout(WAIT_MS)
     if person is not None:
@@ -153,9 +155,10 @@ def watch(page: Any, person: Person) -> None:
 
 
 def open_chat(browser: Any, server: WebServer, person: Person,
-              viewport: dict[str, int] | None = None, scheme: str = "light") -> Any:
+              viewport: dict[str, int] | None = None, scheme: str = "light",
+              locale: str = "en-GB") -> Any:
     """`person`'s chat page, connected."""
-    person.context = new_context(browser, server, person, viewport, scheme)
+    person.context = new_context(browser, server, person, viewport, scheme, locale)
     person.page = person.context.new_page()
     watch(person.page, person)
     person.page.goto("/chat")

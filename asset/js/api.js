@@ -2,12 +2,16 @@
 // list replies carry {code, msg, rows, total} instead, as fastIM's did.
 // The session token travels in the HttpOnly cookie set by /user/login, so scripts never
 // see it.
+import { errorText, t } from './i18n.js';
 
-/** A refused or failed call: `status` is the HTTP status (0: the server was not reached). */
+/** A refused or failed call: `status` is the HTTP status (0: the server was not reached).
+ * `message` is for people, in the page's language; `serverMessage` is the server's own
+ * (English) text, which names the field it is about. */
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, serverMessage = message) {
     super(message);
     this.status = status;
+    this.serverMessage = serverMessage;
   }
 }
 
@@ -15,7 +19,6 @@ export class ApiError extends Error {
 let onUnauthorized = null;
 export function setUnauthorizedHandler(handler) { onUnauthorized = handler; }
 
-const UNREACHABLE = 'Cannot reach the server. Check your connection and try again.';
 
 function unwrap(status, text) {
   let body = null;
@@ -24,8 +27,8 @@ function unwrap(status, text) {
     return Array.isArray(body.rows) ? { rows: body.rows, total: body.total } : body.data;
   }
   if (status === 401 && onUnauthorized) onUnauthorized();
-  const message = (body && typeof body.msg === 'string' && body.msg) || `The server answered ${status}.`;
-  throw new ApiError(status, message);
+  const message = (body && typeof body.msg === 'string' && body.msg) || '';
+  throw new ApiError(status, message ? errorText(message) : t('error.http_status', { status }), message);
 }
 
 /**
@@ -48,7 +51,7 @@ export async function api(path, values = {}, { method = 'POST' } = {}) {
   try {
     response = await fetch(url, init);
   } catch {
-    throw new ApiError(0, UNREACHABLE);
+    throw new ApiError(0, t('error.unreachable'));
   }
   return unwrap(response.status, await response.text());
 }
@@ -74,8 +77,8 @@ export function upload(file, onProgress, kind = 'image') {
     xhr.addEventListener('load', () => {
       try { resolve(unwrap(xhr.status, xhr.responseText)); } catch (error) { reject(error); }
     });
-    xhr.addEventListener('error', () => reject(new ApiError(0, UNREACHABLE)));
-    xhr.addEventListener('abort', () => reject(new ApiError(0, 'Upload cancelled.')));
+    xhr.addEventListener('error', () => reject(new ApiError(0, t('error.unreachable'))));
+    xhr.addEventListener('abort', () => reject(new ApiError(0, t('upload.cancelled'))));
     const form = new FormData();
     form.append('kind', kind);
     form.append('file', file, file.name || kind);
@@ -90,7 +93,7 @@ export function upload(file, onProgress, kind = 'image') {
  */
 export function fieldOf(error, fields) {
   if (!(error instanceof ApiError) || ![400, 409, 413, 415].includes(error.status)) return null;
-  const words = error.message.toLowerCase().split(/[^a-z]+/);
+  const words = error.serverMessage.toLowerCase().split(/[^a-z]+/);
   return fields.find((f) => words.includes(f)) || null;
 }
 

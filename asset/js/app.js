@@ -3,9 +3,11 @@
 import { api, ApiError, get, setUnauthorizedHandler, upload } from './api.js';
 import { ChatConnection, newCid } from './connection.js';
 import { byId } from './dom.js';
-import { t } from './i18n.js';
+import { preview } from './format.js';
+import { errorText, setupLanguageSwitch, t } from './i18n.js';
 import { icon } from './icons.js';
 import { CHANGE_CMDS, ChatState, DELETE, FILE, GROUP, IMAGE, SINGLE, TEXT, VOICE, convKey } from './state.js';
+import { Announcer } from './ui/announcer.js';
 import { ConversationView } from './ui/conversation.js';
 import { MembersDialog } from './ui/members.js';
 import { PersonDialog } from './ui/person.js';
@@ -26,6 +28,8 @@ export class App {
     this.refreshing = {};
     this.changeCids = new Set(); // cids of our changes (cmd 60-63) waiting for their ack
     this.root = byId('app');
+    this.announcer = new Announcer();
+    this.spokenState = null; // the connection state last told to a screen reader
   }
 
   // -- rendering --------------------------------------------------------------------
@@ -60,18 +64,18 @@ export class App {
   renderConnection() {
     const conn = this.conn;
     const waiting = conn.outbox.items.length;
-    const queued = waiting ? ` · ${waiting} to send` : '';
+    const queued = waiting ? t('conn.queued', { count: waiting }) : '';
     let text;
     switch (conn.state) {
-      case 'online': text = 'Online'; break;
-      case 'connecting': text = 'Connecting…'; break;
-      case 'waiting-network': text = `No network${queued}`; break;
+      case 'online': text = t('conn.online'); break;
+      case 'connecting': text = t('conn.connecting'); break;
+      case 'waiting-network': text = t('conn.no_network') + queued; break;
       case 'offline': {
         const seconds = Math.max(1, Math.ceil((conn.retryAt - Date.now()) / 1000));
-        text = `Offline · retrying in ${seconds}s${queued}`;
+        text = t('conn.offline_retrying', { seconds }) + queued;
         break;
       }
-      default: text = 'Disconnected';
+      default: text = t('conn.disconnected');
     }
     for (const id of ['conn', 'conv-conn']) {
       const el = document.getElementById(id);
@@ -82,12 +86,41 @@ export class App {
       if (retry) retry.hidden = conn.state !== 'offline';
     }
     this.root.dataset.conn = conn.state;
+    this.announceConnection(conn.state);
+  }
+
+  /** A change of connection told once (not each second of the countdown), and only once
+   * the page has been online: the first connect is not news. */
+  announceConnection(state) {
+    const spoken = state === 'connecting' ? this.spokenState : state;
+    if (spoken === this.spokenState) return;
+    const first = this.spokenState === null;
+    this.spokenState = spoken;
+    if (first) return;
+    const text = { online: () => t('announce.online'), offline: () => t('announce.offline'),
+      'waiting-network': () => t('announce.no_network') }[spoken];
+    if (text) this.announcer.say(text());
+  }
+
+  /** A message that just arrived from someone else, said once (never history or sync). */
+  announceMessage(conv, message) {
+    const name = this.state.userName(message.userid);
+    const text = preview(message);
+    if (conv === this.current && document.visibilityState === 'visible') {
+      this.announcer.say(t('announce.message', { name, text }));
+    } else if (conv.kind === GROUP) {
+      const group = this.state.groups.get(conv.dstid)?.name || t('group.fallback_name', { id: conv.dstid });
+      this.announcer.say(t('announce.message_group', { name, group, text }));
+    } else {
+      this.announcer.say(t('announce.message_from', { name, text }));
+    }
   }
 
   // -- start ------------------------------------------------------------------------
 
   async boot() {
     setUnauthorizedHandler(() => location.replace('/login'));
+    setupLanguageSwitch();
     for (const el of document.querySelectorAll('[data-icon]')) el.append(icon(el.dataset.icon));
     let me;
     try {
@@ -145,6 +178,7 @@ export class App {
     this.root.removeAttribute('aria-busy');
     this.conn.start();
     window.addEventListener('hashchange', () => this.route());
+    document.addEventListener('keydown', (event) => this.onShortcut(event));
     document.addEventListener('visibilitychange', () => {
       if (document.visibilityState === 'visible' && this.current) this.view.markVisible();
     });
@@ -163,6 +197,20 @@ export class App {
     window.fastim = this;
   }
 
+  /** The documented shortcuts (docs/client.md, "Keyboard"): Alt+↑/↓ open the previous or
+   * next conversation of the list on screen, Alt+M focuses the composer. `code`, not
+   * `key`: on a Mac, Option+M types µ. */
+  onShortcut(event) {
+    if (!event.altKey || event.ctrlKey || event.metaKey || event.shiftKey) return;
+    if (event.key === 'ArrowUp' || event.key === 'ArrowDown') {
+      event.preventDefault();
+      this.sidebar.step(event.key === 'ArrowDown' ? 1 : -1);
+    } else if (event.code === 'KeyM') {
+      event.preventDefault();
+      this.view.focusComposer();
+    }
+  }
+
   /** Messages in the outbox (not acked), changes of stored messages not counted. */
   unsent() {
     return this.conn ? this.conn.outbox.items.filter((f) => !CHANGE_CMDS.has(f.cmd)).length : 0;
@@ -172,7 +220,7 @@ export class App {
     this.root.removeAttribute('aria-busy');
     const p = document.createElement('p');
     p.className = 'fatal';
-    p.textContent = `fastim could not start: ${error.message || error}`;
+    p.textContent = t('app.fatal', { error: error.message || error });
     document.body.prepend(p);
   }
 
@@ -312,10 +360,19 @@ export class App {
   route() {
     const match = /^#\/([ug])\/(\d+)$/.exec(location.hash);
     if (!match) {
+      const left = this.current;
       this.current = null;
       this.root.dataset.view = 'list';
+      const hadFocus = this.view.el.section.contains(document.activeElement) || document.activeElement === document.body;
       this.view.close();
       this.invalidate('lists');
+      // Back from a conversation (on a phone its column goes away): focus goes to its
+      // entry in the list, not to the top of the page.
+      if (left && hadFocus) {
+        queueMicrotask(() => queueMicrotask(() => {
+          document.querySelector(`a.conv-item[data-key="${left.key}"]`)?.focus({ preventScroll: false });
+        }));
+      }
       return;
     }
     const kind = match[1] === 'g' ? GROUP : SINGLE;
@@ -534,6 +591,7 @@ export class App {
     const { added } = conv.put(message);
     const fromOther = message.userid !== state.me.id;
     if (fromOther) conv.typing.delete(message.userid);
+    if (added && fromOther && source === 'live' && this.listed(conv)) this.announceMessage(conv, message);
     if (added && fromOther) {
       if (conv === this.current && this.canSeeBottom()) this.markRead(conv);
       else {
@@ -604,7 +662,7 @@ export class App {
 
   onRejected(frame) {
     if (this.changeCids.delete(frame.cid)) {
-      this.view.notice(`Not done: ${frame.msg || frame.error}`);
+      this.view.notice(t('message.change_refused', { reason: errorText(frame.msg, frame.error) }));
       return;
     }
     const key = `${this.state.me.id}:${frame.cid}`;
@@ -612,7 +670,7 @@ export class App {
       const message = conv.byKey.get(key);
       if (!message) continue;
       message.status = 'failed';
-      message.error = frame.msg || frame.error;
+      message.error = errorText(frame.msg, frame.error);
       this.invalidate('conv');
       return;
     }

@@ -1,14 +1,15 @@
 // The login and register pages: check the fields in the browser first, then show the
 // server's answer next to the field it is about (or above the button).
 import { api, ApiError, deviceName, fieldOf } from './api.js';
+import { setupLanguageSwitch, t } from './i18n.js';
 import { looksLikePhone } from './phone.js';
 
 const RULES = {
-  mobile: (v) => (looksLikePhone(v) ? '' : 'Enter a phone number: 5 to 15 digits, optionally after +.'),
-  passwd: (v) => (v.length < 8 ? 'The password needs at least 8 characters.'
-    : v.length > 128 ? 'The password may have at most 128 characters.' : ''),
-  nickname: (v) => (!v.trim() ? 'Choose a nickname.'
-    : Array.from(v.trim()).length > 32 ? 'A nickname has at most 32 characters.' : ''),
+  mobile: (v) => (looksLikePhone(v) ? '' : t('auth.mobile_invalid')),
+  passwd: (v) => (v.length < 8 ? t('auth.password_short')
+    : v.length > 128 ? t('auth.password_long') : ''),
+  nickname: (v) => (!v.trim() ? t('auth.nickname_empty')
+    : Array.from(v.trim()).length > 32 ? t('auth.nickname_long') : ''),
 };
 
 function fieldError(form, name) {
@@ -83,7 +84,7 @@ function setup(form) {
     clearErrors(form);
     const data = values(form);
     if (!validate(form, data)) return;
-    setBusy(form, true, mode === 'login' ? 'Logging in…' : 'Creating your account…');
+    setBusy(form, true, mode === 'login' ? t('auth.logging_in') : t('auth.registering'));
     try {
       if (mode === 'register') await api('/user/register', data);
       await login(data);
@@ -100,3 +101,4 @@ function setup(form) {
 const capitalise = (s) => s.charAt(0).toUpperCase() + s.slice(1);
 
 for (const form of document.querySelectorAll('form[data-auth]')) setup(form);
+setupLanguageSwitch();

@@ -1,12 +1,10 @@
 // How times, names and avatars look.
 import { h, localUrl } from './dom.js';
-
-const pad = (n) => String(n).padStart(2, '0');
+import { dateFormat, formatClock, t } from './i18n.js';
 
 /** 14:05 */
 export function clockTime(ms) {
-  const d = new Date(ms);
-  return `${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  return formatClock(ms);
 }
 
 function startOfDay(ms) {
@@ -15,16 +13,17 @@ function startOfDay(ms) {
   return d.getTime();
 }
 
-/** A day separator's label: Today, Yesterday, Monday, or 3 March 2025. */
+/** A day separator's label: Today, Yesterday, Monday, or 3 March 2025 (今天, 昨天, 星期一,
+ * 2025年3月3日), in the page's language. */
 export function dayLabel(ms, now = Date.now()) {
   const days = Math.round((startOfDay(now) - startOfDay(ms)) / 86400000);
-  if (days === 0) return 'Today';
-  if (days === 1) return 'Yesterday';
+  if (days === 0) return t('date.today');
+  if (days === 1) return t('date.yesterday');
   const d = new Date(ms);
-  if (days > 1 && days < 7) return d.toLocaleDateString(undefined, { weekday: 'long' });
+  if (days > 1 && days < 7) return dateFormat({ weekday: 'long' }).format(d);
   const sameYear = d.getFullYear() === new Date(now).getFullYear();
-  return d.toLocaleDateString(undefined, sameYear
-    ? { day: 'numeric', month: 'long' } : { day: 'numeric', month: 'long', year: 'numeric' });
+  return dateFormat(sameYear
+    ? { day: 'numeric', month: 'long' } : { day: 'numeric', month: 'long', year: 'numeric' }).format(d);
 }
 
 /** The key of a message's day, for separators. */
@@ -38,10 +37,10 @@ export function listTime(ms, now = Date.now()) {
   if (!ms) return '';
   const days = Math.round((startOfDay(now) - startOfDay(ms)) / 86400000);
   if (days === 0) return clockTime(ms);
-  if (days === 1) return 'Yesterday';
+  if (days === 1) return t('date.yesterday');
   const d = new Date(ms);
-  if (days > 1 && days < 7) return d.toLocaleDateString(undefined, { weekday: 'short' });
-  return d.toLocaleDateString(undefined, { day: '2-digit', month: '2-digit' });
+  if (days > 1 && days < 7) return dateFormat({ weekday: 'short' }).format(d);
+  return dateFormat({ day: '2-digit', month: '2-digit' }).format(d);
 }
 
 /** The first letter of a name (a whole emoji or CJK character, not half a surrogate). */
@@ -83,12 +82,12 @@ export function avatar(entity, { size = 'md', online, group = false } = {}) {
 /** One line of text for a list preview. */
 export function preview(message) {
   if (!message) return '';
-  if (message.recalled) return 'Message recalled';
+  if (message.recalled) return t('message.recalled');
   if (message.media === 4) {
-    return String(message.url || '').startsWith('/asset/') ? 'Sticker' : 'Photo';
+    return String(message.url || '').startsWith('/asset/') ? t('preview.sticker') : t('preview.photo');
   }
-  if (message.media === 3) return `Voice message ${duration(message.amount)}`;
-  if (message.media === 5) return `File: ${message.memo || 'file'}`;
+  if (message.media === 3) return t('preview.voice', { duration: duration(message.amount) });
+  if (message.media === 5) return t('preview.file', { name: message.memo || t('file.default_name') });
   return String(message.content || '').replace(/\s+/g, ' ').trim();
 }
 

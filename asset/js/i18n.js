@@ -1,67 +1,181 @@
-// A stand-in for the client's string tables (issue 24's shared i18n contract): `t(key,
-// params)` and `currentLanguage()`, with the strings of the messenger-habits work in both
-// languages. The language work replaces this module with the real one, whose tables
-// (asset/i18n/en.json, asset/i18n/zh-CN.json) take these keys over.
+// The client's languages (docs/client.md, "Languages"): English and 简体中文, one table
+// each in asset/i18n/*.json, the same files the server renders its pages from
+// (fastim/i18n.py). `t(key, params)` is synchronous: this module loads the table before
+// any module that imports it runs (top-level await).
+//
+// The language: the user's choice (the switch on the login, register and profile pages,
+// kept in localStorage and in the `fastim_lang` cookie the server reads), else the first
+// of the browser's languages we have, else English. `<html lang>` is set to match, so that
+// screen readers speak the text in its language and fonts pick the right glyphs.
 
-const STRINGS = {
-  en: {
-    'chat.jump_to_latest': 'Jump to latest',
-    'chat.jump_to_latest_new': '{count} new',
-    'chat.link_opens': '{url} (opens in a new tab)',
-    'chat.presence_unknown': 'status unknown while you are offline',
-    'chat.unread_divider': '{count} unread messages',
-    'chat.unread_divider_one': '1 unread message',
-    'chats.empty': 'No chats yet. Ask a friend by their mobile number above, or create or join a group on the Groups tab.',
-    'chats.tab': 'Chats',
-    'group.member_count': '{count} members',
-    'group.member_count_one': '1 member',
-    'group.member_joined': '{name} joined the group',
-    'group.member_left': '{name} left the group',
-    'group.member_removed': '{name} was removed from the group',
-    'groups.list_label': 'My groups',
-    'outbox.unsent_warning': 'Messages you typed are not sent yet. They are kept on this device and sent when you are back.',
-    'profile.account': 'Account',
-    'profile.logout_cancel': 'Stay logged in',
-    'profile.logout_confirm': 'Log out',
-    'profile.logout_text': 'You will need your mobile number and password to log in again.',
-    'profile.logout_title': 'Log out of fastim?',
-    'profile.logout_unsent': '{count} messages are not sent yet: they stay on this device and are sent when you log in again.',
-  },
-  'zh-CN': {
-    'chat.jump_to_latest': '回到最新消息',
-    'chat.jump_to_latest_new': '{count} 条新消息',
-    'chat.link_opens': '{url}（在新标签页打开）',
-    'chat.presence_unknown': '你已离线，对方状态未知',
-    'chat.unread_divider': '以下为 {count} 条未读消息',
-    'chat.unread_divider_one': '以下为 1 条未读消息',
-    'chats.empty': '还没有聊天。在上方输入手机号添加好友，或在“群聊”页创建、加入群聊。',
-    'chats.tab': '聊天',
-    'group.member_count': '{count} 位成员',
-    'group.member_count_one': '1 位成员',
-    'group.member_joined': '{name} 加入了群聊',
-    'group.member_left': '{name} 退出了群聊',
-    'group.member_removed': '{name} 被移出了群聊',
-    'groups.list_label': '我的群聊',
-    'outbox.unsent_warning': '还有消息没有发出。它们保存在本设备上，恢复连接后会自动发送。',
-    'profile.account': '账号',
-    'profile.logout_cancel': '取消',
-    'profile.logout_confirm': '退出登录',
-    'profile.logout_text': '再次登录需要手机号和密码。',
-    'profile.logout_title': '确定退出登录？',
-    'profile.logout_unsent': '还有 {count} 条消息未发出：它们保存在本设备上，下次登录后发送。',
-  },
-};
+export const LANGUAGES = ['en', 'zh-CN'];
+const STORAGE_KEY = 'fastim.lang';
+const COOKIE = 'fastim_lang';
+const ONE_YEAR = 365 * 24 * 3600;
 
-/** "en" or "zh-CN": the document's language (set by the server), English by default. */
-export function currentLanguage() {
-  const lang = (document.documentElement.lang || 'en').toLowerCase();
-  return lang.startsWith('zh') ? 'zh-CN' : 'en';
+/** The language we ship for a BCP 47 tag, or null (every zh is 简体中文, every en English). */
+export function matchLanguage(tag) {
+  const primary = String(tag || '').toLowerCase().split('-')[0];
+  if (primary === 'zh') return 'zh-CN';
+  if (primary === 'en') return 'en';
+  return null;
 }
 
-/** The string `key` in the current language, with each `{name}` replaced from `params`. */
+function cookieLanguage() {
+  const cookie = document.cookie.split('; ').find((c) => c.startsWith(`${COOKIE}=`));
+  const value = cookie ? decodeURIComponent(cookie.slice(COOKIE.length + 1)) : null;
+  return LANGUAGES.includes(value) ? value : null;
+}
+
+function rememberInCookie(lang) {
+  const secure = location.protocol === 'https:' ? '; Secure' : '';
+  document.cookie = `${COOKIE}=${encodeURIComponent(lang)}; Path=/; Max-Age=${ONE_YEAR}; SameSite=Lax${secure}`;
+}
+
+function remembered() {
+  let stored = null;
+  try { stored = localStorage.getItem(STORAGE_KEY); } catch { /* storage disabled */ }
+  if (LANGUAGES.includes(stored)) {
+    // The cookie expired or was cleared: put it back, so the server's next page agrees.
+    if (cookieLanguage() !== stored) rememberInCookie(stored);
+    return stored;
+  }
+  return cookieLanguage();
+}
+
+function fromBrowser() {
+  for (const tag of navigator.languages || [navigator.language]) {
+    const language = matchLanguage(tag);
+    if (language) return language;
+  }
+  return null;
+}
+
+const language = remembered() || fromBrowser() || 'en';
+
+async function loadTable(lang) {
+  try {
+    const response = await fetch(new URL(`../i18n/${lang}.json`, import.meta.url));
+    if (response.ok) return await response.json();
+  } catch { /* offline with nothing cached: keys show, which a test would catch */ }
+  return {};
+}
+
+// English too when another language is shown: the server's error messages are English and
+// are recognised by the English table's `error.*` patterns (see `errorText`).
+const [table, english] = await Promise.all([
+  loadTable(language), language === 'en' ? null : loadTable('en')]);
+const englishTable = english || table;
+document.documentElement.lang = language;
+
+/** "en" or "zh-CN". */
+export function currentLanguage() {
+  return language;
+}
+
+const PLACEHOLDER = /\{([a-z_][a-z0-9_]*)\}/g;
+
+function fill(template, params) {
+  return template.replace(PLACEHOLDER, (whole, name) => (name in params ? String(params[name]) : whole));
+}
+
+/** The string for `key` in the current language, `{name}` placeholders filled from
+ * `params`. A missing key shows as itself (and fails tests/web/test_i18n_keys.py). */
 export function t(key, params = {}) {
-  const table = STRINGS[currentLanguage()];
-  const text = table[key] ?? STRINGS.en[key];
-  if (text === undefined) throw new Error(`no string ${key}`);
-  return text.replace(/\{(\w+)\}/g, (whole, name) => (name in params ? String(params[name]) : whole));
+  const template = Object.prototype.hasOwnProperty.call(table, key) ? table[key] : null;
+  if (template === null) {
+    console.warn(`i18n: no "${key}" in ${language}`);
+    return key;
+  }
+  return fill(template, params);
+}
+
+/** `t(key_one)` for one, `t(key)` for any other count (English needs both; Chinese has
+ * no plural and says the same in both). `count` is a parameter of both. */
+export function tn(key, count, params = {}) {
+  return t(count === 1 ? `${key}_one` : key, { ...params, count });
+}
+
+/** Remember `lang` (cookie for the server, localStorage for the scripts) and reload the
+ * page in it: every string on it, server-rendered ones included, changes at once. */
+export function setLanguage(lang) {
+  if (!LANGUAGES.includes(lang)) return;
+  try { localStorage.setItem(STORAGE_KEY, lang); } catch { /* the cookie still remembers */ }
+  rememberInCookie(lang);
+  location.reload();
+}
+
+/** Every `<select data-lang-switch>` on the page switches the language. */
+export function setupLanguageSwitch(root = document) {
+  for (const select of root.querySelectorAll('select[data-lang-switch]')) {
+    select.value = language;
+    select.addEventListener('change', () => setLanguage(select.value));
+  }
+}
+
+// -- the server's error messages ---------------------------------------------------------
+// The API's `msg` is English (a stable text for developers and logs; WebSocket errors
+// carry a code too). The ones a user may meet have an `error.*` key: its English text
+// is the server's message with {placeholders}, so that a message is recognised and said
+// again in the current language with the same values. Field names in them ({field})
+// are translated through `field.*`.
+
+let patterns = null;
+
+function errorPatterns() {
+  if (patterns) return patterns;
+  patterns = [];
+  for (const [key, template] of Object.entries(englishTable)) {
+    if (!key.startsWith('error.')) continue;
+    const names = [];
+    const source = template.split(PLACEHOLDER).map((part, i) => {
+      if (i % 2 === 1) { names.push(part); return '(.+?)'; }
+      return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+    }).join('');
+    patterns.push({ key, names, regex: new RegExp(`^${source}\\.?$`, 'i') });
+  }
+  return patterns;
+}
+
+/** A server error message for people, in the current language: its `error.*` entry when
+ * it has one, else the text of `chat_error.<code>` for a WebSocket error code, else the
+ * server's own words. */
+export function errorText(message, code = '') {
+  const text = String(message || '');
+  // The server's messages are a line; a longer one (quoting something long) is shown as
+  // it is rather than run through patterns with several lazy groups.
+  for (const { key, names, regex } of text.length <= 300 ? errorPatterns() : []) {
+    const found = regex.exec(text);
+    if (!found) continue;
+    const params = {};
+    names.forEach((name, i) => {
+      const value = found[i + 1];
+      params[name] = name === 'field' && `field.${value}` in table ? table[`field.${value}`] : value;
+    });
+    return t(key, params);
+  }
+  if (code && `chat_error.${code}` in table) return t(`chat_error.${code}`);
+  return text;
+}
+
+// -- dates and times, in the language's own way (Intl.DateTimeFormat) -----------------------
+
+const formats = new Map();
+
+/** `Intl.DateTimeFormat` in the current language with `options` (made once). Hours run
+ * 0-23 in both languages, as messengers show them. */
+export function dateFormat(options) {
+  const id = JSON.stringify(options);
+  if (!formats.has(id)) formats.set(id, new Intl.DateTimeFormat(language, options));
+  return formats.get(id);
+}
+
+/** 14:05 */
+export function formatClock(ms) {
+  return dateFormat({ hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(ms);
+}
+
+/** A full date and time, for a title: 6 December 2026, 14:05 / 2026年12月6日 14:05. */
+export function formatDateTime(ms) {
+  return dateFormat({ dateStyle: 'long', timeStyle: 'short', hourCycle: 'h23' }).format(ms);
 }

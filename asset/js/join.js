@@ -2,6 +2,7 @@
 // the page; Join asks /contact/joinbyinvite and opens the group. Not logged in: the
 // login page first, which comes back here.
 import { api } from './api.js';
+import { t } from './i18n.js';
 
 const root = document.getElementById('join');
 const button = document.getElementById('join-button');
@@ -24,7 +25,7 @@ if (root && button) {
     try {
       const group = await api('/contact/joinbyinvite', { code });
       if (group.status === 'requested') {
-        show('join-status', 'Asked to join: an admin of the group will answer.');
+        show('join-status', t('groups.join_requested'));
         return;
       }
       location.assign(`/chat#/g/${group.id}`);

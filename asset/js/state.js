@@ -1,6 +1,7 @@
 // What the client knows: who the user is, friends, groups, presence, and each
 // conversation's messages. Messages are keyed so that one message seen several ways
 // (history, live, sync, the ack of our own send) is one entry.
+import { t } from './i18n.js';
 
 export const SINGLE = 10;
 export const GROUP = 11;
@@ -212,6 +213,6 @@ export class ChatState {
   userName(id) {
     if (this.me && id === this.me.id) return this.me.nickname;
     const user = this.users.get(id);
-    return user ? user.nickname : `User ${id}`;
+    return user ? user.nickname : t('user.fallback_name', { id });
   }
 }

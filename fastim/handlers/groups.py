@@ -136,8 +136,8 @@ def register(router: Router, app: App) -> None:
             name, members, valid = found.name, found.members, True
         except AppError:
             name, members, valid = "", 0, False
-        response = app.render("join.html", status=200 if valid else 404,
-                              title="Join a group", code=code, name=name, members=members,
+        response = app.render("join.html", status=200 if valid else 404, request=request,
+                              title_key="join.page_title", code=code, name=name, members=members,
                               valid=valid, logged_in=bool(request.cookies.get(SESSION_COOKIE)))
         response.headers.extend(PAGE_HEADERS)
         return response

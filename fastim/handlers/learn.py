@@ -287,7 +287,7 @@ def register(router: Router, app: App) -> None:
 
     @router.get("/learn")
     async def learn_page(request: Request) -> Response:
-        response = app.render("learn.html", title="WebSocket wire inspector")
+        response = app.render("learn.html", request=request, title="WebSocket wire inspector")
         response.headers.extend(PAGE_HEADERS)
         return response
 

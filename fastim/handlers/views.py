@@ -49,8 +49,8 @@ PAGE_HEADERS = [
 def register(router: Router, app: App) -> None:
     """Add the page routes."""
 
-    def page(template: str, title: str) -> Response:
-        response = app.render(template, title=title)
+    def page(request: Request, template: str, title_key: str) -> Response:
+        response = app.render(template, request=request, title_key=title_key)
         response.headers.extend(PAGE_HEADERS)
         return response
 
@@ -60,13 +60,13 @@ def register(router: Router, app: App) -> None:
 
     @router.get("/login")
     async def login_page(request: Request) -> Response:
-        return page("login.html", "Log in")
+        return page(request, "login.html", title_key="auth.login_title")
 
     @router.get("/register")
     async def register_page(request: Request) -> Response:
-        return page("register.html", "Register")
+        return page(request, "register.html", title_key="auth.register_title")
 
     @router.get("/chat")
     async def chat_page(request: Request) -> Response:
         # The WebSocket endpoint shares this path: upgrade requests go to it.
-        return page("chat.html", "Chat")
+        return page(request, "chat.html", title_key="chat.page_title")

@@ -3,9 +3,12 @@
 // is put on the page as text (dom.js h()), never parsed as HTML.
 
 import { h } from "../dom.js";
+import { currentLanguage } from "../i18n.js";
 import { STRINGS, pickLanguage } from "./strings.js";
 
-const lang = pickLanguage(navigator.languages || [navigator.language]);
+// The language the rest of the client chose (the remembered switch, else the browser's);
+// the page's own text stays in strings.js, beside the protocol words it explains.
+const lang = pickLanguage([currentLanguage()]);
 const S = STRINGS[lang];
 document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
 

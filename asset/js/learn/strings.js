@@ -1,5 +1,6 @@
-// Every string of the /learn page, one table per language. The page picks the first of
-// the browser's languages it has (navigator.languages), English otherwise. The field-by-field
+// Every string of the /learn page, one table per language. The page takes the client's
+// language (asset/js/i18n.js: the remembered switch, else navigator.languages). These
+// stay apart from asset/i18n/*.json: a learner's page about the wire, not the messenger. The field-by-field
 // explanations of frames are not here: the server sends them in the page's language, from
 // fastim/ws/explain.py (the text of `python -m fastim.ws decode`) and its Chinese table,
 // fastim/ws/explain_zh.py, with their RFC sections.

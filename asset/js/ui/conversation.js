@@ -4,7 +4,7 @@
 import { byId, fileUrl, h, localUrl, syncChildren } from '../dom.js';
 import { EMOJI } from '../emoji.js';
 import { avatar, clockTime, dayKey, dayLabel, duration, fileSize } from '../format.js';
-import { t } from '../i18n.js';
+import { formatDateTime, t, tn } from '../i18n.js';
 import { icon } from '../icons.js';
 import { DELETE, EDIT, EDIT_WINDOW, FILE, GROUP, IMAGE, REACT, RECALL, RECALL_WINDOW, SINGLE, TEXT, VOICE } from '../state.js';
 import { isSticker, loadStickerPacks } from '../stickers.js';
@@ -107,14 +107,16 @@ export class ConversationView {
     e.record.append(icon('mic'));
     e.send.append(icon('send'));
     byId('lightbox-close').append(icon('close'));
-    this.connBanner = h('p', { class: 'conv-conn', id: 'conv-conn', role: 'status' },
+    // Not a live region: #announcer says a change once, not each second of the countdown.
+    this.connBanner = h('p', { class: 'conv-conn', id: 'conv-conn' },
       h('span', { class: 'conn-dot' }), h('span', { class: 'conn-text' }),
-      h('button', { type: 'button', class: 'link conn-retry', id: 'conv-conn-retry', hidden: true, text: 'Retry now' }));
+      h('button', { type: 'button', class: 'link conn-retry', id: 'conv-conn-retry', hidden: true, text: t('conn.retry_now') }));
     e.head.after(this.connBanner);
     this.setupComposer();
     this.setupRecorder();
     this.setupPickers();
     this.setupScroller();
+    this.setupActionKeys();
     this.setupLightbox();
     this.setupLifecycle();
     e.back.addEventListener('click', () => { location.hash = ''; });
@@ -149,6 +151,7 @@ export class ConversationView {
       this.dividerNode = null;
       this.newBelow = 0;
       this.firstKey = null;
+      this.actionsStop = null;
       e.list.replaceChildren();
       e.input.value = this.drafts.get(conv.key) || '';
       this.cancelCompose();
@@ -158,8 +161,18 @@ export class ConversationView {
     }
     this.render();
     this.showStart();
-    // On a phone the keyboard would cover the messages; there, focus waits for a tap.
+    // On a phone the keyboard would cover the messages; there, focus goes to the
+    // conversation's name (what a screen reader then reads) and the composer waits for a tap.
     if (!matchMedia('(max-width: 720px)').matches) e.input.focus({ preventScroll: true });
+    else e.who.focus({ preventScroll: true });
+  }
+
+  /** Alt+M: to the composer of the open conversation. */
+  focusComposer() {
+    if (!this.conv) return;
+    this.closePickers();
+    this.closeMenu();
+    this.el.input.focus();
   }
 
   close() {
@@ -192,18 +205,17 @@ export class ConversationView {
     let entity;
     let online;
     if (conv.kind === GROUP) {
-      entity = state.groups.get(conv.dstid) || { id: conv.dstid, name: `Group ${conv.dstid}` };
+      entity = state.groups.get(conv.dstid) || { id: conv.dstid, name: t('group.fallback_name', { id: conv.dstid }) };
       title = entity.name;
       const members = state.members.get(conv.dstid);
-      if (typers.length === 1) sub = `${state.userName(typers[0])} is typing…`;
-      else if (typers.length > 1) sub = `${typers.map((u) => state.userName(u)).slice(0, 2).join(' and ')} are typing…`;
-      else if (members) sub = members.length === 1 ? t('group.member_count_one') : t('group.member_count', { count: members.length });
-      else sub = '';
+      if (typers.length === 1) sub = t('typing.one', { name: state.userName(typers[0]) });
+      else if (typers.length > 1) sub = t('typing.two', { name: state.userName(typers[0]), other: state.userName(typers[1]) });
+      else sub = members ? tn('group.member_count', members.length) : '';
     } else {
       entity = state.users.get(conv.dstid) || { id: conv.dstid, nickname: state.userName(conv.dstid) };
       title = entity.nickname;
       online = state.isOnline(conv.dstid);
-      sub = typers.length ? 'typing…' : online !== undefined ? (online ? 'online' : 'offline')
+      sub = typers.length ? t('typing.self') : online !== undefined ? (online ? t('presence.online') : t('presence.offline'))
         : state.connected ? '' : t('chat.presence_unknown');
     }
     const signature = JSON.stringify([conv.key, title, sub, online, entity.avatar, entity.icon, state.connected]);
@@ -215,7 +227,7 @@ export class ConversationView {
     e.sub.classList.toggle('typing', typers.length > 0);
     e.sub.classList.toggle('online', !typers.length && online === true);
     // Said after the visible name, not instead of it (WCAG 2.5.3, label in name).
-    byId('conv-who-hint').textContent = conv.kind === GROUP ? ', members' : ', profile';
+    byId('conv-who-hint').textContent = conv.kind === GROUP ? t('chat.who_hint_members') : t('chat.who_hint_profile');
   }
 
   renderMessages() {
@@ -274,10 +286,11 @@ export class ConversationView {
     }
     changesBefore(null);
     syncChildren(e.list, nodes);
+    this.rovingActions();
 
-    if (!conv.loaded) e.historyState.textContent = conv.loadError ? `Could not load messages: ${conv.loadError}` : 'Loading messages…';
-    else if (conv.loadingOlder) e.historyState.textContent = 'Loading earlier messages…';
-    else if (!conv.hasOlder) e.historyState.textContent = conv.messages.length ? 'This is the beginning of the conversation.' : 'No messages yet. Say hello!';
+    if (!conv.loaded) e.historyState.textContent = conv.loadError ? t('history.load_error', { error: conv.loadError }) : t('history.loading');
+    else if (conv.loadingOlder) e.historyState.textContent = t('history.loading_older');
+    else if (!conv.hasOlder) e.historyState.textContent = conv.messages.length ? t('history.start') : t('history.empty');
     else e.historyState.textContent = '';
     e.historyState.dataset.state = !conv.loaded ? 'loading' : conv.loadingOlder ? 'loading-older' : conv.hasOlder ? 'more' : 'start';
 
@@ -287,6 +300,41 @@ export class ConversationView {
     if (this.stick) this.scrollToBottom();
     else if (prepended) scroller.scrollTop = scroller.scrollHeight - fromBottom; // keep the view still
     this.maybeLoadOlder();
+  }
+
+  /**
+   * The messages' ⋯ buttons are one tab stop, not one each (40 a page): the last one, or
+   * the one last focused; ↑/↓ move between them, Home/End to the first and last, Enter
+   * opens the menu. Keyboard users reach the composer, the history and the header
+   * without walking every message.
+   */
+  rovingActions() {
+    const buttons = [...this.el.list.querySelectorAll('.msg-more')];
+    if (!buttons.length) return;
+    const keyOf = (b) => b.closest('.msg')?.dataset.key;
+    const stop = buttons.find((b) => keyOf(b) === this.actionsStop) || buttons[buttons.length - 1];
+    for (const b of buttons) b.tabIndex = b === stop ? 0 : -1;
+  }
+
+  setupActionKeys() {
+    const list = this.el.list;
+    list.addEventListener('focusin', (event) => {
+      if (!event.target.matches?.('.msg-more')) return;
+      this.actionsStop = event.target.closest('.msg')?.dataset.key;
+      this.rovingActions();
+    });
+    list.addEventListener('keydown', (event) => {
+      if (!event.target.matches?.('.msg-more') || event.altKey || event.ctrlKey || event.metaKey) return;
+      const buttons = [...list.querySelectorAll('.msg-more')];
+      const at = buttons.indexOf(event.target);
+      const next = { ArrowUp: buttons[at - 1], ArrowDown: buttons[at + 1], Home: buttons[0],
+        End: buttons[buttons.length - 1] }[event.key];
+      if (!next && !['ArrowUp', 'ArrowDown', 'Home', 'End'].includes(event.key)) return;
+      event.preventDefault(); // not the scroller's own scrolling: the focus moves, and it with it
+      if (!next) return;
+      next.focus({ preventScroll: true });
+      next.closest('.msg').scrollIntoView({ block: 'nearest' });
+    });
   }
 
   /** The first of the unread messages the conversation was opened with: the one that
@@ -318,9 +366,9 @@ export class ConversationView {
   changeNode(change) {
     const name = change.nickname && !this.app.state.users.has(change.userid)
       ? change.nickname : this.app.state.userName(change.userid);
-    const key = { joined: 'group.member_joined', left: 'group.member_left', removed: 'group.member_removed' }[change.event]
-      || 'group.member_joined';
-    const text = t(key, { name });
+    const say = { left: () => t('group.member_left', { name }), removed: () => t('group.member_removed', { name }) }[change.event]
+      || (() => t('group.member_joined', { name }));
+    const text = say();
     const id = `${change.userid}:${change.event}:${change.after}`;
     const cached = this.changeNodes.get(id);
     if (cached && cached.textContent === text) return cached;
@@ -344,9 +392,9 @@ export class ConversationView {
   readState(message) {
     const conv = this.conv;
     if (message.status !== 'sent') return [message.status, ''];
-    if (conv.kind === SINGLE) return conv.peerRead >= message.id ? ['read', 'Read'] : ['sent', 'Sent'];
+    if (conv.kind === SINGLE) return conv.peerRead >= message.id ? ['read', t('status.read')] : ['sent', t('status.sent')];
     const count = conv.readCount(message.id, this.app.state.me.id);
-    return count ? ['read', `Read by ${count}`] : ['sent', 'Sent'];
+    return count ? ['read', t('status.read_by', { count })] : ['sent', t('status.sent')];
   }
 
   messageNode(message, continued) {
@@ -380,8 +428,8 @@ export class ConversationView {
       voice ? 'is-voice' : '', file ? 'is-file' : ''].filter(Boolean).join(' ');
 
     const meta = h('span', { class: 'meta' },
-      message.edited && !recalled ? h('span', { class: 'edited', title: new Date(message.edited).toLocaleString(), text: 'edited' }) : null,
-      h('time', { datetime: new Date(ts).toISOString(), title: new Date(ts).toLocaleString(), text: clockTime(ts) }),
+      message.edited && !recalled ? h('span', { class: 'edited', title: formatDateTime(message.edited), text: t('message.edited') }) : null,
+      h('time', { datetime: new Date(ts).toISOString(), title: formatDateTime(ts), text: clockTime(ts) }),
       mine ? this.statusMark(message, status, readLabel, readCount, progress) : null);
 
     const node = h('li', {
@@ -392,12 +440,12 @@ export class ConversationView {
     h('div', { class: bubbleClass },
       showSender ? h('p', { class: 'sender', text: sender.nickname }) : null,
       message.reply ? this.quote(message.reply) : null,
-      recalled ? h('p', { class: 'recalled-text', text: 'Message recalled' }) : this.body(message, { sticker, photo, progress }),
+      recalled ? h('p', { class: 'recalled-text', text: t('message.recalled') }) : this.body(message, { sticker, photo, progress }),
       meta,
       this.reactionChips(message),
       message.status === 'failed' ? this.failure(message) : null),
     message.id ? h('button', {
-      type: 'button', class: 'msg-more', 'aria-label': 'Message actions', 'aria-haspopup': 'menu', text: '⋯',
+      type: 'button', class: 'msg-more', 'aria-label': t('menu.open'), 'aria-haspopup': 'menu', text: '⋯',
       onclick: (event) => { event.stopPropagation(); this.openMenu(message, event.currentTarget); },
     }) : null);
     this.nodes.set(message.key, { node, signature });
@@ -411,19 +459,19 @@ export class ConversationView {
     if (message.media === FILE) return this.fileCard(message, progress);
     if (sticker) {
       const url = localUrl(message.url);
-      return h('img', { class: 'sticker', src: url, alt: 'Sticker', loading: 'lazy', width: 128, height: 128, onload: () => this.imageLoaded() });
+      return h('img', { class: 'sticker', src: url, alt: t('media.sticker'), loading: 'lazy', width: 128, height: 128, onload: () => this.imageLoaded() });
     }
     if (photo) {
       const thumb = localUrl(message.pic) || localUrl(message.url) || message.localUrl || '';
       const full = localUrl(message.url);
-      const img = h('img', { src: thumb, alt: 'Photo', loading: 'lazy', onload: () => this.imageLoaded() });
+      const img = h('img', { src: thumb, alt: t('media.photo'), loading: 'lazy', onload: () => this.imageLoaded() });
       const frame = full
-        ? h('button', { type: 'button', class: 'photo', 'aria-label': 'Open the photo', onclick: () => this.showPhoto(full) }, img)
+        ? h('button', { type: 'button', class: 'photo', 'aria-label': t('media.open_photo'), onclick: () => this.showPhoto(full) }, img)
         : h('span', { class: 'photo' }, img);
       if (progress !== null) {
         frame.append(h('span', { class: 'upload' },
-          h('progress', { max: 100, value: progress, 'aria-label': 'Upload progress' }),
-          h('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => this.app.discard(this.conv, message) })));
+          h('progress', { max: 100, value: progress, 'aria-label': t('upload.progress') }),
+          h('button', { type: 'button', class: 'link', text: t('common.cancel'), onclick: () => this.app.discard(this.conv, message) })));
       }
       return frame;
     }
@@ -433,7 +481,7 @@ export class ConversationView {
   statusMark(message, status, readLabel, readCount, progress) {
     if (status === 'uploading') return h('span', { class: 'status', text: `${progress}%` });
     const name = { pending: 'clock', sent: 'check', read: 'checks', failed: 'alert' }[status] || 'check';
-    const label = { pending: 'Waiting to send', failed: 'Not sent' }[status] || readLabel;
+    const label = { pending: t('status.pending'), failed: t('status.failed') }[status] || readLabel;
     // An image with a name: the tick's meaning is spoken, not carried by its colour alone.
     return h('span', { class: `status status-${status}`, role: 'img', title: label, 'aria-label': label },
       icon(name), readCount ? h('span', { class: 'read-count', text: String(readCount) }) : null);
@@ -443,20 +491,20 @@ export class ConversationView {
     const conv = this.conv;
     const buttons = [];
     if (message.file) {
-      buttons.push(h('button', { type: 'button', class: 'link', text: 'Retry',
+      buttons.push(h('button', { type: 'button', class: 'link', text: t('common.retry'),
         onclick: () => this.app.sendUpload(conv, message.file, message.kind || 'image', message) }));
     }
-    buttons.push(h('button', { type: 'button', class: 'link', text: 'Remove', onclick: () => this.app.discard(conv, message) }));
-    return h('p', { class: 'failure', role: 'alert' }, `Not sent: ${message.error || 'error'} `, buttons);
+    buttons.push(h('button', { type: 'button', class: 'link', text: t('failure.remove'), onclick: () => this.app.discard(conv, message) }));
+    return h('p', { class: 'failure', role: 'alert' }, `${t('failure.not_sent', { reason: message.error || t('failure.unknown') })} `, buttons);
   }
 
   // -- the message lifecycle: quotes, reactions, the menu, replies, edits, mentions ----
 
   quote(reply) {
     const name = this.app.state.userName(reply.userid);
-    const text = reply.recalled ? 'Message recalled' : (reply.media === IMAGE ? 'Photo' : reply.content);
+    const text = reply.recalled ? t('message.recalled') : (reply.media === IMAGE ? t('preview.photo') : reply.content);
     return h('button', {
-      type: 'button', class: 'quote', 'aria-label': `Reply to ${name}: ${text}. Show the message`,
+      type: 'button', class: 'quote', 'aria-label': t('quote.label', { name, text }),
       onclick: () => this.scrollToMessage(reply.id),
     }, h('span', { class: 'quote-name', text: name }), h('span', { class: 'quote-text', text }));
   }
@@ -470,7 +518,7 @@ export class ConversationView {
       const names = users.map((u) => this.app.state.userName(u)).join(', ');
       return h('button', {
         type: 'button', class: `chip${on ? ' on' : ''}`, 'aria-pressed': on ? 'true' : 'false',
-        title: names, 'aria-label': `${emoji} ${users.length}: ${names}`, dataset: { emoji },
+        title: names, 'aria-label': t('reaction.label', { emoji, count: users.length, names }), dataset: { emoji },
         onclick: () => this.app.sendChange({ cmd: REACT, id: message.id, emoji, on: !on }),
       }, h('span', { text: emoji }), h('span', { class: 'chip-count', text: String(users.length) }));
     }));
@@ -503,7 +551,17 @@ export class ConversationView {
       if (!e.mentionPicker.hidden && !e.mentionPicker.contains(event.target) && event.target !== e.input) this.closeMentions();
     });
     e.menu.addEventListener('keydown', (event) => {
-      if (event.key === 'Escape') { event.preventDefault(); this.closeMenu(true); }
+      if (event.key === 'Escape') { event.preventDefault(); this.closeMenu(true); return; }
+      // The menu pattern: arrows move between the items, Home and End to the ends, Tab
+      // leaves (and closes) it.
+      const items = [...e.menu.querySelectorAll('button')];
+      const at = items.indexOf(document.activeElement);
+      const next = { ArrowDown: at + 1, ArrowRight: at + 1, ArrowUp: at - 1, ArrowLeft: at - 1,
+        Home: 0, End: items.length - 1 }[event.key];
+      if (event.key === 'Tab') { this.closeMenu(); return; }
+      if (next === undefined) return;
+      event.preventDefault();
+      items[(next + items.length) % items.length]?.focus();
     });
     // Long press on a phone, right click on a desktop: the same menu.
     let timer = 0;
@@ -564,17 +622,20 @@ export class ConversationView {
     });
     const reactions = message.reactions || {};
     e.menu.replaceChildren(
-      can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': 'React' }, QUICK_REACTIONS.map((emoji) => {
+      can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': t('menu.react') }, QUICK_REACTIONS.map((emoji) => {
         const on = (reactions[emoji] || []).includes(me);
         return h('button', {
-          type: 'button', 'aria-label': `React ${emoji}`, 'aria-pressed': on ? 'true' : 'false', text: emoji, dataset: { emoji },
+          // Inside a role=menu only menu items may be (WAI-ARIA 1.2, menu): a reaction
+          // is a checkable one.
+          type: 'button', role: 'menuitemcheckbox', 'aria-label': t('menu.react_with', { emoji }),
+          'aria-checked': on ? 'true' : 'false', text: emoji, dataset: { emoji },
           onclick: () => { this.closeMenu(); this.app.sendChange({ cmd: REACT, id: message.id, emoji, on: !on }); },
         });
       })) : null,
-      can.reply ? item('Reply', 'reply') : null,
-      can.edit ? item('Edit', 'edit') : null,
-      can.recall ? item('Recall', 'recall', 'danger') : null,
-      can.remove ? item('Delete for me', 'delete', 'danger') : null,
+      can.reply ? item(t('menu.reply'), 'reply') : null,
+      can.edit ? item(t('menu.edit'), 'edit') : null,
+      can.recall ? item(t('menu.recall'), 'recall', 'danger') : null,
+      can.remove ? item(t('menu.delete'), 'delete', 'danger') : null,
     );
     e.menu.hidden = false;
     const box = e.section.getBoundingClientRect();
@@ -605,12 +666,12 @@ export class ConversationView {
     if (action === 'reply') {
       this.editing = null;
       this.replyTo = message;
-      const text = message.media === IMAGE ? 'Photo' : message.content;
-      this.showBar(`Replying to ${this.app.state.userName(message.userid)}: ${text}`);
+      const text = message.media === IMAGE ? t('preview.photo') : message.content;
+      this.showBar(t('compose.replying', { name: this.app.state.userName(message.userid), text }));
     } else if (action === 'edit') {
       this.replyTo = null;
       this.editing = message;
-      this.showBar('Editing your message');
+      this.showBar(t('compose.editing'));
       e.input.value = message.content;
       this.resizeInput();
     } else if (action === 'recall') {
@@ -659,7 +720,7 @@ export class ConversationView {
     if (!choices.length) { this.closeMentions(); return; }
     e.mentionPicker.replaceChildren(...choices.map((c) => h('li', { role: 'option' },
       h('button', {
-        type: 'button', text: c.id === 'all' ? '@all (everyone)' : `@${c.name}`, dataset: { user: String(c.id) },
+        type: 'button', text: c.id === 'all' ? t('mention.all') : `@${c.name}`, dataset: { user: String(c.id) },
         onclick: () => this.pickMention(c, match[1].length),
         onkeydown: (event) => {
           if (event.key === 'ArrowDown') { event.preventDefault(); event.currentTarget.parentElement.nextElementSibling?.querySelector('button')?.focus(); }
@@ -918,9 +979,9 @@ export class ConversationView {
       if (photo) {
         this.app.sendPhoto(this.conv, file);
       } else if (file.size > MAX_FILE_BYTES) {
-        alertLater(`${file.name} is larger than 25 MB.`);
+        alertLater(t('file.too_large', { name: file.name }));
       } else if (file.size === 0) {
-        alertLater(`${file.name} is empty.`);
+        alertLater(t('file.empty', { name: file.name }));
       } else {
         this.app.sendFile(this.conv, file);
       }
@@ -941,7 +1002,7 @@ export class ConversationView {
   async startRecording() {
     if (!this.conv || this.recording || this.askingMicrophone) return;
     if (!navigator.mediaDevices?.getUserMedia || typeof MediaRecorder === 'undefined') {
-      alertLater('This browser cannot record voice messages.');
+      alertLater(t('voice.unsupported'));
       return;
     }
     let stream;
@@ -949,7 +1010,7 @@ export class ConversationView {
     try {
       stream = await navigator.mediaDevices.getUserMedia({ audio: true });
     } catch {
-      alertLater('The microphone is not available (allow it for this site).');
+      alertLater(t('voice.no_microphone'));
       return;
     } finally {
       this.askingMicrophone = false;
@@ -967,7 +1028,7 @@ export class ConversationView {
     e.input.hidden = true;
     e.record.classList.add('is-recording');
     e.record.setAttribute('aria-pressed', 'true');
-    e.record.setAttribute('aria-label', 'Stop and send the voice message');
+    e.record.setAttribute('aria-label', t('voice.stop_and_send'));
     e.record.replaceChildren(icon('stop'));
     const tick = () => {
       const seconds = (performance.now() - recording.started) / 1000;
@@ -995,7 +1056,7 @@ export class ConversationView {
     e.input.hidden = false;
     e.record.classList.remove('is-recording');
     e.record.setAttribute('aria-pressed', 'false');
-    e.record.setAttribute('aria-label', 'Record a voice message');
+    e.record.setAttribute('aria-label', t('voice.record'));
     e.record.replaceChildren(icon('mic'));
   }
 
@@ -1027,8 +1088,8 @@ export class ConversationView {
     const audio = new Audio();
     audio.preload = 'metadata';
     if (src) audio.src = src;
-    const button = h('button', { type: 'button', class: 'icon-button voice-play', 'aria-label': 'Play the voice message' }, icon('play'));
-    const bar = h('progress', { class: 'voice-progress', max: 1, value: 0, 'aria-label': 'Played' });
+    const button = h('button', { type: 'button', class: 'icon-button voice-play', 'aria-label': t('voice.play') }, icon('play'));
+    const bar = h('progress', { class: 'voice-progress', max: 1, value: 0, 'aria-label': t('voice.played') });
     const time = h('span', { class: 'voice-time', text: duration(amount) });
     const node = h('div', { class: 'voice', dataset: { state: 'paused' } }, button, bar, time);
     let length = Number(amount) || 0;
@@ -1041,7 +1102,7 @@ export class ConversationView {
     const setState = (state) => {
       node.dataset.state = state;
       button.replaceChildren(icon(state === 'playing' ? 'pause' : 'play'));
-      button.setAttribute('aria-label', state === 'playing' ? 'Pause' : 'Play the voice message');
+      button.setAttribute('aria-label', state === 'playing' ? t('voice.pause') : t('voice.play'));
     };
     audio.addEventListener('timeupdate', show);
     audio.addEventListener('loadedmetadata', show);
@@ -1069,7 +1130,7 @@ export class ConversationView {
   // -- files ------------------------------------------------------------------------------
 
   fileCard(message, progress) {
-    const name = message.memo || 'file';
+    const name = message.memo || t('file.default_name');
     const extension = name.includes('.') ? name.split('.').pop().slice(0, 4).toUpperCase() : '';
     const href = fileUrl(message.url);
     const parts = [
@@ -1079,7 +1140,7 @@ export class ConversationView {
         h('span', { class: 'file-size', text: fileSize(message.amount) })),
     ];
     const card = href
-      ? h('a', { class: 'file-card', href, download: name, title: `Download ${name}` }, parts)
+      ? h('a', { class: 'file-card', href, download: name, title: t('file.download', { name }) }, parts)
       : h('span', { class: 'file-card' }, parts);
     if (progress === null) return card;
     return h('div', { class: 'file-wrap' }, card, this.uploadBar(message, progress));
@@ -1087,8 +1148,8 @@ export class ConversationView {
 
   uploadBar(message, progress) {
     return h('span', { class: 'upload inline' },
-      h('progress', { max: 100, value: progress, 'aria-label': 'Upload progress' }),
-      h('button', { type: 'button', class: 'link', text: 'Cancel', onclick: () => this.app.discard(this.conv, message) }));
+      h('progress', { max: 100, value: progress, 'aria-label': t('upload.progress') }),
+      h('button', { type: 'button', class: 'link', text: t('common.cancel'), onclick: () => this.app.discard(this.conv, message) }));
   }
 
   resizeInput() {
@@ -1112,11 +1173,17 @@ export class ConversationView {
     const e = this.el;
     e.emojiButton.addEventListener('click', () => this.togglePicker('emoji'));
     e.stickerButton.addEventListener('click', () => this.togglePicker('sticker'));
-    for (const picker of [e.emojiPicker, e.stickerPicker]) {
+    // Esc in a picker, or on its button while it opens (stickers load first), closes it.
+    for (const picker of [e.emojiPicker, e.stickerPicker, e.emojiButton, e.stickerButton]) {
       picker.addEventListener('keydown', (event) => {
-        if (event.key === 'Escape') { event.preventDefault(); this.closePickers(true); }
+        if (event.key === 'Escape' && !(e.emojiPicker.hidden && e.stickerPicker.hidden)) {
+          event.preventDefault();
+          this.closePickers('button');
+        }
       });
     }
+    gridKeys(e.emojiPicker, 'button.emoji');
+    gridKeys(e.stickerPicker, 'button.sticker-choice');
     document.addEventListener('pointerdown', (event) => {
       const inside = [e.emojiPicker, e.stickerPicker, e.emojiButton, e.stickerButton].some((el) => el.contains(event.target));
       if (!inside) this.closePickers();
@@ -1137,14 +1204,17 @@ export class ConversationView {
     picker.querySelector('button')?.focus();
   }
 
+  /** `refocus`: true puts focus in the composer, 'button' back on the picker's button. */
   closePickers(refocus = false) {
     const e = this.el;
     const wasOpen = !e.emojiPicker.hidden || !e.stickerPicker.hidden;
+    const opener = !e.emojiPicker.hidden ? e.emojiButton : e.stickerButton;
     e.emojiPicker.hidden = true;
     e.stickerPicker.hidden = true;
     e.emojiButton.setAttribute('aria-expanded', 'false');
     e.stickerButton.setAttribute('aria-expanded', 'false');
-    if (refocus && wasOpen) e.input.focus();
+    if (refocus === 'button' && wasOpen) opener.focus();
+    else if (refocus && wasOpen) e.input.focus();
   }
 
   fillEmoji() {
@@ -1162,19 +1232,19 @@ export class ConversationView {
     const picker = this.el.stickerPicker;
     if (picker.dataset.filled) return;
     picker.dataset.filled = 'loading';
-    picker.replaceChildren(h('p', { class: 'picker-title', text: 'Loading stickers…' }));
+    picker.replaceChildren(h('p', { class: 'picker-title', text: t('stickers.loading') }));
     const packs = await loadStickerPacks();
     if (!packs.length) {
-      picker.replaceChildren(h('p', { class: 'picker-empty', text: 'No sticker packs are installed.' }));
+      picker.replaceChildren(h('p', { class: 'picker-empty', text: t('stickers.none') }));
       picker.dataset.filled = 'empty';
       return;
     }
-    const grid = h('div', { class: 'sticker-grid', role: 'group', 'aria-label': 'Stickers' });
-    const tabs = h('div', { class: 'pack-tabs', role: 'tablist', 'aria-label': 'Sticker packs' });
+    const grid = h('div', { class: 'sticker-grid', role: 'group', 'aria-label': t('composer.stickers') });
+    const tabs = h('div', { class: 'pack-tabs', role: 'tablist', 'aria-label': t('stickers.packs') });
     const showPack = (pack) => {
       for (const tab of tabs.children) tab.setAttribute('aria-selected', tab.dataset.pack === pack.id ? 'true' : 'false');
       grid.replaceChildren(...pack.assets.map(({ url, title }) => h('button', {
-        type: 'button', class: 'sticker-choice', 'aria-label': `Send sticker: ${title}`,
+        type: 'button', class: 'sticker-choice', 'aria-label': t('stickers.send', { title }),
         title, dataset: { url },
         onclick: () => { if (this.conv) this.app.sendSticker(this.conv, url); this.closePickers(true); },
       }, h('img', { src: url, alt: '', loading: 'lazy', width: 72, height: 72 }))));
@@ -1201,6 +1271,53 @@ export class ConversationView {
     this.el.lightboxImg.src = url;
     this.el.lightbox.showModal();
   }
+}
+
+/**
+ * Arrow keys in a grid of buttons (the emoji and sticker pickers): ←/→ the previous or
+ * next one, ↑/↓ the nearest one in the row above or below, Home/End the first and last.
+ * One button is the tab stop (roving tabindex), so Tab leaves the grid at once instead
+ * of walking through 150 emoji.
+ */
+function gridKeys(container, selector) {
+  const rove = (buttons, target) => {
+    for (const b of buttons) b.tabIndex = b === target ? 0 : -1;
+    target.focus();
+    target.scrollIntoView({ block: 'nearest' });
+  };
+  container.addEventListener('focusin', (event) => {
+    if (!event.target.matches?.(selector)) return;
+    for (const b of container.querySelectorAll(selector)) b.tabIndex = b === event.target ? 0 : -1;
+  });
+  container.addEventListener('keydown', (event) => {
+    const current = event.target;
+    if (!current.matches?.(selector) || event.altKey || event.ctrlKey || event.metaKey) return;
+    const buttons = [...container.querySelectorAll(selector)];
+    const at = buttons.indexOf(current);
+    let next = null;
+    if (event.key === 'ArrowRight') next = buttons[at + 1];
+    else if (event.key === 'ArrowLeft') next = buttons[at - 1];
+    else if (event.key === 'Home') next = buttons[0];
+    else if (event.key === 'End') next = buttons[buttons.length - 1];
+    else if (event.key === 'ArrowDown' || event.key === 'ArrowUp') {
+      const here = current.getBoundingClientRect();
+      const down = event.key === 'ArrowDown';
+      let best = null;
+      let bestScore = Infinity;
+      for (const b of buttons) {
+        const r = b.getBoundingClientRect();
+        const dy = down ? r.top - here.top : here.top - r.top;
+        if (dy < here.height / 2) continue; // same row, or the wrong way
+        const score = dy * 1000 + Math.abs(r.left - here.left); // the nearest row first
+        if (score < bestScore) { best = b; bestScore = score; }
+      }
+      next = best;
+    } else {
+      return;
+    }
+    event.preventDefault();
+    if (next) rove(buttons, next);
+  });
 }
 
 /** A message that is not worth a modal dialog: shown in the composer's placeholder. */

@@ -4,6 +4,7 @@
 import { api, get } from '../api.js';
 import { byId, h } from '../dom.js';
 import { avatar } from '../format.js';
+import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 
 export class MembersDialog {
@@ -61,20 +62,21 @@ export class MembersDialog {
     ]);
     if (this.groupId !== groupId) return;
     byId('invite-list').replaceChildren(...invites.rows.map((invite) => h('li', { class: 'invite', dataset: { inviteid: String(invite.id) } },
-      h('span', { text: `Link #${invite.id}: used ${invite.used}${invite.uses ? ` of ${invite.uses}` : ''}` }),
-      h('button', { type: 'button', class: 'button small danger', text: 'Revoke',
+      h('span', { text: invite.uses ? t('invite.used_of', { id: invite.id, used: invite.used, uses: invite.uses })
+        : t('invite.used', { id: invite.id, used: invite.used }) }),
+      h('button', { type: 'button', class: 'button small danger', text: t('invite.revoke'),
         onclick: () => this.act('/contact/revokeinvite', { groupid: groupId, inviteid: invite.id }) }))));
     byId('join-requests').replaceChildren(...requests.rows.map((user) => h('li', { class: 'member', dataset: { userid: String(user.id) } },
       avatar(user, { size: 'sm' }),
       h('span', { class: 'member-name', text: user.nickname }),
-      h('button', { type: 'button', class: 'button small primary', text: 'Approve',
+      h('button', { type: 'button', class: 'button small primary', text: t('group_admin.approve'),
         onclick: () => this.act('/contact/approvejoin', { groupid: groupId, memberid: user.id }) }),
-      h('button', { type: 'button', class: 'button small', text: 'Decline',
+      h('button', { type: 'button', class: 'button small', text: t('requests.decline'),
         onclick: () => this.act('/contact/declinejoin', { groupid: groupId, memberid: user.id }) }))));
     byId('ban-list').replaceChildren(...bans.rows.map((user) => h('li', { class: 'member', dataset: { userid: String(user.id) } },
       avatar(user, { size: 'sm' }),
       h('span', { class: 'member-name', text: user.nickname }),
-      h('button', { type: 'button', class: 'button small', text: 'Unban',
+      h('button', { type: 'button', class: 'button small', text: t('group_admin.unban'),
         onclick: () => this.act('/contact/unban', { groupid: groupId, memberid: user.id }) }))));
     this.renderList(this.app.state.members.get(groupId) || []);
   }
@@ -104,7 +106,7 @@ export class MembersDialog {
       return;
     }
     const ok = byId('group-settings-ok');
-    ok.textContent = 'Saved.';
+    ok.textContent = t('common.saved');
     ok.hidden = false;
   }
 
@@ -122,13 +124,13 @@ export class MembersDialog {
   async show(groupId) {
     this.groupId = groupId;
     const group = this.app.state.groups.get(groupId);
-    byId('members-title').textContent = group ? group.name : 'Members';
+    byId('members-title').textContent = group ? group.name : t('members.title');
     byId('members-memo').textContent = group?.memo || '';
     byId('members-memo').hidden = !group?.memo;
     this.error('');
     const dissolve = byId('dissolve-group');
     dissolve.hidden = !group || group.ownerid !== this.app.state.me.id;
-    dissolve.textContent = 'Dissolve group';
+    dissolve.textContent = t('members.dissolve');
     delete dissolve.dataset.confirm;
     byId('group-settings-ok').hidden = true;
     this.renderList(this.app.state.members.get(groupId) || []);
@@ -149,9 +151,9 @@ export class MembersDialog {
       return h('li', { class: 'member', dataset: { userid: String(member.id) } },
         avatar(member, { size: 'sm', online }),
         h('span', { class: 'member-name', text: member.nickname }),
-        member.id === state.me.id ? h('span', { class: 'tag', text: 'you' }) : null,
-        member.role === 'owner' ? h('span', { class: 'tag owner', text: 'owner' }) : null,
-        member.role === 'admin' ? h('span', { class: 'tag admin', text: 'admin' }) : null,
+        member.id === state.me.id ? h('span', { class: 'tag', text: t('members.you') }) : null,
+        member.role === 'owner' ? h('span', { class: 'tag owner', text: t('members.owner') }) : null,
+        member.role === 'admin' ? h('span', { class: 'tag admin', text: t('members.admin') }) : null,
         this.moderation(member));
     }));
   }
@@ -166,11 +168,11 @@ export class MembersDialog {
     const target = { groupid, memberid: member.id };
     return h('span', { class: 'member-actions' },
       role === 'owner' ? h('button', { type: 'button', class: 'button small', dataset: { action: 'role' },
-        text: member.role === 'admin' ? 'Make member' : 'Make admin',
+        text: member.role === 'admin' ? t('members.make_member') : t('members.make_admin'),
         onclick: () => this.act('/contact/setrole', { ...target, role: member.role === 'admin' ? 'member' : 'admin' }) }) : null,
-      h('button', { type: 'button', class: 'button small danger', dataset: { action: 'remove' }, text: 'Remove',
+      h('button', { type: 'button', class: 'button small danger', dataset: { action: 'remove' }, text: t('members.remove'),
         onclick: () => this.act('/contact/kick', target) }),
-      h('button', { type: 'button', class: 'button small danger', dataset: { action: 'ban' }, text: 'Ban',
+      h('button', { type: 'button', class: 'button small danger', dataset: { action: 'ban' }, text: t('members.ban'),
         onclick: () => this.act('/contact/kick', { ...target, ban: 1 }) }));
   }
 
@@ -198,7 +200,7 @@ export class MembersDialog {
     if (!button.dataset.confirm) {
       // Two steps instead of a blocking confirm(): the button asks once more.
       button.dataset.confirm = 'yes';
-      button.textContent = 'Click again to dissolve for everyone';
+      button.textContent = t('members.confirm_dissolve');
       return;
     }
     const id = this.groupId;

@@ -4,10 +4,11 @@
 import { api } from '../api.js';
 import { byId, h } from '../dom.js';
 import { avatar } from '../format.js';
+import { t } from '../i18n.js';
 import { icon } from '../icons.js';
 
-const LABELS = { unfriend: 'Unfriend', block: 'Block' };
-const CONFIRM = { unfriend: 'Click again to unfriend', block: 'Click again to block' };
+const LABELS = { unfriend: () => t('person.unfriend'), block: () => t('person.block') };
+const CONFIRM = { unfriend: () => t('person.confirm_unfriend'), block: () => t('person.confirm_block') };
 
 export class PersonDialog {
   constructor(app) {
@@ -39,10 +40,10 @@ export class PersonDialog {
       avatar(user, { size: 'lg', online: friend ? state.isOnline(id) : undefined }),
       h('div', null,
         h('p', { class: 'person-memo', text: user.memo || '' }),
-        h('p', { class: 'person-memo', text: friend ? 'Your friend' : 'Not your friend' })));
+        h('p', { class: 'person-memo', text: friend ? t('person.friend') : t('person.not_friend') })));
     for (const verb of Object.keys(LABELS)) {
       const button = byId(`person-${verb}`);
-      button.textContent = LABELS[verb];
+      button.textContent = LABELS[verb]();
       delete button.dataset.confirm;
     }
     const blocked = state.blocked.has(id);
@@ -55,7 +56,7 @@ export class PersonDialog {
     const button = byId(`person-${verb}`);
     if (!button.dataset.confirm) {
       button.dataset.confirm = 'yes';
-      button.textContent = CONFIRM[verb];
+      button.textContent = CONFIRM[verb]();
       return;
     }
     const id = this.userId;

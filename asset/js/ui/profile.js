@@ -50,7 +50,7 @@ export class ProfilePanel {
   render() {
     const me = this.app.state.me;
     byId('profile-avatar').replaceChildren(avatar(me, { size: 'xl' }));
-    byId('profile-mobile').textContent = me.mobile ? `Mobile ${me.mobile}` : '';
+    byId('profile-mobile').textContent = me.mobile ? t('profile.mobile', { mobile: me.mobile }) : '';
     // Fill the fields once (and after a save), not while the user is typing in them.
     if (this.filledFor !== me) {
       this.form.elements.namedItem('nickname').value = me.nickname || '';
@@ -73,13 +73,13 @@ export class ProfilePanel {
     const nickname = form.elements.namedItem('nickname').value.trim();
     const memo = form.elements.namedItem('memo').value;
     if (!nickname) {
-      showFieldError(form, 'nickname', 'A nickname cannot be empty.');
+      showFieldError(form, 'nickname', t('profile.nickname_empty'));
       return;
     }
     busy(form, async () => {
       try {
         await this.update({ nickname, memo });
-        showOk(form, 'Saved.');
+        showOk(form, t('common.saved'));
       } catch (error) {
         showApiError(form, error, ['nickname', 'memo'], 'form');
       }
@@ -96,7 +96,7 @@ export class ProfilePanel {
       const { promise } = upload(file, (fraction) => { bar.value = fraction; });
       const result = await promise;
       await this.update({ avatar: result.thumb || result.url });
-      showOk(form, 'Photo updated.');
+      showOk(form, t('profile.photo_updated'));
     } catch (error) {
       showApiError(form, error, [], 'form');
     } finally {
@@ -124,7 +124,7 @@ export class ProfilePanel {
     byId('blocked-list').replaceChildren(...rows.map((user) => h('li', { class: 'member', dataset: { userid: String(user.id) } },
       avatar(user, { size: 'sm' }),
       h('span', { class: 'member-name', text: user.nickname }),
-      h('button', { type: 'button', class: 'button small', text: 'Unblock', onclick: (event) => this.unblock(user.id, event.target) }))));
+      h('button', { type: 'button', class: 'button small', text: t('person.unblock'), onclick: (event) => this.unblock(user.id, event.target) }))));
   }
 
   async unblock(userid, button) {

@@ -5,6 +5,7 @@
 import { api } from '../api.js';
 import { byId, h } from '../dom.js';
 import { avatar } from '../format.js';
+import { tn, t } from '../i18n.js';
 
 export class RequestsPanel {
   constructor(app) {
@@ -46,7 +47,7 @@ export class RequestsPanel {
     badge.textContent = count;
     badge.hidden = incoming.length === 0;
     badge.setAttribute('role', 'img');
-    badge.setAttribute('aria-label', `${count} friend request${incoming.length === 1 ? '' : 's'}`);
+    badge.setAttribute('aria-label', tn('requests.count', incoming.length, { shown: count }));
     byId('request-list').replaceChildren(...incoming.map((r) => this.item(r)),
       ...outgoing.map((r) => this.item(r)));
   }
@@ -59,10 +60,10 @@ export class RequestsPanel {
       avatar(user || { id: 0, nickname: request.mobile || '?' }, { size: 'sm' }),
       h('span', { class: 'request-main' },
         h('span', { class: 'request-name', text: name }),
-        h('span', { class: 'request-note', text: incoming ? 'wants to be your friend' : 'asked · waiting for an answer' })),
+        h('span', { class: 'request-note', text: incoming ? t('requests.incoming') : t('requests.outgoing') })),
       incoming ? h('span', { class: 'request-buttons' },
-        h('button', { type: 'button', class: 'button primary small', text: 'Accept', onclick: () => this.answer(request, 'accept') }),
-        h('button', { type: 'button', class: 'button small', text: 'Decline', onclick: () => this.answer(request, 'decline') }))
+        h('button', { type: 'button', class: 'button primary small', text: t('requests.accept'), onclick: () => this.answer(request, 'accept') }),
+        h('button', { type: 'button', class: 'button small', text: t('requests.decline'), onclick: () => this.answer(request, 'decline') }))
         : null);
   }
 

@@ -5,6 +5,7 @@
 import { api } from '../api.js';
 import { byId, h, syncChildren } from '../dom.js';
 import { avatar, listTime, preview } from '../format.js';
+import { t } from '../i18n.js';
 import { looksLikePhone } from '../phone.js';
 import { GROUP, SINGLE } from '../state.js';
 import { busy, clearForm, clearOnInput, showApiError, showFieldError, showOk } from './forms.js';
@@ -22,7 +23,7 @@ export class Sidebar {
       // ARIA tabs: arrows move between tabs, the active one is the tab stop.
       tab.addEventListener('keydown', (event) => {
         const step = { ArrowRight: 1, ArrowLeft: -1, ArrowDown: 1, ArrowUp: -1 }[event.key];
-        if (!step) return;
+        if (!step || event.altKey) return; // Alt+↑/↓ moves between conversations
         event.preventDefault();
         this.showTab(TABS[(TABS.indexOf(name) + step + TABS.length) % TABS.length], { focusTab: true });
       });
@@ -51,12 +52,24 @@ export class Sidebar {
   arrowKeys(list) {
     list.addEventListener('keydown', (event) => {
       const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
-      if (!step) return;
+      if (!step || event.altKey) return;
       const links = [...list.querySelectorAll('a.conv-item, a.group-link')];
       const at = links.indexOf(document.activeElement);
       const next = links[at + step];
       if (next) { event.preventDefault(); next.focus(); }
     });
+  }
+
+  /** Open the conversation `step` places from the open one in the list of chats
+   * (Alt+↑/↓; friends and groups, most recent first), the first one when none is open. */
+  step(step) {
+    const links = [...byId('friends').querySelectorAll('a.conv-item')];
+    if (!links.length) return;
+    const at = links.findIndex((a) => a.dataset.key === this.app.current?.key);
+    const next = at < 0 ? links[step > 0 ? 0 : links.length - 1]
+      : links[Math.max(0, Math.min(links.length - 1, at + step))];
+    if (next.dataset.key === this.app.current?.key) { this.app.view.focusComposer(); return; }
+    location.hash = next.getAttribute('href');
   }
 
   renderMe() {
@@ -104,7 +117,7 @@ export class Sidebar {
 
   title(conv) {
     const { state } = this.app;
-    return conv.kind === GROUP ? (state.groups.get(conv.dstid)?.name || `Group ${conv.dstid}`) : state.userName(conv.dstid);
+    return conv.kind === GROUP ? (state.groups.get(conv.dstid)?.name || t('group.fallback_name', { id: conv.dstid })) : state.userName(conv.dstid);
   }
 
   /** One list entry, rebuilt only when what it shows changed. */
@@ -116,13 +129,13 @@ export class Sidebar {
     const entity = conv.kind === GROUP ? state.groups.get(conv.dstid) : state.users.get(conv.dstid);
     let line = '';
     if (typers.length) {
-      line = conv.kind === GROUP ? `${state.userName(typers[0])} is typing…` : 'typing…';
+      line = conv.kind === GROUP ? t('typing.one', { name: state.userName(typers[0]) }) : t('typing.self');
     } else if (last) {
-      const who = last.userid === state.me.id ? 'You: '
-        : conv.kind === GROUP ? `${state.userName(last.userid)}: ` : '';
-      line = who + preview(last);
+      line = last.userid === state.me.id ? t('preview.mine', { text: preview(last) })
+        : conv.kind === GROUP ? t('preview.theirs', { name: state.userName(last.userid), text: preview(last) })
+          : preview(last);
     } else {
-      line = conv.kind === GROUP ? (entity?.memo || 'No messages yet') : (entity?.memo || 'Say hello 👋');
+      line = conv.kind === GROUP ? (entity?.memo || t('list.no_messages')) : (entity?.memo || t('list.say_hello'));
     }
     const active = this.app.current === conv;
     const signature = JSON.stringify([this.title(conv), entity?.avatar, entity?.icon, online, line,
@@ -140,11 +153,13 @@ export class Sidebar {
     h('span', { class: 'conv-main' },
       h('span', { class: 'conv-line' },
         h('span', { class: 'conv-name', text: this.title(conv) }),
+        // The dot's meaning in words (it is not carried by its colour alone).
+        online === undefined ? null : h('span', { class: 'sr-only', text: online ? t('presence.online') : t('presence.offline') }),
         h('time', { class: 'conv-time', text: listTime(conv.lastTs) })),
       h('span', { class: 'conv-line' },
         h('span', { class: `conv-preview${typers.length ? ' typing' : ''}`, text: line }),
-        conv.unread && conv.mentions ? h('span', { class: 'badge mention-badge', role: 'img', 'aria-label': `${conv.mentions} mentioning you`, text: '@' }) : null,
-        conv.unread ? h('span', { class: 'badge', role: 'img', 'aria-label': `${unread} unread`, text: unread }) : null)));
+        conv.unread && conv.mentions ? h('span', { class: 'badge mention-badge', role: 'img', 'aria-label': t('list.mentions', { count: conv.mentions }), text: '@' }) : null,
+        conv.unread ? h('span', { class: 'badge', role: 'img', 'aria-label': t('list.unread', { count: unread }), text: unread }) : null)));
     const node = h('li', null, link);
     const focused = cached && cached.node.contains(document.activeElement);
     if (cached && cached.node.isConnected) cached.node.replaceWith(node);
@@ -161,7 +176,7 @@ export class Sidebar {
       clearForm(form);
       const mobile = form.elements.namedItem('mobile').value.trim();
       if (!looksLikePhone(mobile)) {
-        showFieldError(form, 'mobile', 'Enter their mobile number: 5 to 15 digits.');
+        showFieldError(form, 'mobile', t('friends.mobile_invalid'));
         return;
       }
       busy(form, async () => {
@@ -170,10 +185,10 @@ export class Sidebar {
           const { status } = await api('/contact/addfriend', { dstname: mobile });
           form.reset();
           if (status === 'friends') {
-            showOk(form, 'You are friends now.');
+            showOk(form, t('friends.now_friends'));
             await this.app.refresh('friends');
           } else {
-            showOk(form, 'Asked. If this number uses fastim, you will be friends once they accept.');
+            showOk(form, t('friends.asked'));
           }
           await this.app.requests.refresh();
         } catch (error) {
@@ -193,7 +208,7 @@ export class Sidebar {
         clearForm(form);
         const name = form.elements.namedItem('name').value.trim();
         if (!name) {
-          showFieldError(form, 'name', `Enter the name of the group to ${verb}.`);
+          showFieldError(form, 'name', verb === 'create' ? t('groups.name_to_create') : t('groups.name_to_join'));
           return;
         }
         busy(form, async () => {
@@ -205,7 +220,7 @@ export class Sidebar {
             form.reset();
             if (group.status === 'requested') {
               // The group asks for approval: nothing to open yet (cmd 71 tells us later).
-              showFieldError(form, 'name', 'Asked to join: an admin of the group will answer.');
+              showFieldError(form, 'name', t('groups.join_requested'));
               return;
             }
             this.app.state.groups.set(group.id, group);
@@ -213,7 +228,7 @@ export class Sidebar {
             await this.app.refresh('groups');
             location.hash = `#/g/${group.id}`;
           } catch (error) {
-            if (error.status === 404) showFieldError(form, 'name', 'There is no group with that name.');
+            if (error.status === 404) showFieldError(form, 'name', t('groups.no_such_group'));
             else showApiError(form, error, ['name'], 'name');
           }
         });
