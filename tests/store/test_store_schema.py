@@ -69,8 +69,9 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
     try:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
-        # The newest migration: voice and file uploads (issue 19).
-        assert MIGRATIONS[-1].version == 9 and MIGRATIONS[-1].name == "uploads and file messages"
+        # The newest migration: mutes and push subscriptions (issue 20).
+        assert MIGRATIONS[-1].version == 11
+        assert MIGRATIONS[-1].name == "mutes and push subscriptions"
         assert [m.version for m in MIGRATIONS] == sorted(m.version for m in MIGRATIONS)
         assert table_counts(store) == {
             "message_files": 0,
@@ -88,6 +89,8 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
             "friendships": 0,
             "tokens": 0,
             "uploads": 0,
+            "mutes": 0,
+            "push_subscriptions": 0,
             "users": 0,
         }
     finally:
