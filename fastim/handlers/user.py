@@ -87,8 +87,9 @@ def register(router: Router, app: App) -> None:
     @router.post("/user/push")
     @endpoint(app, status=201)
     async def push_subscribe(request: Request, values: dict[str, Any], user: Any) -> Any:
-        subscription = await app.services.push.subscribe(user, request.state.token, values)
-        return {"id": subscription}
+        push = app.services.push
+        await push.subscribe(user, request.state.token, values)
+        return {"subscriptions": await push.count(user)}
 
     async def push_unsubscribe(request: Request, values: dict[str, Any], user: Any) -> Any:
         return {"removed": await app.services.push.unsubscribe(user, values)}
