@@ -176,21 +176,37 @@ export class Notifier {
 
   // -- alerts ---------------------------------------------------------------------
 
-  /** A live message from someone else, left unread: sound and, on a hidden page, a
-   * desktop notification; nothing for a muted conversation. */
+  /** A live message from someone else, left unread: a sound and, while the page is
+   * hidden or another window has the focus, a desktop notification; nothing for a
+   * muted conversation. */
   alert(conv, message) {
     if (this.isMuted(conv)) return;
     if (this.sound) this.beep();
-    if (document.visibilityState === 'visible') return;
+    if (document.visibilityState === 'visible' && document.hasFocus()) return;
     if (typeof Notification === 'undefined' || Notification.permission !== 'granted') return;
     const state = this.app.state;
     const sender = state.userName(message.userid);
     const title = conv.kind === GROUP
       ? `${sender} in ${state.groups.get(conv.dstid)?.name || 'a group'}` : sender;
-    const shown = new Notification(title, { body: preview(message), tag: conv.key, renotify: true });
+    const route = `#/${conv.kind === GROUP ? 'g' : 'u'}/${conv.dstid}`;
+    // One per conversation (the tag; a push for it uses the same): a newer one replaces it.
+    const options = { body: preview(message), tag: conv.key, renotify: true, data: { url: `/chat${route}` } };
+    this.show(title, options, route).catch(() => {});
+  }
+
+  /** Through the service worker when there is one (its click handler opens the
+   * conversation, and some browsers allow no other kind), else a page notification. */
+  async show(title, options, route) {
+    const registration = 'serviceWorker' in navigator
+      ? await navigator.serviceWorker.getRegistration('/') : null;
+    if (registration && registration.active) {
+      await registration.showNotification(title, options);
+      return;
+    }
+    const shown = new Notification(title, options);
     shown.onclick = () => {
       window.focus();
-      location.hash = `#/${conv.kind === GROUP ? 'g' : 'u'}/${conv.dstid}`;
+      location.hash = route;
       shown.close();
     };
   }

@@ -21,7 +21,7 @@ self.addEventListener('push', (event) => {
   // push replaces the older (tag), and still alerts (renotify).
   event.waitUntil(self.registration.showNotification(title, {
     body: typeof data.body === 'string' ? data.body : '',
-    tag: `${data.cmd}:${data.dstid}`,
+    tag: `${data.cmd === 11 ? 'g' : 'u'}${data.dstid}`, // the page's own use the same
     renotify: true,
     icon: '/asset/img/logo.svg',
     data: { url: route(data) },
@@ -36,7 +36,7 @@ self.addEventListener('notificationclick', (event) => {
     for (const client of windows) {
       if (new URL(client.url).pathname === '/chat') {
         await client.focus();
-        return client.navigate(url);
+        try { return await client.navigate(url); } catch { return client; }
       }
     }
     return self.clients.openWindow(url);

@@ -1,6 +1,7 @@
 """Notifications in a real browser (docs/client.md): the unread count in the title and
 on the favicon, muting a conversation (honoured by the count, shown on the user's other
-device live), and Web Push shown by the service worker.
+device live), a desktop notification with a chime while another window has the focus
+(none for a muted conversation), and Web Push shown by the service worker.
 
 What the push test does and does not exercise: headless Chromium here cannot subscribe
 to a push service (a Playwright context is incognito, where Chrome has no Push API, and
@@ -70,6 +71,13 @@ def favicon(page: Any) -> dict[str, str]:
         return { href: l.href.slice(0, 22), badge: l.dataset.badge || '' }; }""")
 
 
+def shown_notifications(page: Any) -> list[dict[str, Any]]:
+    """The notifications the page's service worker registration shows now."""
+    return page.evaluate("""() => navigator.serviceWorker.getRegistration('/')
+        .then(r => r.getNotifications())
+        .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})))""")
+
+
 def test_title_and_favicon_count_unread_and_a_mute_is_honoured_on_every_device(
         browser: Any, server: WebServer, people: list[Person]) -> None:
     alice, bob, carol = (make_person(server, n) for n in ("Alice", "Bob", "Carol"))
@@ -122,7 +130,7 @@ def test_title_and_favicon_count_unread_and_a_mute_is_honoured_on_every_device(
     assert bob.errors == [] and bob.dialogs == []
 
 
-def test_the_service_worker_shows_a_push_and_its_click_target(
+def test_desktop_notifications_and_the_service_worker_showing_a_push(
         browser: Any, server: WebServer, people: list[Person], service: PushService) -> None:
     alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
     people += [alice, bob]
@@ -142,6 +150,34 @@ def test_the_service_worker_shows_a_push_and_its_click_target(
     assert page.evaluate("localStorage.getItem('fastim.notify.sound')") == "1"
     bob.errors.clear()  # Chrome's console note about incognito and push
 
+    # Another window has the focus: a message makes a desktop notification, with the
+    # sender and a preview, and a sound; a muted conversation makes neither.
+    # (Playwright makes every page think it has the focus: that emulation is turned off,
+    # so the focus is where it really is.)
+    cdp = bob.context.new_cdp_session(page)
+    cdp.send("Emulation.setFocusEmulationEnabled", {"enabled": False})
+    other = bob.context.new_page()
+    other.goto("/login")
+    other.bring_to_front()
+    assert page.evaluate("document.hasFocus()") is False
+    chat_over_socket(server, alice, 10, bob.id, ["dinner?"])
+    page.wait_for_function(f"""() => navigator.serviceWorker.getRegistration('/')
+        .then(r => r.getNotifications({{tag: 'u{alice.id}'}})).then(n => n.length === 1)""")
+    assert shown_notifications(page) == [{"title": "Alice", "body": "dinner?",
+                                          "tag": f"u{alice.id}", "url": f"/chat#/u/{alice.id}"}]
+    # Two chimes: one when the setting was switched on (a sample), one for "dinner?".
+    assert page.evaluate("window.fastim.notify.beeps") == 2
+    assert server.running.post("/contact/mute", {"cmd": 10, "dstid": alice.id},
+                               token=bob.token).status == 200
+    page.wait_for_function(f"() => window.fastim.notify.mutes.has('u{alice.id}')")
+    chat_over_socket(server, alice, 10, bob.id, ["still there?"])
+    expect(conversation_link(page, "u", alice.id)).to_have_attribute("data-unread", "2")
+    assert [n["body"] for n in shown_notifications(page)] == ["dinner?"]
+    assert page.evaluate("window.fastim.notify.beeps") == 2
+    assert server.running.post("/contact/unmute", {"cmd": 10, "dstid": alice.id},
+                               token=bob.token).status == 200
+    other.close()
+
     # The browser's keys, made by the test, given to the server as the page would.
     keys = Browser(service)
     assert server.running.post("/user/push", keys.subscription(),
@@ -153,7 +189,6 @@ def test_the_service_worker_shows_a_push_and_its_click_target(
     payload = keys.decrypt(push)
     assert payload["title"] == "New message from Alice"
 
-    cdp = bob.context.new_cdp_session(page)
     registrations: list[dict[str, Any]] = []
     cdp.on("ServiceWorker.workerRegistrationUpdated",
            lambda event: registrations.extend(event["registrations"]))
@@ -165,10 +200,8 @@ def test_the_service_worker_shows_a_push_and_its_click_target(
         "origin": server.url, "registrationId": found[0]["registrationId"],
         "data": json.dumps(payload)})
     page.wait_for_function("""() => navigator.serviceWorker.getRegistration('/')
-        .then(r => r.getNotifications()).then(n => n.length > 0)""")
-    shown = page.evaluate("""() => navigator.serviceWorker.getRegistration('/')
-        .then(r => r.getNotifications())
-        .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})))""")
-    assert shown == [{"title": "New message from Alice", "body": "", "tag": f"10:{alice.id}",
-                      "url": f"/chat#/u/{alice.id}"}]
+        .then(r => r.getNotifications()).then(n => n.some(n => n.title.startsWith('New')))""")
+    # The push replaced the page's notification of the same conversation (its tag).
+    assert shown_notifications(page) == [{"title": "New message from Alice", "body": "",
+                                          "tag": f"u{alice.id}", "url": f"/chat#/u/{alice.id}"}]
     assert bob.errors == [] and bob.dialogs == []
