@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 
 #: New messages waiting for their pushes to be worked out; beyond it they are dropped.
 QUEUE_SIZE = 2000
+#: New messages worked out together (one per conversation among them).
+BATCH = 100
 #: Pushes started and not finished; beyond it new ones are dropped (a push service
 #: that hangs must not make the server hold unbounded work).
 MAX_IN_FLIGHT = 500
@@ -265,15 +267,26 @@ class Push:
 
     async def _run(self) -> None:
         while True:
-            stored = await self._queue.get()
-            try:
-                await self._pushes_for(stored)
-            except Exception:
-                log.exception("web push: message %d", stored.message_id)
-            finally:
+            batch = [await self._queue.get()]
+            while len(batch) < BATCH and not self._queue.empty():
+                batch.append(self._queue.get_nowait())
+            # A burst in one conversation is worked out once, for its newest message:
+            # coalescing would leave the others out anyway, and each costs a query.
+            newest: dict[tuple[int, int, int], Stored] = {}
+            for stored in batch:
+                sender = stored.sender if stored.kind == SINGLE else 0
+                newest[(stored.kind, stored.dstid, sender)] = stored
+            for stored in newest.values():
+                try:
+                    await self._pushes_for(stored)
+                except Exception:
+                    log.exception("web push: message %d", stored.message_id)
+            for _ in batch:
                 self._queue.task_done()
 
     async def _pushes_for(self, stored: Stored) -> None:
+        if stored.kind == SINGLE and await self.bus.online([stored.dstid]):
+            return  # the usual case, answered without the database
         targets = await self.store.read(push_targets, stored.kind, stored.dstid,
                                         stored.sender, int(self.clock()))
         if not targets:
