@@ -70,8 +70,10 @@ async def targets(directory: Path, members: int, repeat: int) -> None:
             if n:
                 await store.add_member(group.id, user.id)
             sub = Browser(service).subscription()
+            session = f"{n:064x}"
+            await store.save_token(user.id, session, "web", int(time.time()) + 3600)
             await store.write(save_subscription, user.id, sub["endpoint"], sub["keys"]["p256dh"],
-                              sub["keys"]["auth"], "t" * 64, 1, 10)
+                              sub["keys"]["auth"], session, 1, 10)
             if n % 10 == 1:
                 await store.write(set_mute, user.id, GROUP, group.id, 0)
         service.close()

@@ -128,18 +128,21 @@ def count_subscriptions(tx: Tx, user_id: int) -> int:
 def push_targets(tx: Tx, kind: int, dstid: int, sender: int, now: int) -> list[Subscription]:
     """The subscriptions of everyone a new message in (`kind`, `dstid`) from `sender`
     reaches, but the sender and those who muted the conversation. For a 1:1 message the
-    recipient's mute is of the conversation with `sender`."""
+    recipient's mute is of the conversation with `sender`. Only subscriptions whose login
+    session is still valid count: a browser logged out, or whose session was revoked (a
+    password change elsewhere) or expired, is told nothing, not even who wrote."""
+    session = "JOIN tokens t ON t.token_hash = s.token_hash AND t.expires > ? "
     muted = ("NOT EXISTS (SELECT 1 FROM mutes m WHERE m.user_id = s.user_id "
              "AND m.kind = ? AND m.dstid = ? AND (m.muted_until = 0 OR m.muted_until > ?))")
     columns = "s.id, s.user_id, s.endpoint, s.p256dh, s.auth"
     rows: Sequence[tuple[Any, ...]]
     if kind == SINGLE:
-        rows = tx.rows(f"SELECT {columns} FROM push_subscriptions s "
+        rows = tx.rows(f"SELECT {columns} FROM push_subscriptions s {session}"
                        f"WHERE s.user_id = ? AND {muted} ORDER BY s.id",
-                       (dstid, SINGLE, sender, now))
+                       (now, dstid, SINGLE, sender, now))
     else:
-        rows = tx.rows(f"SELECT {columns} FROM push_subscriptions s "
+        rows = tx.rows(f"SELECT {columns} FROM push_subscriptions s {session}"
                        "JOIN memberships g ON g.user_id = s.user_id AND g.community_id = ? "
                        f"WHERE s.user_id <> ? AND {muted} ORDER BY s.id",
-                       (dstid, sender, GROUP, dstid, now))
+                       (now, dstid, sender, GROUP, dstid, now))
     return [Subscription(int(i), int(u), e, p, a) for i, u, e, p, a in rows]

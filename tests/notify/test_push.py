@@ -207,6 +207,23 @@ def test_logout_and_unsubscribe_end_the_pushes(api: ApiServer, service: PushServ
     assert service.to(laptop.endpoint) == service.to(phone.endpoint) == []
 
 
+def test_a_session_revoked_elsewhere_is_pushed_nothing(api: ApiServer,
+                                                       service: PushService) -> None:
+    alice, alice_token, bob, bob_token = pair(api)
+    phone_token = api.login(bob, device="phone")
+    laptop, phone = Browser(service), Browser(service)
+    subscribe(api, bob_token, laptop)
+    subscribe(api, phone_token, phone)
+    # Bob changes his password on the laptop: the phone's session ends.
+    changed = api.post("/user/passwd", {"oldpasswd": bob["passwd"],
+                                        "passwd": "a new horse battery"}, token=bob_token)
+    assert changed.status == 200, changed.body
+    say(api, alice_token, 10, bob["id"], "after the change")
+    service.wait_for(laptop.endpoint)
+    idle(api)
+    assert service.to(phone.endpoint) == []
+
+
 def test_a_browser_subscribes_once_whoever_is_logged_in(api: ApiServer,
                                                        service: PushService) -> None:
     alice, alice_token, bob, bob_token = pair(api)
