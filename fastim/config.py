@@ -409,6 +409,9 @@ def config_from_args(args: argparse.Namespace) -> Config:
     if args.push_preview and args.message_key_file:
         raise SystemExit("--push-preview would send message text out of a server that "
                          "--message-key-file keeps sealed at rest: use one or the other")
+    if not args.push_subject.startswith(("mailto:", "https://")):
+        raise SystemExit("--push-subject must be a mailto: or https:// URL (RFC 8292 §2.1), "
+                         f"not {args.push_subject!r}")
     push = PushOptions(preview=args.push_preview, key_file=args.vapid_key_file,
                        subject=args.push_subject, allow_private=args.push_allow_private,
                        allow_http_loopback=args.push_allow_http_loopback)

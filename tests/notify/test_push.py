@@ -281,7 +281,7 @@ def test_preview_carries_the_text_when_the_operator_asks(
         assert shown["body"] == ("每周五晚上 " + "x" * 200)[:120]
 
 
-def test_preview_is_refused_on_a_server_that_seals_messages(tmp_path: Path) -> None:
+def test_push_flags_preview_refused_when_sealed_and_a_bad_subject(tmp_path: Path) -> None:
     import argparse
 
     from fastim.config import add_serve_arguments, config_from_args
@@ -290,3 +290,8 @@ def test_preview_is_refused_on_a_server_that_seals_messages(tmp_path: Path) -> N
     args = parser.parse_args(["--push-preview", "--message-key-file", str(tmp_path / "k")])
     with pytest.raises(SystemExit, match="sealed"):
         config_from_args(args)
+    args = parser.parse_args(["--push-subject", "admin@example.com"])
+    with pytest.raises(SystemExit, match="mailto"):
+        config_from_args(args)
+    args = parser.parse_args(["--push-preview", "--push-subject", "mailto:ops@example.com"])
+    assert config_from_args(args).push.preview is True

@@ -193,8 +193,13 @@ def test_desktop_notifications_and_the_service_worker_showing_a_push(
     cdp.on("ServiceWorker.workerRegistrationUpdated",
            lambda event: registrations.extend(event["registrations"]))
     cdp.send("ServiceWorker.enable")
-    page.wait_for_function("() => true")  # let the registration events arrive
-    found = [r for r in registrations if r["scopeURL"] == f"{server.url}/" and not r["isDeleted"]]
+    found: list[dict[str, Any]] = []
+    for _ in range(100):  # a round trip to the page lets the events be dispatched
+        found = [r for r in registrations
+                 if r["scopeURL"] == f"{server.url}/" and not r["isDeleted"]]
+        if found:
+            break
+        page.evaluate("0")
     assert found, registrations
     cdp.send("ServiceWorker.deliverPushMessage", {
         "origin": server.url, "registrationId": found[0]["registrationId"],
