@@ -295,3 +295,14 @@ def test_push_flags_preview_refused_when_sealed_and_a_bad_subject(tmp_path: Path
         config_from_args(args)
     args = parser.parse_args(["--push-preview", "--push-subject", "mailto:ops@example.com"])
     assert config_from_args(args).push.preview is True
+
+
+def test_the_vapid_key_is_made_once_private_and_kept(tmp_path: Path) -> None:
+    from fastim.notify.vapid import VapidKey
+
+    path = tmp_path / "vapid-private.pem"
+    first = VapidKey.load_or_create(path)
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert VapidKey.load_or_create(path).public_key == first.public_key  # a restart
+    other = VapidKey.load_or_create(tmp_path / "elsewhere.pem")
+    assert other.public_key != first.public_key
