@@ -65,7 +65,9 @@ export class Notifier {
 
   /** The muted rows of /contact/loadfriend or /contact/loadcommunity. */
   takeMutes(kind, rows) {
-    for (const key of [...this.mutes.keys()]) if (key.startsWith(`${kind}:`)) this.mutes.delete(key);
+    // What these rows say replaces what was known of this kind (unmuted while away).
+    const prefix = convKey(kind, '');
+    for (const key of [...this.mutes.keys()]) if (key.startsWith(prefix)) this.mutes.delete(key);
     for (const row of rows) if (row.muted) this.mutes.set(convKey(kind, row.id), row.muted_until || 0);
   }
 

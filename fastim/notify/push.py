@@ -69,6 +69,8 @@ BATCH = 100
 #: Pushes started and not finished; beyond it new ones are dropped (a push service
 #: that hangs must not make the server hold unbounded work).
 MAX_IN_FLIGHT = 500
+#: Seconds the names of senders and groups are kept for the pushes' titles.
+NAMES_KEPT = 60.0
 #: Characters of a message's text in a push with ``--push-preview``.
 PREVIEW_CHARS = 120
 #: What stands for a message that is not text in a preview (fastim.chat.protocol.Media).
@@ -208,6 +210,7 @@ class Push:
         self._in_flight: set[asyncio.Task[None]] = set()
         self._worker: asyncio.Task[None] | None = None
         self._names: dict[tuple[int, int], str] = {}
+        self._names_since = time.monotonic()
         #: Pushes answered 201 (for the operator's log and the tests).
         self.sent = 0
 
@@ -313,6 +316,10 @@ class Push:
             task.add_done_callback(self._in_flight.discard)
 
     async def _name(self, kind: int, ident: int) -> str:
+        now = time.monotonic()
+        if now - self._names_since > NAMES_KEPT:
+            self._names.clear()  # a renamed user or group shows its new name soon
+            self._names_since = now
         cached = self._names.get((kind, ident))
         if cached is not None:
             return cached
