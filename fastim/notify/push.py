@@ -141,7 +141,10 @@ class RedisCoalescer(Coalescer):
         return {key for key, answer in zip(keys, answers, strict=True) if answer}
 
     async def close(self) -> None:
-        await self.client.aclose()
+        # A Redis that does not answer must not hold the server's shut-down.
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(2.0):
+                await self.client.aclose()
 
 
 def _b64url_bytes(value: Any, name: str) -> bytes:
