@@ -18,6 +18,7 @@ from fastim.chat.lifecycle import LifecycleOptions
 from fastim.chat.protocol import ChatLimits
 from fastim.http import Limits, TrustedProxies
 from fastim.media.options import MediaOptions
+from fastim.notify.options import PushOptions
 
 #: The checkout the package runs from (asset/ and views/ live beside fastim/).
 PROJECT_DIR = Path(__file__).resolve().parent.parent
@@ -120,6 +121,8 @@ class Config:
     trusted_proxies: tuple[str, ...] = ()
     #: The /learn wire inspector for learners (fastim/handlers/learn.py); `--no-learn`.
     learn: bool = True
+    #: Web Push: preview, VAPID key file, which endpoints are allowed (docs/security.md).
+    push: PushOptions = field(default_factory=PushOptions)
 
     @property
     def tls(self) -> bool:
@@ -243,6 +246,28 @@ def add_serve_arguments(
                         default=env.get("FASTIM_LEARN", "1") != "0",
                         help="turn off /learn, the wire inspector for learners "
                              "(FASTIM_LEARN=0; default on)")
+    parser.add_argument("--push-preview", action="store_true",
+                        default=env.get("FASTIM_PUSH_PREVIEW", "0") == "1",
+                        help="Web Push carries the beginning of the message's text, not "
+                             "only who sent it; refused with --message-key-file "
+                             "(FASTIM_PUSH_PREVIEW=1; default off)")
+    parser.add_argument("--vapid-key-file", type=Path,
+                        default=_env_path(env, "FASTIM_VAPID_KEY_FILE"),
+                        help="the VAPID key pair signing Web Push (RFC 8292), made there "
+                             "on first start; every node of a cluster must share it "
+                             "(FASTIM_VAPID_KEY_FILE, default DATA_DIR/vapid-private.pem)")
+    parser.add_argument("--push-subject", default=env.get("FASTIM_PUSH_SUBJECT",
+                                                          PushOptions.subject),
+                        help="how push services reach the operator: a mailto: or https: "
+                             "URL (RFC 8292 sub; FASTIM_PUSH_SUBJECT, default %(default)s)")
+    parser.add_argument("--push-allow-private", action="store_true",
+                        default=env.get("FASTIM_PUSH_ALLOW_PRIVATE", "0") == "1",
+                        help="allow push endpoints on private and link-local addresses "
+                             "(a push service on one's own network; default refused)")
+    parser.add_argument("--push-allow-http-loopback", action="store_true",
+                        default=env.get("FASTIM_PUSH_ALLOW_HTTP_LOOPBACK", "0") == "1",
+                        help="TESTS AND DEVELOPMENT ONLY: allow push endpoints on a "
+                             "loopback address, over http:// too (a push-service stand-in)")
 
     def limit(flag: str, kind: type, default: Any, text: str) -> None:
         name = "FASTIM_" + flag.removeprefix("--").replace("-", "_").upper()
@@ -381,6 +406,15 @@ def config_from_args(args: argparse.Namespace) -> Config:
                              upload_quota_bytes=args.upload_quota_bytes)
     except ValueError as exc:
         raise SystemExit(f"upload limits: {exc}") from None
+    if args.push_preview and args.message_key_file:
+        raise SystemExit("--push-preview would send message text out of a server that "
+                         "--message-key-file keeps sealed at rest: use one or the other")
+    if not args.push_subject.startswith(("mailto:", "https://")):
+        raise SystemExit("--push-subject must be a mailto: or https:// URL (RFC 8292 §2.1), "
+                         f"not {args.push_subject!r}")
+    push = PushOptions(preview=args.push_preview, key_file=args.vapid_key_file,
+                       subject=args.push_subject, allow_private=args.push_allow_private,
+                       allow_http_loopback=args.push_allow_http_loopback)
     return Config(
         host=args.host,
         port=args.port,
@@ -429,6 +463,7 @@ def config_from_args(args: argparse.Namespace) -> Config:
         chat_ping_timeout=args.chat_ping_timeout,
         chat_compression=args.chat_compression,
         learn=args.learn,
+        push=push,
     )
 
 

@@ -13,7 +13,8 @@ Start-up order (each part needs those above it):
 5. the chat storage (with the message sealer of `--message-key-file`) and the chat
    queries over it;
 6. uploads (the media service, its rate limit, and the voice and file attachments);
-7. the sticker packs, and the hub, attached to the bus (none on an api-only node,
+7. mutes and Web Push (its VAPID key made on first start, its sending worker), then
+   the sticker packs, and the hub, which tells Web Push of each new message, attached to the bus (none on an api-only node,
    `--role api`), which checks image messages against the packs and the uploads, and
    voice and file messages against the attachments;
 8. the bus's connection (Redis: it waits a little for the first connection).
@@ -45,6 +46,9 @@ from fastim.chat.hub import Hub
 from fastim.chat.ratelimit import SharedWindow
 from fastim.config import Config
 from fastim.media import Attachments, ImageLinks, MediaService, StickerPack, load_packs
+from fastim.notify.mutes import Mutes
+from fastim.notify.push import Coalescer, Push, RedisCoalescer
+from fastim.notify.vapid import VapidKey
 from fastim.store import Store, open_store
 from fastim.store.changes import LifecycleStorage
 from fastim.store.messages import ChatStorage
@@ -116,6 +120,19 @@ def message_bus(config: Config) -> Bus:
     return RedisBus(config.redis, BusOptions(node_ttl=config.node_ttl))
 
 
+def web_push(config: Config, store: Store, bus: Bus) -> Push:
+    """Web Push with the server's VAPID key (made in the data dir on first start);
+    with ``--redis`` its coalescing window is shared by every node."""
+    options = config.push
+    key = VapidKey.load_or_create(options.key_file or config.data_dir / "vapid-private.pem")
+    coalescer: Coalescer | None = None
+    if config.redis:
+        client, prefix = _redis(config)
+        coalescer = RedisCoalescer(client, prefix, options.coalesce)
+    return Push(store, bus, key, options, coalescer=coalescer,
+                sealed=config.message_key_file is not None)
+
+
 async def _analyze(store: Store) -> None:
     """The planner's statistics (ANALYZE), so that a hot statement keeps its index plan
     as the tables grow (docs/store.md); a failure is logged, the server goes on."""
@@ -161,6 +178,8 @@ class Services:
     #: Uploads counted per user, failed ones too (decoding costs the same).
     upload_limiter: SlidingWindow
     sticker_packs: list[StickerPack]
+    mutes: Mutes
+    push: Push
     _stack: contextlib.AsyncExitStack = field(repr=False)
 
     @classmethod
@@ -210,6 +229,11 @@ class Services:
             # hidden directory the static files never serve (fastim/http/static.py).
             attachments = Attachments(media, store, config.resource_dir / ".files")
 
+            mutes = Mutes(store, bus)
+            push = web_push(config, store, bus)
+            push.start()
+            stack.push_async_callback(push.close)
+
             packs = load_packs(config.asset_dir / "stickers")
             hub = None
             if config.role != "api":
@@ -221,7 +245,7 @@ class Services:
                 if shared is not None:
                     stack.push_async_callback(shared.close)
                 hub = Hub(chat_storage, config.hub, bus=bus, images=images, shared=shared,
-                          attachments=attachments)
+                          attachments=attachments, notifier=push)
                 hub.start()
                 stack.push_async_callback(hub.close)  # stores and publishes what is queued
 
@@ -230,6 +254,7 @@ class Services:
             services = cls(config=config, store=store, bus=bus, accounts=accounts,
                            contacts=contacts, groups=groups, chat_storage=chat_storage, chat=chat, hub=hub,
                            media=media, attachments=attachments, upload_limiter=limiter, sticker_packs=packs,
+                           mutes=mutes, push=push,
                            _stack=stack.pop_all())
         return services
 

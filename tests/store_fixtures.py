@@ -37,7 +37,7 @@ TEST_KDF = "scrypt:1024:8:1"
 TABLES_CHILD_FIRST = ("message_files", "read_marks", "message_keys", "messages", "memberships",
                       "group_past", "group_invites", "group_bans", "group_join_requests",
                       "communities", "friend_requests", "blocks", "friendships", "tokens",
-                      "uploads", "users")
+                      "uploads", "mutes", "push_subscriptions", "users")
 
 
 def run(awaitable: Awaitable[T]) -> T:

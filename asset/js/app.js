@@ -9,6 +9,7 @@ import { icon } from './icons.js';
 import { CHANGE_CMDS, ChatState, DELETE, FILE, GROUP, IMAGE, SINGLE, TEXT, VOICE, convKey } from './state.js';
 import { Announcer } from './ui/announcer.js';
 import { ConversationView } from './ui/conversation.js';
+import { Notifier } from './notify.js';
 import { MembersDialog } from './ui/members.js';
 import { PersonDialog } from './ui/person.js';
 import { ProfilePanel } from './ui/profile.js';
@@ -56,9 +57,7 @@ export class App {
   }
 
   renderTitle() {
-    let total = 0;
-    for (const conv of this.state.convs.values()) total += conv.unread;
-    document.title = total ? `(${total}) fastim` : 'fastim';
+    this.notify.renderTitle(); // the count, muted conversations left out; the favicon
   }
 
   renderConnection() {
@@ -138,6 +137,7 @@ export class App {
     this.person = new PersonDialog(this);
     this.requests = new RequestsPanel(this);
     this.view = new ConversationView(this);
+    this.notify = new Notifier(this);
     this.invalidate('me');
 
     const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
@@ -193,6 +193,7 @@ export class App {
     // server again, which sends a logged-out browser to the login page.
     window.addEventListener('pageshow', (event) => { if (event.persisted) location.reload(); });
     this.route();
+    this.notify.start();
     // For the tests and the curious: the live objects.
     window.fastim = this;
   }
@@ -248,6 +249,7 @@ export class App {
       }
     }
     this.state.friendIds = rows.map((u) => u.id);
+    this.notify.takeMutes(SINGLE, rows);
     for (const user of rows) {
       this.state.users.set(user.id, user);
       this.state.conv(SINGLE, user.id);
@@ -259,6 +261,7 @@ export class App {
     const rows = await this.allPages('/contact/loadcommunity');
     const ids = new Set(rows.map((g) => g.id));
     for (const id of [...this.state.groups.keys()]) if (!ids.has(id)) this.forgetGroup(id);
+    this.notify.takeMutes(GROUP, rows);
     for (const group of rows) {
       this.state.groups.set(group.id, group);
       this.state.conv(GROUP, group.id);
@@ -509,6 +512,8 @@ export class App {
       this.setOnline(frame.userid, false);
       this.refresh('friends');
       this.profile.loadBlocked(); // blocked from another device of mine, maybe
+    } else if (frame.event === 'mute') {
+      this.notify.onMute(frame);
     }
     this.invalidate('lists', 'conv');
   }
@@ -597,6 +602,7 @@ export class App {
       else {
         conv.unread += 1;
         if (message.mentioned) conv.mentions += 1;
+        if (source === 'live') this.notify.alert(conv, message);
       }
     }
     if (!this.listed(conv)) this.refresh(conv.kind === GROUP ? 'groups' : 'friends');

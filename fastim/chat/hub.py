@@ -135,6 +135,14 @@ class AttachmentCheck(Protocol):
         ...
 
 
+class Notifier(Protocol):
+    """Told of each new message after its commit, on the node that stored it (Web Push,
+    fastim/notify/push.py); must not block."""
+
+    def message_stored(self, sender: int, kind: int, dstid: int, message_id: int,
+                       media: int, content: str, memo: str) -> None: ...
+
+
 @dataclass
 class HubOptions:
     limits: ChatLimits = field(default_factory=ChatLimits)
@@ -169,8 +177,10 @@ class Hub:
                  bus: Bus | None = None, shared: SharedWindow | None = None,
                  clock: Callable[[], float] = time.monotonic,
                  images: ImageCheck | None = None,
-                 attachments: AttachmentCheck | None = None) -> None:
+                 attachments: AttachmentCheck | None = None,
+                 notifier: Notifier | None = None) -> None:
         self.store = store
+        self.notifier = notifier
         # None: any URL of the right shape is taken (the hub's unit tests have no disk).
         self.images = images
         self.attachments = attachments
@@ -614,6 +624,10 @@ class Hub:
                     self._deliver_mentions(item, body, stored.id)
             self._to_conversation(item.sender, message.cmd, message.dstid, encode(body),
                                   skip_session=item.session_id, message_id=stored.id)
+            if self.notifier is not None:
+                self.notifier.message_stored(item.sender, message.cmd, message.dstid,
+                                             stored.id, message.media, message.content,
+                                             message.memo)
         self._close_drained(drained)
 
     def _deliver_mentions(self, item: NewMessage, body: dict[str, Any],

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastim.accounts import Contacts, Group, User
-from fastim.handlers.auth import endpoint, page_data
+from fastim.handlers.auth import ListReply, endpoint, page_data
 from fastim.http import Request, Router
 
 if TYPE_CHECKING:
@@ -79,17 +79,30 @@ def register(router: Router, app: App) -> None:
         page = await app.services.contacts.blocked(user, values)
         return page_data(page, lambda u: u.public())
 
+    async def muted_until(user: User, kind: int) -> dict[int, int | None]:
+        """The conversations of `kind` the user muted: dstid -> end (None: until unmuted)."""
+        return {m.dstid: m.until or None for m in await app.services.mutes.of(user.id)
+                if m.kind == kind}
+
+    def with_mute(row: dict[str, Any], muted: dict[int, int | None]) -> dict[str, Any]:
+        """A muted conversation's row says so (the others keep fastIM's shape)."""
+        if row["id"] in muted:
+            row["muted"] = True
+            row["muted_until"] = muted[row["id"]]
+        return row
+
     @router.route(["GET", "POST"], "/contact/loadfriend")
     @endpoint(app)
     async def load_friends(request: Request, values: dict[str, Any], user: Any) -> Any:
         contacts = app.services.contacts
         page = await contacts.load_friends(user, values)
         online = await online_among([friend.id for friend in page.rows])
+        muted = await muted_until(user, 10)
 
         def with_presence(friend: User) -> dict[str, Any]:
             profile = friend.public()
             profile["online"] = friend.id in online
-            return profile
+            return with_mute(profile, muted)
 
         return page_data(page, with_presence)
 
@@ -108,7 +121,27 @@ def register(router: Router, app: App) -> None:
     @endpoint(app)
     async def load_groups(request: Request, values: dict[str, Any], user: Any) -> Any:
         contacts = app.services.contacts
-        return page_data(await contacts.load_groups(user, values), lambda c: c.to_dict())
+        muted = await muted_until(user, 11)
+        return page_data(await contacts.load_groups(user, values),
+                         lambda c: with_mute(c.to_dict(), muted))
+
+    # Muted conversations (issue 20): every device of the user is told of a change.
+    @router.post("/contact/mute")
+    @endpoint(app)
+    async def mute(request: Request, values: dict[str, Any], user: Any) -> Any:
+        return (await app.services.mutes.mute(user, values)).to_dict()
+
+    @router.post("/contact/unmute")
+    @endpoint(app)
+    async def unmute(request: Request, values: dict[str, Any], user: Any) -> Any:
+        await app.services.mutes.unmute(user, values)
+        return None
+
+    @router.route(["GET", "POST"], "/contact/mutes")
+    @endpoint(app)
+    async def mutes(request: Request, values: dict[str, Any], user: Any) -> Any:
+        rows = [m.to_dict() for m in await app.services.mutes.of(user.id)]
+        return ListReply(rows, len(rows))
 
     @router.route(["GET", "POST"], "/contact/loadmembers")
     @endpoint(app)

@@ -47,6 +47,8 @@ def register(router: Router, app: App) -> None:
     @router.post("/user/logout")
     @endpoint(app)
     async def logout(request: Request, values: dict[str, Any], user: Any) -> Response:
+        # This browser's Web Push subscription ends with its session (issue 20).
+        await app.services.push.forget_token(request.state.token)
         await app.services.accounts.logout(request.state.token, user)
         response = json_response(None)
         response.delete_cookie(SESSION_COOKIE, secure=request.scheme == "https")
@@ -73,3 +75,24 @@ def register(router: Router, app: App) -> None:
         await app.services.accounts.change_password(user, values, request.state.token,
                                                     request.remote_addr)
         return None
+
+    # Web Push (issue 20, docs/api.md): the server's VAPID public key, and this
+    # browser's subscription (one per browser; several per user).
+    @router.get("/user/push")
+    @endpoint(app)
+    async def push_state(request: Request, values: dict[str, Any], user: Any) -> Any:
+        push = app.services.push
+        return {"key": push.key.public_key, "subscriptions": await push.count(user)}
+
+    @router.post("/user/push")
+    @endpoint(app, status=201)
+    async def push_subscribe(request: Request, values: dict[str, Any], user: Any) -> Any:
+        push = app.services.push
+        await push.subscribe(user, request.state.token, values)
+        return {"subscriptions": await push.count(user)}
+
+    async def push_unsubscribe(request: Request, values: dict[str, Any], user: Any) -> Any:
+        return {"removed": await app.services.push.unsubscribe(user, values)}
+
+    router.delete("/user/push")(endpoint(app)(push_unsubscribe))
+    router.post("/user/push/unsubscribe")(endpoint(app)(push_unsubscribe))

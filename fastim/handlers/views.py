@@ -66,6 +66,18 @@ def register(router: Router, app: App) -> None:
     async def register_page(request: Request) -> Response:
         return page(request, "register.html", title_key="auth.register_title")
 
+    # The Web Push service worker (asset/js/sw.js) at the site's root: a worker controls
+    # only the pages under the path it is served from (Service Workers §4.1, scope), and
+    # the pages live at /chat, not under the content-hashed /asset/v/... URLs. Never
+    # cached by HTTP: the browser checks it for updates itself.
+    worker = app.config.asset_dir / "js" / "sw.js"
+
+    @router.get("/sw.js")
+    async def service_worker(request: Request) -> Response:
+        response = Response(worker.read_bytes(), 200, content_type="text/javascript")
+        response.headers.extend(PAGE_HEADERS)
+        return response
+
     @router.get("/chat")
     async def chat_page(request: Request) -> Response:
         # The WebSocket endpoint shares this path: upgrade requests go to it.

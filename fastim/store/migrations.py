@@ -749,6 +749,68 @@ UPLOADS = Migration(
     ],
 )
 
+
+#: Notifications (issue 20, docs/store.md): conversations a user muted, and the Web Push
+#: subscriptions of their browsers, each tied to the login session that made it.
+NOTIFICATIONS = Migration(
+    version=11,
+    name="mutes and push subscriptions",
+    sqlite=[
+        # A conversation a user muted: kind 10 (1:1, dstid the other user) or 11 (group).
+        # muted_until: Unix seconds the mute ends; 0 while it lasts until unmuted.
+        """CREATE TABLE mutes (
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            kind INTEGER NOT NULL CHECK (kind IN (10, 11)),
+            dstid INTEGER NOT NULL,
+            muted_until INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (user_id, kind, dstid)
+        )""",
+        # One Web Push subscription per browser (RFC 8030 §5): the endpoint is unique (by
+        # its SHA-256, a short key on both databases); the token that made it, so that
+        # logging that session out removes it.
+        """CREATE TABLE push_subscriptions (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            user_id INTEGER NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+            endpoint_hash TEXT NOT NULL UNIQUE CHECK (length(endpoint_hash) = 64),
+            endpoint TEXT NOT NULL CHECK (length(endpoint) <= 2048),
+            p256dh TEXT NOT NULL CHECK (length(p256dh) <= 100),
+            auth TEXT NOT NULL CHECK (length(auth) <= 40),
+            token_hash TEXT NOT NULL CHECK (length(token_hash) <= 64),
+            created INTEGER NOT NULL
+        )""",
+        "CREATE INDEX ix_push_subscriptions_user ON push_subscriptions (user_id)",
+        "CREATE INDEX ix_push_subscriptions_token ON push_subscriptions (token_hash)",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS mutes (
+            user_id BIGINT NOT NULL,
+            kind SMALLINT NOT NULL,
+            dstid BIGINT NOT NULL,
+            muted_until BIGINT NOT NULL DEFAULT 0,
+            PRIMARY KEY (user_id, kind, dstid),
+            CONSTRAINT ck_mutes_kind CHECK (kind IN (10, 11)),
+            CONSTRAINT fk_mutes_user FOREIGN KEY (user_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+        f"""CREATE TABLE IF NOT EXISTS push_subscriptions (
+            id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+            user_id BIGINT NOT NULL,
+            endpoint_hash CHAR(64) {_ASCII_BIN} NOT NULL,
+            endpoint VARCHAR(2048) {_ASCII_BIN} NOT NULL,
+            p256dh VARCHAR(100) {_ASCII_BIN} NOT NULL,
+            auth VARCHAR(40) {_ASCII_BIN} NOT NULL,
+            token_hash VARCHAR(64) {_ASCII_BIN} NOT NULL,
+            created BIGINT NOT NULL,
+            UNIQUE KEY uq_push_subscriptions_endpoint (endpoint_hash),
+            KEY ix_push_subscriptions_user (user_id),
+            KEY ix_push_subscriptions_token (token_hash),
+            CONSTRAINT fk_push_subscriptions_user FOREIGN KEY (user_id) REFERENCES users (id)
+                ON DELETE CASCADE
+        ) {_MYSQL_TABLE}""",
+    ],
+)
+
+
 def canonical_mobiles(tx: Tx) -> None:
     """Rewrite every stored phone number in its canonical form (migration 12).
 
@@ -806,4 +868,4 @@ CANONICAL_MOBILES = Migration(
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
                                FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS,
-                               MESSAGE_LIFECYCLE, UPLOADS, CANONICAL_MOBILES]
+                               MESSAGE_LIFECYCLE, UPLOADS, NOTIFICATIONS, CANONICAL_MOBILES]

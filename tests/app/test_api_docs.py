@@ -36,6 +36,8 @@ MESSAGE_IDS = {"before", "upto", "last"}  # fields that name a chat message by i
 #: Paths whose `dstid` names a user (elsewhere it names a group).
 USER_PATHS = {"/user/find", "/contact/addfriend", "/contact/unfriend", "/contact/block",
               "/contact/unblock"}
+#: Paths whose `cmd` + `dstid` name a conversation (a user for cmd 10, else a group).
+CONVERSATION_PATHS = {"/contact/mute", "/contact/unmute"}
 
 
 @dataclass
@@ -129,7 +131,7 @@ def _namespace(path: str, key: str, values: dict[str, Any]) -> str:
     if key in ("ownerid", "userid") or path in USER_PATHS:
         return "user"
     # A chat conversation's `dstid` is a user for 1:1 (cmd or kind 10), else a group.
-    if path.startswith("/chat") and "10" in (str(values.get("cmd")), str(values.get("kind"))):
+    if (path.startswith("/chat") or path in CONVERSATION_PATHS) and "10" in (str(values.get("cmd")), str(values.get("kind"))):
         return "user"
     return "community"
 
@@ -149,6 +151,8 @@ def _match(shown: Any, real: Any, meanings: Meanings, where: str) -> None:
             here = f"{where}.{key}"
             if key == "token":
                 meanings.token(value, real[key], here)
+            elif key == "key":  # the server's VAPID public key: its own on each server
+                assert isinstance(real[key], str) and len(real[key]) == len(value), here
             elif key in TIMESTAMPS:
                 assert isinstance(real[key], int) and real[key] > 0, here
             elif key == "id":

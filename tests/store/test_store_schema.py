@@ -69,8 +69,10 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
     try:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
-        # The newest migration: voice and file uploads (issue 19).
+        # The newest migration: phone numbers in their canonical form (issue 24); before it,
+        # mutes and push subscriptions (issue 20).
         assert MIGRATIONS[-1].version == 12 and MIGRATIONS[-1].name == "phone numbers in their canonical form"
+        assert MIGRATIONS[-2].version == 11 and MIGRATIONS[-2].name == "mutes and push subscriptions"
         assert [m.version for m in MIGRATIONS] == sorted(m.version for m in MIGRATIONS)
         assert table_counts(store) == {
             "message_files": 0,
@@ -88,6 +90,8 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
             "friendships": 0,
             "tokens": 0,
             "uploads": 0,
+            "mutes": 0,
+            "push_subscriptions": 0,
             "users": 0,
         }
     finally:

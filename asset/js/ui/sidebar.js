@@ -138,13 +138,14 @@ export class Sidebar {
       line = conv.kind === GROUP ? (entity?.memo || t('list.no_messages')) : (entity?.memo || t('list.say_hello'));
     }
     const active = this.app.current === conv;
+    const muted = this.app.notify.isMuted(conv);
     const signature = JSON.stringify([this.title(conv), entity?.avatar, entity?.icon, online, line,
-      typers.length > 0, conv.lastTs, conv.unread, conv.mentions, active, listTime(conv.lastTs)]);
+      typers.length > 0, conv.lastTs, conv.unread, conv.mentions, active, listTime(conv.lastTs), muted]);
     const cached = this.items.get(conv.key);
     if (cached && cached.signature === signature) return cached.node;
     const unread = conv.unread > 99 ? '99+' : String(conv.unread);
     const link = h('a', {
-      class: `conv-item${active ? ' active' : ''}${conv.unread ? ' has-unread' : ''}`,
+      class: `conv-item${active ? ' active' : ''}${conv.unread ? ' has-unread' : ''}${muted ? ' muted' : ''}`,
       href: `#/${conv.kind === GROUP ? 'g' : 'u'}/${conv.dstid}`,
       'aria-current': active ? 'page' : null,
       dataset: { key: conv.key, unread: String(conv.unread), mentions: String(conv.mentions || 0) },
@@ -155,6 +156,7 @@ export class Sidebar {
         h('span', { class: 'conv-name', text: this.title(conv) }),
         // The dot's meaning in words (it is not carried by its colour alone).
         online === undefined ? null : h('span', { class: 'sr-only', text: online ? t('presence.online') : t('presence.offline') }),
+        muted ? h('span', { class: 'conv-muted', role: 'img', 'aria-label': t('mute.muted'), text: '🔕' }) : null,
         h('time', { class: 'conv-time', text: listTime(conv.lastTs) })),
       h('span', { class: 'conv-line' },
         h('span', { class: `conv-preview${typers.length ? ' typing' : ''}`, text: line }),

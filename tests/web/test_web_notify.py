@@ -1,0 +1,212 @@
+"""Notifications in a real browser (docs/client.md): the unread count in the title and
+on the favicon, muting a conversation (honoured by the count, shown on the user's other
+device live), a desktop notification with a chime while another window has the focus
+(none for a muted conversation), and Web Push shown by the service worker.
+
+What the push test does and does not exercise: headless Chromium here cannot subscribe
+to a push service (a Playwright context is incognito, where Chrome has no Push API, and
+a persistent profile's `pushManager.subscribe` never answers without Google's push
+service, which this machine cannot reach). So the page's own subscribe is seen to
+fail cleanly, the test makes the browser's subscription keys itself and gives them to
+the server (POST /user/push, as the page would), the server's push reaches the loopback
+stand-in encrypted and signed, the test decrypts it with those keys and hands the
+plaintext to the page's real service worker through the DevTools protocol
+(`ServiceWorker.deliverPushMessage`), and the notification the worker shows is read
+back with `registration.getNotifications()`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import replace
+from typing import Any
+
+import pytest
+from playwright.sync_api import expect
+
+pytest.register_assert_rewrite("tests.web_support")
+from fastim.notify.options import PushOptions  # noqa: E402
+from tests.push_support import Browser, PushService  # noqa: E402
+from tests.web_support import (  # noqa: E402
+    WAIT_MS,
+    Person,
+    WebServer,
+    befriend,
+    chat_over_socket,
+    conversation_link,
+    make_person,
+    new_context,
+    open_chat,
+    open_conversation,
+    watch,
+)
+
+pytest_plugins = ["tests.web_support"]
+pytestmark = pytest.mark.browser
+expect.set_options(timeout=WAIT_MS)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
+    """This module's server pushes to a stand-in on loopback (a test-only option)."""
+    web = WebServer(tmp_path_factory.mktemp("web-notify"))
+    web.config.push = replace(PushOptions(), allow_http_loopback=True)
+    web.start()
+    try:
+        yield web
+    finally:
+        web.stop()
+
+
+@pytest.fixture(scope="module")
+def service() -> Iterator[PushService]:
+    stand_in = PushService()
+    yield stand_in
+    stand_in.close()
+
+
+def favicon(page: Any) -> dict[str, str]:
+    return page.evaluate("""() => { const l = document.querySelector('link[rel="icon"]');
+        return { href: l.href.slice(0, 22), badge: l.dataset.badge || '' }; }""")
+
+
+def shown_notifications(page: Any) -> list[dict[str, Any]]:
+    """The notifications the page's service worker registration shows now."""
+    return page.evaluate("""() => navigator.serviceWorker.getRegistration('/')
+        .then(r => r.getNotifications())
+        .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})))""")
+
+
+def test_title_and_favicon_count_unread_and_a_mute_is_honoured_on_every_device(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    alice, bob, carol = (make_person(server, n) for n in ("Alice", "Bob", "Carol"))
+    people += [alice, bob, carol]
+    befriend(server, alice, bob)
+    befriend(server, carol, bob)
+    page = open_chat(browser, server, bob)
+    expect(page).to_have_title("fastim")
+
+    chat_over_socket(server, alice, 10, bob.id, ["one", "two"])
+    expect(page).to_have_title("(2) fastim")
+    page.wait_for_function("() => document.querySelector('link[rel=\"icon\"]').href"
+                           ".startsWith('data:image/png')")
+    assert favicon(page)["badge"] == "2"
+
+    # Bob's phone: a second device, open before he mutes.
+    phone = new_context(browser, server, bob)
+    try:
+        phone_page = phone.new_page()
+        watch(phone_page, bob)
+        phone_page.goto("/chat")
+        expect(conversation_link(phone_page, "u", alice.id)).to_be_visible()
+
+        open_conversation(page, "u", alice.id)
+        expect(page).to_have_title("fastim")  # read
+        assert favicon(page)["badge"] == "0"
+        page.locator("#conv-mute").click()
+        page.get_by_role("button", name="Mute until I unmute").click()
+        expect(page.locator("#conv-mute")).to_have_attribute("aria-pressed", "true")
+        # The phone learns of it live (cmd 70 "mute").
+        expect(conversation_link(phone_page, "u", alice.id).locator(".conv-muted")).to_be_visible()
+        mutes = server.running.get("/contact/mutes", token=bob.token).list
+        assert mutes["rows"] == [{"cmd": 10, "dstid": alice.id, "until": None}]
+
+        page.evaluate("location.hash = ''")  # back to the list: nothing open
+        chat_over_socket(server, alice, 10, bob.id, ["muted one"])
+        chat_over_socket(server, carol, 10, bob.id, ["not muted"])
+        expect(conversation_link(page, "u", carol.id)).to_have_attribute("data-unread", "1")
+        expect(conversation_link(page, "u", alice.id)).to_have_attribute("data-unread", "1")
+        expect(page).to_have_title("(1) fastim")  # Carol's only: Alice is muted
+        expect(phone_page).to_have_title("(1) fastim")
+
+        # Unmuted on the phone: the laptop counts Alice again.
+        open_conversation(phone_page, "u", alice.id)
+        phone_page.locator("#conv-mute").click()
+        expect(conversation_link(page, "u", alice.id).locator(".conv-muted")).to_have_count(0)
+        assert server.running.get("/contact/mutes", token=bob.token).list["total"] == 0
+    finally:
+        phone.close()
+    assert bob.errors == [] and bob.dialogs == []
+
+
+def test_desktop_notifications_and_the_service_worker_showing_a_push(
+        browser: Any, server: WebServer, people: list[Person], service: PushService) -> None:
+    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
+    people += [alice, bob]
+    befriend(server, alice, bob)
+    page = open_chat(browser, server, bob)
+    bob.context.grant_permissions(["notifications"], origin=server.url)
+
+    # Permission only on a click: the profile's button, then the page subscribes.
+    page.locator("#tab-profile").click()
+    page.locator("#notify-sound").check()
+    page.get_by_role("button", name="Turn on notifications").click()
+    expect(page.locator("#notify-state")).to_contain_text("Desktop notifications are on")
+    # Incognito Chromium has no Push API: the page says so instead of hanging.
+    expect(page.locator("#notify-state")).to_contain_text("could not be set up")
+    assert page.evaluate("navigator.serviceWorker.getRegistration('/')"
+                         ".then(r => Boolean(r && r.active))")
+    assert page.evaluate("localStorage.getItem('fastim.notify.sound')") == "1"
+    bob.errors.clear()  # Chrome's console note about incognito and push
+
+    # Another window has the focus: a message makes a desktop notification, with the
+    # sender and a preview, and a sound; a muted conversation makes neither.
+    # (Playwright makes every page think it has the focus: that emulation is turned off,
+    # so the focus is where it really is.)
+    cdp = bob.context.new_cdp_session(page)
+    cdp.send("Emulation.setFocusEmulationEnabled", {"enabled": False})
+    other = bob.context.new_page()
+    other.goto("/login")
+    other.bring_to_front()
+    assert page.evaluate("document.hasFocus()") is False
+    chat_over_socket(server, alice, 10, bob.id, ["dinner?"])
+    page.wait_for_function(f"""() => navigator.serviceWorker.getRegistration('/')
+        .then(r => r.getNotifications({{tag: 'u{alice.id}'}})).then(n => n.length === 1)""")
+    assert shown_notifications(page) == [{"title": "Alice", "body": "dinner?",
+                                          "tag": f"u{alice.id}", "url": f"/chat#/u/{alice.id}"}]
+    # Two chimes: one when the setting was switched on (a sample), one for "dinner?".
+    assert page.evaluate("window.fastim.notify.beeps") == 2
+    assert server.running.post("/contact/mute", {"cmd": 10, "dstid": alice.id},
+                               token=bob.token).status == 200
+    page.wait_for_function(f"() => window.fastim.notify.mutes.has('u{alice.id}')")
+    chat_over_socket(server, alice, 10, bob.id, ["still there?"])
+    expect(conversation_link(page, "u", alice.id)).to_have_attribute("data-unread", "2")
+    assert [n["body"] for n in shown_notifications(page)] == ["dinner?"]
+    assert page.evaluate("window.fastim.notify.beeps") == 2
+    assert server.running.post("/contact/unmute", {"cmd": 10, "dstid": alice.id},
+                               token=bob.token).status == 200
+    other.close()
+
+    # The browser's keys, made by the test, given to the server as the page would.
+    keys = Browser(service)
+    assert server.running.post("/user/push", keys.subscription(),
+                               token=bob.token).status == 201
+    # Bob closes fastim; a blank page of the origin stays (no chat connection).
+    page.goto("/sw.js")
+    chat_over_socket(server, alice, 10, bob.id, ["dinner at 8?"])
+    [push] = service.wait_for(keys.endpoint)
+    payload = keys.decrypt(push)
+    assert payload["title"] == "New message from Alice"
+
+    registrations: list[dict[str, Any]] = []
+    cdp.on("ServiceWorker.workerRegistrationUpdated",
+           lambda event: registrations.extend(event["registrations"]))
+    cdp.send("ServiceWorker.enable")
+    found: list[dict[str, Any]] = []
+    for _ in range(100):  # a round trip to the page lets the events be dispatched
+        found = [r for r in registrations
+                 if r["scopeURL"] == f"{server.url}/" and not r["isDeleted"]]
+        if found:
+            break
+        page.evaluate("0")
+    assert found, registrations
+    cdp.send("ServiceWorker.deliverPushMessage", {
+        "origin": server.url, "registrationId": found[0]["registrationId"],
+        "data": json.dumps(payload)})
+    page.wait_for_function("""() => navigator.serviceWorker.getRegistration('/')
+        .then(r => r.getNotifications()).then(n => n.some(n => n.title.startsWith('New')))""")
+    # The push replaced the page's notification of the same conversation (its tag).
+    assert shown_notifications(page) == [{"title": "New message from Alice", "body": "",
+                                          "tag": f"u{alice.id}", "url": f"/chat#/u/{alice.id}"}]
+    assert bob.errors == [] and bob.dialogs == []
