@@ -224,6 +224,18 @@ def _insert_run(tx: Tx, batch: Sequence[MessageToStore], fresh: list[int],
 
 #: Arms of one sync statement at most (SQLite allows 500 SELECTs in a compound one).
 SYNC_ARMS = 400
+
+#: MySQL: what makes a read of an id-ordered log (the messages a sync reads, the change
+#: log) wait for the rows other transactions are still inserting in its range, instead
+#: of passing them by. InnoDB hands out AUTO_INCREMENT ids at INSERT, not at COMMIT: two
+#: transactions (two nodes' group commits, two changes) may commit their ids out of
+#: order, and a plain (consistent) read between the two commits would see id n+1 but
+#: not n, so a device whose cursor moved to n+1 would never get n. A locking read meets
+#: the uncommitted row's lock and waits for its commit (or rollback), then reads it. In
+#: READ COMMITTED it takes no gap locks, so it never holds up an INSERT: writers do not
+#: wait for readers, and the group commit is unchanged (docs/store.md, "Reading in id
+#: order"). SQLite has one writer: ids commit in order there, and it needs nothing.
+IN_ORDER = " LOCK IN SHARE MODE"
 #: MySQL: the first window of ids a sync page looks at is this many times its limit.
 SYNC_WINDOW = 4
 
@@ -241,7 +253,9 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
     user's whole history for every page. SQLite merges a compound SELECT's ordered arms
     as co-routines and stops at the LIMIT. MySQL runs each arm to its own LIMIT and sorts
     what they return in a temporary table: :func:`messages_since` bounds that by a window
-    of ids (`upto`). More than SYNC_ARMS arms go in several statements."""
+    of ids (`upto`); each MySQL arm is a locking read (IN_ORDER), so a message still
+    being committed in its range is waited for, never skipped. More than SYNC_ARMS arms
+    go in several statements."""
     bounds = "id > ?" if upto is None else "id > ? AND id <= ?"
     ids = [since] if upto is None else [since, upto]
     arms: list[tuple[str, list[Any]]] = [
@@ -263,7 +277,7 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
                 params += values
             else:
                 parts.append(f"(SELECT {_COLUMNS} FROM messages WHERE {where} "
-                             "ORDER BY id LIMIT ?)")
+                             f"ORDER BY id LIMIT ?{IN_ORDER})")
                 params += [*values, limit]
         statements.append((" UNION ALL ".join(parts) + " ORDER BY id LIMIT ?",
                            [*params, limit]))
