@@ -334,6 +334,8 @@ class Soak:
              "rate": args.rate / args.workers, "group_share": args.group_share,
              "disconnect": args.disconnect, "drain_timeout": args.drain_timeout,
              "long_offline": args.long_offline,
+             "edit_every": args.edit_every, "recall_every": args.recall_every,
+             "react_chance": args.react_chance, "delete_chance": args.delete_chance,
              "out": str(self.tmp / f"worker{w}.json"), "devices": []}
             for w in range(args.workers)]
         n = 0
@@ -597,6 +599,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of drops after which the device stays away 90 s, to "
                              "come back to a sync of several pages (default %(default)s; "
                              "see docs/reliability.md, 'Found')")
+    parser.add_argument("--edit-every", type=int, default=10, metavar="N",
+                        help="a device edits its own message number n when n %% N == 0 "
+                             "(default %(default)s)")
+    parser.add_argument("--recall-every", type=int, default=20, metavar="N",
+                        help="and recalls it when n %% N == 1 and it is not edited "
+                             "(default %(default)s)")
+    parser.add_argument("--react-chance", type=float, default=0.002,
+                        help="chance a device reacts to a message it receives live "
+                             "(default %(default)s)")
+    parser.add_argument("--delete-chance", type=float, default=0.002,
+                        help="chance a user's first device deletes a message it receives "
+                             "for its user (default %(default)s)")
     parser.add_argument("--history", type=int, default=0, metavar="MESSAGES",
                         help="start from a database seeded like a year of use with this "
                              "many messages (bench/seed.py; e.g. 1000000), so the load and "

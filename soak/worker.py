@@ -10,10 +10,11 @@ Each device behaves like a careful chat client (docs/chat-protocol.md):
   each sync page's ``next``; once a sync is done, also the live ids; so a connection that
   ends half-way through a sync loses nothing. The same holds for its change-log cursor
   (``changes_since``, the message lifecycle of docs/chat-protocol.md);
-- it changes messages as people do: it edits every third of its own messages and
-  recalls every seventh (at once, well within the recall window); it reacts to some of
-  the messages it receives and deletes some for its user (only a user's first device
-  deletes, so a delete is never repeated by the user's other device). Each change is
+- it changes messages as people do: it edits some of its own messages and recalls some
+  (at once, well within the recall window); it reacts to some of the messages it
+  receives and deletes some for its user (only a user's first device deletes, so a
+  delete is never repeated by the user's other device); how many: `--edit-every`,
+  `--recall-every`, `--react-chance`, `--delete-chance` of soak/run.py. Each change is
   kept until its ack and resent with its cid, like a message. Whom a message's sender
   will recall is known from its cid, so nobody reacts to it or deletes it: that race
   would end in a `recalled` refusal, which the soak counts as a fault.
@@ -37,14 +38,13 @@ from fastim.ws import ConnectionClosed, connect
 
 #: Errors after which the message is sent again with the same cid.
 RETRYABLE = ("busy", "store_failed", "unavailable")
-#: A device edits its own message number n when n % EDIT_EVERY == 0 (cmd 60) ...
-EDIT_EVERY = 3
-#: ... and recalls it when n % RECALL_EVERY == 1 and it is not edited (cmd 61).
-RECALL_EVERY = 7
-#: Chance that a device reacts to a message it received live (cmd 62), and that a
-#: user's first device deletes one for its user (cmd 63).
-REACT_CHANCE = 0.01
-DELETE_CHANCE = 0.005
+#: A device edits its own message number n when n % edit_every == 0 (cmd 60) and
+#: recalls it when n % recall_every == 1 and it is not edited (cmd 61); it reacts to a
+#: message it received live with chance react_chance (cmd 62), and a user's first
+#: device deletes one for its user with chance delete_chance (cmd 63). The defaults
+#: (soak/run.py's options set them):
+RATES = {"edit_every": 10, "recall_every": 20, "react_chance": 0.002,
+         "delete_chance": 0.002}
 #: The emoji a device reacts with: by its number, so a user's two devices never make
 #: the same reaction (the second would change nothing).
 EMOJI = ("👍", "❤️", "😂", "🎉")
@@ -58,10 +58,16 @@ def message_number(cid: str | None) -> int | None:
     return int(number) if number.isdigit() else None
 
 
-def recalled_by_sender(cid: str | None) -> bool:
+def edited_by_sender(cid: str | None, rates: dict[str, Any]) -> bool:
+    n = message_number(cid)
+    return n is not None and n % rates["edit_every"] == 0
+
+
+def recalled_by_sender(cid: str | None, rates: dict[str, Any]) -> bool:
     """Whether the sender of the message with this cid will recall it."""
     n = message_number(cid)
-    return n is not None and n % RECALL_EVERY == 1 and n % EDIT_EVERY != 0
+    return n is not None and n % rates["recall_every"] == 1 \
+        and not edited_by_sender(cid, rates)
 
 
 class Device:
@@ -240,15 +246,16 @@ class Device:
         """React to, or delete for its user, some of the messages received live; never
         one its sender will recall, nor its own device's."""
         cid = frame.get("cid")
-        if str(cid or "").startswith(self.prefix) or recalled_by_sender(cid):
+        rates = self.worker.rates
+        if str(cid or "").startswith(self.prefix) or recalled_by_sender(cid, rates):
             return
         rng = self.worker.rng
         id_ = int(frame["id"])
-        if rng.random() < REACT_CHANCE:
+        if rng.random() < rates["react_chance"]:
             emoji = EMOJI[self.number % len(EMOJI)]
             self.act(f"{self.prefix}r{id_}", {"cmd": 62, "id": id_, "emoji": emoji,
                                               "on": True}, emoji)
-        elif self.number == 0 and rng.random() < DELETE_CHANCE:
+        elif self.number == 0 and rng.random() < rates["delete_chance"]:
             self.act(f"{self.prefix}x{id_}", {"cmd": 63, "id": id_})
 
     def act(self, cid: str, body: dict[str, Any], emoji: str = "") -> None:
@@ -291,11 +298,10 @@ class Device:
         self.retry.discard(cid)
         if entry is not None and not entry["resent"]:
             self.worker.ack_latencies.append(time.monotonic() - entry["sent"])
-        n = message_number(cid)
-        if known is None and n is not None and n % EDIT_EVERY == 0:
+        if known is None and edited_by_sender(cid, self.worker.rates):
             self.edit(cid, id_)
-        elif known is None and recalled_by_sender(cid):
-            self.act(f"{self.prefix}c{n}", {"cmd": 61, "id": id_})
+        elif known is None and recalled_by_sender(cid, self.worker.rates):
+            self.act(f"{self.prefix}c{message_number(cid)}", {"cmd": 61, "id": id_})
 
     def on_sync_page(self, frame: dict[str, Any]) -> None:
         rows = [int(row["id"]) for row in frame["rows"]]
@@ -353,6 +359,7 @@ class Worker:
         self.url = f"ws://127.0.0.1:{spec['port']}/chat?token={{token}}"
         self.rng = random.Random(spec["seed"])
         random.seed(spec["seed"] + 1)  # reconnect delays and close kinds
+        self.rates = {name: spec.get(name, default) for name, default in RATES.items()}
         self.devices = [Device(d, self) for d in spec["devices"]]
         self.stats: Counter[str] = Counter()
         self.ack_latencies: list[float] = []

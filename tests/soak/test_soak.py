@@ -149,7 +149,10 @@ def test_bounded_growth_apart_is_not_judged_a_leak() -> None:
 def short_soak(*extra: str) -> tuple[dict[str, Any], Soak]:
     args = build_parser().parse_args([
         "--duration", "6", "--connections", "60", "--groups", "6", "--group-size", "6",
-        "--rate", "40", "--disconnect", "0.05", "--quiet", *extra])
+        "--rate", "40", "--disconnect", "0.05", "--quiet",
+        # more changes than the big soak's defaults, so a few seconds make enough
+        "--edit-every", "3", "--recall-every", "7", "--react-chance", "0.01",
+        "--delete-chance", "0.005", *extra])
     soak = Soak(args)
     return soak.run(), soak
 
