@@ -269,6 +269,16 @@ def test_the_change_checker_passes_a_clean_record() -> None:
     verdict = changes_verdict(changing_devices())
     assert verdict.ok, verdict.as_dict()
     assert verdict.stats["changes_expected"] == 2 * 4 + 2
+    # A device that syncs from nothing (since 0, changes_since 0) gets every message as
+    # it is now: the changes before that page's changes_next are not owed to it.
+    devices = changing_devices()
+    fresh = next(d for d in devices if d["key"] == "u3d0")["sessions"][0]
+    fresh["changes"] = []
+    fresh["syncs"] = [{"since": 0, "rows": [2], "next": 2, "changes_since": 0,
+                       "changes": [], "changes_next": 6}]
+    assert changes_verdict(devices).ok
+    fresh["syncs"][0]["changes_next"] = 5
+    assert changes_verdict(devices).violations == {"change_missing": 1}
 
 
 def test_the_change_checker_catches_each_fault() -> None:
