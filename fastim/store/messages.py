@@ -232,10 +232,11 @@ SYNC_ARMS = 400
 #: order, and a plain (consistent) read between the two commits would see id n+1 but
 #: not n, so a device whose cursor moved to n+1 would never get n. A locking read meets
 #: the uncommitted row's lock and waits for its commit (or rollback), then reads it. In
-#: READ COMMITTED it takes no gap locks, so it never holds up an INSERT: writers do not
-#: wait for readers, and the group commit is unchanged (docs/store.md, "Reading in id
-#: order"). SQLite has one writer: ids commit in order there, and it needs nothing.
+#: READ COMMITTED it takes no gap locks, so it never holds up an INSERT: the group
+#: commit is unchanged (docs/store.md, "Reading in id order"). SQLite has one writer:
+#: ids commit in order there, and it needs nothing.
 IN_ORDER = " LOCK IN SHARE MODE"
+
 #: MySQL: the first window of ids a sync page looks at is this many times its limit.
 SYNC_WINDOW = 4
 
