@@ -56,10 +56,12 @@ def plan_problems(tx: Tx, sql: str, params: Any) -> list[str]:
             # The merge of a UNION's arms: it sorts only what the arms returned (each
             # under its LIMIT, in a window of ids; fastim/store/messages.py).
             continue
-        # A range of the messages' PRIMARY key is `id > ?`: the rest of the history.
+        # A range of the messages' PRIMARY key is `id > ?`: the rest of the history;
+        # not the ids of one sync page (`id IN (...)`, at most its limit).
+        by_ids = " FROM messages WHERE id IN (" in sql
         if access in ("ALL", "index", "index_merge") or "filesort" in extra \
                 or "temporary" in extra or (table in ("messages", "m") and key == "PRIMARY"
-                                            and access == "range"):
+                                            and access == "range" and not by_ids):
             problems.append(f"{table}: {access} {key} {extra}")
     return problems
 
