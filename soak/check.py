@@ -29,18 +29,33 @@ The rules (docs/chat-protocol.md):
    race through Redis (docs/scaling.md, "What is not guaranteed (yet)");
 6. nobody receives a message of a conversation they are not in.
 
-And for the edits the devices make of their own messages (cmd 60, `check_edits`):
+And for the changes the devices make (docs/chat-protocol.md, "Changing a message"):
+edits of their own messages (cmd 60, `check_edits`), recalls of their own (61),
+reactions (62) and deletes for their user (63) (`check_changes`):
 
-7. every acked edit is applied once: one row of the change log (`message_changes`) for
-   its (user, cid), with the change id that was acked, and the message holds its text;
-   every logged edit of a soak device was acked to it;
-8. no connection is sent one change twice.
+7. every acked change is applied once: one row of the change log (`message_changes`)
+   for its (user, cid), with the change id that was acked, and the message shows it (the
+   edited text; a recall's erased text; the reaction; the delete in `message_hidden`);
+   every logged change of a soak device was acked to it;
+8. no connection is sent one change twice;
+9. every change reaches every device of every reader exactly once, live or by sync:
+   the readers are those of its message (both sides of a 1:1 chat, the group's members),
+   for a delete only its user (all of that user's devices, and nobody else); a change is
+   re-sent only in a sync page above that page's ``changes_since``, as for messages.
+   A device that syncs from nothing (``since`` and ``changes_since`` 0: it holds no
+   message) gets every message as it is now, so the changes up to that page's
+   ``changes_next`` are not owed to it;
+10. a recalled message's text never shows again: no sync asked for after the recall was
+    acked returns the message, or a change of it, with text;
+11. a message deleted for a user is in no sync of that user's devices asked for after
+    the delete was acked, and their devices need not receive it at all (`check`'s
+    `hidden`); every other reader still gets it.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,6 +63,8 @@ from typing import Any
 Row = tuple[int, int, str | None, int, int]
 #: One row of the change log: (change id, actor, cid, message id, kind).
 ChangeRow = tuple[int, int, str | None, int, int]
+#: The kinds of change (the wire commands).
+EDIT, RECALL, REACT, DELETE = 60, 61, 62, 63
 
 SINGLE, GROUP = 10, 11
 #: What "in order" means for live frames: all of one connection's (one node), or those
@@ -94,9 +111,11 @@ def _recipients(rows: Iterable[Row], members: Mapping[int, Iterable[int]]
 
 
 def check(rows: Sequence[Row], members: Mapping[int, Iterable[int]],
-          devices: Sequence[Mapping[str, Any]], live_order: str = ALL) -> Verdict:
+          devices: Sequence[Mapping[str, Any]], live_order: str = ALL,
+          hidden: Collection[tuple[int, int]] = ()) -> Verdict:
     """Check the devices' records against the stored `rows` and the groups' `members`;
-    `live_order` is ALL for one server, PER_SENDER for several nodes."""
+    `live_order` is ALL for one server, PER_SENDER for several nodes; `hidden`: the
+    (user, message id) pairs deleted for a user, which that user's devices need not get."""
     verdict = Verdict()
     by_id = {row[0]: row for row in rows}
     verdict.stats["stored"] = len(rows)
@@ -142,8 +161,11 @@ def check(rows: Sequence[Row], members: Mapping[int, Iterable[int]],
 
     # 3-6. deliveries, per device.
     visible = _recipients(rows, members)
+    hidden = set(hidden)
     for device in devices:
-        _check_device(device, visible.get(device["user"], []), by_id, verdict, live_order)
+        user = device["user"]
+        _check_device(device, visible.get(user, []), by_id, verdict, live_order,
+                      {m for u, m in hidden if u == user})
     return verdict
 
 
@@ -232,11 +254,14 @@ class _DeviceCheck:
 
 
 def _check_device(device: Mapping[str, Any], visible: Sequence[int],
-                  by_id: Mapping[int, Row], verdict: Verdict, live_order: str = ALL) -> None:
+                  by_id: Mapping[int, Row], verdict: Verdict, live_order: str = ALL,
+                  hidden: Collection[int] = ()) -> None:
     walk = _DeviceCheck(device, visible, by_id, verdict, live_order)
     for session in device["sessions"]:
         walk.session(session)
-    expected = {id_ for id_ in visible if not _own(device, by_id[id_])}
+    expected = {id_ for id_ in visible if not _own(device, by_id[id_]) and id_ not in hidden}
+    # Received before its user deleted it: counted apart from the deliveries owed.
+    verdict.stats["delivered_then_deleted"] += len(walk.seen & set(hidden))
     missing = expected - walk.seen
     verdict.stats["expected_deliveries"] += len(expected)
     for id_ in sorted(missing)[:EXAMPLES_PER_KIND]:
@@ -281,3 +306,147 @@ def check_edits(verdict: Verdict, changes: Sequence[ChangeRow], contents: Mappin
                     verdict.violate("change_twice_on_one_connection",
                                     f"{device['key']} change {change} x{times}")
     return verdict
+
+
+@dataclass
+class ChangeFacts:
+    """What the database holds of the changes, read with its own driver (soak/run.py)."""
+
+    log: list[tuple[int, int, str | None, int, int, int | None]]  # + only_user
+    contents: dict[int, str]  # message id -> its text now, for changed messages
+    recalled: set[int]  # message ids recalled
+    reactions: set[tuple[int, str, int]]  # (message id, emoji, user)
+    hidden: set[tuple[int, int]]  # (user, message id) deleted for that user
+
+
+def check_changes(verdict: Verdict, facts: ChangeFacts, rows: Sequence[Row],
+                  members: Mapping[int, Iterable[int]],
+                  devices: Sequence[Mapping[str, Any]]) -> Verdict:
+    """Rules 7 to 11 for recalls, reactions and deletes, and rule 9 (every change on
+    every device of every reader, once) and 10 for every change, edits included; adds to
+    `verdict`. (`check_edits` does rule 7 for the edits.)"""
+    logged: dict[tuple[int, str], list[int]] = defaultdict(list)
+    by_change = {entry[0]: entry for entry in facts.log}
+    for change, actor, cid, _message, _kind, _only in facts.log:
+        if cid is not None:
+            logged[(actor, cid)].append(change)
+    by_id = {row[0]: row for row in rows}
+    member_sets = {group: set(users) for group, users in members.items()}
+    recall_acked: dict[int, float] = {}  # message id -> when its recall was acked
+    delete_acked: dict[tuple[int, int], float] = {}  # (user, message id) -> when
+    applied = {RECALL: "recall_not_applied", REACT: "reaction_not_applied",
+               DELETE: "delete_not_applied"}
+    for device in devices:
+        user, key = device["user"], device["key"]
+        actions = device.get("actions", {})
+        acked = device.get("actions_acked", {})
+        for cid, (change, at) in acked.items():
+            kind, message, emoji = actions.get(cid, (None, None, ""))
+            verdict.stats[f"changes_acked:{kind}"] += 1
+            found = logged.get((user, cid), [])
+            if change is None or found != [change]:
+                verdict.violate("change_not_logged_once",
+                                f"{key} {cid} acked as change {change}, logged as {found}")
+                continue
+            if kind == RECALL:
+                recall_acked[message] = min(at, recall_acked.get(message, at))
+                done = message in facts.recalled and facts.contents.get(message) == ""
+            elif kind == REACT:
+                done = (message, emoji, user) in facts.reactions
+            else:
+                delete_acked[(user, message)] = at
+                done = (user, message) in facts.hidden
+            if not done:
+                verdict.violate(applied.get(kind, "change_not_applied"),
+                                f"{key} {cid} of message {message}")
+        for (actor, cid), found in logged.items():
+            if actor == user and cid.startswith(device["prefix"]) and cid not in acked \
+                    and cid not in device.get("edits", {}) and cid not in device["unacked"]:
+                verdict.violate("change_not_acked", f"{key} {cid}: {found}")
+
+    def readers(change: int) -> set[int]:
+        _id, _actor, _cid, message, kind, only_user = by_change[change]
+        if kind == DELETE:
+            return {only_user} if only_user is not None else set()
+        row = by_id.get(message)
+        if row is None:
+            return set()
+        _mid, sender, _mcid, cmd, dstid = row
+        return {sender, dstid} if cmd == SINGLE else member_sets.get(dstid, set())
+
+    reader_sets = {change: readers(change) for change in by_change}
+    verdict.stats["changes_logged"] = len(by_change)
+    for device in devices:
+        _check_device_changes(device, reader_sets, by_change, recall_acked, delete_acked,
+                              verdict)
+    return verdict
+
+
+def _check_device_changes(device: Mapping[str, Any], reader_sets: Mapping[int, set[int]],
+                          by_change: Mapping[int, tuple[Any, ...]],
+                          recall_acked: Mapping[int, float],
+                          delete_acked: Mapping[tuple[int, int], float],
+                          verdict: Verdict) -> None:
+    user, key = device["user"], device["key"]
+    seen: set[int] = set()
+    # A sync from nothing (since 0, changes_since 0: a device that holds no message, as
+    # after a first connect that got none) returns every message as it is now and
+    # starts the change log at its newest change: the changes up to there are not owed.
+    baseline = max((page.get("changes_next", 0) for session in device["sessions"]
+                    for page in session["syncs"]
+                    if page["since"] == 0 and page.get("changes_since") == 0), default=0)
+    for number, session in enumerate(device["sessions"]):
+        here: set[int] = set()
+        received = [(c, "live", None) for c in session.get("changes", [])]
+        for page in session["syncs"]:
+            received += [(c, "sync", page.get("changes_since")) for c in page.get("changes", [])]
+            asked = page.get("asked", 0.0)
+            # 10 and 11: what a sync asked for after a recall or a delete returns.
+            shown_recalled = set(page.get("recalled", []))
+            for id_ in page["rows"]:
+                if id_ in recall_acked and asked > recall_acked[id_] \
+                        and id_ not in shown_recalled:
+                    verdict.violate("recalled_text_after_recall",
+                                    f"{key} session {number}: message {id_} with its text")
+                if (user, id_) in delete_acked and asked > delete_acked[(user, id_)]:
+                    verdict.violate("deleted_message_synced",
+                                    f"{key} session {number}: message {id_}")
+            for change in page.get("change_text", []):
+                message = by_change[change][3] if change in by_change else None
+                if message in recall_acked and asked > recall_acked[message]:
+                    verdict.violate("recalled_text_after_recall",
+                                    f"{key} session {number}: change {change} of message "
+                                    f"{message} with its text")
+        for change, road, since in received:
+            if change not in by_change:
+                verdict.violate("change_received_not_logged", f"{key} change {change}")
+                continue
+            if user not in reader_sets[change]:
+                verdict.violate("change_to_non_reader", f"{key} (user {user}) got change "
+                                                        f"{change} ({road})")
+                continue
+            if change in here:
+                verdict.violate("change_twice_on_one_connection",
+                                f"{key} session {number}: change {change} again ({road})")
+                continue
+            here.add(change)
+            if change in seen:
+                if road == "sync" and since is not None and change > since:
+                    verdict.stats["changes_resent_after_interrupted_sync"] += 1
+                else:
+                    verdict.violate("change_delivered_twice",
+                                    f"{key} session {number}: change {change} again "
+                                    f"({road}, changes_since={since})")
+                continue
+            seen.add(change)
+            verdict.stats["changes_live" if road == "live" else "changes_by_sync"] += 1
+    expected = {change for change, users in reader_sets.items()
+                if user in users and change > baseline}
+    verdict.stats["changes_expected"] += len(expected)
+    missing = sorted(expected - seen)
+    for change in missing[:EXAMPLES_PER_KIND]:
+        _id, actor, cid, message, kind, _only = by_change[change]
+        verdict.violate("change_missing", f"{key} (user {user}) never got change {change} "
+                                          f"(cmd {kind} of message {message} by {actor})")
+    if len(missing) > EXAMPLES_PER_KIND:
+        verdict.violations["change_missing"] += len(missing) - EXAMPLES_PER_KIND

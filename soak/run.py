@@ -155,6 +155,42 @@ class Database:
         return ([(int(i), int(a), c, int(m), int(k)) for i, a, c, m, k in log],
                 {int(i): text for i, text in texts})
 
+    def changes(self) -> check.ChangeFacts:
+        """The change log with each delete's user, and what the changes left: the text of
+        every changed message, the recalled ones, the reactions, the deletes for a user
+        (`check.check_changes`)."""
+        queries = {
+            "log": "SELECT id, actor, cid, message_id, kind, only_user FROM message_changes "
+                   "ORDER BY id",
+            "contents": "SELECT id, content FROM messages WHERE id IN "
+                        "(SELECT message_id FROM message_changes)",
+            "recalled": "SELECT message_id FROM message_meta WHERE recalled = 1",
+            "reactions": "SELECT message_id, emoji, user_id FROM message_reactions",
+            "hidden": "SELECT user_id, message_id FROM message_hidden",
+        }
+        found: dict[str, list[Any]] = {}
+        if self.mysql_name is None:
+            import sqlite3
+
+            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
+            try:
+                for name, sql in queries.items():
+                    found[name] = conn.execute(sql).fetchall()
+            finally:
+                conn.close()
+        else:
+            with self._mysql(self.mysql_name) as conn, conn.cursor() as cur:
+                for name, sql in queries.items():
+                    cur.execute(sql)
+                    found[name] = list(cur.fetchall())
+        return check.ChangeFacts(
+            log=[(int(i), int(a), c, int(m), int(k), None if o is None else int(o))
+                 for i, a, c, m, k, o in found["log"]],
+            contents={int(i): text for i, text in found["contents"]},
+            recalled={int(m) for (m,) in found["recalled"]},
+            reactions={(int(m), e, int(u)) for m, e, u in found["reactions"]},
+            hidden={(int(u), int(m)) for u, m in found["hidden"]})
+
     def drop(self) -> None:
         if self.mysql_name is not None:
             with self._mysql() as conn, conn.cursor() as cur:
@@ -298,6 +334,8 @@ class Soak:
              "rate": args.rate / args.workers, "group_share": args.group_share,
              "disconnect": args.disconnect, "drain_timeout": args.drain_timeout,
              "long_offline": args.long_offline,
+             "edit_every": args.edit_every, "recall_every": args.recall_every,
+             "react_chance": args.react_chance, "delete_chance": args.delete_chance,
              "out": str(self.tmp / f"worker{w}.json"), "devices": []}
             for w in range(args.workers)]
         n = 0
@@ -346,10 +384,13 @@ class Soak:
         rows, members = database.facts()
         devices = [device for record in records for device in record["devices"]]
         self.facts = (rows, members, devices)  # kept for tests/soak/test_soak.py
+        changed = database.changes()
         verdict = check.check(rows, members, devices,
-                              check.PER_SENDER if args.cluster else check.ALL)
+                              check.PER_SENDER if args.cluster else check.ALL,
+                              hidden=changed.hidden)
         changes, contents = database.edits()
         check.check_edits(verdict, changes, contents, devices)
+        check.check_changes(verdict, changed, rows, members, devices)
         return self._report(records, verdict, sampler, setup_seconds, n, users)
 
     def _all_say(self, word: str) -> None:
@@ -460,10 +501,20 @@ class Soak:
             "acked": verdict.stats["acked"],
             "edits_acked": verdict.stats["edits_acked"],
             "edits_logged": verdict.stats["edits_logged"],
+            "recalls_acked": verdict.stats["changes_acked:61"],
+            "reactions_acked": verdict.stats["changes_acked:62"],
+            "deletes_acked": verdict.stats["changes_acked:63"],
+            "changes_logged": verdict.stats["changes_logged"],
+            "change_deliveries_expected": verdict.stats["changes_expected"],
+            "changes_live": verdict.stats["changes_live"],
+            "changes_by_sync": verdict.stats["changes_by_sync"],
+            "changes_resent_after_interrupted_sync":
+                verdict.stats["changes_resent_after_interrupted_sync"],
             "deliveries_expected": verdict.stats["expected_deliveries"],
             "delivered_live": verdict.stats["delivered_live"],
             "delivered_by_sync": verdict.stats["delivered_by_sync"],
             "resent_after_interrupted_sync": verdict.stats["resent_after_interrupted_sync"],
+            "delivered_then_deleted": verdict.stats["delivered_then_deleted"],
             "reconnects": stats.get("reconnects", 0),
             "clean_closes": stats.get("clean_closes", 0), "aborts": stats.get("aborts", 0),
             "resends": stats.get("resent", 0), "dup_acks": stats.get("acks_dup", 0),
@@ -493,6 +544,12 @@ def print_report(report: dict[str, Any]) -> None:
         f"deliveries {report['deliveries_expected']}: live {report['delivered_live']}, "
         f"by sync {report['delivered_by_sync']}, re-sent after an interrupted sync "
         f"{report['resent_after_interrupted_sync']}",
+        f"changes acked: edits {report['edits_acked']}, recalls {report['recalls_acked']}, "
+        f"reactions {report['reactions_acked']}, deletes for me {report['deletes_acked']} "
+        f"(logged {report['changes_logged']}); change deliveries "
+        f"{report['change_deliveries_expected']}: live {report['changes_live']}, by sync "
+        f"{report['changes_by_sync']}, re-sent after an interrupted sync "
+        f"{report['changes_resent_after_interrupted_sync']}",
         f"reconnects {report['reconnects']} (clean closes {report['clean_closes']}, "
         f"TCP resets {report['aborts']}); server CPU {report['server_cpu_s']} s "
         f"({report['server_cpu_share']:.0%} of a core)",
@@ -542,6 +599,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of drops after which the device stays away 90 s, to "
                              "come back to a sync of several pages (default %(default)s; "
                              "see docs/reliability.md, 'Found')")
+    parser.add_argument("--edit-every", type=int, default=10, metavar="N",
+                        help="a device edits its own message number n when n %% N == 0 "
+                             "(default %(default)s)")
+    parser.add_argument("--recall-every", type=int, default=20, metavar="N",
+                        help="and recalls it when n %% N == 1 and it is not edited "
+                             "(default %(default)s)")
+    parser.add_argument("--react-chance", type=float, default=0.002,
+                        help="chance a device reacts to a message it receives live "
+                             "(default %(default)s)")
+    parser.add_argument("--delete-chance", type=float, default=0.002,
+                        help="chance a user's first device deletes a message it receives "
+                             "for its user (default %(default)s)")
     parser.add_argument("--history", type=int, default=0, metavar="MESSAGES",
                         help="start from a database seeded like a year of use with this "
                              "many messages (bench/seed.py; e.g. 1000000), so the load and "

@@ -8,7 +8,16 @@ Each device behaves like a careful chat client (docs/chat-protocol.md):
   page, and keeps what arrives live meanwhile;
 - its cursor (the ``since`` of its next sync) only moves past ids it is sure to hold:
   each sync page's ``next``; once a sync is done, also the live ids; so a connection that
-  ends half-way through a sync loses nothing.
+  ends half-way through a sync loses nothing. The same holds for its change-log cursor
+  (``changes_since``, the message lifecycle of docs/chat-protocol.md);
+- it changes messages as people do: it edits some of its own messages and recalls some
+  (at once, well within the recall window); it reacts to some of the messages it
+  receives and deletes some for its user (only a user's first device deletes, so a
+  delete is never repeated by the user's other device); how many: `--edit-every`,
+  `--recall-every`, `--react-chance`, `--delete-chance` of soak/run.py. Each change is
+  kept until its ack and resent with its cid, like a message. Whom a message's sender
+  will recall is known from its cid, so nobody reacts to it or deletes it: that race
+  would end in a `recalled` refusal, which the soak counts as a fault.
 
 It records every ack and every id received, per connection, for soak/check.py. The
 process talks to the coordinator (soak/run.py) by lines: it prints ``connected``,
@@ -29,8 +38,36 @@ from fastim.ws import ConnectionClosed, connect
 
 #: Errors after which the message is sent again with the same cid.
 RETRYABLE = ("busy", "store_failed", "unavailable")
-#: Every this many of its acked messages, a device edits the last one (cmd 60).
-EDIT_EVERY = 3
+#: A device edits its own message number n when n % edit_every == 0 (cmd 60) and
+#: recalls it when n % recall_every == 1 and it is not edited (cmd 61); it reacts to a
+#: message it received live with chance react_chance (cmd 62), and a user's first
+#: device deletes one for its user with chance delete_chance (cmd 63). The defaults
+#: (soak/run.py's options set them):
+RATES = {"edit_every": 10, "recall_every": 20, "react_chance": 0.002,
+         "delete_chance": 0.002}
+#: The emoji a device reacts with: by its number, so a user's two devices never make
+#: the same reaction (the second would change nothing).
+EMOJI = ("👍", "❤️", "😂", "🎉")
+
+
+def message_number(cid: str | None) -> int | None:
+    """n of a soak message's cid ``u<user>d<device>-<n>``, None for anything else."""
+    if not cid:
+        return None
+    number = cid.rpartition("-")[2]
+    return int(number) if number.isdigit() else None
+
+
+def edited_by_sender(cid: str | None, rates: dict[str, Any]) -> bool:
+    n = message_number(cid)
+    return n is not None and n % rates["edit_every"] == 0
+
+
+def recalled_by_sender(cid: str | None, rates: dict[str, Any]) -> bool:
+    """Whether the sender of the message with this cid will recall it."""
+    n = message_number(cid)
+    return n is not None and n % rates["recall_every"] == 1 \
+        and not edited_by_sender(cid, rates)
 
 
 class Device:
@@ -48,6 +85,8 @@ class Device:
         self.ready = False  # the snapshot came: messages may be sent
         self.synced = False  # this connection's sync has reached its end
         self.cursor = 0
+        self.change_cursor = 0
+        self.number = int(self.key.rpartition("d")[2])  # u<user>d<number>
         self.count = 0
         self.pending: dict[str, dict[str, Any]] = {}  # cid -> frame, when sent, resent?
         self.retry: set[str] = set()
@@ -56,6 +95,10 @@ class Device:
         # change id each was acked with (soak/check.py, `check_edits`).
         self.edits: dict[str, tuple[int, str]] = {}
         self.edits_acked: dict[str, int] = {}
+        # Recalls, reactions and deletes: cid -> [kind, message id, emoji], and when
+        # acked cid -> [change id, the time the ack came (time.time())].
+        self.actions: dict[str, list[Any]] = {}
+        self.actions_acked: dict[str, list[Any]] = {}
         self.conflicts: list[tuple[str, int, int]] = []
         self.sessions: list[dict[str, Any]] = []
         self.session: dict[str, Any] = {}
@@ -160,7 +203,13 @@ class Device:
     def start_sync(self) -> None:
         self.synced = False
         self.sync_done.clear()
-        self._send(json.dumps({"cmd": 20, "since": self.cursor, "limit": 200}))
+        self._ask_sync(self.cursor)
+
+    def _ask_sync(self, since: int) -> None:
+        # When it was asked: what was acked before then must show in the answer.
+        self.session["asked"] = time.time()
+        self._send(json.dumps({"cmd": 20, "since": since, "limit": 200,
+                               "changes_since": self.change_cursor}))
 
     # -- what the server sends ---------------------------------------------------------
 
@@ -172,8 +221,14 @@ class Device:
             if self.synced:
                 self.cursor = max(self.cursor, id_)
             self.worker.lags.append(time.time() * 1000 - frame["ts"])
-        elif cmd == 60 and "change" in frame:
-            self.session.setdefault("changes", []).append(int(frame["change"]))
+            self.maybe_change(frame)
+        elif cmd in (60, 61, 62, 63) and "change" in frame:
+            change = int(frame["change"])
+            self.session.setdefault("changes", []).append(change)
+            if frame.get("content"):
+                self.session.setdefault("change_text", []).append(change)
+            if self.synced:
+                self.change_cursor = max(self.change_cursor, change)
         elif cmd == 1:
             self.on_ack(frame)
         elif cmd == 21:
@@ -186,6 +241,30 @@ class Device:
             self.resend(list(self.pending))
         elif cmd == 2:
             self.on_error(frame)
+
+    def maybe_change(self, frame: dict[str, Any]) -> None:
+        """React to, or delete for its user, some of the messages received live; never
+        one its sender will recall, nor its own device's."""
+        cid = frame.get("cid")
+        rates = self.worker.rates
+        if str(cid or "").startswith(self.prefix) or recalled_by_sender(cid, rates):
+            return
+        rng = self.worker.rng
+        id_ = int(frame["id"])
+        if rng.random() < rates["react_chance"]:
+            emoji = EMOJI[self.number % len(EMOJI)]
+            self.act(f"{self.prefix}r{id_}", {"cmd": 62, "id": id_, "emoji": emoji,
+                                              "on": True}, emoji)
+        elif self.number == 0 and rng.random() < rates["delete_chance"]:
+            self.act(f"{self.prefix}x{id_}", {"cmd": 63, "id": id_})
+
+    def act(self, cid: str, body: dict[str, Any], emoji: str = "") -> None:
+        """Send a recall, a reaction or a delete; kept until acked, like a message."""
+        frame = json.dumps({**body, "cid": cid})
+        self.actions[cid] = [body["cmd"], body["id"], emoji]
+        self.pending[cid] = {"frame": frame, "sent": time.monotonic(), "resent": False}
+        self.worker.stats[{61: "recalls", 62: "reactions", 63: "deletes"}[body["cmd"]]] += 1
+        self._send(frame)
 
     def edit(self, cid: str, message_id: int) -> None:
         """Edit one of its own messages (every EDIT_EVERY-th acked): the edit is kept
@@ -201,8 +280,12 @@ class Device:
 
     def on_ack(self, frame: dict[str, Any]) -> None:
         cid, id_ = str(frame["cid"]), int(frame["id"])
-        if "change" in frame:  # an edit's ack
-            self.edits_acked[cid] = int(frame["change"])
+        if "change" in frame:  # a change's ack
+            change = None if frame["change"] is None else int(frame["change"])
+            if cid in self.edits:
+                self.edits_acked[cid] = change  # type: ignore[assignment]
+            elif cid not in self.actions_acked:
+                self.actions_acked[cid] = [change, time.time()]
             self.pending.pop(cid, None)
             self.retry.discard(cid)
             return
@@ -215,23 +298,39 @@ class Device:
         self.retry.discard(cid)
         if entry is not None and not entry["resent"]:
             self.worker.ack_latencies.append(time.monotonic() - entry["sent"])
-        if known is None and len(self.acked) % EDIT_EVERY == 0:
+        if known is None and edited_by_sender(cid, self.worker.rates):
             self.edit(cid, id_)
+        elif known is None and recalled_by_sender(cid, self.worker.rates):
+            self.act(f"{self.prefix}c{message_number(cid)}", {"cmd": 61, "id": id_})
 
     def on_sync_page(self, frame: dict[str, Any]) -> None:
         rows = [int(row["id"]) for row in frame["rows"]]
-        self.session["syncs"].append({"since": frame["since"], "rows": rows,
-                                      "next": frame["next"]})
+        changes = frame.get("changes", [])
+        self.session["syncs"].append({
+            "since": frame["since"], "rows": rows, "next": frame["next"],
+            "asked": self.session.get("asked", 0.0),
+            # rows shown as recalled (no text left), and the changes' part of the page
+            "recalled": [int(r["id"]) for r in frame["rows"]
+                         if r.get("recalled") and not r.get("content")],
+            "changes_since": self.change_cursor,
+            "changes": [int(c["change"]) for c in changes],
+            "change_text": [int(c["change"]) for c in changes if c.get("content")],
+            "changes_next": frame.get("changes_next", self.change_cursor)})
         self.worker.stats["sync_pages"] += 1
         # Everything up to `next` is now held: in these rows, or sent live before them.
         self.cursor = max(self.cursor, int(frame["next"]))
-        if frame["more"]:
-            self._send(json.dumps({"cmd": 20, "since": frame["next"], "limit": 200}))
+        self.change_cursor = max(self.change_cursor,
+                                 int(frame.get("changes_next", self.change_cursor)))
+        if frame["more"] or frame.get("changes_more"):
+            self._ask_sync(int(frame["next"]))
             return
         self.synced = True
         live = self.session["live"]
         if live:
             self.cursor = max(self.cursor, max(live))
+        live_changes = self.session.get("changes", [])
+        if live_changes:
+            self.change_cursor = max(self.change_cursor, max(live_changes))
         self.sync_done.set()
 
     def on_error(self, frame: dict[str, Any]) -> None:
@@ -250,6 +349,7 @@ class Device:
         return {"key": self.key, "user": self.user, "prefix": self.prefix,
                 "acked": self.acked, "unacked": sorted(self.pending),
                 "edits": self.edits, "edits_acked": self.edits_acked,
+                "actions": self.actions, "actions_acked": self.actions_acked,
                 "ack_conflicts": self.conflicts, "sessions": self.sessions}
 
 
@@ -259,6 +359,7 @@ class Worker:
         self.url = f"ws://127.0.0.1:{spec['port']}/chat?token={{token}}"
         self.rng = random.Random(spec["seed"])
         random.seed(spec["seed"] + 1)  # reconnect delays and close kinds
+        self.rates = {name: spec.get(name, default) for name, default in RATES.items()}
         self.devices = [Device(d, self) for d in spec["devices"]]
         self.stats: Counter[str] = Counter()
         self.ack_latencies: list[float] = []

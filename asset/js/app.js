@@ -117,11 +117,24 @@ export class App {
 
   // -- start ------------------------------------------------------------------------
 
+  /** This server's edit and recall windows: the message menu offers what it will accept.
+   * Until they arrive, or if the request fails, the defaults stand (the server decides). */
+  async loadChatConfig() {
+    try {
+      const config = await get('/chat/config');
+      if (Number.isFinite(config.edit_window)) this.state.editWindow = config.edit_window;
+      if (Number.isFinite(config.recall_window)) this.state.recallWindow = config.recall_window;
+    } catch {
+      // An older server without the endpoint, or the network: keep the defaults.
+    }
+  }
+
   async boot() {
     setUnauthorizedHandler(() => location.replace('/login'));
     setupLanguageSwitch();
     for (const el of document.querySelectorAll('[data-icon]')) el.append(icon(el.dataset.icon));
     let me;
+    const chatConfig = this.loadChatConfig(); // in parallel with /user/me
     try {
       me = await get('/user/me');
     } catch (error) {
@@ -131,6 +144,7 @@ export class App {
     }
     this.state.me = me;
     this.state.users.set(me.id, me);
+    await chatConfig;
     this.sidebar = new Sidebar(this);
     this.profile = new ProfilePanel(this);
     this.members = new MembersDialog(this);

@@ -15,7 +15,8 @@ export const REACT = 62;
 export const DELETE = 63;
 export const CHANGE_CMDS = new Set([EDIT, RECALL, REACT, DELETE]);
 /** Seconds the server allows for an edit and a recall by default (--edit-window,
- * --recall-window); the menu offers them within these, the server decides. */
+ * --recall-window): used until GET /chat/config tells this server's own. The menu offers
+ * them within the windows; the server decides. */
 export const EDIT_WINDOW = 24 * 3600;
 export const RECALL_WINDOW = 120;
 
@@ -171,6 +172,9 @@ export class ChatState {
     this.changeCursor = 0;
     /** Whether the WebSocket is up: presence is unknown while it is not. */
     this.connected = false;
+    /** This server's edit and recall windows in seconds (GET /chat/config). */
+    this.editWindow = EDIT_WINDOW;
+    this.recallWindow = RECALL_WINDOW;
   }
 
   /** The loaded message with server id `id`, and its conversation. */

@@ -655,15 +655,29 @@ class Hub:
         presence = self.users.get(user)
         rules = Rules(self.options.lifecycle, presence.friends if presence else set(),
                       presence.groups if presence else set())
+        key = (user, command.cid)
         try:
             result = await self.store.apply_change(
                 request_of(user, command, int(time.time() * 1000)), rules.check)
         except ChangeRefused as refused:
             raise ChatError(refused.reason, refused.message, command.cid) from None
+        except Exception:
+            # The change may have committed all the same: its resend must deliver it.
+            if command.cid is not None:
+                self._unsure[key] = None
+                if len(self._unsure) > UNSURE_KEPT:
+                    del self._unsure[next(iter(self._unsure))]
+            raise
         session.push(encode({"cmd": Cmd.ACK, "cid": command.cid, "id": command.id,
                              "change": result.change, "dup": result.dup}))
         if result.change is None:
             return  # nothing changed (a reaction already there, a delete done before)
+        if result.dup:
+            if key not in self._unsure:
+                # A resend of an applied change: acked again, delivered once (as a
+                # message is). Its readers got it live then, or get it from the log.
+                return
+            del self._unsure[key]
         extra = ({"emoji": command.emoji, "on": command.on}
                  if result.kind == REACT and not result.dup else None)
         frame = encode(change_frame(result.change, result.kind, user, result.view, extra))
@@ -819,9 +833,11 @@ class Hub:
         presence = self.users.get(session.user_id)
         groups = sorted(presence.groups) if presence else []
         latest = None
-        if command.changes_since is not None and command.since == 0:
+        if command.changes_since == 0 and command.since == 0:
             # A device with nothing yet gets every message as it is now: it starts the
             # change log from here (read first: a later change comes live or next time).
+            # One that has a change cursor (it saw changes, but no message yet) goes on
+            # from its cursor, or it would miss the changes in between.
             latest = await self.store.latest_change()
         rows = await self.store.messages_since(session.user_id, groups, command.since,
                                                command.limit + 1)

@@ -54,8 +54,13 @@ def chat_compression_options(config: Config) -> dict[str, bool]:
     return {}
 
 
+def _seconds(value: float) -> float | int:
+    """A number of seconds as JSON shows it best: 120, not 120.0."""
+    return int(value) if float(value).is_integer() else value
+
+
 def register(router: Router, app: App) -> None:
-    """Add /chat, /chat/history, /chat/unread and /chat/reads."""
+    """Add /chat, /chat/history, /chat/unread, /chat/reads and /chat/config."""
     allowed_origins = set(app.config.allowed_origins)
 
     async def before_upgrade(request: Request) -> None:
@@ -147,3 +152,13 @@ def register(router: Router, app: App) -> None:
         """Unread counts for every conversation of the caller that has any."""
         rows = await app.services.chat.unread(user.id)
         return ListReply(rows, len(rows))
+
+    @router.get("/chat/config")
+    @endpoint(app)
+    async def chat_config(request: Request, values: dict[str, Any], user: Any) -> Any:
+        """What a client needs to know of this server's chat rules to offer only what
+        the server will accept: the edit and recall windows (--edit-window,
+        --recall-window), in seconds. The server still decides each change."""
+        lifecycle = app.config.hub.lifecycle
+        return {"edit_window": _seconds(lifecycle.edit_window),
+                "recall_window": _seconds(lifecycle.recall_window)}

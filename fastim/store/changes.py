@@ -21,6 +21,7 @@ from typing import Any
 from fastim.store.files import unlink_message
 from fastim.store.messages import (
     _COLUMNS,
+    IN_ORDER,
     ChatStorage,
     MessageToStore,
     StoredMessage,
@@ -475,10 +476,13 @@ def changes_since(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit
     if groups:
         clauses.append(f"(cmd = 11 AND dstid IN ({_in(groups)}))")
         params += list(groups)
+    # MySQL: a locking read waits for a change still being committed above `since`
+    # instead of passing it by (IN_ORDER): the device's cursor never skips it.
+    lock = IN_ORDER if tx.dialect.name == "mysql" else ""
     rows = tx.rows(
         "SELECT id, message_id, kind, actor FROM message_changes WHERE id > ? "
         f"AND (only_user IS NULL OR only_user = ?) AND ({' OR '.join(clauses)}) "
-        "ORDER BY id LIMIT ?", [since, user_id, *params, limit])
+        f"ORDER BY id LIMIT ?{lock}", [since, user_id, *params, limit])
     views: dict[int, dict[str, Any]] = {}
     message_ids = sorted({int(r[1]) for r in rows})
     if message_ids:
@@ -491,8 +495,20 @@ def changes_since(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit
             for change, message_id, kind, actor in rows]
 
 
+#: MySQL: the newest change ids `latest_change` waits for, should one still be committing.
+LATEST_WINDOW = 1000
+
+
 def latest_change(tx: Tx) -> int:
-    return int(tx.value("SELECT MAX(id) FROM message_changes") or 0)
+    """Where a device with nothing yet starts the change log: the newest change, once
+    every change below it is committed. On MySQL a lower id may still be committing
+    (IN_ORDER): a locking read of the newest LATEST_WINDOW ids waits for it, so the new
+    device either reads its message as changed or gets the change after this cursor."""
+    newest = int(tx.value("SELECT MAX(id) FROM message_changes") or 0)
+    if tx.dialect.name == "mysql" and newest:
+        tx.value(f"SELECT COUNT(*) FROM message_changes WHERE id > ? AND id <= ?{IN_ORDER}",
+                 [newest - LATEST_WINDOW, newest])
+    return newest
 
 
 class LifecycleStorage(ChatStorage):

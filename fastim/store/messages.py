@@ -224,12 +224,29 @@ def _insert_run(tx: Tx, batch: Sequence[MessageToStore], fresh: list[int],
 
 #: Arms of one sync statement at most (SQLite allows 500 SELECTs in a compound one).
 SYNC_ARMS = 400
+
+#: MySQL: what makes a read of an id-ordered log (the messages a sync reads, the change
+#: log) wait for the rows other transactions are still inserting in its range, instead
+#: of passing them by. InnoDB hands out AUTO_INCREMENT ids at INSERT, not at COMMIT: two
+#: transactions (two nodes' group commits, two changes) may commit their ids out of
+#: order, and a plain (consistent) read between the two commits would see id n+1 but
+#: not n, so a device whose cursor moved to n+1 would never get n. A locking read meets
+#: the uncommitted row's lock and waits for its commit (or rollback), then reads it. In
+#: READ COMMITTED it takes no gap locks, so it never holds up an INSERT: the group
+#: commit is unchanged (docs/store.md, "Reading in id order"). SQLite has one writer:
+#: ids commit in order there, and it needs nothing. A sync's locking UNION selects ids
+#: only (`sync_statements`): with the rows' text its temporary table goes to disk in
+#: Aria, and MariaDB 10.11.19 crashed (signal 11 in `create_tmp_table`'s clean-up) on
+#: such a locking UNION when that table could not be made.
+IN_ORDER = " LOCK IN SHARE MODE"
+
 #: MySQL: the first window of ids a sync page looks at is this many times its limit.
 SYNC_WINDOW = 4
 
 
 def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: int,
-                    limit: int, upto: int | None = None) -> list[tuple[str, list[Any]]]:
+                    limit: int, upto: int | None = None,
+                    ids_only: bool = False) -> list[tuple[str, list[Any]]]:
     """The statements of one sync page (:func:`messages_since`), with their parameters:
     messages with ``since < id`` (and ``id <= upto`` when given), oldest first.
 
@@ -241,7 +258,11 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
     user's whole history for every page. SQLite merges a compound SELECT's ordered arms
     as co-routines and stops at the LIMIT. MySQL runs each arm to its own LIMIT and sorts
     what they return in a temporary table: :func:`messages_since` bounds that by a window
-    of ids (`upto`). More than SYNC_ARMS arms go in several statements."""
+    of ids (`upto`). There it asks for the ids only (`ids_only`), each arm a locking
+    read (IN_ORDER), so a message still being committed in its range is waited for,
+    never skipped; and the temporary table holds one BIGINT a row, in memory, where the
+    rows' text would put it on disk (Aria). More than SYNC_ARMS arms go in several
+    statements."""
     bounds = "id > ?" if upto is None else "id > ? AND id <= ?"
     ids = [since] if upto is None else [since, upto]
     arms: list[tuple[str, list[Any]]] = [
@@ -262,8 +283,9 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
                 parts.append(f"SELECT {_COLUMNS} FROM messages WHERE {where}")
                 params += values
             else:
-                parts.append(f"(SELECT {_COLUMNS} FROM messages WHERE {where} "
-                             "ORDER BY id LIMIT ?)")
+                columns, lock = ("id", IN_ORDER) if ids_only else (_COLUMNS, "")
+                parts.append(f"(SELECT {columns} FROM messages WHERE {where} "
+                             f"ORDER BY id LIMIT ?{lock})")
                 params += [*values, limit]
         statements.append((" UNION ALL ".join(parts) + " ORDER BY id LIMIT ?",
                            [*params, limit]))
@@ -271,12 +293,22 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
 
 
 def _sync_rows(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: int,
-               upto: int | None = None) -> list[tuple[Any, ...]]:
+               upto: int | None = None, ids_only: bool = False) -> list[tuple[Any, ...]]:
     pages = [tx.rows(sql, params) for sql, params in
-             sync_statements(tx.dialect.name, user_id, groups, since, limit, upto)]
+             sync_statements(tx.dialect.name, user_id, groups, since, limit, upto,
+                             ids_only)]
     if len(pages) == 1:
         return pages[0]
     return list(heapq.merge(*pages, key=lambda row: int(row[0])))[:limit]
+
+
+def rows_by_id(tx: Tx, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    """The messages with these ids (a sync page's: at most its limit), in id order."""
+    if not ids:
+        return []
+    marks = ", ".join("?" for _ in ids)
+    return tx.rows(f"SELECT {_COLUMNS} FROM messages WHERE id IN ({marks}) ORDER BY id",
+                   list(ids))
 
 
 def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
@@ -288,17 +320,22 @@ def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
     On MySQL the page is read in windows of ids, ``since < id <= since + width``, the
     width doubling from SYNC_WINDOW × limit until the page is full or the newest message
     is passed: each arm then reads only what the window holds, not up to `limit` rows
-    of its own, so a page costs about what it returns (and a log of the gaps)."""
+    of its own, so a page costs about what it returns (and a log of the gaps). The
+    windows give the page's ids (locking reads: a message still being committed below
+    the newest is waited for, docs/store.md "Reading in id order"); the rows are then
+    read by their primary key."""
     if tx.dialect.name == "sqlite":
         rows = _sync_rows(tx, user_id, groups, since, limit)
     else:
         newest = int(tx.value("SELECT MAX(id) FROM messages") or 0)
-        rows = []
+        ids: list[int] = []
         low, width = since, SYNC_WINDOW * limit
-        while low < newest and len(rows) < limit:
+        while low < newest and len(ids) < limit:
             high = min(low + width, newest)
-            rows += _sync_rows(tx, user_id, groups, low, limit - len(rows), high)
+            ids += [int(row[0]) for row in _sync_rows(tx, user_id, groups, low,
+                                                      limit - len(ids), high, ids_only=True)]
             low, width = high, width * 2
+        rows = rows_by_id(tx, ids)
     return [as_message(r, sealer) for r in rows]
 
 

@@ -108,9 +108,15 @@ def test_edit_by_the_sender_reaches_both_and_history_shows_the_latest(
             assert (edit["id"], edit["content"], edit["change"]) == (
                 sent["id"], "hello", ack["change"])
             assert edit["edited"] >= sent["ts"]
-        # A resend is acked again and applied once.
+        # A resend is acked again and applied once, and delivered once: a device of
+        # Bob's that connects after the edit gets it from the change log, not live again.
+        later = await ChatClient.open(api, tb)
         again = await change(a, 60, "e1", id=sent["id"], content="hello")
         assert again["dup"] is True and again["change"] == ack["change"]
+        await a.say(10, bob["id"], "after the resend", "a2")
+        await later.expect(lambda f: f.get("content") == "after the resend")
+        assert not [f for f in later.unread if f.get("cmd") == 60], list(later.unread)
+        await later.close()
         # Only the sender may edit.
         refused = await change(b, 60, "e2", id=sent["id"], content="hacked")
         assert refused["cmd"] == 2 and refused["error"] == "not_sender"
@@ -120,7 +126,7 @@ def test_edit_by_the_sender_reaches_both_and_history_shows_the_latest(
         await b.close()
 
     asyncio.run(scenario())
-    [message] = history(api, tb, 10, alice["id"])
+    message = next(r for r in history(api, tb, 10, alice["id"]) if r["cid"] == "a1")
     assert message["content"] == "hello" and "edited" in message
     logged = api.call(api.app.store.read(
         lambda tx: tx.value("SELECT COUNT(*) FROM message_changes")))
@@ -288,6 +294,31 @@ def test_an_offline_device_gets_each_change_once_in_its_sync(api: ApiServer) -> 
         await b.send(cmd=20, since=result["next"], changes_since=result["changes_next"])
         third = await b.cmd(21)
         assert third["changes"] == [] and third["changes_next"] == live["change"]
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_device_with_a_change_cursor_but_no_message_yet_keeps_its_cursor(
+        api: ApiServer) -> None:
+    """`since` 0 with a `changes_since` above 0 is a device that has seen changes (live)
+    but no message by sync yet: it goes on from its change cursor; only a device with
+    neither starts the log at its newest change."""
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        a = await ChatClient.open(api, ta)
+        sent = await a.say(10, bob["id"], "helo", "a1")
+        first = await change(a, 60, "e1", id=sent["id"], content="hello")
+        second = await change(a, 62, "x1", id=sent["id"], emoji="👍")
+        b = await ChatClient.open(api, tb)  # connected after: nothing came live
+        await b.send(cmd=20, since=0, changes_since=first["change"])
+        result = await b.cmd(21)
+        assert [c["change"] for c in result["changes"]] == [second["change"]]
+        await b.send(cmd=20, since=0, changes_since=0)
+        fresh = await b.cmd(21)
+        assert fresh["changes"] == [] and fresh["changes_next"] == second["change"]
         await a.close()
         await b.close()
 

@@ -149,7 +149,10 @@ def test_bounded_growth_apart_is_not_judged_a_leak() -> None:
 def short_soak(*extra: str) -> tuple[dict[str, Any], Soak]:
     args = build_parser().parse_args([
         "--duration", "6", "--connections", "60", "--groups", "6", "--group-size", "6",
-        "--rate", "40", "--disconnect", "0.05", "--quiet", *extra])
+        "--rate", "40", "--disconnect", "0.05", "--quiet",
+        # more changes than the big soak's defaults, so a few seconds make enough
+        "--edit-every", "3", "--recall-every", "7", "--react-chance", "0.01",
+        "--delete-chance", "0.005", *extra])
     soak = Soak(args)
     return soak.run(), soak
 
@@ -162,8 +165,18 @@ def test_a_short_soak_on_sqlite_loses_nothing() -> None:
     assert report["sent"] > 0
     assert report["stored"] == report["acked"] == report["sent"]
     assert report["edits_acked"] == report["edits_logged"] > 0
+    # Recalls (every seventh message) and reactions (1 in 100 deliveries) were made, and
+    # every change reached every device of every reader once (no violation above).
+    assert report["recalls_acked"] > 0 and report["reactions_acked"] > 0
+    assert report["changes_logged"] == (report["edits_acked"] + report["recalls_acked"]
+                                        + report["reactions_acked"] + report["deletes_acked"])
+    assert report["changes_live"] + report["changes_by_sync"] \
+        == report["change_deliveries_expected"] > 0
     assert report["reconnects"] > 0
-    assert report["delivered_live"] + report["delivered_by_sync"] == report["deliveries_expected"]
+    # (a message its user deleted for themselves is owed to none of their devices; those
+    # that got it before are counted apart)
+    assert report["delivered_live"] + report["delivered_by_sync"] \
+        == report["deliveries_expected"] + report["delivered_then_deleted"]
     # The watcher inside the server saw SQLite's memory, under its ceiling.
     assert 0 < report["rss"]["sqlite_peak_mib"] <= report["rss"]["sqlite_ceiling_mib"]
 
@@ -204,3 +217,110 @@ def test_a_short_soak_on_mariadb_loses_nothing(mysql_addr: tuple[str, int]) -> N
     report, _ = short_soak("--db", f"mysql://root@{host}:{port}/test")
     assert report["violations"] == {}, report["examples"]
     assert report["stored"] == report["acked"] == report["sent"] > 0
+    assert report["recalls_acked"] > 0
+    assert report["changes_live"] + report["changes_by_sync"] \
+        == report["change_deliveries_expected"] > 0
+
+
+# -- the checker of recalls, reactions and deletes, on records made by hand -----------
+
+# Change 5: user 2 reacts 👍 to group message 3; change 6: user 3 recalls message 3
+# (reactions go with it); change 7: user 1 deletes message 2 for themselves.
+CHANGE_LOG: list[tuple[int, int, str | None, int, int, int | None]] = [
+    (5, 2, "u2d0-r3", 3, 62, None), (6, 3, "u3d0-c0", 3, 61, None),
+    (7, 1, "u1d0-x2", 2, 63, 1)]
+
+
+def change_facts(**changes: Any) -> check.ChangeFacts:
+    facts = check.ChangeFacts(log=list(CHANGE_LOG), contents={3: "", 2: "hi"},
+                              recalled={3}, reactions={(3, "👍", 2)}, hidden={(1, 2)})
+    for name, value in changes.items():
+        setattr(facts, name, value)
+    return facts
+
+
+def changing_devices() -> list[dict[str, Any]]:
+    """Every device of every reader gets each change once: 5 and 6 go to the group's
+    members (users 1, 2, 3; user 1 on both devices), 7 to user 1's two devices only."""
+    devices = good_devices()
+    by_key = {d["key"]: d for d in devices}
+    by_key["u2d0"]["actions"] = {"u2d0-r3": [62, 3, "👍"]}
+    by_key["u2d0"]["actions_acked"] = {"u2d0-r3": [5, 100.0]}
+    by_key["u3d0"]["actions"] = {"u3d0-c0": [61, 3, ""]}
+    by_key["u3d0"]["actions_acked"] = {"u3d0-c0": [6, 200.0]}
+    by_key["u1d0"]["actions"] = {"u1d0-x2": [63, 2, ""]}
+    by_key["u1d0"]["actions_acked"] = {"u1d0-x2": [7, 300.0]}
+    by_key["u1d0"]["sessions"][0]["changes"] = [5, 6]
+    # u1d0 came back after the delete: its sync asked at 400 brings change 7.
+    by_key["u1d0"]["sessions"][1]["syncs"][0].update(
+        asked=400.0, recalled=[3], changes_since=6, changes=[7], change_text=[])
+    by_key["u1d1"]["sessions"][0]["changes"] = [5, 6, 7]
+    by_key["u2d0"]["sessions"][0]["changes"] = [5, 6]
+    by_key["u3d0"]["sessions"][0]["changes"] = [5, 6]
+    return devices
+
+
+def changes_verdict(devices: list[dict[str, Any]], **facts: Any) -> check.Verdict:
+    return check.check_changes(check.Verdict(), change_facts(**facts), ROWS, MEMBERS,
+                               devices)
+
+
+def test_the_change_checker_passes_a_clean_record() -> None:
+    verdict = changes_verdict(changing_devices())
+    assert verdict.ok, verdict.as_dict()
+    assert verdict.stats["changes_expected"] == 2 * 4 + 2
+    # A device that syncs from nothing (since 0, changes_since 0) gets every message as
+    # it is now: the changes before that page's changes_next are not owed to it.
+    devices = changing_devices()
+    fresh = next(d for d in devices if d["key"] == "u3d0")["sessions"][0]
+    fresh["changes"] = []
+    fresh["syncs"] = [{"since": 0, "rows": [2], "next": 2, "changes_since": 0,
+                       "changes": [], "changes_next": 6}]
+    assert changes_verdict(devices).ok
+    fresh["syncs"][0]["changes_next"] = 5
+    assert changes_verdict(devices).violations == {"change_missing": 1}
+
+
+def test_the_change_checker_catches_each_fault() -> None:
+    def doctored_changes(change: Any, **facts: Any) -> check.Verdict:
+        devices = changing_devices()
+        change({d["key"]: d for d in devices})
+        return changes_verdict(devices, **facts)
+
+    # a reader's device that never got a change, or got it twice across connections
+    missing = doctored_changes(lambda d: d["u3d0"]["sessions"][0]["changes"].pop())
+    assert missing.violations == {"change_missing": 1}
+    again = doctored_changes(lambda d: d["u1d0"]["sessions"][1].update(changes=[5]))
+    assert again.violations["change_delivered_twice"] == 1
+    # a delete reaching another user's device
+    leaked = doctored_changes(lambda d: d["u2d0"]["sessions"][0]["changes"].append(7))
+    assert leaked.violations == {"change_to_non_reader": 1}
+    # acked but not applied, or applied twice
+    assert changes_verdict(changing_devices(), recalled=set()).violations == {
+        "recall_not_applied": 1}
+    assert changes_verdict(changing_devices(), contents={3: "still here", 2: "hi"}
+                           ).violations == {"recall_not_applied": 1}
+    assert changes_verdict(changing_devices(), reactions=set()).violations == {
+        "reaction_not_applied": 1}
+    assert changes_verdict(changing_devices(), hidden=set()).violations == {
+        "delete_not_applied": 1}
+    twice = [*CHANGE_LOG, (8, 2, "u2d0-r3", 3, 62, None)]
+    verdict = changes_verdict(changing_devices(), log=twice)
+    assert verdict.violations["change_not_logged_once"] == 1
+    # a sync asked after the recall that still shows the text, in a row or a change
+    def shown(d: dict[str, Any]) -> None:
+        d["u1d0"]["sessions"][1]["syncs"][0].update(rows=[3], recalled=[])
+    assert doctored_changes(shown).violations["recalled_text_after_recall"] == 1
+    # a sync after the delete that still returns the deleted message to its user
+    def returned(d: dict[str, Any]) -> None:
+        d["u1d0"]["sessions"][1]["syncs"][0]["rows"].append(2)
+    assert doctored_changes(returned).violations["deleted_message_synced"] == 1
+
+
+def test_a_message_deleted_for_a_user_is_owed_to_that_user_only() -> None:
+    devices = good_devices()
+    for session in devices[1]["sessions"]:  # u1d1 never got message 2
+        session["live"] = [i for i in session["live"] if i != 2]
+    assert check.check(ROWS, MEMBERS, devices).violations["missing"] == 1
+    assert check.check(ROWS, MEMBERS, devices, hidden={(1, 2)}).ok
+    assert check.check(ROWS, MEMBERS, devices, hidden={(2, 2)}).violations["missing"] == 1

@@ -5,11 +5,14 @@ and after coming back from being away (docs/client.md)."""
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 from playwright.sync_api import expect
+
+from fastim.chat.lifecycle import LifecycleOptions
 
 pytest.register_assert_rewrite("tests.web_support")
 from tests.web_support import (  # noqa: E402
@@ -159,3 +162,32 @@ def test_mentions_in_a_group_of_three(
         expect(bubble(page, text).locator(".chip")).to_have_text(re.compile(r"🎉\s*1"))
     screenshot(pb, shots, "lifecycle-mentioned")
     clean(alice, bob, carol)
+
+
+def test_the_menu_follows_the_servers_windows(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    """The client asks GET /chat/config: on a server with --recall-window 0 the menu
+    offers no recall of one's own new message (the default two minutes would), and
+    still offers the edit."""
+    server.stop()
+    default = server.config.hub
+    server.config.hub = replace(default, lifecycle=LifecycleOptions(recall_window=0))
+    try:
+        server.start()
+        alice, bob = make_person(server, "Ada"), make_person(server, "Bo")
+        people.append(alice)
+        befriend(server, alice, bob)
+        pa = open_chat(browser, server, alice)
+        open_conversation(pa, "u", bob.id)
+        send_text(pa, "too late to take back")
+        message = bubble(pa, "too late to take back")
+        expect(message.locator(".msg-more")).to_have_count(1)  # acked: it has its id
+        message.hover()
+        message.locator(".msg-more").click()
+        expect(pa.locator('#msg-menu [data-action="edit"]')).to_be_visible()
+        expect(pa.locator('#msg-menu [data-action="recall"]')).to_have_count(0)
+        clean(alice)
+    finally:
+        server.stop()
+        server.config.hub = default
+        server.start()

@@ -6,7 +6,7 @@ import { EMOJI } from '../emoji.js';
 import { avatar, clockTime, dayKey, dayLabel, duration, fileSize } from '../format.js';
 import { formatDateTime, t, tn } from '../i18n.js';
 import { icon } from '../icons.js';
-import { DELETE, EDIT, EDIT_WINDOW, FILE, GROUP, IMAGE, REACT, RECALL, RECALL_WINDOW, SINGLE, TEXT, VOICE } from '../state.js';
+import { DELETE, EDIT, FILE, GROUP, IMAGE, REACT, RECALL, SINGLE, TEXT, VOICE } from '../state.js';
 import { isSticker, loadStickerPacks } from '../stickers.js';
 
 const NEAR_BOTTOM = 80; // px: closer than this to the bottom counts as "at the bottom"
@@ -601,12 +601,14 @@ export class ConversationView {
     const mine = message.userid === me;
     const age = (Date.now() - (message.ts || 0)) / 1000;
     const group = this.conv.kind === GROUP ? state.groups.get(this.conv.dstid) : null;
-    const owner = Boolean(group && group.ownerid === me) || Boolean(group && group.owner_id === me);
+    const owner = Boolean(group && group.ownerid === me) || Boolean(group && group.owner_id === me)
+      // an admin may recall any message too (when the member list is loaded)
+      || Boolean(group && state.members.get(group.id)?.some((m) => m.id === me && m.role === 'admin'));
     const live = !message.recalled;
     return {
       reply: live,
-      edit: live && mine && message.media === TEXT && age < EDIT_WINDOW,
-      recall: live && ((mine && age < RECALL_WINDOW) || owner),
+      edit: live && mine && message.media === TEXT && age < state.editWindow,
+      recall: live && ((mine && age < state.recallWindow) || owner),
       react: live,
       remove: true,
     };
