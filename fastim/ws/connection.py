@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs
 
+from fastim.ws import frames
 from fastim.ws.exceptions import ConnectionClosed, ConnectionClosedOK, connection_closed
 from fastim.ws.frames import CloseCode, Frame
 from fastim.ws.handshake import Headers, parse_request
@@ -154,6 +155,9 @@ class _End:
 
 
 _END = _End()
+
+# Role.SERVER looked up once: an enum member's lookup costs as much as a method call.
+_SERVER = Role.SERVER
 
 
 class Connection(asyncio.Protocol):
@@ -417,7 +421,13 @@ class Connection(asyncio.Protocol):
             # flush it alone next: one write(2) either way, so write it now, without
             # queueing it for the end of the loop's turn. Once per message taken, so
             # other tasks' writes to this connection still share system calls.
-            data = core.message_bytes(message, DIRECT_WRITE_LIMIT)
+            data = (
+                # core.message_bytes() written out for a server's unmasked frames (see
+                # _share_below): a Python call less per message.
+                frames._encode_message(message, None, DIRECT_WRITE_LIMIT)
+                if self._share_below == sys.maxsize and core.close_sent is None
+                else core.message_bytes(message, DIRECT_WRITE_LIMIT)
+            )
             if data is not None:
                 self._write_now = False
                 assert self._transport is not None
@@ -589,7 +599,13 @@ class Connection(asyncio.Protocol):
             # The common case of a request/response peer, one whole small message per
             # read: straight into the queue, without events (see receive_message; after
             # close() it returns None, and _process drops the messages).
-            message = self._core.receive_message(data)
+            # core.receive_message(data) written out: a Python call less per message.
+            core = self._core
+            message = (
+                frames._parse_message(data, core.role is _SERVER, core.max_size)
+                if core.between_messages and core.on_frame is None
+                else None
+            )
             if message is not None:
                 if self._message_callback is not None:
                     # Its answer may be written at once (send_nowait): one read, one write.

@@ -1435,6 +1435,68 @@ def test_async_for_waits_for_the_rest_of_a_frame() -> None:
     run(main())
 
 
+def test_the_fast_paths_keep_order_cancellation_and_the_close() -> None:
+    # data_received() parses a whole small frame itself and send() writes a server's
+    # plain answer without core.message_bytes(): messages queued before anybody waits come
+    # in order, a message arriving after a waiting `async for` was cancelled is kept for
+    # the next one, and the direct answer after our close frame raises, writing nothing.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        transport = RecordingTransport()
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(transport)
+        ws.data_received(frame(Opcode.TEXT, b"one"))
+        ws.data_received(frame(Opcode.BINARY, b"two"))
+        assert await ws.__anext__() == "one"
+        assert await ws.__anext__() == b"two"
+
+        waiting = asyncio.ensure_future(ws.__anext__())
+        await asyncio.sleep(0)
+        waiting.cancel()
+        ws.data_received(frame(Opcode.TEXT, b"three"))  # the waiter is cancelled, not run
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await ws.recv() == "three"
+
+        await ws.send("answer")  # the answer to the message just taken: written at once
+        assert transport.written == [encode_frame(Frame(Opcode.TEXT, b"answer"))]
+        ws.data_received(frame(Opcode.TEXT, b"four"))
+        assert await ws.recv() == "four"
+        closing = asyncio.ensure_future(ws.close())
+        await asyncio.sleep(0)  # our close frame is sent; close() waits for the peer's
+        with pytest.raises(ConnectionClosed):
+            await ws.send("after the close")
+        await asyncio.sleep(0)
+        assert transport.written[1:] == [encode_frame(Frame(Opcode.CLOSE, close_payload(1000)))]
+        closing.cancel()
+
+    run(main())
+    run(main(), "uvloop")
+
+
+def test_a_traced_connection_sees_whole_small_frames() -> None:
+    # The fast path of data_received() is for connections nobody traces: with on_frame
+    # set, a whole small frame goes through the core's events, and the hook sees it.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        seen: list[tuple[str, Opcode]] = []
+        options = Options(ping_interval=None,
+                          on_frame=lambda _, direction, f: seen.append((direction, f.opcode)))
+        ws = Connection(WebSocketProtocol(Role.SERVER), options)
+        ws.connection_made(RecordingTransport())
+        ws.data_received(frame(Opcode.TEXT, b"hi"))
+        assert await ws.recv() == "hi"
+        await ws.send("hi")
+        await asyncio.sleep(0)
+        assert seen == [("recv", Opcode.TEXT), ("send", Opcode.TEXT)]
+
+    run(main())
+
+
 @pytest.mark.parametrize("loop", LOOPS)
 def test_message_and_close_read_after_tcp_is_gone(loop: str) -> None:
     # A message and a close frame arrive, then TCP ends before the application reads
