@@ -26,6 +26,7 @@ from fastim.handlers import (
     groups,
     health,
     learn,
+    search,
     stickers,
     upload,
     user,
@@ -203,7 +204,7 @@ class App:
 
 #: The handler modules, registered in this order.
 HANDLERS: tuple[ModuleType, ...] = (chat, contact, groups, health, stickers, upload, user,
-                                    views, learn)
+                                    views, learn, search)
 
 
 def create_app(config: Config | None = None) -> App:

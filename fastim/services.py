@@ -43,6 +43,7 @@ from fastim.bus.local import LocalBus
 from fastim.chat.history import ChatQueries
 from fastim.chat.hub import Hub
 from fastim.chat.ratelimit import SharedWindow
+from fastim.chat.search import MessageSearch
 from fastim.config import Config
 from fastim.media import Attachments, ImageLinks, MediaService, StickerPack, load_packs
 from fastim.store import Store, open_store
@@ -154,6 +155,8 @@ class Services:
     groups: Groups
     chat_storage: ChatStorage
     chat: ChatQueries
+    #: GET /chat/search (refuses every search while messages are sealed at rest).
+    search: MessageSearch
     #: None on an api-only node (`--role api`): it serves no /chat WebSocket.
     hub: Hub | None
     media: MediaService
@@ -199,6 +202,7 @@ class Services:
                                             Sealer.from_file(key_file) if key_file else None)
             await chat_storage.start()
             chat = ChatQueries(store, chat_storage)
+            search = MessageSearch(store, chat_storage, chat)
 
             media_options = config.media
             media = MediaService(media_options, config.resource_dir,
@@ -228,8 +232,9 @@ class Services:
             await bus.start()
 
             services = cls(config=config, store=store, bus=bus, accounts=accounts,
-                           contacts=contacts, groups=groups, chat_storage=chat_storage, chat=chat, hub=hub,
-                           media=media, attachments=attachments, upload_limiter=limiter, sticker_packs=packs,
+                           contacts=contacts, groups=groups, chat_storage=chat_storage, chat=chat,
+                           search=search, hub=hub, media=media, attachments=attachments,
+                           upload_limiter=limiter, sticker_packs=packs,
                            _stack=stack.pop_all())
         return services
 

@@ -34,8 +34,8 @@ T = TypeVar("T")
 # Cheap scrypt parameters keep the suite fast on a shared 2-core machine; the default
 # parameters are exercised by test_store_passwords.py.
 TEST_KDF = "scrypt:1024:8:1"
-TABLES_CHILD_FIRST = ("message_files", "read_marks", "message_keys", "messages", "memberships",
-                      "group_past", "group_invites", "group_bans", "group_join_requests",
+TABLES_CHILD_FIRST = ("message_search", "message_files", "read_marks", "message_keys",
+                      "messages", "memberships", "group_past", "group_invites", "group_bans", "group_join_requests",
                       "communities", "friend_requests", "blocks", "friendships", "tokens",
                       "uploads", "users")
 

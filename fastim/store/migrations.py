@@ -35,6 +35,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from fastim.store.errors import SchemaError
+
 if TYPE_CHECKING:
     from fastim.store.sql import Tx
 
@@ -744,7 +746,72 @@ UPLOADS = Migration(
     ],
 )
 
+def _load_mroonga(tx: Tx) -> None:
+    """Load MariaDB's Mroonga engine if the server has the plugin but not loaded: once
+    loaded with INSTALL SONAME it stays loaded across restarts (mysql.plugin). Needs the
+    INSERT privilege on mysql.plugin (root has it); otherwise, or without the plugin
+    package, the error says what to do."""
+    if tx.value("SELECT COUNT(*) FROM information_schema.ENGINES WHERE ENGINE = 'Mroonga'"
+                " AND SUPPORT IN ('YES', 'DEFAULT')"):
+        return
+    try:
+        tx.execute("INSTALL SONAME 'ha_mroonga'")
+    except Exception as error:  # the driver's error, whatever its class
+        raise SchemaError(
+            "message search needs MariaDB's Mroonga engine: install the plugin "
+            "(Debian: apt-get install mariadb-plugin-mroonga) and load it once as an "
+            f"administrator with INSTALL SONAME 'ha_mroonga' ({error})") from error
+
+
+# Message search (docs/store.md "Search"). SQLite: an FTS5 index with the trigram
+# tokenizer, external content on `messages` (the index keeps no second copy of the text),
+# kept in step by triggers, so an UPDATE of `content` (an edit, a recall that empties it)
+# changes what is found in the same transaction. MariaDB: InnoDB FULLTEXT has no CJK
+# parser, so a Mroonga table (bigram tokenizer, NFKC + case folding) holds id and
+# content, kept in step by triggers too. Mroonga's storage mode is not transactional and
+# foreign-key cascades fire no trigger, so the search joins back to `messages` and checks
+# every hit against the row's current text (fastim/store/search.py). `prepare` loads
+# the engine when the server has the plugin but not loaded (`INSTALL SONAME`, persistent).
+# Sealed rows keep '' in `content`, so nothing of them is indexed.
+MESSAGE_SEARCH = Migration(
+    version=10,
+    name="message search: FTS5 trigram (SQLite), Mroonga bigram (MariaDB)",
+    sqlite=[
+        "CREATE VIRTUAL TABLE message_search USING fts5(content, content='messages',"
+        " content_rowid='id', tokenize='trigram')",
+        "CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN"
+        " INSERT INTO message_search (rowid, content) VALUES (new.id, new.content); END",
+        "CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN"
+        " INSERT INTO message_search (message_search, rowid, content)"
+        " VALUES ('delete', old.id, old.content); END",
+        "CREATE TRIGGER messages_search_update AFTER UPDATE OF content ON messages BEGIN"
+        " INSERT INTO message_search (message_search, rowid, content)"
+        " VALUES ('delete', old.id, old.content);"
+        " INSERT INTO message_search (rowid, content) VALUES (new.id, new.content); END",
+        # Index the messages stored before this migration.
+        "INSERT INTO message_search (message_search) VALUES ('rebuild')",
+    ],
+    mysql=[
+        _load_mroonga,
+        """CREATE TABLE IF NOT EXISTS message_search (
+            id BIGINT NOT NULL PRIMARY KEY,
+            content TEXT NOT NULL,
+            FULLTEXT INDEX ft_message_search (content)
+                COMMENT 'tokenizer "TokenBigramSplitSymbolAlphaDigit", normalizer "NormalizerAuto"'
+        ) ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
+        "CREATE TRIGGER IF NOT EXISTS messages_search_insert AFTER INSERT ON messages"
+        " FOR EACH ROW INSERT INTO message_search (id, content) VALUES (NEW.id, NEW.content)",
+        "CREATE TRIGGER IF NOT EXISTS messages_search_delete AFTER DELETE ON messages"
+        " FOR EACH ROW DELETE FROM message_search WHERE id = OLD.id",
+        "CREATE TRIGGER IF NOT EXISTS messages_search_update AFTER UPDATE ON messages"
+        " FOR EACH ROW UPDATE message_search SET content = NEW.content WHERE id = NEW.id",
+        "INSERT IGNORE INTO message_search (id, content)"
+        " SELECT id, content FROM messages WHERE content <> ''",
+    ],
+)
+
+
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
                                FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS,
-                               MESSAGE_LIFECYCLE, UPLOADS]
+                               MESSAGE_LIFECYCLE, UPLOADS, MESSAGE_SEARCH]

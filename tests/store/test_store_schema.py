@@ -69,11 +69,12 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
     try:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
-        # The newest migration: voice and file uploads (issue 19).
-        assert MIGRATIONS[-1].version == 9 and MIGRATIONS[-1].name == "uploads and file messages"
+        # The newest migration: message search (issue 20).
+        assert MIGRATIONS[-1].version == 10
         assert [m.version for m in MIGRATIONS] == sorted(m.version for m in MIGRATIONS)
         assert table_counts(store) == {
             "message_files": 0,
+            "message_search": 0,
             "read_marks": 0,
             "message_keys": 0,
             "messages": 0,
