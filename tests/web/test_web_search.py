@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from playwright.sync_api import expect
 
+from fastim.chat.hub import HubOptions
+
 pytest.register_assert_rewrite("tests.web_support")
 from tests.web_support import (  # noqa: E402
     WAIT_MS,
@@ -25,6 +27,17 @@ from tests.web_support import (  # noqa: E402
 pytest_plugins = ["tests.web_support"]
 pytestmark = pytest.mark.browser
 expect.set_options(timeout=WAIT_MS)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
+    # A higher rate limit only so that a test can seed many messages over one socket.
+    web = WebServer(tmp_path_factory.mktemp("web-search"),
+                    HubOptions(rate=500, burst=1000)).start()
+    try:
+        yield web
+    finally:
+        web.stop()
 
 
 def test_search_all_conversations_and_open_one(browser: Any, server: WebServer,
@@ -79,3 +92,38 @@ def test_search_all_conversations_and_open_one(browser: Any, server: WebServer,
     expect(page.locator("#tab-friends")).to_be_visible()
     expect(page.locator("#search-results")).to_be_hidden()
     assert alice.errors == [] and alice.dialogs == []
+
+
+def test_search_one_conversation_and_jump_to_an_old_message(
+        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+    erin, frank, gus = (make_person(server, n) for n in ("Erin", "Frank", "Gus"))
+    people += [erin, frank, gus]
+    befriend(server, erin, frank)
+    befriend(server, erin, gus)
+    chat_over_socket(server, frank, 10, erin.id, ["the old 周五 plan"])
+    chat_over_socket(server, frank, 10, erin.id, [f"filler {n}" for n in range(120)])
+    chat_over_socket(server, gus, 10, erin.id, ["Gus also says 周五"])
+
+    page = open_chat(browser, server, erin)
+    page.click("#tab-friends")
+    page.locator(f'a.conv-item[data-key="u{frank.id}"]').click()
+    expect(page.locator("#conv-title")).to_have_text("Frank")
+    page.click("#conv-search")
+    expect(page.locator("#search-scope-text")).to_have_text("In Frank only.")
+    expect(page.locator("#search-q")).to_be_focused()
+    page.fill("#search-q", "周五")
+    page.press("#search-q", "Enter")
+    hits = page.locator("#search-list a.search-hit")
+    expect(hits).to_have_count(1)
+    expect(hits.locator(".search-text")).to_have_text("the old 周五 plan")
+    # The message is 121 messages back: older pages load until it is there.
+    hits.first.click()
+    found = page.locator("#messages li.msg", has_text="the old 周五 plan")
+    expect(found).to_be_in_viewport()
+    expect(found).to_have_attribute("data-found", "true")
+    screenshot(page, shots, "search-jump")
+    # All conversations again.
+    page.click("#search-scope-clear")
+    expect(page.locator("#search-scope")).to_be_hidden()
+    expect(hits).to_have_count(2)
+    assert erin.errors == [] and erin.dialogs == []

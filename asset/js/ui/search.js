@@ -1,12 +1,18 @@
 // Message search (GET /chat/search, docs/api.md): a box over all conversations in the
-// sidebar. Results show where the text matched from the server's offsets (UTF-16, as
-// JavaScript counts), built as text nodes and <mark> elements: never as HTML, so a
-// message that holds markup is shown as the characters it is. A click opens the
-// conversation. The box is not on the page when the server seals messages at rest.
+// sidebar, which the search button of an open conversation narrows to that one.
+// Results show where the text matched from the server's offsets (UTF-16, as JavaScript
+// counts), built as text nodes and <mark> elements: never as HTML, so a message that
+// holds markup is shown as the characters it is. A click opens the conversation and
+// loads older pages until the message is there, then scrolls to it. The box and the
+// button are not on the page when the server seals messages at rest.
 import { get } from '../api.js';
 import { byId, h } from '../dom.js';
+import { icon } from '../icons.js';
 import { avatar, listTime } from '../format.js';
-import { GROUP } from '../state.js';
+import { GROUP, SINGLE } from '../state.js';
+
+const pause = (ms) => new Promise((resolve) => { setTimeout(resolve, ms); });
+const MAX_PAGES = 50; // older pages loaded at most to reach a found message
 
 const PAGE = 20;
 const CONTEXT = 24; // characters shown before the first match of a long message
@@ -46,6 +52,17 @@ export class SearchPanel {
     this.more = byId('search-more');
     this.query = '';
     this.before = null;
+    this.scope = null; // {cmd, dstid}: one conversation, else all
+    const button = document.getElementById('conv-search');
+    if (button) {
+      button.append(icon('search'));
+      button.addEventListener('click', () => this.narrow(this.app.current));
+    }
+    byId('search-scope-clear').addEventListener('click', () => {
+      this.setScope(null);
+      if (this.query) this.start(this.query);
+      this.input.focus();
+    });
     this.form.addEventListener('submit', (event) => {
       event.preventDefault();
       this.start(this.input.value.trim());
@@ -55,6 +72,31 @@ export class SearchPanel {
     });
     this.more.addEventListener('click', () => this.load());
     byId('search-close').addEventListener('click', () => this.close());
+  }
+
+  /** Search one conversation (from its header): back to the list on a phone. */
+  narrow(conv) {
+    if (!conv) return;
+    this.setScope({ cmd: conv.kind, dstid: conv.dstid });
+    if (this.app.root.dataset.view === 'chat' && window.matchMedia('(max-width: 720px)').matches) {
+      location.hash = '';
+    }
+    this.input.focus();
+    if (this.query) this.start(this.query);
+  }
+
+  setScope(scope) {
+    this.scope = scope;
+    const state = this.app.state;
+    let name = '';
+    if (scope) {
+      name = scope.cmd === GROUP ? (state.groups.get(scope.dstid)?.name || `Group ${scope.dstid}`)
+        : state.userName(scope.dstid);
+    }
+    byId('search-scope').hidden = !scope;
+    byId('search-scope-text').textContent = scope ? `In ${name} only.` : '';
+    byId('search-label').textContent = scope ? `Search messages with ${name}` : 'Search all messages';
+    this.input.placeholder = scope ? `Search in ${name}` : 'Search messages';
   }
 
   start(query) {
@@ -73,6 +115,7 @@ export class SearchPanel {
     this.input.value = '';
     this.list.replaceChildren();
     this.results.hidden = true;
+    this.setScope(null);
     delete this.app.root.dataset.searching;
   }
 
@@ -82,7 +125,8 @@ export class SearchPanel {
     this.more.hidden = true;
     let page;
     try {
-      page = await get('/chat/search', { q: query, pagesize: PAGE, before: this.before });
+      page = await get('/chat/search', { q: query, pagesize: PAGE, before: this.before,
+        cmd: this.scope?.cmd, dstid: this.scope?.dstid });
     } catch (error) {
       if (query === this.query) this.status.textContent = error.message;
       return;
@@ -113,7 +157,10 @@ export class SearchPanel {
     const title = group ? (entity?.name || `Group ${dstid}`) : state.userName(dstid);
     const sender = message.userid === state.me.id ? 'You' : state.userName(message.userid);
     const href = `#/${group ? 'g' : 'u'}/${dstid}`;
-    const link = h('a', { class: 'conv-item search-hit', href, dataset: { id: String(message.id) } },
+    const link = h('a', {
+      class: 'conv-item search-hit', href, dataset: { id: String(message.id) },
+      onclick: () => { this.reveal(group ? GROUP : SINGLE, dstid, message.id); },
+    },
       avatar(entity || { id: dstid, nickname: title, name: title }, { group }),
       h('span', { class: 'conv-main' },
         h('span', { class: 'conv-line' },
@@ -124,5 +171,28 @@ export class SearchPanel {
             group || sender === 'You' ? `${sender}: ` : '',
             highlighted(message.content, message.matches)))));
     return h('li', null, link);
+  }
+
+  /** Once the conversation is open: load older pages until message `id` is in it, then
+   * scroll it into the middle and mark it for a moment. */
+  async reveal(kind, dstid, id) {
+    const app = this.app;
+    const conv = app.state.conv(kind, dstid);
+    for (let i = 0; i < 200 && (app.current !== conv || !conv.loaded); i++) await pause(50);
+    if (app.current !== conv) return;
+    const has = () => conv.messages.some((m) => m.id === id);
+    for (let pages = 0; pages < MAX_PAGES && !has() && conv.hasOlder; pages++) {
+      const request = app.loadOlder(conv);
+      if (!request) break;
+      await request;
+    }
+    app.invalidate('conv');
+    await pause(0); // the render runs in a microtask
+    if (app.current !== conv) return;
+    const node = document.querySelector(`#messages li[data-id="${id}"]`);
+    if (!node) return;
+    node.scrollIntoView({ block: 'center' });
+    node.dataset.found = 'true';
+    setTimeout(() => { delete node.dataset.found; }, 3000);
   }
 }
