@@ -52,6 +52,9 @@ class MessageSearch:
             raise AppError(400, "q (what to search for) is required")
         if len(query) > MAX_QUERY:
             raise AppError(400, f"q may be at most {MAX_QUERY} characters")
+        if any(ord(c) < 0x20 or ord(c) == 0x7F for c in query):
+            # A NUL ends an FTS5 query string early (a 500): no message text needs them.
+            raise AppError(400, "q may not hold control characters")
         if not 1 <= size <= MAX_SEARCH_PAGE:
             raise AppError(400, f"pagesize must be 1 to {MAX_SEARCH_PAGE}")
         only = None

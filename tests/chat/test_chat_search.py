@@ -76,6 +76,8 @@ def test_search_over_the_api(db_url: str, tmp_path: Path) -> None:
         assert search(api, ta, q=" ").status == 400
         assert search(api, ta).status == 400
         assert search(api, ta, q="x" * 101).status == 400
+        assert search(api, ta, q="a\x00bc").status == 400
+        assert search(api, ta, q="ab\ncd").status == 400
         assert search(api, ta, q="x", pagesize=0).status == 400
         assert search(api, ta, q="x", cmd=10).status == 400
         assert api.get("/chat/search?q=x").status == 401
