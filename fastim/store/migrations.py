@@ -767,8 +767,8 @@ def _load_mroonga(tx: Tx) -> None:
 # tokenizer, external content on `messages` (the index keeps no second copy of the text),
 # kept in step by triggers, so an UPDATE of `content` (an edit, a recall that empties it)
 # changes what is found in the same transaction. MariaDB: InnoDB FULLTEXT has no CJK
-# parser, so a Mroonga table (bigram tokenizer, NFKC + case folding) holds id and
-# content, kept in step by triggers too. Mroonga's storage mode is not transactional and
+# parser, so a Mroonga table (bigram tokenizer, NFKC + case folding) holds id, conv and
+# content, kept in step by triggers too (conv lets Mroonga filter and order by itself). Mroonga's storage mode is not transactional and
 # foreign-key cascades fire no trigger, so the search joins back to `messages` and checks
 # every hit against the row's current text (fastim/store/search.py). `prepare` loads
 # the engine when the server has the plugin but not loaded (`INSTALL SONAME`, persistent).
@@ -793,20 +793,23 @@ MESSAGE_SEARCH = Migration(
     ],
     mysql=[
         _load_mroonga,
-        """CREATE TABLE IF NOT EXISTS message_search (
+        f"""CREATE TABLE IF NOT EXISTS message_search (
             id BIGINT NOT NULL PRIMARY KEY,
+            conv VARCHAR(48) {_ASCII_BIN} NOT NULL,
             content TEXT NOT NULL,
+            KEY ix_message_search_conv (conv),
             FULLTEXT INDEX ft_message_search (content)
                 COMMENT 'tokenizer "TokenBigramSplitSymbolAlphaDigit", normalizer "NormalizerAuto"'
         ) ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
         "CREATE TRIGGER IF NOT EXISTS messages_search_insert AFTER INSERT ON messages"
-        " FOR EACH ROW INSERT INTO message_search (id, content) VALUES (NEW.id, NEW.content)",
+        " FOR EACH ROW INSERT INTO message_search (id, conv, content)"
+        " VALUES (NEW.id, NEW.conv, NEW.content)",
         "CREATE TRIGGER IF NOT EXISTS messages_search_delete AFTER DELETE ON messages"
         " FOR EACH ROW DELETE FROM message_search WHERE id = OLD.id",
         "CREATE TRIGGER IF NOT EXISTS messages_search_update AFTER UPDATE ON messages"
         " FOR EACH ROW UPDATE message_search SET content = NEW.content WHERE id = NEW.id",
-        "INSERT IGNORE INTO message_search (id, content)"
-        " SELECT id, content FROM messages WHERE content <> ''",
+        "INSERT IGNORE INTO message_search (id, conv, content)"
+        " SELECT id, conv, content FROM messages WHERE content <> ''",
     ],
 )
 

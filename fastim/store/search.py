@@ -29,15 +29,20 @@ _M = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
 
 @dataclass(frozen=True)
 class Readable:
-    """The messages a user may read, as a SQL condition over `messages m`.
+    """The messages a user may read, as a SQL condition.
 
-    ``where`` and ``params`` go into a WHERE clause; ``conversations`` maps each
-    conversation key the user may read to its (cmd, dstid) as the user sees it.
+    ``where(alias)`` and ``params`` go into a WHERE clause over a table that has the
+    message's ``id`` and ``conv`` (`messages`, or MariaDB's `message_search`);
+    ``conversations`` maps each conversation key the user may read to its (cmd, dstid)
+    as the user sees it.
     """
 
-    where: str
+    condition: str  # with {t} for the table's alias
     params: list[Any]
     conversations: dict[str, tuple[int, int]]
+
+    def where(self, alias: str = "m") -> str:
+        return self.condition.format(t=alias)
 
 
 def _pair(a: int, b: int) -> str:
@@ -85,7 +90,7 @@ def readable_messages(tx: Tx, user_id: int,
     if not convs:
         return Readable("1 = 0", [], convs)
     keys = sorted(convs)
-    return Readable(f"m.conv IN ({', '.join('?' for _ in keys)})", keys, convs)
+    return Readable(f"{{t}}.conv IN ({', '.join('?' for _ in keys)})", keys, convs)
 
 
 def _like_pattern(text: str) -> str:
@@ -164,13 +169,13 @@ def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
     params = [*readable.params, upper]
     if tx.dialect.name == "sqlite" and len(query) >= TRIGRAM:
         base = ("FROM message_search s JOIN messages m ON m.id = s.rowid "
-                f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where}")
+                f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')}")
         args = [_fts_query(query), upper, *readable.params]
         rows = tx.rows(f"SELECT {_M} {base} ORDER BY s.rowid DESC LIMIT ?", [*args, limit])
         total = int(tx.value(f"SELECT COUNT(*) {base}", args) or 0)
     elif tx.dialect.name == "sqlite":
         # Trigrams cannot find one or two characters: LIKE over a bounded window.
-        window = (f"SELECT {_M} FROM messages m WHERE {readable.where} AND m.id < ? "
+        window = (f"SELECT {_M} FROM messages m WHERE {readable.where('m')} AND m.id < ? "
                   "ORDER BY m.id DESC LIMIT ?")
         like = "WHERE w.content LIKE ? ESCAPE '\\'"
         args = [*params, SHORT_QUERY_WINDOW, _like_pattern(query)]
@@ -178,10 +183,19 @@ def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
                        [*args, limit])
         total = int(tx.value(f"SELECT COUNT(*) FROM ({window}) w {like}", args) or 0)
     else:
-        base = ("FROM message_search s JOIN messages m ON m.id = s.id "
-                f"WHERE MATCH (s.content) AGAINST (? IN BOOLEAN MODE) AND s.id < ? "
-                f"AND {readable.where}")
+        # Mroonga filters, orders and limits by itself when the query names only its own
+        # table (its ORDER BY LIMIT optimisation): the conversation is a column of the
+        # index for that; the page's ids are then read from `messages`.
+        hits = ("FROM message_search s WHERE MATCH (s.content) AGAINST (? IN BOOLEAN MODE) "
+                f"AND s.id < ? AND {readable.where('s')}")
         args = [_mroonga_query(query), upper, *readable.params]
-        rows = tx.rows(f"SELECT {_M} {base} ORDER BY m.id DESC LIMIT ?", [*args, limit])
-        total = int(tx.value(f"SELECT COUNT(*) {base}", args) or 0)
+        ids = [int(i) for (i,) in tx.rows(f"SELECT s.id {hits} ORDER BY s.id DESC LIMIT ?",
+                                          [*args, limit])]
+        rows = []
+        if ids:
+            marks = ", ".join("?" for _ in ids)
+            rows = tx.rows(f"SELECT {_M} FROM messages m WHERE m.id IN ({marks}) "
+                           f"AND {readable.where('m')} ORDER BY m.id DESC",
+                           [*ids, *readable.params])
+        total = int(tx.value(f"SELECT COUNT(*) {hits}", args) or 0)
     return Page(_hits(rows, query, readable), total)
