@@ -202,7 +202,10 @@ class Services:
                                             Sealer.from_file(key_file) if key_file else None)
             await chat_storage.start()
             chat = ChatQueries(store, chat_storage)
+            # The search index is kept after commit, off the group commit's path.
             search = MessageSearch(store, chat_storage, chat)
+            await search.indexer.start()
+            stack.push_async_callback(search.indexer.stop)
 
             media_options = config.media
             media = MediaService(media_options, config.resource_dir,

@@ -35,8 +35,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from fastim.store.errors import SchemaError
-
 if TYPE_CHECKING:
     from fastim.store.sql import Tx
 
@@ -746,70 +744,51 @@ UPLOADS = Migration(
     ],
 )
 
-def _load_mroonga(tx: Tx) -> None:
-    """Load MariaDB's Mroonga engine if the server has the plugin but not loaded: once
-    loaded with INSTALL SONAME it stays loaded across restarts (mysql.plugin). Needs the
-    INSERT privilege on mysql.plugin (root has it); otherwise, or without the plugin
-    package, the error says what to do."""
-    if tx.value("SELECT COUNT(*) FROM information_schema.ENGINES WHERE ENGINE = 'Mroonga'"
-                " AND SUPPORT IN ('YES', 'DEFAULT')"):
-        return
-    try:
-        tx.execute("INSTALL SONAME 'ha_mroonga'")
-    except Exception as error:  # the driver's error, whatever its class
-        raise SchemaError(
-            "message search needs MariaDB's Mroonga engine: install the plugin "
-            "(Debian: apt-get install mariadb-plugin-mroonga) and load it once as an "
-            f"administrator with INSTALL SONAME 'ha_mroonga' ({error})") from error
+
+def _ensure_search_index(tx: Tx) -> None:
+    # Imported here: fastim.store.search imports the message columns, which import this.
+    from fastim.store.search import ensure_index
+
+    ensure_index(tx)
 
 
-# Message search (docs/store.md "Search"). SQLite: an FTS5 index with the trigram
-# tokenizer, external content on `messages` (the index keeps no second copy of the text),
-# kept in step by triggers, so an UPDATE of `content` (an edit, a recall that empties it)
-# changes what is found in the same transaction. MariaDB: InnoDB FULLTEXT has no CJK
-# parser, so a Mroonga table (bigram tokenizer, NFKC + case folding) holds id, conv and
-# content, kept in step by triggers too (conv lets Mroonga filter and order by itself). Mroonga's storage mode is not transactional and
-# foreign-key cascades fire no trigger, so the search joins back to `messages` and checks
-# every hit against the row's current text (fastim/store/search.py). `prepare` loads
-# the engine when the server has the plugin but not loaded (`INSTALL SONAME`, persistent).
-# Sealed rows keep '' in `content`, so nothing of them is indexed.
+# Message search (docs/store.md "Search"), kept OFF the commit path: the group commit
+# stores messages exactly as before (no trigger, no extra statement in its
+# transaction); an indexer (fastim/store/search.py, run by fastim/chat/search.py) reads
+# new messages and the change log after they commit and indexes them in short batches
+# of their own. `search_cursor` is where it is, in the database so a restart resumes:
+# every message id <= `upto_message` and every change id <= `upto_change` is indexed.
+# Both start at 0, so the indexer indexes the messages stored before this migration
+# (in batches, while the server runs) instead of the migration holding a lock on them.
+# SQLite: FTS5 with the trigram tokenizer (CJK without spaces, case folded), holding its
+# own copy of the text: re-indexing an edit must remove the old text's trigrams, which
+# an external-content table could only do with the old text in hand (and SQLite 3.40 has
+# no contentless_delete). MariaDB: InnoDB FULLTEXT has no CJK parser, so a Mroonga table
+# (bigram tokenizer, NFKC + case folding) with the conversation as a column, so a page's
+# ids come from Mroonga alone; the table is made by search.ensure_index, which loads the
+# engine if it can and otherwise leaves search off (503) without stopping the server.
 MESSAGE_SEARCH = Migration(
     version=10,
-    name="message search: FTS5 trigram (SQLite), Mroonga bigram (MariaDB)",
+    name="message search: an index kept after commit, and its cursor",
     sqlite=[
-        "CREATE VIRTUAL TABLE message_search USING fts5(content, content='messages',"
-        " content_rowid='id', tokenize='trigram')",
-        "CREATE TRIGGER messages_search_insert AFTER INSERT ON messages BEGIN"
-        " INSERT INTO message_search (rowid, content) VALUES (new.id, new.content); END",
-        "CREATE TRIGGER messages_search_delete AFTER DELETE ON messages BEGIN"
-        " INSERT INTO message_search (message_search, rowid, content)"
-        " VALUES ('delete', old.id, old.content); END",
-        "CREATE TRIGGER messages_search_update AFTER UPDATE OF content ON messages BEGIN"
-        " INSERT INTO message_search (message_search, rowid, content)"
-        " VALUES ('delete', old.id, old.content);"
-        " INSERT INTO message_search (rowid, content) VALUES (new.id, new.content); END",
-        # Index the messages stored before this migration.
-        "INSERT INTO message_search (message_search) VALUES ('rebuild')",
+        """CREATE TABLE IF NOT EXISTS search_cursor (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            upto_message INTEGER NOT NULL,
+            upto_change INTEGER NOT NULL
+        )""",
+        "INSERT OR IGNORE INTO search_cursor (id, upto_message, upto_change) VALUES (1, 0, 0)",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(content,"
+        " tokenize='trigram')",
     ],
     mysql=[
-        _load_mroonga,
-        f"""CREATE TABLE IF NOT EXISTS message_search (
-            id BIGINT NOT NULL PRIMARY KEY,
-            conv VARCHAR(48) {_ASCII_BIN} NOT NULL,
-            content TEXT NOT NULL,
-            KEY ix_message_search_conv (conv),
-            FULLTEXT INDEX ft_message_search (content)
-                COMMENT 'tokenizer "TokenBigramSplitSymbolAlphaDigit", normalizer "NormalizerAuto"'
-        ) ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci""",
-        "CREATE TRIGGER IF NOT EXISTS messages_search_insert AFTER INSERT ON messages"
-        " FOR EACH ROW INSERT INTO message_search (id, conv, content)"
-        " VALUES (NEW.id, NEW.conv, NEW.content)",
-        "CREATE TRIGGER IF NOT EXISTS messages_search_delete AFTER DELETE ON messages"
-        " FOR EACH ROW DELETE FROM message_search WHERE id = OLD.id",
-        "CREATE TRIGGER IF NOT EXISTS messages_search_update AFTER UPDATE ON messages"
-        " FOR EACH ROW UPDATE message_search SET content = NEW.content WHERE id = NEW.id",
-        "INSERT IGNORE INTO message_search (id, conv, content)"
-        " SELECT id, conv, content FROM messages WHERE content <> ''",
+        f"""CREATE TABLE IF NOT EXISTS search_cursor (
+            id TINYINT NOT NULL PRIMARY KEY,
+            upto_message BIGINT NOT NULL,
+            upto_change BIGINT NOT NULL,
+            CONSTRAINT ck_search_cursor_one CHECK (id = 1)
+        ) {_MYSQL_TABLE}""",
+        "INSERT IGNORE INTO search_cursor (id, upto_message, upto_change) VALUES (1, 0, 0)",
+        _ensure_search_index,
     ],
 )
 

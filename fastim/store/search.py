@@ -1,31 +1,212 @@
-"""Message search: every SQL statement of `GET /chat/search` (docs/store.md "Search").
+"""Message search: the index and every SQL statement of `GET /chat/search` (docs/store.md
+"Search").
 
-The index is migration 10 (fastim/store/migrations.py): SQLite FTS5 with the trigram
-tokenizer over `messages.content`; on MariaDB a Mroonga table with a bigram tokenizer.
-Both are kept in step with `messages` by triggers, so whatever UPDATE changes a message's
-text (an edit, a recall that empties it) changes what is found, and a sealed message
-(its text only in `sealed`, `content` '') is never indexed.
+The index is kept after commit, off the group commit's path (migration 10): an indexer
+(fastim/chat/search.py runs :func:`index_pass` every INDEX_PERIOD seconds) reads the
+messages stored and the edits and recalls logged (`message_changes`) since its cursor,
+and writes them into the index in short transactions of its own, at most BATCH rows of
+each. SQLite: FTS5 with the trigram tokenizer; MariaDB: a Mroonga table with a bigram
+tokenizer (:func:`ensure_index`). A message is thus found within about one period of
+being stored or edited; what a search answers is always checked against the message as
+it is now (its current text, recall, delete-for-me), so a stale index entry can make a
+message late to be found, never found by text it no longer has.
 
-Which messages a user may find is decided in one place, :func:`readable_messages`.
+Which messages a user may find is :func:`readable_messages`: the rule /chat/history
+applies (fastim/store/groups.py's windows, fastim/store/changes.py's decorate).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from fastim.store.changes import EDIT, RECALL, decorate
+from fastim.store.groups import history_windows
 from fastim.store.messages import _COLUMNS, GROUP, SINGLE, as_message
 from fastim.store.records import Page
 from fastim.store.sql import Tx
+
+log = logging.getLogger(__name__)
 
 #: Queries shorter than this many characters cannot use SQLite's trigram index: they
 #: are matched with LIKE over the newest SHORT_QUERY_WINDOW readable messages.
 TRIGRAM = 3
 SHORT_QUERY_WINDOW = 5_000
+#: The most messages, and the most changes, one indexing transaction takes.
+BATCH = 500
+#: Seconds an id may stay missing below ids already seen before the indexer gives up on
+#: it (a rolled-back insert, a deleted message). On MariaDB ids are allocated at INSERT
+#: and become visible at COMMIT, so a row may appear after higher ids did.
+SETTLE = 30.0
+#: The most missing ids looked for again in one pass.
+MAX_MISSING = 2_000
+#: MariaDB: one indexer at a time across the nodes (a GET_LOCK, named per database).
+INDEX_LOCK = "fastim.search."
 # The message columns, of the alias `m`, in as_message's order.
 _M = ", ".join(f"m.{c.strip()}" for c in _COLUMNS.split(","))
 
+
+# -- the index ---------------------------------------------------------------------------
+
+def _mysql_has_index(tx: Tx) -> bool:
+    return bool(tx.value("SELECT COUNT(*) FROM information_schema.TABLES WHERE table_schema"
+                         " = DATABASE() AND table_name = 'message_search'"))
+
+
+def ensure_index(tx: Tx) -> bool:
+    """Whether the search index exists, making it first on MariaDB if it can: Mroonga is
+    loaded (INSTALL SONAME 'ha_mroonga', which stays loaded across restarts; root may)
+    when the server has the plugin (Debian: mariadb-plugin-mroonga). Without it the
+    server runs, and search answers 503 saying so (fastim/chat/search.py)."""
+    if tx.dialect.name == "sqlite":
+        return True  # FTS5 is built into SQLite; migration 10 made the table
+    if _mysql_has_index(tx):
+        return True
+    if not tx.value("SELECT COUNT(*) FROM information_schema.ENGINES WHERE ENGINE = "
+                    "'Mroonga' AND SUPPORT IN ('YES', 'DEFAULT')"):
+        try:
+            tx.execute("INSTALL SONAME 'ha_mroonga'")
+        except Exception as error:  # the driver's error, whatever its class
+            log.warning("message search is off: MariaDB has no Mroonga engine (install "
+                        "mariadb-plugin-mroonga, then INSTALL SONAME 'ha_mroonga'): %s",
+                        error)
+            return False
+    tx.execute(
+        "CREATE TABLE IF NOT EXISTS message_search ("
+        " id BIGINT NOT NULL PRIMARY KEY,"
+        " conv VARCHAR(48) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,"
+        " content TEXT NOT NULL,"
+        " KEY ix_message_search_conv (conv),"
+        " FULLTEXT INDEX ft_message_search (content)"
+        " COMMENT 'tokenizer \"TokenBigramSplitSymbolAlphaDigit\", normalizer \"NormalizerAuto\"'"
+        ") ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci")
+    return True
+
+
+@dataclass
+class IdFollower:
+    """Follows one id sequence (messages, or the change log) in commit order, whatever
+    order the ids were given in. Ids above the highest seen that are not there yet are
+    `missing` (with the time they were first missed) and looked for again each pass
+    until SETTLE seconds have passed; the durable cursor is the highest id with nothing
+    missing below it, so a restart re-reads (idempotently) what was still open."""
+
+    seen: int = 0
+    missing: dict[int, float] = field(default_factory=dict)
+
+    def resume(self, durable: int) -> None:
+        # Another node (or an earlier run) got further: start from there.
+        if durable > self.seen:
+            self.seen = durable
+            self.missing = {i: t for i, t in self.missing.items() if i > durable}
+
+    def look_again(self) -> list[int]:
+        return sorted(self.missing)[:MAX_MISSING]
+
+    def found(self, ids: Sequence[int], now: float) -> None:
+        for id_ in sorted(ids):
+            self.missing.pop(id_, None)
+            if id_ > self.seen:
+                # A gap this wide is a rolled-back run, not one per id to remember.
+                for gap in range(max(self.seen + 1, id_ - MAX_MISSING), id_):
+                    self.missing[gap] = now
+                self.seen = id_
+
+    def expire(self, now: float, settle: float) -> None:
+        self.missing = {i: t for i, t in self.missing.items() if now - t < settle}
+
+    def cursor(self) -> int:
+        return min(self.missing) - 1 if self.missing else self.seen
+
+
+def _write(tx: Tx, rows: Sequence[tuple[Any, ...]]) -> None:
+    """Put (id, conv, content) rows into the index as they are now; an empty content
+    (a recalled message, a sealed one, a photo) takes the row out."""
+    if not rows:
+        return
+    ids = [int(r[0]) for r in rows]
+    texts = [(int(r[0]), r[1], r[2]) for r in rows if r[2]]
+    marks = ", ".join("?" for _ in ids)
+    if tx.dialect.name == "sqlite":
+        tx.execute(f"DELETE FROM message_search WHERE rowid IN ({marks})", ids)
+        tx.executemany("INSERT INTO message_search (rowid, content) VALUES (?, ?)",
+                       [(i, text) for i, _, text in texts])
+        return
+    gone = [int(r[0]) for r in rows if not r[2]]
+    if gone:
+        tx.execute(f"DELETE FROM message_search WHERE id IN ({', '.join('?' for _ in gone)})",
+                   gone)
+    if texts:
+        # Idempotent: a row indexed again (a restart, two nodes) is overwritten.
+        tx.executemany("INSERT INTO message_search (id, conv, content) VALUES (?, ?, ?)"
+                       " ON DUPLICATE KEY UPDATE content = VALUES(content)", texts)
+
+
+def _by_ids(tx: Tx, table_sql: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
+    if not ids:
+        return []
+    return tx.rows(f"{table_sql} WHERE id IN ({', '.join('?' for _ in ids)})", list(ids))
+
+
+def index_pass(tx: Tx, messages: IdFollower, changes: IdFollower, now: float,
+               batch: int = BATCH, settle: float = SETTLE) -> int | None:
+    """One short indexing transaction: up to `batch` new messages and `batch` new
+    changes (edits and recalls re-index their message from its current text). Returns
+    how many rows it read (a full batch: call again at once), or None when another node
+    holds the indexer's lock."""
+    if tx.dialect.name == "mysql":
+        if not tx.value("SELECT GET_LOCK(CONCAT(?, DATABASE()), 0)", [INDEX_LOCK]):
+            return None
+        try:
+            return _index_pass(tx, messages, changes, now, batch, settle)
+        finally:
+            tx.value("SELECT RELEASE_LOCK(CONCAT(?, DATABASE()))", [INDEX_LOCK])
+    return _index_pass(tx, messages, changes, now, batch, settle)
+
+
+def _index_pass(tx: Tx, messages: IdFollower, changes: IdFollower, now: float,
+                batch: int, settle: float) -> int:
+    row = tx.row(f"SELECT upto_message, upto_change FROM search_cursor WHERE id = 1"
+                 f"{tx.dialect.for_update}")
+    durable = (int(row[0]), int(row[1])) if row else (0, 0)
+    messages.resume(durable[0])
+    changes.resume(durable[1])
+    select = "SELECT id, conv, content FROM messages"
+    new = tx.rows(f"{select} WHERE id > ? ORDER BY id LIMIT ?", [messages.seen, batch])
+    late = _by_ids(tx, select, messages.look_again())
+    _write(tx, [*late, *new])
+    messages.found([int(r[0]) for r in (*late, *new)], now)
+
+    log_select = "SELECT id, message_id, kind FROM message_changes"
+    logged = tx.rows(f"{log_select} WHERE id > ? ORDER BY id LIMIT ?", [changes.seen, batch])
+    logged += _by_ids(tx, log_select, changes.look_again())
+    # Reactions and deletes-for-me change no text (delete-for-me is a reader's filter).
+    touched = sorted({int(r[1]) for r in logged if int(r[2]) in (EDIT, RECALL)})
+    _write(tx, _by_ids(tx, select, touched))
+    changes.found([int(r[0]) for r in logged], now)
+
+    messages.expire(now, settle)
+    changes.expire(now, settle)
+    cursor = (messages.cursor(), changes.cursor())
+    if cursor != durable:
+        tx.execute("UPDATE search_cursor SET upto_message = ?, upto_change = ? WHERE id = 1",
+                   list(cursor))
+    return len(new) + len(logged)
+
+
+def index_lag(tx: Tx) -> dict[str, int]:
+    """How far the index is behind: messages and changes above the cursor."""
+    upto_message, upto_change = tx.row(
+        "SELECT upto_message, upto_change FROM search_cursor WHERE id = 1") or (0, 0)
+    return {"messages": int(tx.value("SELECT COUNT(*) FROM messages WHERE id > ?",
+                                     [upto_message]) or 0),
+            "changes": int(tx.value("SELECT COUNT(*) FROM message_changes WHERE id > ?",
+                                    [upto_change]) or 0)}
+
+
+# -- who may find what -------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Readable:
@@ -53,23 +234,24 @@ def _pair(a: int, b: int) -> str:
 
 def readable_messages(tx: Tx, user_id: int,
                       only: tuple[int, int] | None = None) -> Readable:
-    """THE rule of which stored messages `user_id` may read (search uses it; it is the
-    rule /chat/history applies one conversation at a time, fastim/chat/history.py):
+    """The stored messages `user_id` may read, by the rules of /chat/history
+    (fastim/chat/history.py):
 
-    * 1:1 messages of a friend, and of a former friend (1:1 messages are only ever stored
-      between friends, so a stored one means they were);
-    * the messages of every group the user is a member of now.
+    * 1:1 messages of a friend, and of a former friend (unfriended or blocked: 1:1
+      messages are only ever stored between friends, so a stored one means they were);
+    * a group's messages within the user's window (fastim/store/groups.py
+      `history_windows`: a member's from their join, as the group's history setting
+      gave it; a former member's kept window).
 
-    ``only`` = (cmd, dstid) narrows it to one conversation (the caller has checked
-    access to it as /chat/history does).
-
-    TO BE ADDED HERE when those branches land (the lead wires them):
-    * join windows (groups-consent): a group's messages only from the user's join on,
-      i.e. per group ``m.id >= <first id of the window>`` instead of a plain IN list;
-    * delete-for-me (msg-lifecycle): ``NOT EXISTS`` a hidden-for-this-user row.
-    (Recalls and edits need nothing here: they change `content`, which is what is indexed.)
+    Per message, what history then applies is applied to every search hit too
+    (:func:`search` through changes.decorate): the messages the user deleted for
+    themselves are left out, a recalled one has no text to match, an edited one only
+    its new text. ``only`` = (cmd, dstid) narrows it to one conversation.
     """
     convs: dict[str, tuple[int, int]] = {}
+    whole: list[str] = []
+    windows: list[str] = []
+    params: list[Any] = []
     if only is None or only[0] == SINGLE:
         peers = {int(f) for (f,) in tx.rows(
             "SELECT dst_id FROM friendships WHERE owner_id = ?", [user_id])}
@@ -82,15 +264,28 @@ def readable_messages(tx: Tx, user_id: int,
         for peer in peers:
             if peer != user_id and (only is None or only[1] == peer):
                 convs[_pair(user_id, peer)] = (SINGLE, peer)
+                whole.append(_pair(user_id, peer))
     if only is None or only[0] == GROUP:
-        for (group,) in tx.rows("SELECT community_id FROM memberships WHERE user_id = ?",
-                                [user_id]):
-            if only is None or only[1] == int(group):
-                convs[f"g{int(group)}"] = (GROUP, int(group))
+        group = None if only is None else only[1]
+        for gid, (after, upto) in sorted(history_windows(tx, user_id, group).items()):
+            conv = f"g{gid}"
+            convs[conv] = (GROUP, gid)
+            if after == 0 and upto is None:
+                whole.append(conv)
+            elif upto is None:
+                windows.append("({t}.conv = ? AND {t}.id > ?)")
+                params += [conv, after]
+            else:
+                windows.append("({t}.conv = ? AND {t}.id > ? AND {t}.id <= ?)")
+                params += [conv, after, upto]
     if not convs:
         return Readable("1 = 0", [], convs)
-    keys = sorted(convs)
-    return Readable(f"{{t}}.conv IN ({', '.join('?' for _ in keys)})", keys, convs)
+    parts = []
+    if whole:
+        parts.append(f"{{t}}.conv IN ({', '.join('?' for _ in whole)})")
+    parts += windows
+    return Readable(f"({' OR '.join(parts)})", [*whole, *params],
+                    convs)
 
 
 def _like_pattern(text: str) -> str:
@@ -128,13 +323,16 @@ def match_offsets(content: str, query: str) -> list[list[int]]:
     return [[units[a], units[b]] for a, b in spans]
 
 
-def _hits(rows: Sequence[Sequence[Any]], query: str,
+def _hits(tx: Tx, user_id: int, rows: Sequence[Sequence[Any]], query: str,
           readable: Readable) -> list[dict[str, Any]]:
+    """The rows as history shows them to the user now (changes.decorate), less those
+    deleted for the user and those whose current text does not hold the query (a
+    recall emptied it, an edit changed it since it was indexed)."""
     out = []
-    for row in rows:
-        message = as_message(row)
-        # Re-checked against the row's current text: Mroonga's index may hold text of a
-        # rolled-back update, and FTS5 trigram may match across a case fold LIKE differs on.
+    shown = decorate(tx, [as_message(row) for row in rows], user_id, None)
+    for row, message in zip(rows, shown, strict=True):
+        if message.pop("hidden", False) or message.get("recalled"):
+            continue
         matches = match_offsets(message["content"], query)
         if not matches:
             continue
@@ -156,46 +354,81 @@ def _mroonga_query(query: str) -> str:
 
 
 def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
-           before: int | None, limit: int) -> Page[dict[str, Any]]:
+           before: int | None, limit: int, rounds: int = 10) -> Page[dict[str, Any]]:
     """Messages `user_id` may read whose text contains `query` (case-insensitive), newest
-    first, older than message `before`; `total` counts every such message (for a
-    SQLite query under 3 characters: those within the newest SHORT_QUERY_WINDOW
-    readable messages older than `before`). Rows are as_message dicts plus
-    ``conversation`` ({cmd, dstid} as the user sees it) and ``matches`` (offsets)."""
+    first, older than message `before`. `total` counts the index's matches the user may
+    read and has not deleted for themselves (for a SQLite query under 3 characters:
+    within the newest SHORT_QUERY_WINDOW readable messages older than `before`). Rows are
+    as history shows them, plus ``conversation`` ({cmd, dstid} as the user sees it) and
+    ``matches`` (offsets). Hits that fail the checks of :func:`_hits` are skipped and
+    the next ones read, at most `rounds` reads a page."""
     readable = readable_messages(tx, user_id, only)
     if not readable.conversations:
         return Page([], 0)
     upper = before if before is not None else 2**62
-    params = [*readable.params, upper]
+    found: list[dict[str, Any]] = []
+    for _ in range(rounds):
+        rows = _page(tx, readable, query, upper, limit)
+        found += _hits(tx, user_id, rows, query, readable)
+        if len(rows) < limit or len(found) >= limit:
+            break
+        upper = int(rows[-1][0])
+    return Page(found[:limit], _total(tx, user_id, readable, query, before))
+
+
+_NOT_HIDDEN = ("NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ?"
+               " AND h.message_id = {t}.id)")
+
+
+def _page(tx: Tx, readable: Readable, query: str, upper: int,
+          limit: int) -> list[tuple[Any, ...]]:
+    """The next `limit` candidate rows (message columns) below id `upper`, newest first."""
     if tx.dialect.name == "sqlite" and len(query) >= TRIGRAM:
-        base = ("FROM message_search s JOIN messages m ON m.id = s.rowid "
-                f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')}")
-        args = [_fts_query(query), upper, *readable.params]
-        rows = tx.rows(f"SELECT {_M} {base} ORDER BY s.rowid DESC LIMIT ?", [*args, limit])
-        total = int(tx.value(f"SELECT COUNT(*) {base}", args) or 0)
-    elif tx.dialect.name == "sqlite":
+        return tx.rows(
+            f"SELECT {_M} FROM message_search s JOIN messages m ON m.id = s.rowid "
+            f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')} "
+            "ORDER BY s.rowid DESC LIMIT ?",
+            [_fts_query(query), upper, *readable.params, limit])
+    if tx.dialect.name == "sqlite":
         # Trigrams cannot find one or two characters: LIKE over a bounded window.
-        window = (f"SELECT {_M} FROM messages m WHERE {readable.where('m')} AND m.id < ? "
-                  "ORDER BY m.id DESC LIMIT ?")
-        like = "WHERE w.content LIKE ? ESCAPE '\\'"
-        args = [*params, SHORT_QUERY_WINDOW, _like_pattern(query)]
-        rows = tx.rows(f"SELECT w.* FROM ({window}) w {like} ORDER BY w.id DESC LIMIT ?",
-                       [*args, limit])
-        total = int(tx.value(f"SELECT COUNT(*) FROM ({window}) w {like}", args) or 0)
+        return tx.rows(
+            f"SELECT w.* FROM ({_short_window(readable)}) w "
+            "WHERE w.content LIKE ? ESCAPE '\\' ORDER BY w.id DESC LIMIT ?",
+            [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query), limit])
+    # Mroonga filters, orders and limits by itself when the query names only its own
+    # table (its ORDER BY LIMIT optimisation): the conversation is a column of the index
+    # for that; the page's rows are then read from `messages` by id.
+    ids = [int(i) for (i,) in tx.rows(
+        "SELECT s.id FROM message_search s WHERE MATCH (s.content) AGAINST (? IN BOOLEAN "
+        f"MODE) AND s.id < ? AND {readable.where('s')} ORDER BY s.id DESC LIMIT ?",
+        [_mroonga_query(query), upper, *readable.params, limit])]
+    if not ids:
+        return []
+    return tx.rows(f"SELECT {_M} FROM messages m WHERE m.id IN ({', '.join('?' for _ in ids)})"
+                   " ORDER BY m.id DESC", ids)
+
+
+def _short_window(readable: Readable) -> str:
+    return (f"SELECT {_M} FROM messages m WHERE {readable.where('m')} AND m.id < ? "
+            "ORDER BY m.id DESC LIMIT ?")
+
+
+def _total(tx: Tx, user_id: int, readable: Readable, query: str,
+           before: int | None) -> int:
+    upper = before if before is not None else 2**62
+    if tx.dialect.name == "sqlite" and len(query) >= TRIGRAM:
+        sql = ("SELECT COUNT(*) FROM message_search s JOIN messages m ON m.id = s.rowid "
+               f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')} "
+               f"AND {_NOT_HIDDEN.format(t='m')}")
+        params = [_fts_query(query), upper, *readable.params, user_id]
+    elif tx.dialect.name == "sqlite":
+        sql = (f"SELECT COUNT(*) FROM ({_short_window(readable)}) w WHERE w.content LIKE ?"
+               f" ESCAPE '\\' AND {_NOT_HIDDEN.format(t='w')}")
+        params = [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query),
+                  user_id]
     else:
-        # Mroonga filters, orders and limits by itself when the query names only its own
-        # table (its ORDER BY LIMIT optimisation): the conversation is a column of the
-        # index for that; the page's ids are then read from `messages`.
-        hits = ("FROM message_search s WHERE MATCH (s.content) AGAINST (? IN BOOLEAN MODE) "
-                f"AND s.id < ? AND {readable.where('s')}")
-        args = [_mroonga_query(query), upper, *readable.params]
-        ids = [int(i) for (i,) in tx.rows(f"SELECT s.id {hits} ORDER BY s.id DESC LIMIT ?",
-                                          [*args, limit])]
-        rows = []
-        if ids:
-            marks = ", ".join("?" for _ in ids)
-            rows = tx.rows(f"SELECT {_M} FROM messages m WHERE m.id IN ({marks}) "
-                           f"AND {readable.where('m')} ORDER BY m.id DESC",
-                           [*ids, *readable.params])
-        total = int(tx.value(f"SELECT COUNT(*) {hits}", args) or 0)
-    return Page(_hits(rows, query, readable), total)
+        sql = ("SELECT COUNT(*) FROM message_search s WHERE MATCH (s.content) AGAINST "
+               f"(? IN BOOLEAN MODE) AND s.id < ? AND {readable.where('s')} "
+               f"AND {_NOT_HIDDEN.format(t='s')}")
+        params = [_mroonga_query(query), upper, *readable.params, user_id]
+    return int(tx.value(sql, params) or 0)

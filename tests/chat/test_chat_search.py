@@ -16,6 +16,9 @@ from tests.store_fixtures import ApiServer, api_config
 
 
 def search(api: ApiServer, token: str, **query: Any) -> Any:
+    # The index is kept after commit, about a second behind (INDEX_PERIOD): catch up
+    # first rather than wait.
+    api.call(api.app.services.search.indexer.catch_up())
     return api.get(f"/chat/search?{urlencode(query)}", token=token)
 
 
