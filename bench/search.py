@@ -3,8 +3,11 @@
 For each backend: N stored messages (Chinese, English, emoji, mixed; 1:1 chats and groups
 of 20 users), then the p50/p99 of a search by one user over all their conversations, for
 a 3+ character query (the index) and a 1-2 character one (SQLite's bounded LIKE; Mroonga's
-index), the size of the index beside that of the messages table, and the group commit
-(ChatStorage.insert_messages in batches of 256) with and without the index's triggers.
+index), the size of the index beside that of the messages table, how fast the indexer
+catches up, and the group commit (ChatStorage.insert_messages in batches of 256) with
+and without the indexer running beside it (fastim/chat/search.py: the index is kept
+after commit). The A/B runs of the group commit are interleaved (`--repeats` pairs, the
+order alternating) and their medians reported: the machine is shared and noisy.
 
 `--messages 1000000` is the issue's size; the default is smaller, to run in minutes.
 Bounded in count; loopback only.
@@ -26,10 +29,10 @@ from typing import Any
 from bench.chat import drop_mysql_database, mysql_database
 from fastim.chat.hub import NewMessage, conversation
 from fastim.chat.protocol import ChatMessage, Cmd, Media
+from fastim.chat.search import SearchIndexer
 from fastim.store import open_store
 from fastim.store import search as searching
 from fastim.store.messages import ChatStorage
-from fastim.store.migrations import MESSAGE_SEARCH, MIGRATIONS
 
 WORDS = ["每周五晚上", "读书会", "我们明天见", "Hello, world", "pizza 🍕", "meeting at noon",
          "東京タワー", "deadline friday", "❤️ thanks", "周末去爬山吗", "the quick brown fox",
@@ -81,20 +84,30 @@ async def _people(store: Any) -> tuple[list[int], list[int]]:
     return users, groups
 
 
-async def _insert_rate(url: str, with_index: bool, count: int) -> float:
-    steps = MIGRATIONS if with_index else [m for m in MIGRATIONS
-                                           if m.version != MESSAGE_SEARCH.version]
-    store = await open_store(url, pool_size=4, migrations=steps)
+async def _insert_rate(url: str, with_indexer: bool, count: int) -> float:
+    """Messages a second through the group commit's store call, the indexer running
+    beside it (as in the server: its period, its batches) or not at all."""
+    store = await open_store(url, pool_size=4)
+    indexer = SearchIndexer(store)
     try:
         storage = ChatStorage(store)
         await storage.start()
         users, groups = await _people(store)
         messages = _messages(users, groups, count, 7)
+        if with_indexer:
+            await indexer.start()
         start = time.perf_counter()
         for at in range(0, count, BATCH):
             await storage.insert_messages(messages[at:at + BATCH])
-        return count / (time.perf_counter() - start)
+        rate = count / (time.perf_counter() - start)
+        if with_indexer:
+            await indexer.stop()
+            await indexer.catch_up()
+            left = await store.read(searching.index_lag)
+            assert left == {"messages": 0, "changes": 0}, left
+        return rate
     finally:
+        await indexer.stop()
         await store.close()
 
 
@@ -133,10 +146,15 @@ async def _search_times(url: str, count: int, rounds: int) -> dict[str, Any]:
         messages = _messages(users, groups, count, 11)
         for at in range(0, count, 2_000):
             await storage.insert_messages(messages[at:at + 2_000])
+        indexer = SearchIndexer(store)
+        await indexer.start()
+        await indexer.stop()
+        start = time.perf_counter()
+        await indexer.catch_up(passes=count)
+        result: dict[str, Any] = {"index_rate": count / (time.perf_counter() - start)}
         if url.startswith("sqlite"):
             await store.write(lambda tx: tx.execute("ANALYZE"))
         me = users[0]
-        result: dict[str, Any] = {}
         for label, queries in (("long", QUERIES_LONG), ("short", QUERIES_SHORT)):
             times = []
             for r in range(rounds):
@@ -151,39 +169,53 @@ async def _search_times(url: str, count: int, rounds: int) -> dict[str, Any]:
         await store.close()
 
 
-def table(count: int, rounds: int, commit_count: int) -> list[str]:
+def table(count: int, rounds: int, commit_count: int, repeats: int,
+          backends: list[str]) -> list[str]:
     rows = ["| backend | messages | search, 3+ chars p50 / p99 | 1-2 chars p50 / p99 "
-            "| index / messages size | group commit with index / without |",
-            "|---|---:|---:|---:|---:|---:|"]
+            "| index / messages size | indexing (catching up) | group commit, indexer "
+            "running / not (median of runs) | runs with / without |",
+            "|---|---:|---:|---:|---:|---:|---:|---|"]
+    made: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
-        backends: list[tuple[str, Any]] = [("SQLite (FTS5 trigram)",
-                                           lambda n: f"sqlite:///{tmp}/{n}.db")]
-        made = mysql_database()
-        if made is not None:
-            backends.append(("MariaDB (Mroonga bigram)", lambda n: made[1]))
+
+        def fresh(kind: str, name: str) -> str:
+            """A new empty database for one run."""
+            if kind == "sqlite":
+                return f"sqlite:///{tmp}/{name}.db"
+            database = mysql_database()
+            assert database is not None, "MariaDB is not answering on 127.0.0.1:3306"
+            made.append(database[0])
+            return database[1]
+
         try:
-            for label, url in backends:
-                found = asyncio.run(_search_times(url("search"), count, rounds))
-                if made is not None and label.startswith("MariaDB"):
-                    drop_mysql_database(made[0])
-                    made = mysql_database()
-                    assert made is not None
-                with_index = asyncio.run(_insert_rate(url("with"), True, commit_count))
-                if made is not None and label.startswith("MariaDB"):
-                    drop_mysql_database(made[0])
-                    made = mysql_database()
-                    assert made is not None
-                without = asyncio.run(_insert_rate(url("without"), False, commit_count))
+            for kind in backends:
+                label = {"sqlite": "SQLite (FTS5 trigram)",
+                         "mysql": "MariaDB (Mroonga bigram)"}[kind]
+                found = asyncio.run(_search_times(fresh(kind, "search"), count, rounds))
+                rates: dict[bool, list[float]] = {True: [], False: []}
+                for run in range(repeats):
+                    for with_indexer in ((True, False) if run % 2 == 0 else (False, True)):
+                        url = fresh(kind, f"commit{run}{with_indexer}")
+                        rates[with_indexer].append(
+                            asyncio.run(_insert_rate(url, with_indexer, commit_count)))
+                        if made:
+                            drop_mysql_database(made.pop())
+                with_index = statistics.median(rates[True])
+                without = statistics.median(rates[False])
                 index_size, table_size = found["sizes"]
                 size = (f"{index_size / 2**20:,.1f} / {table_size / 2**20:,.1f} MiB "
                         f"({index_size / max(1, table_size):.0%})" if table_size else "n/a")
                 (lp50, lp99), (sp50, sp99) = found["long"], found["short"]
+                runs = " / ".join(", ".join(f"{r:,.0f}" for r in rates[k])
+                                  for k in (True, False))
                 rows.append(f"| {label} | {count:,} | {lp50:.1f} / {lp99:.1f} ms | "
-                            f"{sp50:.1f} / {sp99:.1f} ms | {size} | {with_index:,.0f}/s / "
-                            f"{without:,.0f}/s ({with_index / without:.0%}) |")
+                            f"{sp50:.1f} / {sp99:.1f} ms | {size} | "
+                            f"{found['index_rate']:,.0f} messages/s | {with_index:,.0f}/s / "
+                            f"{without:,.0f}/s ({with_index / without:.0%}) | {runs} |")
+                print(rows[-1], file=sys.stderr, flush=True)
         finally:
-            if made is not None:
-                drop_mysql_database(made[0])
+            for name in made:
+                drop_mysql_database(name)
     return rows
 
 
@@ -192,10 +224,15 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--messages", type=int, default=100_000)
     parser.add_argument("--rounds", type=int, default=200, help="searches per query kind")
-    parser.add_argument("--commit-messages", type=int, default=20_000)
+    parser.add_argument("--commit-messages", type=int, default=50_000)
+    parser.add_argument("--repeats", type=int, default=5,
+                        help="interleaved pairs of group-commit runs")
+    parser.add_argument("--backend", choices=["sqlite", "mysql", "both"], default="both")
     args = parser.parse_args(argv)
+    backends = ["sqlite", "mysql"] if args.backend == "both" else [args.backend]
     print(f"## Message search (cpu count {os.cpu_count()})\n")
-    print("\n".join(table(args.messages, args.rounds, args.commit_messages)))
+    print("\n".join(table(args.messages, args.rounds, args.commit_messages, args.repeats,
+                           backends)))
     return 0
 
 

@@ -42,6 +42,13 @@ NO_INDEX = ("search is not available: the database has no search engine (MariaDB
 #: Seconds between the indexer's passes while it has nothing left to do: the lag of a
 #: new message before it can be found. A full batch is followed by the next at once.
 INDEX_PERIOD = 1.0
+#: The most of the time the indexer spends indexing while more is waiting (catching up
+#: after a burst, or the messages stored before migration 10): after a full batch that
+#: took t seconds it pauses t * (1 - DUTY) / DUTY. On SQLite every write takes the one
+#: write lock and on a small machine the CPU is shared, so this bounds what indexing
+#: takes from the group commit (issue 20: at most 10%) whatever the load; under a load
+#: the indexer cannot follow at this share, the lag grows and is made up when it eases.
+DUTY = 0.1
 #: Seconds between two attempts to make a missing index (MariaDB without Mroonga).
 RETRY_INDEX = 60.0
 
@@ -50,9 +57,11 @@ class SearchIndexer:
     """Indexes what was committed since its cursor, every `period` seconds, in short
     transactions of its own (fastim/store/search.py `index_pass`)."""
 
-    def __init__(self, store: Store, period: float = INDEX_PERIOD) -> None:
+    def __init__(self, store: Store, period: float = INDEX_PERIOD,
+                 duty: float = DUTY) -> None:
         self.store = store
         self.period = period
+        self.duty = duty
         self.messages = stored.IdFollower()
         self.changes = stored.IdFollower()
         #: Whether the index exists (False: MariaDB without Mroonga; retried).
@@ -99,6 +108,7 @@ class SearchIndexer:
 
     async def _run(self) -> None:
         while True:
+            began = time.monotonic()
             try:
                 done = await self.step()
             except asyncio.CancelledError:
@@ -106,8 +116,12 @@ class SearchIndexer:
             except Exception:  # a lost connection, a deadlock: the next pass retries
                 log.exception("search indexing failed; retrying")
                 done = None
-            # A full batch: more is waiting, go on at once (after letting others run).
-            await asyncio.sleep(0 if done and done >= stored.BATCH else self.period)
+            if done and done >= stored.BATCH:
+                # More is waiting: go on, but at most `duty` of the time.
+                spent = time.monotonic() - began
+                await asyncio.sleep(spent * (1 - self.duty) / self.duty)
+            else:
+                await asyncio.sleep(self.period)
 
 
 class MessageSearch:
