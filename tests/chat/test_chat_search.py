@@ -1,6 +1,8 @@
 """`GET /chat/search` over a real server, on both backends: messages sent over /chat are
 found by any part of their text, only in conversations the caller may read, paged with
-`before`; bad requests get their status; a sealed server refuses search."""
+`before`; edits, recalls and deletes-for-me made over /chat are honoured; bad requests
+get their status; a sealed server refuses search; MariaDB without Mroonga starts and
+answers 503."""
 
 from __future__ import annotations
 
@@ -11,7 +13,9 @@ from urllib.parse import urlencode
 
 from fastim.config import Config
 from fastim.store.sealing import write_key_file
+from tests.chat.test_chat_lifecycle import change
 from tests.chat_support import ChatClient, befriend
+from tests.mariadb_support import mariadb_server
 from tests.store_fixtures import ApiServer, api_config
 
 
@@ -96,3 +100,62 @@ def test_a_sealed_server_refuses_search(db_url: str, tmp_path: Path) -> None:
         refused = search(api, token, q="anything")
         assert refused.status == 501
         assert refused.json["code"] == -1 and "sealed" in refused.json["msg"]
+
+
+def test_edits_recalls_and_deletes_for_me_over_the_chat(db_url: str, tmp_path: Path) -> None:
+    with ApiServer(api_config(db_url, tmp_path)) as api:
+        alice, ta = api.user_with_token(nickname="alice")
+        bob, tb = api.user_with_token(nickname="bob")
+        befriend(api, ta, bob, tb)
+
+        async def chat() -> list[int]:
+            a = await ChatClient.open(api, ta)
+            ids = [(await a.say(10, bob["id"], text, f"s{i}"))["id"]
+                   for i, text in enumerate(["周五 typo", "周五 regret", "周五 private"])]
+            await a.close()
+            return ids
+
+        typo, regret, private = asyncio.run(chat())
+        assert len(search(api, tb, q="周五").list["rows"]) == 3  # indexed before the changes
+
+        async def changes() -> None:
+            a, b = await ChatClient.open(api, ta), await ChatClient.open(api, tb)
+            assert (await change(a, 60, "e1", id=typo, content="周五 fixed"))["cmd"] == 1
+            assert (await change(a, 61, "r1", id=regret))["cmd"] == 1
+            assert (await change(b, 63, "d1", id=private))["cmd"] == 1
+            await a.close()
+            await b.close()
+
+        asyncio.run(changes())
+        found = search(api, tb, q="周五").list
+        assert [m["content"] for m in found["rows"]] == ["周五 fixed"] and found["total"] == 1
+        assert search(api, tb, q="typo").list["rows"] == []
+        assert search(api, tb, q="regret").list["rows"] == []
+        # Alice deleted nothing for herself: she still finds hers.
+        assert [m["id"] for m in search(api, ta, q="周五").list["rows"]] == [private, typo]
+
+
+def test_without_mroonga_mariadb_serves_and_search_says_why(tmp_path: Path) -> None:
+    """A MariaDB whose plugin directory has no Mroonga: the server starts, chats, and
+    answers a search with 503 and the reason, not a crash."""
+    (tmp_path / "no-plugins").mkdir()
+    server = mariadb_server(tmp_path / "mariadb",
+                            options=(f"--plugin-dir={tmp_path / 'no-plugins'}",))
+    try:
+        with ApiServer(api_config(server.url("fastim"), tmp_path)) as api:
+            alice, ta = api.user_with_token(nickname="alice")
+            bob, tb = api.user_with_token(nickname="bob")
+            befriend(api, ta, bob, tb)
+            refused = api.get("/chat/search?q=hello", token=ta)
+            assert refused.status == 503 and "Mroonga" in refused.json["msg"]
+
+            async def chat() -> None:
+                a = await ChatClient.open(api, ta)
+                await a.say(10, bob["id"], "hello", "h1")
+                await a.close()
+
+            asyncio.run(chat())
+            history = api.get(f"/chat/history?cmd=10&dstid={alice['id']}", token=tb)
+            assert [m["content"] for m in history.list["rows"]] == ["hello"]
+    finally:
+        server.close()
