@@ -40,6 +40,12 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Any:
         web.stop()
 
 
+def indexed(server: WebServer) -> None:
+    """Let the search indexer catch up now (it follows the messages about a second
+    behind, docs/store.md "Search"), rather than wait for it."""
+    server.running.call(server.running.app.services.search.indexer.catch_up())
+
+
 def test_search_all_conversations_and_open_one(browser: Any, server: WebServer,
                                                people: list[Person], shots: Path) -> None:
     alice, bob, carol, dave = (make_person(server, n)
@@ -48,12 +54,14 @@ def test_search_all_conversations_and_open_one(browser: Any, server: WebServer,
     befriend(server, alice, bob)
     befriend(server, carol, dave)
     api = server.running
-    group = api.post("/contact/createcommunity", {"name": "读书会 📚"}, token=carol.token).data
+    group = api.post("/contact/createcommunity", {"name": "读书会 📚", "visibility": "public"},
+                     token=carol.token).data
     joined = api.post("/contact/joincommunity", {"dstid": group["id"]}, token=alice.token)
     assert joined.status == 200, joined.body
     chat_over_socket(server, bob, 10, alice.id, ["我们每周五晚上见", "Hello, <b>world</b> 🌍"])
     chat_over_socket(server, carol, 11, group["id"], ["周五 group plan 🍕"])
     chat_over_socket(server, dave, 10, carol.id, ["周五 secret between Carol and Dave"])
+    indexed(server)
 
     page = open_chat(browser, server, alice)
     page.fill("#search-q", "周五")
@@ -103,6 +111,7 @@ def test_search_one_conversation_and_jump_to_an_old_message(
     chat_over_socket(server, frank, 10, erin.id, ["the old 周五 plan"])
     chat_over_socket(server, frank, 10, erin.id, [f"filler {n}" for n in range(120)])
     chat_over_socket(server, gus, 10, erin.id, ["Gus also says 周五"])
+    indexed(server)
 
     page = open_chat(browser, server, erin)
     page.click("#tab-friends")
