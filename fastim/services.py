@@ -50,6 +50,7 @@ from fastim.store import Store, open_store
 from fastim.store.changes import LifecycleStorage
 from fastim.store.messages import ChatStorage
 from fastim.store.sealing import Sealer
+from fastim.store.search import forget_index
 
 log = logging.getLogger(__name__)
 
@@ -202,10 +203,14 @@ class Services:
                                             Sealer.from_file(key_file) if key_file else None)
             await chat_storage.start()
             chat = ChatQueries(store, chat_storage)
-            # The search index is kept after commit, off the group commit's path.
+            # The search index is kept after commit, off the group commit's path; with
+            # messages sealed at rest there is no text to index, and none may stay there.
             search = MessageSearch(store, chat_storage, chat)
-            await search.indexer.start()
-            stack.push_async_callback(search.indexer.stop)
+            if search.enabled:
+                await search.indexer.start()
+                stack.push_async_callback(search.indexer.stop)
+            else:
+                await store.write(forget_index)
 
             media_options = config.media
             media = MediaService(media_options, config.resource_dir,

@@ -100,10 +100,14 @@ class SearchIndexer:
                                           time.monotonic())
 
     async def catch_up(self, passes: int = 10_000) -> None:
-        """Index until nothing is left (tests, benchmarks; at most `passes` passes)."""
+        """Index until nothing is left (tests, benchmarks; at most `passes` passes). A
+        pass another indexer's lock turned away (a pass of this one still finishing on
+        its thread after `stop`, or another node) is tried again shortly."""
         for _ in range(passes):
             done = await self.step()
-            if not done:
+            if done is None and self.available:
+                await asyncio.sleep(0.01)
+            elif not done:
                 return
 
     async def _run(self) -> None:

@@ -196,6 +196,21 @@ def _index_pass(tx: Tx, messages: IdFollower, changes: IdFollower, now: float,
     return len(new) + len(logged)
 
 
+def forget_index(tx: Tx) -> None:
+    """Empty the index and move its cursor past every message: messages are sealed at
+    rest now (`fastim reseal`, or a server started with --message-key-file), and the
+    index must not keep the clear text they had. Search is refused meanwhile."""
+    if tx.dialect.name == "sqlite":
+        tx.execute("DELETE FROM message_search")
+        # Merge the segments, so the deleted text's pages are rewritten, not only marked.
+        tx.execute("INSERT INTO message_search (message_search) VALUES ('optimize')")
+    elif _mysql_has_index(tx):
+        tx.execute("TRUNCATE TABLE message_search")  # Mroonga re-creates its files
+    tx.execute("UPDATE search_cursor SET"
+               " upto_message = (SELECT COALESCE(MAX(id), 0) FROM messages),"
+               " upto_change = (SELECT COALESCE(MAX(id), 0) FROM message_changes)")
+
+
 def index_lag(tx: Tx) -> dict[str, int]:
     """How far the index is behind: messages and changes above the cursor."""
     upto_message, upto_change = tx.row(

@@ -354,3 +354,23 @@ def test_mariadb_a_row_committed_after_higher_ids_is_found(store: Store,
                                             20)).rows] == [early, late]
     assert run(store.read(lambda tx: tx.value("SELECT upto_message FROM search_cursor"))) \
         == early
+
+
+def test_reseal_takes_the_clear_text_out_of_the_index(store: Store, people: dict[str, int],
+                                                      db_url: str, tmp_path: Any) -> None:
+    """`fastim reseal` seals rows that were in clear: the index held their text, and must
+    not keep it (docs/security.md)."""
+    from fastim.__main__ import main as fastim_main
+    from fastim.store.sealing import write_key_file
+
+    a, b = people["alice"], people["bob"]
+    store_all(store, new(a, b, "the vault code is 4711", "1"))
+    assert find(store, a, "vault") == ["the vault code is 4711"]
+    keys = tmp_path / "message.keys"
+    write_key_file(keys, "k1")
+    assert fastim_main(["reseal", "--db", db_url, "--message-key-file", str(keys)]) == 0
+    count = "SELECT COUNT(*) FROM message_search"
+    assert run(store.read(lambda tx: tx.value(count))) == 0
+    # Nothing is indexed again: the indexer's cursor is past the sealed rows.
+    index(store)
+    assert run(store.read(lambda tx: tx.value(count))) == 0
