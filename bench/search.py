@@ -191,7 +191,11 @@ def table(count: int, rounds: int, commit_count: int, repeats: int,
             for kind in backends:
                 label = {"sqlite": "SQLite (FTS5 trigram)",
                          "mysql": "MariaDB (Mroonga bigram)"}[kind]
-                found = asyncio.run(_search_times(fresh(kind, "search"), count, rounds))
+                found = (asyncio.run(_search_times(fresh(kind, "search"), count, rounds))
+                         if count else {"sizes": (0, 0), "long": (0.0, 0.0),
+                                        "short": (0.0, 0.0), "index_rate": 0.0})
+                if made:
+                    drop_mysql_database(made.pop())
                 rates: dict[bool, list[float]] = {True: [], False: []}
                 for run in range(repeats):
                     for with_indexer in ((True, False) if run % 2 == 0 else (False, True)):

@@ -40,6 +40,9 @@ BATCH = 500
 #: it (a rolled-back insert, a deleted message). On MariaDB ids are allocated at INSERT
 #: and become visible at COMMIT, so a row may appear after higher ids did.
 SETTLE = 30.0
+#: Up to this many messages deleted for the user are taken off a search's `total` by
+#: id; beyond, the count checks each hit (NOT EXISTS).
+MAX_HIDDEN = 1_000
 #: The most missing ids looked for again in one pass.
 MAX_MISSING = 2_000
 #: MariaDB: one indexer at a time across the nodes (a GET_LOCK, named per database).
@@ -430,20 +433,33 @@ def _short_window(readable: Readable) -> str:
 
 def _total(tx: Tx, user_id: int, readable: Readable, query: str,
            before: int | None) -> int:
+    """The readable hits, less those the user deleted for themselves: usually none or
+    a few, taken off by id, so that the count itself stays the index's own."""
     upper = before if before is not None else 2**62
     if tx.dialect.name == "sqlite" and len(query) >= TRIGRAM:
         sql = ("SELECT COUNT(*) FROM message_search s JOIN messages m ON m.id = s.rowid "
-               f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')} "
-               f"AND {_NOT_HIDDEN.format(t='m')}")
-        params = [_fts_query(query), upper, *readable.params, user_id]
+               f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')}")
+        params = [_fts_query(query), upper, *readable.params]
+        alias = "m"
     elif tx.dialect.name == "sqlite":
         sql = (f"SELECT COUNT(*) FROM ({_short_window(readable)}) w WHERE w.content LIKE ?"
-               f" ESCAPE '\\' AND {_NOT_HIDDEN.format(t='w')}")
-        params = [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query),
-                  user_id]
+               " ESCAPE '\\'")
+        params = [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query)]
+        alias = "w"
     else:
         sql = ("SELECT COUNT(*) FROM message_search s WHERE MATCH (s.content) AGAINST "
-               f"(? IN BOOLEAN MODE) AND s.id < ? AND {readable.where('s')} "
-               f"AND {_NOT_HIDDEN.format(t='s')}")
-        params = [_mroonga_query(query), upper, *readable.params, user_id]
-    return int(tx.value(sql, params) or 0)
+               f"(? IN BOOLEAN MODE) AND s.id < ? AND {readable.where('s')}")
+        params = [_mroonga_query(query), upper, *readable.params]
+        alias = "s"
+    hidden = [int(i) for (i,) in tx.rows(
+        "SELECT message_id FROM message_hidden WHERE user_id = ? AND message_id < ? "
+        f"ORDER BY message_id LIMIT {MAX_HIDDEN + 1}", [user_id, upper])]
+    total = int(tx.value(sql, params) or 0)
+    if not hidden:
+        return total
+    if len(hidden) > MAX_HIDDEN:
+        return int(tx.value(f"{sql} AND {_NOT_HIDDEN.format(t=alias)}",
+                            [*params, user_id]) or 0)
+    marks = ", ".join("?" for _ in hidden)
+    return total - int(tx.value(f"{sql} AND {alias}.id IN ({marks})",
+                                [*params, *hidden]) or 0)
