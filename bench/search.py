@@ -24,15 +24,16 @@ import statistics
 import sys
 import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
-from bench.chat import drop_mysql_database, mysql_database
 from fastim.chat.hub import NewMessage, conversation
 from fastim.chat.protocol import ChatMessage, Cmd, Media
 from fastim.chat.search import SearchIndexer
 from fastim.store import open_store
 from fastim.store import search as searching
 from fastim.store.messages import ChatStorage
+from tests.mariadb_support import mariadb_server
 
 WORDS = ["每周五晚上", "读书会", "我们明天见", "Hello, world", "pizza 🍕", "meeting at noon",
          "東京タワー", "deadline friday", "❤️ thanks", "周末去爬山吗", "the quick brown fox",
@@ -84,9 +85,21 @@ async def _people(store: Any) -> tuple[list[int], list[int]]:
     return users, groups
 
 
-async def _insert_rate(url: str, with_indexer: bool, count: int) -> float:
+def _server_cpu(pid: int | None) -> float:
+    """CPU seconds the database server process has used (a private mariadbd of ours, so
+    no one else's work counts), from /proc; 0 for SQLite (it runs in this process)."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _insert_rate(url: str, with_indexer: bool, count: int,
+                       server_pid: int | None = None) -> tuple[float, float]:
     """Messages a second through the group commit's store call, the indexer running
-    beside it (as in the server: its period, its batches) or not at all."""
+    beside it (as in the server: its period, its batches) or not at all; and the CPU
+    microseconds a message cost meanwhile (this process, all its threads, and the
+    database server's), the figure the machine's other load disturbs least."""
     store = await open_store(url, pool_size=4)
     indexer = SearchIndexer(store)
     try:
@@ -96,16 +109,17 @@ async def _insert_rate(url: str, with_indexer: bool, count: int) -> float:
         messages = _messages(users, groups, count, 7)
         if with_indexer:
             await indexer.start()
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time() + _server_cpu(server_pid)
         for at in range(0, count, BATCH):
             await storage.insert_messages(messages[at:at + BATCH])
         rate = count / (time.perf_counter() - start)
+        cpu = (time.process_time() + _server_cpu(server_pid) - cpu) / count * 1e6
         if with_indexer:
             await indexer.stop()
             await indexer.catch_up()
             left = await store.read(searching.index_lag)
             assert left == {"messages": 0, "changes": 0}, left
-        return rate
+        return rate, cpu
     finally:
         await indexer.stop()
         await store.close()
@@ -173,19 +187,20 @@ def table(count: int, rounds: int, commit_count: int, repeats: int,
           backends: list[str]) -> list[str]:
     rows = ["| backend | messages | search, 3+ chars p50 / p99 | 1-2 chars p50 / p99 "
             "| index / messages size | indexing (catching up) | group commit, indexer "
-            "running / not (median of runs) | runs with / without |",
-            "|---|---:|---:|---:|---:|---:|---:|---|"]
-    made: list[str] = []
+            "running / not (median of runs) | CPU µs a message, with / without (median) "
+            "| runs with / without |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     with tempfile.TemporaryDirectory() as tmp:
+        # MariaDB: a private server of ours (tests/mariadb_support.py), so that its CPU
+        # time is ours alone and no other work shares its buffers.
+        server = mariadb_server(Path(tmp) / "mariadb") if "mysql" in backends else None
 
         def fresh(kind: str, name: str) -> str:
             """A new empty database for one run."""
             if kind == "sqlite":
                 return f"sqlite:///{tmp}/{name}.db"
-            database = mysql_database()
-            assert database is not None, "MariaDB is not answering on 127.0.0.1:3306"
-            made.append(database[0])
-            return database[1]
+            assert server is not None
+            return server.url(f"bench_{name}")
 
         try:
             for kind in backends:
@@ -194,18 +209,20 @@ def table(count: int, rounds: int, commit_count: int, repeats: int,
                 found = (asyncio.run(_search_times(fresh(kind, "search"), count, rounds))
                          if count else {"sizes": (0, 0), "long": (0.0, 0.0),
                                         "short": (0.0, 0.0), "index_rate": 0.0})
-                if made:
-                    drop_mysql_database(made.pop())
                 rates: dict[bool, list[float]] = {True: [], False: []}
+                cpus: dict[bool, list[float]] = {True: [], False: []}
+                pid = None if kind == "sqlite" or server is None or server.process is None \
+                    else server.process.pid
                 for run in range(repeats):
                     for with_indexer in ((True, False) if run % 2 == 0 else (False, True)):
-                        url = fresh(kind, f"commit{run}{with_indexer}")
-                        rates[with_indexer].append(
-                            asyncio.run(_insert_rate(url, with_indexer, commit_count)))
-                        if made:
-                            drop_mysql_database(made.pop())
+                        url = fresh(kind, f"commit{run}{int(with_indexer)}")
+                        rate, cpu = asyncio.run(_insert_rate(url, with_indexer, commit_count,
+                                                             pid))
+                        rates[with_indexer].append(rate)
+                        cpus[with_indexer].append(cpu)
                 with_index = statistics.median(rates[True])
                 without = statistics.median(rates[False])
+                cpu_with, cpu_without = (statistics.median(cpus[k]) for k in (True, False))
                 index_size, table_size = found["sizes"]
                 size = (f"{index_size / 2**20:,.1f} / {table_size / 2**20:,.1f} MiB "
                         f"({index_size / max(1, table_size):.0%})" if table_size else "n/a")
@@ -215,11 +232,13 @@ def table(count: int, rounds: int, commit_count: int, repeats: int,
                 rows.append(f"| {label} | {count:,} | {lp50:.1f} / {lp99:.1f} ms | "
                             f"{sp50:.1f} / {sp99:.1f} ms | {size} | "
                             f"{found['index_rate']:,.0f} messages/s | {with_index:,.0f}/s / "
-                            f"{without:,.0f}/s ({with_index / without:.0%}) | {runs} |")
+                            f"{without:,.0f}/s ({with_index / without:.0%}) | "
+                            f"{cpu_with:,.0f} / {cpu_without:,.0f} "
+                            f"({cpu_with / cpu_without - 1:+.0%}) | {runs} |")
                 print(rows[-1], file=sys.stderr, flush=True)
         finally:
-            for name in made:
-                drop_mysql_database(name)
+            if server is not None:
+                server.close()
     return rows
 
 
