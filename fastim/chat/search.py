@@ -40,7 +40,8 @@ SEALED_REFUSAL = ("search is turned off on this server: messages are sealed at r
 NO_INDEX = ("search is not available: the database has no search engine (MariaDB "
             "needs the Mroonga plugin, docs/store.md \"Search\")")
 #: Seconds between the indexer's passes while it has nothing left to do: the lag of a
-#: new message before it can be found. A full batch is followed by the next at once.
+#: new message before it can be found. A full batch is followed by the next sooner
+#: (DUTY).
 INDEX_PERIOD = 1.0
 #: The most of the time the indexer spends indexing while more is waiting (catching up
 #: after a burst, or the messages stored before migration 10): after a full batch that
