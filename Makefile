@@ -29,11 +29,15 @@ test: $(STAMP)
 # The store at 10k and STORE_BENCH_ARGS' messages (docs/store.md); the issue's figures
 # are from STORE_BENCH_ARGS='--messages 1000000' (seeding that takes minutes, once).
 STORE_BENCH_ARGS ?= --messages 100000
+# Message search: p50/p99, index size, the group commit with and without the indexer
+# (docs/performance.md); the issue's size is SEARCH_BENCH_ARGS='--messages 1000000'.
+SEARCH_BENCH_ARGS ?= --messages 100000
 bench: $(STAMP)
 	$(PY) -m pip install -q -e '.[test,lint,bench]'
 	$(PY) -m bench $(BENCH_ARGS)
 	$(PY) -m bench.chat run $(CHAT_BENCH_ARGS)
 	$(PY) -m bench.store $(STORE_BENCH_ARGS)
+	$(PY) -m bench.search $(SEARCH_BENCH_ARGS)
 
 # Coverage-guided fuzzing of every parser that takes outside input (docs/security.md),
 # from the seed corpora in fuzz/corpus/; `python -m fuzz merge all` keeps what a run found

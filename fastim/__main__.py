@@ -56,12 +56,16 @@ async def _reseal(config: Config) -> ResealReport:
     from fastim.store import open_store
     from fastim.store.messages import reseal
     from fastim.store.sealing import Sealer
+    from fastim.store.search import forget_index
 
     assert config.message_key_file is not None
     sealer = Sealer.from_file(config.message_key_file)
     store = await open_store(config.database_url, pool_size=2)
     try:
-        return await reseal(store, sealer)
+        report = await reseal(store, sealer)
+        # The search index held the clear text of the rows now sealed (docs/security.md).
+        await store.write(forget_index)
+        return report
     finally:
         await store.close()
 

@@ -27,6 +27,7 @@ from fastim.handlers import (
     groups,
     health,
     learn,
+    search,
     stickers,
     upload,
     user,
@@ -214,7 +215,7 @@ class App:
 
 #: The handler modules, registered in this order.
 HANDLERS: tuple[ModuleType, ...] = (chat, contact, groups, health, stickers, upload, user,
-                                    views, learn)
+                                    views, learn, search)
 
 
 def create_app(config: Config | None = None) -> App:

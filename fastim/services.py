@@ -44,6 +44,7 @@ from fastim.bus.local import LocalBus
 from fastim.chat.history import ChatQueries
 from fastim.chat.hub import Hub
 from fastim.chat.ratelimit import SharedWindow
+from fastim.chat.search import MessageSearch
 from fastim.config import Config
 from fastim.media import Attachments, ImageLinks, MediaService, StickerPack, load_packs
 from fastim.notify.mutes import Mutes
@@ -53,6 +54,7 @@ from fastim.store import Store, open_store
 from fastim.store.changes import LifecycleStorage
 from fastim.store.messages import ChatStorage
 from fastim.store.sealing import Sealer
+from fastim.store.search import forget_index
 
 log = logging.getLogger(__name__)
 
@@ -171,6 +173,8 @@ class Services:
     groups: Groups
     chat_storage: ChatStorage
     chat: ChatQueries
+    #: GET /chat/search (refuses every search while messages are sealed at rest).
+    search: MessageSearch
     #: None on an api-only node (`--role api`): it serves no /chat WebSocket.
     hub: Hub | None
     media: MediaService
@@ -218,6 +222,14 @@ class Services:
                                             Sealer.from_file(key_file) if key_file else None)
             await chat_storage.start()
             chat = ChatQueries(store, chat_storage)
+            # The search index is kept after commit, off the group commit's path; with
+            # messages sealed at rest there is no text to index, and none may stay there.
+            search = MessageSearch(store, chat_storage, chat)
+            if search.enabled:
+                await search.indexer.start()
+                stack.push_async_callback(search.indexer.stop)
+            else:
+                await store.write(forget_index)
 
             media_options = config.media
             media = MediaService(media_options, config.resource_dir,
@@ -252,9 +264,9 @@ class Services:
             await bus.start()
 
             services = cls(config=config, store=store, bus=bus, accounts=accounts,
-                           contacts=contacts, groups=groups, chat_storage=chat_storage, chat=chat, hub=hub,
-                           media=media, attachments=attachments, upload_limiter=limiter, sticker_packs=packs,
-                           mutes=mutes, push=push,
+                           contacts=contacts, groups=groups, chat_storage=chat_storage, chat=chat,
+                           search=search, hub=hub, media=media, attachments=attachments,
+                           upload_limiter=limiter, sticker_packs=packs, mutes=mutes, push=push,
                            _stack=stack.pop_all())
         return services
 

@@ -62,8 +62,10 @@ class MariaDBServer:
     open and unanswered) and `resume` (SIGCONT). It keeps its port across restarts, so a
     client's URL stays valid."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, options: tuple[str, ...] = ()) -> None:
         self.directory = directory
+        #: More server options, after SERVER_OPTIONS.
+        self.options = options
         self.datadir = directory / "data"
         # A Unix socket path must fit in 108 bytes: pytest's temporary folders can be
         # longer, so the socket (which mariadbd always opens) lives in a short folder.
@@ -103,7 +105,7 @@ class MariaDBServer:
                 [binary, "--no-defaults", f"--datadir={self.datadir}",
                  f"--socket={self.socket}", f"--pid-file={self._run_dir / 'mysqld.pid'}",
                  f"--port={self.port}", "--bind-address=127.0.0.1", "--user=root",
-                 *SERVER_OPTIONS],
+                 *SERVER_OPTIONS, *self.options],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL)
         while not self._answers():
             if self.process.poll() is not None or time.monotonic() - began > STARTUP:
@@ -169,9 +171,9 @@ class MariaDBServer:
         shutil.rmtree(self._run_dir, ignore_errors=True)
 
 
-def mariadb_server(directory: Path) -> MariaDBServer:
+def mariadb_server(directory: Path, options: tuple[str, ...] = ()) -> MariaDBServer:
     """A private server, installed and started (the caller closes it)."""
-    server = MariaDBServer(directory).install()
+    server = MariaDBServer(directory, options).install()
     try:
         return server.start()
     except BaseException:

@@ -14,6 +14,7 @@ import { MembersDialog } from './ui/members.js';
 import { PersonDialog } from './ui/person.js';
 import { ProfilePanel } from './ui/profile.js';
 import { RequestsPanel } from './ui/requests.js';
+import { SearchPanel } from './ui/search.js';
 import { Sidebar } from './ui/sidebar.js';
 
 const HISTORY_PAGE = 40;
@@ -150,6 +151,7 @@ export class App {
     this.members = new MembersDialog(this);
     this.person = new PersonDialog(this);
     this.requests = new RequestsPanel(this);
+    this.search = new SearchPanel(this);
     this.view = new ConversationView(this);
     this.notify = new Notifier(this);
     this.invalidate('me');

@@ -34,6 +34,7 @@ const PATHS = {
   pause: ['M8 5v14', 'M16 5v14'],
   stop: ['M7 7h10v10H7z'],
   refresh: ['M20 11a8 8 0 1 0-2.3 5.7', 'M20 4.5V11h-6.5'],
+  search: ['M10.5 17a6.5 6.5 0 1 0 0-13 6.5 6.5 0 0 0 0 13z', 'M15.5 15.5 20 20'],
 };
 
 /** An inline SVG icon; decorative (aria-hidden) — the button around it carries the label. */

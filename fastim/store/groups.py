@@ -410,15 +410,26 @@ def join_by_invite(tx: Tx, code_hash: str, user_id: int, now: int) -> JoinOutcom
 def history_window(tx: Tx, group_id: int, user_id: int) -> tuple[int, int | None] | None:
     """The ids of the group's messages the user may read: ``(after, upto)`` meaning
     ``after < id <= upto`` (``upto`` None: no end, a member), or None: none at all."""
-    since = tx.value("SELECT since_id FROM memberships WHERE community_id = ? AND user_id = ?",
-                     (group_id, user_id))
-    if since is not None:
-        return int(since), None
-    past = tx.row("SELECT from_id, upto_id FROM group_past WHERE community_id = ?"
-                  " AND user_id = ?", (group_id, user_id))
-    if past is None:
-        return None
-    return int(past[0]), int(past[1])
+    return history_windows(tx, user_id, group_id).get(group_id)
+
+
+def history_windows(tx: Tx, user_id: int,
+                    group_id: int | None = None) -> dict[int, tuple[int, int | None]]:
+    """`history_window` of every group the user may read something of (or of one): a
+    member's window from `since_id` on, else a former member's kept one. The one rule
+    of history and of search (fastim/store/search.py)."""
+    one = "" if group_id is None else " AND community_id = ?"
+    params: list[int] = [user_id] if group_id is None else [user_id, group_id]
+    windows: dict[int, tuple[int, int | None]] = {
+        int(group): (int(after), int(upto)) for group, after, upto in tx.rows(
+            f"SELECT community_id, from_id, upto_id FROM group_past WHERE user_id = ?{one}",
+            params)}
+    # A member reads from their current join on: an older window (a gap they were away
+    # for) does not add to it.
+    for group, since in tx.rows(
+            f"SELECT community_id, since_id FROM memberships WHERE user_id = ?{one}", params):
+        windows[int(group)] = (int(since), None)
+    return windows
 
 
 def membership_changes(tx: Tx, group_id: int) -> list[dict[str, Any]]:

@@ -750,6 +750,54 @@ UPLOADS = Migration(
 )
 
 
+def _ensure_search_index(tx: Tx) -> None:
+    # Imported here: fastim.store.search imports the message columns, which import this.
+    from fastim.store.search import ensure_index
+
+    ensure_index(tx)
+
+
+# Message search (docs/store.md "Search"), kept OFF the commit path: the group commit
+# stores messages exactly as before (no trigger, no extra statement in its
+# transaction); an indexer (fastim/store/search.py, run by fastim/chat/search.py) reads
+# new messages and the change log after they commit and indexes them in short batches
+# of their own. `search_cursor` is where it is, in the database so a restart resumes:
+# every message id <= `upto_message` and every change id <= `upto_change` is indexed.
+# Both start at 0, so the indexer indexes the messages stored before this migration
+# (in batches, while the server runs) instead of the migration holding a lock on them.
+# SQLite: FTS5 with the trigram tokenizer (CJK without spaces, case folded), holding its
+# own copy of the text: re-indexing an edit must remove the old text's trigrams, which
+# an external-content table could only do with the old text in hand (and SQLite 3.40 has
+# no contentless_delete). MariaDB: InnoDB FULLTEXT has no CJK parser, so a Mroonga table
+# (bigram tokenizer, NFKC + case folding) with the conversation as a column, so a page's
+# ids come from Mroonga alone; the table is made by search.ensure_index, which loads the
+# engine if it can and otherwise leaves search off (503) without stopping the server.
+MESSAGE_SEARCH = Migration(
+    version=10,
+    name="message search: an index kept after commit, and its cursor",
+    sqlite=[
+        """CREATE TABLE IF NOT EXISTS search_cursor (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            upto_message INTEGER NOT NULL,
+            upto_change INTEGER NOT NULL
+        )""",
+        "INSERT OR IGNORE INTO search_cursor (id, upto_message, upto_change) VALUES (1, 0, 0)",
+        "CREATE VIRTUAL TABLE IF NOT EXISTS message_search USING fts5(content,"
+        " tokenize='trigram')",
+    ],
+    mysql=[
+        f"""CREATE TABLE IF NOT EXISTS search_cursor (
+            id TINYINT NOT NULL PRIMARY KEY,
+            upto_message BIGINT NOT NULL,
+            upto_change BIGINT NOT NULL,
+            CONSTRAINT ck_search_cursor_one CHECK (id = 1)
+        ) {_MYSQL_TABLE}""",
+        "INSERT IGNORE INTO search_cursor (id, upto_message, upto_change) VALUES (1, 0, 0)",
+        _ensure_search_index,
+    ],
+)
+
+
 #: Notifications (issue 20, docs/store.md): conversations a user muted, and the Web Push
 #: subscriptions of their browsers, each tied to the login session that made it.
 NOTIFICATIONS = Migration(
@@ -868,4 +916,5 @@ CANONICAL_MOBILES = Migration(
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
                                FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS,
-                               MESSAGE_LIFECYCLE, UPLOADS, NOTIFICATIONS, CANONICAL_MOBILES]
+                               MESSAGE_LIFECYCLE, UPLOADS, MESSAGE_SEARCH, NOTIFICATIONS,
+                               CANONICAL_MOBILES]

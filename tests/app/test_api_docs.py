@@ -202,6 +202,9 @@ def _send(api: ApiServer, ex: Example, meanings: Meanings) -> Reply:
         else:
             assert content_type == "application/x-www-form-urlencoded", ex.title
             data = urlencode(_substitute(dict(parse_qsl(body)), path, meanings)).encode()
+    if path == "/chat/search":
+        # The index follows the messages about a second behind (docs/store.md "Search").
+        api.call(api.app.services.search.indexer.catch_up())
     return api.request(method, target, body=data, headers=headers)
 
 
