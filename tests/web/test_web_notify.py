@@ -18,7 +18,8 @@ back with `registration.getNotifications()`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from typing import Any
 
@@ -28,6 +29,7 @@ from playwright.sync_api import expect
 pytest.register_assert_rewrite("tests.web_support")
 from fastim.notify.options import PushOptions  # noqa: E402
 from tests.push_support import Browser, PushService  # noqa: E402
+from tests.store_fixtures import SAFETY_TIMEOUT  # noqa: E402
 from tests.web_support import (  # noqa: E402
     WAIT_MS,
     Person,
@@ -71,15 +73,24 @@ def favicon(page: Any) -> dict[str, str]:
         return { href: l.href.slice(0, 22), badge: l.dataset.badge || '' }; }""")
 
 
-#: What a test compares of a shown notification (a JS arrow function over one).
-NOTIFICATION_FIELDS = "n => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})"
+def wait_for_notifications(page: Any, ready: Callable[[list[dict[str, Any]]], bool]
+                           ) -> list[dict[str, Any]]:
+    """The notifications shown, once `ready` holds of them (read again every 50 ms, up to
+    the suite's safety timeout)."""
+    deadline = time.monotonic() + SAFETY_TIMEOUT
+    while True:
+        shown = shown_notifications(page)
+        if ready(shown):
+            return shown
+        assert time.monotonic() < deadline, f"the notifications shown stayed {shown}"
+        page.wait_for_timeout(50)
 
 
 def shown_notifications(page: Any) -> list[dict[str, Any]]:
     """The notifications the page's service worker registration shows now."""
-    return page.evaluate(f"""() => navigator.serviceWorker.getRegistration('/')
+    return page.evaluate("""() => navigator.serviceWorker.getRegistration('/')
         .then(r => r.getNotifications())
-        .then(ns => ns.map({NOTIFICATION_FIELDS}))""")
+        .then(ns => ns.map(n => ({title: n.title, body: n.body, tag: n.tag, url: n.data.url})))""")
 
 
 def test_title_and_favicon_count_unread_and_a_mute_is_honoured_on_every_device(
@@ -165,11 +176,9 @@ def test_desktop_notifications_and_the_service_worker_showing_a_push(
     other.bring_to_front()
     assert page.evaluate("document.hasFocus()") is False
     chat_over_socket(server, alice, 10, bob.id, ["dinner?"])
-    # The list is read by the wait itself: a second read could meet a notification
-    # Chromium has already taken down on a loaded machine.
-    shown = page.wait_for_function(f"""() => navigator.serviceWorker.getRegistration('/')
-        .then(r => r.getNotifications({{tag: 'u{alice.id}'}}))
-        .then(ns => ns.length === 1 ? ns.map({NOTIFICATION_FIELDS}) : null)""").json_value()
+    # Read until shown (wait_for_function would take the promise itself as the truthy
+    # answer, and not wait).
+    shown = wait_for_notifications(page, lambda ns: len(ns) == 1)
     assert shown == [{"title": "Alice", "body": "dinner?",
                       "tag": f"u{alice.id}", "url": f"/chat#/u/{alice.id}"}]
     # Two chimes: one when the setting was switched on (a sample), one for "dinner?".
@@ -213,10 +222,7 @@ def test_desktop_notifications_and_the_service_worker_showing_a_push(
         "origin": server.url, "registrationId": found[0]["registrationId"],
         "data": json.dumps(payload)})
     # The push replaced the page's notification of the same conversation (its tag).
-    shown = page.wait_for_function(f"""() => navigator.serviceWorker.getRegistration('/')
-        .then(r => r.getNotifications())
-        .then(ns => ns.some(n => n.title.startsWith('New')) ? ns.map({NOTIFICATION_FIELDS}) : null)
-        """).json_value()
+    shown = wait_for_notifications(page, lambda ns: any(n["title"].startswith("New") for n in ns))
     assert shown == [{"title": "New message from Alice", "body": "",
                       "tag": f"u{alice.id}", "url": f"/chat#/u/{alice.id}"}]
     assert bob.errors == [] and bob.dialogs == []
