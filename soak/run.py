@@ -112,21 +112,7 @@ class Database:
         messages = ("SELECT id, sender, cid, cmd, dstid FROM messages "
                     f"WHERE id > {int(self.after_id)} ORDER BY id")
         memberships = "SELECT community_id, user_id FROM memberships"
-        if self.mysql_name is None:
-            import sqlite3
-
-            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
-            try:
-                rows = conn.execute(messages).fetchall()
-                pairs = conn.execute(memberships).fetchall()
-            finally:
-                conn.close()
-        else:
-            with self._mysql(self.mysql_name) as conn, conn.cursor() as cur:
-                cur.execute(messages)
-                rows = cur.fetchall()
-                cur.execute(memberships)
-                pairs = cur.fetchall()
+        rows, pairs = self._query(messages, memberships)
         members: dict[int, list[int]] = {}
         for group, user in pairs:
             members.setdefault(int(group), []).append(int(user))
@@ -137,23 +123,27 @@ class Database:
         changes = "SELECT id, actor, cid, message_id, kind FROM message_changes ORDER BY id"
         contents = ("SELECT id, content FROM messages WHERE id IN "
                     "(SELECT message_id FROM message_changes WHERE kind = 60)")
+        log, texts = self._query(changes, contents)
+        return ([(int(i), int(a), c, int(m), int(k)) for i, a, c, m, k in log],
+                {int(i): text for i, text in texts})
+
+    def _query(self, *statements: str) -> list[list[Any]]:
+        """The rows of each statement, read with the database's own driver (not through
+        fastim's store), in one connection."""
         if self.mysql_name is None:
             import sqlite3
 
             conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
             try:
-                log = conn.execute(changes).fetchall()
-                texts = conn.execute(contents).fetchall()
+                return [conn.execute(statement).fetchall() for statement in statements]
             finally:
                 conn.close()
-        else:
-            with self._mysql(self.mysql_name) as conn, conn.cursor() as cur:
-                cur.execute(changes)
-                log = cur.fetchall()
-                cur.execute(contents)
-                texts = cur.fetchall()
-        return ([(int(i), int(a), c, int(m), int(k)) for i, a, c, m, k in log],
-                {int(i): text for i, text in texts})
+        results = []
+        with self._mysql(self.mysql_name) as conn, conn.cursor() as cur:
+            for statement in statements:
+                cur.execute(statement)
+                results.append(list(cur.fetchall()))
+        return results
 
     def changes(self) -> check.ChangeFacts:
         """The change log with each delete's user, and what the changes left: the text of
@@ -168,21 +158,7 @@ class Database:
             "reactions": "SELECT message_id, emoji, user_id FROM message_reactions",
             "hidden": "SELECT user_id, message_id FROM message_hidden",
         }
-        found: dict[str, list[Any]] = {}
-        if self.mysql_name is None:
-            import sqlite3
-
-            conn = sqlite3.connect(self.url.removeprefix("sqlite:///"))
-            try:
-                for name, sql in queries.items():
-                    found[name] = conn.execute(sql).fetchall()
-            finally:
-                conn.close()
-        else:
-            with self._mysql(self.mysql_name) as conn, conn.cursor() as cur:
-                for name, sql in queries.items():
-                    cur.execute(sql)
-                    found[name] = list(cur.fetchall())
+        found = dict(zip(queries, self._query(*queries.values()), strict=True))
         return check.ChangeFacts(
             log=[(int(i), int(a), c, int(m), int(k), None if o is None else int(o))
                  for i, a, c, m, k, o in found["log"]],
