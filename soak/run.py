@@ -228,7 +228,9 @@ class Soak:
         self.workers: list[subprocess.Popen[str]] = []
         self.marks: dict[str, float] = {}
         self.server_cpu = 0.0  # seconds of CPU the server spent from `go` to `done`
-        self.facts: tuple[list[check.Row], dict[int, list[int]], list[dict[str, Any]]] | None = None
+        # (rows, members, devices, hidden): what the check judged, kept for the tests
+        self.facts: tuple[list[check.Row], dict[int, list[int]], list[dict[str, Any]],
+                          set[tuple[int, int]]] | None = None
 
     def watch_folder(self) -> Path:
         return Path(self.args.trace_memory or self.args.watch_sqlite or self.tmp / "watch")
@@ -359,8 +361,8 @@ class Soak:
                    for w in range(len(self.workers))]
         rows, members = database.facts()
         devices = [device for record in records for device in record["devices"]]
-        self.facts = (rows, members, devices)  # kept for tests/soak/test_soak.py
         changed = database.changes()
+        self.facts = (rows, members, devices, changed.hidden)  # for tests/soak/test_soak.py
         verdict = check.check(rows, members, devices,
                               check.PER_SENDER if args.cluster else check.ALL,
                               hidden=changed.hidden)

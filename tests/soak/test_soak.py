@@ -182,17 +182,20 @@ def test_a_short_soak_on_sqlite_loses_nothing() -> None:
 
     # The same real records, doctored: the checker must see each fault.
     assert soak.facts is not None
-    rows, members, devices = soak.facts
-    assert check.check(rows, members, devices).ok
-    receiver = next(d for d in devices if any(s["live"] for s in d["sessions"]))
-    session = next(s for s in receiver["sessions"] if s["live"])
+    # (a message deleted for its reader before one of their devices got it is owed to that
+    # device no more: the check needs the deletes, as the soak's own check had them)
+    rows, members, devices, hidden = soak.facts
+    assert check.check(rows, members, devices, hidden=hidden).ok
+    # (a session whose last live message is still owed to it: not one deleted for its user)
+    receiver, session = next((d, s) for d in devices for s in d["sessions"]
+                             if s["live"] and (d["user"], s["live"][-1]) not in hidden)
     lost = copy.deepcopy(devices)
     lost[devices.index(receiver)]["sessions"][receiver["sessions"].index(session)]["live"].pop()
-    assert check.check(rows, members, lost).violations["missing"] == 1
+    assert check.check(rows, members, lost, hidden=hidden).violations["missing"] == 1
     doubled = copy.deepcopy(devices)
     twice = doubled[devices.index(receiver)]["sessions"][receiver["sessions"].index(session)]
     twice["live"].append(twice["live"][-1])
-    verdict = check.check(rows, members, doubled)
+    verdict = check.check(rows, members, doubled, hidden=hidden)
     assert verdict.violations["delivered_twice_on_one_connection"] == 1
 
 
