@@ -40,9 +40,11 @@ BATCH = 500
 #: it (a rolled-back insert, a deleted message). On MariaDB ids are allocated at INSERT
 #: and become visible at COMMIT, so a row may appear after higher ids did.
 SETTLE = 30.0
-#: Up to this many messages deleted for the user are taken off a search's `total` by
-#: id; beyond, the count checks each hit (NOT EXISTS).
-MAX_HIDDEN = 1_000
+#: A search's `total` stops counting here (then `capped`: "more than TOTAL_CAP"). A
+#: common word matches a large share of every message; counting them all made `total`
+#: the largest cost of a search on MariaDB (docs/performance.md "Message search"), for a
+#: figure no one reads past "more than a thousand".
+TOTAL_CAP = 1_000
 #: The most missing ids looked for again in one pass.
 MAX_MISSING = 2_000
 #: MariaDB: one indexer at a time across the nodes (a GET_LOCK, named per database).
@@ -376,7 +378,8 @@ def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
     """Messages `user_id` may read whose text contains `query` (case-insensitive), newest
     first, older than message `before`. `total` counts the index's matches the user may
     read and has not deleted for themselves (for a SQLite query under 3 characters:
-    within the newest SHORT_QUERY_WINDOW readable messages older than `before`). Rows are
+    within the newest SHORT_QUERY_WINDOW readable messages older than `before`), up to
+    TOTAL_CAP (then the page is `capped`). Rows are
     as history shows them, plus ``conversation`` ({cmd, dstid} as the user sees it) and
     ``matches`` (offsets). Hits that fail the checks of :func:`_hits` are skipped and
     the next ones read, at most `rounds` reads a page."""
@@ -391,7 +394,8 @@ def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
         if len(rows) < limit or len(found) >= limit:
             break
         upper = int(rows[-1][0])
-    return Page(found[:limit], _total(tx, user_id, readable, query, before))
+    total, capped = _total(tx, user_id, readable, query, before)
+    return Page(found[:limit], total, capped)
 
 
 _NOT_HIDDEN = ("NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ?"
@@ -432,34 +436,27 @@ def _short_window(readable: Readable) -> str:
 
 
 def _total(tx: Tx, user_id: int, readable: Readable, query: str,
-           before: int | None) -> int:
-    """The readable hits, less those the user deleted for themselves: usually none or
-    a few, taken off by id, so that the count itself stays the index's own."""
+           before: int | None) -> tuple[int, bool]:
+    """The readable hits the user has not deleted for themselves, counted up to
+    TOTAL_CAP: (count, whether there are more). The LIMIT lets the engine stop early:
+    at most TOTAL_CAP + 1 rows are read, each checked against message_hidden by its key."""
     upper = before if before is not None else 2**62
     if tx.dialect.name == "sqlite" and len(query) >= TRIGRAM:
-        sql = ("SELECT COUNT(*) FROM message_search s JOIN messages m ON m.id = s.rowid "
+        sql = ("SELECT s.rowid FROM message_search s JOIN messages m ON m.id = s.rowid "
                f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')}")
         params = [_fts_query(query), upper, *readable.params]
         alias = "m"
     elif tx.dialect.name == "sqlite":
-        sql = (f"SELECT COUNT(*) FROM ({_short_window(readable)}) w WHERE w.content LIKE ?"
+        sql = (f"SELECT w.id FROM ({_short_window(readable)}) w WHERE w.content LIKE ?"
                " ESCAPE '\\'")
         params = [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query)]
         alias = "w"
     else:
-        sql = ("SELECT COUNT(*) FROM message_search s WHERE MATCH (s.content) AGAINST "
+        sql = ("SELECT s.id FROM message_search s WHERE MATCH (s.content) AGAINST "
                f"(? IN BOOLEAN MODE) AND s.id < ? AND {readable.where('s')}")
         params = [_mroonga_query(query), upper, *readable.params]
         alias = "s"
-    hidden = [int(i) for (i,) in tx.rows(
-        "SELECT message_id FROM message_hidden WHERE user_id = ? AND message_id < ? "
-        f"ORDER BY message_id LIMIT {MAX_HIDDEN + 1}", [user_id, upper])]
-    total = int(tx.value(sql, params) or 0)
-    if not hidden:
-        return total
-    if len(hidden) > MAX_HIDDEN:
-        return int(tx.value(f"{sql} AND {_NOT_HIDDEN.format(t=alias)}",
-                            [*params, user_id]) or 0)
-    marks = ", ".join("?" for _ in hidden)
-    return total - int(tx.value(f"{sql} AND {alias}.id IN ({marks})",
-                                [*params, *hidden]) or 0)
+    count = int(tx.value(
+        f"SELECT COUNT(*) FROM ({sql} AND {_NOT_HIDDEN.format(t=alias)} "
+        f"LIMIT {TOTAL_CAP + 1}) c", [*params, user_id]) or 0)
+    return min(count, TOTAL_CAP), count > TOTAL_CAP
