@@ -37,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from pywebpush import WebPushException, webpush
 
@@ -45,8 +44,9 @@ from fastim.accounts import User
 from fastim.accounts.service import token_hash
 from fastim.bus.base import Bus
 from fastim.errors import bad_request
-from fastim.notify.endpoints import check_endpoint, resolve_public
+from fastim.notify.endpoints import check_endpoint
 from fastim.notify.options import PushOptions
+from fastim.notify.transport import PushSession
 from fastim.notify.vapid import VapidKey
 from fastim.store import Store
 from fastim.store.notify import (
@@ -175,20 +175,6 @@ def subscription_keys(values: Mapping[str, Any]) -> tuple[str, str]:
     if len(_b64url_bytes(auth, "auth")) != 16:
         raise bad_request("keys.auth must be 16 bytes")
     return str(p256dh), str(auth)
-
-
-class _NoRedirects(requests.Session):
-    """A push service answers; it does not send the server elsewhere: a redirect would
-    take a POST past the endpoint check (server-side request forgery). Proxies from the
-    environment are not used either: the address checked is the one connected to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trust_env = False
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        kwargs["allow_redirects"] = False
-        return super().request(*args, **kwargs)
 
 
 class Push:
@@ -368,14 +354,14 @@ class Push:
     def _post(self, target: Subscription, data: str) -> int | None:
         """One push (a worker thread): the HTTP status, None when it could not be sent."""
         try:
-            resolve_public(target.endpoint, self.options)
             parts = urlsplit(target.endpoint)
             claims: dict[str, str | int] = {
                 "sub": self.options.subject,
                 "aud": f"{parts.scheme}://{parts.netloc}",  # RFC 8292 §2
                 "exp": int(self.clock()) + 12 * 3600,
             }
-            with _NoRedirects() as session:
+            # The peer's address is checked on the connected socket (transport.py).
+            with PushSession(self.options) as session:
                 response = webpush(
                     {"endpoint": target.endpoint,
                      "keys": {"p256dh": target.p256dh, "auth": target.auth}},
