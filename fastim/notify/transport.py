@@ -52,7 +52,7 @@ def _checked(base: type[HTTPConnection], options: PushOptions) -> type[HTTPConne
 
     class Checked(base):  # type: ignore[valid-type,misc]
         def _new_conn(self) -> socket.socket:
-            sock = super()._new_conn()
+            sock: socket.socket = super()._new_conn()
             try:
                 check_peer(sock, options)
             except (OSError, ValueError) as exc:
@@ -95,6 +95,6 @@ class PushSession(requests.Session):
         self.mount("https://", adapter)
         self.mount("http://", adapter)
 
-    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+    def request(self, *args: Any, **kwargs: Any) -> Any:
         kwargs["allow_redirects"] = False
         return super().request(*args, **kwargs)
