@@ -264,8 +264,6 @@ def test_desktop_notifications_and_the_service_worker_showing_a_push(
     assert bob.errors == [] and bob.dialogs == []
 
 
-
-
 def test_a_click_on_a_notification_brings_up_the_conversation_page_open_or_closed(
         browser: Any, server: WebServer, people: list[Person], service: PushService,
         desktop: NotificationServer, tmp_path: Path, shots: Path) -> None:
@@ -277,10 +275,11 @@ def test_a_click_on_a_notification_brings_up_the_conversation_page_open_or_close
     click, so the worker's own handler runs as it would for a person, ``client.focus()``
     and ``clients.openWindow()`` included: no event is made up in the page or the worker.
 
-    A real profile (a persistent context): Chromium finds the worker a click is for by
-    the profile that showed the notification, and a Playwright context is an
-    off-the-record profile made through DevTools, which that lookup does not find (the
-    click is dropped: the notification only closes)."""
+    A real profile (a persistent context): in a Playwright context, an off-the-record
+    profile made through DevTools, Chromium 156 closes a clicked notification without
+    firing the worker's ``notificationclick`` (seen here; the same click in a persistent
+    profile fires it), most likely because it looks the profile up by its id to
+    dispatch the click and does not find that one."""
     alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
     people += [alice, bob]
     befriend(server, alice, bob)
