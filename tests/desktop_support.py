@@ -72,11 +72,18 @@ class NotificationServer:
         self._daemon = subprocess.Popen(
             ["dbus-daemon", "--session", "--nofork", "--nopidfile", f"--address={self.address}",
              "--print-address=1"], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        assert self._daemon.stdout is not None
-        self._daemon.stdout.readline()  # printed once it listens
-        self._conn = open_dbus_connection(bus=self.address)
-        reply = self._conn.send_and_get_reply(message_bus.RequestName(NAME), timeout=SAFETY)
-        assert reply.body == (1,), f"could not own {NAME}: {reply.body}"  # 1: primary owner
+        try:
+            assert self._daemon.stdout is not None
+            self._daemon.stdout.readline()  # printed once it listens
+            self._conn = open_dbus_connection(bus=self.address)
+            reply = self._conn.send_and_get_reply(message_bus.RequestName(NAME),
+                                                  timeout=SAFETY)
+            assert reply.body == (1,), f"could not own {NAME}: {reply.body}"  # 1: primary owner
+        except BaseException:
+            self._daemon.kill()  # no bus left behind
+            self._daemon.wait(SAFETY)
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise
         self.shown: dict[int, Shown] = {}
         self.closed: list[int] = []
         self._next = 1
