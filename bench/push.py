@@ -26,6 +26,7 @@ from pathlib import Path
 from threading import Thread
 from typing import Any
 
+from fastim import i18n
 from fastim.bus.local import LocalBus
 from fastim.notify.options import PushOptions
 from fastim.notify.push import Push
@@ -98,7 +99,7 @@ def pushes(directory: Path, count: int) -> None:
     Thread(target=server.serve_forever, daemon=True).start()
     options = PushOptions(allow_http_loopback=True)
     push = Push(None, LocalBus(), VapidKey.load_or_create(directory / "vapid.pem"),  # type: ignore[arg-type]
-                options)
+                options, i18n.Tables(Path(__file__).resolve().parents[1] / "asset" / "i18n"))
     stand_in = PushService()
     stand_in.port = server.server_address[1]  # endpoints on the quiet server
     subs = []

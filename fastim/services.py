@@ -32,6 +32,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastim import i18n
 from fastim.accounts import Accounts, Contacts, LoginThrottle, RedisLoginThrottle
 from fastim.accounts.groups import Groups
 from fastim.accounts.throttle import (
@@ -131,7 +132,9 @@ def web_push(config: Config, store: Store, bus: Bus) -> Push:
     if config.redis:
         client, prefix = _redis(config)
         coalescer = RedisCoalescer(client, prefix, options.coalesce)
-    return Push(store, bus, key, options, coalescer=coalescer,
+    # The client's own strings: a push reads like the page, in its language.
+    texts = i18n.Tables(config.asset_dir / "i18n")
+    return Push(store, bus, key, options, texts, coalescer=coalescer,
                 sealed=config.message_key_file is not None)
 
 

@@ -247,19 +247,25 @@ def small_png(png: bytes) -> bytes:
     return out.getvalue()
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    """Headless Debian Chromium for this module's tests."""
+def launch_chromium(env: dict[str, str] | None = None) -> Iterator[Any]:
+    """Headless Debian Chromium (in the environment `env`, when given), closed after."""
     require_chromium()
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), headless=True,
-                                              args=LAUNCH_ARGS, timeout=SAFETY_TIMEOUT * 3000)
+                                              args=LAUNCH_ARGS, timeout=SAFETY_TIMEOUT * 3000,
+                                              env=env)
         try:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium for this module's tests."""
+    yield from launch_chromium()
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@
 // button, never on load.
 import { api, get } from './api.js';
 import { byId } from './dom.js';
-import { errorText, t } from './i18n.js';
+import { currentLanguage, errorText, t } from './i18n.js';
 import { preview } from './format.js';
 import { GROUP, convKey } from './state.js';
 
@@ -47,11 +47,25 @@ export class Notifier {
       if (this.sound) this.beep(); // what it sounds like (and a click unlocks audio)
     });
     byId('notify-enable').addEventListener('click', () => this.enable());
+    this.listenToWorker();
     byId('conv-mute').addEventListener('click', () => this.toggleMenu());
     for (const button of document.querySelectorAll('#mute-menu [data-hours]')) {
       button.addEventListener('click', () => this.mute(this.app.current, Number(button.dataset.hours)));
     }
     this.renderSettings();
+  }
+
+  /** A click on a notification, handled by the service worker (asset/js/sw.js), tells
+   * this page which conversation to show (a route such as #/u/7). */
+  listenToWorker() {
+    if (!('serviceWorker' in navigator)) return;
+    navigator.serviceWorker.addEventListener('message', (event) => {
+      const data = event.data;
+      if (!data || data.type !== 'fastim.open' || !/^#\/[ug]\/\d+$/.test(data.route)) return;
+      if (location.hash !== data.route) location.hash = data.route; // app.js routes it
+    });
+    // Messages wait until the page says it listens (an addEventListener does not).
+    navigator.serviceWorker.startMessages();
   }
 
   /** At start: with permission already given, keep this browser's push subscription
@@ -273,7 +287,9 @@ export class Notifier {
         new Promise((resolve, reject) => setTimeout(() => reject(new Error('the push service did not answer')), SUBSCRIBE_WAIT)),
       ]);
     }
-    await api('/user/push', subscription.toJSON());
+    // The pushes are to be written in this page's language (a switch reloads the page,
+    // and this runs again at its start).
+    await api('/user/push', { ...subscription.toJSON(), lang: currentLanguage() });
     this.pushState = t('notify.push_on');
     this.renderSettings();
     return subscription;

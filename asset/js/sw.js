@@ -28,17 +28,26 @@ self.addEventListener('push', (event) => {
   }));
 });
 
+// A click on a notification (a push's, or one the open page showed through this worker)
+// brings up the conversation it is about. A fastim page already open gets the route by
+// message and switches to it in place (its connection and loaded history stay), then is
+// focused; `client.navigate` is not used: it reloads the page, and it rejects for a page
+// this worker does not control (one opened before the worker was installed). With no
+// page open, a new one opens on the conversation.
 self.addEventListener('notificationclick', (event) => {
   event.notification.close();
-  const url = new URL(event.notification.data?.url || '/chat', self.location.origin).href;
+  const url = new URL(event.notification.data?.url || '/chat', self.location.origin);
   event.waitUntil((async () => {
     const windows = await self.clients.matchAll({ type: 'window', includeUncontrolled: true });
-    for (const client of windows) {
-      if (new URL(client.url).pathname === '/chat') {
-        await client.focus();
-        try { return await client.navigate(url); } catch { return client; }
-      }
+    const open = windows.filter((client) => new URL(client.url).pathname === '/chat');
+    if (!open.length) return self.clients.openWindow(url.href);
+    // The one the user saw last first (matchAll lists the most recently focused first).
+    const client = open.find((c) => c.focused) || open[0];
+    client.postMessage({ type: 'fastim.open', route: url.hash });
+    try {
+      return await client.focus();
+    } catch {
+      return client; // a browser that refuses the focus: the page still switched
     }
-    return self.clients.openWindow(url);
   })());
 });

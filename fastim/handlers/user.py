@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from fastim import i18n
 from fastim.handlers.auth import endpoint
 from fastim.handlers.views import SESSION_COOKIE
 from fastim.http import Request, Response, Router, json_response
@@ -88,7 +89,10 @@ def register(router: Router, app: App) -> None:
     @endpoint(app, status=201)
     async def push_subscribe(request: Request, values: dict[str, Any], user: Any) -> Any:
         push = app.services.push
-        await push.subscribe(user, request.state.token, values)
+        # Without ``lang`` the pushes are in the language this browser's pages come in.
+        page = i18n.negotiate(request.cookies.get(i18n.COOKIE),
+                              request.headers.get("accept-language"))
+        await push.subscribe(user, request.state.token, values, page)
         return {"subscriptions": await push.count(user)}
 
     async def push_unsubscribe(request: Request, values: dict[str, Any], user: Any) -> Any:

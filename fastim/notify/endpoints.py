@@ -1,8 +1,8 @@
 """Push endpoints are URLs a client hands the server, which then POSTs to them: without a
 guard, a user could make the server reach its own network (server-side request forgery,
-docs/security.md). An endpoint must be https:// on a public address: checked when it is
-subscribed (`check_endpoint`) and again, on the addresses its name resolves to then, just
-before each push (`resolve_public`).
+docs/security.md). An endpoint must be https:// on a public address: its URL is checked
+when it is subscribed (`check_endpoint`), and the address actually connected to is
+checked at every push, before a byte is sent (`address_allowed`, used by transport.py).
 
 Two options loosen it (`PushOptions`): ``allow_http_loopback``, for tests and development
 only, admits http:// and https:// on a loopback address (a push-service stand-in);
@@ -12,7 +12,6 @@ only, admits http:// and https:// on a loopback address (a push-service stand-in
 from __future__ import annotations
 
 import ipaddress
-import socket
 from urllib.parse import urlsplit
 
 from fastim.errors import bad_request
@@ -66,20 +65,6 @@ def check_endpoint(endpoint: str, options: PushOptions) -> str:
     if host == "localhost" and not options.allow_http_loopback:
         raise bad_request("endpoint must be on a public address")
     return endpoint
-
-
-def resolve_public(endpoint: str, options: PushOptions) -> None:
-    """Raise `PermissionError` unless every address `endpoint`'s host resolves to now is
-    allowed (a name may have been pointed at an internal address since it was checked).
-    Blocking (DNS): call it on a worker thread."""
-    parts = urlsplit(endpoint)
-    host = parts.hostname or ""
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    for info in infos:
-        address = ipaddress.ip_address(str(info[4][0]).split("%", 1)[0])
-        if not address_allowed(address, options):
-            raise PermissionError(f"{host} resolves to {address}, which is not allowed")
 
 
 def _ip_literal(host: str) -> Address | None:

@@ -19,7 +19,10 @@ The path of a push, after the message's commit (`fastim.chat.hub.Hub._stored` ca
    §7.3): it is removed.
 
 What a push says is docs/security.md's business: by default only "New message from
-Alice"; with ``--push-preview`` also the text's beginning.
+Alice"; with ``--push-preview`` also the text's beginning. It says it in the language of
+the browser that shows it: each subscription keeps the language the page had when it
+subscribed (``lang``), and the texts come from the client's own tables
+(asset/i18n/*.json, keys ``push.*`` and ``preview.*``), so a push reads like the page.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ import binascii
 import contextlib
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -37,16 +41,17 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from pywebpush import WebPushException, webpush
 
+from fastim import i18n
 from fastim.accounts import User
 from fastim.accounts.service import token_hash
 from fastim.bus.base import Bus
 from fastim.errors import bad_request
-from fastim.notify.endpoints import check_endpoint, resolve_public
+from fastim.notify.endpoints import check_endpoint
 from fastim.notify.options import PushOptions
+from fastim.notify.transport import PushSession
 from fastim.notify.vapid import VapidKey
 from fastim.store import Store
 from fastim.store.notify import (
@@ -73,8 +78,8 @@ MAX_IN_FLIGHT = 500
 NAMES_KEPT = 60.0
 #: Characters of a message's text in a push with ``--push-preview``.
 PREVIEW_CHARS = 120
-#: What stands for a message that is not text in a preview (fastim.chat.protocol.Media).
-MEDIA_PREVIEW = {3: "Voice message", 4: "Photo", 5: "File"}
+#: A language tag as a browser gives it (BCP 47, RFC 5646 §2.1: letters, digits, hyphens).
+LANGUAGE_TAG = re.compile(r"[A-Za-z]{1,8}(-[A-Za-z0-9]{1,8})*")
 
 
 @dataclass(frozen=True)
@@ -177,26 +182,22 @@ def subscription_keys(values: Mapping[str, Any]) -> tuple[str, str]:
     return str(p256dh), str(auth)
 
 
-class _NoRedirects(requests.Session):
-    """A push service answers; it does not send the server elsewhere: a redirect would
-    take a POST past the endpoint check (server-side request forgery). Proxies from the
-    environment are not used either: the address checked is the one connected to."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.trust_env = False
-
-    def request(self, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
-        kwargs["allow_redirects"] = False
-        return super().request(*args, **kwargs)
+def subscription_language(value: Any, page_language: str) -> str:
+    """The language of a subscription's pushes: ``lang`` (a BCP 47 tag, the page's current
+    language) matched to one we ship, English for one we do not; without it, the page's."""
+    if value is None or value == "":
+        return page_language if page_language in i18n.LANGUAGES else i18n.DEFAULT
+    if not isinstance(value, str) or len(value) > 35 or not LANGUAGE_TAG.fullmatch(value):
+        raise bad_request("lang must be a language tag such as en or zh-CN")
+    return i18n.match(value) or i18n.DEFAULT
 
 
 class Push:
     """Subscriptions and pushes; `start` begins the worker, `close` ends it."""
 
-    def __init__(self, store: Store, bus: Bus, key: VapidKey, options: PushOptions, *,
-                 coalescer: Coalescer | None = None, sealed: bool = False,
-                 clock: Callable[[], float] = time.time) -> None:
+    def __init__(self, store: Store, bus: Bus, key: VapidKey, options: PushOptions,
+                 texts: i18n.Tables, *, coalescer: Coalescer | None = None,
+                 sealed: bool = False, clock: Callable[[], float] = time.time) -> None:
         if options.preview and sealed:
             raise ValueError("--push-preview would send message text that "
                              "--message-key-file keeps sealed (docs/security.md)")
@@ -204,6 +205,8 @@ class Push:
         self.bus = bus
         self.key = key
         self.options = options
+        #: The client's UI strings (asset/i18n/): a push is written in its browser's language.
+        self.texts = texts
         self.clock = clock
         self.coalescer = coalescer or Coalescer(options.coalesce)
         self._queue: asyncio.Queue[Stored] = asyncio.Queue(QUEUE_SIZE)
@@ -233,13 +236,17 @@ class Push:
 
     # -- subscriptions -------------------------------------------------------------
 
-    async def subscribe(self, user: User, token: str, values: Mapping[str, Any]) -> int:
-        """Keep a browser's PushSubscription (its JSON: ``endpoint`` and ``keys``)."""
+    async def subscribe(self, user: User, token: str, values: Mapping[str, Any],
+                        page_language: str = i18n.DEFAULT) -> int:
+        """Keep a browser's PushSubscription (its JSON: ``endpoint`` and ``keys``), with
+        the language its pushes are to be in: ``lang`` as the page sends it, else
+        `page_language` (the one the page was served in)."""
         endpoint = check_endpoint(values.get("endpoint"), self.options)  # type: ignore[arg-type]
         p256dh, auth = subscription_keys(values)
+        lang = subscription_language(values.get("lang"), page_language)
         return await self.store.write(save_subscription, user.id, endpoint, p256dh, auth,
                                       token_hash(token), int(self.clock()),
-                                      self.options.per_user)
+                                      self.options.per_user, lang)
 
     async def unsubscribe(self, user: User, values: Mapping[str, Any]) -> bool:
         endpoint = values.get("endpoint")
@@ -307,9 +314,13 @@ class Push:
         targets = [t for t in targets if (t.user_id, stored.kind, where) in fresh]
         if not targets:
             return
-        data = json.dumps(await self._payload(stored, where), ensure_ascii=False,
-                          separators=(",", ":"))
+        payloads: dict[str, str] = {}  # one text per language among the targets
         for target in targets:
+            if target.lang not in payloads:
+                payloads[target.lang] = json.dumps(
+                    await self._payload(stored, where, target.lang), ensure_ascii=False,
+                    separators=(",", ":"))
+            data = payloads[target.lang]
             if len(self._in_flight) >= MAX_IN_FLIGHT:
                 log.warning("web push: %d pushes in flight; one to user %d dropped",
                             len(self._in_flight), target.user_id)
@@ -334,23 +345,30 @@ class Push:
         self._names[(kind, ident)] = name
         return name
 
-    async def _payload(self, stored: Stored, where: int) -> dict[str, Any]:
-        """What the service worker shows (asset/sw.js): the title names the sender (and
-        the group); the body is the preview, empty without ``--push-preview``."""
-        sender = await self._name(SINGLE, stored.sender) or "someone"
-        title = f"New message from {sender}"
-        if stored.kind != SINGLE:
-            group = await self._name(stored.kind, stored.dstid)
-            if group:
-                title += f" in {group}"
+    async def _payload(self, stored: Stored, where: int, lang: str) -> dict[str, Any]:
+        """What the service worker shows (asset/sw.js), in `lang`: the title names the
+        sender (and the group); the body is the preview, empty without
+        ``--push-preview``."""
+        texts = self.texts
+        sender = await self._name(SINGLE, stored.sender) or texts.text(lang, "push.someone")
+        group = await self._name(stored.kind, stored.dstid) if stored.kind != SINGLE else ""
+        if group:
+            title = texts.text(lang, "push.title_group", {"name": sender, "group": group})
+        else:
+            title = texts.text(lang, "push.title", {"name": sender})
         body = ""
         if self.options.preview:
             if stored.media == 1:
                 body = stored.content[:PREVIEW_CHARS]
-            elif stored.media == 5 and stored.memo:
-                body = f"File: {stored.memo[:PREVIEW_CHARS]}"
+            elif stored.media == 3:  # the page adds the length; a push has none at hand
+                body = texts.text(lang, "preview.voice", {"duration": ""}).strip()
+            elif stored.media == 4:
+                body = texts.text(lang, "preview.photo")
+            elif stored.media == 5:
+                name = stored.memo[:PREVIEW_CHARS] or texts.text(lang, "file.default_name")
+                body = texts.text(lang, "preview.file", {"name": name})
             else:
-                body = MEDIA_PREVIEW.get(stored.media, "New message")
+                body = texts.text(lang, "push.new_message")
         return {"title": title, "body": body, "cmd": stored.kind, "dstid": where,
                 "id": stored.message_id}
 
@@ -368,14 +386,14 @@ class Push:
     def _post(self, target: Subscription, data: str) -> int | None:
         """One push (a worker thread): the HTTP status, None when it could not be sent."""
         try:
-            resolve_public(target.endpoint, self.options)
             parts = urlsplit(target.endpoint)
             claims: dict[str, str | int] = {
                 "sub": self.options.subject,
                 "aud": f"{parts.scheme}://{parts.netloc}",  # RFC 8292 §2
                 "exp": int(self.clock()) + 12 * 3600,
             }
-            with _NoRedirects() as session:
+            # The peer's address is checked on the connected socket (transport.py).
+            with PushSession(self.options) as session:
                 response = webpush(
                     {"endpoint": target.endpoint,
                      "keys": {"p256dh": target.p256dh, "auth": target.auth}},

@@ -913,6 +913,7 @@ CANONICAL_MOBILES = Migration(
     mysql=[canonical_mobiles],
 )
 
+
 def _rebuild_search_index(tx: Tx) -> None:
     """MariaDB: drop the Mroonga table of migration 10 and let the indexer fill the new
     one (with `lo` and `hi`) from the messages as they are now: the index cursor goes
@@ -939,8 +940,27 @@ SEARCH_PAIRS = Migration(
     mysql=[_rebuild_search_index],
 )
 
+
+#: The language of each push subscription (issue 20): a push's title and body are in the
+#: language of the browser that will show it (the page sends its current one when it
+#: subscribes); rows from before it are English, as their pushes were. Version 14: 13 is
+#: another change's. One statement, so that a stop half-way leaves nothing to undo by hand
+#: (MySQL 8 has no ADD COLUMN IF NOT EXISTS).
+PUSH_LANGUAGE = Migration(
+    version=14,
+    name="the language of each push subscription",
+    sqlite=[
+        "ALTER TABLE push_subscriptions ADD COLUMN lang TEXT NOT NULL DEFAULT 'en' "
+        "CHECK (length(lang) BETWEEN 1 AND 16)",
+    ],
+    mysql=[
+        f"ALTER TABLE push_subscriptions ADD COLUMN lang VARCHAR(16) {_ASCII_BIN} "
+        "NOT NULL DEFAULT 'en'",
+    ],
+)
+
 #: Every migration, in order. Append new ones at the end with the next version number.
 MIGRATIONS: list[Migration] = [ACCOUNTS, MESSAGES, SEALED_MESSAGES, GROUP_NAME_KEYS,
                                FRIENDS_BY_CONSENT, HOT_PATH_INDEXES, SAFE_GROUPS,
                                MESSAGE_LIFECYCLE, UPLOADS, MESSAGE_SEARCH, NOTIFICATIONS,
-                               CANONICAL_MOBILES, SEARCH_PAIRS]
+                               CANONICAL_MOBILES, SEARCH_PAIRS, PUSH_LANGUAGE]

@@ -5,8 +5,8 @@
   conversation makes no sound, no desktop notification and no push on any device.
 * ``push_subscriptions``: one row per browser that asked for Web Push (RFC 8030 §5): the
   push service's endpoint URL, the browser's ECDH public key (``p256dh``) and auth
-  secret (RFC 8291 §3), and the hash of the login token that made it, so that logging
-  that session out removes it.
+  secret (RFC 8291 §3), the hash of the login token that made it, so that logging
+  that session out removes it, and the language its pushes are written in (migration 14).
 
 Each function runs inside one transaction on a store worker thread (``store.read`` /
 ``store.write``).
@@ -47,6 +47,8 @@ class Subscription:
     endpoint: str
     p256dh: str
     auth: str
+    #: The language the browser's pushes are written in (fastim.i18n.LANGUAGES).
+    lang: str = "en"
 
 
 def endpoint_hash(endpoint: str) -> str:
@@ -85,16 +87,16 @@ def mutes_of(tx: Tx, user_id: int, now: int) -> list[Mute]:
 
 
 def save_subscription(tx: Tx, user_id: int, endpoint: str, p256dh: str, auth: str,
-                      token_hash: str, now: int, keep: int) -> int:
-    """Store a browser's subscription (the same endpoint again replaces its keys and
-    owner: a browser has one subscription, whoever is logged in there now). A user keeps
-    at most `keep` subscriptions: the oldest go. Returns the subscription's id."""
+                      token_hash: str, now: int, keep: int, lang: str = "en") -> int:
+    """Store a browser's subscription (the same endpoint again replaces its keys, owner
+    and language: a browser has one subscription, whoever is logged in there now). A user
+    keeps at most `keep` subscriptions: the oldest go. Returns the subscription's id."""
     key = endpoint_hash(endpoint)
     tx.execute("DELETE FROM push_subscriptions WHERE endpoint_hash = ?", (key,))
     new_id = tx.insert(
         "INSERT INTO push_subscriptions (user_id, endpoint_hash, endpoint, p256dh, auth, "
-        "token_hash, created) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (user_id, key, endpoint, p256dh, auth, token_hash, now))
+        "token_hash, created, lang) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (user_id, key, endpoint, p256dh, auth, token_hash, now, lang))
     ids = [int(r[0]) for r in tx.rows(
         "SELECT id FROM push_subscriptions WHERE user_id = ? ORDER BY id DESC", (user_id,))]
     for old in ids[keep:]:
@@ -134,7 +136,7 @@ def push_targets(tx: Tx, kind: int, dstid: int, sender: int, now: int) -> list[S
     session = "JOIN tokens t ON t.token_hash = s.token_hash AND t.expires > ? "
     muted = ("NOT EXISTS (SELECT 1 FROM mutes m WHERE m.user_id = s.user_id "
              "AND m.kind = ? AND m.dstid = ? AND (m.muted_until = 0 OR m.muted_until > ?))")
-    columns = "s.id, s.user_id, s.endpoint, s.p256dh, s.auth"
+    columns = "s.id, s.user_id, s.endpoint, s.p256dh, s.auth, s.lang"
     rows: Sequence[tuple[Any, ...]]
     if kind == SINGLE:
         rows = tx.rows(f"SELECT {columns} FROM push_subscriptions s {session}"
@@ -145,4 +147,4 @@ def push_targets(tx: Tx, kind: int, dstid: int, sender: int, now: int) -> list[S
                        "JOIN memberships g ON g.user_id = s.user_id AND g.community_id = ? "
                        f"WHERE s.user_id <> ? AND {muted} ORDER BY s.id",
                        (now, dstid, sender, GROUP, dstid, now))
-    return [Subscription(int(i), int(u), e, p, a) for i, u, e, p, a in rows]
+    return [Subscription(int(i), int(u), e, p, a, str(g)) for i, u, e, p, a, g in rows]

@@ -29,6 +29,8 @@ KEY = r"([a-z][a-z0-9_]*(?:\.[a-z0-9_]+)+)"
 JS_CALL = re.compile(r"\b(tn?)\(\s*['\"]" + KEY + r"['\"]")
 TEMPLATE_CALL = re.compile(r"\bt\(\s*['\"]" + KEY + r"['\"]")
 TITLE_KEY = re.compile(r"title_key=\"" + KEY + "\"")
+#: texts.text(lang, "key" in the server's own texts (Web Push, fastim/notify/push.py).
+SERVER_TEXT = re.compile(r"\.text\(\s*\w+,\s*['\"]" + KEY + r"['\"]")
 #: Keys found at run time rather than in a call: the server's error messages recognised
 #: by their English text (asset/js/i18n.js, errorText), the chat error codes, field names.
 DYNAMIC = ("error.", "chat_error.", "field.")
@@ -58,6 +60,9 @@ def used_keys() -> dict[str, str]:
             keys.setdefault(key, path.name)
     for path in sorted((ROOT / "fastim" / "handlers").glob("*.py")):
         for key in TITLE_KEY.findall(path.read_text(encoding="utf-8")):
+            keys.setdefault(key, path.name)
+    for path in sorted((ROOT / "fastim" / "notify").glob("*.py")):
+        for key in SERVER_TEXT.findall(path.read_text(encoding="utf-8")):
             keys.setdefault(key, path.name)
     return keys
 

@@ -21,6 +21,7 @@ import pytest
 from fastim.errors import AppError
 from fastim.notify.endpoints import check_endpoint
 from fastim.notify.options import PushOptions
+from fastim.notify.push import Stored, subscription_language
 from tests.chat_support import ChatClient, befriend
 from tests.push_support import Browser, PushService
 from tests.store_fixtures import ApiServer, api_config
@@ -96,6 +97,48 @@ def test_an_offline_user_gets_one_push_signed_and_encrypted(api: ApiServer,
     assert (shown["cmd"], shown["dstid"]) == (10, alice["id"])
     idle(api)
     assert len(service.to(browser.endpoint)) == 1
+
+
+def test_a_push_is_in_the_language_of_the_browser_that_shows_it(
+        api: ApiServer, service: PushService) -> None:
+    alice, alice_token, bob, bob_token = pair(api)
+    group = api.post("/contact/createcommunity", {"name": f"读书会{secrets.token_hex(2)}",
+                                                  "visibility": "public"}, token=alice_token).data
+    assert api.post("/contact/joincommunity", {"dstid": group["id"]},
+                    token=bob_token).status == 200
+    # Bob's phone shows fastim in Chinese and says so when it subscribes (the page's
+    # current language); his laptop's page says nothing and was served in English; a
+    # tablet's page says nothing and was served in Chinese (its Accept-Language).
+    phone, laptop, tablet = Browser(service), Browser(service), Browser(service)
+    reply = api.post("/user/push", {**phone.subscription(), "lang": "zh-CN"}, token=bob_token)
+    assert reply.status == 201, reply.body
+    subscribe(api, bob_token, laptop)
+    reply = api.post("/user/push", tablet.subscription(), token=bob_token,
+                     headers={"Accept-Language": "zh-TW,zh;q=0.9,en;q=0.5"})
+    assert reply.status == 201, reply.body
+
+    say(api, alice_token, 10, bob["id"], "周五见")
+    say(api, alice_token, 11, group["id"], "大家好")
+    titles = {}
+    for name, browser in (("phone", phone), ("laptop", laptop), ("tablet", tablet)):
+        # Decrypted with the browser's own keys (RFC 8291): the text was encrypted as is.
+        titles[name] = sorted(browser.decrypt(p)["title"]
+                              for p in service.wait_for(browser.endpoint, 2))
+    chinese = ["Alice发来一条新消息", f"Alice在群聊「{group['name']}」中发来一条新消息"]
+    assert titles["phone"] == titles["tablet"] == chinese
+    assert titles["laptop"] == sorted(["New message from Alice",
+                                       f"New message from Alice in {group['name']}"])
+
+    # A language we do not ship is English; something that is no language tag, an error.
+    assert api.post("/user/push", {**Browser(service).subscription(), "lang": "fr-FR"},
+                    token=bob_token).status == 201
+    assert subscription_language("fr-FR", "zh-CN") == "en"
+    assert subscription_language("zh-Hant-TW", "en") == "zh-CN"
+    assert subscription_language(None, "zh-CN") == "zh-CN"
+    for bad in ("zh_CN; DROP", 7, "x" * 40):
+        reply = api.post("/user/push", {**Browser(service).subscription(), "lang": bad},
+                         token=bob_token)
+        assert reply.status == 400 and "lang must be a language tag" in reply.json["msg"]
 
 
 def test_an_online_user_is_not_pushed(api: ApiServer, service: PushService) -> None:
@@ -279,6 +322,14 @@ def test_preview_carries_the_text_when_the_operator_asks(
         shown = browser.decrypt(push)
         assert shown["title"] == "New message from Alice"
         assert shown["body"] == ("每周五晚上 " + "x" * 200)[:120]
+        # What is not text is named in the browser's language, as the page names it.
+        push = api.app.services.push
+        for media, memo, lang, body in ((4, "", "zh-CN", "[图片]"), (4, "", "en", "Photo"),
+                                        (3, "", "zh-CN", "[语音]"),
+                                        (5, "报告.pdf", "zh-CN", "[文件] 报告.pdf"),
+                                        (5, "", "en", "File: file")):
+            stored = Stored(alice["id"], 10, bob["id"], 1, media, "", memo)
+            assert api.call(push._payload(stored, alice["id"], lang))["body"] == body
 
 
 def test_push_flags_preview_refused_when_sealed_and_a_bad_subject(tmp_path: Path) -> None:

@@ -69,14 +69,15 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
     try:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
-        # The newest migration: MariaDB's search index knows the 1:1 chats' users (issue
-        # 20); before it, phone numbers in their canonical form (issue 24), mutes and push
-        # subscriptions, and message search (issue 20).
-        assert MIGRATIONS[-1].version == 13 and MIGRATIONS[-1].name == (
-            "message search on MariaDB: the index knows each 1:1 chat's two users")
-        assert MIGRATIONS[-2].version == 12 and MIGRATIONS[-2].name == "phone numbers in their canonical form"
-        assert MIGRATIONS[-3].version == 11 and MIGRATIONS[-3].name == "mutes and push subscriptions"
-        assert MIGRATIONS[-4].version == 10 and MIGRATIONS[-4].name.startswith("message search")
+        # The newest migrations: the language of push subscriptions (issue 20), MariaDB's
+        # search index knowing the 1:1 chats' users (issue 20), phone numbers in their
+        # canonical form (issue 24), mutes and push subscriptions, and message search.
+        names = {m.version: m.name for m in MIGRATIONS}
+        assert names[14] == "the language of each push subscription"
+        assert names[13] == "message search on MariaDB: the index knows each 1:1 chat's two users"
+        assert names[12] == "phone numbers in their canonical form"
+        assert names[11] == "mutes and push subscriptions"
+        assert names[10].startswith("message search")
         assert [m.version for m in MIGRATIONS] == sorted(m.version for m in MIGRATIONS)
         assert table_counts(store) == {
             "message_files": 0,

@@ -55,7 +55,9 @@ def proxied(tmp_path: Path, mysql_database: str,
                         extra=["--trusted-proxy", "127.0.0.1"])
         proxy = HAProxy(tmp_path / "haproxy", ("127.0.0.1", free_port()),
                         [("127.0.0.1", n.port) for n in cluster.nodes],
-                        Checks(interval=0.2, fall=1, rise=1)).start()
+                        # three slow checks in a row take a node out, not one (see
+                        # tests/cluster/test_cluster_proxy.py)
+                        Checks(interval=0.2, fall=3, rise=1)).start()
         yield cluster, proxy
     finally:
         if proxy is not None:
