@@ -239,13 +239,14 @@ def index_lag(tx: Tx) -> dict[str, int]:
 @dataclass(frozen=True)
 class Readable:
     """The messages a user may read: whole conversations (``whole``: 1:1 chats and
-    groups read in full, by key), group windows (``windows``: key, after, upto) and, on
-    MariaDB, ``all_pairs``: every 1:1 chat of the user, matched in the index by its two
-    users (the `lo` and `hi` columns, migration 13) rather than listed.
+    groups read in full, by key), group windows (``windows``: key, after, upto) and
+    ``all_pairs``: every 1:1 chat of the user, matched by its key (MariaDB: by the
+    index's `lo` and `hi` columns, migration 13) rather than listed.
 
     ``where(alias)`` and ``params`` are it as a SQL condition over a table that has the
-    message's ``id`` and ``conv`` (SQLite's `messages`); ``groonga()`` as a filter of
-    Groonga's script syntax over MariaDB's `message_search`.
+    message's ``id`` and ``conv`` (SQLite's `messages`; `all_pairs` as a LIKE on the
+    key); ``groonga()`` as a filter of Groonga's script syntax over MariaDB's
+    `message_search`.
     """
 
     user_id: int
@@ -258,8 +259,11 @@ class Readable:
         return not (self.whole or self.windows or self.all_pairs)
 
     def where(self, alias: str = "m") -> str:
-        assert not self.all_pairs, "a SQL condition lists the 1:1 chats"
         parts = []
+        if self.all_pairs:
+            # The key is p{low}_{high}: the user's own chats start or end with their id.
+            parts.append(f"(({alias}.conv LIKE ? ESCAPE '!' OR {alias}.conv LIKE ? "
+                         f"ESCAPE '!') AND {alias}.conv <> ?)")
         if self.whole:
             parts.append(f"{alias}.conv IN ({', '.join('?' for _ in self.whole)})")
         for _, _, upto in self.windows:
@@ -269,7 +273,10 @@ class Readable:
 
     @property
     def params(self) -> list[Any]:
-        out: list[Any] = list(self.whole)
+        user = self.user_id
+        out: list[Any] = ([f"p{user}!_%", f"p%!_{user}", _pair(user, user)]
+                          if self.all_pairs else [])
+        out += self.whole
         for conv, after, upto in self.windows:
             out += [conv, after] if upto is None else [conv, after, upto]
         return out
@@ -321,16 +328,19 @@ def _groonga_string(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def readable_messages(tx: Tx, user_id: int,
-                      only: tuple[int, int] | None = None) -> Readable:
+def readable_messages(tx: Tx, user_id: int, only: tuple[int, int] | None = None,
+                      list_pairs: bool = False) -> Readable:
     """The stored messages `user_id` may read, by the rules of /chat/history
     (fastim/chat/history.py):
 
     * 1:1 messages of a friend, and of a former friend (unfriended or blocked: 1:1
       messages are only ever stored between friends, so a stored one means they were).
       That is every stored message of a 1:1 chat the user is one of the two of, so
-      MariaDB's index finds them by the chat's two users (`all_pairs`); SQLite lists
-      the chats (the user's friends, and the other users of their stored 1:1 messages);
+      they are matched by the chat's key (`all_pairs`: MariaDB's index by its `lo` and
+      `hi` columns, SQLite's hits by a LIKE on the key) without listing the chats first.
+      With `list_pairs` the chats are listed instead (the user's friends, and the other
+      users of their stored 1:1 messages: a DISTINCT over all of them), for SQLite's
+      short queries, which read the messages table through these keys;
     * a group's messages within the user's window (fastim/store/groups.py
       `history_windows`: a member's from their join, as the group's history setting
       gave it; a former member's kept window).
@@ -347,10 +357,9 @@ def readable_messages(tx: Tx, user_id: int,
         if only[1] != user_id:
             # Its messages, if any are stored, are the two users' own (see above).
             whole.append(_pair(user_id, only[1]))
-    elif only is None and tx.dialect.name == "mysql":
+    elif only is None and not list_pairs:
         all_pairs = True
     elif only is None:
-        # SQLite's short queries read the messages table through these keys.
         peers = {int(f) for (f,) in tx.rows(
             "SELECT dst_id FROM friendships WHERE owner_id = ?", [user_id])}
         peers |= {int(d) for (d,) in tx.rows(
@@ -440,7 +449,8 @@ def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
     as history shows them, plus ``conversation`` ({cmd, dstid} as the user sees it) and
     ``matches`` (offsets). Hits that fail the checks of :func:`_hits` are skipped and
     the next ones read, at most `rounds` reads a page."""
-    readable = readable_messages(tx, user_id, only)
+    readable = readable_messages(
+        tx, user_id, only, list_pairs=tx.dialect.name == "sqlite" and len(query) < TRIGRAM)
     if readable.empty:
         return Page([], 0)
     upper = before if before is not None else 2**62
