@@ -24,7 +24,10 @@ function unwrap(status, text) {
   let body = null;
   try { body = JSON.parse(text); } catch { /* not JSON: a proxy's error page */ }
   if (status >= 200 && status < 300 && body && body.code === 0) {
-    return Array.isArray(body.rows) ? { rows: body.rows, total: body.total } : body.data;
+    // total_capped: only message search, whose count stops at a bound (docs/api.md).
+    return Array.isArray(body.rows)
+      ? { rows: body.rows, total: body.total, totalCapped: body.total_capped === true }
+      : body.data;
   }
   if (status === 401 && onUnauthorized) onUnauthorized();
   const message = (body && typeof body.msg === 'string' && body.msg) || '';

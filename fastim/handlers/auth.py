@@ -158,7 +158,7 @@ def endpoint(
             if isinstance(result, Response):
                 return result
             if isinstance(result, ListReply):
-                return list_response(result.rows, result.total, status)
+                return list_response(result.rows, result.total, status, result.total_capped)
             return json_response(result, status)
 
         return handler
@@ -175,6 +175,8 @@ class ListReply:
 
     rows: list[Any]
     total: int
+    #: Only for a list whose count stops at a bound (message search): whether it did.
+    total_capped: bool | None = None
 
 
 def page_data(page: Any, render: Callable[[Any], Mapping[str, Any]]) -> ListReply:

@@ -24,11 +24,12 @@ def register(router: Router, app: App) -> None:
     @endpoint(app)
     async def search(request: Request, values: dict[str, Any], user: Any) -> Any:
         """Rows of messages with `matches` (offsets, not HTML), newest first, paged with
-        `before`; `total` counts every match."""
+        `before`; `total` counts the matches up to a bound, `total_capped` says whether
+        there are more (docs/api.md "Search messages")."""
         query = values.get("q")
         page = await app.services.search.search(
             user.id, query if isinstance(query, str) else "",
             _optional(values, "cmd"), _optional(values, "dstid"),
             _optional(values, "before"),
             fields.integer(values, "pagesize", minimum=0, maximum=fields.ID_MAX, default=20))
-        return ListReply(page.rows, page.total)
+        return ListReply(page.rows, page.total, page.capped)

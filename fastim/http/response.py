@@ -190,12 +190,17 @@ def json_response(data: Any, status: int = 200, msg: str = "") -> Response:
     )
 
 
-def list_response(rows: list[Any], total: int, status: int = 200) -> Response:
+def list_response(rows: list[Any], total: int, status: int = 200,
+                  total_capped: bool | None = None) -> Response:
     """fastIM's list envelope (its ``util.RespOkList``): ``rows`` and ``total`` at the top
     level, ``{"code": 0, "msg": "", "rows": [...], "total": N}``, where ``total`` counts the
-    whole list and ``rows`` holds one page of it."""
-    return Response(_dumps({"code": 0, "msg": "", "rows": rows, "total": total}), status,
-                    content_type="application/json")
+    whole list and ``rows`` holds one page of it. A list whose count stops at a bound
+    (message search) also says whether it did: ``"total_capped": true`` when the whole
+    list holds more than ``total``."""
+    body: dict[str, Any] = {"code": 0, "msg": "", "rows": rows, "total": total}
+    if total_capped is not None:
+        body["total_capped"] = total_capped
+    return Response(_dumps(body), status, content_type="application/json")
 
 
 def error_response(error: HTTPError) -> Response:

@@ -148,3 +148,6 @@ class Page(Generic[T]):
 
     rows: list[T]
     total: int
+    #: The count stopped at a bound (message search: fastim/store/search.py TOTAL_CAP):
+    #: the whole list holds more than `total` rows.
+    capped: bool = False

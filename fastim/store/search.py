@@ -40,9 +40,11 @@ BATCH = 500
 #: it (a rolled-back insert, a deleted message). On MariaDB ids are allocated at INSERT
 #: and become visible at COMMIT, so a row may appear after higher ids did.
 SETTLE = 30.0
-#: Up to this many messages deleted for the user are taken off a search's `total` by
-#: id; beyond, the count checks each hit (NOT EXISTS).
-MAX_HIDDEN = 1_000
+#: A search's `total` stops counting here (then `capped`: "more than TOTAL_CAP"). A
+#: common word matches a large share of every message; counting them all made `total`
+#: the largest cost of a search on MariaDB (docs/performance.md "Message search"), for a
+#: figure no one reads past "more than a thousand".
+TOTAL_CAP = 1_000
 #: The most missing ids looked for again in one pass.
 MAX_MISSING = 2_000
 #: MariaDB: one indexer at a time across the nodes (a GET_LOCK, named per database).
@@ -76,12 +78,19 @@ def ensure_index(tx: Tx) -> bool:
                         "mariadb-plugin-mroonga, then INSTALL SONAME 'ha_mroonga'): %s",
                         error)
             return False
+    # `lo` and `hi`: a 1:1 chat's two users (its key is p{lo}_{hi}; 0 for a group), so
+    # that a search finds every 1:1 chat of a user by two index lookups in Groonga
+    # (Readable.groonga) instead of listing them first (migration 13).
     tx.execute(
         "CREATE TABLE IF NOT EXISTS message_search ("
         " id BIGINT NOT NULL PRIMARY KEY,"
         " conv VARCHAR(48) CHARACTER SET ascii COLLATE ascii_bin NOT NULL,"
+        " lo BIGINT NOT NULL DEFAULT 0,"
+        " hi BIGINT NOT NULL DEFAULT 0,"
         " content TEXT NOT NULL,"
         " KEY ix_message_search_conv (conv),"
+        " KEY ix_message_search_lo (lo),"
+        " KEY ix_message_search_hi (hi),"
         " FULLTEXT INDEX ft_message_search (content)"
         " COMMENT 'tokenizer \"TokenBigramSplitSymbolAlphaDigit\", normalizer \"NormalizerAuto\"'"
         ") ENGINE=Mroonga DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci")
@@ -143,8 +152,9 @@ def _write(tx: Tx, rows: Sequence[tuple[Any, ...]]) -> None:
                    gone)
     if texts:
         # Idempotent: a row indexed again (a restart, two nodes) is overwritten.
-        tx.executemany("INSERT INTO message_search (id, conv, content) VALUES (?, ?, ?)"
-                       " ON DUPLICATE KEY UPDATE content = VALUES(content)", texts)
+        tx.executemany("INSERT INTO message_search (id, conv, lo, hi, content) VALUES"
+                       " (?, ?, ?, ?, ?) ON DUPLICATE KEY UPDATE content = VALUES(content)",
+                       [(i, conv, *pair_users(conv), text) for i, conv, text in texts])
 
 
 def _by_ids(tx: Tx, table_sql: str, ids: Sequence[int]) -> list[tuple[Any, ...]]:
@@ -228,20 +238,75 @@ def index_lag(tx: Tx) -> dict[str, int]:
 
 @dataclass(frozen=True)
 class Readable:
-    """The messages a user may read, as a SQL condition.
+    """The messages a user may read: whole conversations (``whole``: 1:1 chats and
+    groups read in full, by key), group windows (``windows``: key, after, upto) and
+    ``all_pairs``: every 1:1 chat of the user, matched by its key (MariaDB: by the
+    index's `lo` and `hi` columns, migration 13) rather than listed.
 
-    ``where(alias)`` and ``params`` go into a WHERE clause over a table that has the
-    message's ``id`` and ``conv`` (`messages`, or MariaDB's `message_search`);
-    ``conversations`` maps each conversation key the user may read to its (cmd, dstid)
-    as the user sees it.
+    ``where(alias)`` and ``params`` are it as a SQL condition over a table that has the
+    message's ``id`` and ``conv`` (SQLite's `messages`; `all_pairs` as a LIKE on the
+    key); ``groonga()`` as a filter of Groonga's script syntax over MariaDB's
+    `message_search`.
     """
 
-    condition: str  # with {t} for the table's alias
-    params: list[Any]
-    conversations: dict[str, tuple[int, int]]
+    user_id: int
+    whole: list[str]
+    windows: list[tuple[str, int, int | None]]
+    all_pairs: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.whole or self.windows or self.all_pairs)
 
     def where(self, alias: str = "m") -> str:
-        return self.condition.format(t=alias)
+        parts = []
+        if self.all_pairs:
+            # The key is p{low}_{high}: the user's own chats start or end with their id.
+            parts.append(f"(({alias}.conv LIKE ? ESCAPE '!' OR {alias}.conv LIKE ? "
+                         f"ESCAPE '!') AND {alias}.conv <> ?)")
+        if self.whole:
+            parts.append(f"{alias}.conv IN ({', '.join('?' for _ in self.whole)})")
+        for _, _, upto in self.windows:
+            parts.append(f"({alias}.conv = ? AND {alias}.id > ?"
+                         + (")" if upto is None else f" AND {alias}.id <= ?)"))
+        return f"({' OR '.join(parts)})" if parts else "1 = 0"
+
+    @property
+    def params(self) -> list[Any]:
+        user = self.user_id
+        out: list[Any] = ([f"p{user}!_%", f"p%!_{user}", _pair(user, user)]
+                          if self.all_pairs else [])
+        out += self.whole
+        for conv, after, upto in self.windows:
+            out += [conv, after] if upto is None else [conv, after, upto]
+        return out
+
+    def groonga(self) -> str:
+        """The condition in Groonga's script syntax: evaluated inside Mroonga, so that
+        the whole search is one Groonga select that Mroonga can also order and limit
+        (its ORDER BY LIMIT optimisation needs a WHERE of one MATCH AGAINST and
+        comparisons of constants; an IN or OR in SQL turns it off and MariaDB then reads
+        every match). The ids are integers and the keys our own (p12_34, g5); quoted
+        anyway."""
+        parts = []
+        if self.all_pairs:
+            user = int(self.user_id)
+            parts.append(f"((lo == {user} || hi == {user}) && conv != "
+                         f"{_groonga_string(_pair(user, user))})")
+        if self.whole:
+            parts.append(f"in_values(conv, {', '.join(map(_groonga_string, self.whole))})")
+        for conv, after, upto in self.windows:
+            bound = "" if upto is None else f" && id <= {int(upto)}"
+            parts.append(f"(conv == {_groonga_string(conv)} && id > {int(after)}{bound})")
+        return " || ".join(parts) if parts else "false"
+
+    def conversation(self, conv: str) -> tuple[int, int]:
+        """(cmd, dstid) of a conversation key as the user sees it: a 1:1 chat by the
+        other user, a group by its id."""
+        if conv.startswith("g"):
+            return GROUP, int(conv[1:])
+        low, high = (int(n) for n in conv[1:].split("_"))
+        return SINGLE, high if low == self.user_id else low
 
 
 def _pair(a: int, b: int) -> str:
@@ -250,13 +315,32 @@ def _pair(a: int, b: int) -> str:
     return f"p{low}_{high}"
 
 
-def readable_messages(tx: Tx, user_id: int,
-                      only: tuple[int, int] | None = None) -> Readable:
+def pair_users(conv: str) -> tuple[int, int]:
+    """The two users of a 1:1 chat's key (p{low}_{high}); (0, 0) for a group's."""
+    if not conv.startswith("p"):
+        return 0, 0
+    low, high = conv[1:].split("_")
+    return int(low), int(high)
+
+
+def _groonga_string(text: str) -> str:
+    # A string literal of Groonga's script syntax: \ and " escaped.
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def readable_messages(tx: Tx, user_id: int, only: tuple[int, int] | None = None,
+                      list_pairs: bool = False) -> Readable:
     """The stored messages `user_id` may read, by the rules of /chat/history
     (fastim/chat/history.py):
 
     * 1:1 messages of a friend, and of a former friend (unfriended or blocked: 1:1
-      messages are only ever stored between friends, so a stored one means they were);
+      messages are only ever stored between friends, so a stored one means they were).
+      That is every stored message of a 1:1 chat the user is one of the two of, so
+      they are matched by the chat's key (`all_pairs`: MariaDB's index by its `lo` and
+      `hi` columns, SQLite's hits by a LIKE on the key) without listing the chats first.
+      With `list_pairs` the chats are listed instead (the user's friends, and the other
+      users of their stored 1:1 messages: a DISTINCT over all of them), for SQLite's
+      short queries, which read the messages table through these keys;
     * a group's messages within the user's window (fastim/store/groups.py
       `history_windows`: a member's from their join, as the group's history setting
       gave it; a former member's kept window).
@@ -266,11 +350,16 @@ def readable_messages(tx: Tx, user_id: int,
     themselves are left out, a recalled one has no text to match, an edited one only
     its new text. ``only`` = (cmd, dstid) narrows it to one conversation.
     """
-    convs: dict[str, tuple[int, int]] = {}
     whole: list[str] = []
-    windows: list[str] = []
-    params: list[Any] = []
-    if only is None or only[0] == SINGLE:
+    windows: list[tuple[str, int, int | None]] = []
+    all_pairs = False
+    if only is not None and only[0] == SINGLE:
+        if only[1] != user_id:
+            # Its messages, if any are stored, are the two users' own (see above).
+            whole.append(_pair(user_id, only[1]))
+    elif only is None and not list_pairs:
+        all_pairs = True
+    elif only is None:
         peers = {int(f) for (f,) in tx.rows(
             "SELECT dst_id FROM friendships WHERE owner_id = ?", [user_id])}
         peers |= {int(d) for (d,) in tx.rows(
@@ -279,31 +368,15 @@ def readable_messages(tx: Tx, user_id: int,
         peers |= {int(s) for (s,) in tx.rows(
             "SELECT DISTINCT sender FROM messages WHERE cmd = ? AND dstid = ?",
             [SINGLE, user_id])}
-        for peer in peers:
-            if peer != user_id and (only is None or only[1] == peer):
-                convs[_pair(user_id, peer)] = (SINGLE, peer)
-                whole.append(_pair(user_id, peer))
+        whole += [_pair(user_id, peer) for peer in sorted(peers) if peer != user_id]
     if only is None or only[0] == GROUP:
         group = None if only is None else only[1]
         for gid, (after, upto) in sorted(history_windows(tx, user_id, group).items()):
-            conv = f"g{gid}"
-            convs[conv] = (GROUP, gid)
             if after == 0 and upto is None:
-                whole.append(conv)
-            elif upto is None:
-                windows.append("({t}.conv = ? AND {t}.id > ?)")
-                params += [conv, after]
+                whole.append(f"g{gid}")
             else:
-                windows.append("({t}.conv = ? AND {t}.id > ? AND {t}.id <= ?)")
-                params += [conv, after, upto]
-    if not convs:
-        return Readable("1 = 0", [], convs)
-    parts = []
-    if whole:
-        parts.append(f"{{t}}.conv IN ({', '.join('?' for _ in whole)})")
-    parts += windows
-    return Readable(f"({' OR '.join(parts)})", [*whole, *params],
-                    convs)
+                windows.append((f"g{gid}", int(after), None if upto is None else int(upto)))
+    return Readable(user_id, whole, windows, all_pairs)
 
 
 def _like_pattern(text: str) -> str:
@@ -354,7 +427,7 @@ def _hits(tx: Tx, user_id: int, rows: Sequence[Sequence[Any]], query: str,
         matches = match_offsets(message["content"], query)
         if not matches:
             continue
-        cmd, dstid = readable.conversations[row[12]]
+        cmd, dstid = readable.conversation(row[12])
         message["conversation"] = {"cmd": cmd, "dstid": dstid}
         message["matches"] = matches
         out.append(message)
@@ -366,24 +439,23 @@ def _fts_query(query: str) -> str:
     return '"' + query.replace('"', '""') + '"'
 
 
-def _mroonga_query(query: str) -> str:
-    # One phrase of Mroonga's boolean mode (Groonga query syntax): \ and " escaped.
-    return '"' + query.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
            before: int | None, limit: int, rounds: int = 10) -> Page[dict[str, Any]]:
     """Messages `user_id` may read whose text contains `query` (case-insensitive), newest
     first, older than message `before`. `total` counts the index's matches the user may
     read and has not deleted for themselves (for a SQLite query under 3 characters:
-    within the newest SHORT_QUERY_WINDOW readable messages older than `before`). Rows are
+    within the newest SHORT_QUERY_WINDOW readable messages older than `before`), up to
+    TOTAL_CAP (then the page is `capped`). Rows are
     as history shows them, plus ``conversation`` ({cmd, dstid} as the user sees it) and
     ``matches`` (offsets). Hits that fail the checks of :func:`_hits` are skipped and
     the next ones read, at most `rounds` reads a page."""
-    readable = readable_messages(tx, user_id, only)
-    if not readable.conversations:
+    readable = readable_messages(
+        tx, user_id, only, list_pairs=tx.dialect.name == "sqlite" and len(query) < TRIGRAM)
+    if readable.empty:
         return Page([], 0)
     upper = before if before is not None else 2**62
+    if tx.dialect.name == "mysql":
+        return _search_mroonga(tx, user_id, readable, query, upper, limit, rounds)
     found: list[dict[str, Any]] = []
     for _ in range(rounds):
         rows = _page(tx, readable, query, upper, limit)
@@ -391,7 +463,8 @@ def search(tx: Tx, user_id: int, query: str, only: tuple[int, int] | None,
         if len(rows) < limit or len(found) >= limit:
             break
         upper = int(rows[-1][0])
-    return Page(found[:limit], _total(tx, user_id, readable, query, before))
+    total, capped = _total(tx, user_id, readable, query, before)
+    return Page(found[:limit], total, capped)
 
 
 _NOT_HIDDEN = ("NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ?"
@@ -400,30 +473,61 @@ _NOT_HIDDEN = ("NOT EXISTS (SELECT 1 FROM message_hidden h WHERE h.user_id = ?"
 
 def _page(tx: Tx, readable: Readable, query: str, upper: int,
           limit: int) -> list[tuple[Any, ...]]:
-    """The next `limit` candidate rows (message columns) below id `upper`, newest first."""
-    if tx.dialect.name == "sqlite" and len(query) >= TRIGRAM:
+    """SQLite: the next `limit` candidate rows (message columns) below id `upper`, newest
+    first. FTS5 reads its matches lazily in rowid order, so this stops at the LIMIT."""
+    if len(query) >= TRIGRAM:
         return tx.rows(
             f"SELECT {_M} FROM message_search s JOIN messages m ON m.id = s.rowid "
             f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')} "
             "ORDER BY s.rowid DESC LIMIT ?",
             [_fts_query(query), upper, *readable.params, limit])
-    if tx.dialect.name == "sqlite":
-        # Trigrams cannot find one or two characters: LIKE over a bounded window.
-        return tx.rows(
-            f"SELECT w.* FROM ({_short_window(readable)}) w "
-            "WHERE w.content LIKE ? ESCAPE '\\' ORDER BY w.id DESC LIMIT ?",
-            [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query), limit])
-    # Mroonga filters, orders and limits by itself when the query names only its own
-    # table (its ORDER BY LIMIT optimisation): the conversation is a column of the index
-    # for that; the page's rows are then read from `messages` by id.
-    ids = [int(i) for (i,) in tx.rows(
-        "SELECT s.id FROM message_search s WHERE MATCH (s.content) AGAINST (? IN BOOLEAN "
-        f"MODE) AND s.id < ? AND {readable.where('s')} ORDER BY s.id DESC LIMIT ?",
-        [_mroonga_query(query), upper, *readable.params, limit])]
-    if not ids:
-        return []
-    return tx.rows(f"SELECT {_M} FROM messages m WHERE m.id IN ({', '.join('?' for _ in ids)})"
-                   " ORDER BY m.id DESC", ids)
+    # Trigrams cannot find one or two characters: LIKE over a bounded window.
+    return tx.rows(
+        f"SELECT w.* FROM ({_short_window(readable)}) w "
+        "WHERE w.content LIKE ? ESCAPE '\\' ORDER BY w.id DESC LIMIT ?",
+        [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query), limit])
+
+
+#: Groonga's script syntax for MATCH AGAINST, this statement only (MariaDB's SET
+#: STATEMENT), so that the readable conversations are part of the one Groonga select.
+_SCRIPT = "SET STATEMENT mroonga_boolean_mode_syntax_flags = 'SYNTAX_SCRIPT' FOR "
+
+
+def _search_mroonga(tx: Tx, user_id: int, readable: Readable, query: str, upper: int,
+                    limit: int, rounds: int) -> Page[dict[str, Any]]:
+    """MariaDB: one Groonga select finds the readable matches below `upper`, newest
+    first, up to TOTAL_CAP + 1 of them (Mroonga orders and limits inside Groonga: the
+    WHERE is one MATCH AGAINST, whose script holds the readable conversations, and a
+    comparison of the id). Those ids are the page's candidates and, less the ones the
+    user deleted for themselves, the capped `total`: a second select that counted
+    would cost a second full-text search."""
+    script = (f"content @ {_groonga_string(query)} && ({readable.groonga()})")
+    # The page's candidates (at most `rounds` pages of them) and one more than counted.
+    least = max(TOTAL_CAP, rounds * limit) + 1
+    window = least
+    while True:
+        ids = [int(i) for (i,) in tx.rows(
+            f"{_SCRIPT}SELECT s.id FROM message_search s WHERE MATCH (s.content) AGAINST "
+            f"(? IN BOOLEAN MODE) AND s.id < ? ORDER BY s.id DESC LIMIT {window}",
+            [script, upper])]
+        hidden = {int(i) for (i,) in tx.rows(
+            "SELECT message_id FROM message_hidden WHERE user_id = ? AND message_id >= ? "
+            "AND message_id <= ?", [user_id, ids[-1], ids[0]])} if ids else set()
+        visible = [i for i in ids if i not in hidden]
+        if len(visible) >= least or len(ids) < window:
+            break
+        # Some of the newest were deleted for the user: read as many further, to know
+        # whether more than TOTAL_CAP are left (each pass finds more, or ends).
+        window = least + len(hidden)
+    found: list[dict[str, Any]] = []
+    for at in range(0, min(len(visible), rounds * limit), limit):
+        chunk = visible[at:at + limit]
+        rows = tx.rows(f"SELECT {_M} FROM messages m WHERE m.id IN "
+                       f"({', '.join('?' for _ in chunk)}) ORDER BY m.id DESC", chunk)
+        found += _hits(tx, user_id, rows, query, readable)
+        if len(found) >= limit:
+            break
+    return Page(found[:limit], min(len(visible), TOTAL_CAP), len(visible) > TOTAL_CAP)
 
 
 def _short_window(readable: Readable) -> str:
@@ -432,34 +536,22 @@ def _short_window(readable: Readable) -> str:
 
 
 def _total(tx: Tx, user_id: int, readable: Readable, query: str,
-           before: int | None) -> int:
-    """The readable hits, less those the user deleted for themselves: usually none or
-    a few, taken off by id, so that the count itself stays the index's own."""
+           before: int | None) -> tuple[int, bool]:
+    """SQLite: the readable hits the user has not deleted for themselves, counted up to
+    TOTAL_CAP: (count, whether there are more). The LIMIT lets the engine stop early:
+    at most TOTAL_CAP + 1 rows are read, each checked against message_hidden by its key."""
     upper = before if before is not None else 2**62
-    if tx.dialect.name == "sqlite" and len(query) >= TRIGRAM:
-        sql = ("SELECT COUNT(*) FROM message_search s JOIN messages m ON m.id = s.rowid "
+    if len(query) >= TRIGRAM:
+        sql = ("SELECT s.rowid FROM message_search s JOIN messages m ON m.id = s.rowid "
                f"WHERE message_search MATCH ? AND s.rowid < ? AND {readable.where('m')}")
         params = [_fts_query(query), upper, *readable.params]
         alias = "m"
-    elif tx.dialect.name == "sqlite":
-        sql = (f"SELECT COUNT(*) FROM ({_short_window(readable)}) w WHERE w.content LIKE ?"
+    else:
+        sql = (f"SELECT w.id FROM ({_short_window(readable)}) w WHERE w.content LIKE ?"
                " ESCAPE '\\'")
         params = [*readable.params, upper, SHORT_QUERY_WINDOW, _like_pattern(query)]
         alias = "w"
-    else:
-        sql = ("SELECT COUNT(*) FROM message_search s WHERE MATCH (s.content) AGAINST "
-               f"(? IN BOOLEAN MODE) AND s.id < ? AND {readable.where('s')}")
-        params = [_mroonga_query(query), upper, *readable.params]
-        alias = "s"
-    hidden = [int(i) for (i,) in tx.rows(
-        "SELECT message_id FROM message_hidden WHERE user_id = ? AND message_id < ? "
-        f"ORDER BY message_id LIMIT {MAX_HIDDEN + 1}", [user_id, upper])]
-    total = int(tx.value(sql, params) or 0)
-    if not hidden:
-        return total
-    if len(hidden) > MAX_HIDDEN:
-        return int(tx.value(f"{sql} AND {_NOT_HIDDEN.format(t=alias)}",
-                            [*params, user_id]) or 0)
-    marks = ", ".join("?" for _ in hidden)
-    return total - int(tx.value(f"{sql} AND {alias}.id IN ({marks})",
-                                [*params, *hidden]) or 0)
+    count = int(tx.value(
+        f"SELECT COUNT(*) FROM ({sql} AND {_NOT_HIDDEN.format(t=alias)} "
+        f"LIMIT {TOTAL_CAP + 1}) c", [*params, user_id]) or 0)
+    return min(count, TOTAL_CAP), count > TOTAL_CAP

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import pytest
+
 from fastim.config import Config
+from fastim.store import search as searching
 from fastim.store.sealing import write_key_file
 from tests.chat.test_chat_lifecycle import change
 from tests.chat_support import ChatClient, befriend
@@ -26,7 +29,8 @@ def search(api: ApiServer, token: str, **query: Any) -> Any:
     return api.get(f"/chat/search?{urlencode(query)}", token=token)
 
 
-def test_search_over_the_api(db_url: str, tmp_path: Path) -> None:
+def test_search_over_the_api(db_url: str, tmp_path: Path,
+                             monkeypatch: pytest.MonkeyPatch) -> None:
     with ApiServer(api_config(db_url, tmp_path)) as api:
         alice, ta = api.user_with_token(nickname="alice")
         bob, tb = api.user_with_token(nickname="bob")
@@ -53,6 +57,12 @@ def test_search_over_the_api(db_url: str, tmp_path: Path) -> None:
         ids = asyncio.run(chat())
         found = search(api, tb, q="周五").list
         assert found["total"] == 5
+        assert search(api, tb, q="周五").json["total_capped"] is False
+        # A count that stops at its bound says so (fastim/store/search.py TOTAL_CAP).
+        monkeypatch.setattr(searching, "TOTAL_CAP", 3)
+        capped = search(api, tb, q="周五").json
+        assert (capped["total"], capped["total_capped"], len(capped["rows"])) == (3, True, 5)
+        monkeypatch.undo()
         assert [m["id"] for m in found["rows"]] == [ids[7], ids[6], ids[5], ids[4], ids[0]]
         first = found["rows"][-1]
         assert first["content"] == "我们每周五晚上见" and first["matches"] == [[3, 5]]

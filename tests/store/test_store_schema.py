@@ -69,11 +69,12 @@ def test_first_open_creates_the_schema(fresh_db_url: str) -> None:
     try:
         assert store.applied_migrations == [m.version for m in MIGRATIONS]
         assert run(store.schema_versions()) == [m.version for m in MIGRATIONS]
-        # The newest migrations: the language of push subscriptions (issue 20), phone
-        # numbers in their canonical form (issue 24), mutes and push subscriptions, and
-        # message search (issue 20).
+        # The newest migrations: the language of push subscriptions (issue 20), MariaDB's
+        # search index knowing the 1:1 chats' users (issue 20), phone numbers in their
+        # canonical form (issue 24), mutes and push subscriptions, and message search.
         names = {m.version: m.name for m in MIGRATIONS}
         assert names[14] == "the language of each push subscription"
+        assert names[13] == "message search on MariaDB: the index knows each 1:1 chat's two users"
         assert names[12] == "phone numbers in their canonical form"
         assert names[11] == "mutes and push subscriptions"
         assert names[10].startswith("message search")

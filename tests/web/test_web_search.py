@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import expect
 
 from fastim.chat.hub import HubOptions
+from fastim.store import search as searching
 
 pytest.register_assert_rewrite("tests.web_support")
 from tests.web_support import (  # noqa: E402
@@ -47,7 +48,8 @@ def indexed(server: WebServer) -> None:
 
 
 def test_search_all_conversations_and_open_one(browser: Any, server: WebServer,
-                                               people: list[Person], shots: Path) -> None:
+                                               people: list[Person], shots: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
     alice, bob, carol, dave = (make_person(server, n)
                                for n in ("Alice", "Bob", "Carol", "Dave"))
     people += [alice, bob, carol, dave]
@@ -76,6 +78,14 @@ def test_search_all_conversations_and_open_one(browser: Any, server: WebServer,
     expect(page.locator("#search-list")).not_to_contain_text("secret")
     expect(page.locator("#tab-friends")).to_be_hidden()
     screenshot(page, shots, "search-desktop")
+
+    # A count the server stopped at its bound (total_capped) is shown as "more than".
+    monkeypatch.setattr(searching, "TOTAL_CAP", 1)
+    page.fill("#search-q", "周五 ")  # another text than the box's, so it searches again
+    page.press("#search-q", "Enter")
+    expect(page.locator("#search-status")).to_have_text("More than 1 messages found")
+    expect(hits).to_have_count(2)
+    monkeypatch.undo()
 
     # Markup in a message is found and shown as the characters it is.
     page.fill("#search-q", "<b>WORLD")

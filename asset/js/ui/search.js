@@ -144,9 +144,11 @@ export class SearchPanel {
     for (const message of page.rows) this.list.append(this.item(message));
     const shown = this.list.children.length;
     if (page.rows.length) this.before = page.rows[page.rows.length - 1].id;
-    this.more.hidden = page.rows.length < PAGE || shown >= page.total;
-    this.status.textContent = shown
-      ? tn('search.found', page.total) : t('search.none', { query });
+    // A capped total means "more than total": the pages go on past it.
+    this.more.hidden = page.rows.length < PAGE || (!page.totalCapped && shown >= page.total);
+    let found = tn('search.found', page.total);
+    if (page.totalCapped) found = t('search.found_more', { count: page.total });
+    this.status.textContent = shown ? found : t('search.none', { query });
   }
 
   item(message) {
