@@ -116,6 +116,11 @@ def test_only_readable_conversations_are_searched(store: Store, people: dict[str
         assert find(store, a, query, only=(Cmd.GROUP, club)) == ["secret plan group"]
         assert find(store, a, query, only=(Cmd.SINGLE, d)) == []
         assert find(store, a, query, only=(Cmd.GROUP, other.id)) == []
+    # A query is only ever text: on MariaDB it is a string literal inside a Groonga script
+    # that also holds the readable conversations, so one that tries to close the literal
+    # and widen the filter must find nothing (and least of all dave's chat).
+    for query in ('plan" || true || "', 'plan\\" || true || "', 'plan") || (true'):
+        assert find(store, a, query) == []
     # A former friend's chat stays readable, as in /chat/history.
     run(store.remove_friendship(a, b))
     assert find(store, b, "secret") == ["secret plan 1:1"]
