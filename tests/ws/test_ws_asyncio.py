@@ -799,6 +799,47 @@ def test_reading_resumes_only_when_the_queue_has_room_and_the_writes_drained() -
     run(main())
 
 
+def test_the_direct_write_flag_follows_every_state_it_stands_for() -> None:
+    # send() writes the answer to the last message taken at once when one flag says so;
+    # the flag must fall with each thing that forbids it and come back only with all.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    class FillingTransport(RecordingTransport):
+        """Calls pause_writing() inside write(), as asyncio does above the limit."""
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            super().write(data)
+            ws.pause_writing()
+
+    async def main() -> None:
+        nonlocal ws
+        transport = FillingTransport()
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(transport)
+        ws.data_received(frame(Opcode.TEXT, b"a"))
+        assert await ws.recv() == "a" and ws._write_now
+        sender = asyncio.create_task(ws.send("b"))  # written at once, then waits
+        await asyncio.sleep(0)
+        assert transport.written == [encode_frame(Frame(Opcode.TEXT, b"b"))] and not sender.done()
+        assert not ws._direct and not ws._write_now
+        ws.resume_writing()
+        await sender
+        assert ws._direct
+        ws.data_received(frame(Opcode.TEXT, b"c"))
+        assert await ws.recv() == "c" and ws._write_now
+        ws._write(b"")  # something else waits to be written: it goes first
+        assert not ws._write_now
+        ws._start_close(1000, "")
+        ws.resume_writing()  # the buffer drains after our close: still the long way
+        assert not ws._direct
+        with pytest.raises(ConnectionClosedOK):
+            await ws.send("d")
+
+    ws: Connection
+    run(main())
+
+
 # -- the take_over() seam ------------------------------------------------------------------
 
 
