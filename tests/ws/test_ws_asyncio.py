@@ -35,7 +35,7 @@ from fastim.ws import (
     take_over,
 )
 from fastim.ws.frames import Frame, FrameDecoder, Opcode, encode_frame
-from fastim.ws.handshake import accept_key, parse_request, parse_response
+from fastim.ws.handshake import accept_key, parse_request, parse_response, reject_response
 
 T = TypeVar("T")
 LOOPS = ["asyncio", "uvloop"]
@@ -1140,6 +1140,59 @@ def test_server_close_says_going_away() -> None:
         client.close()
         await server.wait_closed()
         assert len(server.sockets) == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_server_close_refuses_handshakes_in_progress(loop: str) -> None:
+    # A connection still sending its request when close() is called used to be upgraded
+    # afterwards: its handler started once wait_closed() had returned, and the loop was
+    # closed with it pending ("Task was destroyed but it is pending!").
+    started: list[Connection] = []
+
+    async def handler(ws: Connection) -> None:
+        started.append(ws)
+        await ws.recv()
+
+    async def main() -> None:
+        server = await serve(handler, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\n")  # the request has begun, not ended
+        while not server._handshakes:
+            await asyncio.sleep(0.01)
+        server.close()
+        writer.write((UPGRADE_REQUEST.format(path="/")[16:] + "\r\n").encode())
+        await server.wait_closed()
+        try:
+            answer = await reader.read()
+        except ConnectionResetError:  # our late request arrived after the close
+            answer = b""
+        assert answer in (b"", reject_response(InvalidHandshake(503, "server shutting down")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not started and not server._tasks and not server._handshakes
+        writer.close()
+
+    run(main(), loop)
+
+
+def test_a_connection_accepted_while_closing_is_refused() -> None:
+    from fastim.ws.server import Server, ServerOptions, _ServerHandshake
+
+    class ClosingTransport(RecordingTransport):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    async def main() -> None:
+        server = Server(echo, ServerOptions())
+        server._closing = True  # close() ran between the accept and connection_made
+        transport = ClosingTransport()
+        _ServerHandshake(server).connection_made(transport)
+        assert transport.closed and transport.written[0].startswith(b"HTTP/1.1 503 ")
+        assert not server._handshakes
 
     run(main())
 
