@@ -440,8 +440,8 @@ class Connection(asyncio.Protocol):
                 data = self._core.message_bytes(message, DIRECT_WRITE_LIMIT)
             if data is not None:
                 self._write_now = False
-                assert self._transport is not None
-                self._transport.write(data)
+                # (no assert: _write_now is never set before connection_made)
+                self._transport.write(data)  # type: ignore[union-attr]
             else:
                 self._send_frame(message, True)
             # The write may have filled the buffer (pause_writing is called inside it);
@@ -464,19 +464,26 @@ class Connection(asyncio.Protocol):
         For fan-out, where one slow reader must not hold up the others: the caller
         bounds what it queues by watching `buffered_amount` (and closes a connection
         that falls too far behind). Raises ConnectionClosed after the close."""
+        if self._write_now:
+            # The answer to the message a callback is handling, written as send() does
+            # (written out again: a Python call less per message).
+            if self._plain:
+                key = self._mask_key
+                data = frames._encode_message(
+                    message, None if key is None else key(), DIRECT_WRITE_LIMIT
+                )
+            else:
+                data = self._core.message_bytes(message, DIRECT_WRITE_LIMIT)
+            if data is not None:
+                self._write_now = False
+                self._transport.write(data)  # type: ignore[union-attr]
+            else:
+                self._send_frame(message, True)
+            return
         core = self._core
         if self._lost or core.close_sent is not None:
             raise self._closed_error()
-        if self._write_now and not self._pending:
-            # The answer to the message a callback is handling: see send().
-            data = core.message_bytes(message, DIRECT_WRITE_LIMIT)
-            if data is not None:
-                self._write_now = False
-                assert self._transport is not None
-                self._transport.write(data)
-            else:
-                self._send_frame(message, True)
-        elif (data := core.message_bytes(message, JOIN_LIMIT)) is not None:
+        if (data := core.message_bytes(message, JOIN_LIMIT)) is not None:
             self._write(data)
         else:
             self._send_frame(message, False)
@@ -613,7 +620,8 @@ class Connection(asyncio.Protocol):
         """Feed received bytes to the core and act on its events."""
         self._received_since_tick = True
         messages = self._messages
-        if len(messages) < self._options.max_queue:
+        # (`not messages` first: the request/response case, without a call of len())
+        if not messages or len(messages) < self._options.max_queue:
             # The common case of a request/response peer, one whole small message per
             # read: straight into the queue, without events (see receive_message; after
             # close() it returns None, and _process drops the messages).
@@ -625,10 +633,14 @@ class Connection(asyncio.Protocol):
                 else None
             )
             if message is not None:
-                if self._message_callback is not None:
+                callback = self._message_callback
+                if callback is not None:
                     # Its answer may be written at once (send_nowait): one read, one write.
-                    self._write_now = True
-                    self._call_back(message)
+                    self._write_now = self._direct and not self._pending
+                    try:  # _call_back() written out: a Python call less per message
+                        callback(message)
+                    except Exception:
+                        self._callback_failed()
                     self._write_now = False
                     return
                 messages.append(message)
@@ -685,9 +697,13 @@ class Connection(asyncio.Protocol):
         try:
             callback(message)
         except Exception:
-            logger.exception("WebSocket message callback failed for %s", self.path)
-            self._message_callback = None
-            self._start_close(CloseCode.INTERNAL_ERROR, "internal error")
+            self._callback_failed()
+
+    def _callback_failed(self) -> None:
+        """The message callback raised: log it, close with 1011 as for a failed handler."""
+        logger.exception("WebSocket message callback failed for %s", self.path)
+        self._message_callback = None
+        self._start_close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _deliver_queued(self) -> None:
         """Pass the queued messages up to the end (if it is queued) to the callback. Their

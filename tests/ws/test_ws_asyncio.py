@@ -1750,7 +1750,12 @@ def test_message_callback_given_messages_and_the_close_already_queued() -> None:
     run(main())
 
 
-def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("one_read", [True, False])
+def test_message_callback_that_raises_closes_with_1011(
+    caplog: pytest.LogCaptureFixture, one_read: bool
+) -> None:
+    # one_read: both frames in one read (parsed by the core), else one frame per read
+    # (the fast path of data_received).
     def callback(message: str | bytes) -> None:
         raise ValueError("bad message")
 
@@ -1761,7 +1766,12 @@ def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCapture
     async def main() -> None:
         async with serve(handler, "127.0.0.1", 0) as server:
             client = await RawClient.open(server.port)
-            client.send(frame(Opcode.BINARY, b"x") + frame(Opcode.BINARY, b"y"))
+            if one_read:
+                client.send(frame(Opcode.BINARY, b"x") + frame(Opcode.BINARY, b"y"))
+            else:
+                client.send(frame(Opcode.BINARY, b"x"))
+                await asyncio.sleep(0.05)
+                client.send(frame(Opcode.BINARY, b"y"))
             before, code = await client.frames_until_close()
             assert before == [] and code == 1011
 
@@ -1769,3 +1779,26 @@ def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCapture
         run(main())
     failures = [r for r in caplog.records if "message callback failed" in r.getMessage()]
     assert len(failures) == 1  # "y" is dropped after the close: no second call
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_callback_echo_with_compression_negotiated(loop: str) -> None:
+    # With permessage-deflate the direct write of send_nowait() goes through the core:
+    # small answers stay under the threshold, a large one is compressed.
+    async def handler(ws: Connection) -> None:
+        ws.set_message_callback(ws.send_nowait)
+        await ws.wait_closed()
+
+    async def main() -> None:
+        # fastim's client leaves small messages uncompressed: the server's fast path
+        async with serve(handler, "127.0.0.1", 0) as server, connect(
+            f"ws://127.0.0.1:{server.port}/"
+        ) as client:
+            assert "permessage-deflate" in (
+                client.response_headers.get("Sec-WebSocket-Extensions") or ""
+            )
+            for message in ("hi", "x" * 10_000, b"\x00\x01"):
+                await client.send(message)
+                assert await client.recv() == message
+
+    run(main(), loop)
