@@ -190,7 +190,6 @@ class Connection(asyncio.Protocol):
         "_write_now",
         "_direct",
         "_plain",
-        "_mask_key",
         "_message_callback",
         "_flusher",
         "_messages",
@@ -273,14 +272,13 @@ class Connection(asyncio.Protocol):
         if options.on_frame is not None:
             hook = options.on_frame
             core.on_frame = lambda direction, frame: hook(self, direction, frame)
+        # A data frame goes out exactly as _encode_message() builds it: nobody traces the
+        # frames, and no extension may compress them. A client masks it with a fresh key.
+        self._plain = core.extension is None and core.on_frame is None
         # send_prepared() writes a prepared frame's own bytes for payloads shorter than
         # this: on a server whose frames nobody traces, every message that permessage-
         # deflate leaves uncompressed (all of them without the extension) has exactly
         # those bytes. A client masks each frame with a fresh key (RFC 6455 §5.3).
-        # A data frame goes out exactly as _encode_message() builds it: nobody traces the
-        # frames, and no extension may compress them. A client masks it with a fresh key.
-        self._plain = core.extension is None and core.on_frame is None
-        self._mask_key = core._mask_key
         if core.role is not Role.SERVER or core.on_frame is not None:
             self._share_below = 0
         elif core.extension is None:
@@ -432,7 +430,7 @@ class Connection(asyncio.Protocol):
             # buffer under its limit (see _write_now and _direct).
             if self._plain:
                 # core.message_bytes() written out: a Python call less per message.
-                key = self._mask_key
+                key = self._core._mask_key  # None on a server: no mask
                 data = frames._encode_message(
                     message, None if key is None else key(), DIRECT_WRITE_LIMIT
                 )
@@ -468,7 +466,7 @@ class Connection(asyncio.Protocol):
             # The answer to the message a callback is handling, written as send() does
             # (written out again: a Python call less per message).
             if self._plain:
-                key = self._mask_key
+                key = self._core._mask_key  # None on a server: no mask
                 data = frames._encode_message(
                     message, None if key is None else key(), DIRECT_WRITE_LIMIT
                 )
@@ -628,7 +626,7 @@ class Connection(asyncio.Protocol):
             # core.receive_message(data) written out: a Python call less per message.
             core = self._core
             message = (
-                frames._parse_message(data, self._mask_key is None, core.max_size)
+                frames._parse_message(data, core._mask_key is None, core.max_size)
                 if core.between_messages and core.on_frame is None
                 else None
             )
