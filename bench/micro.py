@@ -6,6 +6,7 @@ seconds and without a quiet machine. Connections are attached to an in-memory tr
 counts what is written; the bench server's handlers run unchanged on uvloop:
 
 - `echo`: 64 connections, one 32-byte masked frame each per loop iteration (request/response);
+- `client`: the same echo on 64 client connections (unmasked frames in, masked frames out);
 - `pipelined`: 64 connections, 16 frames arriving in one read on each;
 - `broadcast`: a room of 1,000, one frame to the sender per loop iteration;
 - `http`: fastim.http, 64 keep-alive connections each sending wrk's GET of a small JSON
@@ -79,9 +80,11 @@ class MemoryTransport:
         self.closing = True
 
 
-def _open(handler: Callable[[Connection], Any], path: str) -> tuple[Connection, MemoryTransport]:
+def _open(
+    handler: Callable[[Connection], Any], path: str, role: Role = Role.SERVER
+) -> tuple[Connection, MemoryTransport]:
     options = Options(max_size=16 * 1024 * 1024, compression=None)
-    connection = Connection(WebSocketProtocol(Role.SERVER, max_size=options.max_size), options,
+    connection = Connection(WebSocketProtocol(role, max_size=options.max_size), options,
                             target=path)
     transport = MemoryTransport()
     connection.connection_made(transport)  # type: ignore[arg-type]
@@ -91,6 +94,10 @@ def _open(handler: Callable[[Connection], Any], path: str) -> tuple[Connection, 
 
 def _client_frame(size: int) -> bytes:
     return encode_frame(Frame(Opcode.BINARY, os.urandom(size)), os.urandom(4))
+
+
+def _server_frame(size: int) -> bytes:
+    return encode_frame(Frame(Opcode.BINARY, os.urandom(size)))
 
 
 async def _echo_handler(connection: Connection) -> None:
@@ -104,12 +111,15 @@ async def _callback_echo_handler(connection: Connection) -> None:
 
 
 async def echo(
-    rounds: int, conns: int = 64, inflight: int = 1, size: int = 32, callback: bool = False
+    rounds: int, conns: int = 64, inflight: int = 1, size: int = 32, callback: bool = False,
+    role: Role = Role.SERVER,
 ) -> tuple[int, float, int]:
-    """(messages, CPU seconds, transport writes) for echo over `conns` connections."""
+    """(messages, CPU seconds, transport writes) for echo over `conns` connections (of a
+    server, or with `role` CLIENT of a client answering a server's frames)."""
     handler = _callback_echo_handler if callback else _echo_handler
-    pairs = [_open(handler, "/echo") for _ in range(conns)]
-    data = _client_frame(size) * inflight
+    pairs = [_open(handler, "/echo", role) for _ in range(conns)]
+    frame = _client_frame if role is Role.SERVER else _server_frame
+    data = frame(size) * inflight
     await asyncio.sleep(0)
     start = time.process_time()
     for _ in range(rounds):
@@ -202,10 +212,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.micro", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--reps", type=int, default=5)
-    parser.add_argument("--only", help="comma-separated: echo,pipelined,broadcast,http,mask")
+    parser.add_argument("--only",
+                        help="comma-separated: echo,client,pipelined,broadcast,http,mask")
     args = parser.parse_args()
     only = set(args.only.split(",")) if args.only else {
-        "echo", "pipelined", "broadcast", "http", "mask"}
+        "echo", "client", "pipelined", "broadcast", "http", "mask"}
     import uvloop
 
     def run(coro_factory: Callable[[], Any]) -> Callable[[], tuple[int, float, int]]:
@@ -218,6 +229,9 @@ def main() -> None:
         print(f"echo 64 conns, 1 KiB      {us:6.2f} µs/msg   {writes:.2f} writes/msg")
         us, writes = _best(args.reps, run(lambda: echo(400, callback=True)))
         print(f"echo 64 conns, 32 B, cb   {us:6.2f} µs/msg   {writes:.2f} writes/msg")
+    if "client" in only:
+        us, writes = _best(args.reps, run(lambda: echo(400, role=Role.CLIENT)))
+        print(f"client echo 64 conns, 32 B{us:6.2f} µs/msg   {writes:.2f} writes/msg")
     if "pipelined" in only:
         us, writes = _best(args.reps, run(lambda: echo(100, inflight=16)))
         print(f"pipelined 64x16, 32 B     {us:6.2f} µs/msg   {writes:.2f} writes/msg")

@@ -156,9 +156,6 @@ class _End:
 
 _END = _End()
 
-# Role.SERVER looked up once: an enum member's lookup costs as much as a method call.
-_SERVER = Role.SERVER
-
 
 class Connection(asyncio.Protocol):
     """An open WebSocket connection.
@@ -191,6 +188,8 @@ class Connection(asyncio.Protocol):
         "_pending_size",
         "_flush_queued",
         "_write_now",
+        "_direct",
+        "_plain",
         "_message_callback",
         "_flusher",
         "_messages",
@@ -242,7 +241,14 @@ class Connection(asyncio.Protocol):
         self._pending: list[bytes] = []  # frames not yet handed to the transport
         self._pending_size = 0
         self._flush_queued = False
-        self._write_now = False  # send() may write at once (see there)
+        # send() may write at once (see there): set where recv() takes the last queued
+        # message while _direct holds and nothing is pending; cleared by every write that
+        # waits in _pending, so that send() tests this one attribute.
+        self._write_now = False
+        # Nothing forbids a direct write: TCP attached and not lost, our close frame not
+        # sent, the transport's buffer under write_limit. Recomputed only where one of
+        # them changes (connection_made, _write_close, pause/resume_writing, connection_lost).
+        self._direct = False
         self._message_callback: MessageCallback | None = None
         self._flusher = _flusher(self._loop)
         # Received messages (a list: at most max_queue, and an empty list is 56 bytes where
@@ -266,6 +272,9 @@ class Connection(asyncio.Protocol):
         if options.on_frame is not None:
             hook = options.on_frame
             core.on_frame = lambda direction, frame: hook(self, direction, frame)
+        # A data frame goes out exactly as _encode_message() builds it: nobody traces the
+        # frames, and no extension may compress them. A client masks it with a fresh key.
+        self._plain = core.extension is None and core.on_frame is None
         # send_prepared() writes a prepared frame's own bytes for payloads shorter than
         # this: on a server whose frames nobody traces, every message that permessage-
         # deflate leaves uncompressed (all of them without the extension) has exactly
@@ -361,11 +370,10 @@ class Connection(asyncio.Protocol):
             if messages and messages[0] is not _END and not self._reading_paused:
                 # A message is there and taking it changes nothing else: no call.
                 item = messages.pop(0)
-                self._write_now = not messages  # see send()
+                self._write_now = not messages and self._direct and not self._pending
                 return item  # type: ignore[return-value]
-            if not messages and (
-                self._core.between_messages and self._recv_waiter is None and not self._lost
-            ):
+            # (between_messages is False once TCP is lost: connection_lost feeds the EOF.)
+            if not messages and self._core.between_messages and self._recv_waiter is None:
                 # Nothing queued and the peer has more to send: wait, as _next_message()
                 # would decide after its checks, flushing this task's writes first.
                 self._write_now = False
@@ -397,7 +405,7 @@ class Connection(asyncio.Protocol):
                 self._answer_end()
                 continue
             assert not isinstance(item, _End)
-            self._write_now = not messages  # see send()
+            self._write_now = not messages and self._direct and not self._pending
             return item
         self._write_now = False
         if self._lost or not self._core.receiving:
@@ -413,28 +421,35 @@ class Connection(asyncio.Protocol):
     async def send(self, message: str | bytes | bytearray | memoryview) -> None:
         """Send a message (str: text, bytes-like: binary). Waits while the transport's
         write buffer is above `write_limit`. Raises ConnectionClosed after the close."""
-        if self._lost:
-            raise self._closed_error()
-        core = self._core
-        if self._write_now and not self._pending and not self._messages:
+        if self._write_now:
             # Most likely the answer to the last message received, and recv() would
             # flush it alone next: one write(2) either way, so write it now, without
             # queueing it for the end of the loop's turn. Once per message taken, so
-            # other tasks' writes to this connection still share system calls.
-            data = (
-                # core.message_bytes() written out for a server's unmasked frames (see
-                # _share_below): a Python call less per message.
-                frames._encode_message(message, None, DIRECT_WRITE_LIMIT)
-                if self._share_below == sys.maxsize and core.close_sent is None
-                else core.message_bytes(message, DIRECT_WRITE_LIMIT)
-            )
+            # other tasks' writes to this connection still share system calls. The one
+            # flag says the rest: open, our close not sent, nothing pending, the write
+            # buffer under its limit (see _write_now and _direct).
+            if self._plain:
+                # core.message_bytes() written out: a Python call less per message.
+                key = self._core._mask_key  # None on a server: no mask
+                data = frames._encode_message(
+                    message, None if key is None else key(), DIRECT_WRITE_LIMIT
+                )
+            else:
+                data = self._core.message_bytes(message, DIRECT_WRITE_LIMIT)
             if data is not None:
                 self._write_now = False
-                assert self._transport is not None
-                self._transport.write(data)
+                # (no assert: _write_now is never set before connection_made)
+                self._transport.write(data)  # type: ignore[union-attr]
             else:
                 self._send_frame(message, True)
-        elif (data := core.message_bytes(message, JOIN_LIMIT)) is not None:
+            # The write may have filled the buffer (pause_writing is called inside it);
+            # losing TCP is never synchronous (the transport schedules connection_lost).
+            if self._writing_paused:
+                await self._drain()
+            return
+        if self._lost:
+            raise self._closed_error()
+        if (data := self._core.message_bytes(message, JOIN_LIMIT)) is not None:
             self._write(data)
         else:
             self._send_frame(message, False)
@@ -447,19 +462,26 @@ class Connection(asyncio.Protocol):
         For fan-out, where one slow reader must not hold up the others: the caller
         bounds what it queues by watching `buffered_amount` (and closes a connection
         that falls too far behind). Raises ConnectionClosed after the close."""
+        if self._write_now:
+            # The answer to the message a callback is handling, written as send() does
+            # (written out again: a Python call less per message).
+            if self._plain:
+                key = self._core._mask_key  # None on a server: no mask
+                data = frames._encode_message(
+                    message, None if key is None else key(), DIRECT_WRITE_LIMIT
+                )
+            else:
+                data = self._core.message_bytes(message, DIRECT_WRITE_LIMIT)
+            if data is not None:
+                self._write_now = False
+                self._transport.write(data)  # type: ignore[union-attr]
+            else:
+                self._send_frame(message, True)
+            return
         core = self._core
         if self._lost or core.close_sent is not None:
             raise self._closed_error()
-        if self._write_now and not self._pending:
-            # The answer to the message a callback is handling: see send().
-            data = core.message_bytes(message, DIRECT_WRITE_LIMIT)
-            if data is not None:
-                self._write_now = False
-                assert self._transport is not None
-                self._transport.write(data)
-            else:
-                self._send_frame(message, True)
-        elif (data := core.message_bytes(message, JOIN_LIMIT)) is not None:
+        if (data := core.message_bytes(message, JOIN_LIMIT)) is not None:
             self._write(data)
         else:
             self._send_frame(message, False)
@@ -559,7 +581,7 @@ class Connection(asyncio.Protocol):
             if core.close_received is not None or core.failure is not None:
                 self._answer_end()
             else:
-                self._write(core.send_close(code, reason))
+                self._write_close(core.send_close(code, reason))
                 self._arm_close_deadline()
                 self._release_read()  # see pause_writing
                 if core.eof_received:
@@ -587,6 +609,7 @@ class Connection(asyncio.Protocol):
         self._transport = transport = cast(asyncio.Transport, transport)
         self.remote_address = transport.get_extra_info("peername")
         transport.set_write_buffer_limits(high=self._options.write_limit)
+        self._direct = not self._writing_paused and self._core.close_sent is None
         if not transport.is_reading():
             transport.resume_reading()
         self._schedule_heartbeat()
@@ -595,22 +618,27 @@ class Connection(asyncio.Protocol):
         """Feed received bytes to the core and act on its events."""
         self._received_since_tick = True
         messages = self._messages
-        if len(messages) < self._options.max_queue:
+        # (`not messages` first: the request/response case, without a call of len())
+        if not messages or len(messages) < self._options.max_queue:
             # The common case of a request/response peer, one whole small message per
             # read: straight into the queue, without events (see receive_message; after
             # close() it returns None, and _process drops the messages).
             # core.receive_message(data) written out: a Python call less per message.
             core = self._core
             message = (
-                frames._parse_message(data, core.role is _SERVER, core.max_size)
+                frames._parse_message(data, core._mask_key is None, core.max_size)
                 if core.between_messages and core.on_frame is None
                 else None
             )
             if message is not None:
-                if self._message_callback is not None:
+                callback = self._message_callback
+                if callback is not None:
                     # Its answer may be written at once (send_nowait): one read, one write.
-                    self._write_now = True
-                    self._call_back(message)
+                    self._write_now = self._direct and not self._pending
+                    try:  # _call_back() written out: a Python call less per message
+                        callback(message)
+                    except Exception:
+                        self._callback_failed()
                     self._write_now = False
                     return
                 messages.append(message)
@@ -667,9 +695,13 @@ class Connection(asyncio.Protocol):
         try:
             callback(message)
         except Exception:
-            logger.exception("WebSocket message callback failed for %s", self.path)
-            self._message_callback = None
-            self._start_close(CloseCode.INTERNAL_ERROR, "internal error")
+            self._callback_failed()
+
+    def _callback_failed(self) -> None:
+        """The message callback raised: log it, close with 1011 as for a failed handler."""
+        logger.exception("WebSocket message callback failed for %s", self.path)
+        self._message_callback = None
+        self._start_close(CloseCode.INTERNAL_ERROR, "internal error")
 
     def _deliver_queued(self) -> None:
         """Pass the queued messages up to the end (if it is queued) to the callback. Their
@@ -697,6 +729,7 @@ class Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         """TCP is closed: wake everybody who waits, cancel the timers."""
         self._lost = True
+        self._direct = self._write_now = False
         self._pending.clear()
         self._pending_size = 0
         self._core.receive_eof()
@@ -727,6 +760,7 @@ class Connection(asyncio.Protocol):
         back on the peer. Once our close frame is sent nothing read is answered any more,
         so reading goes on then (to find the peer's close, see _start_tcp_close)."""
         self._writing_paused = True
+        self._direct = self._write_now = False
         if self._core.close_sent is None and not self._read_held:
             self._read_held = True
             if not self._reading_paused:
@@ -736,6 +770,7 @@ class Connection(asyncio.Protocol):
     def resume_writing(self) -> None:
         """The transport's buffer drained: release the senders, read again."""
         self._writing_paused = False
+        self._direct = not self._lost and self._core.close_sent is None
         self._release_read()
         self._wake_drainers()
 
@@ -770,7 +805,7 @@ class Connection(asyncio.Protocol):
             self._end_deadline.cancel()
         if self._lost:
             return  # TCP is gone meanwhile: there is nobody left to answer
-        self._write(self._core.close_reply())
+        self._write_close(self._core.close_reply())
         self._start_tcp_close()
 
     def _start_tcp_close(self) -> None:
@@ -830,6 +865,7 @@ class Connection(asyncio.Protocol):
     # one connection, a pong beside a message: all share a system call.
 
     def _write(self, data: bytes) -> None:
+        self._write_now = False  # what waits here goes first
         self._pending.append(data)
         self._pending_size += len(data)
         if self._pending_size >= COALESCE_LIMIT:
@@ -837,6 +873,11 @@ class Connection(asyncio.Protocol):
         elif not self._flush_queued:
             self._flush_queued = True
             self._flusher.queue(self)
+
+    def _write_close(self, data: bytes) -> None:
+        """Write our close frame: after it, send() takes the long way (and raises)."""
+        self._direct = False
+        self._write(data)
 
     def _write_frame(self, header: bytes, payload: bytes) -> None:
         if len(payload) < JOIN_LIMIT:
@@ -951,7 +992,7 @@ class Connection(asyncio.Protocol):
         # condition" (RFC 6455 §7.4.1), as websockets does, then close TCP
         # without waiting for a close frame from a peer that no longer answers.
         self._stop_heartbeat()
-        self._write(self._core.send_close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
+        self._write_close(self._core.send_close(CloseCode.INTERNAL_ERROR, "keepalive ping timeout"))
         self._start_tcp_close()
 
     def __repr__(self) -> str:

@@ -164,6 +164,11 @@ class _ServerHandshake(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports quack like asyncio.Transport without subclassing it.
         self._transport = transport = cast(asyncio.Transport, transport)
+        if self._server._closing:
+            # Accepted just before close() stopped listening: nothing may start now.
+            self._reject(_SHUTTING_DOWN)
+            return
+        self._server._handshakes.add(self)
         timeout = self._server.options.open_timeout
         if timeout is not None:
             # A client that connects and says nothing is dropped after open_timeout.
@@ -176,6 +181,7 @@ class _ServerHandshake(asyncio.Protocol):
             if complete is None:
                 return
             self._cancel_timer()
+            self._server._handshakes.discard(self)
             head, rest = complete
             request = parse_request(head)
             _accept(
@@ -194,6 +200,7 @@ class _ServerHandshake(asyncio.Protocol):
     def _reject(self, error: InvalidHandshake) -> None:
         assert self._transport is not None
         self._cancel_timer()
+        self._server._handshakes.discard(self)
         self._transport.write(reject_response(error))
         self._transport.close()
 
@@ -204,6 +211,13 @@ class _ServerHandshake(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_timer()
+        self._server._handshakes.discard(self)
+
+
+# The answer to an opening handshake that has not completed when the server closes: its
+# handler could only start after wait_closed() has returned, to be destroyed pending
+# with the loop (RFC 9110 §15.6.4: 503, the server cannot handle the request now).
+_SHUTTING_DOWN = InvalidHandshake(503, "server shutting down")
 
 
 class Server:
@@ -215,6 +229,10 @@ class Server:
         self.connections: set[Connection] = set()
         # Handler tasks still running, and their connections.
         self._tasks: dict[asyncio.Task[None], Connection] = {}
+        # TCP connections whose opening handshake is still being read; close() answers
+        # them 503, so that no handler starts once closing has begun.
+        self._handshakes: set[_ServerHandshake] = set()
+        self._closing = False
         self._server: asyncio.Server | None = None
 
     def _track(self, connection: Connection, task: asyncio.Task[None]) -> None:
@@ -245,11 +263,20 @@ class Server:
         return port
 
     def close(self, code: int = CloseCode.GOING_AWAY, reason: str = "server shutting down") -> None:
-        """Stop listening and start closing every open connection with `code` (1001)."""
+        """Stop listening, refuse the opening handshakes in progress (503), and start
+        closing every open connection with `code` (1001); wait_closed() waits for their
+        handlers. A connection is aborted if its peer does not answer the close frame
+        within close_timeout (RFC 6455 §7.1.1: TCP is closed once the close frames are
+        exchanged; a peer that vanished without closing TCP never sends its own)."""
         assert self._server is not None
+        self._closing = True
         self._server.close()
+        for handshake in list(self._handshakes):
+            handshake._reject(_SHUTTING_DOWN)
         for connection in list(self.connections):
-            asyncio.get_running_loop().create_task(connection.close(code, reason))
+            # No task per connection: starting the close is synchronous, and the
+            # handler's task, which wait_closed() awaits, ends with the connection.
+            connection._start_close(code, reason)
 
     async def wait_closed(self) -> None:
         """Wait until the server stopped listening and every handler has returned."""

@@ -35,7 +35,7 @@ from fastim.ws import (
     take_over,
 )
 from fastim.ws.frames import Frame, FrameDecoder, Opcode, encode_frame
-from fastim.ws.handshake import accept_key, parse_request, parse_response
+from fastim.ws.handshake import accept_key, parse_request, parse_response, reject_response
 
 T = TypeVar("T")
 LOOPS = ["asyncio", "uvloop"]
@@ -799,6 +799,47 @@ def test_reading_resumes_only_when_the_queue_has_room_and_the_writes_drained() -
     run(main())
 
 
+def test_the_direct_write_flag_follows_every_state_it_stands_for() -> None:
+    # send() writes the answer to the last message taken at once when one flag says so;
+    # the flag must fall with each thing that forbids it and come back only with all.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    class FillingTransport(RecordingTransport):
+        """Calls pause_writing() inside write(), as asyncio does above the limit."""
+
+        def write(self, data: bytes | bytearray | memoryview) -> None:
+            super().write(data)
+            ws.pause_writing()
+
+    async def main() -> None:
+        nonlocal ws
+        transport = FillingTransport()
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(transport)
+        ws.data_received(frame(Opcode.TEXT, b"a"))
+        assert await ws.recv() == "a" and ws._write_now
+        sender = asyncio.create_task(ws.send("b"))  # written at once, then waits
+        await asyncio.sleep(0)
+        assert transport.written == [encode_frame(Frame(Opcode.TEXT, b"b"))] and not sender.done()
+        assert not ws._direct and not ws._write_now
+        ws.resume_writing()
+        await sender
+        assert ws._direct
+        ws.data_received(frame(Opcode.TEXT, b"c"))
+        assert await ws.recv() == "c" and ws._write_now
+        ws._write(b"")  # something else waits to be written: it goes first
+        assert not ws._write_now
+        ws._start_close(1000, "")
+        ws.resume_writing()  # the buffer drains after our close: still the long way
+        assert not ws._direct
+        with pytest.raises(ConnectionClosedOK):
+            await ws.send("d")
+
+    ws: Connection
+    run(main())
+
+
 # -- the take_over() seam ------------------------------------------------------------------
 
 
@@ -1099,6 +1140,59 @@ def test_server_close_says_going_away() -> None:
         client.close()
         await server.wait_closed()
         assert len(server.sockets) == 0
+
+    run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_server_close_refuses_handshakes_in_progress(loop: str) -> None:
+    # A connection still sending its request when close() is called used to be upgraded
+    # afterwards: its handler started once wait_closed() had returned, and the loop was
+    # closed with it pending ("Task was destroyed but it is pending!").
+    started: list[Connection] = []
+
+    async def handler(ws: Connection) -> None:
+        started.append(ws)
+        await ws.recv()
+
+    async def main() -> None:
+        server = await serve(handler, "127.0.0.1", 0)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(b"GET / HTTP/1.1\r\n")  # the request has begun, not ended
+        while not server._handshakes:
+            await asyncio.sleep(0.01)
+        server.close()
+        writer.write((UPGRADE_REQUEST.format(path="/")[16:] + "\r\n").encode())
+        await server.wait_closed()
+        try:
+            answer = await reader.read()
+        except ConnectionResetError:  # our late request arrived after the close
+            answer = b""
+        assert answer in (b"", reject_response(InvalidHandshake(503, "server shutting down")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        assert not started and not server._tasks and not server._handshakes
+        writer.close()
+
+    run(main(), loop)
+
+
+def test_a_connection_accepted_while_closing_is_refused() -> None:
+    from fastim.ws.server import Server, ServerOptions, _ServerHandshake
+
+    class ClosingTransport(RecordingTransport):
+        closed = False
+
+        def close(self) -> None:
+            self.closed = True
+
+    async def main() -> None:
+        server = Server(echo, ServerOptions())
+        server._closing = True  # close() ran between the accept and connection_made
+        transport = ClosingTransport()
+        _ServerHandshake(server).connection_made(transport)
+        assert transport.closed and transport.written[0].startswith(b"HTTP/1.1 503 ")
+        assert not server._handshakes
 
     run(main())
 
@@ -1656,7 +1750,12 @@ def test_message_callback_given_messages_and_the_close_already_queued() -> None:
     run(main())
 
 
-def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize("one_read", [True, False])
+def test_message_callback_that_raises_closes_with_1011(
+    caplog: pytest.LogCaptureFixture, one_read: bool
+) -> None:
+    # one_read: both frames in one read (parsed by the core), else one frame per read
+    # (the fast path of data_received).
     def callback(message: str | bytes) -> None:
         raise ValueError("bad message")
 
@@ -1667,7 +1766,12 @@ def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCapture
     async def main() -> None:
         async with serve(handler, "127.0.0.1", 0) as server:
             client = await RawClient.open(server.port)
-            client.send(frame(Opcode.BINARY, b"x") + frame(Opcode.BINARY, b"y"))
+            if one_read:
+                client.send(frame(Opcode.BINARY, b"x") + frame(Opcode.BINARY, b"y"))
+            else:
+                client.send(frame(Opcode.BINARY, b"x"))
+                await asyncio.sleep(0.05)
+                client.send(frame(Opcode.BINARY, b"y"))
             before, code = await client.frames_until_close()
             assert before == [] and code == 1011
 
@@ -1675,3 +1779,26 @@ def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCapture
         run(main())
     failures = [r for r in caplog.records if "message callback failed" in r.getMessage()]
     assert len(failures) == 1  # "y" is dropped after the close: no second call
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_callback_echo_with_compression_negotiated(loop: str) -> None:
+    # With permessage-deflate the direct write of send_nowait() goes through the core:
+    # small answers stay under the threshold, a large one is compressed.
+    async def handler(ws: Connection) -> None:
+        ws.set_message_callback(ws.send_nowait)
+        await ws.wait_closed()
+
+    async def main() -> None:
+        # fastim's client leaves small messages uncompressed: the server's fast path
+        async with serve(handler, "127.0.0.1", 0) as server, connect(
+            f"ws://127.0.0.1:{server.port}/"
+        ) as client:
+            assert "permessage-deflate" in (
+                client.response_headers.get("Sec-WebSocket-Extensions") or ""
+            )
+            for message in ("hi", "x" * 10_000, b"\x00\x01"):
+                await client.send(message)
+                assert await client.recv() == message
+
+    run(main(), loop)

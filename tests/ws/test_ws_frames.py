@@ -542,6 +542,17 @@ CODEC_IDS = ["python", "c"][: len(CODECS)]
 
 
 @pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
+def test_parse_message_leaves_long_lengths_and_cut_headers_to_the_long_way(
+    codec: tuple[frames_module.ParseMessage, frames_module.EncodeMessage],
+) -> None:
+    # Every time, not only when hypothesis draws them: a 64-bit length (§5.2: 127), and
+    # a 16-bit length whose two bytes have not all come.
+    parse, _ = codec
+    assert parse(encode_frame(Frame(Opcode.BINARY, bytes(65536))), False, None) is None
+    assert parse(encode_frame(Frame(Opcode.BINARY, bytes(200)))[:3], False, None) is None
+
+
+@pytest.mark.parametrize("codec", CODECS, ids=CODEC_IDS)
 @settings(max_examples=300)
 @given(
     # Mostly whole data frames, and each way of not being one.
