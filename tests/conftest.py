@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from hypothesis import settings
 
 if TYPE_CHECKING:
     from tests.cluster_support import RedisServer
 
+
+# No property test has a time limit: speed belongs to the benchmark, and Hypothesis's
+# default 200 ms deadline failed a trace test on a loaded machine (255 ms). A test's own
+# @settings keeps its other choices and inherits this.
+settings.register_profile("fastim", deadline=None)
+settings.load_profile("fastim")
 
 MYSQL_ADDR = ("127.0.0.1", int(os.environ.get("FASTIM_TEST_MYSQL_PORT", "3306")))
 REDIS_ADDR = ("127.0.0.1", int(os.environ.get("FASTIM_TEST_REDIS_PORT", "6379")))
