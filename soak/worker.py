@@ -106,6 +106,10 @@ class Device:
         self.connected_once: asyncio.Event = asyncio.Event()
         self.closing_on_purpose = False
         self.offline_for = 0.0  # a long absence after the next drop (--long-offline)
+        # When the server (not this client) ended the last connection: a node drained
+        # (1012) or killed behind the proxy. The time until the next presence snapshot is
+        # the reconnect, until that connection's sync ends the catch-up.
+        self.lost_at: float | None = None
 
     # -- the connection's life ---------------------------------------------------------
 
@@ -137,6 +141,7 @@ class Device:
             except ConnectionClosed as closed:
                 if not self.closing_on_purpose and not worker.finished:
                     worker.stats[f"closed_by_server:{closed.code}"] += 1
+                    self.lost_at = time.monotonic()
             self.connection = None
             self.ready = self.synced = False
             if worker.finished:
@@ -237,6 +242,8 @@ class Device:
             # From the snapshot on, messages come live; what came before, by sync.
             self.ready = True
             self.connected_once.set()
+            if self.lost_at is not None:
+                self.worker.reconnect_times.append(time.monotonic() - self.lost_at)
             self.start_sync()
             self.resend(list(self.pending))
         elif cmd == 2:
@@ -331,6 +338,9 @@ class Device:
         live_changes = self.session.get("changes", [])
         if live_changes:
             self.change_cursor = max(self.change_cursor, max(live_changes))
+        if self.lost_at is not None:
+            self.worker.catchup_times.append(time.monotonic() - self.lost_at)
+            self.lost_at = None
         self.sync_done.set()
 
     def on_error(self, frame: dict[str, Any]) -> None:
@@ -364,6 +374,10 @@ class Worker:
         self.stats: Counter[str] = Counter()
         self.ack_latencies: list[float] = []
         self.lags: list[float] = []
+        # Seconds from a connection the server ended to the next snapshot, and to the
+        # end of that connection's sync (Device.lost_at).
+        self.reconnect_times: list[float] = []
+        self.catchup_times: list[float] = []
         self.refusals: list[str] = []
         self.finished = False
         self.churn = True  # random disconnects on (off while draining)
@@ -407,7 +421,9 @@ class Worker:
         with open(self.spec["out"], "w", encoding="utf-8") as out:
             json.dump({"devices": [d.record() for d in self.devices],
                        "stats": self.stats, "ack_latencies": self.ack_latencies,
-                       "lags": self.lags, "refusals": self.refusals[:50]}, out)
+                       "lags": self.lags, "refusals": self.refusals[:50],
+                       "reconnect_times": self.reconnect_times,
+                       "catchup_times": self.catchup_times}, out)
         await self._say("done")
 
     async def _send_steadily(self) -> None:
