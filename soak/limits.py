@@ -19,6 +19,9 @@ from pathlib import Path
 #: Descriptors a process needs beyond its sockets: the interpreter, its libraries, the
 #: database, logs, Redis, the event loop's own.
 OVERHEAD = 256
+#: Connections HAProxy takes beyond the run's own (its maxconn is the run's plus these:
+#: the health checks, and a client back before the proxy saw its old connection end).
+PROXY_SPARE = 50
 #: Seconds a closed TCP connection stays in TIME_WAIT on Linux (TCP_TIMEWAIT_LEN).
 TIME_WAIT_SECONDS = 60
 
@@ -32,7 +35,7 @@ def open_files_needed(connections: int, workers: int, cluster: int) -> int:
     every connection (one node holds them all), a client process with its share, or
     HAProxy with two per connection (client side and node side)."""
     per_worker = -(-connections // max(1, workers))
-    per_proxy = 2 * connections if cluster else 0
+    per_proxy = 2 * (connections + PROXY_SPARE) if cluster else 0
     return max(connections, per_worker, per_proxy) + OVERHEAD
 
 
@@ -54,9 +57,11 @@ def raise_open_files(needed: int) -> tuple[int, int]:
             resource.setrlimit(resource.RLIMIT_NOFILE, (needed, needed))
         except (ValueError, PermissionError) as exc:
             raise LimitError(f"the run needs {needed:,} open files per process and the hard "
-                             f"limit is {hard:,}, which only root may raise ({exc}): run "
-                             f"`ulimit -Hn {needed}` as root first, or fewer "
-                             "connections") from exc
+                             f"limit is {hard:,}, which this process may not raise ({exc}; "
+                             "it takes CAP_SYS_RESOURCE, which a container may withhold even "
+                             f"from root): raise it where it is set (`ulimit -Hn {needed}`, "
+                             "the container's nofile limit), or run fewer connections; with "
+                             "--cluster HAProxy holds two per connection") from exc
         return resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)

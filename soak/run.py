@@ -310,7 +310,7 @@ class Soak:
 
             self.proxy = HAProxy(self.tmp / "haproxy", ("127.0.0.1", free_port()),
                                  [("127.0.0.1", p) for p in ports], Checks(interval=1.0),
-                                 maxconn=args.connections + 1000)
+                                 maxconn=args.connections + limits.PROXY_SPARE)
             self.proxy.start()
             port = self.proxy.listen[1]
         sampler = memory.Sampler(self.server.pid, args.rss_interval)

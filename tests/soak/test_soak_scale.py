@@ -17,7 +17,8 @@ from soak.run import build_parser, prepare
 def test_the_open_files_needed_are_the_busiest_process_s() -> None:
     # One server holds every connection; with a proxy, it holds two per connection.
     assert limits.open_files_needed(10_000, 2, 0) == 10_000 + limits.OVERHEAD
-    assert limits.open_files_needed(10_000, 2, 3) == 20_000 + limits.OVERHEAD
+    assert limits.open_files_needed(10_000, 2, 3) \
+        == 2 * (10_000 + limits.PROXY_SPARE) + limits.OVERHEAD
     # A single client process holds as many as the server.
     assert limits.open_files_needed(100, 1, 0) == 100 + limits.OVERHEAD
 
