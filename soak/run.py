@@ -212,6 +212,10 @@ def warmup_seconds(args: argparse.Namespace) -> float:
     return max(30.0, SENT_IDS_SETTLED / rate) if rate > 0 else 30.0
 
 
+#: Seconds of chat after the warm-up in a default run: the memory verdict's window.
+JUDGED_SECONDS = 240.0
+
+
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
@@ -651,9 +655,10 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=300.0,
-                        help="seconds of chat (default %(default)s)")
-    parser.add_argument("--connections", type=int, default=2000,
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds of chat (default: the warm-up and 4 minutes more, so "
+                             "that memory is judged: 1,459 s at the default workload)")
+    parser.add_argument("--connections", type=int, default=10_000,
                         help="WebSocket connections: users x devices (default %(default)s)")
     parser.add_argument("--devices", type=int, default=2,
                         help="devices (logins, connections) per user (default %(default)s)")
@@ -667,7 +672,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-share", type=float, default=0.5,
                         help="share of messages sent to a group rather than a friend "
                              "(default %(default)s)")
-    parser.add_argument("--rate", type=float, default=300.0,
+    parser.add_argument("--rate", type=float, default=150.0,
                         help="messages a second, all clients together (default %(default)s)")
     parser.add_argument("--disconnect", type=float, default=0.005,
                         help="chance a second that a connected device drops; half clean "
@@ -757,6 +762,9 @@ def prepare(args: argparse.Namespace) -> None:
     users = max(2, args.connections // args.devices)
     if args.groups is None:
         args.groups = max(1, users * 2 // max(1, args.group_size))
+    if args.duration is None:
+        # Memory is judged after the warm-up, on at least 20 samples; 4 minutes of them.
+        args.duration = warmup_seconds(args) + JUDGED_SECONDS
     needed = limits.open_files_needed(args.connections, args.workers, args.cluster)
     soft, _ = limits.raise_open_files(needed)
     ports = limits.check_ephemeral_ports(args.connections,
@@ -766,7 +774,8 @@ def prepare(args: argparse.Namespace) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    if args.connections < 2 or args.devices < 1 or (args.workers or 1) < 1 or args.duration <= 0:
+    if args.connections < 2 or args.devices < 1 or (args.workers or 1) < 1 \
+            or (args.duration is not None and args.duration <= 0):
         raise SystemExit("need at least 2 connections, 1 device, 1 worker, a positive duration")
     if args.restart and not args.cluster:
         raise SystemExit("--restart needs --cluster: a node restarted behind the proxy")

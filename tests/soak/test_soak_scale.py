@@ -11,7 +11,7 @@ import pytest
 
 from deploy.haproxy import config
 from soak import limits
-from soak.run import build_parser, prepare
+from soak.run import JUDGED_SECONDS, build_parser, prepare, warmup_seconds
 
 
 def test_the_open_files_needed_are_the_busiest_process_s() -> None:
@@ -47,6 +47,8 @@ def test_the_defaults_follow_the_run_s_size_and_the_machine() -> None:
     assert args.workers == limits.default_workers() >= 1
     assert args.groups == 200 * 2 // 20  # each of the 200 users in about 2 groups
     assert args.open_files >= limits.open_files_needed(400, args.workers, 0)
+    # The chat lasts the warm-up and the memory verdict's window after it.
+    assert args.duration == warmup_seconds(args) + JUDGED_SECONDS
     # Given ones are kept.
     args = build_parser().parse_args(["--workers", "3", "--groups", "7"])
     prepare(args)
