@@ -1675,4 +1675,3 @@ def test_message_callback_that_raises_closes_with_1011(caplog: pytest.LogCapture
         run(main())
     failures = [r for r in caplog.records if "message callback failed" in r.getMessage()]
     assert len(failures) == 1  # "y" is dropped after the close: no second call
-
