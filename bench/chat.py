@@ -16,6 +16,12 @@ Two tables:
    unacked, which the room's sender, having no acks, is not). A third row runs the
    chat hub as two nodes on the same core, sharing MariaDB and Redis (docs/scaling.md).
 
+`python -m bench.chat --nodes 1,2,3` prints the cluster's rows instead (docs/scaling.md):
+group fan-out and 1:1 throughput with every client going through HAProxy in front of 1,
+2 and 3 nodes, and what a message costs when it crosses nodes against staying on one
+(bench/cluster.py `measure_proxy`, `measure_crossing`), on a private mariadbd
+(tests/mariadb_support.py) and the local Redis under a prefix of its own.
+
 Bounded in count and time; loopback only.
 """
 
@@ -423,9 +429,67 @@ def _masked_text(payload: bytes) -> bytes:
     return header + mask + masked
 
 
+def cluster_rows(sizes: list[int], members: int, messages: int, pairs: int,
+                 redis: str) -> dict[str, Any]:
+    """The cluster's bench rows (module docstring): each size behind HAProxy, then the
+    crossing cost on two nodes. Each run gets a fresh database on one private mariadbd,
+    so the shared server carries none of it and its CPU is the run's alone."""
+    import pymysql
+
+    from bench.cluster import (
+        measure_crossing,
+        measure_proxy,
+        print_crossing_table,
+        print_proxy_table,
+    )
+    from tests.mariadb_support import mariadb_server
+
+    report: dict[str, Any] = {"cpus": os.cpu_count(), "load_average_before": os.getloadavg()}
+    with tempfile.TemporaryDirectory() as tmp:
+        server = mariadb_server(Path(tmp) / "mariadb")
+        try:
+            def fresh(name: str) -> str:
+                conn = pymysql.connect(host="127.0.0.1", port=server.port, user="root",
+                                       password="", autocommit=True)
+                with conn.cursor() as cur:
+                    cur.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4")
+                conn.close()
+                return server.url(name)
+
+            def bus(name: str) -> str:
+                return f"{redis}?prefix=bench-{name}-{secrets.token_hex(3)}"
+
+            report["proxy"] = [asyncio.run(measure_proxy(fresh(f"proxy{n}"), bus(f"p{n}"), n,
+                                                         members, messages, pairs, Path(tmp)))
+                               for n in sizes]
+            report["crossing"] = asyncio.run(measure_crossing(
+                fresh("crossing"), bus("x"), pairs, messages, members, Path(tmp)))
+        finally:
+            server.close()
+    report["load_average_after"] = os.getloadavg()
+    print_proxy_table(report["proxy"])
+    print_crossing_table(report["crossing"])
+    return report
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.chat", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--nodes", type=lambda text: [int(n) for n in text.split(",")],
+                        default=None, help="the cluster's rows instead: HAProxy in front of "
+                        "each number of nodes, e.g. 1,2,3 (docs/scaling.md)")
+    parser.add_argument("--members", type=int, default=1000,
+                        help="with --nodes: the group's size (default %(default)s)")
+    parser.add_argument("--messages", type=int, default=100,
+                        help="with --nodes: group messages, 1:1 messages per couple, and "
+                        "rounds of the crossing rows (default %(default)s)")
+    parser.add_argument("--pairs", type=int, default=50,
+                        help="with --nodes: couples of friends sending 1:1 at once "
+                        "(default %(default)s)")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/0",
+                        help="with --nodes: the Redis (a prefix of the run's own is added)")
+    parser.add_argument("--json", type=Path, default=None,
+                        help="with --nodes: write the figures here too")
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="both tables (the default)")
     run.add_argument("--quick", action="store_true", help="fewer messages and members")
@@ -440,6 +504,14 @@ def main(argv: list[str] | None = None) -> int:
     client = sub.add_parser("room-client")
     client.add_argument("spec")
     args = parser.parse_args(argv)
+    if args.nodes:
+        if any(n < 1 for n in args.nodes):
+            parser.error("--nodes takes positive numbers, e.g. 1,2,3")
+        report = cluster_rows(args.nodes, args.members, args.messages, args.pairs, args.redis)
+        print(json.dumps(report, indent=1))
+        if args.json is not None:
+            args.json.write_text(json.dumps(report, indent=1))
+        return 0
     if args.command == "room-server":
         from fastim.ws import run as run_on_uvloop
 

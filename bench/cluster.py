@@ -454,6 +454,98 @@ async def measure_proxy(db: str, redis: str, node_count: int, members: int, mess
             node.stop()
 
 
+async def measure_crossing(db: str, redis: str, pairs: int, rounds: int, members: int,
+                           workdir: Path) -> dict[str, Any]:
+    """What a message costs when it crosses nodes, against staying on one: two nodes on
+    one Redis, clients placed on them by hand (no proxy, so the placement is known).
+
+    1:1: `pairs` couples of friends; each round every sender sends one message and the
+    round ends when all have arrived, so latencies are of a message, not of a queue.
+    "same" has both sides of every couple on node A, "crossing" the readers on node B.
+    Group: one sender on node A and a group of `members`, its receivers all on node A
+    ("same") or alternating between A and B ("crossing"); `rounds` messages, each sent
+    once the previous one reached everyone. CPU is both nodes' together, from /proc:
+    on the Redis bus every frame goes through Redis even to a device on its own node
+    (docs/scaling.md, "Routing"), so what crossing adds is the second node's decode and
+    its own fan-out."""
+    couples = await _pairs_of_friends(db, pairs)
+    users, group = await make_users(db, members, group=True)
+    nodes = [NodeProcess(workdir / f"crossing-{i}", db, redis) for i in range(2)]
+    results: dict[str, Any] = {"pairs": pairs, "rounds": rounds, "members": members}
+    try:
+        for placement in ("same", "crossing"):
+            reader_node = nodes[0] if placement == "same" else nodes[1]
+            senders = await open_many(nodes[0].port, [a[1] for a, _ in couples])
+            readers = await open_many(reader_node.port, [b[1] for _, b in couples])
+            cpu_before = sum(node.cpu() for node in nodes)
+            latencies: list[float] = []
+            for n in range(rounds):
+                sent = {}
+                for index, (_, (peer, _)) in enumerate(couples):
+                    sent[index] = time.monotonic()
+                    await senders[index].connection.send(json.dumps(
+                        {"cmd": 10, "dstid": peer, "media": 1, "content": f"hi {n}",
+                         "cid": f"{placement}-{n}"}))
+                deadline = time.monotonic() + 60
+                while any(len(r.arrivals) <= n for r in readers):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("a 1:1 round did not arrive")
+                    await asyncio.sleep(0.001)
+                latencies += [max(r.arrivals.values()) - sent[i]
+                              for i, r in enumerate(readers)]
+            cpu = sum(node.cpu() for node in nodes) - cpu_before
+            p50, p99 = _percentiles(latencies)
+            results[f"direct_{placement}"] = {
+                "messages": pairs * rounds, "node_cpu_us_per_message":
+                    1e6 * cpu / (pairs * rounds), "p50_ms": p50, "p99_ms": p99}
+            for device in [*senders, *readers]:
+                await device.close()
+
+            tokens = [token for _, token in users]
+            sender = await Device.open(nodes[0].port, tokens[0])
+            receivers: list[Device] = []
+            spread = [nodes[0]] if placement == "same" else nodes
+            for index, node in enumerate(spread):
+                receivers += await open_many(node.port, tokens[1 + index::len(spread)])
+            cpu_before = sum(node.cpu() for node in nodes)
+            group_latencies: list[float] = []
+            for n in range(rounds):
+                started = time.monotonic()
+                await sender.connection.send(json.dumps(
+                    {"cmd": 11, "dstid": group, "media": 1, "content": f"all {n}",
+                     "cid": f"g-{placement}-{n}"}))
+                deadline = time.monotonic() + 60
+                while any(len(d.arrivals) <= n for d in receivers):
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("a group round did not arrive")
+                    await asyncio.sleep(0.001)
+                message_id = sender.acks.get(f"g-{placement}-{n}")
+                group_latencies += [d.arrivals[message_id] - started for d in receivers
+                                    if message_id in d.arrivals]
+            cpu = sum(node.cpu() for node in nodes) - cpu_before
+            deliveries = rounds * len(receivers)
+            p50, p99 = _percentiles(group_latencies)
+            results[f"group_{placement}"] = {
+                "deliveries": deliveries, "node_cpu_us_per_delivery": 1e6 * cpu / deliveries,
+                "p50_ms": p50, "p99_ms": p99}
+            for device in [*receivers, sender]:
+                await device.close()
+        return results
+    finally:
+        for node in nodes:
+            node.stop()
+
+
+def print_crossing_table(result: dict[str, Any]) -> None:
+    print("| what | placement | node CPU µs (both nodes) | p50 / p99 ms |", file=sys.stderr)
+    print("|---|---|---:|---:|", file=sys.stderr)
+    for kind, unit in (("direct", "message"), ("group", "delivery")):
+        for placement in ("same", "crossing"):
+            row = result[f"{kind}_{placement}"]
+            print(f"| {kind} | {placement} | {row[f'node_cpu_us_per_{unit}']:.1f} per {unit} "
+                  f"| {row['p50_ms']:.2f} / {row['p99_ms']:.2f} |", file=sys.stderr)
+
+
 def _free_port() -> int:
     import socket
 

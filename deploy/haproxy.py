@@ -49,7 +49,8 @@ class Checks:
 
 
 def config(listen: tuple[str, int], nodes: Sequence[tuple[str, int]],
-           checks: Checks = Checks(), *, tls_pem: Path | None = None) -> str:
+           checks: Checks = Checks(), *, tls_pem: Path | None = None,
+           maxconn: int | None = None) -> str:
     """HAProxy's configuration: one frontend on `listen`, one backend of `nodes`.
 
     With `tls_pem` (certificate and key in one file) the proxy ends TLS and tells the
@@ -57,13 +58,16 @@ def config(listen: tuple[str, int], nodes: Sequence[tuple[str, int]],
     """
     host, port = listen
     bind = f"bind {host}:{port}" + (f" ssl crt {tls_pem}" if tls_pem else "")
+    # HAProxy run as root raises its own open-file limit to fit maxconn (two descriptors
+    # per connection); a frontend without maxconn of its own takes the global one.
+    sized = f"\n    maxconn {maxconn}" if maxconn else ""
     servers = "\n".join(
         f"    server node{i} {node_host}:{node_port} check"
         for i, (node_host, node_port) in enumerate(nodes, start=1))
     return f"""# fastim behind HAProxy (deploy/haproxy.py; docs/scaling.md)
 global
     # Without maxconn HAProxy sizes itself from the open-file limit (`ulimit -n`): each
-    # WebSocket holds two descriptors here, one to the client and one to a node.
+    # WebSocket holds two descriptors here, one to the client and one to a node.{sized}
 
 defaults
     mode http
@@ -104,7 +108,7 @@ class HAProxy:
 
     def __init__(self, directory: Path, listen: tuple[str, int],
                  nodes: Sequence[tuple[str, int]], checks: Checks = Checks(),
-                 tls_pem: Path | None = None) -> None:
+                 tls_pem: Path | None = None, maxconn: int | None = None) -> None:
         binary = find_haproxy()
         if binary is None:
             raise FileNotFoundError("haproxy is not installed (Debian: apt-get install haproxy)")
@@ -112,7 +116,7 @@ class HAProxy:
         self.directory = directory
         self.listen = listen
         self.path = directory / "haproxy.cfg"
-        self.text = config(listen, nodes, checks, tls_pem=tls_pem)
+        self.text = config(listen, nodes, checks, tls_pem=tls_pem, maxconn=maxconn)
         self.scheme = "https" if tls_pem else "http"
         self.process: subprocess.Popen[bytes] | None = None
 

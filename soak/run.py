@@ -28,6 +28,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,7 @@ from urllib.parse import urlsplit
 from fastim.chat.session import RECENT_IDS
 from fastim.store import open_store
 from fastim.store.sqlite import CACHE_KIB, CACHED_STATEMENTS
-from soak import check, memory, population
+from soak import check, limits, memory, population
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -211,6 +212,10 @@ def warmup_seconds(args: argparse.Namespace) -> float:
     return max(30.0, SENT_IDS_SETTLED / rate) if rate > 0 else 30.0
 
 
+#: Seconds of chat after the warm-up in a default run: the memory verdict's window.
+JUDGED_SECONDS = 240.0
+
+
 def percentile(values: list[float], fraction: float) -> float:
     if not values:
         return 0.0
@@ -220,12 +225,21 @@ def percentile(values: list[float], fraction: float) -> float:
 
 class Soak:
     def __init__(self, args: argparse.Namespace) -> None:
+        prepare(args)
         self.args = args
         self.tmp = Path(tempfile.mkdtemp(prefix="fastim-soak-"))
         self.server: subprocess.Popen[bytes] | None = None  # the (first) node
         self.nodes: list[subprocess.Popen[bytes]] = []  # every node, the first included
         self.proxy: Any = None  # deploy.haproxy.HAProxy with --cluster
         self.workers: list[subprocess.Popen[str]] = []
+        self.commands: list[list[str]] = []  # each node's command line, for --restart
+        self.ports: list[int] = []
+        self.node_env: dict[str, str] = {}
+        self.server_log: Any = None
+        self.restarts: list[dict[str, Any]] = []  # what --restart did, when
+        self.cpu_of_replaced = 0.0  # CPU seconds of nodes a restart replaced
+        self.restart_failed: BaseException | None = None
+        self.client_cpu = 0.0  # seconds of CPU the client processes spent, go to done
         self.marks: dict[str, float] = {}
         self.server_cpu = 0.0  # seconds of CPU the server spent from `go` to `done`
         # (rows, members, devices, hidden): what the check judged, kept for the tests
@@ -276,14 +290,22 @@ class Soak:
             # know only the proxy. The first node runs under the watcher like a single
             # server, and its memory is the one judged.
             serve += ["--redis", f"{args.redis}?prefix=soak-{secrets.token_hex(3)}",
-                      "--trusted-proxy", "127.0.0.1"]
+                      "--trusted-proxy", "127.0.0.1",
+                      # longer than the proxy's checks (1 s x fall 2) take to see
+                      # the drain, so no new client is sent to a closing node
+                      "--drain-delay", "3"]
         ports = [port] + [free_port() for _ in range(max(0, args.cluster - 1))]
+        self.ports = ports
         for number, node_port in enumerate(ports):
+            node_args = [*serve, "--port", str(node_port),
+                         "--data-dir", str(self.tmp / f"data{number or ''}")]
+            # a restarted node runs without the watcher (its memory is not judged)
+            self.commands.append([sys.executable, "-m", "fastim", *node_args])
             command = [sys.executable, *(launcher if number == 0 else ["-m", "fastim"]),
-                       *serve, "--port", str(node_port),
-                       "--data-dir", str(self.tmp / f"data{number or ''}")]
+                       *node_args]
             self.nodes.append(subprocess.Popen(command, env=env, cwd=ROOT, stdout=server_log,
                                                stderr=subprocess.STDOUT))
+        self.node_env, self.server_log = env, server_log
         self.server = self.nodes[0]
         for node, node_port in zip(self.nodes, ports, strict=True):
             wait_listening(node_port, node)
@@ -291,7 +313,8 @@ class Soak:
             from deploy.haproxy import Checks, HAProxy
 
             self.proxy = HAProxy(self.tmp / "haproxy", ("127.0.0.1", free_port()),
-                                 [("127.0.0.1", p) for p in ports], Checks(interval=1.0))
+                                 [("127.0.0.1", p) for p in ports], Checks(interval=1.0),
+                                 maxconn=args.connections + limits.PROXY_SPARE)
             self.proxy.start()
             port = self.proxy.listen[1]
         sampler = memory.Sampler(self.server.pid, args.rss_interval)
@@ -337,7 +360,12 @@ class Soak:
         self.marks["go"] = time.monotonic()
         self.log(f"chatting for {args.duration:.0f} s at {args.rate:.0f} messages/s")
         self.server_cpu = self._nodes_cpu()
+        self.client_cpu = sum(memory.cpu_seconds(w.pid) for w in self.workers)
         self._tell_all("go")
+        restarts = None
+        if args.restart:
+            restarts = threading.Thread(target=self._restart_nodes, daemon=True)
+            restarts.start()
         if args.trace_memory:
             warmup = warmup_seconds(args)
             time.sleep(warmup)
@@ -351,6 +379,12 @@ class Soak:
         self._tell_all("sync")
         self._all_say("done")
         self.marks["done"] = time.monotonic()
+        self.client_cpu = sum(memory.cpu_seconds(w.pid) for w in self.workers) \
+            - self.client_cpu
+        if restarts is not None:
+            restarts.join()
+            if self.restart_failed is not None:
+                raise RuntimeError("--restart failed") from self.restart_failed
         for worker in self.workers:
             worker.wait(30)
         sampler.stop()
@@ -386,8 +420,47 @@ class Soak:
             worker.stdin.flush()
 
     def _nodes_cpu(self) -> float:
-        """CPU seconds of every node together (one server, or the cluster's nodes)."""
-        return sum(memory.cpu_seconds(node.pid) for node in self.nodes)
+        """CPU seconds of every node together (one server, or the cluster's nodes), those
+        replaced by a restart included (up to their last reading)."""
+        return self.cpu_of_replaced + sum(memory.cpu_seconds(node.pid) for node in self.nodes)
+
+    def _restart_nodes(self) -> None:
+        """--restart, in the chat phase (from a quarter of it on): `drain` restarts every
+        node in turn (SIGTERM: the node drains and exits; the same command starts it
+        again on the same port, and the next one waits until the proxy sends it
+        clients again); `kill` SIGKILLs the last node once and starts it again 5 s later.
+        Each event's time goes into the report (`restarts`)."""
+        try:
+            self._restart_each()
+        except BaseException as exc:  # reported by the main thread after the chat
+            self.restart_failed = exc
+
+    def _restart_each(self) -> None:
+        args = self.args
+        time.sleep(args.duration / 4)
+        order = (range(len(self.nodes)) if args.restart == "drain"
+                 else [len(self.nodes) - 1])
+        for number in order:
+            node = self.nodes[number]
+            event: dict[str, Any] = {"node": number, "how": args.restart,
+                                     "at_s": round(time.monotonic() - self.marks["go"], 1)}
+            self.cpu_of_replaced += memory.cpu_seconds(node.pid)
+            began = time.monotonic()
+            node.send_signal(signal.SIGTERM if args.restart == "drain" else signal.SIGKILL)
+            node.wait(60)
+            event["down_after_s"] = round(time.monotonic() - began, 1)
+            if args.restart == "kill":
+                time.sleep(5.0)
+            self.nodes[number] = subprocess.Popen(
+                self.commands[number], env=self.node_env, cwd=ROOT, stdout=self.server_log,
+                stderr=subprocess.STDOUT)
+            wait_listening(self.ports[number], self.nodes[number])
+            event["back_after_s"] = round(time.monotonic() - began, 1)
+            self.restarts.append(event)
+            self.log(f"node {number}: {args.restart} at {event['at_s']} s, down in "
+                     f"{event['down_after_s']} s, listening again after "
+                     f"{event['back_after_s']} s")
+            time.sleep(10.0)  # the proxy's checks see it up (rise 2 x 1 s), clients settle
 
     def _stop_server(self) -> None:
         if self.proxy is not None:
@@ -420,6 +493,8 @@ class Soak:
         latencies = [x for record in records for x in record["ack_latencies"]]
         lags = [x for record in records for x in record["lags"]]
         refusals = [x for record in records for x in record["refusals"]]
+        reconnects = [x for record in records for x in record.get("reconnect_times", [])]
+        catchups = [x for record in records for x in record.get("catchup_times", [])]
         for refusal in refusals:
             verdict.violate("refused", refusal)
         for name in ("drain_timed_out", "final_sync_not_connected", "final_sync_timed_out"):
@@ -437,7 +512,9 @@ class Soak:
         rss = memory.summary(sampler.samples, go, go + warmup, end, sampler.parts,
                              judged=memory.less(sampler.samples, sqlite_kib))
         halves = [float(x) for x in rss["half_slopes_mib_per_min"]]  # type: ignore[attr-defined]
-        judged = int(rss["steady_samples"]) >= 20  # type: ignore[call-overload]
+        # A restarted first node is a new process: the sampler lost it (docs/reliability.md).
+        enough = int(rss["steady_samples"]) >= 20  # type: ignore[call-overload]
+        judged = enough and not any(r["node"] == 0 for r in self.restarts)
         rss["warmup_s"] = round(warmup, 1)
         rss["threshold_mib_per_min"] = args.rss_slope_max
         # A leak tied to messages, deliveries or reconnects grows all the time under a
@@ -446,7 +523,8 @@ class Soak:
         # Judged on RSS less SQLite's own memory: that fills toward a ceiling of its own
         # (the page caches) over minutes, and is checked against the ceiling instead.
         growing = judged and min(halves) > args.rss_slope_max
-        rss["verdict"] = ("not judged (fewer than 20 steady samples)" if not judged else
+        rss["verdict"] = ("not judged (the first node was restarted)" if enough and not judged
+                          else "not judged (fewer than 20 steady samples)" if not judged else
                           "growing" if growing else "flat")
         if growing:
             verdict.violate("memory_growing", f"{halves[0]:.2f} then {halves[1]:.2f} MiB/min "
@@ -468,6 +546,8 @@ class Soak:
             "backend": "sqlite" if args.db == "sqlite" else "mariadb",
             "nodes": len(self.nodes),
             "connections": connections, "users": users, "devices_per_user": args.devices,
+            "workers": args.workers, "open_files_limit": args.open_files,
+            "source_ports_at_worst": args.ports_at_worst,
             "groups": args.groups, "group_size": args.group_size,
             "duration_s": args.duration, "target_rate": args.rate,
             "disconnect_per_s": args.disconnect, "seed": args.seed,
@@ -502,6 +582,17 @@ class Soak:
             "delivery_lag_ms_p99": round(percentile(lags, 0.99), 1),
             "server_cpu_s": round(self.server_cpu, 1),
             "server_cpu_share": round(self.server_cpu / (self.marks["done"] - go), 2),
+            "client_cpu_s": round(self.client_cpu, 1),
+            "client_cpu_share": round(self.client_cpu / (self.marks["done"] - go), 2),
+            "load_average": [round(x, 2) for x in os.getloadavg()],
+            "restarts": self.restarts,
+            "reconnect_s_p50": round(percentile(reconnects, 0.5), 2),
+            "reconnect_s_p99": round(percentile(reconnects, 0.99), 2),
+            "reconnect_s_max": round(max(reconnects, default=0.0), 2),
+            "catchup_s_p50": round(percentile(catchups, 0.5), 2),
+            "catchup_s_p99": round(percentile(catchups, 0.99), 2),
+            "catchup_s_max": round(max(catchups, default=0.0), 2),
+            "lost_by_server": len(catchups),
             "client_stats": stats,
             "rss": rss,
             "violations": dict(verdict.violations),
@@ -516,7 +607,8 @@ def print_report(report: dict[str, Any]) -> None:
     lines = [
         f"backend {report['backend']}{where}: {report['connections']} connections "
         f"({report['users']} users x {report['devices_per_user']} devices), "
-        f"{report['groups']} groups of {report['group_size']}, {report['duration_s']:.0f} s",
+        f"{report['groups']} groups of {report['group_size']}, {report['duration_s']:.0f} s; "
+        f"{report.get('workers')} client processes, open files {report.get('open_files_limit')}",
         f"sent {report['sent']} ({report['sent_per_s']}/s), stored {report['stored']}, "
         f"acked {report['acked']}; resends {report['resends']}, dup acks {report['dup_acks']}",
         f"deliveries {report['deliveries_expected']}: live {report['delivered_live']}, "
@@ -530,7 +622,9 @@ def print_report(report: dict[str, Any]) -> None:
         f"{report['changes_resent_after_interrupted_sync']}",
         f"reconnects {report['reconnects']} (clean closes {report['clean_closes']}, "
         f"TCP resets {report['aborts']}); server CPU {report['server_cpu_s']} s "
-        f"({report['server_cpu_share']:.0%} of a core)",
+        f"({report['server_cpu_share']:.0%} of a core), clients' CPU "
+        f"{report['client_cpu_s']} s ({report['client_cpu_share']:.0%} of a core); "
+        f"load average {report['load_average']}",
         f"ack latency p50 {report['ack_ms_p50']} ms, p99 {report['ack_ms_p99']} ms; "
         f"delivery lag p50 {report['delivery_lag_ms_p50']} ms, "
         f"p99 {report['delivery_lag_ms_p99']} ms",
@@ -543,6 +637,13 @@ def print_report(report: dict[str, Any]) -> None:
         f"{rss['sqlite_peak_mib']} MiB (ceiling {rss['sqlite_ceiling_mib']}); "
         f"{rss['full_collections_after_warmup']} full collections after warm-up",
     ]
+    if report["restarts"] or report["lost_by_server"]:
+        lines.append(
+            f"restarts {report['restarts']}; {report['lost_by_server']} connections ended by "
+            f"the server: back (snapshot) after p50 {report['reconnect_s_p50']} s, p99 "
+            f"{report['reconnect_s_p99']} s, max {report['reconnect_s_max']} s; synced "
+            f"after p50 {report['catchup_s_p50']} s, p99 {report['catchup_s_p99']} s, max "
+            f"{report['catchup_s_max']} s")
     if report["violations"]:
         lines.append(f"VIOLATIONS: {report['violations']}")
         for kind, examples in report["examples"].items():
@@ -554,21 +655,24 @@ def print_report(report: dict[str, Any]) -> None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--duration", type=float, default=300.0,
-                        help="seconds of chat (default %(default)s)")
-    parser.add_argument("--connections", type=int, default=2000,
+    parser.add_argument("--duration", type=float, default=None,
+                        help="seconds of chat (default: the warm-up and 4 minutes more, so "
+                             "that memory is judged: 1,459 s at the default workload)")
+    parser.add_argument("--connections", type=int, default=10_000,
                         help="WebSocket connections: users x devices (default %(default)s)")
     parser.add_argument("--devices", type=int, default=2,
                         help="devices (logins, connections) per user (default %(default)s)")
     parser.add_argument("--friends", type=int, default=4,
                         help="friends per user, in a ring (default %(default)s)")
-    parser.add_argument("--groups", type=int, default=100, help="groups (default %(default)s)")
+    parser.add_argument("--groups", type=int, default=None,
+                        help="groups (default: enough for each user to be in 2, "
+                             "users x 2 / group size: 1,000 for 10,000 connections)")
     parser.add_argument("--group-size", type=int, default=20,
                         help="members per group (default %(default)s)")
     parser.add_argument("--group-share", type=float, default=0.5,
                         help="share of messages sent to a group rather than a friend "
                              "(default %(default)s)")
-    parser.add_argument("--rate", type=float, default=300.0,
+    parser.add_argument("--rate", type=float, default=150.0,
                         help="messages a second, all clients together (default %(default)s)")
     parser.add_argument("--disconnect", type=float, default=0.005,
                         help="chance a second that a connected device drops; half clean "
@@ -601,6 +705,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="run N nodes sharing --redis behind HAProxy instead of one "
                              "server (needs a MariaDB --db and Debian's haproxy; "
                              "docs/scaling.md)")
+    parser.add_argument("--restart", choices=["drain", "kill"], default=None,
+                        help="with --cluster, from a quarter of the chat on: drain "
+                             "(SIGTERM) and restart every node in turn, or kill -9 the last "
+                             "node and start it again 5 s later (docs/scaling.md)")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0",
                         help="Redis for --cluster (a prefix of the soak's own is added; "
                              "default %(default)s)")
@@ -608,8 +716,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="devices that log in through POST /user/login (each costs a "
                              "default scrypt); the others get seeded sessions "
                              "(default %(default)s)")
-    parser.add_argument("--workers", type=int, default=2,
-                        help="client processes (default %(default)s)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="client processes (default: one per core this process may "
+                             "use, soak/limits.py)")
     parser.add_argument("--seed", type=int, default=1, help="random seed (default %(default)s)")
     parser.add_argument("--drain-timeout", type=float, default=60.0,
                         help="longest wait for the last acks after the chat (default %(default)s)")
@@ -645,9 +754,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def prepare(args: argparse.Namespace) -> None:
+    """Fill in the defaults that depend on the run's size and the machine, and raise the
+    limits the run needs (soak/limits.py) before any process starts: each inherits them."""
+    if args.workers is None:
+        args.workers = limits.default_workers()
+    users = max(2, args.connections // args.devices)
+    if args.groups is None:
+        args.groups = max(1, users * 2 // max(1, args.group_size))
+    if args.duration is None:
+        # Memory is judged after the warm-up, on at least 20 samples; 4 minutes of them.
+        args.duration = warmup_seconds(args) + JUDGED_SECONDS
+    needed = limits.open_files_needed(args.connections, args.workers, args.cluster)
+    soft, _ = limits.raise_open_files(needed)
+    ports = limits.check_ephemeral_ports(args.connections,
+                                         args.connections * args.disconnect / 2)
+    args.open_files = soft
+    args.ports_at_worst = ports
+
+
 def main(args: argparse.Namespace) -> int:
-    if args.connections < 2 or args.devices < 1 or args.workers < 1 or args.duration <= 0:
+    if args.connections < 2 or args.devices < 1 or (args.workers or 1) < 1 \
+            or (args.duration is not None and args.duration <= 0):
         raise SystemExit("need at least 2 connections, 1 device, 1 worker, a positive duration")
+    if args.restart and not args.cluster:
+        raise SystemExit("--restart needs --cluster: a node restarted behind the proxy")
     if args.cluster and (args.cluster < 2 or args.db == "sqlite"):
         raise SystemExit("--cluster needs at least 2 nodes and a MariaDB --db (nodes in "
                          "several processes share one database server)")

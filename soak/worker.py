@@ -87,7 +87,12 @@ class Device:
         self.cursor = 0
         self.change_cursor = 0
         self.number = int(self.key.rpartition("d")[2])  # u<user>d<number>
-        self.count = 0
+        # Message numbers start at a place of the device's own: which messages its sender
+        # edits or recalls follows from n (`edited_by_sender`), and at 10,000 connections
+        # a device sends only two or three in a minute, so had every device counted from
+        # 0 its first message would always be edited and its second recalled (75% of
+        # messages changed, not 15%: each change a write transaction of its own).
+        self.count = random.Random(self.key).randrange(1000)
         self.pending: dict[str, dict[str, Any]] = {}  # cid -> frame, when sent, resent?
         self.retry: set[str] = set()
         self.acked: dict[str, int] = {}
@@ -106,6 +111,10 @@ class Device:
         self.connected_once: asyncio.Event = asyncio.Event()
         self.closing_on_purpose = False
         self.offline_for = 0.0  # a long absence after the next drop (--long-offline)
+        # When the server (not this client) ended the last connection: a node drained
+        # (1012) or killed behind the proxy. The time until the next presence snapshot is
+        # the reconnect, until that connection's sync ends the catch-up.
+        self.lost_at: float | None = None
 
     # -- the connection's life ---------------------------------------------------------
 
@@ -137,6 +146,7 @@ class Device:
             except ConnectionClosed as closed:
                 if not self.closing_on_purpose and not worker.finished:
                     worker.stats[f"closed_by_server:{closed.code}"] += 1
+                    self.lost_at = time.monotonic()
             self.connection = None
             self.ready = self.synced = False
             if worker.finished:
@@ -237,6 +247,8 @@ class Device:
             # From the snapshot on, messages come live; what came before, by sync.
             self.ready = True
             self.connected_once.set()
+            if self.lost_at is not None:
+                self.worker.reconnect_times.append(time.monotonic() - self.lost_at)
             self.start_sync()
             self.resend(list(self.pending))
         elif cmd == 2:
@@ -331,6 +343,9 @@ class Device:
         live_changes = self.session.get("changes", [])
         if live_changes:
             self.change_cursor = max(self.change_cursor, max(live_changes))
+        if self.lost_at is not None:
+            self.worker.catchup_times.append(time.monotonic() - self.lost_at)
+            self.lost_at = None
         self.sync_done.set()
 
     def on_error(self, frame: dict[str, Any]) -> None:
@@ -364,6 +379,10 @@ class Worker:
         self.stats: Counter[str] = Counter()
         self.ack_latencies: list[float] = []
         self.lags: list[float] = []
+        # Seconds from a connection the server ended to the next snapshot, and to the
+        # end of that connection's sync (Device.lost_at).
+        self.reconnect_times: list[float] = []
+        self.catchup_times: list[float] = []
         self.refusals: list[str] = []
         self.finished = False
         self.churn = True  # random disconnects on (off while draining)
@@ -396,8 +415,14 @@ class Worker:
         retrier.cancel()
         # The final sync: everyone else is acked, so every message is stored and each
         # device's page now ends at the newest message it may see.
-        for device in self.devices:
-            await self._final_sync(device)
+        # (200 at a time: one after the other, 5,000 devices' round trips took minutes)
+        gate = asyncio.Semaphore(200)
+
+        async def final_sync(device: Device) -> None:
+            async with gate:
+                await self._final_sync(device)
+
+        await asyncio.gather(*(final_sync(device) for device in self.devices))
         self.finished = True
         for device in self.devices:
             if device.connection is not None:
@@ -407,7 +432,9 @@ class Worker:
         with open(self.spec["out"], "w", encoding="utf-8") as out:
             json.dump({"devices": [d.record() for d in self.devices],
                        "stats": self.stats, "ack_latencies": self.ack_latencies,
-                       "lags": self.lags, "refusals": self.refusals[:50]}, out)
+                       "lags": self.lags, "refusals": self.refusals[:50],
+                       "reconnect_times": self.reconnect_times,
+                       "catchup_times": self.catchup_times}, out)
         await self._say("done")
 
     async def _send_steadily(self) -> None:

@@ -839,6 +839,11 @@ class Server:
         loop = asyncio.get_running_loop()
         self.tmp_dir.mkdir(parents=True, exist_ok=True)
         self.tls = kwargs.get("ssl") is not None
+        # asyncio's default backlog (100) overflows when thousands of clients come
+        # back at once (a node drained or lost behind a proxy): the kernel then drops
+        # SYNs and the clients wait out their 1 s, 3 s... retransmits. The kernel caps
+        # it at net.core.somaxconn.
+        kwargs.setdefault("backlog", 4096)
         self._server = await loop.create_server(
             lambda: HTTPProtocol(self), host, port, reuse_address=True, **kwargs
         )

@@ -105,6 +105,10 @@ class _ClientHandshake(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         assert self._transport is not None
+        if self.done.done():
+            # The opener gave up (open_timeout cancelled it) and aborts the transport;
+            # a response already read in the same loop turn is too late to matter.
+            return
         try:
             complete = self._head.feed(data)
             if complete is None:
