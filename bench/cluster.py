@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -237,12 +237,8 @@ async def measure_fanout(db: str, redis: str, members: int, messages: int,
             sent_at[cid] = time.monotonic()
             await sender.connection.send(json.dumps(
                 {"cmd": 11, "dstid": group, "media": 1, "content": f"fan-out {n}", "cid": cid}))
-        deadline = time.monotonic() + 300
-        while (len(sender.acks) < messages
-               or any(len(d.arrivals) < messages for d in devices)):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fan-out did not complete")
-            await asyncio.sleep(0.05)
+        await _until(lambda: len(sender.acks) >= messages
+                     and all(len(d.arrivals) >= messages for d in devices), 300, "the fan-out")
         finished = max(max(d.arrivals.values()) for d in devices)
         cpu = [node.cpu() - b for node, b in zip(nodes, cpu_before, strict=True)]
         redis_delta = delta(redis_info(redis), redis_before) if redis else {}
@@ -292,11 +288,7 @@ async def measure_direct(db: str, redis: str, messages: int, workdir: Path) -> d
             await alice.connection.send(json.dumps(
                 {"cmd": 10, "dstid": users[1][0], "media": 1, "content": f"hi {n}",
                  "cid": f"d{n}"}))
-        deadline = time.monotonic() + 120
-        while len(bob.arrivals) < messages:
-            if time.monotonic() > deadline:
-                raise RuntimeError("the 1:1 messages did not all arrive")
-            await asyncio.sleep(0.05)
+        await _until_arrived([bob], messages, 120, "the 1:1 messages")
         cpu = [node.cpu() - b for node, b in zip(nodes, cpu_before, strict=True)]
         after = delta(redis_info(redis), before)
         # Each PUBLISH goes once to each node subscribed to the user's channel.
@@ -360,6 +352,23 @@ async def _pairs_of_friends(db: str, pairs: int) -> list[tuple[tuple[int, str],
     return list(zip(users[::2], users[1::2], strict=True))
 
 
+async def _until(done: Callable[[], bool], seconds: float, what: str,
+                 poll: float = 0.05) -> None:
+    """Wait until `done()` holds; RuntimeError naming `what` after `seconds` (every
+    run is bounded in time as well as in count)."""
+    deadline = time.monotonic() + seconds
+    while not done():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not complete")
+        await asyncio.sleep(poll)
+
+
+async def _until_arrived(devices: Sequence[Device], count: int, seconds: float, what: str,
+                         poll: float = 0.05) -> None:
+    """Wait until each of `devices` has received `count` messages (see `_until`)."""
+    await _until(lambda: all(len(d.arrivals) >= count for d in devices), seconds, what, poll)
+
+
 def _percentiles(latencies: list[float]) -> tuple[float, float]:
     ordered = sorted(latencies)
     return (1000 * ordered[len(ordered) // 2],
@@ -394,12 +403,9 @@ async def measure_proxy(db: str, redis: str, node_count: int, members: int, mess
             await sender.connection.send(json.dumps(
                 {"cmd": 11, "dstid": group, "media": 1, "content": f"fan-out {n}",
                  "cid": f"f{n}"}))
-        deadline = time.monotonic() + 300
-        while len(sender.acks) < messages or any(len(d.arrivals) < messages
-                                                  for d in receivers):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the fan-out through the proxy did not complete")
-            await asyncio.sleep(0.05)
+        await _until(lambda: len(sender.acks) >= messages
+                     and all(len(d.arrivals) >= messages for d in receivers), 300,
+                     "the fan-out through the proxy")
         finished = max(max(d.arrivals.values()) for d in receivers)
         fan_cpu = sum(node.cpu() for node in nodes) - cpu_before
         by_id = {sender.acks[cid]: t for cid, t in sent_at.items()}
@@ -421,11 +427,7 @@ async def measure_proxy(db: str, redis: str, node_count: int, members: int, mess
                 await senders[index].connection.send(json.dumps(
                     {"cmd": 10, "dstid": peer, "media": 1, "content": f"hi {n}",
                      "cid": f"d{n}"}))
-        deadline = time.monotonic() + 300
-        while any(len(r.arrivals) < messages for r in readers):
-            if time.monotonic() > deadline:
-                raise RuntimeError("the 1:1 messages through the proxy did not all arrive")
-            await asyncio.sleep(0.05)
+        await _until_arrived(readers, messages, 300, "the 1:1 messages through the proxy")
         direct_finished = max(max(r.arrivals.values()) for r in readers)
         direct_cpu = sum(node.cpu() for node in nodes) - cpu_before
         direct_latencies = [t - sent[(index, cid)]
@@ -486,11 +488,7 @@ async def measure_crossing(db: str, redis: str, pairs: int, rounds: int, members
                     await senders[index].connection.send(json.dumps(
                         {"cmd": 10, "dstid": peer, "media": 1, "content": f"hi {n}",
                          "cid": f"{placement}-{n}"}))
-                deadline = time.monotonic() + 60
-                while any(len(r.arrivals) <= n for r in readers):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("a 1:1 round did not arrive")
-                    await asyncio.sleep(0.001)
+                await _until_arrived(readers, n + 1, 60, "a 1:1 round", poll=0.001)
                 latencies += [max(r.arrivals.values()) - sent[i]
                               for i, r in enumerate(readers)]
             cpu = sum(node.cpu() for node in nodes) - cpu_before
@@ -514,11 +512,7 @@ async def measure_crossing(db: str, redis: str, pairs: int, rounds: int, members
                 await sender.connection.send(json.dumps(
                     {"cmd": 11, "dstid": group, "media": 1, "content": f"all {n}",
                      "cid": f"g-{placement}-{n}"}))
-                deadline = time.monotonic() + 60
-                while any(len(d.arrivals) <= n for d in receivers):
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("a group round did not arrive")
-                    await asyncio.sleep(0.001)
+                await _until_arrived(receivers, n + 1, 60, "a group round", poll=0.001)
                 message_id = sender.acks.get(f"g-{placement}-{n}")
                 group_latencies += [d.arrivals[message_id] - started for d in receivers
                                     if message_id in d.arrivals]
