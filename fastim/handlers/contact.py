@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from fastim.accounts import Contacts, Group, User
+from fastim.chat.protocol import Cmd
 from fastim.handlers.auth import ListReply, endpoint, page_data
 from fastim.http import Request, Router
 
@@ -97,7 +98,7 @@ def register(router: Router, app: App) -> None:
         contacts = app.services.contacts
         page = await contacts.load_friends(user, values)
         online = await online_among([friend.id for friend in page.rows])
-        muted = await muted_until(user, 10)
+        muted = await muted_until(user, Cmd.SINGLE)
 
         def with_presence(friend: User) -> dict[str, Any]:
             profile = friend.public()
@@ -121,7 +122,7 @@ def register(router: Router, app: App) -> None:
     @endpoint(app)
     async def load_groups(request: Request, values: dict[str, Any], user: Any) -> Any:
         contacts = app.services.contacts
-        muted = await muted_until(user, 11)
+        muted = await muted_until(user, Cmd.GROUP)
         return page_data(await contacts.load_groups(user, values),
                          lambda c: with_mute(c.to_dict(), muted))
 
