@@ -63,7 +63,7 @@ from fastim.store.changes import (
     Check,
     change_frame,
 )
-from fastim.store.messages import StoredMessage
+from fastim.store.messages import StoredMessage, SyncPage
 from fastim.ws import prepare
 
 log = logging.getLogger(__name__)
@@ -103,8 +103,8 @@ class ChatStore(Protocol):
     async def friends_of(self, user_id: int) -> set[int]: ...
     async def groups_of(self, user_id: int) -> set[int]: ...
     async def insert_messages(self, batch: Sequence[NewMessage]) -> list[StoredMessage]: ...
-    async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
-                             limit: int) -> list[dict[str, Any]]: ...
+    async def sync_page(self, user_id: int, groups: Sequence[int], since: int, limit: int,
+                        sent: frozenset[int]) -> SyncPage: ...
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int: ...
     # The message lifecycle (fastim/store/changes.py): used only by its commands.
     async def changes_since(self, user_id: int, groups: Sequence[int], since: int,
@@ -839,19 +839,20 @@ class Hub:
             # One that has a change cursor (it saw changes, but no message yet) goes on
             # from its cursor, or it would miss the changes in between.
             latest = await self.store.latest_change()
-        rows = await self.store.messages_since(session.user_id, groups, command.since,
-                                               command.limit + 1)
-        more = len(rows) > command.limit
-        rows = rows[: command.limit]
-        following = rows[-1]["id"] if rows else command.since
         # Leave out what this connection already got live (it may have arrived between
-        # the connect and this sync) or in an earlier page: each message once per
-        # connection; and those the user deleted for themselves.
-        rows = [row for row in rows
+        # the connect and this sync, or the client asks again at its checkpoint, docs/
+        # chat-protocol.md "The sync cursor") or in an earlier page: each message once
+        # per connection; and those the user deleted for themselves.
+        sent = session.sync_asked(command.since)
+        page = await self.store.sync_page(session.user_id, groups, command.since,
+                                          command.limit, sent)
+        rows = [row for row in page.rows
                 if session.first_sync(row["id"]) and not row.pop("hidden", False)]
-        session.sync_paged(following, more)
+        session.sync_paged(page.next, page.more)
         result: dict[str, Any] = {"cmd": Cmd.SYNC_RESULT, "since": command.since,
-                                  "rows": rows, "more": more, "next": following}
+                                  "rows": rows, "more": page.more, "next": page.next}
+        if page.head is not None:
+            result["head"] = page.head
         if command.changes_since is not None:
             result.update(await self._sync_changes(session, groups, command, latest))
         session.push(encode(result))

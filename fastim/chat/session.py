@@ -75,6 +75,9 @@ class Session(Protocol):
     def first_sync(self, message_id: int) -> bool:
         """The same for a row of a sync page."""
 
+    def sync_asked(self, since: int) -> frozenset[int]:
+        """A sync page from `since` was asked; returns the ids above it already sent."""
+
     def sync_paged(self, following: int, more: bool) -> None:
         """A sync page reaching `following` went out; `more`: the client may page on."""
 
@@ -146,6 +149,14 @@ class ChatSession:
         if len(synced) >= 2 * RECENT_IDS:
             del synced[:RECENT_IDS]
         return True
+
+    def sync_asked(self, since: int) -> frozenset[int]:
+        """The client asked for a sync page from `since`: until its last page, keep the
+        live ids above `since` (a page may hold them). Returns the ids above `since` this
+        connection was sent already, whose rows the page need not read again."""
+        following = self.sync_next
+        self.sync_next = since if following is None else min(following, since)
+        return frozenset(i for ids in (self.recent, self.synced) for i in ids if i > since)
 
     def sync_paged(self, following: int, more: bool) -> None:
         """A sync page went out: its rows reached `following`, and `more` says whether

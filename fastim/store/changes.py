@@ -25,13 +25,16 @@ from fastim.store.messages import (
     ChatStorage,
     MessageToStore,
     StoredMessage,
+    SyncPage,
     as_message,
     count_messages,
     history,
     insert_messages,
     messages_since,
+    newest_committed,
     newest_ids,
     record_key,
+    sync_page,
 )
 from fastim.store.records import Page
 from fastim.store.sealing import Sealer, associated_data
@@ -245,6 +248,14 @@ def messages_since_for(tx: Tx, user_id: int, groups: Sequence[int], since: int, 
     are marked `hidden` (the hub leaves them out after moving its cursor past them)."""
     return decorate(tx, messages_since(tx, user_id, groups, since, limit, sealer), user_id,
                     sealer)
+
+
+def sync_page_for(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: int,
+                  sent: frozenset[int], sealer: Sealer | None) -> SyncPage:
+    """`sync_page` with its messages as the user sees them now (`messages_since_for`)."""
+    page = sync_page(tx, user_id, groups, since, limit, sent, sealer)
+    page.rows = decorate(tx, page.rows, user_id, sealer)
+    return page
 
 
 def history_for(tx: Tx, user_id: int, conv: str, before: int | None, limit: int,
@@ -495,20 +506,11 @@ def changes_since(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit
             for change, message_id, kind, actor in rows]
 
 
-#: MySQL: the newest change ids `latest_change` waits for, should one still be committing.
-LATEST_WINDOW = 1000
-
-
 def latest_change(tx: Tx) -> int:
     """Where a device with nothing yet starts the change log: the newest change, once
-    every change below it is committed. On MySQL a lower id may still be committing
-    (IN_ORDER): a locking read of the newest LATEST_WINDOW ids waits for it, so the new
-    device either reads its message as changed or gets the change after this cursor."""
-    newest = int(tx.value("SELECT MAX(id) FROM message_changes") or 0)
-    if tx.dialect.name == "mysql" and newest:
-        tx.value(f"SELECT COUNT(*) FROM message_changes WHERE id > ? AND id <= ?{IN_ORDER}",
-                 [newest - LATEST_WINDOW, newest])
-    return newest
+    every change below it is committed (`newest_committed`), so the new device either
+    reads its message as changed or gets the change after this cursor."""
+    return newest_committed(tx, "message_changes")
 
 
 class LifecycleStorage(ChatStorage):
@@ -527,6 +529,11 @@ class LifecycleStorage(ChatStorage):
     async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
                              limit: int) -> list[dict[str, Any]]:
         return await self.store.read(messages_since_for, user_id, groups, since, limit,
+                                     self.sealer)
+
+    async def sync_page(self, user_id: int, groups: Sequence[int], since: int, limit: int,
+                        sent: frozenset[int]) -> SyncPage:
+        return await self.store.read(sync_page_for, user_id, groups, since, limit, sent,
                                      self.sealer)
 
     async def history_for(self, user_id: int, conv: str, before: int | None,

@@ -280,7 +280,8 @@ def sync_statements(dialect: str, user_id: int, groups: Sequence[int], since: in
         params: list[Any] = []
         for where, values in arms[start:start + SYNC_ARMS]:
             if dialect == "sqlite":
-                parts.append(f"SELECT {_COLUMNS} FROM messages WHERE {where}")
+                columns = "id" if ids_only else _COLUMNS
+                parts.append(f"SELECT {columns} FROM messages WHERE {where}")
                 params += values
             else:
                 columns, lock = ("id", IN_ORDER) if ids_only else (_COLUMNS, "")
@@ -327,16 +328,73 @@ def messages_since(tx: Tx, user_id: int, groups: Sequence[int], since: int,
     if tx.dialect.name == "sqlite":
         rows = _sync_rows(tx, user_id, groups, since, limit)
     else:
-        newest = int(tx.value("SELECT MAX(id) FROM messages") or 0)
-        ids: list[int] = []
-        low, width = since, SYNC_WINDOW * limit
-        while low < newest and len(ids) < limit:
-            high = min(low + width, newest)
-            ids += [int(row[0]) for row in _sync_rows(tx, user_id, groups, low,
-                                                      limit - len(ids), high, ids_only=True)]
-            low, width = high, width * 2
-        rows = rows_by_id(tx, ids)
+        rows = rows_by_id(tx, sync_ids(tx, user_id, groups, since, limit))
     return [as_message(r, sealer) for r in rows]
+
+
+def sync_ids(tx: Tx, user_id: int, groups: Sequence[int], since: int,
+             limit: int) -> list[int]:
+    """The ids of `messages_since`'s page, oldest first: on MySQL read in windows of
+    ids with locking reads (see there), on SQLite in one compound SELECT."""
+    if tx.dialect.name == "sqlite":
+        return [int(row[0]) for row in _sync_rows(tx, user_id, groups, since, limit,
+                                                  ids_only=True)]
+    newest = int(tx.value("SELECT MAX(id) FROM messages") or 0)
+    ids: list[int] = []
+    low, width = since, SYNC_WINDOW * limit
+    while low < newest and len(ids) < limit:
+        high = min(low + width, newest)
+        ids += [int(row[0]) for row in _sync_rows(tx, user_id, groups, low,
+                                                  limit - len(ids), high, ids_only=True)]
+        low, width = high, width * 2
+    return ids
+
+
+@dataclass
+class SyncPage:
+    """One page of a sync (cmd 20) for one connection (docs/chat-protocol.md)."""
+
+    #: The page's messages, oldest first, without those the connection was sent already.
+    rows: list[dict[str, Any]]
+    #: The id the page reached: its last message's, sent already or not (`since` if none).
+    next: int
+    #: Whether messages above `next` wait for the next page.
+    more: bool
+    #: For a sync from nothing (`since` 0): the newest message id below which every
+    #: message is committed, where a device with nothing starts its cursor.
+    head: int | None = None
+
+
+def sync_page(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: int,
+              sent: frozenset[int], sealer: Sealer | None) -> SyncPage:
+    """A sync page for a connection that was sent the messages `sent` already: their ids
+    count for `next` and `more`, but their rows are not read again. A client that asks
+    from time to time whether it missed anything (its checkpoint, docs/chat-protocol.md
+    "The sync cursor") mostly holds the whole page already: then only ids are read."""
+    ids = sync_ids(tx, user_id, groups, since, limit + 1)
+    more = len(ids) > limit
+    ids = ids[:limit]
+    rows = rows_by_id(tx, [i for i in ids if i not in sent])
+    head = newest_committed(tx, "messages") if since == 0 else None
+    return SyncPage([as_message(r, sealer) for r in rows], ids[-1] if ids else since, more,
+                    head)
+
+
+#: MySQL: how many of a table's newest ids `newest_committed` waits for.
+LATEST_WINDOW = 1000
+
+
+def newest_committed(tx: Tx, table: str) -> int:
+    """The newest id of `table` ("messages" or "message_changes") once every id below it
+    is committed: where a device that holds nothing starts a cursor. On MySQL a lower id
+    may still be committing after a higher one (docs/store.md "Reading in id order"): a
+    locking read of the newest LATEST_WINDOW ids waits for it, so the device either reads
+    it now (history) or gets it after its cursor (live, or its next sync)."""
+    newest = int(tx.value(f"SELECT MAX(id) FROM {table}") or 0)
+    if tx.dialect.name == "mysql" and newest:
+        tx.value(f"SELECT COUNT(*) FROM {table} WHERE id > ? AND id <= ?{IN_ORDER}",
+                 [newest - LATEST_WINDOW, newest])
+    return newest
 
 
 def _window(after: int, upto: int | None) -> tuple[str, list[Any]]:
@@ -639,6 +697,11 @@ class ChatStorage:
     async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
                              limit: int) -> list[dict[str, Any]]:
         return await self.store.read(messages_since, user_id, groups, since, limit,
+                                     self.sealer)
+
+    async def sync_page(self, user_id: int, groups: Sequence[int], since: int, limit: int,
+                        sent: frozenset[int]) -> SyncPage:
+        return await self.store.read(sync_page, user_id, groups, since, limit, sent,
                                      self.sealer)
 
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int:

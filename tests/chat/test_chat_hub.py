@@ -583,6 +583,26 @@ def test_a_long_sync_never_repeats_what_came_live_while_it_paged() -> None:
     assert not session.first_send(flood[-1])
 
 
+def test_a_sync_asked_again_keeps_the_live_ids_above_its_since_until_its_last_page() -> None:
+    # A checkpoint sync from `since` re-reads what came live above it: those ids are kept
+    # (past the usual RECENT_IDS) until its last page, and named to the store as held.
+    from fastim.chat.session import RECENT_IDS, ChatSession
+
+    session = ChatSession(None, user_id=1, max_buffer=1 << 20)
+    session.sync_paged(0, more=False)  # the first sync is over
+    live = range(1, 1 + 3 * RECENT_IDS)
+    assert all(session.first_send(n) for n in live)
+    held = session.sync_asked(100)
+    assert held == frozenset(n for n in session.recent if n > 100)
+    flood = range(live[-1] + 1, live[-1] + 1 + 3 * RECENT_IDS)
+    assert all(session.first_send(n) for n in flood)  # live while the sync reads
+    page = [session.first_sync(n) for n in range(101, flood[-1] + 1)]
+    session.sync_paged(flood[-1], more=False)
+    # Only what was forgotten before the ask goes again; nothing held then or live since.
+    assert page == [n not in held and n not in flood for n in range(101, flood[-1] + 1)]
+    assert len(held) >= RECENT_IDS
+
+
 def test_a_device_back_to_a_backlog_of_pages_gets_each_message_once(
         roomy_api: ApiServer) -> None:
     api = roomy_api
@@ -603,6 +623,34 @@ def test_a_device_back_to_a_backlog_of_pages_gets_each_message_once(
                 break
             since = page["next"]
         assert sorted(got) == sorted(offline + live)  # each once
+        await a.no_more_messages()
+        await a.close()
+        await b.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_checkpoint_sync_answers_what_came_live_by_its_next_alone(api: ApiServer) -> None:
+    """The client's cursor moves only with sync pages (docs/chat-protocol.md "The sync
+    cursor"): from nothing it starts at `head`; later it asks again from there for what
+    came live, and the page moves its cursor without sending those messages twice."""
+    alice, ta, bob, tb = pair(api)
+
+    async def scenario() -> None:
+        b = await ChatClient.open(api, tb)
+        before = (await b.say(10, alice["id"], "before the device", "c0"))["id"]
+        a = await ChatClient.open(api, ta)
+        await a.send(cmd=20, since=0, limit=1)
+        first = await a.cmd(21)
+        assert (first["head"], [r["id"] for r in first["rows"]]) == (before, [before])
+        live = [(await b.say(10, alice["id"], f"live{n}", f"c{n + 1}"))["id"]
+                for n in range(3)]
+        assert [(await a.message())["id"] for _ in live] == live
+        await a.send(cmd=20, since=first["head"], limit=200)
+        checkpoint = await a.cmd(21)
+        assert (checkpoint["rows"], checkpoint["next"], checkpoint["more"]) == ([], live[-1],
+                                                                               False)
+        assert "head" not in checkpoint
         await a.no_more_messages()
         await a.close()
         await b.close()

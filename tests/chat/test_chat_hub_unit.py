@@ -13,7 +13,7 @@ from fastim.bus.events import MemberLeft
 from fastim.bus.local import LocalBus
 from fastim.chat.hub import Hub, NewMessage
 from fastim.chat.session import ChatSession
-from fastim.store.messages import StoredMessage
+from fastim.store.messages import StoredMessage, SyncPage
 from fastim.ws import connect, serve
 
 SAFETY_TIMEOUT = 20.0  # a hung test fails instead of hanging; never asserted on
@@ -47,9 +47,9 @@ class MemoryChatStore:
             stored.append(self.by_cid[key])
         return stored
 
-    async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
-                             limit: int) -> list[dict[str, Any]]:
-        return []
+    async def sync_page(self, user_id: int, groups: Sequence[int], since: int, limit: int,
+                        sent: frozenset[int]) -> SyncPage:
+        return SyncPage([], since, False, 0 if since == 0 else None)
 
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int:
         return upto
@@ -155,12 +155,14 @@ class LongHistoryStore(MemoryChatStore):
         self.newest = pages * 200
         self.asked = 0
 
-    async def messages_since(self, user_id: int, groups: Sequence[int], since: int,
-                             limit: int) -> list[dict[str, Any]]:
+    async def sync_page(self, user_id: int, groups: Sequence[int], since: int, limit: int,
+                        sent: frozenset[int]) -> SyncPage:
         self.asked += 1
-        return [{"id": i, "cid": None, "userid": 2, "cmd": 10, "dstid": 1, "media": 1,
+        ids = range(since + 1, min(since + limit, self.newest) + 1)
+        rows = [{"id": i, "cid": None, "userid": 2, "cmd": 10, "dstid": 1, "media": 1,
                  "content": f"m{i}", "pic": "", "url": "", "memo": "", "amount": 0, "ts": i}
-                for i in range(since + 1, min(since + limit, self.newest) + 1)]
+                for i in ids if i not in sent]
+        return SyncPage(rows, ids[-1] if ids else since, ids[-1] < self.newest if ids else False)
 
 
 def test_a_long_sync_is_paced_never_closed_for_the_rate_limit() -> None:

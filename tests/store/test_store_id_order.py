@@ -29,6 +29,8 @@ from tests.store_fixtures import TEST_KDF, empty_mysql_tables, new_mobile, run
 
 #: Seconds to wait for the sync to be seen waiting on the open transaction's row lock.
 SAFETY = 10.0
+#: A user with no message: a sync of theirs reads no row the test holds open.
+NOBODY = 10**9
 
 
 @pytest.fixture
@@ -136,6 +138,28 @@ def test_a_sync_waits_for_a_lower_message_id_that_commits_late(
         # `higher` and `lower` was never synced to it.
         assert [row["id"] for row in rows] == [lower, higher]
         assert waited
+    finally:
+        first.close()
+        second.close()
+
+
+def test_a_device_with_nothing_starts_at_a_head_below_which_all_is_committed(
+        mysql_database: str, mysql_store: Store, two_users: tuple[int, int]) -> None:
+    """A sync from nothing answers `head`, the device's first cursor (docs/chat-
+    protocol.md "The sync cursor"): not before a lower id still being committed is in."""
+    ann, bo = two_users
+    first, second = connect(mysql_database), connect(mysql_database)
+    try:
+        lower = insert_message(first, ann, bo, "sent first, committed last")
+        higher = insert_message(second, ann, bo, "sent second, committed first")
+        second.commit()
+        with ThreadPoolExecutor(1) as pool:
+            head = in_thread(pool, mysql_store.read, stored.newest_committed, "messages")
+            waited = commit_late(mysql_database, first, [head])
+            assert head.result(SAFETY) == higher
+        assert waited
+        page = run(mysql_store.read(stored.sync_page, NOBODY, [], 0, 1, frozenset(), None))
+        assert (page.rows, page.next, page.more, page.head) == ([], 0, False, higher)
     finally:
         first.close()
         second.close()

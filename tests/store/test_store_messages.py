@@ -46,6 +46,27 @@ def test_a_batch_gets_ascending_ids_and_resends_are_not_stored_twice(
     assert count == 6
 
 
+def test_a_sync_page_skips_the_rows_a_connection_holds_but_counts_their_ids(
+        store: Store, make_user: Any) -> None:
+    """A client's checkpoint (docs/chat-protocol.md "The sync cursor") asks again for
+    what its connection was sent live: the page's `next` and `more` are as if it were
+    sent, but only the rows it lacks come back; from nothing, the page carries `head`."""
+    a, b = users(make_user, 2)
+    storage = ChatStorage(store)
+    run(storage.start())
+    ids = [s.id for s in run(storage.insert_messages(
+        [new(b, a, f"m{n}", f"sp{n}") for n in range(5)]))]
+    held = frozenset(ids[:2] + ids[3:4])
+    page = run(storage.sync_page(a, [], 0, 4, held))
+    assert [m["id"] for m in page.rows] == [ids[2]]
+    assert page.rows[0]["content"] == "m2"
+    assert (page.next, page.more, page.head) == (ids[3], True, ids[4])
+    last = run(storage.sync_page(a, [], page.next, 4, frozenset(ids)))
+    assert (last.rows, last.next, last.more, last.head) == ([], ids[4], False, None)
+    empty = run(storage.sync_page(a, [], ids[4], 4, frozenset()))
+    assert (empty.rows, empty.next, empty.more) == ([], ids[4], False)
+
+
 def test_concurrent_resends_of_one_cid_store_one_message(store: Store, make_user: Any) -> None:
     a, b = users(make_user, 2)
     for round_ in range(5):
