@@ -153,6 +153,7 @@ def test_a_device_with_nothing_starts_at_a_head_below_which_all_is_committed(
         lower = insert_message(first, ann, bo, "sent first, committed last")
         higher = insert_message(second, ann, bo, "sent second, committed first")
         second.commit()
+        assert lower < higher
         with ThreadPoolExecutor(1) as pool:
             head = in_thread(pool, mysql_store.read, stored.newest_committed, "messages")
             waited = commit_late(mysql_database, first, [head])
