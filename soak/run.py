@@ -566,12 +566,12 @@ class Soak:
             "change_deliveries_expected": verdict.stats["changes_expected"],
             "changes_live": verdict.stats["changes_live"],
             "changes_by_sync": verdict.stats["changes_by_sync"],
-            "changes_resent_after_interrupted_sync":
-                verdict.stats["changes_resent_after_interrupted_sync"],
+            "changes_resent_when_asked":
+                verdict.stats["changes_resent_when_asked"],
             "deliveries_expected": verdict.stats["expected_deliveries"],
             "delivered_live": verdict.stats["delivered_live"],
             "delivered_by_sync": verdict.stats["delivered_by_sync"],
-            "resent_after_interrupted_sync": verdict.stats["resent_after_interrupted_sync"],
+            "resent_when_asked": verdict.stats["resent_when_asked"],
             "delivered_then_deleted": verdict.stats["delivered_then_deleted"],
             "reconnects": stats.get("reconnects", 0),
             "clean_closes": stats.get("clean_closes", 0), "aborts": stats.get("aborts", 0),
@@ -612,14 +612,14 @@ def print_report(report: dict[str, Any]) -> None:
         f"sent {report['sent']} ({report['sent_per_s']}/s), stored {report['stored']}, "
         f"acked {report['acked']}; resends {report['resends']}, dup acks {report['dup_acks']}",
         f"deliveries {report['deliveries_expected']}: live {report['delivered_live']}, "
-        f"by sync {report['delivered_by_sync']}, re-sent after an interrupted sync "
-        f"{report['resent_after_interrupted_sync']}",
+        f"by sync {report['delivered_by_sync']}, re-sent when the client asked again "
+        f"{report['resent_when_asked']}",
         f"changes acked: edits {report['edits_acked']}, recalls {report['recalls_acked']}, "
         f"reactions {report['reactions_acked']}, deletes for me {report['deletes_acked']} "
         f"(logged {report['changes_logged']}); change deliveries "
         f"{report['change_deliveries_expected']}: live {report['changes_live']}, by sync "
-        f"{report['changes_by_sync']}, re-sent after an interrupted sync "
-        f"{report['changes_resent_after_interrupted_sync']}",
+        f"{report['changes_by_sync']}, re-sent when the client asked again "
+        f"{report['changes_resent_when_asked']}",
         f"reconnects {report['reconnects']} (clean closes {report['clean_closes']}, "
         f"TCP resets {report['aborts']}); server CPU {report['server_cpu_s']} s "
         f"({report['server_cpu_share']:.0%} of a core), clients' CPU "

@@ -6,10 +6,13 @@ Each device behaves like a careful chat client (docs/chat-protocol.md):
   reconnect (or a ``busy``/``store_failed`` error) it sends it again with the same cid;
 - on every connect it waits for the presence snapshot, then syncs from its cursor, page by
   page, and keeps what arrives live meanwhile;
-- its cursor (the ``since`` of its next sync) only moves past ids it is sure to hold:
-  each sync page's ``next``; once a sync is done, also the live ids; so a connection that
-  ends half-way through a sync loses nothing. The same holds for its change-log cursor
-  (``changes_since``, the message lifecycle of docs/chat-protocol.md);
+- its cursor (the ``since`` of its next sync) moves only with sync pages' ``next``,
+  never to a live id: across nodes a live id can overtake a lower one still being
+  committed, and a cursor moved past it would skip that one if the connection ended
+  before it came (docs/chat-protocol.md, "The sync cursor"). So every CHECKPOINT_EVERY
+  live messages or changes it asks again from its cursor (a checkpoint: the server sends
+  only what this connection lacks, and the page moves the cursor). The same holds for
+  its change-log cursor (``changes_since``, the message lifecycle);
 - it changes messages as people do: it edits some of its own messages and recalls some
   (at once, well within the recall window); it reacts to some of the messages it
   receives and deletes some for its user (only a user's first device deletes, so a
@@ -38,6 +41,9 @@ from fastim.ws import ConnectionClosed, connect
 
 #: Errors after which the message is sent again with the same cid.
 RETRYABLE = ("busy", "store_failed", "unavailable")
+#: Live messages and changes between two checkpoint syncs, as the web client
+#: (asset/js/app.js): half the ids the server keeps per connection (RECENT_IDS).
+CHECKPOINT_EVERY = 64
 #: A device edits its own message number n when n % edit_every == 0 (cmd 60) and
 #: recalls it when n % recall_every == 1 and it is not edited (cmd 61); it reacts to a
 #: message it received live with chance react_chance (cmd 62), and a user's first
@@ -84,6 +90,7 @@ class Device:
         self.connection: Any = None
         self.ready = False  # the snapshot came: messages may be sent
         self.synced = False  # this connection's sync has reached its end
+        self.live_count = 0  # messages and changes that came live since the last sync
         self.cursor = 0
         self.change_cursor = 0
         self.number = int(self.key.rpartition("d")[2])  # u<user>d<number>
@@ -212,6 +219,7 @@ class Device:
 
     def start_sync(self) -> None:
         self.synced = False
+        self.live_count = 0
         self.sync_done.clear()
         self._ask_sync(self.cursor)
 
@@ -228,8 +236,7 @@ class Device:
         if cmd in (10, 11) and "id" in frame:
             id_ = int(frame["id"])
             self.session["live"].append(id_)
-            if self.synced:
-                self.cursor = max(self.cursor, id_)
+            self.count_live()
             self.worker.lags.append(time.time() * 1000 - frame["ts"])
             self.maybe_change(frame)
         elif cmd in (60, 61, 62, 63) and "change" in frame:
@@ -237,8 +244,7 @@ class Device:
             self.session.setdefault("changes", []).append(change)
             if frame.get("content"):
                 self.session.setdefault("change_text", []).append(change)
-            if self.synced:
-                self.change_cursor = max(self.change_cursor, change)
+            self.count_live()
         elif cmd == 1:
             self.on_ack(frame)
         elif cmd == 21:
@@ -253,6 +259,14 @@ class Device:
             self.resend(list(self.pending))
         elif cmd == 2:
             self.on_error(frame)
+
+    def count_live(self) -> None:
+        """One more message or change came live: at CHECKPOINT_EVERY, once the sync is
+        over, ask again from the cursor (only a sync page moves it)."""
+        self.live_count += 1
+        if self.synced and self.live_count >= CHECKPOINT_EVERY:
+            self.worker.stats["checkpoints"] += 1
+            self.start_sync()
 
     def maybe_change(self, frame: dict[str, Any]) -> None:
         """React to, or delete for its user, some of the messages received live; never
@@ -337,12 +351,6 @@ class Device:
             self._ask_sync(int(frame["next"]))
             return
         self.synced = True
-        live = self.session["live"]
-        if live:
-            self.cursor = max(self.cursor, max(live))
-        live_changes = self.session.get("changes", [])
-        if live_changes:
-            self.change_cursor = max(self.change_cursor, max(live_changes))
         if self.lost_at is not None:
             self.worker.catchup_times.append(time.monotonic() - self.lost_at)
             self.lost_at = None
