@@ -19,6 +19,11 @@ import { Sidebar } from './ui/sidebar.js';
 
 const HISTORY_PAGE = 40;
 const TYPING_SHOWN_FOR = 5000; // ms a "typing…" stays without a new signal
+// A checkpoint sync (askSync) after this many messages and changes came live, or this
+// long after the first: half of the ids the server keeps per connection (RECENT_IDS),
+// so it finds them all still held and sends nothing twice.
+const CHECKPOINT_EVERY = 64;
+const CHECKPOINT_AFTER_MS = 5 * 60 * 1000;
 
 export class App {
   constructor() {
@@ -26,6 +31,11 @@ export class App {
     this.conn = null;
     this.current = null; // the open Conversation
     this.ready = false; // the first snapshot after the first connect was handled
+    this.awaitingBaseline = false; // the sync from nothing was asked, not yet answered
+    this.baselineDone = false; // its answer placed the cursors (onSyncResult)
+    this.syncing = null; // a sync in progress: { checkpoint }
+    this.liveCount = 0; // messages and changes that came live since the last sync
+    this.checkpointTimer = null;
     this.renderQueued = new Set();
     this.refreshing = {};
     this.changeCids = new Set(); // cids of our changes (cmd 60-63) waiting for their ack
@@ -485,11 +495,17 @@ export class App {
     switch (frame.cmd) {
       case SINGLE:
       case GROUP:
-        if (frame.id) this.onMessage(frame, 'live');
+        if (frame.id) {
+          this.onMessage(frame, 'live');
+          this.countLive();
+        }
         break;
       case 21: this.onSyncResult(frame); break;
       case 60: case 61: case 62: case 63:
-        if (frame.change) this.onChange(frame);
+        if (frame.change) {
+          this.onChange(frame);
+          this.countLive();
+        }
         break;
       case 31: this.onReceipt(frame); break;
       case 40: this.onTyping(frame); break;
@@ -572,35 +588,75 @@ export class App {
     if (!this.ready) {
       this.ready = true;
       this.loadSummaries();
-      // Where the change log stands now: what history shows is each message as it is,
-      // so only changes after this point matter (a sync from 0 returns no changes and
-      // the log's newest id; its one row is ignored).
+    }
+    if (!this.baselineDone) {
+      // Where both cursors start (docs/chat-protocol.md "The sync cursor"): what history
+      // shows is each message as it is now, so only what comes after matters. A sync
+      // from nothing answers `head` (every message up to it is committed) and the
+      // change log's newest id; its one row is ignored. Asked again after a reconnect
+      // if the answer never came.
       this.awaitingBaseline = this.conn.sendControl({ cmd: 20, since: 0, limit: 1, changes_since: 0 });
       return;
     }
     // A reconnect: fetch what was sent and changed meanwhile (cmd 20); once that is in,
     // the counts and read marks that moved while we were away. Lists may have changed too.
-    this.conn.sendControl({ cmd: 20, since: this.state.maxId, limit: 200, changes_since: this.state.changeCursor });
+    this.askSync(false);
     this.refresh('friends');
     this.refresh('groups');
     this.requests.refresh();
   }
 
+  /** Ask for what came after the cursors (cmd 20). The cursors move only with sync
+   * pages, never to a live id: across nodes a live id can overtake a lower one still
+   * being committed, and a cursor moved past it would skip that one for good if the
+   * connection ended before it arrived. So a `checkpoint` asks again, from time to time,
+   * for what came live: the server sends only what this connection lacks, and the pages
+   * move the cursors. */
+  askSync(checkpoint) {
+    clearTimeout(this.checkpointTimer);
+    this.checkpointTimer = null;
+    this.liveCount = 0;
+    this.syncing = this.conn.sendControl({ cmd: 20, since: this.state.syncCursor, limit: 200, changes_since: this.state.changeCursor })
+      ? { checkpoint } : null;
+  }
+
+  /** A message or change came live: checkpoint after CHECKPOINT_EVERY of them, or
+   * CHECKPOINT_AFTER_MS after the first, whichever comes first. */
+  countLive() {
+    if (!this.baselineDone || this.syncing) return;
+    this.liveCount += 1;
+    if (this.liveCount >= CHECKPOINT_EVERY) this.askSync(true);
+    else if (!this.checkpointTimer) {
+      this.checkpointTimer = setTimeout(() => {
+        this.checkpointTimer = null;
+        if (!this.syncing && this.conn.state === 'online') this.askSync(true);
+      }, CHECKPOINT_AFTER_MS);
+    }
+  }
+
   onSyncResult(frame) {
+    const state = this.state;
     if (this.awaitingBaseline) {
       this.awaitingBaseline = false;
-      this.state.changeCursor = Math.max(this.state.changeCursor, frame.changes_next || 0);
+      this.baselineDone = true;
+      state.changeCursor = Math.max(state.changeCursor, frame.changes_next || 0);
+      state.syncCursor = Math.max(state.syncCursor, frame.head || 0);
       return;
     }
     for (const row of frame.rows || []) this.onMessage(row, 'sync');
     for (const change of frame.changes || []) this.onChange(change);
+    // Everything up to `next` is held now: in these rows, or sent live before them.
+    state.syncCursor = Math.max(state.syncCursor, frame.next || 0);
     if (typeof frame.changes_next === 'number') {
-      this.state.changeCursor = Math.max(this.state.changeCursor, frame.changes_next);
+      state.changeCursor = Math.max(state.changeCursor, frame.changes_next);
     }
     if (frame.more || frame.changes_more) {
-      this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200, changes_since: this.state.changeCursor });
+      this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200, changes_since: state.changeCursor });
       return;
     }
+    const checkpoint = this.syncing && this.syncing.checkpoint;
+    this.syncing = null;
+    if (checkpoint) return; // nothing was missed while connected: counts stand
     this.loadUnread();
     if (this.current) this.loadReads(this.current);
   }

@@ -166,9 +166,12 @@ export class ChatState {
      * when someone connects or disconnects, so theirs is unknown until then. */
     this.presenceUnknown = new Set();
     this.convs = new Map();
-    /** The highest server id seen: a reconnect syncs from here (cmd 20). */
+    /** The highest server id seen (what the unread counts were asked at). */
     this.maxId = 0;
-    /** The change log's cursor: the newest change applied (cmd 60-63). */
+    /** Where the next sync starts (cmd 20): moved only by sync pages, never by a live
+     * id (docs/chat-protocol.md "The sync cursor"). */
+    this.syncCursor = 0;
+    /** The change log's cursor (cmd 60-63), moved the same way. */
     this.changeCursor = 0;
     /** Whether the WebSocket is up: presence is unknown while it is not. */
     this.connected = false;

@@ -696,6 +696,8 @@ class Hub:
         presence = self.users.get(item.sender)
         session = presence.sessions.get(item.session_id) if presence else None
         if session is not None:
+            # The sender holds the message now: a checkpoint sync need not send it back.
+            session.first_send(stored.id)
             session.push(encode({"cmd": Cmd.ACK, "cid": item.message.cid, "id": stored.id,
                                  "ts": stored.ts, "dup": not stored.created}))
 
