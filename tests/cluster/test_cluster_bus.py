@@ -259,7 +259,8 @@ class FakeHub:
         self.delivered.append(("users", tuple(users), frame, skip, message_id))
 
     def deliver_to_group(self, group: int, frame: str, also: int | None = None,
-                         skip: str | None = None, message_id: int | None = None) -> None:
+                         skip: str | None = None, message_id: int | None = None,
+                         about: int | None = None) -> None:
         self.delivered.append(("group", group, frame, also, skip, message_id))
 
     def apply(self, event: ControlEvent) -> None:
