@@ -21,6 +21,7 @@ from tests.web_support import (  # noqa: E402
     WebServer,
     befriend,
     bubbles,
+    chat_over_socket,
     make_person,
     open_chat,
     open_conversation,
@@ -186,6 +187,17 @@ def test_the_menu_follows_the_servers_windows(
         message.locator(".msg-more").click()
         expect(pa.locator('#msg-menu [data-action="edit"]')).to_be_visible()
         expect(pa.locator('#msg-menu [data-action="recall"]')).to_have_count(0)
+        # An item not offered leaves nothing behind (it once left the word "null").
+        expect(pa.locator("#msg-menu")).not_to_contain_text("null")
+        pa.keyboard.press("Escape")
+        # Bob's message: neither edit nor recall for Alice.
+        chat_over_socket(server, bob, 10, alice.id, ["mine, not yours"])
+        theirs = bubble(pa, "mine, not yours")
+        theirs.hover()
+        theirs.locator(".msg-more").click()
+        expect(pa.locator('#msg-menu [data-action="reply"]')).to_be_visible()
+        expect(pa.locator('#msg-menu [data-action="edit"]')).to_have_count(0)
+        expect(pa.locator("#msg-menu")).not_to_contain_text("null")
         clean(alice)
     finally:
         server.stop()

@@ -1,7 +1,7 @@
 // The right column: one conversation. Header (who, online or typing…), the messages
 // (bubbles with avatar, name in groups, time, ticks or read counts), older history on
 // scrolling up, and the composer with emoji, stickers and photos.
-import { byId, fileUrl, h, localUrl, syncChildren } from '../dom.js';
+import { appendChildren, byId, fileUrl, h, localUrl, syncChildren } from '../dom.js';
 import { EMOJI } from '../emoji.js';
 import { avatar, clockTime, dayKey, dayLabel, duration, fileSize } from '../format.js';
 import { formatDateTime, t, tn } from '../i18n.js';
@@ -623,7 +623,10 @@ export class ConversationView {
       onclick: () => { this.closeMenu(); this.menuAction(action, message); },
     });
     const reactions = message.reactions || {};
-    e.menu.replaceChildren(
+    // Through appendChildren, which skips the items not offered: replaceChildren(null)
+    // would put the word "null" in the menu, once per missing item.
+    e.menu.replaceChildren();
+    appendChildren(e.menu, [
       can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': t('menu.react') }, QUICK_REACTIONS.map((emoji) => {
         const on = (reactions[emoji] || []).includes(me);
         return h('button', {
@@ -638,7 +641,7 @@ export class ConversationView {
       can.edit ? item(t('menu.edit'), 'edit') : null,
       can.recall ? item(t('menu.recall'), 'recall', 'danger') : null,
       can.remove ? item(t('menu.delete'), 'delete', 'danger') : null,
-    );
+    ]);
     e.menu.hidden = false;
     const box = e.section.getBoundingClientRect();
     const at = anchor.getBoundingClientRect();
