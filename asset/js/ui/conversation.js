@@ -600,18 +600,26 @@ export class ConversationView {
     const me = state.me.id;
     const mine = message.userid === me;
     const age = (Date.now() - (message.ts || 0)) / 1000;
-    const group = this.conv.kind === GROUP ? state.groups.get(this.conv.dstid) : null;
-    const owner = Boolean(group && group.ownerid === me) || Boolean(group && group.owner_id === me)
-      // an admin may recall any message too (when the member list is loaded)
-      || Boolean(group && state.members.get(group.id)?.some((m) => m.id === me && m.role === 'admin'));
+    const moderator = this.conv.kind === GROUP && this.moderates(this.conv.dstid);
     const live = !message.recalled;
     return {
       reply: live,
       edit: live && mine && message.media === TEXT && age < state.editWindow,
-      recall: live && ((mine && age < state.recallWindow) || owner),
+      recall: live && ((mine && age < state.recallWindow) || moderator),
       react: live,
       remove: true,
     };
+  }
+
+  /** Whether I moderate group `groupId` (its owner or an admin): the server lets them
+   * recall anyone's message and mention @all (fastim/chat/lifecycle.py, may_moderate).
+   * The member list (roles) decides once it is loaded; the group's owner id until then. */
+  moderates(groupId) {
+    const { state } = this.app;
+    const me = state.me.id;
+    const mine = state.members.get(groupId)?.find((m) => m.id === me);
+    if (mine) return mine.role === 'owner' || mine.role === 'admin';
+    return state.groups.get(groupId)?.ownerid === me;
   }
 
   openMenu(message, anchor) {
@@ -716,12 +724,10 @@ export class ConversationView {
     const query = match[1].toLowerCase();
     const { state } = this.app;
     const me = state.me.id;
-    const group = state.groups.get(this.conv.dstid);
     const members = (state.members.get(this.conv.dstid) || []).filter((m) => m.id !== me);
     const choices = members.filter((m) => (m.nickname || '').toLowerCase().includes(query)).slice(0, 8)
       .map((m) => ({ id: m.id, name: m.nickname }));
-    const owner = group && (group.ownerid === me || group.owner_id === me);
-    if (owner && 'all'.startsWith(query)) choices.unshift({ id: 'all', name: 'all' });
+    if (this.moderates(this.conv.dstid) && 'all'.startsWith(query)) choices.unshift({ id: 'all', name: 'all' });
     if (!choices.length) { this.closeMentions(); return; }
     e.mentionPicker.replaceChildren(...choices.map((c) => h('li', { role: 'option' },
       h('button', {
