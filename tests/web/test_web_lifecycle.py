@@ -17,6 +17,7 @@ from fastim.chat.lifecycle import LifecycleOptions
 pytest.register_assert_rewrite("tests.web_support")
 from tests.axe_support import assert_accessible  # noqa: E402
 from tests.web_support import (  # noqa: E402
+    PHONE,
     WAIT_MS,
     Person,
     WebServer,
@@ -28,6 +29,8 @@ from tests.web_support import (  # noqa: E402
     open_conversation,
     screenshot,
     send_text,
+    wait_online,
+    watch,
 )
 
 pytest_plugins = ["tests.web_support"]
@@ -268,3 +271,40 @@ def test_the_owner_and_an_admin_mention_everyone_and_recall_anyones_message(
         expect(bubbles(page, "a word from Mia")).to_have_count(0)
         expect(page.locator("#messages .recalled-text")).to_have_count(1)
     clean(owner, admin, member)
+
+
+def test_a_long_press_on_a_phone_opens_the_menu_with_focus_in_it(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    """A long press on a message (a real touch, through the browser's own gesture
+    handling) opens its menu with focus on the first item, as the ⋯ button and a right
+    click do, so a screen reader and a keyboard go on from there; lifting the finger
+    leaves it open, and Esc closes it."""
+    pia, max_ = make_person(server, "Pia"), make_person(server, "Max")
+    people += [pia, max_]
+    befriend(server, pia, max_)
+    chat_over_socket(server, max_, 10, pia.id, ["press and hold me"])
+    pia.context = browser.new_context(base_url=server.url, viewport=PHONE, has_touch=True,
+                                      is_mobile=True, locale="en-GB",
+                                      timezone_id="Europe/London")
+    pia.context.set_default_timeout(WAIT_MS)
+    pia.context.add_cookies([{"name": "fastim_token", "value": pia.token, "url": server.url}])
+    page = pia.page = pia.context.new_page()
+    watch(page, pia)
+    page.goto("/chat")
+    wait_online(page)
+    open_conversation(page, "u", max_.id)
+    message = bubble(page, "press and hold me")
+    box = message.locator(".bubble").first.bounding_box() or message.bounding_box()
+    assert box is not None
+    point = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+    touch = pia.context.new_cdp_session(page)
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [point]})
+    menu_items = page.locator("#msg-menu button")
+    expect(page.locator("#msg-menu")).to_be_visible()  # the finger still down
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    expect(menu_items.first).to_be_focused()
+    expect(page.locator("#msg-menu")).to_be_visible()
+    expect(page.locator("#msg-menu")).not_to_contain_text("null")
+    page.keyboard.press("Escape")
+    expect(page.locator("#msg-menu")).to_be_hidden()
+    clean(pia)

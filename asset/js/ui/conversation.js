@@ -576,12 +576,25 @@ export class ConversationView {
       event.preventDefault();
       this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target);
     });
+    let pressed = false; // the press lasted: the menu is open
     e.list.addEventListener('touchstart', (event) => {
+      pressed = false;
       const message = messageOf(event.target);
       if (!message) return;
-      timer = setTimeout(() => this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target), LONG_PRESS);
+      timer = setTimeout(() => {
+        pressed = true;
+        this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target);
+      }, LONG_PRESS);
     }, { passive: true });
-    for (const type of ['touchend', 'touchmove', 'touchcancel']) {
+    e.list.addEventListener('touchend', (event) => {
+      clearTimeout(timer);
+      // Lifting the finger after a long press: no mouse events and no click follow (a
+      // touchend's default), or their mousedown would take the focus from the menu just
+      // opened to the history around the message.
+      if (pressed) event.preventDefault();
+      pressed = false;
+    });
+    for (const type of ['touchmove', 'touchcancel']) {
       e.list.addEventListener(type, () => clearTimeout(timer), { passive: true });
     }
     e.input.addEventListener('input', () => this.updateMentions());
