@@ -14,7 +14,7 @@ from playwright.sync_api import expect
 
 from fastim.chat.lifecycle import LifecycleOptions
 
-pytest.register_assert_rewrite("tests.web_support")
+pytest.register_assert_rewrite("tests.web_support", "tests.axe_support")
 from tests.axe_support import assert_accessible  # noqa: E402
 from tests.web_support import (  # noqa: E402
     PHONE,
