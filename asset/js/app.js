@@ -561,18 +561,18 @@ export class App {
       this.refresh('groups');
     } else {
       this.members.refreshIf(frame.groupid);
-      if (['joined', 'left', 'removed'].includes(frame.event)) {
+      const conv = this.state.convs.get(convKey(GROUP, frame.groupid));
+      if (['joined', 'left', 'removed'].includes(frame.event) && conv) {
         // "Bob joined" in the conversation, and the member count kept current.
-        const conv = this.state.convs.get(convKey(GROUP, frame.groupid));
-        if (conv) {
-          conv.addChange({ userid: frame.userid, event: frame.event, after: conv.newestId, ts: Date.now(), live: true });
-          if (conv === this.current) this.view.messagesChanged(true);
-        }
-        if (conv === this.current || this.state.members.has(frame.groupid)) {
-          this.loadMembers(frame.groupid).catch(() => this.state.members.delete(frame.groupid));
-        }
-      } else {
-        this.state.members.delete(frame.groupid);
+        conv.addChange({ userid: frame.userid, event: frame.event, after: conv.newestId, ts: Date.now(), live: true });
+        if (conv === this.current) this.view.messagesChanged(true);
+      }
+      // The member list says who moderates (what the message menu and the @ picker
+      // offer): loaded again on a join, leave or role, never dropped while in use (a
+      // dropped list left the open conversation's @ picker empty).
+      if (frame.event !== 'request'
+          && (conv === this.current || this.state.members.has(frame.groupid))) {
+        this.loadMembers(frame.groupid).catch(() => this.state.members.delete(frame.groupid));
       }
     }
     this.invalidate('lists', 'conv');

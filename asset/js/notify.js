@@ -52,6 +52,20 @@ export class Notifier {
     for (const button of document.querySelectorAll('#mute-menu [data-hours]')) {
       button.addEventListener('click', () => this.mute(this.app.current, Number(button.dataset.hours)));
     }
+    // Esc closes the menu and gives focus back to its button, as every other menu
+    // (docs/client.md, "Keyboard"); a click elsewhere closes it too.
+    const menu = byId('mute-menu');
+    for (const el of [menu, byId('conv-mute')]) {
+      el.addEventListener('keydown', (event) => {
+        if (event.key !== 'Escape' || menu.hidden) return;
+        event.preventDefault();
+        event.stopPropagation();
+        this.closeMenu(true);
+      });
+    }
+    document.addEventListener('pointerdown', (event) => {
+      if (!menu.hidden && !menu.contains(event.target) && !byId('conv-mute').contains(event.target)) this.closeMenu();
+    });
     this.renderSettings();
   }
 
@@ -108,13 +122,25 @@ export class Notifier {
       return;
     }
     const menu = byId('mute-menu');
-    menu.hidden = !menu.hidden;
-    byId('conv-mute').setAttribute('aria-expanded', String(!menu.hidden));
+    if (!menu.hidden) {
+      this.closeMenu(true);
+      return;
+    }
+    menu.hidden = false;
+    byId('conv-mute').setAttribute('aria-expanded', 'true');
+    menu.querySelector('button')?.focus();
+  }
+
+  /** Hide the mute menu; `refocus`: focus goes back to its button (Esc, a second click). */
+  closeMenu(refocus = false) {
+    byId('mute-menu').hidden = true;
+    const button = byId('conv-mute');
+    button.setAttribute('aria-expanded', 'false');
+    if (refocus) button.focus();
   }
 
   async mute(conv, hours) {
-    byId('mute-menu').hidden = true;
-    byId('conv-mute').setAttribute('aria-expanded', 'false');
+    this.closeMenu(true);
     if (!conv) return;
     const values = { cmd: conv.kind, dstid: conv.dstid };
     if (hours) values.until = Math.floor(Date.now() / 1000) + hours * HOUR;

@@ -259,7 +259,7 @@ class Contacts:
             ) from None
         except Missing:
             raise not_found("no such user") from None
-        await self._emit(MemberJoined(group.id, user.id))
+        await self._emit(MemberJoined(group.id, user.id, since=0))  # a new group
         return group
 
     async def _target_group(self, values: Mapping[str, Any]) -> Group:
@@ -288,7 +288,8 @@ class Contacts:
             raise conflict("you are already a member of this group") from None
         except Missing:
             raise not_found("no such group") from None
-        await self._emit(MemberJoined(group.id, user.id))
+        # fastIM's join (store.add_member) keeps since_id 0: the whole history.
+        await self._emit(MemberJoined(group.id, user.id, since=0))
         return group
 
     async def leave_group(self, user: User, values: Mapping[str, Any]) -> Group:

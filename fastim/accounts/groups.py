@@ -154,7 +154,7 @@ class Groups:
             moderators = await self.store.read(sql.moderator_ids, group_id)
             await self._emit(GroupNotice(group_id, "request", user.id, to=tuple(moderators)))
             return {"id": group_id, "status": "requested"}
-        await self._emit(GroupNotice(group_id, "joined", user.id))
+        await self._emit(GroupNotice(group_id, "joined", user.id, since=outcome.since))
         group = await self.store.get_group(group_id)
         if group is None:
             raise not_found(NO_SUCH_GROUP)
@@ -249,10 +249,11 @@ class Groups:
         """Approve or decline the join request of ``memberid`` (owner or admin)."""
         group_id = self._group_id(values)
         target = self._user_id(values)
-        await self._write(sql.answer_join_request, group_id, user.id, target, approve,
-                          self._now())
-        if approve:
-            await self._emit(GroupNotice(group_id, "joined", target, by_id=user.id))
+        since = await self._write(sql.answer_join_request, group_id, user.id, target,
+                                  approve, self._now())
+        if since is not None:
+            await self._emit(GroupNotice(group_id, "joined", target, by_id=user.id,
+                                         since=since))
 
     # --- invites ------------------------------------------------------------------------
 

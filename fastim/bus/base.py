@@ -45,7 +45,8 @@ class Receiver(Protocol):
 
     def deliver_to_group(self, group: int, frame: str, also: int | None = None,
                          skip_session: str | None = None,
-                         message_id: int | None = None) -> None: ...
+                         message_id: int | None = None,
+                         about: int | None = None) -> None: ...
 
     def apply(self, event: ControlEvent) -> None:
         """Bring the hub's in-memory state in step with `event`."""
@@ -82,9 +83,12 @@ class Bus(Publisher, Protocol):
                  message_id: int | None = None) -> None: ...
 
     def to_group(self, group: int, frame: str, also: int | None = None,
-                 skip_session: str | None = None, message_id: int | None = None) -> None:
+                 skip_session: str | None = None, message_id: int | None = None,
+                 about: int | None = None) -> None:
         """Every online member of `group`, and the devices of user `also` (the sender,
-        who may be on no list of this node's members)."""
+        who may be on no list of this node's members). `about`: the frame is a change
+        of group message `about`, for the members whose history window holds it only
+        (a member who joined after it was sent may not read it, nor its changes)."""
 
     async def arrived(self, user: int, groups: Collection[int], friends: Collection[int],
                       frame: str) -> set[int]:

@@ -81,12 +81,15 @@ class Envelope:
     skip_session: str | None = None  # the sender's device: it got the ack instead
     also: int | None = None  # group frames: the sender, who gets it even if no member here
     message_id: int | None = None  # stored messages: each connection gets an id once
+    # group change frames: the message changed; a member whose history window starts
+    # after it (they joined later) is not sent the frame
+    about: int | None = None
     seq: int | None = None  # control events: the origin's number, echoed when applied
 
 
 def pack(origin: str, frame: str, *, skip_session: str | None = None,
          also: int | None = None, message_id: int | None = None,
-         seq: int | None = None) -> bytes:
+         seq: int | None = None, about: int | None = None) -> bytes:
     """The bytes to publish for `frame`."""
     header: dict[str, Any] = {"o": origin}
     if seq is not None:
@@ -97,6 +100,8 @@ def pack(origin: str, frame: str, *, skip_session: str | None = None,
         header["a"] = also
     if message_id is not None:
         header["m"] = message_id
+    if about is not None:
+        header["w"] = about
     head = json.dumps(header, separators=(",", ":"), ensure_ascii=False)
     return head.encode() + b"\n" + frame.encode()
 
@@ -109,15 +114,15 @@ def unpack(payload: bytes) -> Envelope:
     header = json.loads(head)
     if not isinstance(header, dict) or not isinstance(header.get("o"), str):
         raise ValueError("an envelope header is an object with the origin node")
-    skip, also, message_id, seq = (header.get("s"), header.get("a"), header.get("m"),
-                                   header.get("q"))
+    skip, also, message_id, seq, about = (header.get("s"), header.get("a"),
+                                          header.get("m"), header.get("q"), header.get("w"))
     if skip is not None and not isinstance(skip, str):
         raise ValueError("skip_session must be a string")
-    for value in (also, message_id, seq):
+    for value in (also, message_id, seq, about):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
-            raise ValueError("also, message_id and seq must be integers")
+            raise ValueError("also, message_id, seq and about must be integers")
     return Envelope(origin=header["o"], frame=body.decode(), skip_session=skip, also=also,
-                    message_id=message_id, seq=seq)
+                    message_id=message_id, seq=seq, about=about)
 
 
 def redacted_url(url: str) -> str:

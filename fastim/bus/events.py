@@ -46,10 +46,13 @@ class FriendRequested:
 
 @dataclass(frozen=True)
 class MemberJoined:
-    """``user_id`` joined ``group_id`` (also sent for the owner of a new group)."""
+    """``user_id`` joined ``group_id`` (also sent for the owner of a new group). They
+    read its messages above id ``since`` (their history window; None: not known, from
+    a node that did not send it)."""
 
     group_id: int
     user_id: int
+    since: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,7 +81,9 @@ class GroupNotice:
     who it is about, ``by_id`` who did it (0: the user themselves). "joined", "left" and
     "removed" also change the membership the hubs keep, on every node: a removed
     member's connections stop receiving the group at once. ``to`` empty: the group's
-    members (and the user it is about) are told."""
+    members (and the user it is about) are told. ``since``, for "joined": the new
+    member reads the group's messages above this id (their history window; None: not
+    known)."""
 
     group_id: int
     event: str
@@ -87,6 +92,7 @@ class GroupNotice:
     role: str = ""
     banned: bool = False
     to: tuple[int, ...] = ()
+    since: int | None = None
 
 
 @dataclass(frozen=True)
@@ -128,8 +134,8 @@ def to_json(event: ControlEvent) -> str:
             body = {"t": "unfriend", "a": a, "b": b}
         case FriendRequested(request_id=r, from_id=a, to_id=b):
             body = {"t": "request", "r": r, "a": a, "b": b}
-        case MemberJoined(group_id=g, user_id=u):
-            body = {"t": "join", "g": g, "u": u}
+        case MemberJoined(group_id=g, user_id=u, since=since):
+            body = {"t": "join", "g": g, "u": u, "s": since}
         case MemberLeft(group_id=g, user_id=u):
             body = {"t": "leave", "g": g, "u": u}
         case GroupDissolved(group_id=g):
@@ -137,7 +143,7 @@ def to_json(event: ControlEvent) -> str:
         case GroupNotice():
             body = {"t": "group", "g": event.group_id, "e": event.event, "u": event.user_id,
                     "by": event.by_id, "r": event.role, "b": event.banned,
-                    "to": list(event.to)}
+                    "to": list(event.to), "s": event.since}
         case TokensRevoked():
             hashes = None if event.token_hashes is None else list(event.token_hashes)
             body = {"t": "revoke", "u": event.user_id, "h": hashes, "k": event.keep,
@@ -145,6 +151,11 @@ def to_json(event: ControlEvent) -> str:
         case UsersWentOffline(user_ids=users):
             body = {"t": "gone", "users": list(users)}
     return json.dumps(body, separators=(",", ":"))
+
+
+def _since(body: dict[str, Any]) -> int | None:
+    since = body.get("s")
+    return None if since is None else int(since)
 
 
 def from_json(text: str) -> ControlEvent:
@@ -161,7 +172,7 @@ def from_json(text: str) -> ControlEvent:
     if kind == "request":
         return FriendRequested(int(body["r"]), int(body["a"]), int(body["b"]))
     if kind == "join":
-        return MemberJoined(int(body["g"]), int(body["u"]))
+        return MemberJoined(int(body["g"]), int(body["u"]), _since(body))
     if kind == "leave":
         return MemberLeft(int(body["g"]), int(body["u"]))
     if kind == "dissolve":
@@ -169,7 +180,7 @@ def from_json(text: str) -> ControlEvent:
     if kind == "group":
         return GroupNotice(int(body["g"]), str(body["e"]), int(body["u"]), int(body["by"]),
                            str(body.get("r") or ""), bool(body.get("b")),
-                           tuple(int(u) for u in body.get("to") or ()))
+                           tuple(int(u) for u in body.get("to") or ()), _since(body))
     if kind == "revoke":
         hashes = body.get("h")
         return TokensRevoked(int(body["u"]),

@@ -42,9 +42,11 @@ class LocalBus:
             self.hub.deliver_to_users(users, frame, skip_session, message_id)
 
     def to_group(self, group: int, frame: str, also: int | None = None,
-                 skip_session: str | None = None, message_id: int | None = None) -> None:
+                 skip_session: str | None = None, message_id: int | None = None,
+                 about: int | None = None) -> None:
         if self.hub is not None:
-            self.hub.deliver_to_group(group, frame, also, skip_session, message_id)
+            self.hub.deliver_to_group(group, frame, also, skip_session, message_id,
+                                      about=about)
 
     async def arrived(self, user: int, groups: Collection[int], friends: Collection[int],
                       frame: str) -> set[int]:

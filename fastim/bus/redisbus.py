@@ -254,9 +254,10 @@ class RedisBus:
             self._publish(self.names.user(user), payload, keep=message_id is not None)
 
     def to_group(self, group: int, frame: str, also: int | None = None,
-                 skip_session: str | None = None, message_id: int | None = None) -> None:
+                 skip_session: str | None = None, message_id: int | None = None,
+                 about: int | None = None) -> None:
         payload = pack(self.node, frame, skip_session=skip_session, also=also,
-                       message_id=message_id)
+                       message_id=message_id, about=about)
         self._publish(self.names.group(group), payload, keep=message_id is not None)
 
     async def arrived(self, user: int, groups: Collection[int], friends: Collection[int],
@@ -395,7 +396,8 @@ class RedisBus:
                                       envelope.message_id)
         else:
             self.hub.deliver_to_group(ident, envelope.frame, envelope.also,
-                                      envelope.skip_session, envelope.message_id)
+                                      envelope.skip_session, envelope.message_id,
+                                      about=envelope.about)
 
     async def _listen(self, pubsub: Any) -> None:
         while True:

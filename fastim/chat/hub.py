@@ -75,6 +75,9 @@ UNSURE_KEPT = 10_000
 #: past the upgrade's check (two upgrades racing): a private-use code (RFC 6455 §7.4.2).
 #: The usual refusal is a 429 at the upgrade (fastim/handlers/chat.py).
 TOO_MANY_CONNECTIONS = 4002
+#: A member's history window when a join event did not carry it: above every message id,
+#: so no change of an older message can reach them (see `Hub.member_joined`).
+UNKNOWN_WINDOW = 2 ** 63 - 1
 
 
 def conversation(kind: int, a: int, b: int) -> str:
@@ -101,7 +104,7 @@ class NewMessage:
 
 class ChatStore(Protocol):
     async def friends_of(self, user_id: int) -> set[int]: ...
-    async def groups_of(self, user_id: int) -> set[int]: ...
+    async def group_windows(self, user_id: int) -> dict[int, int]: ...
     async def insert_messages(self, batch: Sequence[NewMessage]) -> list[StoredMessage]: ...
     async def sync_page(self, user_id: int, groups: Sequence[int], since: int, limit: int,
                         sent: frozenset[int]) -> SyncPage: ...
@@ -167,6 +170,9 @@ class Presence:
     sessions: dict[str, Session]
     friends: set[int]
     groups: set[int]
+    # group -> its history window: the user reads the group's messages above this id
+    # (`since_id`, fastim/store/groups.py), and so only their changes (`deliver_to_group`).
+    windows: dict[int, int] = field(default_factory=dict)
 
 
 class Hub:
@@ -249,11 +255,13 @@ class Hub:
         first_here = False
         new_groups: list[int] = []  # groups that had no online member on this node
         if presence is None:
-            friends, groups = await asyncio.gather(self.store.friends_of(user),
-                                                   self.store.groups_of(user))
+            friends, windows = await asyncio.gather(self.store.friends_of(user),
+                                                    self.store.group_windows(user))
+            groups = set(windows)
             presence = self.users.get(user)  # another device may have raced us here
             if presence is None:
-                presence = Presence(sessions={}, friends=friends, groups=groups)
+                presence = Presence(sessions={}, friends=friends, groups=groups,
+                                    windows=windows)
                 self.users[user] = presence
                 first_here = True
                 for group in groups:
@@ -354,7 +362,7 @@ class Hub:
                                            "requestid": event.request_id,
                                            "userid": event.from_id})
             case MemberJoined():
-                self.member_joined(event.group_id, event.user_id)
+                self.member_joined(event.group_id, event.user_id, event.since)
             case MemberLeft():
                 self.member_left(event.group_id, event.user_id)
             case GroupDissolved():
@@ -400,11 +408,16 @@ class Hub:
         for session in list(presence.sessions.values()):
             session.push(frame)
 
-    def member_joined(self, group: int, user: int) -> None:
+    def member_joined(self, group: int, user: int, since: int | None) -> None:
+        """`user` joined `group` and reads its messages above id `since` (None: not
+        known, an event from a node that did not say: then no change of the group's
+        messages reaches their devices here until they reconnect, rather than one of
+        a message from before they joined)."""
         presence = self.users.get(user)
         if presence is not None:
             self._membership_changed((group,))
             presence.groups.add(group)
+            presence.windows[group] = UNKNOWN_WINDOW if since is None else since
             members = self.online_members.setdefault(group, set())
             if not members:
                 self.bus.watch_group(group)
@@ -415,6 +428,7 @@ class Hub:
         presence = self.users.get(user)
         if presence is not None:
             presence.groups.discard(group)
+            presence.windows.pop(group, None)
         members = self.online_members.get(group)
         if members is not None:
             members.discard(user)
@@ -429,6 +443,7 @@ class Hub:
             presence = self.users.get(user)
             if presence is not None:
                 presence.groups.discard(group)
+                presence.windows.pop(group, None)
         if members:
             self.bus.unwatch_group(group)
 
@@ -443,7 +458,7 @@ class Hub:
         if event.banned:
             body["banned"] = True
         if event.event == "joined":
-            self.member_joined(event.group_id, event.user_id)
+            self.member_joined(event.group_id, event.user_id, event.since)
         if event.to:
             told = set(event.to)
         else:
@@ -690,7 +705,9 @@ class Hub:
         elif shown.get("cmd") == Cmd.SINGLE:
             self.bus.to_users([shown["userid"], shown["dstid"]], frame, None, once)
         else:
-            self.bus.to_group(shown["dstid"], frame, user, None, once)
+            # Only to the members who may read the message: not to one who joined after
+            # it was sent (its edit would show them its text).
+            self.bus.to_group(shown["dstid"], frame, user, None, once, about=shown["id"])
 
     def _ack(self, item: NewMessage, stored: StoredMessage) -> None:
         presence = self.users.get(item.sender)
@@ -921,7 +938,8 @@ class Hub:
 
     def deliver_to_group(self, group: int, frame: str, also: int | None = None,
                          skip_session: str | None = None,
-                         message_id: int | None = None) -> None:
+                         message_id: int | None = None,
+                         about: int | None = None) -> None:
         prepared = prepare(frame)
         members = self.online_members.get(group)
         if members is None:
@@ -931,10 +949,23 @@ class Hub:
             if cached is None:
                 cached = self._group_sessions[group] = self._sessions_of(members)
             sessions = cached
+        extra = [] if also is None or (members is not None and also in members) \
+            else self._sessions_of((also,))
+        if about is not None:
+            # A change of message `about`: only to those whose window holds it.
+            sessions = [s for s in sessions if self._reads(s.user_id, group, about)]
+            extra = [s for s in extra if self._reads(s.user_id, group, about)]
         slow = fan_out(sessions, prepared, skip_session, message_id)
-        if also is not None and (members is None or also not in members):
-            slow += fan_out(self._sessions_of((also,)), prepared, skip_session, message_id)
+        if extra:
+            slow += fan_out(extra, prepared, skip_session, message_id)
         self._close_slow(slow)
+
+    def _reads(self, user: int, group: int, message_id: int) -> bool:
+        """Whether `user`, a member of `group` with a device here, may read its message
+        `message_id`: it was sent after their history window began."""
+        presence = self.users.get(user)
+        window = presence.windows.get(group) if presence is not None else None
+        return window is not None and message_id > window
 
     @staticmethod
     def _close_slow(slow: Sequence[Session]) -> None:

@@ -26,7 +26,7 @@ from fastim.store.changes import (
     members_among,
     quote,
 )
-from fastim.store.groups import is_group_moderator
+from fastim.store.groups import is_group_moderator, member_since
 from fastim.store.sealing import Sealer
 from fastim.store.sql import Tx
 
@@ -71,8 +71,13 @@ class Rules:
     def check(self, tx: Tx, state: MessageState, request: ChangeRequest) -> None:
         actor = request.actor
         if state.cmd == Cmd.GROUP:
-            if state.dstid not in self.groups:
+            since = member_since(tx, state.dstid, actor)
+            if state.dstid not in self.groups or since is None:
                 raise ChangeRefused("not_member", f"you are not a member of group {state.dstid}")
+            if state.id <= since:
+                # Sent before the actor joined (a group whose history is "joined"): a
+                # message they may not read does not exist for them, for any change.
+                raise ChangeRefused("not_found", f"there is no message {state.id}")
         elif actor not in (state.sender, state.dstid):
             raise ChangeRefused("not_found", f"there is no message {state.id}")
         elif request.kind != DELETE:
@@ -114,7 +119,10 @@ def prepare_message(tx: Tx, sealer: Sealer | None, user: int, message: ChatMessa
     delivered frame adds (`reply`, `mentions`). Raises ChatError."""
     extra: dict[str, Any] = {}
     if message.reply_to is not None:
-        quoted = quote(tx, conv, message.reply_to, sealer)
+        # A group member may quote only what they may read: from their join on.
+        after = (member_since(tx, message.dstid, user) or 0) if message.cmd == Cmd.GROUP \
+            else 0
+        quoted = quote(tx, conv, message.reply_to, sealer, after)
         if quoted is None:
             raise ChatError("not_found", f"there is no message {message.reply_to} in this "
                             "conversation to reply to", message.cid)

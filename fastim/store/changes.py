@@ -135,10 +135,12 @@ def insert_with_extras(tx: Tx, batch: Sequence[MessageToStore], consecutive_ids:
     return results
 
 
-def quote(tx: Tx, conv: str, message_id: int, sealer: Sealer | None) -> dict[str, Any] | None:
-    """The quote a reply to `message_id` carries, None if no such message is in `conv`."""
-    row = tx.row(f"SELECT {_COLUMNS} FROM messages WHERE id = ? AND conv = ?",
-                 [message_id, conv])
+def quote(tx: Tx, conv: str, message_id: int, sealer: Sealer | None,
+          after: int = 0) -> dict[str, Any] | None:
+    """The quote a reply to `message_id` carries, None if no such message is in `conv`
+    above id `after` (the start of the replier's history window in a group)."""
+    row = tx.row(f"SELECT {_COLUMNS} FROM messages WHERE id = ? AND conv = ? AND id > ?",
+                 [message_id, conv, after])
     if row is None:
         return None
     recalled = tx.value("SELECT recalled FROM message_meta WHERE message_id = ?",
@@ -481,12 +483,16 @@ def change_frame(change: int, kind: int, actor: int, shown: dict[str, Any],
 def changes_since(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: int,
                   sealer: Sealer | None) -> list[dict[str, Any]]:
     """The changes `user_id` may see with an id above `since`, oldest first, as frames:
-    those of their 1:1 conversations and of their groups', and their own deletes."""
+    those of their 1:1 conversations and of their groups' messages within their history
+    window (from their join on, fastim/store/groups.py), and their own deletes."""
     clauses = ["(cmd = 10 AND (sender = ? OR dstid = ?))"]
     params: list[Any] = [user_id, user_id]
     if groups:
-        clauses.append(f"(cmd = 11 AND dstid IN ({_in(groups)}))")
-        params += list(groups)
+        # A change of a message sent before the user joined would show them its text.
+        clauses.append(f"(cmd = 11 AND dstid IN ({_in(groups)}) AND message_id > "
+                       "(SELECT gw.since_id FROM memberships gw WHERE gw.community_id = "
+                       "message_changes.dstid AND gw.user_id = ?))")
+        params += [*groups, user_id]
     # MySQL: a locking read waits for a change still being committed above `since`
     # instead of passing it by (IN_ORDER): the device's cursor never skips it.
     lock = IN_ORDER if tx.dialect.name == "mysql" else ""

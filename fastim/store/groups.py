@@ -81,6 +81,8 @@ class JoinOutcome:
 
     status: str
     group_id: int
+    #: ``joined``: the new member's window starts after this message id (``since_id``).
+    since: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,9 +174,10 @@ def is_banned(tx: Tx, group_id: int, user_id: int) -> bool:
                   (group_id, user_id)) is not None
 
 
-def _admit(tx: Tx, group_id: int, user_id: int, history: str, now: int) -> None:
+def _admit(tx: Tx, group_id: int, user_id: int, history: str, now: int) -> int:
     """Insert the membership with its history window, and its read mark at the window's
-    start (so unread counts only what the member may read)."""
+    start (so unread counts only what the member may read); return the window's start
+    (``since_id``)."""
     since = 0 if history == "all" else newest_message(tx, group_id)
     try:
         tx.execute("INSERT INTO memberships (community_id, user_id, role, joined, since_id)"
@@ -191,6 +194,15 @@ def _admit(tx: Tx, group_id: int, user_id: int, history: str, now: int) -> None:
         tx.execute(tx.dialect.upsert("read_marks", ("user_id", "conv", "upto"),
                                      key=("user_id", "conv"), greatest=("upto",)),
                    (user_id, conv_of(group_id), since))
+    return since
+
+
+def member_since(tx: Tx, group_id: int, user_id: int) -> int | None:
+    """A member's ``since_id`` (they read the group's messages above it), None for a
+    non-member: the window every change to a group message is checked against."""
+    since = tx.value("SELECT since_id FROM memberships WHERE community_id = ? AND user_id = ?",
+                     (group_id, user_id))
+    return None if since is None else int(since)
 
 
 def join(tx: Tx, group_id: int, user_id: int, now: int, public_only: bool) -> JoinOutcome:
@@ -210,8 +222,7 @@ def join(tx: Tx, group_id: int, user_id: int, now: int, public_only: bool) -> Jo
                                             ("community_id", "user_id", "created")),
                    (group_id, user_id, now))
         return JoinOutcome("requested", group_id)
-    _admit(tx, group_id, user_id, history, now)
-    return JoinOutcome("joined", group_id)
+    return JoinOutcome("joined", group_id, _admit(tx, group_id, user_id, history, now))
 
 
 def _close_window(tx: Tx, group_id: int, user_id: int) -> None:
@@ -297,8 +308,9 @@ def list_join_requests(tx: Tx, group_id: int, by_id: int, offset: int,
 
 
 def answer_join_request(tx: Tx, group_id: int, by_id: int, user_id: int, approve: bool,
-                        now: int) -> None:
+                        now: int) -> int | None:
     """Approve (the user becomes a member) or decline a join request (moderators).
+    Returns the approved member's window start (``since_id``), None for a decline.
     Raises Missing("request") when there is none."""
     _, _, history = _lock_group(tx, group_id)
     _moderator(tx, group_id, by_id)
@@ -311,7 +323,9 @@ def answer_join_request(tx: Tx, group_id: int, by_id: int, user_id: int, approve
         if is_banned(tx, group_id, user_id):
             raise Refused("banned")
         with contextlib.suppress(Duplicate):
-            _admit(tx, group_id, user_id, history, now)
+            return _admit(tx, group_id, user_id, history, now)
+        return member_since(tx, group_id, user_id)  # a member already
+    return None
 
 
 def moderator_ids(tx: Tx, group_id: int) -> list[int]:

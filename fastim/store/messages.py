@@ -22,7 +22,7 @@ from typing import Any, Protocol
 from fastim.store import files
 from fastim.store.base import Store
 from fastim.store.errors import IntegrityViolation
-from fastim.store.groups import member_window_sql
+from fastim.store.groups import member_window_sql, member_windows
 from fastim.store.records import Page
 from fastim.store.sealing import PREFIX, KeyMismatch, Sealer, SealError, associated_data
 from fastim.store.sql import Tx
@@ -682,8 +682,9 @@ class ChatStorage:
     async def friends_of(self, user_id: int) -> set[int]:
         return set(await self.store.friend_ids(user_id))
 
-    async def groups_of(self, user_id: int) -> set[int]:
-        return set(await self.store.group_ids(user_id))
+    async def group_windows(self, user_id: int) -> dict[int, int]:
+        """The user's groups, each with its history window (`member_windows`)."""
+        return await self.store.read(member_windows, user_id)
 
     async def insert_messages(self, batch: Sequence[MessageToStore]) -> list[StoredMessage]:
         if self.sealer is not None and not self._key_recorded and batch:

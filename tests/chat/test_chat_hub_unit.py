@@ -31,8 +31,8 @@ class MemoryChatStore:
     async def friends_of(self, user_id: int) -> set[int]:
         return set(self.friends.get(user_id, ()))
 
-    async def groups_of(self, user_id: int) -> set[int]:
-        return set(self.groups.get(user_id, ()))
+    async def group_windows(self, user_id: int) -> dict[int, int]:
+        return dict.fromkeys(self.groups.get(user_id, ()), 0)
 
     async def insert_messages(self, batch: Sequence[NewMessage]) -> list[StoredMessage]:
         stored = []

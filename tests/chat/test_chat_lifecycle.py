@@ -359,3 +359,112 @@ def test_mentions_in_a_group(api: ApiServer) -> None:
     assert unread[group]["mentions"] == 1
     rows = history(api, ta, 11, group)
     assert all(r["mentioned"] for r in rows)
+
+
+async def frames_until_heartbeat(client: ChatClient) -> list[dict[str, Any]]:
+    """Every frame that arrives before the answer to a heartbeat sent now: a way to see
+    that something did *not* come, without a timer."""
+    await client.send(cmd=0)
+    frames = []
+    while (frame := await client.frame())["cmd"] != 0:
+        frames.append(frame)
+    return frames
+
+
+def test_a_newcomer_neither_sees_nor_touches_messages_from_before_they_joined(
+        api: ApiServer) -> None:
+    """A group's history is "joined" by default: a newcomer reads its messages from when
+    they joined. The edits, recalls and reactions of older messages never reach them
+    (live on a device open when they joined or opened after, nor in a sync's changes),
+    and to them such a message is `not_found` for every change and for reply_to."""
+    owner, to = api.user_with_token(nickname="owner")
+    ann, ta = api.user_with_token(nickname="ann")
+    newcomer, tn = api.user_with_token(nickname="newcomer")
+    group = group_of(api, to, [ta], "window")
+
+    async def scenario() -> None:
+        o, a = await ChatClient.open(api, to), await ChatClient.open(api, ta)
+        old = await o.say(11, group, "before you came: the secret plan", "o1")
+        older = await a.say(11, group, "an old word of ann's", "a1")
+        await a.message()
+        await o.message()
+        early = await ChatClient.open(api, tn)  # online as they join
+        assert api.post("/contact/joincommunity", {"dstid": group},
+                        token=tn).status == 200
+        await early.expect(lambda f: f.get("cmd") == 71 and f.get("event") == "joined")
+        late = await ChatClient.open(api, tn)  # opened after joining
+        # Changes of the old messages reach the older members, not the newcomer.
+        assert (await change(o, 60, "e1", id=old["id"], content="the plan, edited"))[
+            "cmd"] == 1
+        assert (await change(a, 62, "x1", id=old["id"], emoji="👍"))["cmd"] == 1
+        assert (await change(o, 61, "r1", id=older["id"]))["cmd"] == 1  # the owner's
+        for device in (o, a):
+            for cmd in (60, 62, 61):
+                await changed(device, cmd)
+        # The newcomer may not touch them: to them they do not exist.
+        for cmd, fields in ((60, {"content": "mine now"}), (61, {}),
+                            (62, {"emoji": "😀"}), (63, {})):
+            refused = await change(early, cmd, f"n{cmd}", id=old["id"], **fields)
+            assert (refused["cmd"], refused["error"]) == (2, "not_found"), refused
+        quoted = await early.say(11, group, "what plan?", "n1", reply_to=old["id"])
+        assert (quoted["cmd"], quoted["error"]) == (2, "not_found")
+        # A message sent after they joined is theirs to see changed.
+        new = await o.say(11, group, "welcome", "o2")
+        assert (await change(a, 62, "x2", id=new["id"], emoji="🎉"))["cmd"] == 1
+        for device in (early, late):
+            frames = await frames_until_heartbeat(device)
+            leaked = [f for f in frames if f.get("id") in (old["id"], older["id"])]
+            assert leaked == [], leaked
+            assert [(f["cmd"], f["id"]) for f in frames if f.get("cmd") in (11, 62)] == [
+                (11, new["id"]), (62, new["id"])], frames
+        # Nor do they come in a sync (of a device that was sent nothing live), even one
+        # that asks for the whole change log.
+        fresh = await ChatClient.open(api, tn)
+        await fresh.send(cmd=20, since=older["id"], changes_since=0)
+        synced = await fresh.cmd(21)
+        assert [r["id"] for r in synced["rows"]] == [new["id"]]
+        assert [(c["cmd"], c["id"]) for c in synced["changes"]] == [(62, new["id"])], \
+            synced["changes"]
+        assert (await early.say(11, group, "ok", "n2", reply_to=new["id"]))["cmd"] == 1
+        for client in (o, a, early, late, fresh):
+            await client.close()
+
+    asyncio.run(scenario())
+    assert [r["content"] for r in history(api, tn, 11, group)] == ["ok", "welcome"]
+    # An older member's history shows the old messages as they are now.
+    old_rows = {r["cid"]: r for r in history(api, ta, 11, group)}
+    assert old_rows["o1"]["content"] == "the plan, edited"
+    assert old_rows["o1"]["reactions"] == {"👍": [ann["id"]]}
+    assert old_rows["a1"]["recalled"] is True
+
+
+def test_a_member_approved_to_join_gets_no_change_of_an_older_message(
+        api: ApiServer) -> None:
+    """The window of a join that a moderator approved reaches the hub too: the member's
+    open device gets the changes of messages sent after the approval only."""
+    owner, to = api.user_with_token(nickname="owner")
+    asker, tq = api.user_with_token(nickname="asker")
+    group = group_of(api, to, [], "approval")
+    assert api.post("/contact/groupsettings", {"groupid": group, "join": "approval"},
+                    token=to).status == 200
+
+    async def scenario() -> None:
+        o, q = await ChatClient.open(api, to), await ChatClient.open(api, tq)
+        old = await o.say(11, group, "members only, so far", "o1")
+        assert api.post("/contact/joincommunity", {"dstid": group},
+                        token=tq).json["data"]["status"] == "requested"
+        assert api.post("/contact/approvejoin", {"groupid": group, "memberid": asker["id"]},
+                        token=to).status == 200
+        await q.expect(lambda f: f.get("cmd") == 71 and f.get("event") == "joined")
+        assert (await change(o, 60, "e1", id=old["id"], content="still members only"))[
+            "cmd"] == 1
+        new = await o.say(11, group, "welcome", "o2")
+        assert (await change(o, 60, "e2", id=new["id"], content="welcome, asker"))[
+            "cmd"] == 1
+        frames = await frames_until_heartbeat(q)
+        assert [(f["cmd"], f["id"]) for f in frames if "id" in f] == [
+            (11, new["id"]), (60, new["id"])], frames
+        await o.close()
+        await q.close()
+
+    asyncio.run(scenario())

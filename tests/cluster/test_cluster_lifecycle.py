@@ -91,3 +91,43 @@ def test_changes_cross_nodes_once_and_edits_stay_sealed(
     assert history.status == 200
     [message] = history.json["rows"]
     assert message["content"] == "a secret, misspelled" and "edited" in message
+
+
+def test_a_newcomer_on_either_node_gets_no_change_of_a_message_from_before_they_joined(
+        cluster: Cluster) -> None:
+    """The history window holds across nodes: the newcomer's devices on both nodes (the
+    join told to the other node through Redis) get the changes of what was sent after
+    they joined, never those of older messages, whichever node the change was made on."""
+    n1, n2 = cluster.nodes
+    owner, old_hand, newcomer = n1.user("owner"), n2.user("old hand"), n1.user("newcomer")
+    group = cluster.group(owner, [old_hand])
+    phone = n2.login(newcomer, "phone")
+
+    async def scenario() -> None:
+        o, h = await n1.chat(owner.token), await n2.chat(old_hand.token)
+        old = await o.say(11, group, "before the newcomer came", "o1")
+        await h.message()
+        near, far = await n1.chat(newcomer.token), await n2.chat(phone)
+        assert n2.post("/contact/joincommunity", {"dstid": group},
+                       token=newcomer.token).status == 200
+        for device in (near, far):
+            await device.expect(lambda f: f.get("cmd") == 71 and f.get("event") == "joined")
+        assert (await change(o, 60, "e1", id=old["id"], content="edited, still old"))[
+            "cmd"] == 1
+        assert (await change(h, 62, "x1", id=old["id"], emoji="👍"))["cmd"] == 1
+        assert (await change(near, 62, "x2", id=old["id"], emoji="👍"))["error"] \
+            == "not_found"
+        new = await h.say(11, group, "welcome", "h1")
+        assert (await change(o, 62, "x3", id=new["id"], emoji="🎉"))["cmd"] == 1
+        for device in (near, far):
+            await device.expect(lambda f: f.get("cmd") == 62 and f.get("id") == new["id"])
+            rest = await frames_until_heartbeat(device)
+            assert not [f for f in rest if f.get("id") == old["id"]], rest
+        for device in (o, h):  # the older members had every change
+            for cmd in (60, 62):
+                await device.expect(lambda f, cmd=cmd: f.get("cmd") == cmd
+                                    and f.get("id") == old["id"])
+        for client in (o, h, near, far):
+            await client.close()
+
+    asyncio.run(scenario())

@@ -191,3 +191,25 @@ def test_a_chinese_browser_registers_in_chinese(browser: Any, server: WebServer,
         screenshot(page, shots, "zh-register-phone")
     finally:
         context.close()
+
+
+def test_the_search_panel_in_chinese(browser: Any, server: WebServer,
+                                     people: list[Person]) -> None:
+    """The search panel's own words (its title, the list's name, Older results, Close
+    search) are in Chinese on a Chinese page, as the box and the status are."""
+    han, mei = make_person(server, "韩梅梅"), make_person(server, "李明")
+    people += [han, mei]
+    befriend(server, han, mei)
+    chat_over_socket(server, mei, 10, han.id, ["周五一起看电影"])
+    server.running.call(server.running.app.services.search.indexer.catch_up())
+    page = open_chat(browser, server, han, locale=ZH)
+    page.fill("#search-q", "周五")
+    page.press("#search-q", "Enter")
+    expect(page.locator("#search-list li")).to_have_count(1)
+    expect(page.locator("#search-status")).to_have_text("找到 1 条消息")
+    assert_all_chinese(page.locator("#search-results"), "the search panel")
+    expect(page.locator("#search-title")).to_have_text("搜索结果")
+    expect(page.locator("#search-list")).to_have_attribute("aria-label", "找到的消息")
+    expect(page.locator("#search-more")).to_have_text("更早的结果")  # hidden: one page
+    page.click("#search-close")
+    expect(page.locator("#search-results")).to_be_hidden()

@@ -235,6 +235,28 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     expect(page.locator("#person-dialog")).to_be_hidden()
     expect(page.locator("#conv-who")).to_be_focused()
 
+    # The mute menu: opened, focus on its first choice; Esc closes it, focus back.
+    mute = page.locator("#conv-mute")
+    mute.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#mute-menu")).to_be_visible()
+    expect(mute).to_have_attribute("aria-expanded", "true")
+    expect(page.locator("#mute-menu button").first).to_be_focused()
+    page.keyboard.press("Escape")
+    expect(page.locator("#mute-menu")).to_be_hidden()
+    expect(mute).to_have_attribute("aria-expanded", "false")
+    expect(mute).to_be_focused()
+    # Esc on the button itself closes it as well, and a choice by keyboard mutes.
+    page.keyboard.press("Enter")
+    page.locator("#mute-menu button").first.focus()
+    mute.focus()
+    page.keyboard.press("Escape")
+    expect(page.locator("#mute-menu")).to_be_hidden()
+    page.keyboard.press("Enter")
+    page.keyboard.press("Enter")  # "1 hour", focused first
+    expect(mute).to_have_attribute("aria-pressed", "true")
+    expect(mute).to_be_focused()
+
 
 def test_the_live_region_says_new_messages_and_connection_changes_once(
         browser: Any, server: WebServer, people: list[Person]) -> None:

@@ -14,18 +14,23 @@ from playwright.sync_api import expect
 
 from fastim.chat.lifecycle import LifecycleOptions
 
-pytest.register_assert_rewrite("tests.web_support")
+pytest.register_assert_rewrite("tests.web_support", "tests.axe_support")
+from tests.axe_support import assert_accessible  # noqa: E402
 from tests.web_support import (  # noqa: E402
+    PHONE,
     WAIT_MS,
     Person,
     WebServer,
     befriend,
     bubbles,
+    chat_over_socket,
     make_person,
     open_chat,
     open_conversation,
     screenshot,
     send_text,
+    wait_online,
+    watch,
 )
 
 pytest_plugins = ["tests.web_support"]
@@ -186,8 +191,120 @@ def test_the_menu_follows_the_servers_windows(
         message.locator(".msg-more").click()
         expect(pa.locator('#msg-menu [data-action="edit"]')).to_be_visible()
         expect(pa.locator('#msg-menu [data-action="recall"]')).to_have_count(0)
+        # An item not offered leaves nothing behind (it once left the word "null").
+        expect(pa.locator("#msg-menu")).not_to_contain_text("null")
+        pa.keyboard.press("Escape")
+        # Bob's message: neither edit nor recall for Alice.
+        chat_over_socket(server, bob, 10, alice.id, ["mine, not yours"])
+        theirs = bubble(pa, "mine, not yours")
+        theirs.hover()
+        theirs.locator(".msg-more").click()
+        expect(pa.locator('#msg-menu [data-action="reply"]')).to_be_visible()
+        expect(pa.locator('#msg-menu [data-action="edit"]')).to_have_count(0)
+        expect(pa.locator("#msg-menu")).not_to_contain_text("null")
         clean(alice)
     finally:
         server.stop()
         server.config.hub = default
         server.start()
+
+
+def test_the_owner_and_an_admin_mention_everyone_and_recall_anyones_message(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    """The server lets whoever moderates a group (its owner and its admins) mention
+    @all and recall anyone's message at any time: the client offers both to both, also
+    to a member made admin while the conversation is open, and to nobody else."""
+    owner, admin, member = (make_person(server, n) for n in ("Olga", "Adam", "Mia"))
+    people += [owner, admin, member]
+    api = server.running
+    group = api.post("/contact/createcommunity", {"name": "Moderated", "visibility": "public"},
+                     token=owner.token).data["id"]
+    for person in (admin, member):
+        assert api.post("/contact/joincommunity", {"dstid": group},
+                        token=person.token).status == 200
+    chat_over_socket(server, owner, 11, group, ["a word from Olga"])
+    chat_over_socket(server, member, 11, group, ["a word from Mia"])
+    po, pa, pm = (open_chat(browser, server, p) for p in (owner, admin, member))
+    for page in (po, pa, pm):
+        open_conversation(page, "g", group)
+        bubble(page, "a word from Mia")
+
+    def offers(page: Any, everyone: bool, recall: bool, text: str = "a word from Mia") -> None:
+        box = page.locator("#message")
+        box.fill("")
+        box.press_sequentially("@")
+        picker = page.locator("#mention-picker")
+        expect(picker).to_be_visible()
+        expect(picker.locator('button[data-user="all"]')).to_have_count(1 if everyone else 0)
+        box.press("Escape")
+        box.fill("")
+        message = bubble(page, text)
+        message.hover()
+        message.locator(".msg-more").click()
+        expect(page.locator('#msg-menu [data-action="reply"]')).to_be_visible()
+        expect(page.locator('#msg-menu [data-action="recall"]')).to_have_count(
+            1 if recall else 0)
+        page.keyboard.press("Escape")
+
+    offers(po, everyone=True, recall=True)
+    offers(pm, everyone=False, recall=False, text="a word from Olga")
+    offers(pa, everyone=False, recall=False)
+    # Made an admin while the conversation is open: offered both at once.
+    assert api.post("/contact/setrole", {"groupid": group, "memberid": admin.id,
+                                         "role": "admin"}, token=owner.token).status == 200
+    offers(pa, everyone=True, recall=True)
+
+    # The admin calls everyone: the server takes it, and the others are mentioned.
+    box = pa.locator("#message")
+    box.press_sequentially("@al")
+    expect(pa.locator('#mention-picker button[data-user="all"]')).to_be_visible()
+    assert_accessible(pa, "the @ picker offering @all", "#composer")
+    pa.locator('#mention-picker button[data-user="all"]').click()
+    box.press_sequentially("meeting at noon")
+    box.press("Enter")
+    text = "@all meeting at noon"
+    for page in (po, pm):
+        expect(bubble(page, text)).to_have_class(re.compile(r"\bmentioned\b"))
+    # The owner recalls Mia's message: gone for everyone.
+    menu(po, bubble(po, "a word from Mia"), "recall")
+    for page in (po, pa, pm):
+        expect(bubbles(page, "a word from Mia")).to_have_count(0)
+        expect(page.locator("#messages .recalled-text")).to_have_count(1)
+    clean(owner, admin, member)
+
+
+def test_a_long_press_on_a_phone_opens_the_menu_with_focus_in_it(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    """A long press on a message (a real touch, through the browser's own gesture
+    handling) opens its menu with focus on the first item, as the ⋯ button and a right
+    click do, so a screen reader and a keyboard go on from there; lifting the finger
+    leaves it open, and Esc closes it."""
+    pia, max_ = make_person(server, "Pia"), make_person(server, "Max")
+    people += [pia, max_]
+    befriend(server, pia, max_)
+    chat_over_socket(server, max_, 10, pia.id, ["press and hold me"])
+    pia.context = browser.new_context(base_url=server.url, viewport=PHONE, has_touch=True,
+                                      is_mobile=True, locale="en-GB",
+                                      timezone_id="Europe/London")
+    pia.context.set_default_timeout(WAIT_MS)
+    pia.context.add_cookies([{"name": "fastim_token", "value": pia.token, "url": server.url}])
+    page = pia.page = pia.context.new_page()
+    watch(page, pia)
+    page.goto("/chat")
+    wait_online(page)
+    open_conversation(page, "u", max_.id)
+    message = bubble(page, "press and hold me")
+    box = message.locator(".bubble").first.bounding_box() or message.bounding_box()
+    assert box is not None
+    point = {"x": box["x"] + box["width"] / 2, "y": box["y"] + box["height"] / 2}
+    touch = pia.context.new_cdp_session(page)
+    touch.send("Input.dispatchTouchEvent", {"type": "touchStart", "touchPoints": [point]})
+    menu_items = page.locator("#msg-menu button")
+    expect(page.locator("#msg-menu")).to_be_visible()  # the finger still down
+    touch.send("Input.dispatchTouchEvent", {"type": "touchEnd", "touchPoints": []})
+    expect(menu_items.first).to_be_focused()
+    expect(page.locator("#msg-menu")).to_be_visible()
+    expect(page.locator("#msg-menu")).not_to_contain_text("null")
+    page.keyboard.press("Escape")
+    expect(page.locator("#msg-menu")).to_be_hidden()
+    clean(pia)

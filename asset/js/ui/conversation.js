@@ -1,7 +1,7 @@
 // The right column: one conversation. Header (who, online or typing…), the messages
 // (bubbles with avatar, name in groups, time, ticks or read counts), older history on
 // scrolling up, and the composer with emoji, stickers and photos.
-import { byId, fileUrl, h, localUrl, syncChildren } from '../dom.js';
+import { appendChildren, byId, fileUrl, h, localUrl, syncChildren } from '../dom.js';
 import { EMOJI } from '../emoji.js';
 import { avatar, clockTime, dayKey, dayLabel, duration, fileSize } from '../format.js';
 import { formatDateTime, t, tn } from '../i18n.js';
@@ -576,12 +576,25 @@ export class ConversationView {
       event.preventDefault();
       this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target);
     });
+    let pressed = false; // the press lasted: the menu is open
     e.list.addEventListener('touchstart', (event) => {
+      pressed = false;
       const message = messageOf(event.target);
       if (!message) return;
-      timer = setTimeout(() => this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target), LONG_PRESS);
+      timer = setTimeout(() => {
+        pressed = true;
+        this.openMenu(message, event.target.closest('.msg').querySelector('.msg-more') || event.target);
+      }, LONG_PRESS);
     }, { passive: true });
-    for (const type of ['touchend', 'touchmove', 'touchcancel']) {
+    e.list.addEventListener('touchend', (event) => {
+      clearTimeout(timer);
+      // Lifting the finger after a long press: no mouse events and no click follow (a
+      // touchend's default), or their mousedown would take the focus from the menu just
+      // opened to the history around the message.
+      if (pressed) event.preventDefault();
+      pressed = false;
+    });
+    for (const type of ['touchmove', 'touchcancel']) {
       e.list.addEventListener(type, () => clearTimeout(timer), { passive: true });
     }
     e.input.addEventListener('input', () => this.updateMentions());
@@ -600,18 +613,26 @@ export class ConversationView {
     const me = state.me.id;
     const mine = message.userid === me;
     const age = (Date.now() - (message.ts || 0)) / 1000;
-    const group = this.conv.kind === GROUP ? state.groups.get(this.conv.dstid) : null;
-    const owner = Boolean(group && group.ownerid === me) || Boolean(group && group.owner_id === me)
-      // an admin may recall any message too (when the member list is loaded)
-      || Boolean(group && state.members.get(group.id)?.some((m) => m.id === me && m.role === 'admin'));
+    const moderator = this.conv.kind === GROUP && this.moderates(this.conv.dstid);
     const live = !message.recalled;
     return {
       reply: live,
       edit: live && mine && message.media === TEXT && age < state.editWindow,
-      recall: live && ((mine && age < state.recallWindow) || owner),
+      recall: live && ((mine && age < state.recallWindow) || moderator),
       react: live,
       remove: true,
     };
+  }
+
+  /** Whether I moderate group `groupId` (its owner or an admin): the server lets them
+   * recall anyone's message and mention @all (fastim/chat/lifecycle.py, may_moderate).
+   * The member list (roles) decides once it is loaded; the group's owner id until then. */
+  moderates(groupId) {
+    const { state } = this.app;
+    const me = state.me.id;
+    const mine = state.members.get(groupId)?.find((m) => m.id === me);
+    if (mine) return mine.role === 'owner' || mine.role === 'admin';
+    return state.groups.get(groupId)?.ownerid === me;
   }
 
   openMenu(message, anchor) {
@@ -623,7 +644,10 @@ export class ConversationView {
       onclick: () => { this.closeMenu(); this.menuAction(action, message); },
     });
     const reactions = message.reactions || {};
-    e.menu.replaceChildren(
+    // Through appendChildren, which skips the items not offered: replaceChildren(null)
+    // would put the word "null" in the menu, once per missing item.
+    e.menu.replaceChildren();
+    appendChildren(e.menu, [
       can.react ? h('div', { class: 'react-row', role: 'group', 'aria-label': t('menu.react') }, QUICK_REACTIONS.map((emoji) => {
         const on = (reactions[emoji] || []).includes(me);
         return h('button', {
@@ -638,7 +662,7 @@ export class ConversationView {
       can.edit ? item(t('menu.edit'), 'edit') : null,
       can.recall ? item(t('menu.recall'), 'recall', 'danger') : null,
       can.remove ? item(t('menu.delete'), 'delete', 'danger') : null,
-    );
+    ]);
     e.menu.hidden = false;
     const box = e.section.getBoundingClientRect();
     const at = anchor.getBoundingClientRect();
@@ -713,12 +737,10 @@ export class ConversationView {
     const query = match[1].toLowerCase();
     const { state } = this.app;
     const me = state.me.id;
-    const group = state.groups.get(this.conv.dstid);
     const members = (state.members.get(this.conv.dstid) || []).filter((m) => m.id !== me);
     const choices = members.filter((m) => (m.nickname || '').toLowerCase().includes(query)).slice(0, 8)
       .map((m) => ({ id: m.id, name: m.nickname }));
-    const owner = group && (group.ownerid === me || group.owner_id === me);
-    if (owner && 'all'.startsWith(query)) choices.unshift({ id: 'all', name: 'all' });
+    if (this.moderates(this.conv.dstid) && 'all'.startsWith(query)) choices.unshift({ id: 'all', name: 'all' });
     if (!choices.length) { this.closeMentions(); return; }
     e.mentionPicker.replaceChildren(...choices.map((c) => h('li', { role: 'option' },
       h('button', {
