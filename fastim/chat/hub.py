@@ -110,8 +110,8 @@ class ChatStore(Protocol):
                         sent: frozenset[int]) -> SyncPage: ...
     async def mark_read(self, user_id: int, conv: str, upto: int) -> int: ...
     # The message lifecycle (fastim/store/changes.py): used only by its commands.
-    async def changes_since(self, user_id: int, groups: Sequence[int], since: int,
-                            limit: int) -> list[dict[str, Any]]: ...
+    async def change_page(self, user_id: int, groups: Sequence[int], since: int,
+                          limit: int, sent: frozenset[int]) -> SyncPage: ...
     async def latest_change(self) -> int: ...
     async def apply_change(self, request: ChangeRequest, check: Check) -> ChangeResult: ...
     async def prepare(self, fn: Callable[..., Any], *args: Any) -> Any: ...
@@ -862,7 +862,7 @@ class Hub:
         # the connect and this sync, or the client asks again at its checkpoint, docs/
         # chat-protocol.md "The sync cursor") or in an earlier page: each message once
         # per connection; and those the user deleted for themselves.
-        sent = session.sync_asked(command.since)
+        sent, sent_changes = session.sync_asked(command.since, command.changes_since)
         page = await self.store.sync_page(session.user_id, groups, command.since,
                                           command.limit, sent)
         rows = [row for row in page.rows
@@ -873,23 +873,21 @@ class Hub:
         if page.head is not None:
             result["head"] = page.head
         if command.changes_since is not None:
-            result.update(await self._sync_changes(session, groups, command, latest))
+            result.update(await self._sync_changes(session, groups, command, latest,
+                                                   sent_changes))
         session.push(encode(result))
 
     async def _sync_changes(self, session: Session, groups: Sequence[int], command: Sync,
-                            latest: int | None) -> dict[str, Any]:
+                            latest: int | None, sent: frozenset[int]) -> dict[str, Any]:
         """The changes part of a sync: the log after the client's cursor, oldest first,
-        those this connection was sent live left out."""
+        those this connection was sent live (`sent`, and any that came meanwhile)
+        left out."""
         if latest is not None:
             return {"changes": [], "changes_more": False, "changes_next": latest}
-        since = command.changes_since or 0
-        changes = await self.store.changes_since(session.user_id, groups, since,
-                                                 command.limit + 1)
-        more = len(changes) > command.limit
-        changes = changes[: command.limit]
-        following = changes[-1]["change"] if changes else since
-        return {"changes": [c for c in changes if session.first_sync(-c["change"])],
-                "changes_more": more, "changes_next": following}
+        page = await self.store.change_page(session.user_id, groups,
+                                            command.changes_since or 0, command.limit, sent)
+        return {"changes": [c for c in page.rows if session.first_sync(-c["change"])],
+                "changes_more": page.more, "changes_next": page.next}
 
     async def _read(self, session: Session, command: Read) -> None:
         user = session.user_id

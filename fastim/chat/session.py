@@ -75,8 +75,10 @@ class Session(Protocol):
     def first_sync(self, message_id: int) -> bool:
         """The same for a row of a sync page."""
 
-    def sync_asked(self, since: int) -> frozenset[int]:
-        """A sync page from `since` was asked; returns the ids above it already sent."""
+    def sync_asked(self, since: int,
+                   changes_since: int | None) -> tuple[frozenset[int], frozenset[int]]:
+        """A sync page from `since` (and `changes_since`) was asked; returns the message
+        ids and the change ids above them this connection was sent already."""
 
     def sync_paged(self, following: int, more: bool) -> None:
         """A sync page reaching `following` went out; `more`: the client may page on."""
@@ -150,13 +152,18 @@ class ChatSession:
             del synced[:RECENT_IDS]
         return True
 
-    def sync_asked(self, since: int) -> frozenset[int]:
+    def sync_asked(self, since: int,
+                   changes_since: int | None) -> tuple[frozenset[int], frozenset[int]]:
         """The client asked for a sync page from `since`: until its last page, keep the
-        live ids above `since` (a page may hold them). Returns the ids above `since` this
-        connection was sent already, whose rows the page need not read again."""
+        live ids above `since` (a page may hold them). Returns the message ids above
+        `since`, and the change ids above `changes_since` (kept as negative ids), this
+        connection was sent already: the page need not read their rows again."""
         following = self.sync_next
         self.sync_next = since if following is None else min(following, since)
-        return frozenset(i for ids in (self.recent, self.synced) for i in ids if i > since)
+        held = [*self.recent, *self.synced]
+        changes = frozenset() if changes_since is None else frozenset(
+            -i for i in held if i < 0 and -i > changes_since)
+        return frozenset(i for i in held if i > since), changes
 
     def sync_paged(self, following: int, more: bool) -> None:
         """A sync page went out: its rows reached `following`, and `more` says whether

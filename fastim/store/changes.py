@@ -485,6 +485,25 @@ def changes_since(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit
     """The changes `user_id` may see with an id above `since`, oldest first, as frames:
     those of their 1:1 conversations and of their groups' messages within their history
     window (from their join on, fastim/store/groups.py), and their own deletes."""
+    return _change_frames(tx, _change_rows(tx, user_id, groups, since, limit), sealer)
+
+
+def change_page(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit: int,
+                sent: frozenset[int], sealer: Sealer | None) -> SyncPage:
+    """The changes part of a sync page (`changes_since`) for a connection that was sent
+    the changes `sent` already: their ids count for `next` and `more`, but their
+    messages are not read again (a checkpoint, docs/chat-protocol.md "The sync
+    cursor", mostly holds them all)."""
+    rows = _change_rows(tx, user_id, groups, since, limit + 1)
+    more = len(rows) > limit
+    rows = rows[:limit]
+    frames = _change_frames(tx, [r for r in rows if int(r[0]) not in sent], sealer)
+    return SyncPage(frames, int(rows[-1][0]) if rows else since, more)
+
+
+def _change_rows(tx: Tx, user_id: int, groups: Sequence[int], since: int,
+                 limit: int) -> list[tuple[Any, ...]]:
+    """The change log's rows (id, message_id, kind, actor) of `changes_since`."""
     clauses = ["(cmd = 10 AND (sender = ? OR dstid = ?))"]
     params: list[Any] = [user_id, user_id]
     if groups:
@@ -496,10 +515,15 @@ def changes_since(tx: Tx, user_id: int, groups: Sequence[int], since: int, limit
     # MySQL: a locking read waits for a change still being committed above `since`
     # instead of passing it by (IN_ORDER): the device's cursor never skips it.
     lock = IN_ORDER if tx.dialect.name == "mysql" else ""
-    rows = tx.rows(
+    return tx.rows(
         "SELECT id, message_id, kind, actor FROM message_changes WHERE id > ? "
         f"AND (only_user IS NULL OR only_user = ?) AND ({' OR '.join(clauses)}) "
         f"ORDER BY id LIMIT ?{lock}", [since, user_id, *params, limit])
+
+
+def _change_frames(tx: Tx, rows: Sequence[Sequence[Any]],
+                   sealer: Sealer | None) -> list[dict[str, Any]]:
+    """The frames of change-log rows, each with its message as it is now."""
     views: dict[int, dict[str, Any]] = {}
     message_ids = sorted({int(r[1]) for r in rows})
     if message_ids:
@@ -555,9 +579,9 @@ class LifecycleStorage(ChatStorage):
     async def unread_mentions(self, user_id: int, convs: Sequence[str]) -> dict[str, int]:
         return await self.store.read(unread_mentions, user_id, convs)
 
-    async def changes_since(self, user_id: int, groups: Sequence[int], since: int,
-                            limit: int) -> list[dict[str, Any]]:
-        return await self.store.read(changes_since, user_id, groups, since, limit,
+    async def change_page(self, user_id: int, groups: Sequence[int], since: int,
+                          limit: int, sent: frozenset[int]) -> SyncPage:
+        return await self.store.read(change_page, user_id, groups, since, limit, sent,
                                      self.sealer)
 
     async def latest_change(self) -> int:

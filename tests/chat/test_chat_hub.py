@@ -592,7 +592,8 @@ def test_a_sync_asked_again_keeps_the_live_ids_above_its_since_until_its_last_pa
     session.sync_paged(0, more=False)  # the first sync is over
     live = range(1, 1 + 3 * RECENT_IDS)
     assert all(session.first_send(n) for n in live)
-    held = session.sync_asked(100)
+    held, changes = session.sync_asked(100, None)
+    assert changes == frozenset()
     assert held == frozenset(n for n in session.recent if n > 100)
     flood = range(live[-1] + 1, live[-1] + 1 + 3 * RECENT_IDS)
     assert all(session.first_send(n) for n in flood)  # live while the sync reads
@@ -640,7 +641,7 @@ def test_a_checkpoint_sync_answers_what_came_live_by_its_next_alone(api: ApiServ
         b = await ChatClient.open(api, tb)
         before = (await b.say(10, alice["id"], "before the device", "c0"))["id"]
         a = await ChatClient.open(api, ta)
-        await a.send(cmd=20, since=0, limit=1)
+        await a.send(cmd=20, since=0, limit=1, changes_since=0)
         first = await a.cmd(21)
         assert (first["head"], [r["id"] for r in first["rows"]]) == (before, [before])
         live = [(await b.say(10, alice["id"], f"live{n}", f"c{n + 1}"))["id"]
@@ -648,10 +649,14 @@ def test_a_checkpoint_sync_answers_what_came_live_by_its_next_alone(api: ApiServ
         assert [(await a.message())["id"] for _ in live] == live
         own = (await a.say(10, bob["id"], "an answer", "a1"))["id"]  # held since its ack
         assert (await b.message())["id"] == own
-        await a.send(cmd=20, since=first["head"], limit=200)
+        await b.send(cmd=60, id=live[0], content="live0, edited", cid="e1")
+        edit = await a.cmd(60)
+        await a.send(cmd=20, since=first["head"], limit=200,
+                     changes_since=first["changes_next"])
         checkpoint = await a.cmd(21)
         assert (checkpoint["rows"], checkpoint["next"], checkpoint["more"]) == ([], own,
                                                                                False)
+        assert (checkpoint["changes"], checkpoint["changes_next"]) == ([], edit["change"])
         assert "head" not in checkpoint
         await a.no_more_messages()
         await a.close()
