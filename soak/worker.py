@@ -42,8 +42,8 @@ from fastim.ws import ConnectionClosed, connect
 #: Errors after which the message is sent again with the same cid.
 RETRYABLE = ("busy", "store_failed", "unavailable")
 #: Live messages and changes between two checkpoint syncs, as the web client
-#: (asset/js/app.js): half the ids the server keeps per connection (RECENT_IDS).
-CHECKPOINT_EVERY = 64
+#: (asset/js/app.js): one page, well within the ids the server keeps (SYNC_HOLD).
+CHECKPOINT_EVERY = 200
 #: A device edits its own message number n when n % edit_every == 0 (cmd 60) and
 #: recalls it when n % recall_every == 1 and it is not edited (cmd 61); it reacts to a
 #: message it received live with chance react_chance (cmd 62), and a user's first

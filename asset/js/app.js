@@ -20,9 +20,9 @@ import { Sidebar } from './ui/sidebar.js';
 const HISTORY_PAGE = 40;
 const TYPING_SHOWN_FOR = 5000; // ms a "typing…" stays without a new signal
 // A checkpoint sync (askSync) after this many messages and changes came live, or this
-// long after the first: half of the ids the server keeps per connection (RECENT_IDS),
-// so it finds them all still held and sends nothing twice.
-const CHECKPOINT_EVERY = 64;
+// long after the first: one page, and well within the ids the server keeps above the
+// cursor (SYNC_HOLD), so it finds them all still held and sends nothing twice.
+const CHECKPOINT_EVERY = 200;
 const CHECKPOINT_AFTER_MS = 5 * 60 * 1000;
 
 export class App {
@@ -35,6 +35,7 @@ export class App {
     this.baselineDone = false; // its answer placed the cursors (onSyncResult)
     this.syncing = null; // a sync in progress: { checkpoint }
     this.liveCount = 0; // messages and changes that came live since the last sync
+    this.checkpointEvery = CHECKPOINT_EVERY;
     this.checkpointTimer = null;
     this.renderQueued = new Set();
     this.refreshing = {};
@@ -620,12 +621,12 @@ export class App {
       ? { checkpoint } : null;
   }
 
-  /** A message or change came live: checkpoint after CHECKPOINT_EVERY of them, or
+  /** A message or change came live: checkpoint after `checkpointEvery` of them, or
    * CHECKPOINT_AFTER_MS after the first, whichever comes first. */
   countLive() {
     if (!this.baselineDone || this.syncing) return;
     this.liveCount += 1;
-    if (this.liveCount >= CHECKPOINT_EVERY) this.askSync(true);
+    if (this.liveCount >= this.checkpointEvery) this.askSync(true);
     else if (!this.checkpointTimer) {
       this.checkpointTimer = setTimeout(() => {
         this.checkpointTimer = null;

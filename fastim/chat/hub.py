@@ -867,7 +867,6 @@ class Hub:
                                           command.limit, sent)
         rows = [row for row in page.rows
                 if session.first_sync(row["id"]) and not row.pop("hidden", False)]
-        session.sync_paged(page.next, page.more)
         result: dict[str, Any] = {"cmd": Cmd.SYNC_RESULT, "since": command.since,
                                   "rows": rows, "more": page.more, "next": page.next}
         if page.head is not None:
@@ -875,6 +874,8 @@ class Hub:
         if command.changes_since is not None:
             result.update(await self._sync_changes(session, groups, command, latest,
                                                    sent_changes))
+        session.sync_paged(page.next, page.more or result.get("changes_more", False),
+                           result.get("changes_next"))
         session.push(encode(result))
 
     async def _sync_changes(self, session: Session, groups: Sequence[int], command: Sync,

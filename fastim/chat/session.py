@@ -29,9 +29,9 @@ from fastim.ws import Connection, ConnectionClosed, PreparedFrame
 _ids = itertools.count(1)
 
 RECENT_IDS = 128  # ids kept to answer for duplicates: between this and twice as many
-# From the connect until the client's sync is over, the live ids a later sync page may
-# still hold are kept too, up to this many (8 KiB of list; a client that never syncs
-# does not hold more).
+# The live ids above the client's sync cursor, which a later sync page may hold (the
+# rest of a sync, or a checkpoint: docs/chat-protocol.md "The sync cursor"), are kept
+# too, up to this many (8 KiB of list; a client that never syncs does not hold more).
 SYNC_HOLD = 1024
 # A fan-out looks at the connection's buffer once this many bytes were written since the
 # last look, not at every frame: the bound is then passed by at most this much.
@@ -80,8 +80,10 @@ class Session(Protocol):
         """A sync page from `since` (and `changes_since`) was asked; returns the message
         ids and the change ids above them this connection was sent already."""
 
-    def sync_paged(self, following: int, more: bool) -> None:
-        """A sync page reaching `following` went out; `more`: the client may page on."""
+    def sync_paged(self, following: int, more: bool,
+                   changes_following: int | None = None) -> None:
+        """A sync page reaching `following` (and `changes_following`) went out; `more`:
+        the client may page on."""
 
     def trim(self) -> None:
         """Forget the older ids of `recent` (called when it reaches `trim_at`)."""
@@ -98,7 +100,8 @@ S = TypeVar("S", bound=Session)
 
 class ChatSession:
     __slots__ = ("id", "user_id", "connection", "max_buffer", "closing", "on_close",
-                 "high", "recent", "trim_at", "synced", "sync_next", "unchecked", "_closer",
+                 "high", "recent", "trim_at", "synced", "cursor", "change_cursor",
+                 "unchecked", "_closer",
                  "token_hash", "expires")
 
     def __init__(self, connection: Connection, user_id: int, max_buffer: int, *,
@@ -115,9 +118,11 @@ class ChatSession:
         self.recent: list[int] = []  # the newest ids it was sent live, in sending order
         self.trim_at = 2 * RECENT_IDS  # recent's length at which trim() is due
         self.synced: list[int] = []  # the newest ids it was sent in sync pages
-        # The id a sync's pages have reached while the client may still ask for the next
-        # page (0 until its first sync is over): live ids above it are kept for that page.
-        self.sync_next: int | None = 0
+        # The client's sync cursors as this connection knows them: the `next` and
+        # `changes_next` of the last sync page it was sent (0 before any). The live ids
+        # above them are kept (up to SYNC_HOLD): the client's next sync page holds them.
+        self.cursor = 0
+        self.change_cursor = 0
         self.unchecked = 0  # bytes deliver() wrote since it last looked at the buffer
         self._closer: asyncio.Task[None] | None = None
         # Which login opened this connection (the stored SHA-256 of its token) and when
@@ -154,32 +159,36 @@ class ChatSession:
 
     def sync_asked(self, since: int,
                    changes_since: int | None) -> tuple[frozenset[int], frozenset[int]]:
-        """The client asked for a sync page from `since`: until its last page, keep the
-        live ids above `since` (a page may hold them). Returns the message ids above
-        `since`, and the change ids above `changes_since` (kept as negative ids), this
-        connection was sent already: the page need not read their rows again."""
-        following = self.sync_next
-        self.sync_next = since if following is None else min(following, since)
+        """The client asked for a sync page from `since` (and `changes_since`): keep the
+        live ids above them until the page goes (it may hold them). Returns the message
+        ids above `since`, and the change ids above `changes_since` (kept as negative
+        ids), this connection was sent already: the page need not read them again."""
+        self.cursor = min(self.cursor, since)
+        if changes_since is not None:
+            self.change_cursor = min(self.change_cursor, changes_since)
         held = [*self.recent, *self.synced]
         changes = frozenset() if changes_since is None else frozenset(
             -i for i in held if i < 0 and -i > changes_since)
         return frozenset(i for i in held if i > since), changes
 
-    def sync_paged(self, following: int, more: bool) -> None:
-        """A sync page went out: its rows reached `following`, and `more` says whether
-        the client may ask for the next page (then live ids above `following` are kept)."""
-        self.sync_next = following if more else None
+    def sync_paged(self, following: int, more: bool,
+                   changes_following: int | None = None) -> None:
+        """A sync page went out: its rows reached `following` (its changes
+        `changes_following`), the client's cursors now; `more`: it may page on."""
+        self.cursor = following
+        if changes_following is not None:
+            self.change_cursor = changes_following
         if not more and len(self.recent) >= 2 * RECENT_IDS:
             self.trim()
 
     def trim(self) -> None:
-        """Forget all but the newest RECENT_IDS live ids, except, while a sync is paging,
-        those above what its pages reached (up to SYNC_HOLD)."""
+        """Forget all but the newest RECENT_IDS live ids, except those above the
+        client's cursors (up to SYNC_HOLD): its next sync page may hold them."""
         recent = self.recent
         older = len(recent) - RECENT_IDS
-        following = self.sync_next
-        if following is not None and len(recent) < SYNC_HOLD:
-            recent[:older] = [i for i in recent[:older] if i > following]
+        if len(recent) < SYNC_HOLD:
+            cursor, changes = self.cursor, -self.change_cursor
+            recent[:older] = [i for i in recent[:older] if i > cursor or i < changes]
             self.trim_at = max(2 * RECENT_IDS, len(recent) + RECENT_IDS)
         else:
             del recent[:older]

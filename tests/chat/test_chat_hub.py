@@ -544,6 +544,10 @@ def test_a_session_sends_each_id_once_whatever_order_the_ids_come_in() -> None:
             session.deliver(prepare('{"cmd":40}'), None)  # typing: no id, no record
             for message_id in range(100, 100 + 3 * RECENT_IDS):  # a long run
                 session.deliver(prepare("{}"), message_id)
+            # Kept while above the client's cursor (9): its next sync may hold them;
+            # once a page moved the cursor past them, back to the usual size.
+            assert len(session.recent) == 3 * RECENT_IDS  # (those up to 9 forgotten)
+            session.sync_paged(100 + 3 * RECENT_IDS - 1, more=False)
             assert RECENT_IDS <= len(session.recent) < 2 * RECENT_IDS
             session.push('{"end":true}')
             await ws.wait_closed()
@@ -585,7 +589,8 @@ def test_a_long_sync_never_repeats_what_came_live_while_it_paged() -> None:
 
 def test_a_sync_asked_again_keeps_the_live_ids_above_its_since_until_its_last_page() -> None:
     # A checkpoint sync from `since` re-reads what came live above it: those ids are kept
-    # (past the usual RECENT_IDS) until its last page, and named to the store as held.
+    # (past the usual RECENT_IDS, above the client's cursor) until its last page, and
+    # named to the store as held.
     from fastim.chat.session import RECENT_IDS, ChatSession
 
     session = ChatSession(None, user_id=1, max_buffer=1 << 20)
@@ -594,6 +599,7 @@ def test_a_sync_asked_again_keeps_the_live_ids_above_its_since_until_its_last_pa
     assert all(session.first_send(n) for n in live)
     held, changes = session.sync_asked(100, None)
     assert changes == frozenset()
+    assert held == frozenset(range(101, live[-1] + 1))  # all kept above the cursor (0)
     assert held == frozenset(n for n in session.recent if n > 100)
     flood = range(live[-1] + 1, live[-1] + 1 + 3 * RECENT_IDS)
     assert all(session.first_send(n) for n in flood)  # live while the sync reads

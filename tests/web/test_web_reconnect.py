@@ -217,15 +217,17 @@ def test_a_message_that_never_came_live_arrives_at_the_next_connection(
     texts = pb.locator("#messages p.text").all_text_contents()
     assert texts == ["Hello", "Lost on the way", "And after it"]
     once(pb, "And after it")
-    # Every 64 messages that came live, the page asks again from its cursor (a
-    # checkpoint): the server sends none of them twice, and the cursor moves past them.
+    # Every 200 messages that came live (32 here, to keep the burst short), the page
+    # asks again from its cursor (a checkpoint): the server sends none of them twice,
+    # and the cursor moves past them.
     syncs: list[dict[str, Any]] = []
     pb.on("websocket", lambda ws: ws.on("framesent", lambda payload: syncs.append(
         json.loads(payload)) if '"cmd":20' in payload else None))
     pb.evaluate("() => window.fastim.conn.open()")
     wait_online(pb)
     pb.wait_for_function("() => window.fastim.syncing === null")
-    burst = [f"burst {n}" for n in range(64)]
+    pb.evaluate("() => { window.fastim.checkpointEvery = 32; }")
+    burst = [f"burst {n}" for n in range(32)]
     pa.evaluate("""texts => {
         const app = window.fastim;
         for (const text of texts) app.sendText(app.current, text);
