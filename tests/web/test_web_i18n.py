@@ -47,6 +47,33 @@ def assert_all_chinese(locator: Any, what: str) -> None:
     assert not found, f"English left in {what}: {found}"
 
 
+#: Every text of the page, shown or hidden (a panel yet to open, a label only a screen
+#: reader says: text nodes, aria-label, title, placeholder, alt), but the keys on <kbd>.
+PAGE_TEXTS = """() => {
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || parent.closest('script, style, template, kbd')) continue;
+    if (node.textContent.trim()) texts.push(`${parent.tagName}#${parent.id}: ${node.textContent.trim()}`);
+  }
+  for (const el of document.body.querySelectorAll('[aria-label], [title], [placeholder], [alt]')) {
+    for (const name of ['aria-label', 'title', 'placeholder', 'alt']) {
+      const value = el.getAttribute(name);
+      if (value) texts.push(`${el.tagName}#${el.id}[${name}]: ${value}`);
+    }
+  }
+  return texts;
+}"""
+
+
+def assert_no_english_in_page(page: Any, what: str) -> None:
+    """No English UI text anywhere in the page, hidden parts included: what a user meets
+    later (search results, a dialog) or a screen reader says is in the table too."""
+    found = [text for text in page.evaluate(PAGE_TEXTS) if LATIN_WORD.search(text.split(": ", 1)[1])]
+    assert not found, f"English left in {what}: {found}"
+
+
 def fonts_of(page: Any, selector: str) -> list[str]:
     """The fonts Chromium really drew the element's text with (DevTools protocol)."""
     cdp = page.context.new_cdp_session(page)
@@ -94,6 +121,7 @@ def test_the_chat_in_chinese(browser: Any, server: WebServer, people: list[Perso
     fonts = fonts_of(page, "#conv-title")
     assert any(re.search(r"CJK|WenQuanYi|Droid Sans Fallback", f) for f in fonts), fonts
     assert_all_chinese(page.locator("#app"), "the conversation")
+    assert_no_english_in_page(page, "the chat page")
     screenshot(page, shots, "zh-chat-desktop")
 
     # The group's sheet as its owner sees it (settings, invites, requests, bans), and
