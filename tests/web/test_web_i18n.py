@@ -188,6 +188,7 @@ def test_the_language_switch_is_remembered(browser: Any, server: WebServer,
     page.wait_for_function("() => document.cookie.includes('fastim_lang=zh-CN')")
     page.reload()
     expect(page.locator("h1")).to_have_text("登录")
+    assert_no_english_in_page(page, "the login page")
     # Wrong password: the server's error, in Chinese, under the form.
     page.fill("#mobile", han.mobile)
     page.fill("#passwd", "not the password")
@@ -209,6 +210,7 @@ def test_a_chinese_browser_registers_in_chinese(browser: Any, server: WebServer,
         page = context.new_page()
         page.goto("/register")
         expect(page.locator("h1")).to_have_text("注册账号")
+        assert_no_english_in_page(page, "the register page")
         page.fill("#mobile", "12ab")
         page.fill("#nickname", "小明")
         page.fill("#passwd", "short")
