@@ -9,6 +9,7 @@ Every user is a separate browser context against one real fastim server for the 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,31 @@ def test_an_invite_link_a_late_joiner_and_a_removal(browser: Any, server: WebSer
     history = api.get(f"/chat/history?cmd=11&dstid={group}", token=carol.token)
     assert [r["content"] for r in history.list["rows"]] == ["welcome both"]
     clean(alice, bob, carol)
+
+
+def test_a_group_made_on_another_device_is_listed_and_live_at_once(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    # Uma's laptop is open; she makes a group on her phone; Val joins it and writes.
+    uma, val = make_person(server, "Uma"), make_person(server, "Val")
+    people += [uma, val]
+    uma_phone = replace(uma, errors=[], dialogs=[])  # the same user, another device
+    people.append(uma_phone)
+    laptop = open_chat(browser, server, uma)
+    phone = open_chat(browser, server, uma_phone)
+    phone.click("#tab-groups")
+    phone.fill("#group-new-name", "Made on the phone")
+    phone.locator("#group-new-visibility").select_option("public")
+    phone.press("#group-new-name", "Enter")
+    expect(phone.locator("#conv-title")).to_have_text("Made on the phone")
+    group = server.running.post("/contact/loadcommunity", {}, token=uma.token).list["rows"][0]["id"]
+    # The laptop lists it without a reload, on the Groups tab and among the chats.
+    laptop.click("#tab-groups")
+    expect(laptop.locator(f'#communities a[data-group="{group}"]')).to_have_count(1)
+    open_conversation(laptop, "g", group)
+    expect(laptop.locator("#conv-title")).to_have_text("Made on the phone")
+    # And it is live there: what a newcomer says arrives at once.
+    assert server.running.post("/contact/joincommunity", {"dstid": group},
+                               token=val.token).status == 200
+    chat_over_socket(server, val, 11, group, ["hello, laptop"])
+    expect(bubbles(laptop, "hello, laptop")).to_have_count(1)
+    clean(uma, uma_phone)
