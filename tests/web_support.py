@@ -60,6 +60,11 @@ class Lang:
         assert language is not None, self.locale
         return language
 
+    def shot(self, name: str) -> str:
+        """A screenshot's name: as it was for English, `zh-` before it for Chinese (the
+        names docs/client.md shows)."""
+        return name if self.language == "en" else f"zh-{name}"
+
     def t(self, key: str, **params: object) -> str:
         """asset/js/i18n.js's `t`: the string for `key`, `{name}` placeholders filled."""
         template = _TABLES.tables[self.language][key]

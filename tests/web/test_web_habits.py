@@ -131,7 +131,7 @@ def test_the_longest_allowed_content_stays_inside_a_phone_and_a_desktop(
                          "#friends .badge", "#tab-groups", "#tab-profile"):
             expect(page.locator(selector).first).to_be_in_viewport()
         if viewport is PHONE:
-            screenshot(page, shots, f"phone-longest-names-{lang.language}")
+            screenshot(page, shots, lang.shot("phone-longest-names"))
             assert_accessible(page, f"the list of chats on a phone ({lang.locale})")
         page.click("#tab-groups")
         inside(page, f"{viewport} groups")
@@ -175,7 +175,7 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     expect(pb.locator("#messages .unread-divider")).to_have_text(lang.tn("chat.unread_divider", 30))
     expect(pb.locator("#messages .unread-divider")).to_be_in_viewport()
     expect(bubbles(pb, "earlier 0")).to_be_in_viewport()
-    screenshot(pb, shots, f"unread-divider-phone-{lang.language}")
+    screenshot(pb, shots, lang.shot("unread-divider-phone"))
     assert_accessible(pb, f"a conversation opened at its unread divider, on a phone ({lang.locale})")
 
     # A phone: Enter is a new line, the send button sends.
@@ -232,7 +232,7 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     expect(jump).to_contain_text(lang.t("chat.jump_to_latest_new", count=1))
     expect(jump).to_have_accessible_name(re.compile(re.escape(lang.t("chat.jump_to_latest"))))
     expect(conversation_link(pa, "u", ben.id)).to_have_attribute("data-unread", "1")
-    screenshot(pa, shots, f"jump-to-latest-{lang.language}")
+    screenshot(pa, shots, lang.shot("jump-to-latest"))
     assert_accessible(pa, f"links, emoji and jump to latest, dark ({lang.locale})")
     jump.click()
     expect(bubbles(pa, "are you there?")).to_be_in_viewport()
@@ -241,7 +241,7 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     pb.locator("#conv-back").tap()  # the phone's list of chats
     expect(conversation_link(pb, "u", ann.id).locator(".conv-preview")).to_have_text(
         lang.t("preview.mine", text="are you there?"))
-    screenshot(pb, shots, f"chats-phone-{lang.language}")
+    screenshot(pb, shots, lang.shot("chats-phone"))
     clean(ann, ben)
 
 
