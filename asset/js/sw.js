@@ -26,7 +26,7 @@ self.addEventListener('install', (event) => event.waitUntil((async () => {
 self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
 
 /** The text of `key` in the worker's language (the cached table, else the network). */
-async function text(key, fallback) {
+async function t(key, fallback) {
   try {
     const response = (await caches.match(TABLE_URL)) || (await fetch(TABLE_URL));
     const table = await response.json();
@@ -51,7 +51,7 @@ self.addEventListener('push', (event) => {
   // userVisibleOnly: every push shows a notification. One per conversation: a newer
   // push replaces the older (tag), and still alerts (renotify).
   event.waitUntil((async () => {
-    const title = given || await text('push.title_fallback', LAST_RESORT_TITLE);
+    const title = given || await t('push.title_fallback', LAST_RESORT_TITLE);
     await self.registration.showNotification(title, {
       body: typeof data.body === 'string' ? data.body : '',
       tag: `${data.cmd === 11 ? 'g' : 'u'}${data.dstid}`, // the page's own use the same
