@@ -122,6 +122,10 @@ def test_the_chat_in_chinese(browser: Any, server: WebServer, people: list[Perso
     assert any(re.search(r"CJK|WenQuanYi|Droid Sans Fallback", f) for f in fonts), fonts
     assert_all_chinese(page.locator("#app"), "the conversation")
     assert_no_english_in_page(page, "the chat page")
+    page.click("#sticker-button")  # the packs' names and titles from their manifests
+    expect(page.locator("#sticker-picker .sticker-choice").first).to_be_visible()
+    assert_no_english_in_page(page, "the sticker picker")
+    page.keyboard.press("Escape")
     screenshot(page, shots, "zh-chat-desktop")
 
     # The group's sheet as its owner sees it (settings, invites, requests, bans), and
