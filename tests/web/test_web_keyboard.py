@@ -189,6 +189,11 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     mia, ned = make_person(server, "Mia"), make_person(server, "Ned")
     people += [mia, ned]
     befriend(server, mia, ned)
+    group = server.running.post("/contact/createcommunity", {"name": f"Esc {lang.locale}",
+                                                              "visibility": "public"},
+                                token=mia.token).data["id"]
+    assert server.running.post("/contact/joincommunity", {"dstid": group},
+                               token=ned.token).status == 200
     page = open_chat(browser, server, mia, locale=lang.locale)
     open_conversation(page, "u", ned.id)
     send_text(page, "escape me")
@@ -245,9 +250,11 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
 
     # The mute menu: opened, focus on its first choice; Esc closes it, focus back.
     mute = page.locator("#conv-mute")
+    expect(mute).to_have_accessible_name(lang.t("mute.button"))
     mute.focus()
     page.keyboard.press("Enter")
     expect(page.locator("#mute-menu")).to_be_visible()
+    expect(page.locator('#mute-menu [data-hours="8"]')).to_have_text(lang.t("mute.eight_hours"))
     expect(mute).to_have_attribute("aria-expanded", "true")
     expect(page.locator("#mute-menu button").first).to_be_focused()
     page.keyboard.press("Escape")
@@ -264,6 +271,17 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     page.keyboard.press("Enter")  # "1 hour", focused first
     expect(mute).to_have_attribute("aria-pressed", "true")
     expect(mute).to_be_focused()
+
+    # A group's members sheet.
+    open_conversation(page, "g", group)
+    members = page.locator("#conv-members")
+    expect(members).to_have_accessible_name(lang.t("members.button"))
+    members.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#members-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#members-dialog")).to_be_hidden()
+    expect(members).to_be_focused()
 
 
 def test_the_live_region_says_new_messages_and_connection_changes_once(
