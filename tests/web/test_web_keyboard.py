@@ -272,7 +272,7 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     expect(mute).to_have_attribute("aria-pressed", "true")
     expect(mute).to_be_focused()
 
-    # A group's members sheet.
+    # A group's members sheet, and the picker of whom to mention.
     open_conversation(page, "g", group)
     members = page.locator("#conv-members")
     expect(members).to_have_accessible_name(lang.t("members.button"))
@@ -282,6 +282,15 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     page.keyboard.press("Escape")
     expect(page.locator("#members-dialog")).to_be_hidden()
     expect(members).to_be_focused()
+    box = page.locator("#message")
+    box.click()
+    box.press_sequentially("@N")
+    picker = page.locator("#mention-picker")
+    expect(picker.locator("button")).to_have_text(["@Ned"])
+    page.keyboard.press("Escape")
+    expect(picker).to_be_hidden()
+    expect(box).to_be_focused()
+    expect(box).to_have_value("@N")
 
 
 def test_the_live_region_says_new_messages_and_connection_changes_once(
