@@ -153,6 +153,27 @@ def test_a_group_made_on_another_device_is_listed_and_live_at_once(
     # And it is live there: what a newcomer says arrives at once.
     assert server.running.post("/contact/joincommunity", {"dstid": group},
                                token=val.token).status == 200
-    chat_over_socket(server, val, 11, group, ["hello, laptop"])
+    [said] = chat_over_socket(server, val, 11, group, ["hello, laptop"])
     expect(bubbles(laptop, "hello, laptop")).to_have_count(1)
+    # Its changes too: the owner reads the whole group (an edit reaches a member's device
+    # only for a message inside the member's window, which the hub must know).
+    edit_over_socket(server, val, said, "hello, edited")
+    expect(bubbles(laptop, "hello, edited")).to_have_count(1)
     clean(uma, uma_phone)
+
+
+def edit_over_socket(server: WebServer, sender: Person, message_id: int, text: str) -> None:
+    """`sender` edits their message over a WebSocket of the test (cmd 60), and waits
+    for the server's answer."""
+    from tests.chat_support import ChatClient
+
+    async def run() -> None:
+        client = await ChatClient.open(server.running, sender.token)
+        try:
+            await client.send(cmd=60, id=message_id, content=text, cid=f"edit-{message_id}")
+            answer = await client.expect(lambda f: f.get("cid") == f"edit-{message_id}")
+            assert answer["cmd"] == 1, answer
+        finally:
+            await client.close()
+
+    server.running.call(run())
