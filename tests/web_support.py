@@ -178,10 +178,10 @@ def watch(page: Any, person: Person) -> None:
     page.on("pageerror", lambda error: person.errors.append(str(error)))
 
     def on_console(msg: Any) -> None:
-        if msg.type == "error" and not EXPECTED_CONSOLE.match(msg.text):
-            person.errors.append(msg.text)
+        unexpected = msg.type == "error" and not EXPECTED_CONSOLE.match(msg.text)
         # asset/js/i18n.js shows a missing key as itself and warns: in a test, a failure.
-        elif msg.type == "warning" and msg.text.startswith("i18n: no "):
+        missing_key = msg.type == "warning" and msg.text.startswith("i18n: no ")
+        if unexpected or missing_key:
             person.errors.append(msg.text)
 
     page.on("console", on_console)
