@@ -24,6 +24,7 @@ import pytest
 from fastim.chat.hub import HubOptions
 from fastim.config import Config
 from fastim.http import Limits
+from fastim.i18n import Tables, match
 from tests.store_fixtures import SAFETY_TIMEOUT, TEST_KDF, ApiServer, befriend_over, new_mobile
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -38,6 +39,40 @@ PHONE = {"width": 390, "height": 780}
 #: Where the screenshots go: FASTIM_SCREENSHOTS (docs/screenshots to refresh the ones in
 #: the repository), else a directory of the test session.
 SCREENSHOTS_ENV = "FASTIM_SCREENSHOTS"
+#: The browser languages the tests run in: issue 24 asks for each item in both.
+LOCALES = ("en-GB", "zh-CN")
+_TABLES = Tables(Path(__file__).resolve().parent.parent / "asset" / "i18n")
+
+
+@dataclass(frozen=True)
+class Lang:
+    """A browser language (`locale`, what Playwright sends as Accept-Language and
+    navigator.languages) and the UI text a page in it shows, from the same tables the
+    client and server use (asset/i18n/*.json). A key missing from the table fails the
+    test (KeyError) instead of quietly falling back to English."""
+
+    locale: str
+
+    @property
+    def language(self) -> str:
+        """The table's name: "en" or "zh-CN"."""
+        language = match(self.locale)
+        assert language is not None, self.locale
+        return language
+
+    def shot(self, name: str) -> str:
+        """A screenshot's name: as it was for English, `zh-` before it for Chinese (the
+        names docs/client.md shows)."""
+        return name if self.language == "en" else f"zh-{name}"
+
+    def t(self, key: str, **params: object) -> str:
+        """asset/js/i18n.js's `t`: the string for `key`, `{name}` placeholders filled."""
+        template = _TABLES.tables[self.language][key]
+        return _TABLES.text(self.language, key, params) if params else template
+
+    def tn(self, key: str, count: int, **params: object) -> str:
+        """asset/js/i18n.js's `tn`: `key_one` for one, `key` for any other count."""
+        return self.t(f"{key}_one" if count == 1 else key, count=count, **params)
 
 
 
@@ -138,11 +173,15 @@ EXPECTED_CONSOLE = re.compile(r"^(Failed to load resource|WebSocket connection t
 
 
 def watch(page: Any, person: Person) -> None:
-    """Record script errors and any alert/confirm/prompt the page opens."""
+    """Record script errors, UI text keys missing from the page's language table, and
+    any alert/confirm/prompt the page opens."""
     page.on("pageerror", lambda error: person.errors.append(str(error)))
 
     def on_console(msg: Any) -> None:
-        if msg.type == "error" and not EXPECTED_CONSOLE.match(msg.text):
+        unexpected = msg.type == "error" and not EXPECTED_CONSOLE.match(msg.text)
+        # asset/js/i18n.js shows a missing key as itself and warns: in a test, a failure.
+        missing_key = msg.type == "warning" and msg.text.startswith("i18n: no ")
+        if unexpected or missing_key:
             person.errors.append(msg.text)
 
     page.on("console", on_console)
@@ -281,6 +320,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebServer]:
 @pytest.fixture(scope="module")
 def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return screenshots_dir(tmp_path_factory.getbasetemp())
+
+
+@pytest.fixture(params=LOCALES)
+def lang(request: pytest.FixtureRequest) -> Lang:
+    """Runs a test once per browser language (English, 简体中文); the test opens its
+    pages with `lang.locale` and expects the texts `lang.t(...)` gives."""
+    return Lang(request.param)
 
 
 @pytest.fixture

@@ -297,7 +297,9 @@ export class Notifier {
       this.renderSettings();
       return null;
     }
-    const registration = await navigator.serviceWorker.register('/sw.js', { scope: '/' });
+    // The language in the worker's URL: it shows a push without a title in it (sw.js).
+    const worker = `/sw.js?lang=${encodeURIComponent(currentLanguage())}`;
+    const registration = await navigator.serviceWorker.register(worker, { scope: '/' });
     await navigator.serviceWorker.ready;
     const { key } = await get('/user/push');
     let subscription = await registration.pushManager.getSubscription();

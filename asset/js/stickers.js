@@ -3,7 +3,10 @@
 // /asset/stickers/. Without that endpoint, a static /asset/stickers/index.json naming the
 // packs will do. The reading is lenient about shapes (asset entries as file names
 // relative to the pack or as objects) and checks every URL with `localUrl` before use.
+// Names and titles come in the page's language when the pack has them: `names` and
+// `titles` per language in the endpoint's rows, `i18n.<lang>` in a manifest read directly.
 import { localUrl } from './dom.js';
+import { currentLanguage } from './i18n.js';
 
 const ROOT = '/asset/stickers/';
 let loading = null;
@@ -19,15 +22,15 @@ function resolve(base, value) {
   return localUrl(value.startsWith('/') ? value : base + value);
 }
 
-function asset(base, entry, titles) {
+function asset(base, entry, titles, localTitles) {
   let url = '';
   let title = '';
   if (typeof entry === 'string') {
     url = resolve(base, entry);
-    title = titles?.[entry];
+    title = localTitles?.[entry] || titles?.[entry];
   } else if (entry && typeof entry === 'object') {
     url = resolve(base, entry.url || entry.path || entry.file || entry.src || entry.name);
-    title = entry.title;
+    title = entry.titles?.[currentLanguage()] || entry.title;
   }
   if (!url) return null;
   return { url, title: String(title || url.split('/').pop().replace(/\.[a-z0-9]+$/i, '')) };
@@ -36,10 +39,12 @@ function asset(base, entry, titles) {
 /** A pack as the client uses it, or null when it has no usable sticker. */
 function pack(base, info, fallbackId) {
   const id = String(info.id || fallbackId || base);
+  const local = info.i18n?.[currentLanguage()] || {}; // a manifest read directly
   const list = Array.isArray(info.assets) ? info.assets : Array.isArray(info.stickers) ? info.stickers : [];
-  const assets = list.map((a) => asset(base, a, info.titles)).filter(Boolean);
+  const assets = list.map((a) => asset(base, a, info.titles, local.titles)).filter(Boolean);
   if (!assets.length) return null;
-  return { id, name: String(info.name || id), icon: resolve(base, info.icon) || assets[0].url, assets };
+  const name = info.names?.[currentLanguage()] || local.name || info.name || id;
+  return { id, name: String(name), icon: resolve(base, info.icon) || assets[0].url, assets };
 }
 
 async function loadPack(entry) {

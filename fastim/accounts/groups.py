@@ -123,6 +123,10 @@ class Groups:
         group = await self.contacts.create_group(user, values)
         found = await self._write(sql.set_settings, group.id, user.id, visibility, policy,
                                   history)
+        # The owner is its first member: their other devices list the group at once, and
+        # the hubs deliver its messages to them from now on, not after a reconnect. The
+        # owner reads all of it (their membership's since_id is 0).
+        await self._emit(GroupNotice(group.id, "joined", user.id, since=0))
         return {**group.to_dict(), **_settings_fields(found)}
 
     async def _find(self, values: Mapping[str, Any]) -> Group:

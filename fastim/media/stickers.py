@@ -1,11 +1,14 @@
 """Sticker packs: directories under ``asset/stickers/`` with an ``info.json`` manifest.
 
 The manifest keeps the fields of fastIM's ``info.json`` (``id``, ``icon``, ``size``,
-``assets``: file names in the pack's directory) and adds ``name`` (shown in the picker)
-and ``titles`` (a short text per sticker, for ``alt``/``title`` and screen readers)::
+``assets``: file names in the pack's directory) and adds ``name`` (shown in the picker),
+``titles`` (a short text per sticker, for ``alt``/``title`` and screen readers) and
+``i18n``, the name and titles in the client's other languages (fastim.i18n.LANGUAGES),
+so that a Chinese page does not name its stickers in English::
 
     {"id": "blob", "name": "Blob", "size": "big", "icon": "happy.svg",
-     "assets": ["happy.svg", "sad.svg"], "titles": {"happy.svg": "happy"}}
+     "assets": ["happy.svg", "sad.svg"], "titles": {"happy.svg": "happy"},
+     "i18n": {"zh-CN": {"name": "小团子", "titles": {"happy.svg": "开心"}}}}
 
 Packs are read once at start-up; a pack whose manifest is wrong (a missing file, a name
 that is not a plain file name, an id that is not its directory's name) is left out and
@@ -17,9 +20,11 @@ from __future__ import annotations
 import json
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from fastim.i18n import LANGUAGES
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +46,8 @@ class Sticker:
 
     url: str
     title: str
+    #: The title in other languages: {"zh-CN": "开心"}.
+    titles: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -52,15 +59,49 @@ class StickerPack:
     size: str
     icon: str
     stickers: tuple[Sticker, ...]
+    #: The name in other languages: {"zh-CN": "小团子"}.
+    names: dict[str, str] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "name": self.name,
+            "names": dict(self.names),
             "size": self.size,
             "icon": self.icon,
-            "assets": [{"url": s.url, "title": s.title} for s in self.stickers],
+            "assets": [{"url": s.url, "title": s.title, "titles": dict(s.titles)}
+                       for s in self.stickers],
         }
+
+
+def _translations(pack_id: str, manifest: dict[str, Any], assets: list[str]
+                  ) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """The manifest's ``i18n``: the pack's name per language, and per file its titles
+    per language ({"happy.svg": {"zh-CN": "开心"}})."""
+    translations = manifest.get("i18n", {})
+    if not isinstance(translations, dict):
+        raise PackError(f"{pack_id}: i18n must map languages to a name and titles")
+    names: dict[str, str] = {}
+    titles: dict[str, dict[str, str]] = {}
+    for language, texts in translations.items():
+        if language not in LANGUAGES:
+            raise PackError(f"{pack_id}: i18n has {language!r}, not one of {LANGUAGES}")
+        if not isinstance(texts, dict):
+            raise PackError(f"{pack_id}: i18n.{language} must hold a name and titles")
+        name = texts.get("name")
+        if name is not None:
+            if not isinstance(name, str) or not name.strip():
+                raise PackError(f"{pack_id}: i18n.{language}.name must be a non-empty string")
+            names[language] = name.strip()
+        local = texts.get("titles", {})
+        if not isinstance(local, dict) or not all(isinstance(v, str) for v in local.values()):
+            raise PackError(f"{pack_id}: i18n.{language}.titles must map file names to text")
+        for filename, title in local.items():
+            if filename not in assets:
+                raise PackError(f"{pack_id}: i18n.{language}.titles names {filename!r},"
+                                " which is not in assets")
+            titles.setdefault(filename, {})[language] = title
+    return names, titles
 
 
 def load_pack(directory: Path, url_prefix: str) -> StickerPack:
@@ -95,10 +136,12 @@ def load_pack(directory: Path, url_prefix: str) -> StickerPack:
             raise PackError(f"{pack_id}: {filename} is listed but does not exist")
     if len(set(assets)) != len(assets):
         raise PackError(f"{pack_id}: a file is listed twice")
+    names, translated = _translations(pack_id, manifest, assets)
     for filename in assets:
         title = titles.get(filename, filename.rsplit(".", 1)[0])
-        stickers.append(Sticker(base + filename, str(title)))
-    return StickerPack(pack_id, name.strip(), size, base + manifest["icon"], tuple(stickers))
+        stickers.append(Sticker(base + filename, str(title), translated.get(filename, {})))
+    return StickerPack(pack_id, name.strip(), size, base + manifest["icon"], tuple(stickers),
+                       names)
 
 
 def load_packs(root: Path, url_prefix: str = "/asset/stickers/") -> list[StickerPack]:

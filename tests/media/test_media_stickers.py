@@ -49,11 +49,14 @@ def test_sticker_packs_lists_files_that_exist_and_are_served(server: ApiServer) 
     data = reply.list
     assert data["total"] == len(data["rows"]) >= 2
     for pack in data["rows"]:
-        assert set(pack) == {"id", "name", "size", "icon", "assets"}
+        assert set(pack) == {"id", "name", "names", "size", "icon", "assets"}
+        # Named in Chinese too: a Chinese page does not show the packs in English.
+        assert pack["names"]["zh-CN"]
         assert pack["icon"] in [a["url"] for a in pack["assets"]]
         for sticker in pack["assets"]:
             url = sticker["url"]
             assert url.startswith(f"/asset/stickers/{pack['id']}/") and sticker["title"]
+            assert sticker["titles"]["zh-CN"]
             served = server.get(url)
             assert served.status == 200, url
             assert (served.header("content-type") or "").startswith("image/svg+xml")
@@ -105,6 +108,13 @@ BROKEN = [
     ("twice", {"id": "p", "name": "P", "icon": "a.svg", "assets": ["a.svg", "a.svg"]},
      ["a.svg"], "listed twice"),
     ("not JSON", "{nope", ["a.svg"], "cannot read info.json"),
+    ("a language we do not ship", {"id": "p", "name": "P", "icon": "a.svg", "assets": ["a.svg"],
+                                   "i18n": {"fr": {"name": "P"}}}, ["a.svg"], "i18n has 'fr'"),
+    ("a title for no sticker", {"id": "p", "name": "P", "icon": "a.svg", "assets": ["a.svg"],
+                                "i18n": {"zh-CN": {"titles": {"b.svg": "乙"}}}},
+     ["a.svg"], "names 'b.svg', which is not in assets"),
+    ("an empty translated name", {"id": "p", "name": "P", "icon": "a.svg", "assets": ["a.svg"],
+                                  "i18n": {"zh-CN": {"name": " "}}}, ["a.svg"], "i18n.zh-CN.name"),
 ]
 
 
@@ -133,6 +143,18 @@ def test_a_broken_pack_is_left_out_and_the_others_still_load(
         ("/asset/stickers/good/a.svg", "ay"), ("/asset/stickers/good/b.svg", "b")]
     assert "gone.svg" in caplog.text
     assert load_packs(tmp_path / "missing") == []
+
+
+def test_a_pack_names_its_stickers_in_each_language_it_has(tmp_path: Path) -> None:
+    write_pack(tmp_path, "p", {"id": "p", "name": "Cats", "icon": "a.svg",
+                               "assets": ["a.svg", "b.svg"], "titles": {"a.svg": "hello"},
+                               "i18n": {"zh-CN": {"name": "猫咪", "titles": {"a.svg": "你好"}}}},
+               ["a.svg", "b.svg"])
+    pack = load_pack(tmp_path / "p", "/asset/stickers/").to_dict()
+    assert (pack["name"], pack["names"]) == ("Cats", {"zh-CN": "猫咪"})
+    assert pack["assets"] == [
+        {"url": "/asset/stickers/p/a.svg", "title": "hello", "titles": {"zh-CN": "你好"}},
+        {"url": "/asset/stickers/p/b.svg", "title": "b", "titles": {}}]
 
 
 def test_a_sticker_is_sent_as_media_4_with_its_asset_url(server: ApiServer) -> None:

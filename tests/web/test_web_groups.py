@@ -9,6 +9,7 @@ Every user is a separate browser context against one real fastim server for the 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +128,52 @@ def test_an_invite_link_a_late_joiner_and_a_removal(browser: Any, server: WebSer
     history = api.get(f"/chat/history?cmd=11&dstid={group}", token=carol.token)
     assert [r["content"] for r in history.list["rows"]] == ["welcome both"]
     clean(alice, bob, carol)
+
+
+def test_a_group_made_on_another_device_is_listed_and_live_at_once(
+        browser: Any, server: WebServer, people: list[Person]) -> None:
+    # Uma's laptop is open; she makes a group on her phone; Val joins it and writes.
+    uma, val = make_person(server, "Uma"), make_person(server, "Val")
+    people += [uma, val]
+    uma_phone = replace(uma, errors=[], dialogs=[])  # the same user, another device
+    people.append(uma_phone)
+    laptop = open_chat(browser, server, uma)
+    phone = open_chat(browser, server, uma_phone)
+    phone.click("#tab-groups")
+    phone.fill("#group-new-name", "Made on the phone")
+    phone.locator("#group-new-visibility").select_option("public")
+    phone.press("#group-new-name", "Enter")
+    expect(phone.locator("#conv-title")).to_have_text("Made on the phone")
+    group = server.running.post("/contact/loadcommunity", {}, token=uma.token).list["rows"][0]["id"]
+    # The laptop lists it without a reload, on the Groups tab and among the chats.
+    laptop.click("#tab-groups")
+    expect(laptop.locator(f'#communities a[data-group="{group}"]')).to_have_count(1)
+    open_conversation(laptop, "g", group)
+    expect(laptop.locator("#conv-title")).to_have_text("Made on the phone")
+    # And it is live there: what a newcomer says arrives at once.
+    assert server.running.post("/contact/joincommunity", {"dstid": group},
+                               token=val.token).status == 200
+    [said] = chat_over_socket(server, val, 11, group, ["hello, laptop"])
+    expect(bubbles(laptop, "hello, laptop")).to_have_count(1)
+    # Its changes too: the owner reads the whole group (an edit reaches a member's device
+    # only for a message inside the member's window, which the hub must know).
+    edit_over_socket(server, val, said, "hello, edited")
+    expect(bubbles(laptop, "hello, edited")).to_have_count(1)
+    clean(uma, uma_phone)
+
+
+def edit_over_socket(server: WebServer, sender: Person, message_id: int, text: str) -> None:
+    """`sender` edits their message over a WebSocket of the test (cmd 60), and waits
+    for the server's answer."""
+    from tests.chat_support import ChatClient
+
+    async def run() -> None:
+        client = await ChatClient.open(server.running, sender.token)
+        try:
+            await client.send(cmd=60, id=message_id, content=text, cid=f"edit-{message_id}")
+            answer = await client.expect(lambda f: f.get("cid") == f"edit-{message_id}")
+            assert answer["cmd"] == 1, answer
+        finally:
+            await client.close()
+
+    server.running.call(run())

@@ -22,6 +22,7 @@ from tests.web_support import (  # noqa: E402
     DESKTOP,
     PHONE,
     WAIT_MS,
+    Lang,
     Person,
     WebServer,
     befriend,
@@ -69,10 +70,10 @@ def clean(*persons: Person) -> None:
         assert person.dialogs == [], (person.nickname, person.dialogs)
 
 
-def open_phone(browser: Any, server: WebServer, person: Person) -> Any:
-    """`person` on a phone: a small touch screen, no mouse."""
+def open_phone(browser: Any, server: WebServer, person: Person, locale: str) -> Any:
+    """`person` on a phone: a small touch screen, no mouse; `locale` its language."""
     person.context = browser.new_context(base_url=server.url, viewport=PHONE, has_touch=True,
-                                         is_mobile=True, locale="en-GB",
+                                         is_mobile=True, locale=locale,
                                          timezone_id="Europe/London")
     person.context.set_default_timeout(WAIT_MS)
     person.context.add_cookies([{"name": "fastim_token", "value": person.token,
@@ -91,7 +92,7 @@ def inside(page: Any, where: str) -> None:
 
 
 def test_the_longest_allowed_content_stays_inside_a_phone_and_a_desktop(
-        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+        browser: Any, server: WebServer, people: list[Person], shots: Path, lang: Lang) -> None:
     # Every field at its maximum, without a space to break at.
     name = "W" * 32  # a nickname: 32 characters
     pat = make_person(server, name, memo="M" * 140)
@@ -100,7 +101,10 @@ def test_the_longest_allowed_content_stays_inside_a_phone_and_a_desktop(
     people += [pat, ray]
     befriend(server, pat, ray)
     api = server.running
-    group = api.post("/contact/createcommunity", {"name": "G" * 64, "memo": "m" * 140,
+    # Group names are unique: a Latin one in English, a CJK one (each character twice as
+    # wide) in Chinese.
+    group_name = ("G" if lang.language == "en" else "群") * 64
+    group = api.post("/contact/createcommunity", {"name": group_name, "memo": "m" * 140,
                                                    "visibility": "public"},
                      token=ray.token).data["id"]
     assert api.post("/contact/joincommunity", {"dstid": group}, token=pat.token).status == 200
@@ -109,14 +113,15 @@ def test_the_longest_allowed_content_stays_inside_a_phone_and_a_desktop(
     chat_over_socket(server, ray, 11, group, ["Z" * 4000])
     assert api.post("/contact/addfriend", {"dstid": pat.id}, token=asker.token).status == 200
 
-    for viewport, page in ((PHONE, open_phone(browser, server, pat)),
+    for viewport, page in ((PHONE, open_phone(browser, server, pat, lang.locale)),
                            (DESKTOP, None)):
         if page is None:
             pat.context.close()
             url = url.replace("example.com", "example.org")  # unread again: badges
             chat_over_socket(server, ray, 10, pat.id, [url])
             chat_over_socket(server, ray, 11, group, ["Y" * 4000])
-            page = open_chat(browser, server, pat, viewport=viewport)
+            page = open_chat(browser, server, pat, viewport=viewport, locale=lang.locale)
+        expect(page.locator("#tab-groups")).to_contain_text(lang.t("tab.groups"))
         expect(page.locator("#request-list li")).to_have_count(1)
         expect(conversation_link(page, "u", ray.id).locator(".conv-preview")).to_have_text(url)
         inside(page, f"{viewport} chats")
@@ -126,13 +131,14 @@ def test_the_longest_allowed_content_stays_inside_a_phone_and_a_desktop(
                          "#friends .badge", "#tab-groups", "#tab-profile"):
             expect(page.locator(selector).first).to_be_in_viewport()
         if viewport is PHONE:
-            screenshot(page, shots, "phone-longest-names")
-            assert_accessible(page, "the list of chats on a phone")
+            screenshot(page, shots, lang.shot("phone-longest-names"))
+            assert_accessible(page, f"the list of chats on a phone ({lang.locale})")
         page.click("#tab-groups")
         inside(page, f"{viewport} groups")
         page.click("#tab-profile")
         page.locator("#logout").scroll_into_view_if_needed()  # at the panel's end
         expect(page.locator("#logout")).to_be_in_viewport()
+        expect(page.locator("#logout")).to_have_text(lang.t("profile.logout"))
         inside(page, f"{viewport} profile")
         for kind, dstid in (("u", ray.id), ("g", group)):
             if page.locator("#app").get_attribute("data-view") == "chat" and viewport is PHONE:
@@ -156,20 +162,21 @@ def test_the_longest_allowed_content_stays_inside_a_phone_and_a_desktop(
 
 
 def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
-        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+        browser: Any, server: WebServer, people: list[Person], shots: Path, lang: Lang) -> None:
     ann, ben = make_person(server, "Ann"), make_person(server, "Ben")
     people += [ann, ben]
     befriend(server, ann, ben)
     chat_over_socket(server, ann, 10, ben.id, [f"earlier {n}" for n in range(30)])
-    pa = open_chat(browser, server, ann, scheme="dark")  # the new parts in the dark too
-    pb = open_phone(browser, server, ben)
+    # The new parts in the dark too.
+    pa = open_chat(browser, server, ann, scheme="dark", locale=lang.locale)
+    pb = open_phone(browser, server, ben, lang.locale)
     open_conversation(pa, "u", ben.id)
     open_conversation(pb, "u", ann.id)  # 30 unread: it starts at the first of them
-    expect(pb.locator("#messages .unread-divider")).to_have_text("30 unread messages")
+    expect(pb.locator("#messages .unread-divider")).to_have_text(lang.tn("chat.unread_divider", 30))
     expect(pb.locator("#messages .unread-divider")).to_be_in_viewport()
     expect(bubbles(pb, "earlier 0")).to_be_in_viewport()
-    screenshot(pb, shots, "unread-divider-phone")
-    assert_accessible(pb, "a conversation opened at its unread divider, on a phone")
+    screenshot(pb, shots, lang.shot("unread-divider-phone"))
+    assert_accessible(pb, f"a conversation opened at its unread divider, on a phone ({lang.locale})")
 
     # A phone: Enter is a new line, the send button sends.
     box = pb.locator("#message")
@@ -222,18 +229,19 @@ def test_enter_on_a_touch_keyboard_and_links_emoji_and_jump_to_latest(
     box.fill("are you there?")
     pb.locator("#send").tap()
     expect(jump).to_be_visible()
-    expect(jump).to_contain_text("1 new")
+    expect(jump).to_contain_text(lang.t("chat.jump_to_latest_new", count=1))
+    expect(jump).to_have_accessible_name(re.compile(re.escape(lang.t("chat.jump_to_latest"))))
     expect(conversation_link(pa, "u", ben.id)).to_have_attribute("data-unread", "1")
-    screenshot(pa, shots, "jump-to-latest")
-    assert_accessible(pa, "links, emoji and jump to latest, dark")
+    screenshot(pa, shots, lang.shot("jump-to-latest"))
+    assert_accessible(pa, f"links, emoji and jump to latest, dark ({lang.locale})")
     jump.click()
     expect(bubbles(pa, "are you there?")).to_be_in_viewport()
     expect(jump).to_be_hidden()
     expect(conversation_link(pa, "u", ben.id)).to_have_attribute("data-unread", "0")
     pb.locator("#conv-back").tap()  # the phone's list of chats
     expect(conversation_link(pb, "u", ann.id).locator(".conv-preview")).to_have_text(
-        "You: are you there?")
-    screenshot(pb, shots, "chats-phone")
+        lang.t("preview.mine", text="are you there?"))
+    screenshot(pb, shots, lang.shot("chats-phone"))
     clean(ann, ben)
 
 
@@ -312,13 +320,13 @@ def test_one_list_of_chats_group_changes_member_count_and_presence_while_offline
 
 
 def test_the_outbox_outlives_the_tab_and_log_out_asks_and_back_after_it(
-        browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
+        browser: Any, server: WebServer, people: list[Person], shots: Path, lang: Lang) -> None:
     dan, eve = make_person(server, "Dan"), make_person(server, "Eve")
     fay = make_person(server, "Fay")
     people += [dan, eve]
     befriend(server, dan, eve)
     # Dan's page records its errors; its dialogs are this test's to answer.
-    dan.context = browser.new_context(base_url=server.url, viewport=DESKTOP, locale="en-GB",
+    dan.context = browser.new_context(base_url=server.url, viewport=DESKTOP, locale=lang.locale,
                                       timezone_id="Europe/London")
     dan.context.set_default_timeout(WAIT_MS)
     dan.context.add_cookies([{"name": "fastim_token", "value": dan.token, "url": server.url}])
@@ -331,6 +339,8 @@ def test_the_outbox_outlives_the_tab_and_log_out_asks_and_back_after_it(
     expect(pd.locator("#conn")).to_have_attribute("data-state", "waiting-network")
     send_text(pd, "typed on the train")
     expect(bubbles(pd, "typed on the train")).to_have_attribute("data-status", "pending")
+    expect(bubbles(pd, "typed on the train").locator(".status")).to_have_attribute(
+        "aria-label", lang.t("status.pending"))
     stored = pd.evaluate(f"() => JSON.parse(localStorage.getItem('fastim.outbox.{dan.id}'))")
     assert [f["content"] for f in stored] == ["typed on the train"]
 
@@ -356,7 +366,7 @@ def test_the_outbox_outlives_the_tab_and_log_out_asks_and_back_after_it(
     wait_online(pd)
     open_conversation(pd, "u", eve.id)  # a step in the tab's history, for Back below
     expect(bubbles(pd, "typed on the train")).to_have_attribute("data-status", re.compile("sent|read"))
-    pe = open_chat(browser, server, eve)
+    pe = open_chat(browser, server, eve, locale=lang.locale)
     open_conversation(pe, "u", dan.id)
     expect(bubbles(pe, "typed on the train")).to_have_count(1)
     assert pd.evaluate(f"() => localStorage.getItem('fastim.outbox.{dan.id}')") == "[]"
@@ -366,7 +376,7 @@ def test_the_outbox_outlives_the_tab_and_log_out_asks_and_back_after_it(
     spaced = "+86 " + " ".join([fay.mobile[:3], fay.mobile[3:7], fay.mobile[7:]])
     pe.fill("#friend-mobile", spaced)
     pe.press("#friend-mobile", "Enter")
-    expect(pe.locator("#add-friend [data-ok]")).to_contain_text("Asked")
+    expect(pe.locator("#add-friend [data-ok]")).to_have_text(lang.t("friends.asked"))
     rows = server.running.get("/contact/requests", token=fay.token).list["rows"]
     assert [r["user"]["id"] for r in rows] == [eve.id]
 
@@ -377,6 +387,8 @@ def test_the_outbox_outlives_the_tab_and_log_out_asks_and_back_after_it(
     logout.click()
     dialog = pd.locator("#logout-dialog")
     expect(dialog).to_be_visible()
+    expect(dialog).to_have_accessible_name(lang.t("profile.logout_title"))
+    expect(pd.locator("#logout-cancel")).to_have_text(lang.t("profile.logout_cancel"))
     expect(pd.locator("#logout-cancel")).to_be_focused()
     assert_accessible(pd, "the log out dialog")
     pd.keyboard.press("Escape")

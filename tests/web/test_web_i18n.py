@@ -47,6 +47,33 @@ def assert_all_chinese(locator: Any, what: str) -> None:
     assert not found, f"English left in {what}: {found}"
 
 
+#: Every text of the page, shown or hidden (a panel yet to open, a label only a screen
+#: reader says: text nodes, aria-label, title, placeholder, alt), but the keys on <kbd>.
+PAGE_TEXTS = """() => {
+  const texts = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const parent = node.parentElement;
+    if (!parent || parent.closest('script, style, template, kbd')) continue;
+    if (node.textContent.trim()) texts.push(`${parent.tagName}#${parent.id}: ${node.textContent.trim()}`);
+  }
+  for (const el of document.body.querySelectorAll('[aria-label], [title], [placeholder], [alt]')) {
+    for (const name of ['aria-label', 'title', 'placeholder', 'alt']) {
+      const value = el.getAttribute(name);
+      if (value) texts.push(`${el.tagName}#${el.id}[${name}]: ${value}`);
+    }
+  }
+  return texts;
+}"""
+
+
+def assert_no_english_in_page(page: Any, what: str) -> None:
+    """No English UI text anywhere in the page, hidden parts included: what a user meets
+    later (search results, a dialog) or a screen reader says is in the table too."""
+    found = [text for text in page.evaluate(PAGE_TEXTS) if LATIN_WORD.search(text.split(": ", 1)[1])]
+    assert not found, f"English left in {what}: {found}"
+
+
 def fonts_of(page: Any, selector: str) -> list[str]:
     """The fonts Chromium really drew the element's text with (DevTools protocol)."""
     cdp = page.context.new_cdp_session(page)
@@ -94,6 +121,11 @@ def test_the_chat_in_chinese(browser: Any, server: WebServer, people: list[Perso
     fonts = fonts_of(page, "#conv-title")
     assert any(re.search(r"CJK|WenQuanYi|Droid Sans Fallback", f) for f in fonts), fonts
     assert_all_chinese(page.locator("#app"), "the conversation")
+    assert_no_english_in_page(page, "the chat page")
+    page.click("#sticker-button")  # the packs' names and titles from their manifests
+    expect(page.locator("#sticker-picker .sticker-choice").first).to_be_visible()
+    assert_no_english_in_page(page, "the sticker picker")
+    page.keyboard.press("Escape")
     screenshot(page, shots, "zh-chat-desktop")
 
     # The group's sheet as its owner sees it (settings, invites, requests, bans), and
@@ -160,6 +192,7 @@ def test_the_language_switch_is_remembered(browser: Any, server: WebServer,
     page.wait_for_function("() => document.cookie.includes('fastim_lang=zh-CN')")
     page.reload()
     expect(page.locator("h1")).to_have_text("登录")
+    assert_no_english_in_page(page, "the login page")
     # Wrong password: the server's error, in Chinese, under the form.
     page.fill("#mobile", han.mobile)
     page.fill("#passwd", "not the password")
@@ -181,6 +214,7 @@ def test_a_chinese_browser_registers_in_chinese(browser: Any, server: WebServer,
         page = context.new_page()
         page.goto("/register")
         expect(page.locator("h1")).to_have_text("注册账号")
+        assert_no_english_in_page(page, "the register page")
         page.fill("#mobile", "12ab")
         page.fill("#nickname", "小明")
         page.fill("#passwd", "short")

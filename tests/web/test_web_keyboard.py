@@ -22,6 +22,7 @@ pytest.register_assert_rewrite("tests.web_support")
 from tests.web_support import (  # noqa: E402
     PHONE,
     WAIT_MS,
+    Lang,
     Person,
     WebServer,
     befriend,
@@ -184,17 +185,24 @@ def test_a_whole_flow_with_the_keyboard_alone(browser: Any, server: WebServer,
 
 
 def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
-        browser: Any, server: WebServer, people: list[Person]) -> None:
+        browser: Any, server: WebServer, people: list[Person], lang: Lang) -> None:
     mia, ned = make_person(server, "Mia"), make_person(server, "Ned")
     people += [mia, ned]
     befriend(server, mia, ned)
-    page = open_chat(browser, server, mia)
+    group = server.running.post("/contact/createcommunity", {"name": f"Esc {lang.locale}",
+                                                              "visibility": "public"},
+                                token=mia.token).data["id"]
+    assert server.running.post("/contact/joincommunity", {"dstid": group},
+                               token=ned.token).status == 200
+    page = open_chat(browser, server, mia, locale=lang.locale)
     open_conversation(page, "u", ned.id)
     send_text(page, "escape me")
     mine = page.locator("#messages li.msg.mine").last
     expect(mine).to_have_attribute("data-id", re.compile(r"^\d+$"))
 
-    for button, popup in (("#emoji-button", "#emoji-picker"), ("#sticker-button", "#sticker-picker")):
+    for button, popup, label in (("#emoji-button", "#emoji-picker", "composer.emoji"),
+                                 ("#sticker-button", "#sticker-picker", "composer.stickers")):
+        expect(page.locator(button)).to_have_accessible_name(lang.t(label))
         page.focus(button)
         page.keyboard.press("Enter")
         expect(page.locator(popup)).to_be_visible()
@@ -207,6 +215,9 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     more.focus()
     page.keyboard.press("Enter")
     expect(page.locator("#msg-menu")).to_be_visible()
+    expect(page.locator("#msg-menu")).to_have_accessible_name(lang.t("menu.label"))
+    for action in ("reply", "edit", "recall"):
+        expect(page.locator(f'#msg-menu [data-action="{action}"]')).to_have_text(lang.t(f"menu.{action}"))
     items = page.locator("#msg-menu button")
     expect(items.first).to_be_focused()
     page.keyboard.press("ArrowDown")
@@ -224,6 +235,8 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     page.locator('#msg-menu [data-action="reply"]').focus()
     page.keyboard.press("Enter")
     expect(page.locator("#compose-bar")).to_be_visible()
+    expect(page.locator("#compose-bar-text")).to_have_text(
+        lang.t("compose.replying", name="Mia", text="escape me"))
     expect(page.locator("#message")).to_be_focused()
     page.keyboard.press("Escape")
     expect(page.locator("#compose-bar")).to_be_hidden()
@@ -237,9 +250,11 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
 
     # The mute menu: opened, focus on its first choice; Esc closes it, focus back.
     mute = page.locator("#conv-mute")
+    expect(mute).to_have_accessible_name(lang.t("mute.button"))
     mute.focus()
     page.keyboard.press("Enter")
     expect(page.locator("#mute-menu")).to_be_visible()
+    expect(page.locator('#mute-menu [data-hours="8"]')).to_have_text(lang.t("mute.eight_hours"))
     expect(mute).to_have_attribute("aria-expanded", "true")
     expect(page.locator("#mute-menu button").first).to_be_focused()
     page.keyboard.press("Escape")
@@ -257,14 +272,34 @@ def test_escape_closes_each_menu_picker_and_dialog_and_focus_goes_back(
     expect(mute).to_have_attribute("aria-pressed", "true")
     expect(mute).to_be_focused()
 
+    # A group's members sheet, and the picker of whom to mention.
+    open_conversation(page, "g", group)
+    members = page.locator("#conv-members")
+    expect(members).to_have_accessible_name(lang.t("members.button"))
+    members.focus()
+    page.keyboard.press("Enter")
+    expect(page.locator("#members-dialog")).to_be_visible()
+    page.keyboard.press("Escape")
+    expect(page.locator("#members-dialog")).to_be_hidden()
+    expect(members).to_be_focused()
+    box = page.locator("#message")
+    box.click()
+    box.press_sequentially("@N")
+    picker = page.locator("#mention-picker")
+    expect(picker.locator("button")).to_have_text(["@Ned"])
+    page.keyboard.press("Escape")
+    expect(picker).to_be_hidden()
+    expect(box).to_be_focused()
+    expect(box).to_have_value("@N")
+
 
 def test_the_live_region_says_new_messages_and_connection_changes_once(
-        browser: Any, server: WebServer, people: list[Person]) -> None:
+        browser: Any, server: WebServer, people: list[Person], lang: Lang) -> None:
     oli, pat = make_person(server, "Oli"), make_person(server, "Pat")
     people += [oli, pat]
     befriend(server, oli, pat)
     chat_over_socket(server, pat, 10, oli.id, ["old news 1", "old news 2"])
-    page = open_chat(browser, server, oli)
+    page = open_chat(browser, server, oli, locale=lang.locale)
     announcer = page.locator("#announcer")
     open_conversation(page, "u", pat.id)
     expect(page.locator("#messages li.msg")).to_have_count(2)
@@ -275,17 +310,18 @@ def test_the_live_region_says_new_messages_and_connection_changes_once(
         assert page.locator(quiet).get_attribute("aria-live") is None
         assert page.locator(quiet).get_attribute("role") is None
 
+    fresh, again = lang.t("announce.message", name="Pat", text="fresh"), lang.t("announce.online")
     chat_over_socket(server, pat, 10, oli.id, ["fresh"])
-    expect(announcer.locator("p")).to_have_text(["Pat: fresh"])
+    expect(announcer.locator("p")).to_have_text([fresh])
 
     page.context.set_offline(True)
-    expect(announcer.locator("p").last).to_have_text(re.compile("^No network"))
+    expect(announcer.locator("p").last).to_have_text(lang.t("announce.no_network"))
     page.context.set_offline(False)
-    expect(announcer.locator("p").last).to_have_text("Connected again.")
+    expect(announcer.locator("p").last).to_have_text(again)
     wait_online(page)
     # Each said once: the countdown and the reconnect's sync add nothing.
     texts = announcer.locator("p").all_inner_texts()
-    assert texts.count("Pat: fresh") == 1 and texts.count("Connected again.") == 1, texts
+    assert texts.count(fresh) == 1 and texts.count(again) == 1, texts
     assert not any("old news" in t for t in texts), texts
 
 

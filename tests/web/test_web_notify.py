@@ -41,6 +41,7 @@ from tests.web_support import (  # noqa: E402
     DESKTOP,
     LAUNCH_ARGS,
     WAIT_MS,
+    Lang,
     Person,
     WebServer,
     befriend,
@@ -262,6 +263,30 @@ def test_desktop_notifications_and_the_service_worker_showing_a_push(
     assert shown == [{"title": "New message from Alice", "body": "",
                       "tag": f"u{alice.id}", "url": f"/chat#/u/{alice.id}"}]
     assert bob.errors == [] and bob.dialogs == []
+
+
+def test_a_push_without_a_title_is_shown_in_the_page_language(
+        browser: Any, server: WebServer, people: list[Person], lang: Lang) -> None:
+    """The server titles each push in the subscriber's language; one without a title (its
+    JSON unreadable, or cut) gets "New message" from the worker, in the language of the
+    page that registered it, not always in English."""
+    cam = make_person(server, "Cam")
+    people.append(cam)
+    page = open_chat(browser, server, cam, locale=lang.locale)
+    cam.context.grant_permissions(["notifications"], origin=server.url)
+    page.locator("#tab-profile").click()
+    page.get_by_role("button", name=lang.t("notify.enable")).click()
+    expect(page.locator("#notify-state")).to_contain_text(lang.t("notify.on"))
+    worker = page.evaluate("navigator.serviceWorker.ready.then(r => r.active.scriptURL)")
+    assert worker == f"{server.url}/sw.js?lang={lang.language}"
+    cam.errors.clear()  # Chrome's console note about incognito and push
+
+    cdp = cam.context.new_cdp_session(page)
+    deliver_push(cdp, server, {"cmd": 11, "dstid": 7, "id": 1})
+    shown = wait_for_notifications(page, lambda ns: len(ns) == 1)
+    assert shown == [{"title": lang.t("push.title_fallback"), "body": "", "tag": "g7",
+                      "url": "/chat#/g/7"}]
+    assert cam.errors == [] and cam.dialogs == []
 
 
 def test_a_click_on_a_notification_brings_up_the_conversation_page_open_or_closed(

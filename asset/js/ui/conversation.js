@@ -599,6 +599,13 @@ export class ConversationView {
     }
     e.input.addEventListener('input', () => this.updateMentions());
     e.input.addEventListener('keydown', (event) => {
+      // Esc closes the innermost thing first: the picker of whom to mention, then (a
+      // second Esc) the reply or edit.
+      if (event.key === 'Escape' && !e.mentionPicker.hidden) {
+        event.preventDefault();
+        this.closeMentions();
+        return;
+      }
       if (event.key === 'Escape' && (this.replyTo || this.editing)) this.cancelCompose(true);
       if (event.key === 'ArrowDown' && !e.mentionPicker.hidden) {
         event.preventDefault();
