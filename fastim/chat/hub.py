@@ -63,6 +63,7 @@ from fastim.store.changes import (
     Check,
     change_frame,
 )
+from fastim.store.errors import StoreError
 from fastim.store.messages import StoredMessage, SyncPage
 from fastim.ws import prepare
 
@@ -186,6 +187,7 @@ class Hub:
                  attachments: AttachmentCheck | None = None,
                  notifier: Notifier | None = None) -> None:
         self.store = store
+        self._closed = False
         self.notifier = notifier
         # None: any URL of the right shape is taken (the hub's unit tests have no disk).
         self.images = images
@@ -234,6 +236,7 @@ class Hub:
                 self._flush_counts(), name="chat-rate-counts")
 
     async def close(self) -> None:
+        self._closed = True  # the store closes next (fastim/services.py)
         await self._commit.close()
         if self._flusher is not None:
             self._flusher.cancel()
@@ -528,10 +531,15 @@ class Hub:
                 self._strikes[session.id] = strikes
                 if strikes > self.options.max_strikes:
                     self._close_after_answers(session, 1008, "too many malformed messages")
-        except Exception:
+        except Exception as error:
             # The database failed a sync or a read mark: the client may ask again; the
-            # connection, and everyone else's, goes on.
-            log.exception("a command of user %s failed", session.user_id)
+            # connection, and everyone else's, goes on. A store closed under a command
+            # in flight is a node shutting down (its clients reconnect elsewhere and ask
+            # again): said in one line, not as a failure with its traceback.
+            if isinstance(error, StoreError) and self._closed:
+                log.info("a command of user %s came as the store closed", session.user_id)
+            else:
+                log.exception("a command of user %s failed", session.user_id)
             session.push(ChatError("unavailable", "the server could not do this now; "
                                    "try again").frame())
 

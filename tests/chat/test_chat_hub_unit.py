@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -13,6 +14,7 @@ from fastim.bus.events import MemberLeft
 from fastim.bus.local import LocalBus
 from fastim.chat.hub import Hub, NewMessage
 from fastim.chat.session import ChatSession
+from fastim.store.errors import StoreError
 from fastim.store.messages import StoredMessage, SyncPage
 from fastim.ws import connect, serve
 
@@ -185,3 +187,38 @@ def test_a_long_sync_is_paced_never_closed_for_the_rate_limit() -> None:
     run(chat_of(store, [1, 2], script))
     assert seen == list(range(1, 150 * 200 + 1))
     assert store.asked == 150
+
+
+class ClosedStore(MemoryChatStore):
+    """A store closed under the sync in flight, as on a node shutting down."""
+
+    async def sync_page(self, user_id: int, groups: Sequence[int], since: int, limit: int,
+                        sent: frozenset[int]) -> SyncPage:
+        raise StoreError("the store is closed")
+
+
+def test_a_sync_that_finds_the_store_closed_at_shutdown_is_unavailable_in_one_line(
+        caplog: Any) -> None:
+    """A node that drains closes its hub, then its store: a sync in flight then gets
+    `unavailable` (its client asks again on the node it reconnects to), logged as one
+    line, not as a failure with a traceback; before the hub closed, it is a failure."""
+    store = ClosedStore({1: {2}, 2: {1}}, {})
+    errors: list[str] = []
+
+    async def script(hub: Hub, clients: dict[int, Any]) -> None:
+        for closing in (False, True):
+            if closing:
+                hub._closed = True  # what Hub.close() sets before the store closes
+            await clients[1].send('{"cmd":20,"since":5,"limit":10}')
+            while (frame := json.loads(await clients[1].recv())).get("cmd") != 2:
+                pass  # the presence snapshot
+            errors.append(frame["error"])
+        hub._closed = False
+
+    with caplog.at_level(logging.INFO, logger="fastim.chat.hub"):
+        run(chat_of(store, [1, 2], script))
+    assert errors == ["unavailable", "unavailable"]
+    failures = [r for r in caplog.records if r.levelno >= logging.ERROR]
+    assert len(failures) == 1 and failures[0].exc_info is not None
+    assert any("as the store closed" in r.getMessage() for r in caplog.records
+               if r.levelno == logging.INFO)
