@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 #: The languages we ship, as BCP 47 tags (also the tables' file names); the first is the
@@ -99,8 +99,8 @@ class Tables:
         return _PLACEHOLDER.sub(
             lambda m: str(params[m.group(1)]) if m.group(1) in params else m.group(0), template)
 
-    def translator(self, language: str):  # noqa: ANN201 (a closure for jinja2)
-        """`t(key, **params)` in `language`, as the templates call it."""
+    def translator(self, language: str) -> Callable[..., str]:
+        """`t(key, **params)` in `language`, as the templates call it (a closure)."""
         def t(key: str, **params: object) -> str:
             return self.text(language, key, params)
         return t

@@ -401,7 +401,7 @@ class Push:
                     content_encoding="aes128gcm", timeout=self.options.timeout,
                     ttl=self.options.ttl, headers={"Urgency": "high"},
                     requests_session=session)
-            return int(response.status_code)  # type: ignore[union-attr]
+            return int(response.status_code)
         except WebPushException as exc:
             status = exc.response.status_code if exc.response is not None else None
             if status not in (404, 410):
