@@ -197,15 +197,18 @@ def subscribers(url: str, channel: str) -> int:
 # -- the measurements ---------------------------------------------------------------------
 
 
-async def measure_memory(db: str, redis: str, count: int, workdir: Path) -> dict[str, Any]:
+async def measure_memory(db: str, redis: str, count: int, workdir: Path,
+                         settle: float = 1.0) -> dict[str, Any]:
+    """RSS per idle connection. `settle`: seconds for the node's memory to settle before
+    the first reading (twice that before the second)."""
     users, _ = await make_users(db, count + 1)
     node = NodeProcess(workdir / f"memory-{'redis' if redis else 'local'}", db, redis)
     try:
         warm = await open_many(node.port, [users[0][1]])  # first-connection costs aside
-        await asyncio.sleep(1)
+        await asyncio.sleep(settle)
         before = node.rss()
         devices = await open_many(node.port, [t for _, t in users[1:]])
-        await asyncio.sleep(2)
+        await asyncio.sleep(2 * settle)
         after = node.rss()
         for device in devices + warm:
             await device.close()
@@ -567,9 +570,10 @@ async def main_async(args: argparse.Namespace) -> None:
     wanted = {args.what} if args.what != "all" else {"memory", "fanout", "direct", "store"}
     report: dict[str, Any] = {"cpus": os.cpu_count(), "load_average": os.getloadavg()}
     if "memory" in wanted:
-        report["memory"] = [await measure_memory(args.db, "", args.connections, workdir),
+        report["memory"] = [await measure_memory(args.db, "", args.connections, workdir,
+                                                 args.settle),
                             await measure_memory(args.db, args.redis, args.connections,
-                                                 workdir)]
+                                                 workdir, args.settle)]
     if "fanout" in wanted:
         report["fanout"] = [await measure_fanout(args.db, "", args.members, args.messages,
                                                  workdir),
@@ -598,6 +602,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--messages", type=int, default=100)
     parser.add_argument("--seconds", type=float, default=3.0)
+    parser.add_argument("--settle", type=float, default=1.0,
+                        help="memory: seconds to let RSS settle before the first reading"
+                             " (twice that before the second); 0 where only the run"
+                             " matters, not the figure (the tests)")
     parser.add_argument("--pairs", type=int, default=50,
                         help="proxy: couples of friends sending 1:1 at once")
     parser.add_argument("--nodes", type=lambda text: [int(n) for n in text.split(",")],
