@@ -12,6 +12,7 @@ import asyncio
 import base64
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -27,8 +28,11 @@ from fastim.http.server import HTTPProtocol, Server
 #: bound on what one HTTP connection holds unsent. The answers here are well under 1 KiB.
 HIGH_WATER = 64 * 1024
 BOUND = HIGH_WATER + 1024
-#: How long each flood pushes (not an assertion: the bound must hold throughout).
+#: How long each flood pushes at most (not an assertion: the bound must hold throughout).
 PUSH_SECONDS = 0.8
+#: Samples in a row (2 ms apart) with the server no longer reading the flood that end a
+#: flood test before PUSH_SECONDS: the state a non-reading peer leaves it in for good.
+SETTLED = 50
 
 
 def make_router() -> Router:
@@ -70,11 +74,22 @@ class Watched:
 
         monkeypatch.setattr(HTTPProtocol, "connection_made", connection_made)
 
-    async def sample(self, seconds: float) -> int:
+    async def sample(self, seconds: float, pushed: threading.Event | None = None) -> int:
+        """Sample for `seconds` at most; with `pushed`, stop early once the client is done
+        pushing and the server has let go of every connection or stopped reading it for
+        SETTLED samples in a row: the peer reads nothing, so nothing moves after that."""
         end = time.monotonic() + seconds
+        still = 0
         while time.monotonic() < end:
             for transport in self.transports:
                 self.peak = max(self.peak, transport.get_write_buffer_size())
+            if pushed is not None and pushed.is_set() and self.transports and all(
+                    t.is_closing() or not t.is_reading() for t in self.transports):
+                still += 1
+                if still >= SETTLED:
+                    break
+            else:
+                still = 0
             await asyncio.sleep(0.002)
         return self.peak
 
@@ -142,11 +157,13 @@ def test_a_client_that_never_reads_cannot_grow_the_servers_write_buffer(
     loop_kind: str, watched: Watched, flood: str
 ) -> None:
     unit = FLOODS[flood]
+    pushed = threading.Event()
     with ServerThread(make_router(), loop_kind) as thread:
         sampler = asyncio.run_coroutine_threadsafe(
-            watched.sample(PUSH_SECONDS + 0.3), thread.loop)
+            watched.sample(PUSH_SECONDS + 0.3, pushed), thread.loop)
         with non_reader(thread.port) as sock:
             sent = push(sock, unit, PUSH_SECONDS)
+            pushed.set()
             peak = sampler.result(SAFETY_TIMEOUT)
         assert sent > 0
         assert peak <= BOUND, f"{flood}: {peak} bytes queued after {sent} requests"
@@ -154,11 +171,13 @@ def test_a_client_that_never_reads_cannot_grow_the_servers_write_buffer(
 
 def test_the_plain_get_flood_of_the_attack_stays_bounded(watched: Watched) -> None:
     """The attack as found: GET /chat twenty thousand times on one connection."""
+    pushed = threading.Event()
     with ServerThread(make_router()) as thread:
         sampler = asyncio.run_coroutine_threadsafe(
-            watched.sample(PUSH_SECONDS + 0.3), thread.loop)
+            watched.sample(PUSH_SECONDS + 0.3, pushed), thread.loop)
         with non_reader(thread.port) as sock:
             push(sock, b"GET /chat HTTP/1.1\r\nHost: x\r\n\r\n", PUSH_SECONDS)
+            pushed.set()
             assert sampler.result(SAFETY_TIMEOUT) <= BOUND
 
 
