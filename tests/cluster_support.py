@@ -121,9 +121,18 @@ class Node:
     def stop(self) -> None:
         """SIGTERM and wait for the graceful shutdown (SIGKILL as a safety net: the
         shutdown waits for clients' closing handshakes, up to the server's timeout)."""
-        if self.process is None or self.process.poll() is not None:
+        self.terminate()
+        self.wait_stopped()
+
+    def terminate(self) -> None:
+        """SIGTERM, without waiting: the graceful shutdown begins."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+
+    def wait_stopped(self) -> None:
+        """Wait for the shutdown `terminate` began (SIGKILL after STARTUP seconds)."""
+        if self.process is None:
             return
-        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(STARTUP)
         except subprocess.TimeoutExpired:
@@ -209,8 +218,11 @@ class Cluster:
     def close(self) -> None:
         """Stop the nodes, then remove whatever this cluster left in Redis (a node that
         had to be killed leaves its registry entries for a reaper that never comes)."""
+        # All told at once, then waited for: their graceful shutdowns overlap.
         for node in self.nodes:
-            node.stop()
+            node.terminate()
+        for node in self.nodes:
+            node.wait_stopped()
         if not self.redis.startswith("redis://"):
             return  # behind Sentinel: the test's own servers go with it
         client = redis.Redis.from_url(self.redis.split("?")[0])
