@@ -269,10 +269,11 @@ def test_committed_changes_are_published_on_the_bus(
     assert events == [
         FriendRequested(events[0].request_id, a.id, b.id),
         FriendAdded(b.id, a.id),
-        MemberJoined(group.id, a.id),
-        MemberJoined(group.id, b.id),
+        # (each with the member's history window: no message yet, so from 0)
+        MemberJoined(group.id, a.id, 0),
+        MemberJoined(group.id, b.id, 0),
         MemberLeft(group.id, b.id),
-        MemberJoined(group.id, b.id),
+        MemberJoined(group.id, b.id, 0),
         GroupDissolved(group.id, tuple(sorted((a.id, b.id)))),
     ]
     assert settled == [1, 2, 3, 4, 5, 6, 7]  # each answer waits until its event has left
