@@ -44,6 +44,8 @@ RETRYABLE = ("busy", "store_failed", "unavailable")
 #: Live messages and changes between two checkpoint syncs, as the web client
 #: (asset/js/app.js): one page, well within the ids the server keeps (SYNC_HOLD).
 CHECKPOINT_EVERY = 200
+#: At most this many ids in a sync's `held` (the server's ChatLimits.max_held).
+HELD_MOST = 1000
 #: A device edits its own message number n when n % edit_every == 0 (cmd 60) and
 #: recalls it when n % recall_every == 1 and it is not edited (cmd 61); it reacts to a
 #: message it received live with chance react_chance (cmd 62), and a user's first
@@ -93,6 +95,9 @@ class Device:
         self.live_count = 0  # messages and changes that came live since the last sync
         self.cursor = 0
         self.change_cursor = 0
+        # The ids it received above its cursor: a sync names them (`held`), so what came
+        # live on a connection that then ended is not sent again.
+        self.held: set[int] = set()
         self.number = int(self.key.rpartition("d")[2])  # u<user>d<number>
         # Message numbers start at a place of the device's own: which messages its sender
         # edits or recalls follows from n (`edited_by_sender`), and at 10,000 connections
@@ -226,8 +231,9 @@ class Device:
     def _ask_sync(self, since: int) -> None:
         # When it was asked: what was acked before then must show in the answer.
         self.session["asked"] = time.time()
+        held = sorted(i for i in self.held if i > since)[-HELD_MOST:]
         self._send(json.dumps({"cmd": 20, "since": since, "limit": 200,
-                               "changes_since": self.change_cursor}))
+                               "changes_since": self.change_cursor, "held": held}))
 
     # -- what the server sends ---------------------------------------------------------
 
@@ -236,6 +242,7 @@ class Device:
         if cmd in (10, 11) and "id" in frame:
             id_ = int(frame["id"])
             self.session["live"].append(id_)
+            self.held.add(id_)
             self.count_live()
             self.worker.lags.append(time.time() * 1000 - frame["ts"])
             self.maybe_change(frame)
@@ -345,6 +352,8 @@ class Device:
         self.worker.stats["sync_pages"] += 1
         # Everything up to `next` is now held: in these rows, or sent live before them.
         self.cursor = max(self.cursor, int(frame["next"]))
+        self.held.update(rows)
+        self.held = {i for i in self.held if i > self.cursor}
         self.change_cursor = max(self.change_cursor,
                                  int(frame.get("changes_next", self.change_cursor)))
         if frame["more"] or frame.get("changes_more"):

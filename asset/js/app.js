@@ -617,8 +617,14 @@ export class App {
     clearTimeout(this.checkpointTimer);
     this.checkpointTimer = null;
     this.liveCount = 0;
-    this.syncing = this.conn.sendControl({ cmd: 20, since: this.state.syncCursor, limit: 200, changes_since: this.state.changeCursor })
-      ? { checkpoint } : null;
+    this.syncing = this.syncPage(this.state.syncCursor) ? { checkpoint } : null;
+  }
+
+  /** Ask for one sync page from `since`, naming the messages held above it: after a
+   * reconnect, what came live on the last connection is not sent again. */
+  syncPage(since) {
+    const state = this.state;
+    return this.conn.sendControl({ cmd: 20, since, limit: 200, changes_since: state.changeCursor, held: state.heldAbove(since) });
   }
 
   /** A message or change came live: checkpoint after `checkpointEvery` of them, or
@@ -652,7 +658,7 @@ export class App {
       state.changeCursor = Math.max(state.changeCursor, frame.changes_next);
     }
     if (frame.more || frame.changes_more) {
-      this.conn.sendControl({ cmd: 20, since: frame.next, limit: 200, changes_since: state.changeCursor });
+      this.syncPage(frame.next);
       return;
     }
     const checkpoint = this.syncing && this.syncing.checkpoint;

@@ -13,6 +13,8 @@ export const EDIT = 60;
 export const RECALL = 61;
 export const REACT = 62;
 export const DELETE = 63;
+/** At most this many ids in a sync's `held` (the server's limit, ChatLimits.max_held). */
+const HELD_MOST = 1000;
 export const CHANGE_CMDS = new Set([EDIT, RECALL, REACT, DELETE]);
 /** Seconds the server allows for an edit and a recall by default (--edit-window,
  * --recall-window): used until GET /chat/config tells this server's own. The menu offers
@@ -203,6 +205,16 @@ export class ChatState {
     if (message.cmd === GROUP) return this.conv(GROUP, message.dstid);
     const other = message.userid === this.me.id ? message.dstid : message.userid;
     return this.conv(SINGLE, other);
+  }
+
+  /** The ids of the messages held here above `since`, newest first, at most `most`: a
+   * sync names them (`held`) and the server does not send them again. */
+  heldAbove(since, most = HELD_MOST) {
+    const ids = [];
+    for (const conv of this.convs.values()) {
+      for (const message of conv.messages) if (message.id > since) ids.push(message.id);
+    }
+    return ids.sort((a, b) => b - a).slice(0, most);
   }
 
   seen(id) {

@@ -871,8 +871,9 @@ class Hub:
         # chat-protocol.md "The sync cursor") or in an earlier page: each message once
         # per connection; and those the user deleted for themselves.
         sent, sent_changes = session.sync_asked(command.since, command.changes_since)
+        # And what the client says it holds (from an earlier connection): not again.
         page = await self.store.sync_page(session.user_id, groups, command.since,
-                                          command.limit, sent)
+                                          command.limit, sent | command.held)
         rows = [row for row in page.rows
                 if session.first_sync(row["id"]) and not row.pop("hidden", False)]
         result: dict[str, Any] = {"cmd": Cmd.SYNC_RESULT, "since": command.since,

@@ -61,6 +61,7 @@ class ChatLimits:
     max_cid: int = 64
     max_sync_page: int = 200
     max_mentions: int = 50  # user ids in one message's `mentions`
+    max_held: int = 1000  # message ids in one sync's `held` (the server keeps 1,024)
     max_emoji: int = 16  # characters of one reaction
 
 
@@ -116,6 +117,9 @@ class Sync:
     # The change log's cursor (docs/chat-protocol.md); None: the client does not sync
     # changes.
     changes_since: int | None = None
+    # Message ids above `since` the client holds already ("The sync cursor"): the page
+    # counts them for `next` but does not send them again.
+    held: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -295,7 +299,8 @@ def parse(text: str | bytes, limits: ChatLimits = ChatLimits()) -> Command:
         changes = data.get("changes_since")
         return Sync(since=since, limit=min(limit, limits.max_sync_page),
                     changes_since=None if changes is None
-                    else _int(changes, "changes_since", cid))
+                    else _int(changes, "changes_since", cid),
+                    held=_held(data.get("held"), cid, limits))
     if cmd in (Cmd.EDIT, Cmd.RECALL, Cmd.REACT, Cmd.DELETE):
         return _parse_change(Cmd(cmd), data, cid, limits)
     if cmd == Cmd.READ:
@@ -347,6 +352,16 @@ def _mentions(cmd: Cmd, value: Any, cid: str | None,
     if len(value) > limits.max_mentions:
         raise ChatError("too_long", f"at most {limits.max_mentions} mentions", cid)
     return tuple(sorted({_int(v, "mentions", cid, minimum=1) for v in value}))
+
+
+def _held(value: Any, cid: str | None, limits: ChatLimits) -> frozenset[int]:
+    if value is None:
+        return frozenset()
+    if not isinstance(value, list):
+        raise ChatError("bad_field", "held must be a list of message ids", cid)
+    if len(value) > limits.max_held:
+        raise ChatError("too_long", f"at most {limits.max_held} held ids", cid)
+    return frozenset(_int(v, "held", cid, minimum=1) for v in value)
 
 
 def _emoji(value: Any, cid: str | None, limits: ChatLimits) -> str:

@@ -664,6 +664,14 @@ def test_a_checkpoint_sync_answers_what_came_live_by_its_next_alone(api: ApiServ
                                                                                False)
         assert (checkpoint["changes"], checkpoint["changes_next"]) == ([], edit["change"])
         assert "head" not in checkpoint
+        # The next connection (the first was lost before a checkpoint) names what it
+        # holds above its cursor: only the rest comes again.
+        again = await ChatClient.open(api, ta)
+        await again.send(cmd=20, since=first["head"], limit=200, held=live[1:] + [own])
+        resync = await again.cmd(21)
+        assert ([r["id"] for r in resync["rows"]], resync["next"]) == ([live[0]], own)
+        assert resync["rows"][0]["content"] == "live0, edited"
+        await again.close()
         await a.no_more_messages()
         await a.close()
         await b.close()

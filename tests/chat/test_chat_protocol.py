@@ -131,6 +131,11 @@ def test_other_commands() -> None:
     assert parse('{"cmd": 0}') == Heartbeat()
     assert parse('{"cmd": 20, "since": 41}') == Sync(since=41, limit=200)
     assert parse('{"cmd": 20, "limit": 100000}') == Sync(since=0, limit=200)
+    assert parse('{"cmd": 20, "since": 4, "held": [7, 5, 7]}') == Sync(
+        since=4, limit=200, held=frozenset({5, 7}))
+    with pytest.raises(ChatError) as too_many:
+        parse('{"cmd": 20, "held": [' + ", ".join(["1"] * 1001) + "]}")
+    assert too_many.value.reason == "too_long"
     assert parse('{"cmd": 30, "kind": 11, "dstid": 3, "upto": 9}') == Read(Cmd.GROUP, 3, 9)
     assert parse('{"cmd": 40, "kind": 10, "dstid": 3}') == Typing(Cmd.SINGLE, 3)
 
@@ -150,6 +155,9 @@ MALFORMED = {"bad_json", "bad_field", "unknown_cmd", "unknown_media"}
     ('{"cmd": 10, "dstid": "\uff11\uff12", "media": 1, "content": "x"}', "bad_field"),
     ('{"cmd": 10, "dstid": "\u0663", "media": 1, "content": "x"}', "bad_field"),
     ('{"cmd": 20, "since": "\u00b9\u00b2"}', "bad_field"),
+    ('{"cmd": 20, "held": 5}', "bad_field"),
+    ('{"cmd": 20, "held": [0]}', "bad_field"),
+    ('{"cmd": 20, "held": ["x"]}', "bad_field"),
     ('{"cmd": 10, "dstid": 2, "media": 1, "content": "x", "amount": "\u2460"}', "bad_field"),
     # nesting: refused before json.loads recurses into it
     ("[" * 30000, "bad_json"),

@@ -59,8 +59,11 @@ def test_live_ids_never_move_the_cursor_a_checkpoint_page_does() -> None:
     assert [f["since"] for f in wire.sent if f["cmd"] == 20] == [0]
     one.on_frame(live(12))  # the CHECKPOINT_EVERY-th: ask again from the cursor
     assert [f["since"] for f in wire.sent if f["cmd"] == 20] == [0, 10]
+    # It names what it holds above its cursor: all the live ids.
+    assert sorted(wire.sent[-1]["held"]) == sorted(ids + [12])
     one.on_frame(page(10, 12 + CHECKPOINT_EVERY - 2))
     assert (one.cursor, one.synced) == (12 + CHECKPOINT_EVERY - 2, True)
+    assert one.held == set()
 
 
 def test_live_changes_count_toward_the_checkpoint_and_leave_the_change_cursor() -> None:

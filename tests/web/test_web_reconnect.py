@@ -211,9 +211,14 @@ def test_a_message_that_never_came_live_arrives_at_the_next_connection(
     send_text(pa, "And after it")
     once(pb, "And after it")
     expect(bubbles(pb, "Lost on the way")).to_have_count(0)
-    # A new connection (as after the node went): its sync brings the lost one, once.
+    # A new connection (as after the node went): its sync brings the lost one, once,
+    # and only it: the page names the messages it holds above its cursor.
+    pages: list[dict[str, Any]] = []
+    pb.on("websocket", lambda ws: ws.on("framereceived", lambda payload: pages.append(
+        json.loads(payload)) if '"cmd":21' in payload else None))
     pb.evaluate("() => window.fastim.conn.open()")
     once(pb, "Lost on the way")
+    assert [[row["content"] for row in p["rows"]] for p in pages] == [["Lost on the way"]]
     texts = pb.locator("#messages p.text").all_text_contents()
     assert texts == ["Hello", "Lost on the way", "And after it"]
     once(pb, "And after it")
