@@ -369,9 +369,16 @@ class Connection(asyncio.Protocol):
             messages = self._messages
             if messages and messages[0] is not _END and not self._reading_paused:
                 # A message is there and taking it changes nothing else: no call.
-                item = messages.pop(0)
-                self._write_now = not messages and self._direct and not self._pending
-                return item  # type: ignore[return-value]
+                if len(messages) == 1:
+                    # The last one: a new empty list rather than pop(), which would make
+                    # CPython free the list's storage (realloc to 0, a libc malloc) for
+                    # data_received to allocate it again for the next message.
+                    item = messages[0]
+                    self._messages = []
+                    self._write_now = self._direct and not self._pending
+                    return item  # type: ignore[return-value]
+                self._write_now = False
+                return messages.pop(0)  # type: ignore[return-value]
             # (between_messages is False once TCP is lost: connection_lost feeds the EOF.)
             if not messages and self._core.between_messages and self._recv_waiter is None:
                 # Nothing queued and the peer has more to send: wait, as _next_message()
