@@ -1529,6 +1529,25 @@ def test_async_for_waits_for_the_rest_of_a_frame() -> None:
     run(main())
 
 
+def test_two_reads_before_the_waiting_task_runs_deliver_both_in_order() -> None:
+    # The first whole message wakes the waiting `async for`; a second read arrives before
+    # that task runs (its waiter is already woken): both messages come, in order.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(RecordingTransport())
+        waiting = asyncio.ensure_future(ws.__anext__())
+        await asyncio.sleep(0)
+        ws.data_received(frame(Opcode.TEXT, b"one"))
+        ws.data_received(frame(Opcode.BINARY, b"two"))
+        assert await waiting == "one"
+        assert await ws.__anext__() == b"two"
+
+    run(main())
+
+
 def test_the_fast_paths_keep_order_cancellation_and_the_close() -> None:
     # data_received() parses a whole small frame itself and send() writes a server's
     # plain answer without core.message_bytes(): messages queued before anybody waits come
