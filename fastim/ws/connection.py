@@ -254,7 +254,10 @@ class Connection(asyncio.Protocol):
         # Received messages (a list: at most max_queue, and an empty list is 56 bytes where
         # an empty deque is 600), then _END where the peer's close or an error came.
         self._messages: list[str | bytes | _End] = []
-        self._recv_waiter: asyncio.Future[None] | None = None
+        # The future a receiver waits on while the queue is empty. Whoever wakes it clears
+        # this, and its result is the message itself (data_received's fast path) or None
+        # (look at the queue and the state again).
+        self._recv_waiter: asyncio.Future[str | bytes | None] | None = None
         self._reading_paused = False  # the queue of messages is full
         self._read_held = False  # reading paused while the write buffer drains (below)
         self._writing_paused = False
@@ -351,11 +354,16 @@ class Connection(asyncio.Protocol):
         ConnectionClosedError once the connection has ended and every message received
         before the end has been returned."""
         while (message := self._next_message()) is None:
+            waiter: asyncio.Future[str | bytes | None]  # (an annotation: no code)
             self._recv_waiter = waiter = self._loop.create_future()
             try:
-                await waiter
-            finally:
-                self._recv_waiter = None
+                message = await waiter
+            except BaseException:
+                self._wait_abandoned(waiter)
+                raise
+            if message is not None:  # handed over by data_received (see there)
+                self._write_now = not self._messages and self._direct and not self._pending
+                return message
         return message
 
     def __aiter__(self) -> Connection:
@@ -369,9 +377,16 @@ class Connection(asyncio.Protocol):
             messages = self._messages
             if messages and messages[0] is not _END and not self._reading_paused:
                 # A message is there and taking it changes nothing else: no call.
-                item = messages.pop(0)
-                self._write_now = not messages and self._direct and not self._pending
-                return item  # type: ignore[return-value]
+                if len(messages) == 1:
+                    # The last one: a new empty list rather than pop(), which would make
+                    # CPython free the list's storage (realloc to 0, a libc malloc) for
+                    # data_received to allocate it again for the next message.
+                    item = messages[0]
+                    self._messages = []
+                    self._write_now = self._direct and not self._pending
+                    return item  # type: ignore[return-value]
+                self._write_now = False
+                return messages.pop(0)  # type: ignore[return-value]
             # (between_messages is False once TCP is lost: connection_lost feeds the EOF.)
             if not messages and self._core.between_messages and self._recv_waiter is None:
                 # Nothing queued and the peer has more to send: wait, as _next_message()
@@ -386,11 +401,28 @@ class Connection(asyncio.Protocol):
                     raise StopAsyncIteration from None
                 if message is not None:
                     return message
+            waiter: asyncio.Future[str | bytes | None]  # (an annotation: no code)
             self._recv_waiter = waiter = self._loop.create_future()
             try:
-                await waiter
-            finally:
-                self._recv_waiter = None
+                message = await waiter
+            except BaseException:
+                self._wait_abandoned(waiter)
+                raise
+            if message is not None:
+                # Handed over by data_received, without the queue (see there). A message
+                # read since then may be queued behind it: then no direct write.
+                self._write_now = not self._messages and self._direct and not self._pending
+                return message
+
+    def _wait_abandoned(self, waiter: asyncio.Future[str | bytes | None]) -> None:
+        """A wait for a message ends without its result: the task was cancelled (e.g. by
+        wait_for's timeout) or closed. A message already handed over to it goes back to
+        the front of the queue, for the next recv(): nothing received is lost."""
+        if self._recv_waiter is waiter:
+            self._recv_waiter = None  # nobody woke it
+        elif not waiter.cancelled() and (message := waiter.result()) is not None:
+            self._messages.insert(0, message)
+            self._wake_receiver()  # somebody may have started waiting meanwhile
 
     def _next_message(self) -> str | bytes | None:
         """The next queued message, or None when the caller must wait for one. Raises
@@ -641,10 +673,21 @@ class Connection(asyncio.Protocol):
                         self._callback_failed()
                     self._write_now = False
                     return
-                messages.append(message)
                 waiter = self._recv_waiter
-                if waiter is not None and not waiter.done():
-                    waiter.set_result(None)
+                if waiter is not None:
+                    # Somebody waits, so the queue is empty (every message queued wakes
+                    # the waiter, and waking clears _recv_waiter): hand the message over
+                    # in the future's result, without the queue. Order holds; a message
+                    # handed to a task cancelled before it ran goes back to the queue
+                    # (_wait_abandoned). No done() call first: a method call less per
+                    # message; the waiter is done only when its task was cancelled.
+                    self._recv_waiter = None
+                    try:
+                        waiter.set_result(message)
+                        return
+                    except asyncio.InvalidStateError:
+                        pass  # cancelled: the message waits in the queue
+                messages.append(message)
                 return
         self._process(data)
 
@@ -848,8 +891,10 @@ class Connection(asyncio.Protocol):
 
     def _wake_receiver(self) -> None:
         waiter = self._recv_waiter
-        if waiter is not None and not waiter.done():
-            waiter.set_result(None)
+        if waiter is not None:
+            self._recv_waiter = None
+            if not waiter.done():  # its task may have been cancelled
+                waiter.set_result(None)
 
     def _closed_error(self) -> ConnectionClosed:
         return connection_closed(

@@ -1529,6 +1529,63 @@ def test_async_for_waits_for_the_rest_of_a_frame() -> None:
     run(main())
 
 
+def test_two_reads_before_the_waiting_task_runs_deliver_both_in_order() -> None:
+    # The first whole message wakes the waiting `async for`; a second read arrives before
+    # that task runs (its waiter is already woken): both messages come, in order.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(RecordingTransport())
+        waiting = asyncio.ensure_future(ws.__anext__())
+        await asyncio.sleep(0)
+        ws.data_received(frame(Opcode.TEXT, b"one"))
+        ws.data_received(frame(Opcode.BINARY, b"two"))
+        assert await waiting == "one"
+        assert await ws.__anext__() == b"two"
+
+    run(main())
+
+
+@pytest.mark.parametrize("iterate", [True, False])
+def test_a_message_handed_to_a_receiver_cancelled_before_it_ran_is_kept(iterate: bool) -> None:
+    # data_received hands a whole message straight to the waiting receiver; when that
+    # task is cancelled before it runs (wait_for's timeout firing in the same turn), the
+    # message goes back first in line: the next receiver gets it, then what came after.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(RecordingTransport())
+        receive = ws.__anext__ if iterate else ws.recv
+        waiting = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)
+        ws.data_received(frame(Opcode.TEXT, b"one"))  # handed over
+        waiting.cancel()
+        ws.data_received(frame(Opcode.BINARY, b"two"))  # queued behind it
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert await receive() == "one"
+        assert await receive() == b"two"
+
+        # A receiver that started waiting before the cancelled one ran is woken for it.
+        waiting = asyncio.ensure_future(receive())
+        await asyncio.sleep(0)
+        ws.data_received(frame(Opcode.TEXT, b"three"))  # handed over
+        waiting.cancel()
+        other = ws.recv()
+        assert isinstance(other.send(None), asyncio.Future)  # waits: the queue is empty
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        with pytest.raises(StopIteration) as stopped:
+            other.send(None)
+        assert stopped.value.value == "three"
+
+    run(main())
+
+
 def test_the_fast_paths_keep_order_cancellation_and_the_close() -> None:
     # data_received() parses a whole small frame itself and send() writes a server's
     # plain answer without core.message_bytes(): messages queued before anybody waits come
