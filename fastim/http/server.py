@@ -588,6 +588,12 @@ class HTTPProtocol(asyncio.Protocol):
             logger.exception("error in the pre-upgrade check of %s", route.path)
             await self._respond(error_response(HTTPError(500, "internal server error")))
             return
+        if self.server.closing:
+            # The server began to shut down while the check ran: its WebSockets are
+            # already being closed, and one opened now would be missed and keep it from
+            # exiting (uvloop's wait_closed waits for every transport). Try another node.
+            await self._respond(error_response(HTTPError(503, "the server is shutting down")))
+            return
         transport = self.transport
         head = self._head
         assert transport is not None and head is not None

@@ -9,6 +9,7 @@ import asyncio
 import base64
 import os
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 
 import pytest
@@ -199,3 +200,53 @@ def test_graceful_shutdown_closes_websockets_with_1001(server: ServerThread) -> 
             return None
 
     assert run(scenario()) == 1001
+
+
+def test_an_upgrade_whose_check_ends_after_shutdown_began_is_503(loop_kind: str) -> None:
+    """A reconnect storm reaches a node as it drains: an upgrade whose pre-upgrade check
+    (a database read in the chat) was still running when the shutdown began gets 503,
+    and the shutdown ends. Before, the WebSocket was opened after every WebSocket had
+    been closed: nothing closed it, and on uvloop the server never finished closing."""
+    entered = threading.Event()
+    router = Router()
+
+    async def handler(connection, request: Request) -> None:  # type: ignore[no-untyped-def]
+        async for message in connection:
+            await connection.send(message)
+
+    with ServerThread(router, loop_kind) as thread:
+        gate = asyncio.run_coroutine_threadsafe(make_event(), thread.loop).result(SAFETY_TIMEOUT)
+
+        async def slow_check(request: Request) -> None:
+            entered.set()
+            await gate.wait()
+
+        router.websocket("/late", handler, before_upgrade=slow_check)
+
+        async def scenario() -> int:
+            upgrade = asyncio.ensure_future(connect(f"ws://127.0.0.1:{thread.port}/late"))
+            while not entered.is_set():
+                await asyncio.sleep(0.01)
+            shutdown = asyncio.wrap_future(asyncio.run_coroutine_threadsafe(
+                thread.server.shutdown(timeout=SAFETY_TIMEOUT), thread.loop))
+            while not thread.server.closing:
+                await asyncio.sleep(0.01)
+            thread.loop.call_soon_threadsafe(gate.set)
+            try:
+                ws = await upgrade
+            except InvalidStatus as exc:
+                await shutdown
+                return exc.response.status_code
+            await ws.close()
+            return 101
+
+        assert run(scenario()) == 503
+
+
+async def make_event() -> asyncio.Event:
+    return asyncio.Event()
+
+
+@pytest.fixture(params=["asyncio", "uvloop"])
+def loop_kind(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
