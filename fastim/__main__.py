@@ -46,6 +46,8 @@ async def serve(config: Config) -> None:
     try:
         await stop.wait()
     finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)  # a second Ctrl-C interrupts the drain
         # Behind a load balancer: /healthz fails first, clients are told to reconnect
         # elsewhere (1012), then what the group commit holds is committed.
         print("fastim: shutting down", flush=True)
