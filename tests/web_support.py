@@ -205,6 +205,19 @@ def open_chat(browser: Any, server: WebServer, person: Person,
     return person.page
 
 
+def two_friends_chatting(browser: Any, server: WebServer,
+                         people: list[Person]) -> tuple[Person, Person, Any, Any]:
+    """Alice and Bob, friends, each with a chat page open on their 1:1 conversation:
+    (alice, bob, alice's page, bob's page)."""
+    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
+    people += [alice, bob]
+    befriend(server, alice, bob)
+    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
+    open_conversation(pa, "u", bob.id)
+    open_conversation(pb, "u", alice.id)
+    return alice, bob, pa, pb
+
+
 def wait_online(page: Any) -> None:
     page.wait_for_selector('#conn[data-state="online"]', state="attached")
     # The first snapshot after connecting has been handled: summaries are loading.

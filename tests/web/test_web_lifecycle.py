@@ -29,6 +29,7 @@ from tests.web_support import (  # noqa: E402
     open_conversation,
     screenshot,
     send_text,
+    two_friends_chatting,
     wait_online,
     watch,
 )
@@ -65,12 +66,7 @@ def react(page: Any, message: Any, emoji: str) -> None:
 
 def test_reply_edit_react_recall_and_delete_between_two_browsers(
         browser: Any, server: WebServer, people: list[Person], shots: Path) -> None:
-    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
-    people += [alice, bob]
-    befriend(server, alice, bob)
-    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
-    open_conversation(pa, "u", bob.id)
-    open_conversation(pb, "u", alice.id)
+    alice, bob, pa, pb = two_friends_chatting(browser, server, people)
 
     send_text(pa, "helo bob")
     original = bubble(pb, "helo bob")

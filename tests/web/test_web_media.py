@@ -25,6 +25,7 @@ from tests.web_support import (  # noqa: E402
     open_chat,
     open_conversation,
     screenshot,
+    two_friends_chatting,
 )
 
 # The browser, server, people and shots fixtures.
@@ -77,12 +78,7 @@ def throttle_uploads(page: Any, bytes_per_second: int) -> None:
 
 def test_a_sticker_and_a_photo_reach_the_other_side(
         browser: Any, server: WebServer, people: list[Person], picture: Path, shots: Path) -> None:
-    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
-    people += [alice, bob]
-    befriend(server, alice, bob)
-    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
-    open_conversation(pa, "u", bob.id)
-    open_conversation(pb, "u", alice.id)
+    alice, bob, pa, pb = two_friends_chatting(browser, server, people)
 
     # A sticker from the picker (keyboard: the first sticker has focus when it opens).
     pa.click("#sticker-button")

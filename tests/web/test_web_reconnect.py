@@ -25,6 +25,7 @@ from tests.web_support import (  # noqa: E402
     open_conversation,
     screenshot,
     send_text,
+    two_friends_chatting,
     wait_online,
 )
 
@@ -44,12 +45,7 @@ def once(page: Any, text: str) -> Any:
 
 def test_server_restart_mid_conversation(browser: Any, server: WebServer,
                                          people: list[Person], shots: Path) -> None:
-    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
-    people += [alice, bob]
-    befriend(server, alice, bob)
-    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
-    open_conversation(pa, "u", bob.id)
-    open_conversation(pb, "u", alice.id)
+    alice, bob, pa, pb = two_friends_chatting(browser, server, people)
     send_text(pa, "Are you there?")
     once(pb, "Are you there?")
     send_text(pb, "Yes!")
@@ -144,12 +140,7 @@ def test_messages_in_flight_when_the_server_restarts_arrive_once(
 
 def test_a_lost_ack_means_a_resend_with_the_same_cid_and_one_message(
         browser: Any, server: WebServer, people: list[Person]) -> None:
-    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
-    people += [alice, bob]
-    befriend(server, alice, bob)
-    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
-    open_conversation(pa, "u", bob.id)
-    open_conversation(pb, "u", alice.id)
+    alice, bob, pa, pb = two_friends_chatting(browser, server, people)
     # The ack of the next message is lost (as if the connection died just before it).
     pa.evaluate("""() => {
         const conn = window.fastim.conn;
@@ -186,12 +177,7 @@ def test_a_message_that_never_came_live_arrives_at_the_next_connection(
     (across nodes a live id can overtake a lower one still committing, and the node may
     go before it sends the lower one), comes with the next connection's sync. A cursor
     moved to the newest live id had skipped it for good."""
-    alice, bob = make_person(server, "Alice"), make_person(server, "Bob")
-    people += [alice, bob]
-    befriend(server, alice, bob)
-    pa, pb = open_chat(browser, server, alice), open_chat(browser, server, bob)
-    open_conversation(pa, "u", bob.id)
-    open_conversation(pb, "u", alice.id)
+    alice, bob, pa, pb = two_friends_chatting(browser, server, people)
     send_text(pa, "Hello")
     once(pb, "Hello")
     # Bob's page never sees the next message arrive (lost with the node that held it).
