@@ -121,8 +121,11 @@ def in_thread(pool: ThreadPoolExecutor, fn: Callable[..., Any], *args: Any) -> F
     return pool.submit(run, fn(*args))
 
 
-def test_a_sync_waits_for_a_lower_message_id_that_commits_late(
-        mysql_database: str, mysql_store: Store, two_users: tuple[int, int]) -> None:
+@pytest.fixture
+def out_of_order(mysql_database: str,
+                 two_users: tuple[int, int]) -> Iterator[tuple[Any, int, int]]:
+    """Two messages from ann to bo whose ids commit out of order: (the open transaction
+    of the lower one, its id, the higher one's id, already committed)."""
     ann, bo = two_users
     first, second = connect(mysql_database), connect(mysql_database)
     try:
@@ -130,40 +133,40 @@ def test_a_sync_waits_for_a_lower_message_id_that_commits_late(
         higher = insert_message(second, ann, bo, "sent second, committed first")
         second.commit()
         assert lower < higher
-        with ThreadPoolExecutor(1) as pool:
-            sync = in_thread(pool, mysql_store.read, stored.messages_since, bo, [], 0, 10)
-            waited = commit_late(mysql_database, first, [sync])
-            rows = sync.result(SAFETY)
-        # Before the fix the sync returned [higher] alone: the device's cursor moved to
-        # `higher` and `lower` was never synced to it.
-        assert [row["id"] for row in rows] == [lower, higher]
-        assert waited
+        yield first, lower, higher
     finally:
         first.close()
         second.close()
+
+
+def test_a_sync_waits_for_a_lower_message_id_that_commits_late(
+        mysql_database: str, mysql_store: Store, two_users: tuple[int, int],
+        out_of_order: tuple[Any, int, int]) -> None:
+    _, bo = two_users
+    first, lower, higher = out_of_order
+    with ThreadPoolExecutor(1) as pool:
+        sync = in_thread(pool, mysql_store.read, stored.messages_since, bo, [], 0, 10)
+        waited = commit_late(mysql_database, first, [sync])
+        rows = sync.result(SAFETY)
+    # Before the fix the sync returned [higher] alone: the device's cursor moved to
+    # `higher` and `lower` was never synced to it.
+    assert [row["id"] for row in rows] == [lower, higher]
+    assert waited
 
 
 def test_a_device_with_nothing_starts_at_a_head_below_which_all_is_committed(
-        mysql_database: str, mysql_store: Store, two_users: tuple[int, int]) -> None:
+        mysql_database: str, mysql_store: Store,
+        out_of_order: tuple[Any, int, int]) -> None:
     """A sync from nothing answers `head`, the device's first cursor (docs/chat-
     protocol.md "The sync cursor"): not before a lower id still being committed is in."""
-    ann, bo = two_users
-    first, second = connect(mysql_database), connect(mysql_database)
-    try:
-        lower = insert_message(first, ann, bo, "sent first, committed last")
-        higher = insert_message(second, ann, bo, "sent second, committed first")
-        second.commit()
-        assert lower < higher
-        with ThreadPoolExecutor(1) as pool:
-            head = in_thread(pool, mysql_store.read, stored.newest_committed, "messages")
-            waited = commit_late(mysql_database, first, [head])
-            assert head.result(SAFETY) == higher
-        assert waited
-        page = run(mysql_store.read(stored.sync_page, NOBODY, [], 0, 1, frozenset(), None))
-        assert (page.rows, page.next, page.more, page.head) == ([], 0, False, higher)
-    finally:
-        first.close()
-        second.close()
+    first, _, higher = out_of_order
+    with ThreadPoolExecutor(1) as pool:
+        head = in_thread(pool, mysql_store.read, stored.newest_committed, "messages")
+        waited = commit_late(mysql_database, first, [head])
+        assert head.result(SAFETY) == higher
+    assert waited
+    page = run(mysql_store.read(stored.sync_page, NOBODY, [], 0, 1, frozenset(), None))
+    assert (page.rows, page.next, page.more, page.head) == ([], 0, False, higher)
 
 
 def test_a_change_sync_waits_for_a_lower_change_id_that_commits_late(
