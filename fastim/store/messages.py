@@ -352,11 +352,13 @@ def sync_ids(tx: Tx, user_id: int, groups: Sequence[int], since: int,
 
 @dataclass
 class SyncPage:
-    """One page of a sync (cmd 20) for one connection (docs/chat-protocol.md)."""
+    """One page of a sync (cmd 20) for one connection (docs/chat-protocol.md): of its
+    messages (`sync_page`) or of its changes (`change_page`, fastim/store/changes.py)."""
 
-    #: The page's messages, oldest first, without those the connection was sent already.
+    #: The page's messages or change frames, oldest first, without those the connection
+    #: was sent already.
     rows: list[dict[str, Any]]
-    #: The id the page reached: its last message's, sent already or not (`since` if none).
+    #: The id the page reached: its last row's, sent already or not (`since` if none).
     next: int
     #: Whether messages above `next` wait for the next page.
     more: bool
