@@ -306,8 +306,10 @@ class Inbox:
     """Everything one user's device received, across its reconnects.
 
     `run()` keeps a device connected to one of `ports`: on every (re)connect it syncs
-    from the newest id it has seen (docs/chat-protocol.md), then reads live frames. Each
-    connection's message ids are kept apart, to check "never twice on one connection".
+    from its cursor, naming the ids it holds above it, then reads live frames; the cursor
+    moves only with sync pages (docs/chat-protocol.md, "The sync cursor"), and
+    `checkpoint()` asks again as a client does from time to time. Each connection's
+    message ids are kept apart, to check "never twice on one connection".
     """
 
     def __init__(self, user: User, ports: list[int], token: str | None = None) -> None:
@@ -334,7 +336,18 @@ class Inbox:
         if live:
             self.live.add(message["id"])
         self.messages[message["id"]] = message
-        self.cursor = max(self.cursor, message["id"])
+
+    async def _ask(self, client: ChatClient, since: int) -> None:
+        held = sorted(i for i in self.messages if i > since)[-1000:]
+        await client.send(cmd=20, since=since, limit=50, held=held)
+
+    async def checkpoint(self) -> None:
+        """Ask again from the cursor on the current connection, as a client does every
+        so many live messages: what never came live (its node died before publishing
+        it) comes now."""
+        if self.client is not None:
+            self.synced.clear()
+            await self._ask(self.client, self.cursor)
 
     async def _connect(self) -> ChatClient:
         while True:
@@ -351,7 +364,7 @@ class Inbox:
             client = self.client = await self._connect()
             self.connections.append([])
             try:
-                await client.send(cmd=20, since=self.cursor, limit=50)
+                await self._ask(client, self.cursor)
                 self.connected.set()
                 while True:
                     frame = await client.connection.recv()
@@ -362,8 +375,9 @@ class Inbox:
                     elif data.get("cmd") == 21:
                         for row in data["rows"]:
                             self._take(row, live=False)
+                        self.cursor = max(self.cursor, data["next"])
                         if data["more"]:
-                            await client.send(cmd=20, since=data["next"], limit=50)
+                            await self._ask(client, data["next"])
                         else:
                             self.synced.set()
             except ConnectionClosed:
@@ -426,6 +440,8 @@ class SteadyChat:
     async def finish(self) -> None:
         self._stop.set()
         await self._tasks[1]
+        await eventually(lambda: self.inbox.connected.is_set(), f"{self.recipient} online")
+        await self.inbox.checkpoint()
         await eventually(lambda: self.acked <= set(self.inbox.ids),
                          f"{self.recipient} has every acked message")
         assert_each_once(self.inbox, self.acked)
