@@ -43,6 +43,13 @@ FrameHook = Callable[["Connection", str, Frame], None]
 # Called with each message received, instead of queueing it (Connection.set_message_callback).
 MessageCallback = Callable[[str | bytes], None]
 
+# The future a receiver waits on, one per wait. Made as `Future()`, bound to the running
+# loop, rather than `loop.create_future()`: the future type takes `loop` only as a keyword,
+# and a type called with a keyword builds a dict for it (CPython 3.11: no vectorcall for
+# asyncio.Future); on uvloop create_future() is one more call around the same. A recv()
+# always runs in the connection's loop, so the two futures are the same.
+_Future = asyncio.Future
+
 
 @dataclass(kw_only=True)
 class Options:
@@ -355,7 +362,7 @@ class Connection(asyncio.Protocol):
         before the end has been returned."""
         while (message := self._next_message()) is None:
             waiter: asyncio.Future[str | bytes | None]  # (an annotation: no code)
-            self._recv_waiter = waiter = self._loop.create_future()
+            self._recv_waiter = waiter = _Future()  # see _Future
             try:
                 message = await waiter
             except BaseException:
@@ -402,7 +409,7 @@ class Connection(asyncio.Protocol):
                 if message is not None:
                     return message
             waiter: asyncio.Future[str | bytes | None]  # (an annotation: no code)
-            self._recv_waiter = waiter = self._loop.create_future()
+            self._recv_waiter = waiter = _Future()  # see _Future
             try:
                 message = await waiter
             except BaseException:
