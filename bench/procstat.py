@@ -8,14 +8,19 @@ import resource
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of every thread of `pid`, from /proc/PID/stat (proc(5))."""
+def cpu_times(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of every thread of `pid`, from /proc/PID/stat (proc(5))."""
     with open(f"/proc/{pid}/stat") as stat:
         text = stat.read()
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = text[text.rindex(")") + 2:].split()
     utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of proc(5)
-    return (utime + stime) / CLOCK_TICKS
+    return utime / CLOCK_TICKS, stime / CLOCK_TICKS
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of every thread of `pid`."""
+    return sum(cpu_times(pid))
 
 
 def rss_bytes(pid: int) -> int:
