@@ -88,6 +88,7 @@ def test_one_short_echo_run_measures_the_server(tmp_path: Path, name: str) -> No
     assert result.status == "ok", result.note
     assert result.values["rate"] > 0
     assert result.values["cpu_us_per_msg"] > 0   # the server's own CPU time was read
+    assert 0 <= result.values["user_us_per_msg"] <= result.values["cpu_us_per_msg"]
     assert result.values["p50_us"] <= result.values["p99_us"]
 
 
