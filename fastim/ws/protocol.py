@@ -62,6 +62,12 @@ __all__ = [
 ]
 
 DEFAULT_MAX_SIZE = 2**20  # 1 MiB per incoming message
+# Pongs data_to_send() returns at most at once: one for each ping received since the last
+# call up to this many, the last of them for the most recent ping (RFC 6455 §5.5.3 lets a
+# pong answer only the most recent). Peers expect a pong for each of a few pings (the
+# Autobahn suite's cases 2.10 and 2.11 send ten at once); a flood of pings in one read
+# still costs at most 16 pongs (2 KiB), not one per ping (docs/library.md, issue 16).
+PONGS_AT_ONCE = 16
 
 _PACK_16 = struct.Struct("!BBH").pack
 
@@ -115,7 +121,7 @@ class Message:
 @dataclass(frozen=True, slots=True)
 class PingReceived:
     """A ping arrived; the core has already queued the pong (RFC 6455 §5.5.2), which
-    data_to_send() returns, one for the most recent of the pings it has not answered."""
+    data_to_send() returns: one per ping, at most PONGS_AT_ONCE at once (see there)."""
 
     payload: bytes
 
@@ -200,7 +206,7 @@ class WebSocketProtocol:
         "on_frame",
         "_mask_key",
         "_decoder",
-        "_pong",
+        "_pongs",
         "_message_opcode",
         "_message_compressed",
         "_message_size",
@@ -232,10 +238,10 @@ class WebSocketProtocol:
         self._decoder = FrameDecoder(
             expect_masked=role is Role.SERVER, max_data_length=self._wire_limit()
         )
-        # The payload of the ping to answer with data_to_send(): only the most recent one
-        # (RFC 6455 §5.5.3 allows it), so a flood of pings costs one pong per read, not one
-        # per ping.
-        self._pong: bytes | None = None
+        # The payloads of the pings to answer with data_to_send(), in order, at most
+        # PONGS_AT_ONCE: beyond that the last is replaced by the most recent (§5.5.3), so
+        # a flood of pings costs a few pongs per read, not one per ping.
+        self._pongs: list[bytes] = []
 
         # The data message being received (§5.4). Text is checked and decoded as it
         # arrives (§8.1, fail fast) into str pieces; binary is kept as bytes pieces; both
@@ -388,14 +394,14 @@ class WebSocketProtocol:
         self._drop_message()
 
     def data_to_send(self) -> bytes:
-        """Bytes the core wants written on its own account, then forgets them: the pong
-        that answers the most recent ping received since the last call (§5.5.2, §5.5.3:
-        a pong may answer only the most recent of several pings)."""
-        payload = self._pong
-        if payload is None:
+        """Bytes the core wants written on its own account, then forgets them: the pongs
+        that answer the pings received since the last call (§5.5.2), one each, at most
+        PONGS_AT_ONCE, the last for the most recent ping (§5.5.3)."""
+        pongs = self._pongs
+        if not pongs:
             return b""
-        self._pong = None
-        return self._frame_bytes(Frame(Opcode.PONG, payload))
+        self._pongs = []
+        return b"".join(self._frame_bytes(Frame(Opcode.PONG, payload)) for payload in pongs)
 
     def _receive_frame(self, frame: Frame, events: list[Event]) -> None:
         opcode = frame.opcode
@@ -411,10 +417,14 @@ class WebSocketProtocol:
         if opcode is Opcode.PING:
             # §5.5.2: answer a ping with a pong carrying its payload, unless we have
             # already sent a close frame (§5.5.1: nothing may follow it). §5.5.3: when
-            # several came before the host asks, answering the most recent one is enough.
+            # many came before the host asks, the most recent stands for the rest.
             events.append(PingReceived(frame.payload))
             if self.close_sent is None:
-                self._pong = frame.payload
+                pongs = self._pongs
+                if len(pongs) < PONGS_AT_ONCE:
+                    pongs.append(frame.payload)
+                else:
+                    pongs[-1] = frame.payload
         elif opcode is Opcode.PONG:
             events.append(PongReceived(frame.payload))  # §5.5.3
         elif opcode is Opcode.CLOSE:

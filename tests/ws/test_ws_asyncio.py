@@ -628,7 +628,7 @@ def test_received_messages_are_bounded_and_reading_pauses(iterate: bool) -> None
 # -- floods from a peer that does not read (docs/library.md) ----------------------------------------
 
 # What the server may hold for a peer that sends and never reads, beyond write_limit: the
-# answers to one read (one pong, since pongs are coalesced; or a callback's echoes of one
+# answers to one read (at most 16 pongs, or a callback's echoes of one
 # read's messages) and what is pending for the loop's turn. docs/library.md gives the figure.
 FLOOD_SLACK = 256 * 1024
 FLOOD_PINGS = 600_000
