@@ -240,8 +240,9 @@ class WebSocketProtocol:
         )
         # The payloads of the pings to answer with data_to_send(), in order, at most
         # PONGS_AT_ONCE: beyond that the last is replaced by the most recent (§5.5.3), so
-        # a flood of pings costs a few pongs per read, not one per ping.
-        self._pongs: list[bytes] = []
+        # a flood of pings costs a few pongs per read, not one per ping. None while there
+        # is none: an idle connection holds no list.
+        self._pongs: list[bytes] | None = None
 
         # The data message being received (§5.4). Text is checked and decoded as it
         # arrives (§8.1, fail fast) into str pieces; binary is kept as bytes pieces; both
@@ -398,9 +399,9 @@ class WebSocketProtocol:
         that answer the pings received since the last call (§5.5.2), one each, at most
         PONGS_AT_ONCE, the last for the most recent ping (§5.5.3)."""
         pongs = self._pongs
-        if not pongs:
+        if pongs is None:
             return b""
-        self._pongs = []
+        self._pongs = None
         return b"".join(self._frame_bytes(Frame(Opcode.PONG, payload)) for payload in pongs)
 
     def _receive_frame(self, frame: Frame, events: list[Event]) -> None:
@@ -421,7 +422,9 @@ class WebSocketProtocol:
             events.append(PingReceived(frame.payload))
             if self.close_sent is None:
                 pongs = self._pongs
-                if len(pongs) < PONGS_AT_ONCE:
+                if pongs is None:
+                    self._pongs = [frame.payload]
+                elif len(pongs) < PONGS_AT_ONCE:
                     pongs.append(frame.payload)
                 else:
                     pongs[-1] = frame.payload
