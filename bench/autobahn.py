@@ -18,15 +18,14 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 from fastim.ws import ConnectionClosed, InvalidHandshake, connect
+from soak.run import free_port, wait_listening
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results" / "autobahn"
@@ -36,25 +35,6 @@ AGENT = "fastim"
 MAX_SIZE = 16 * 1024 * 1024
 # Only verdicts that say fastim did wrong; INFORMATIONAL and UNIMPLEMENTED are the suite's.
 BAD = {"FAILED", "NON-STRICT", "WRONG CODE", "UNCLEAN", "FAILED BY CLIENT"}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def wait_for_port(port: int, process: subprocess.Popen[bytes], seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"{process.args!r} exited with {process.returncode}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            time.sleep(0.2)
-    raise SystemExit(f"nothing listens on 127.0.0.1:{port} after {seconds:.0f} s")
 
 
 def parse_options(pairs: list[str]) -> dict[str, Any]:
@@ -101,7 +81,7 @@ def run_client(args: argparse.Namespace) -> Path:
     suite = subprocess.Popen([str(args.wstest), "-m", "fuzzingserver", "-s", str(spec_path)],
                              cwd=RESULTS, stdout=subprocess.DEVNULL)
     try:
-        wait_for_port(port, suite)
+        wait_listening(port, suite)
         count = asyncio.run(drive_cases(f"ws://127.0.0.1:{port}", parse_options(args.option)))
         print(f"ran {count} cases")
     finally:
@@ -121,7 +101,7 @@ def run_server(args: argparse.Namespace) -> Path:
     spec_path.parent.mkdir(parents=True, exist_ok=True)
     spec_path.write_text(json.dumps(spec, indent=2))
     try:
-        wait_for_port(port, server)
+        wait_listening(port, server)
         subprocess.run([str(args.wstest), "-m", "fuzzingclient", "-s", str(spec_path)],
                        cwd=RESULTS, stdout=subprocess.DEVNULL, check=True)
     finally:
