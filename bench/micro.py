@@ -122,10 +122,17 @@ async def echo(
     data = frame(size) * inflight
     await asyncio.sleep(0)
     start = time.process_time()
-    for _ in range(rounds):
+    loop = asyncio.get_running_loop()
+
+    def feed() -> None:
         for connection, _transport in pairs:
             connection.data_received(data)
-        await asyncio.sleep(0)  # one loop iteration: every handler runs
+
+    for _ in range(rounds):
+        # From a callback of the loop, as a transport calls data_received: not from
+        # inside this task.
+        loop.call_soon(feed)
+        await asyncio.sleep(0)  # one loop iteration: the reads, every handler runs
         await asyncio.sleep(0)  # and whatever it scheduled
     elapsed = time.process_time() - start
     writes = sum(t.writes for _, t in pairs)
@@ -149,8 +156,9 @@ async def broadcast(rounds: int, members: int = 1000) -> tuple[int, float, int]:
     sender = pairs[0][0]
     data = _client_frame(32)
     start = time.process_time()
+    loop = asyncio.get_running_loop()
     for _ in range(rounds):
-        sender.data_received(data)
+        loop.call_soon(sender.data_received, data)  # as a transport calls it (see echo)
         await asyncio.sleep(0)
         await asyncio.sleep(0)
     elapsed = time.process_time() - start

@@ -50,6 +50,17 @@ MessageCallback = Callable[[str | bytes], None]
 # always runs in the connection's loop, so the two futures are the same.
 _Future = asyncio.Future
 
+# Waking a receiver. When data_received hands a message to a task waiting in recv() or
+# `async for`, it runs that task's next step itself, at once, rather than leaving the
+# future to schedule it with the loop's call_soon: in a request/response exchange that is
+# a Handle, a dict for call_soon's `context=` keyword and a turn of the ready queue saved
+# per message, and the answer the task writes goes out in the same turn as the read. The
+# step is the task's own wake-up callback, taken off the future and called in the task's
+# context, exactly as the loop would have called it; only earlier. It needs the loop to
+# be between tasks, as it is when a transport calls data_received: when a task is running
+# (data_received called from a task, as some tests do) asyncio refuses to enter another
+# one (RuntimeError, before the step runs) and the wake-up goes to call_soon after all.
+
 
 @dataclass(kw_only=True)
 class Options:
@@ -686,9 +697,21 @@ class Connection(asyncio.Protocol):
                     # the waiter, and waking clears _recv_waiter): hand the message over
                     # in the future's result, without the queue. Order holds; a message
                     # handed to a task cancelled before it ran goes back to the queue
-                    # (_wait_abandoned). No done() call first: a method call less per
-                    # message; the waiter is done only when its task was cancelled.
+                    # (_wait_abandoned).
                     self._recv_waiter = None
+                    callbacks = waiter._callbacks
+                    if callbacks is not None and len(callbacks) == 1:
+                        # One callback, the waiting task's wake-up (no callback: the
+                        # task was cancelled): run the task now (see "Waking a receiver"
+                        # at the top).
+                        wakeup, context = callbacks[0]
+                        waiter.remove_done_callback(wakeup)
+                        waiter.set_result(message)
+                        try:
+                            context.run(wakeup, waiter)
+                        except RuntimeError:  # a task is running: the loop's way
+                            self._loop.call_soon(wakeup, waiter, context=context)
+                        return
                     try:
                         waiter.set_result(message)
                         return

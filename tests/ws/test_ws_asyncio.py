@@ -8,6 +8,7 @@ Every test runs its coroutine under a 10 s safety net; nothing asserts on timing
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import os
 import socket
 import ssl
@@ -1546,6 +1547,53 @@ def test_two_reads_before_the_waiting_task_runs_deliver_both_in_order() -> None:
         assert await ws.__anext__() == b"two"
 
     run(main())
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+@pytest.mark.parametrize("iterate", [True, False])
+def test_a_whole_message_runs_the_waiting_task_before_data_received_returns(
+    iterate: bool, loop: str
+) -> None:
+    # Read from the loop, as a transport reads, a whole message runs the task waiting for
+    # it at once, in that task's own context; read from inside a task (asyncio runs one
+    # task at a time) it wakes the receiver through the loop, as before.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    who: contextvars.ContextVar[str] = contextvars.ContextVar("who", default="nobody")
+
+    async def main() -> None:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(RecordingTransport())
+        got: list[tuple[str | bytes, str]] = []
+
+        async def receiver() -> None:
+            who.set("receiver")
+            if iterate:
+                async for message in ws:
+                    got.append((message, who.get()))
+            else:
+                while True:
+                    got.append((await ws.recv(), who.get()))
+
+        task = asyncio.create_task(receiver())
+        await asyncio.sleep(0)  # it waits
+        running = asyncio.get_running_loop()
+        seen: asyncio.Future[list[tuple[str | bytes, str]]] = running.create_future()
+
+        def read() -> None:
+            ws.data_received(frame(Opcode.TEXT, b"one"))
+            seen.set_result(list(got))  # what the receiver had when the read returned
+
+        running.call_soon(read)
+        assert await seen == [("one", "receiver")]
+        ws.data_received(frame(Opcode.BINARY, b"two"))  # from this task
+        assert got == [("one", "receiver")]
+        await asyncio.sleep(0)
+        assert got == [("one", "receiver"), (b"two", "receiver")]
+        task.cancel()
+
+    run(main(), loop)
 
 
 @pytest.mark.parametrize("iterate", [True, False])
