@@ -1,8 +1,8 @@
-/* fastim.ws._speedups: WebSocket masking in C (RFC 6455 §5.3), optional.
+/* fastim.ws._speedups: masking in C (RFC 6455 §5.3) and the hot path's helpers; optional.
  *
  * setup.py builds this where a C compiler is present; fastim.ws.frames uses it when it
  * imports and falls back to its pure-Python masking otherwise (or when the environment
- * sets FASTIM_WS_SPEEDUPS=0). It does three things:
+ * sets FASTIM_WS_SPEEDUPS=0). It does these things:
  *
  *     mask(data, key) -> bytes     octet i of data XOR octet i % 4 of the 4-byte key
  *     alloc(n) -> bytes            a bytes object of n octets, not yet filled
@@ -15,6 +15,9 @@
  *                                  peer: one whole small frame read, one written; each is
  *                                  frames._parse_message_python / _encode_message_python
  *                                  in C, returning exactly what those return
+ *     done(value) -> Done          an awaitable already finished with value
+ *                                  (awaitables.Done in C: what send() returns when it
+ *                                  has nothing to wait for)
  *
  * alloc and mask_into let the frame decoder receive a large payload straight into the
  * bytes object that becomes the message, unmasking each read as it arrives: no receive
@@ -346,6 +349,175 @@ speedups_encode_message(PyObject *module, PyObject *const *args, Py_ssize_t narg
     return result;
 }
 
+/* done(value): an awaitable that has already finished with `value` (awaitables.Done in
+ * C). `await` on it gives the value at once, without the coroutine object, frame and
+ * finalizer an `async def` returning at once costs. It is also a collections.abc.Coroutine
+ * (send, throw, close), so asyncio.create_task() and ensure_future() take it as they take
+ * a coroutine. Holding nothing but the value, one object can be awaited any number of
+ * times. */
+typedef struct {
+    PyObject_HEAD
+    PyObject *value;
+} DoneObject;
+
+static PyTypeObject DoneType;
+
+static PyObject *
+done_new_with(PyObject *value)
+{
+    DoneObject *self = PyObject_GC_New(DoneObject, &DoneType);
+    if (self == NULL) {
+        return NULL;
+    }
+    Py_INCREF(value);
+    self->value = value;
+    PyObject_GC_Track(self);
+    return (PyObject *)self;
+}
+
+static PyObject *
+done_tp_new(PyTypeObject *type, PyObject *args, PyObject *kwargs)
+{
+    PyObject *value = Py_None;
+    static char *names[] = {"value", NULL};
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|O:Done", names, &value)) {
+        return NULL;
+    }
+    return done_new_with(value);
+}
+
+static int
+done_traverse(DoneObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->value);
+    return 0;
+}
+
+static int
+done_clear(DoneObject *self)
+{
+    Py_CLEAR(self->value);
+    return 0;
+}
+
+static void
+done_dealloc(DoneObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    Py_CLEAR(self->value);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+done_self(PyObject *self)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+/* StopIteration carrying the value, as a coroutine's return does (a tuple or an
+ * exception as the value must not be taken for the exception's arguments). */
+static PyObject *
+done_stop(DoneObject *self)
+{
+    if (self->value == Py_None) {
+        PyErr_SetNone(PyExc_StopIteration);
+    } else {
+        PyObject *stop = PyObject_CallOneArg(PyExc_StopIteration, self->value);
+        if (stop != NULL) {
+            PyErr_SetObject(PyExc_StopIteration, stop);
+            Py_DECREF(stop);
+        }
+    }
+    return NULL;
+}
+
+static PyObject *
+done_iternext(DoneObject *self)
+{
+    if (self->value == Py_None) {
+        return NULL;  /* exhausted, no exception set: StopIteration with None */
+    }
+    return done_stop(self);
+}
+
+/* The `await` fast path (PyIter_Send): the value, with no exception at all. */
+static PySendResult
+done_am_send(DoneObject *self, PyObject *arg, PyObject **result)
+{
+    Py_INCREF(self->value);
+    *result = self->value;
+    return PYGEN_RETURN;
+}
+
+static PyObject *
+done_send(DoneObject *self, PyObject *arg)
+{
+    return done_stop(self);
+}
+
+/* throw(exception) or throw(type[, value[, traceback]]): raised here, as a coroutine
+ * that has finished raises what is thrown into it. */
+static PyObject *
+done_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw() takes 1 to 3 arguments");
+        return NULL;
+    }
+    PyObject *exc = args[0];
+    if (PyExceptionInstance_Check(exc)) {
+        PyErr_SetObject((PyObject *)Py_TYPE(exc), exc);
+    } else if (PyExceptionClass_Check(exc)) {
+        PyErr_SetObject(exc, nargs > 1 ? args[1] : NULL);
+    } else {
+        PyErr_SetString(PyExc_TypeError,
+                        "exceptions must be classes or instances deriving from BaseException");
+    }
+    return NULL;
+}
+
+static PyObject *
+done_close(PyObject *self, PyObject *unused)
+{
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef done_methods[] = {
+    {"send", (PyCFunction)done_send, METH_O, "send(value): raises StopIteration(self.value)."},
+    {"throw", (PyCFunction)(void (*)(void))done_throw, METH_FASTCALL,
+     "throw(exception): raises it."},
+    {"close", (PyCFunction)done_close, METH_NOARGS, "close(): nothing to do."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyAsyncMethods done_async = {
+    .am_await = done_self,
+    .am_send = (sendfunc)done_am_send,
+};
+
+static PyTypeObject DoneType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "fastim.ws._speedups.Done",
+    .tp_doc = "Done(value=None): an awaitable that has already finished with value.",
+    .tp_basicsize = sizeof(DoneObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_new = done_tp_new,
+    .tp_dealloc = (destructor)done_dealloc,
+    .tp_traverse = (traverseproc)done_traverse,
+    .tp_clear = (inquiry)done_clear,
+    .tp_as_async = &done_async,
+    .tp_iter = done_self,
+    .tp_iternext = (iternextfunc)done_iternext,
+    .tp_methods = done_methods,
+};
+
+static PyObject *
+speedups_done(PyObject *module, PyObject *value)
+{
+    return done_new_with(value);
+}
+
 static PyMethodDef speedups_methods[] = {
     {"mask", (PyCFunction)(void (*)(void))speedups_mask, METH_FASTCALL,
      "mask(data, key) -> bytes: XOR data with the 4-byte key repeated (RFC 6455 §5.3)."},
@@ -360,6 +532,8 @@ static PyMethodDef speedups_methods[] = {
     {"encode_message", (PyCFunction)(void (*)(void))speedups_encode_message, METH_FASTCALL,
      "encode_message(message, key, limit) -> bytes | None: the whole frame of a small "
      "message (frames._encode_message_python)."},
+    {"done", (PyCFunction)speedups_done, METH_O,
+     "done(value) -> Done: an awaitable that has already finished with value."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -374,5 +548,19 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    return PyModule_Create(&speedups_module);
+    PyObject *module = PyModule_Create(&speedups_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyType_Ready(&DoneType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    Py_INCREF(&DoneType);
+    if (PyModule_AddObject(module, "Done", (PyObject *)&DoneType) < 0) {
+        Py_DECREF(&DoneType);
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
 }

@@ -1,5 +1,10 @@
 """Type stub of the optional C extension fastim/ws/_speedups.c."""
 
+from collections.abc import Coroutine
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
 def mask(data: bytes | bytearray | memoryview, key: bytes | bytearray, /) -> bytes:
     """XOR `data` with the 4-byte `key` repeated (RFC 6455 §5.3)."""
 
@@ -20,3 +25,15 @@ def parse_message(data: bytes, masked: bool, max_size: int | None, /) -> str | b
 
 def encode_message(message: object, key: bytes | None, limit: int, /) -> bytes | None:
     """The whole frame of a small str or bytes message (frames._encode_message_python)."""
+
+class Done(Coroutine[Any, Any, _T]):
+    """An awaitable that has already finished with `value` (awaitables.Done in C)."""
+
+    def __init__(self, value: _T = ...) -> None: ...
+    def __await__(self) -> Any: ...
+    def send(self, value: Any, /) -> Any: ...
+    def throw(self, typ: Any, val: Any = ..., tb: Any = ..., /) -> Any: ...
+    def close(self) -> None: ...
+
+def done(value: _T, /) -> Done[_T]:
+    """An awaitable that has already finished with `value`."""

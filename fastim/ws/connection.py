@@ -13,12 +13,13 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs
 
 from fastim.ws import frames
+from fastim.ws.awaitables import done
 from fastim.ws.exceptions import ConnectionClosed, ConnectionClosedOK, connection_closed
 from fastim.ws.frames import CloseCode, Frame
 from fastim.ws.handshake import Headers, parse_request
@@ -49,6 +50,9 @@ MessageCallback = Callable[[str | bytes], None]
 # asyncio.Future); on uvloop create_future() is one more call around the same. A recv()
 # always runs in the connection's loop, so the two futures are the same.
 _Future = asyncio.Future
+
+# What send() returns when the frame is written and nothing is left to wait for.
+_SENT = done(None)
 
 # Waking a receiver. When data_received hands a message to a task waiting in recv() or
 # `async for`, it runs that task's next step itself, at once, rather than leaving the
@@ -468,9 +472,17 @@ class Connection(asyncio.Protocol):
             self._flush()
         return None
 
-    async def send(self, message: str | bytes | bytearray | memoryview) -> None:
-        """Send a message (str: text, bytes-like: binary). Waits while the transport's
-        write buffer is above `write_limit`. Raises ConnectionClosed after the close."""
+    def send(
+        self, message: str | bytes | bytearray | memoryview
+    ) -> Coroutine[Any, Any, None]:
+        """Send a message (str: text, bytes-like: binary): `await ws.send(message)`.
+        Waits while the transport's write buffer is above `write_limit`. Raises
+        ConnectionClosed after the close.
+
+        A method that returns an awaitable, not an `async def`: when the frame can be
+        written at once it is written in the call, and what is returned has already
+        finished (awaitables.Done, no coroutine object per message). Whatever it returns,
+        asyncio.create_task() and ensure_future() take it as they take a coroutine."""
         if self._write_now:
             # Most likely the answer to the last message received, and recv() would
             # flush it alone next: one write(2) either way, so write it now, without
@@ -490,10 +502,25 @@ class Connection(asyncio.Protocol):
                 self._write_now = False
                 # (no assert: _write_now is never set before connection_made)
                 self._transport.write(data)  # type: ignore[union-attr]
-            else:
-                self._send_frame(message, True)
-            # The write may have filled the buffer (pause_writing is called inside it);
-            # losing TCP is never synchronous (the transport schedules connection_lost).
+                # The write may have filled the buffer (pause_writing is called inside
+                # it); losing TCP is never synchronous (connection_lost is scheduled).
+                if self._writing_paused:
+                    return self._drain()
+                return _SENT
+        elif not self._lost and (data := self._core.message_bytes(message, JOIN_LIMIT)):
+            # Queued for the end of the loop's turn, with the other writes (see _write).
+            self._write(data)
+            if self._writing_paused or self._lost:
+                return self._drain()
+            return _SENT
+        return self._send(message)
+
+    async def _send(self, message: str | bytes | bytearray | memoryview) -> None:
+        """send() for what it does not write or queue in the call: large, compressed,
+        traced, bytes-like but not bytes, or after the close (raised here, when awaited,
+        as from any coroutine)."""
+        if self._write_now:
+            self._send_frame(message, True)
             if self._writing_paused:
                 await self._drain()
             return

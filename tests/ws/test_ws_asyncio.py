@@ -1663,12 +1663,17 @@ def test_the_fast_paths_keep_order_cancellation_and_the_close() -> None:
         assert transport.written == [encode_frame(Frame(Opcode.TEXT, b"answer"))]
         ws.data_received(frame(Opcode.TEXT, b"four"))
         assert await ws.recv() == "four"
+        sent = ws.send(b"answered")  # written in the call; what it returns has finished
+        assert transport.written[1] == encode_frame(Frame(Opcode.BINARY, b"answered"))
+        assert asyncio.iscoroutine(sent)
+        assert await sent is None
         closing = asyncio.ensure_future(ws.close())
         await asyncio.sleep(0)  # our close frame is sent; close() waits for the peer's
+        refused = ws.send("after the close")  # raises when awaited, as a coroutine would
         with pytest.raises(ConnectionClosed):
-            await ws.send("after the close")
+            await refused
         await asyncio.sleep(0)
-        assert transport.written[1:] == [encode_frame(Frame(Opcode.CLOSE, close_payload(1000)))]
+        assert transport.written[2:] == [encode_frame(Frame(Opcode.CLOSE, close_payload(1000)))]
         closing.cancel()
 
     run(main())
