@@ -13,7 +13,7 @@ import logging
 import os
 import sys
 import weakref
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 from urllib.parse import parse_qs
@@ -50,6 +50,26 @@ MessageCallback = Callable[[str | bytes], None]
 # asyncio.Future); on uvloop create_future() is one more call around the same. A recv()
 # always runs in the connection's loop, so the two futures are the same.
 _Future = asyncio.Future
+
+
+class _TaskRunning:
+    """True while a task of this thread runs (asyncio.current_task() is not None)."""
+
+    def __bool__(self) -> bool:
+        return asyncio.current_task() is not None
+
+
+# Whether a task is running, in one cheap test (see _resolve_waiter). Before Python 3.14
+# asyncio's tasks enter themselves in one dict, {loop: task}, true while any runs (on 3.11
+# current_task() is a Python function costing about a tenth of a message's instructions).
+# A task running on another thread's loop makes the dict true as well; a message then
+# takes the loop's way, which is only slower. From 3.14 the current task is kept per
+# thread, and current_task() is in C.
+_task_running: object = (
+    asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    if sys.version_info < (3, 14)
+    else _TaskRunning()
+)
 
 # What send() returns when the frame is written and nothing is left to wait for.
 _SENT = done(None)
@@ -216,6 +236,7 @@ class Connection(asyncio.Protocol):
         "_flusher",
         "_messages",
         "_recv_waiter",
+        "_waiter_takes_message",
         "_reading_paused",
         "_read_held",
         "_writing_paused",
@@ -280,6 +301,9 @@ class Connection(asyncio.Protocol):
         # this, and its result is the message itself (data_received's fast path) or None
         # (look at the queue and the state again).
         self._recv_waiter: asyncio.Future[str | bytes | None] | None = None
+        # Whether _recv_waiter is the one __anext__ returned, resolved with the message
+        # itself, or recv()'s, woken with None to look at the queue again.
+        self._waiter_takes_message = False
         self._reading_paused = False  # the queue of messages is full
         self._read_held = False  # reading paused while the write buffer drains (below)
         self._writing_paused = False
@@ -378,6 +402,7 @@ class Connection(asyncio.Protocol):
         while (message := self._next_message()) is None:
             waiter: asyncio.Future[str | bytes | None]  # (an annotation: no code)
             self._recv_waiter = waiter = _Future()  # see _Future
+            self._waiter_takes_message = False
             try:
                 message = await waiter
             except BaseException:
@@ -393,48 +418,42 @@ class Connection(asyncio.Protocol):
         loop, an error close raises ConnectionClosedError."""
         return self
 
-    async def __anext__(self) -> str | bytes:
-        # recv() written out again, not awaited: one coroutine less per message.
-        while True:
-            messages = self._messages
-            if messages and messages[0] is not _END and not self._reading_paused:
-                # A message is there and taking it changes nothing else: no call.
-                if len(messages) == 1:
-                    # The last one: a new empty list rather than pop(), which would make
-                    # CPython free the list's storage (realloc to 0, a libc malloc) for
-                    # data_received to allocate it again for the next message.
-                    item = messages[0]
-                    self._messages = []
-                    self._write_now = self._direct and not self._pending
-                    return item  # type: ignore[return-value]
-                self._write_now = False
-                return messages.pop(0)  # type: ignore[return-value]
-            # (between_messages is False once TCP is lost: connection_lost feeds the EOF.)
-            if not messages and self._core.between_messages and self._recv_waiter is None:
-                # Nothing queued and the peer has more to send: wait, as _next_message()
-                # would decide after its checks, flushing this task's writes first.
-                self._write_now = False
-                if self._pending:
-                    self._flush()
-            else:
-                try:
-                    message = self._next_message()
-                except ConnectionClosedOK:
-                    raise StopAsyncIteration from None
-                if message is not None:
-                    return message
-            waiter: asyncio.Future[str | bytes | None]  # (an annotation: no code)
-            self._recv_waiter = waiter = _Future()  # see _Future
+    def __anext__(self) -> Awaitable[str | bytes]:
+        # recv() written out again, as a method that returns an awaitable rather than a
+        # coroutine: a message already queued comes back in a finished awaitable
+        # (awaitables.done), and a wait is the waiter itself, whose result is the message
+        # (see _resolve_waiter): no coroutine object, frame or finalizer per message.
+        messages = self._messages
+        if messages and messages[0] is not _END and not self._reading_paused:
+            # A message is there and taking it changes nothing else: no call.
+            if len(messages) == 1:
+                # The last one: a new empty list rather than pop(), which would make
+                # CPython free the list's storage (realloc to 0, a libc malloc) for
+                # data_received to allocate it again for the next message.
+                item = messages[0]
+                self._messages = []
+                self._write_now = self._direct and not self._pending
+                return done(item)
+            self._write_now = False
+            return done(messages.pop(0))
+        # (between_messages is False once TCP is lost: connection_lost feeds the EOF.)
+        if not messages and self._core.between_messages and self._recv_waiter is None:
+            # Nothing queued and the peer has more to send: wait, as _next_message()
+            # would decide after its checks, flushing this task's writes first.
+            self._write_now = False
+            if self._pending:
+                self._flush()
+        else:
             try:
-                message = await waiter
-            except BaseException:
-                self._wait_abandoned(waiter)
-                raise
+                message = self._next_message()
+            except ConnectionClosedOK:
+                raise StopAsyncIteration from None
             if message is not None:
-                # Handed over by data_received, without the queue (see there). A message
-                # read since then may be queued behind it: then no direct write.
-                self._write_now = not self._messages and self._direct and not self._pending
-                return message
+                return done(message)
+        waiter: asyncio.Future[str | bytes | None]  # (an annotation: no code)
+        self._recv_waiter = waiter = _Future()  # see _Future
+        self._waiter_takes_message = True
+        return waiter  # type: ignore[return-value]  # never resolved with None: see above
 
     def _wait_abandoned(self, waiter: asyncio.Future[str | bytes | None]) -> None:
         """A wait for a message ends without its result: the task was cancelled (e.g. by
@@ -464,8 +483,11 @@ class Connection(asyncio.Protocol):
         self._write_now = False
         if self._lost or not self._core.receiving:
             raise self._closed_error()
-        if self._recv_waiter is not None:
-            raise RuntimeError("another coroutine is already waiting in recv()")
+        waiter = self._recv_waiter
+        if waiter is not None:
+            if not waiter.done():
+                raise RuntimeError("another coroutine is already waiting in recv()")
+            self._recv_waiter = None  # __anext__'s, cancelled (no coroutine to clear it)
         if self._pending:
             # About to wait for the peer: first send what this task wrote, e.g. the
             # answer to the message it just had (no need to wait for the loop's turn).
@@ -526,10 +548,7 @@ class Connection(asyncio.Protocol):
             return
         if self._lost:
             raise self._closed_error()
-        if (data := self._core.message_bytes(message, JOIN_LIMIT)) is not None:
-            self._write(data)
-        else:
-            self._send_frame(message, False)
+        self._send_frame(message, False)
         if self._writing_paused or self._lost:
             await self._drain()
 
@@ -727,23 +746,28 @@ class Connection(asyncio.Protocol):
                     # (_wait_abandoned).
                     self._recv_waiter = None
                     callbacks = waiter._callbacks
-                    if callbacks is not None and len(callbacks) == 1:
-                        # One callback, the waiting task's wake-up (no callback: the
-                        # task was cancelled): run the task now (see "Waking a receiver"
-                        # at the top).
+                    if (
+                        callbacks is not None
+                        and len(callbacks) == 1
+                        and (not self._waiter_takes_message or not _task_running)
+                    ):
+                        # One callback, the waiting task's wake-up (none: the task was
+                        # cancelled): run the task now (see "Waking a receiver" at the
+                        # top). _hand_over() written out: a Python call less per message.
                         wakeup, context = callbacks[0]
                         waiter.remove_done_callback(wakeup)
                         waiter.set_result(message)
+                        self._write_now = self._direct and not self._pending
                         try:
                             context.run(wakeup, waiter)
                         except RuntimeError:  # a task is running: the loop's way
                             self._loop.call_soon(wakeup, waiter, context=context)
                         return
-                    try:
-                        waiter.set_result(message)
-                        return
-                    except asyncio.InvalidStateError:
-                        pass  # cancelled: the message waits in the queue
+                    # Otherwise it is queued, and the receiver woken as after any read.
+                    messages.append(message)
+                    self._recv_waiter = waiter
+                    self._wake_receiver()
+                    return
                 messages.append(message)
                 return
         self._process(data)
@@ -947,11 +971,59 @@ class Connection(asyncio.Protocol):
             self._transport.resume_reading()
 
     def _wake_receiver(self) -> None:
+        """Something was queued, or the end reached: wake whoever waits for a message."""
         waiter = self._recv_waiter
         if waiter is not None:
             self._recv_waiter = None
-            if not waiter.done():  # its task may have been cancelled
-                waiter.set_result(None)
+            if waiter.done():  # its task was cancelled
+                return
+            if self._waiter_takes_message:
+                self._resolve_waiter(waiter)
+            else:
+                waiter.set_result(None)  # recv() looks at the queue again
+
+    def _resolve_waiter(self, waiter: asyncio.Future[str | bytes | None]) -> None:
+        """Resolve the waiter __anext__ returned: its result is the next message, or its
+        exception the end (StopAsyncIteration for a normal close).
+
+        Nothing else can put a message back if its task is cancelled before it runs, so
+        a message is handed over only to a task that runs at once (see "Waking a
+        receiver"): while another task is running, this is done again from the loop."""
+        if _task_running:
+            self._loop.call_soon(self._resolve_later, waiter)
+            return
+        try:
+            message = self._next_message()
+        except ConnectionClosedOK:
+            waiter.set_exception(StopAsyncIteration())
+            return
+        except ConnectionClosed as error:
+            waiter.set_exception(error)
+            return
+        if message is None:  # nothing whole yet: it waits on
+            self._recv_waiter = waiter
+            return
+        self._hand_over(waiter, message)
+
+    def _resolve_later(self, waiter: asyncio.Future[str | bytes | None]) -> None:
+        if self._recv_waiter is None and not waiter.done():  # not cancelled meanwhile
+            self._recv_waiter = waiter
+            self._wake_receiver()
+
+    def _hand_over(self, waiter: asyncio.Future[str | bytes | None], message: str | bytes) -> None:
+        """Give the waiting task its message and run it now (see "Waking a receiver")."""
+        callbacks = waiter._callbacks
+        if callbacks is None or len(callbacks) != 1:
+            # Nobody awaits it yet (the message waits in it), or more than one does.
+            waiter.set_result(message)
+            return
+        wakeup, context = callbacks[0]
+        waiter.remove_done_callback(wakeup)
+        waiter.set_result(message)
+        try:
+            context.run(wakeup, waiter)
+        except RuntimeError:  # (only if its context is in use elsewhere)
+            self._loop.call_soon(wakeup, waiter, context=context)
 
     def _closed_error(self) -> ConnectionClosed:
         return connection_closed(

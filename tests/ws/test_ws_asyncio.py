@@ -1596,6 +1596,127 @@ def test_a_whole_message_runs_the_waiting_task_before_data_received_returns(
     run(main(), loop)
 
 
+def test_task_running_as_python_3_14_tells_it() -> None:
+    from fastim.ws.connection import _TaskRunning
+
+    running = _TaskRunning()
+
+    async def main() -> list[bool]:
+        loop = asyncio.get_running_loop()
+        outside = loop.create_future()
+        loop.call_soon(lambda: outside.set_result(bool(running)))
+        return [bool(running), await outside]
+
+    assert run(main()) == [True, False]
+
+
+async def _next(ws: Connection) -> str | bytes:
+    return await ws.__anext__()
+
+
+@pytest.mark.parametrize("loop", LOOPS)
+def test_async_for_awaits_the_message_itself(loop: str) -> None:
+    # __anext__ makes no coroutine: a queued message comes in a finished awaitable, and a
+    # wait is a future whose result is the message (or whose exception is the end). A
+    # message is handed to it only when its task can run at once; otherwise, and when it
+    # is cancelled, the message stays queued for the next receiver.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> None:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(RecordingTransport())
+        running = asyncio.get_running_loop()
+
+        def read(wire: bytes) -> None:  # from the loop, as a transport reads
+            running.call_soon(ws.data_received, wire)
+
+        ws.data_received(frame(Opcode.TEXT, b"queued"))
+        ready = ws.__anext__()
+        assert not asyncio.isfuture(ready)
+        assert await ready == "queued"
+        waiting = ws.__anext__()
+        assert asyncio.isfuture(waiting)
+        read(frame(Opcode.TEXT, b"one"))
+        assert await waiting == "one"
+
+        # A task in `async for` cancelled while it waits; recv() then waits in its place.
+        async def iterate() -> None:
+            async for _ in ws:
+                pass
+
+        task = asyncio.create_task(iterate())
+        await asyncio.sleep(0)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        receiving = asyncio.ensure_future(ws.recv())
+        await asyncio.sleep(0)
+        read(frame(Opcode.BINARY, b"two"))
+        assert await receiving == b"two"
+
+        # Two callbacks on it (no task's in particular): resolved, and they run as usual.
+        waiting = ws.__anext__()
+        seen: list[object] = []
+        waiting.add_done_callback(seen.append)  # type: ignore[attr-defined]
+        waiting.add_done_callback(seen.append)  # type: ignore[attr-defined]
+        read(frame(Opcode.TEXT, b"three"))
+        assert await waiting == "three"
+        await asyncio.sleep(0)
+        assert seen == [waiting, waiting]
+
+        # Read from inside a task, then cancelled before the loop could hand it over.
+        waiting = ws.__anext__()
+        ws.data_received(frame(Opcode.TEXT, b"four"))
+        waiting.cancel()  # type: ignore[attr-defined]
+        await asyncio.sleep(0)
+        assert await ws.__anext__() == "four"
+
+        # Half a message wakes nobody; the rest does.
+        waiting = ws.__anext__()
+        read(frame(Opcode.TEXT, b"fi", fin=False))
+        await asyncio.sleep(0)
+        assert not waiting.done()  # type: ignore[attr-defined]
+        read(frame(Opcode.CONTINUATION, b"ve"))
+        assert await waiting == "five"
+
+        # Taken by recv() before the loop could hand it over: the waiter waits on.
+        waiting = ws.__anext__()
+        ws.data_received(frame(Opcode.TEXT, b"six"))  # from this task: queued
+        assert await ws.recv() == "six"
+        await asyncio.sleep(0)
+        assert not waiting.done()  # type: ignore[attr-defined]
+        read(frame(Opcode.TEXT, b"seven"))
+        assert await waiting == "seven"
+
+        # The waiting task's context in use elsewhere (entered around the read): it is
+        # woken through the loop instead, one message per read or two.
+        for wire in (frame(Opcode.TEXT, b"8"), frame(Opcode.TEXT, b"8") * 2):
+            context = contextvars.copy_context()
+            task = asyncio.create_task(_next(ws), context=context)
+            await asyncio.sleep(0)
+            running.call_soon(context.run, ws.data_received, wire)
+            assert await task == "8"
+        assert await ws.__anext__() == "8"
+
+        # The peer's close ends `async for`: StopAsyncIteration from the future.
+        waiting = ws.__anext__()
+        read(frame(Opcode.CLOSE, close_payload(1000)))
+        with pytest.raises(StopAsyncIteration):
+            await waiting
+
+        # A violation ends it with the error.
+        failing = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        failing.connection_made(RecordingTransport())
+        waiting = failing.__anext__()
+        running.call_soon(failing.data_received, frame(Opcode.TEXT, b"\xff"))
+        with pytest.raises(ConnectionClosed) as closed:
+            await waiting
+        assert closed.value.code == 1007
+
+    run(main(), loop)
+
+
 @pytest.mark.parametrize("iterate", [True, False])
 def test_a_message_handed_to_a_receiver_cancelled_before_it_ran_is_kept(iterate: bool) -> None:
     # data_received hands a whole message straight to the waiting receiver; when that
@@ -1618,17 +1739,24 @@ def test_a_message_handed_to_a_receiver_cancelled_before_it_ran_is_kept(iterate:
         assert await receive() == "one"
         assert await receive() == b"two"
 
-        # A receiver that started waiting before the cancelled one ran is woken for it.
         waiting = asyncio.ensure_future(receive())
         await asyncio.sleep(0)
-        ws.data_received(frame(Opcode.TEXT, b"three"))  # handed over
+        ws.data_received(frame(Opcode.TEXT, b"three"))
         waiting.cancel()
         other = ws.recv()
-        assert isinstance(other.send(None), asyncio.Future)  # waits: the queue is empty
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        with pytest.raises(StopIteration) as stopped:
-            other.send(None)
+        if iterate:
+            # `async for`'s waiter is the message itself: read from inside a task (this
+            # one), the message is not handed to it but stays queued, for whoever comes.
+            with pytest.raises(StopIteration) as stopped:
+                other.send(None)
+        else:
+            # recv()'s was handed the message: a receiver that started waiting before
+            # the cancelled one ran is woken for it.
+            assert isinstance(other.send(None), asyncio.Future)  # the queue is empty
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+            with pytest.raises(StopIteration) as stopped:
+                other.send(None)
         assert stopped.value.value == "three"
 
     run(main())
