@@ -18,6 +18,9 @@
  *     done(value) -> Done          an awaitable already finished with value
  *                                  (awaitables.Done in C: what send() returns when it
  *                                  has nothing to wait for)
+ *     hand_over(waiter, message, loop) -> bool
+ *                                  a message given to the task awaiting it, run at once
+ *                                  (connection._hand_over_python in C)
  *
  * alloc and mask_into let the frame decoder receive a large payload straight into the
  * bytes object that becomes the message, unmasking each read as it arrives: no receive
@@ -518,6 +521,99 @@ speedups_done(PyObject *module, PyObject *value)
     return done_new_with(value);
 }
 
+/* hand_over(waiter, message, loop) -> bool: connection._hand_over_python in C. When the
+ * future `waiter` has one done callback (the wake-up of the task awaiting it), sets its
+ * result to `message` and runs that callback now, in its context, rather than letting
+ * set_result() schedule it with loop.call_soon(); asyncio refuses to enter a task while
+ * another runs (RuntimeError, before the task's step), and then the callback goes to
+ * call_soon after all. False, touching nothing, when the waiter has no callback (its
+ * task was cancelled) or several. */
+static PyObject *str_callbacks, *str_remove_done_callback, *str_set_result, *str_call_soon;
+static PyObject *context_kwnames;
+
+static PyObject *
+speedups_hand_over(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *waiter, *message, *loop, *callbacks, *pair, *wakeup, *context, *result;
+
+    if (nargs != 3) {
+        PyErr_SetString(PyExc_TypeError, "hand_over(waiter, message, loop)");
+        return NULL;
+    }
+    waiter = args[0];
+    message = args[1];
+    loop = args[2];
+    callbacks = PyObject_GetAttr(waiter, str_callbacks);
+    if (callbacks == NULL) {
+        return NULL;
+    }
+    if (!PyList_Check(callbacks) || PyList_GET_SIZE(callbacks) != 1
+            || !PyTuple_Check(PyList_GET_ITEM(callbacks, 0))
+            || PyTuple_GET_SIZE(PyList_GET_ITEM(callbacks, 0)) != 2) {
+        Py_DECREF(callbacks);
+        Py_RETURN_FALSE;
+    }
+    pair = PyList_GET_ITEM(callbacks, 0);
+    wakeup = PyTuple_GET_ITEM(pair, 0);
+    context = PyTuple_GET_ITEM(pair, 1);
+    Py_INCREF(wakeup);
+    Py_INCREF(context);
+    Py_DECREF(callbacks);
+
+    result = PyObject_CallMethodOneArg(waiter, str_remove_done_callback, wakeup);
+    if (result == NULL) {
+        goto error;
+    }
+    Py_DECREF(result);
+    result = PyObject_CallMethodOneArg(waiter, str_set_result, message);
+    if (result == NULL) {
+        goto error;
+    }
+    Py_DECREF(result);
+
+    if (PyContext_CheckExact(context)) {
+        if (PyContext_Enter(context) == 0) {
+            result = PyObject_CallOneArg(wakeup, waiter);
+            if (PyContext_Exit(context) < 0) {
+                Py_XDECREF(result);
+                goto error;
+            }
+            if (result != NULL) {
+                Py_DECREF(result);
+                goto done;
+            }
+        }
+        /* RuntimeError: the context is entered elsewhere, or a task is running. */
+        if (!PyErr_ExceptionMatches(PyExc_RuntimeError)) {
+            goto error;
+        }
+        PyErr_Clear();
+    }
+    /* The loop's way: loop.call_soon(wakeup, waiter, context=context). */
+    {
+        PyObject *call_soon = PyObject_GetAttr(loop, str_call_soon);
+        if (call_soon == NULL) {
+            goto error;
+        }
+        PyObject *call_args[4] = {NULL, wakeup, waiter, context};
+        result = PyObject_Vectorcall(call_soon, call_args + 1,
+                                     2 | PY_VECTORCALL_ARGUMENTS_OFFSET, context_kwnames);
+        Py_DECREF(call_soon);
+        if (result == NULL) {
+            goto error;
+        }
+        Py_DECREF(result);
+    }
+done:
+    Py_DECREF(wakeup);
+    Py_DECREF(context);
+    Py_RETURN_TRUE;
+error:
+    Py_DECREF(wakeup);
+    Py_DECREF(context);
+    return NULL;
+}
+
 static PyMethodDef speedups_methods[] = {
     {"mask", (PyCFunction)(void (*)(void))speedups_mask, METH_FASTCALL,
      "mask(data, key) -> bytes: XOR data with the 4-byte key repeated (RFC 6455 §5.3)."},
@@ -534,6 +630,9 @@ static PyMethodDef speedups_methods[] = {
      "message (frames._encode_message_python)."},
     {"done", (PyCFunction)speedups_done, METH_O,
      "done(value) -> Done: an awaitable that has already finished with value."},
+    {"hand_over", (PyCFunction)(void (*)(void))speedups_hand_over, METH_FASTCALL,
+     "hand_over(waiter, message, loop) -> bool: give the task awaiting waiter its message "
+     "and run it now (connection._hand_over_python)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -548,6 +647,15 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
+    str_callbacks = PyUnicode_InternFromString("_callbacks");
+    str_remove_done_callback = PyUnicode_InternFromString("remove_done_callback");
+    str_set_result = PyUnicode_InternFromString("set_result");
+    str_call_soon = PyUnicode_InternFromString("call_soon");
+    context_kwnames = Py_BuildValue("(s)", "context");
+    if (str_callbacks == NULL || str_remove_done_callback == NULL || str_set_result == NULL
+            || str_call_soon == NULL || context_kwnames == NULL) {
+        return NULL;
+    }
     PyObject *module = PyModule_Create(&speedups_module);
     if (module == NULL) {
         return NULL;

@@ -1,5 +1,6 @@
 """Type stub of the optional C extension fastim/ws/_speedups.c."""
 
+import asyncio
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
@@ -37,3 +38,6 @@ class Done(Coroutine[Any, Any, _T]):
 
 def done(value: _T, /) -> Done[_T]:
     """An awaitable that has already finished with `value`."""
+
+def hand_over(waiter: asyncio.Future[Any], message: object, loop: asyncio.AbstractEventLoop, /) -> bool:
+    """Give the task awaiting `waiter` its message and run it now (connection._hand_over_python)."""

@@ -71,6 +71,40 @@ _task_running: object = (
     else _TaskRunning()
 )
 
+def _hand_over_python(
+    waiter: asyncio.Future[Any], message: object, loop: asyncio.AbstractEventLoop
+) -> bool:
+    """Give the task awaiting `waiter` its message and run it now (see "Waking a
+    receiver"); False, touching nothing, unless the waiter has exactly one callback, the
+    task's wake-up (none: the task was cancelled). _speedups.hand_over in C."""
+    callbacks = waiter._callbacks
+    if callbacks is None or len(callbacks) != 1:
+        return False
+    wakeup, context = callbacks[0]
+    waiter.remove_done_callback(wakeup)
+    waiter.set_result(message)
+    try:
+        context.run(wakeup, waiter)
+    except RuntimeError:  # a task is running, or its context is in use: the loop's way
+        loop.call_soon(wakeup, waiter, context=context)
+    return True
+
+
+def _select_hand_over(speedups: bool) -> Callable[[Any, object, Any], bool]:
+    """_speedups.hand_over where it was built and `speedups` is true (as frames'
+    _select_mask), else _hand_over_python."""
+    if speedups:
+        try:
+            from fastim.ws._speedups import hand_over
+        except ImportError:  # no compiler at install time, or an extension built before
+            return _hand_over_python
+        return hand_over
+    return _hand_over_python
+
+
+_hand_over = _select_hand_over(frames._SPEEDUPS)
+
+
 # What send() returns when the frame is written and nothing is left to wait for.
 _SENT = done(None)
 
@@ -741,29 +775,17 @@ class Connection(asyncio.Protocol):
                 if waiter is not None:
                     # Somebody waits, so the queue is empty (every message queued wakes
                     # the waiter, and waking clears _recv_waiter): hand the message over
-                    # in the future's result, without the queue. Order holds; a message
-                    # handed to a task cancelled before it ran goes back to the queue
-                    # (_wait_abandoned).
+                    # in the future's result, without the queue, and run its task now
+                    # (see "Waking a receiver" at the top); its answer may be written at
+                    # once. Order holds. `async for`'s waiter is the message itself: it
+                    # is handed one only while no task runs (see _resolve_waiter).
                     self._recv_waiter = None
-                    callbacks = waiter._callbacks
-                    if (
-                        callbacks is not None
-                        and len(callbacks) == 1
-                        and (not self._waiter_takes_message or not _task_running)
-                    ):
-                        # One callback, the waiting task's wake-up (none: the task was
-                        # cancelled): run the task now (see "Waking a receiver" at the
-                        # top). _hand_over() written out: a Python call less per message.
-                        wakeup, context = callbacks[0]
-                        waiter.remove_done_callback(wakeup)
-                        waiter.set_result(message)
+                    if not self._waiter_takes_message or not _task_running:
                         self._write_now = self._direct and not self._pending
-                        try:
-                            context.run(wakeup, waiter)
-                        except RuntimeError:  # a task is running: the loop's way
-                            self._loop.call_soon(wakeup, waiter, context=context)
-                        return
-                    # Otherwise it is queued, and the receiver woken as after any read.
+                        if _hand_over(waiter, message, self._loop):
+                            return
+                    # Otherwise (or cancelled) it is queued, and the receiver woken as
+                    # after any read.
                     messages.append(message)
                     self._recv_waiter = waiter
                     self._wake_receiver()
@@ -1003,27 +1025,13 @@ class Connection(asyncio.Protocol):
         if message is None:  # nothing whole yet: it waits on
             self._recv_waiter = waiter
             return
-        self._hand_over(waiter, message)
+        if not _hand_over(waiter, message, self._loop):
+            waiter.set_result(message)  # nobody awaits it yet, or more than one does
 
     def _resolve_later(self, waiter: asyncio.Future[str | bytes | None]) -> None:
         if self._recv_waiter is None and not waiter.done():  # not cancelled meanwhile
             self._recv_waiter = waiter
             self._wake_receiver()
-
-    def _hand_over(self, waiter: asyncio.Future[str | bytes | None], message: str | bytes) -> None:
-        """Give the waiting task its message and run it now (see "Waking a receiver")."""
-        callbacks = waiter._callbacks
-        if callbacks is None or len(callbacks) != 1:
-            # Nobody awaits it yet (the message waits in it), or more than one does.
-            waiter.set_result(message)
-            return
-        wakeup, context = callbacks[0]
-        waiter.remove_done_callback(wakeup)
-        waiter.set_result(message)
-        try:
-            context.run(wakeup, waiter)
-        except RuntimeError:  # (only if its context is in use elsewhere)
-            self._loop.call_soon(wakeup, waiter, context=context)
 
     def _closed_error(self) -> ConnectionClosed:
         return connection_closed(

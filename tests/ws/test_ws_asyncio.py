@@ -12,6 +12,7 @@ import contextvars
 import os
 import socket
 import ssl
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -1594,6 +1595,66 @@ def test_a_whole_message_runs_the_waiting_task_before_data_received_returns(
         task.cancel()
 
     run(main(), loop)
+
+
+@pytest.mark.parametrize("kind", ["python", "c"])
+def test_hand_over_runs_the_awaiting_task_now_or_says_no(
+    kind: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastim.ws import connection as connection_module
+
+    hand_over = (connection_module._hand_over_python if kind == "python"
+                 else connection_module._select_hand_over(True))
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        got: list[object] = []
+
+        async def wait(waiter: asyncio.Future[object]) -> None:
+            got.append(await waiter)
+
+        def from_the_loop(*call: Any) -> asyncio.Future[object]:
+            answer: asyncio.Future[object] = loop.create_future()
+            loop.call_soon(lambda: answer.set_result(call[0](*call[1:])))
+            return answer
+
+        waiter: asyncio.Future[object] = loop.create_future()
+        task = asyncio.create_task(wait(waiter))
+        await asyncio.sleep(0)
+        assert await from_the_loop(lambda: (hand_over(waiter, "now", loop), list(got))) == (
+            True, ["now"])
+        await task
+
+        # From inside a task (this one): handed over, run through the loop.
+        waiter = loop.create_future()
+        task = asyncio.create_task(wait(waiter))
+        await asyncio.sleep(0)
+        assert hand_over(waiter, "later", loop) is True
+        assert got == ["now"]
+        await task
+        assert got == ["now", "later"]
+
+        # Its context in use (entered around the call): through the loop too.
+        waiter = loop.create_future()
+        context = contextvars.copy_context()
+        task = asyncio.create_task(wait(waiter), context=context)
+        await asyncio.sleep(0)
+        assert await from_the_loop(context.run, hand_over, waiter, "in use", loop) is True
+        await task
+        assert got[-1] == "in use"
+
+        # No callback (nobody awaits it, or its task was cancelled), or two: not touched.
+        waiter = loop.create_future()
+        assert hand_over(waiter, "nobody", loop) is False
+        waiter.add_done_callback(got.append)
+        waiter.add_done_callback(got.append)
+        assert hand_over(waiter, "two", loop) is False
+        assert not waiter.done()
+
+    run(main())
+    assert connection_module._select_hand_over(False) is connection_module._hand_over_python
+    monkeypatch.setitem(sys.modules, "fastim.ws._speedups", None)
+    assert connection_module._select_hand_over(True) is connection_module._hand_over_python
 
 
 def test_task_running_as_python_3_14_tells_it() -> None:
