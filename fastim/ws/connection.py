@@ -817,15 +817,15 @@ class Connection(asyncio.Protocol):
         out = core.data_to_send()
         if out:
             self._write(out)
-        if len(messages) > queued:
-            if self._message_callback is not None:
-                self._deliver_queued()
-            self._wake_receiver()
+        wake = len(messages) > queued
+        if wake and self._message_callback is not None:
+            self._deliver_queued()
         for event in events:
             if type(event) is PongReceived:
                 self._pong_received(event.payload)
             elif type(event) is CloseReceived or type(event) is ProtocolFailure:
                 self._end_received()
+                wake = True
         if len(messages) >= max_queue and core.buffered and not self._reading_paused:
             # A bounded queue: the peer cannot make us buffer without limit. What the
             # queue had no room for waits in the core, and TCP flow control pushes back on
@@ -834,6 +834,10 @@ class Connection(asyncio.Protocol):
             if not self._read_held:
                 assert self._transport is not None
                 self._transport.pause_reading()
+        if wake:
+            # Last, once this read's state is settled: the receiving task may run now
+            # (see "Waking a receiver"), take every queued message and resume reading.
+            self._wake_receiver()
 
     def _call_back(self, message: str | bytes) -> None:
         callback = self._message_callback
@@ -942,7 +946,7 @@ class Connection(asyncio.Protocol):
             self._end_deadline = self._loop.call_later(
                 self._options.close_timeout, self._answer_end
             )
-        self._wake_receiver()
+        # (_process, the caller, wakes the receiver once it is done.)
 
     def _answer_end(self) -> None:
         """Answer the peer's close frame (§5.5.1) or report a protocol error (§7.1.7), then
@@ -1020,7 +1024,10 @@ class Connection(asyncio.Protocol):
             waiter.set_exception(StopAsyncIteration())
             return
         except ConnectionClosed as error:
-            waiter.set_exception(error)
+            # Without the traceback of its raise here, which holds this frame and so the
+            # waiter that holds the error: a cycle that would keep the connection and its
+            # handler's frame for the cycle collector, not free them when they end.
+            waiter.set_exception(error.with_traceback(None))
             return
         if message is None:  # nothing whole yet: it waits on
             self._recv_waiter = waiter

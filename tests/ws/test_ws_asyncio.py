@@ -1671,6 +1671,73 @@ def test_task_running_as_python_3_14_tells_it() -> None:
     assert run(main()) == [True, False]
 
 
+@pytest.mark.parametrize("loop", LOOPS)
+def test_a_read_of_more_than_the_queue_holds_reaches_the_receiver_whole(loop: str) -> None:
+    # Thirty messages in one read, from the loop: the queue takes sixteen and reading
+    # pauses; the task woken at the end of the read takes them all, reading resumes for
+    # the rest, and a close frame read with them ends `async for` after the last.
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    async def main() -> list[str | bytes]:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        transport = RecordingTransport()
+        ws.connection_made(transport)
+        got: list[str | bytes] = []
+
+        async def iterate() -> None:
+            async for message in ws:
+                got.append(message)
+
+        task = asyncio.create_task(iterate())
+        await asyncio.sleep(0)
+        wire = b"".join(frame(Opcode.TEXT, b"%d" % n) for n in range(30))
+        asyncio.get_running_loop().call_soon(
+            ws.data_received, wire + frame(Opcode.CLOSE, close_payload(1000)))
+        await task
+        assert transport.reading
+        return got
+
+    assert run(main(), loop) == [str(n) for n in range(30)]
+
+
+def test_a_connection_ended_under_async_for_is_freed_without_the_cycle_collector() -> None:
+    # The error that ends `async for` travels in its waiter: it must not hold, through
+    # its traceback, the frame that holds the waiter (a cycle only gc.collect() frees).
+    import gc
+    import weakref
+
+    from fastim.ws.connection import Options
+    from fastim.ws.protocol import Role, WebSocketProtocol
+
+    class Marker:  # an application's attribute: freed with the connection
+        pass
+
+    async def main() -> weakref.ref[Marker]:
+        ws = Connection(WebSocketProtocol(Role.SERVER), Options(ping_interval=None))
+        ws.connection_made(RecordingTransport())
+        ws.marker = marker = Marker()  # type: ignore[attr-defined]
+
+        async def iterate(connection: Connection) -> None:
+            with pytest.raises(ConnectionClosed):
+                async for _ in connection:
+                    pass
+
+        task = asyncio.create_task(iterate(ws))
+        await asyncio.sleep(0)
+        asyncio.get_running_loop().call_soon(ws.connection_lost, ConnectionResetError())
+        await task
+        return weakref.ref(marker)
+
+    gc.collect()
+    gc.disable()
+    try:
+        gone = run(main())
+        assert gone() is None
+    finally:
+        gc.enable()
+
+
 async def _next(ws: Connection) -> str | bytes:
     return await ws.__anext__()
 
