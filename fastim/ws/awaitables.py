@@ -46,15 +46,7 @@ class Done(Coroutine[Any, Any, T]):
         pass
 
 
-def _select_done(speedups: bool) -> Callable[[Any], Coroutine[Any, Any, Any]]:
-    """`_speedups.done` where the extension was built and `speedups` is true, else Done."""
-    if speedups:
-        try:
-            from fastim.ws._speedups import done
-        except ImportError:  # no compiler at install time, or an extension built before
-            return Done
-        return done
-    return Done
-
-
-done = _select_done(frames._SPEEDUPS)
+# `_speedups.done` where it was built, else Done.
+done: Callable[[Any], Coroutine[Any, Any, Any]] = frames.from_speedups(
+    "done", Done, frames._SPEEDUPS
+)

@@ -90,19 +90,7 @@ def _hand_over_python(
     return True
 
 
-def _select_hand_over(speedups: bool) -> Callable[[Any, object, Any], bool]:
-    """_speedups.hand_over where it was built and `speedups` is true (as frames'
-    _select_mask), else _hand_over_python."""
-    if speedups:
-        try:
-            from fastim.ws._speedups import hand_over
-        except ImportError:  # no compiler at install time, or an extension built before
-            return _hand_over_python
-        return hand_over
-    return _hand_over_python
-
-
-_hand_over = _select_hand_over(frames._SPEEDUPS)
+_hand_over = frames.from_speedups("hand_over", _hand_over_python, frames._SPEEDUPS)
 
 
 # What send() returns when the frame is written and nothing is left to wait for.

@@ -22,11 +22,13 @@ Nothing here does I/O: the decoder is fed bytes and hands out frames.
 
 from __future__ import annotations
 
+import importlib
 import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import Any, TypeVar
 from typing import Protocol as Interface
 
 from fastim.ws.codes import CloseCode
@@ -180,6 +182,23 @@ def _select_mask(
 
 
 _SPEEDUPS = os.environ.get("FASTIM_WS_SPEEDUPS", "1") != "0"
+
+_T = TypeVar("_T")
+
+
+def from_speedups(name: str, fallback: _T, speedups: bool) -> _T:
+    """`fastim.ws._speedups.<name>` where the extension was built and `speedups` is true
+    (FASTIM_WS_SPEEDUPS), else `fallback`, the same in Python: for the helpers of the
+    connection's hot path (awaitables.done, connection._hand_over)."""
+    if speedups:
+        try:
+            module: Any = importlib.import_module("fastim.ws._speedups")
+        except ImportError:  # no compiler at install time: the pure-Python path
+            return fallback
+        return getattr(module, name, fallback)
+    return fallback
+
+
 _mask = _select_mask(_SPEEDUPS)
 
 # A large payload is received straight into the object that becomes the message's bytes,

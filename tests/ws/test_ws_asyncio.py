@@ -12,7 +12,6 @@ import contextvars
 import os
 import socket
 import ssl
-import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -1598,13 +1597,13 @@ def test_a_whole_message_runs_the_waiting_task_before_data_received_returns(
 
 
 @pytest.mark.parametrize("kind", ["python", "c"])
-def test_hand_over_runs_the_awaiting_task_now_or_says_no(
-    kind: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_hand_over_runs_the_awaiting_task_now_or_says_no(kind: str) -> None:
     from fastim.ws import connection as connection_module
+    from fastim.ws.frames import from_speedups
 
     hand_over = (connection_module._hand_over_python if kind == "python"
-                 else connection_module._select_hand_over(True))
+                 else from_speedups("hand_over", connection_module._hand_over_python, True))
+    assert kind == "python" or hand_over is not connection_module._hand_over_python
 
     async def main() -> None:
         loop = asyncio.get_running_loop()
@@ -1652,9 +1651,6 @@ def test_hand_over_runs_the_awaiting_task_now_or_says_no(
         assert not waiter.done()
 
     run(main())
-    assert connection_module._select_hand_over(False) is connection_module._hand_over_python
-    monkeypatch.setitem(sys.modules, "fastim.ws._speedups", None)
-    assert connection_module._select_hand_over(True) is connection_module._hand_over_python
 
 
 def test_task_running_as_python_3_14_tells_it() -> None:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from fastim.ws import _speedups, awaitables
+from fastim.ws import _speedups, frames
 from fastim.ws.awaitables import Done
 
 KINDS: dict[str, Callable[[Any], Coroutine[Any, Any, Any]]] = {
@@ -79,11 +79,12 @@ def test_a_cycle_through_the_value_is_collected() -> None:
 
 
 def test_the_c_one_where_built_else_python(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert awaitables._select_done(True) is _speedups.done
-    assert awaitables._select_done(False) is Done  # FASTIM_WS_SPEEDUPS=0
+    assert frames.from_speedups("done", Done, True) is _speedups.done
+    assert frames.from_speedups("done", Done, False) is Done  # FASTIM_WS_SPEEDUPS=0
+    assert frames.from_speedups("not built", Done, True) is Done  # an extension built before
     # As when no compiler was there at install time: the extension does not import.
     monkeypatch.setitem(sys.modules, "fastim.ws._speedups", None)
-    assert awaitables._select_done(True) is Done
+    assert frames.from_speedups("done", Done, True) is Done
 
 
 def test_throw_takes_the_old_three_argument_form() -> None:
