@@ -48,7 +48,11 @@ export PIP_NO_PYTHON_VERSION_WARNING=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 export CFLAGS="-I$R/include/python2.7 -I$R/include" LDFLAGS="-L$R/lib/x86_64-linux-gnu"
 "$PREFIX/python2" "$PREFIX/wheels/pip-20.3.4-py2.py3-none-any.whl/pip" install -q \
     --prefix "$R" "$PREFIX/wheels/pip-20.3.4-py2.py3-none-any.whl"
-"$PREFIX/python2" -m pip install -q --prefix "$R" autobahntestsuite==25.10.1
+# setuptools 44 (the last for Python 2) and wheel first, then the suite without build
+# isolation: an isolated build of its sdists looked for a setuptools for Python 2 on the
+# registry and found none (2026-12-07).
+"$PREFIX/python2" -m pip install -q --prefix "$R" "setuptools<45" "wheel<0.38"
+"$PREFIX/python2" -m pip install -q --no-build-isolation --prefix "$R" autobahntestsuite==25.10.1
 
 # pip's wstest starts python2.7 directly, without the library path: wrap it.
 test -e "$R/bin/wstest.py" || mv "$R/bin/wstest" "$R/bin/wstest.py"
