@@ -37,10 +37,13 @@ class Done(Coroutine[Any, Any, T]):
         raise StopIteration(self.value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> NoReturn:
-        # A finished coroutine raises what is thrown into it.
+        # A finished coroutine raises what is thrown into it: throw(exception), or the
+        # older throw(type[, value[, traceback]]).
         if isinstance(typ, BaseException):
             raise typ
-        raise typ() if val is None else val if isinstance(val, BaseException) else typ(val)
+        if isinstance(val, BaseException):
+            raise val
+        raise typ() if val is None else typ(val)
 
     def close(self) -> None:
         pass

@@ -71,6 +71,7 @@ _task_running: object = (
     else _TaskRunning()
 )
 
+
 def _hand_over_python(
     waiter: asyncio.Future[Any], message: object, loop: asyncio.AbstractEventLoop
 ) -> bool:
