@@ -245,9 +245,16 @@ def test_the_owner_and_an_admin_mention_everyone_and_recall_anyones_message(
     offers(po, everyone=True, recall=True)
     offers(pm, everyone=False, recall=False, text="a word from Olga")
     offers(pa, everyone=False, recall=False)
-    # Made an admin while the conversation is open: offered both at once.
+    # Made an admin while the conversation is open, the @ picker open too: the picker
+    # offers @all as soon as the page learns of the role, then the menu offers recall.
+    box = pa.locator("#message")
+    box.press_sequentially("@")
+    expect(pa.locator("#mention-picker")).to_be_visible()
+    expect(pa.locator('#mention-picker button[data-user="all"]')).to_have_count(0)
     assert api.post("/contact/setrole", {"groupid": group, "memberid": admin.id,
                                          "role": "admin"}, token=owner.token).status == 200
+    expect(pa.locator('#mention-picker button[data-user="all"]')).to_have_count(1)
+    box.press("Escape")
     offers(pa, everyone=True, recall=True)
 
     # The admin calls everyone: the server takes it, and the others are mentioned.

@@ -193,6 +193,10 @@ export class ConversationView {
     if (!this.conv) return;
     this.renderHeader();
     this.renderMessages();
+    // An open @ picker follows the member list (a member made admin may now call @all,
+    // a member who left is no longer offered), unless the keyboard is in it.
+    const picker = this.el.mentionPicker;
+    if (!picker.hidden && !picker.contains(document.activeElement)) this.updateMentions();
   }
 
   renderHeader() {
