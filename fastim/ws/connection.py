@@ -72,6 +72,18 @@ _task_running: object = (
 )
 
 
+# Waking a receiver. When data_received hands a message to a task waiting in recv() or
+# `async for`, it runs that task's next step itself, at once, rather than leaving the
+# future to schedule it with the loop's call_soon: in a request/response exchange that is
+# a Handle, a dict for call_soon's `context=` keyword and a turn of the ready queue saved
+# per message, and the answer the task writes goes out in the same turn as the read. The
+# step is the task's own wake-up callback, taken off the future and called in the task's
+# context, exactly as the loop would have called it; only earlier. It needs the loop to
+# be between tasks, as it is when a transport calls data_received: when a task is running
+# (data_received called from a task, as some tests do) asyncio refuses to enter another
+# one (RuntimeError, before the step runs) and the wake-up goes to call_soon after all.
+
+
 def _hand_over_python(
     waiter: asyncio.Future[Any], message: object, loop: asyncio.AbstractEventLoop
 ) -> bool:
@@ -96,17 +108,6 @@ _hand_over = frames.from_speedups("hand_over", _hand_over_python, frames._SPEEDU
 
 # What send() returns when the frame is written and nothing is left to wait for.
 _SENT = done(None)
-
-# Waking a receiver. When data_received hands a message to a task waiting in recv() or
-# `async for`, it runs that task's next step itself, at once, rather than leaving the
-# future to schedule it with the loop's call_soon: in a request/response exchange that is
-# a Handle, a dict for call_soon's `context=` keyword and a turn of the ready queue saved
-# per message, and the answer the task writes goes out in the same turn as the read. The
-# step is the task's own wake-up callback, taken off the future and called in the task's
-# context, exactly as the loop would have called it; only earlier. It needs the loop to
-# be between tasks, as it is when a transport calls data_received: when a task is running
-# (data_received called from a task, as some tests do) asyncio refuses to enter another
-# one (RuntimeError, before the step runs) and the wake-up goes to call_soon after all.
 
 
 @dataclass(kw_only=True)
@@ -555,7 +556,7 @@ class Connection(asyncio.Protocol):
         elif not self._lost and (data := self._core.message_bytes(message, JOIN_LIMIT)):
             # Queued for the end of the loop's turn, with the other writes (see _write).
             self._write(data)
-            if self._writing_paused or self._lost:
+            if self._writing_paused:
                 return self._drain()
             return _SENT
         return self._send(message)

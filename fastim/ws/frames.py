@@ -166,38 +166,30 @@ def _mask_python(data: bytes | bytearray | memoryview, mask: bytes | bytearray) 
     return bytes(out)
 
 
-def _select_mask(
-    speedups: bool,
-) -> Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]:
-    """The masking function to use: the optional C extension fastim.ws._speedups when it
-    was built (setup.py compiles it where a compiler is present) and `speedups` is true,
-    else the pure-Python one. FASTIM_WS_SPEEDUPS=0 in the environment forces the latter."""
-    if speedups:
-        try:
-            from fastim.ws._speedups import mask as mask_c
-        except ImportError:  # no compiler at install time: the pure-Python path
-            return _mask_python
-        return mask_c
-    return _mask_python
-
-
-_SPEEDUPS = os.environ.get("FASTIM_WS_SPEEDUPS", "1") != "0"
-
 _T = TypeVar("_T")
 
 
 def from_speedups(name: str, fallback: _T, speedups: bool) -> _T:
-    """`fastim.ws._speedups.<name>` where the extension was built and `speedups` is true
-    (FASTIM_WS_SPEEDUPS), else `fallback`, the same in Python: for the helpers of the
-    connection's hot path (awaitables.done, connection._hand_over)."""
+    """`fastim.ws._speedups.<name>` where the optional C extension was built (setup.py
+    compiles it where a compiler is present) and `speedups` is true, else `fallback`, the
+    same in Python. FASTIM_WS_SPEEDUPS=0 in the environment forces the latter."""
     if speedups:
         try:
             module: Any = importlib.import_module("fastim.ws._speedups")
         except ImportError:  # no compiler at install time: the pure-Python path
             return fallback
-        return getattr(module, name, fallback)
+        return getattr(module, name, fallback)  # an extension built before `name`: Python
     return fallback
 
+
+def _select_mask(
+    speedups: bool,
+) -> Callable[[bytes | bytearray | memoryview, bytes | bytearray], bytes]:
+    """The masking function to use: _speedups.mask or the pure-Python one."""
+    return from_speedups("mask", _mask_python, speedups)
+
+
+_SPEEDUPS = os.environ.get("FASTIM_WS_SPEEDUPS", "1") != "0"
 
 _mask = _select_mask(_SPEEDUPS)
 
@@ -350,13 +342,8 @@ EncodeMessage = Callable[[object, bytes | None, int], bytes | None]
 def _select_message_codec(speedups: bool) -> tuple[ParseMessage, EncodeMessage]:
     """parse_message and encode_message from the C extension where it was built and
     `speedups` is true (as for _select_mask), else the pure-Python ones above."""
-    if speedups:
-        try:
-            from fastim.ws._speedups import encode_message, parse_message
-        except ImportError:  # no compiler at install time, or an extension built before
-            return _parse_message_python, _encode_message_python
-        return parse_message, encode_message
-    return _parse_message_python, _encode_message_python
+    return (from_speedups("parse_message", _parse_message_python, speedups),
+            from_speedups("encode_message", _encode_message_python, speedups))
 
 
 _parse_message, _encode_message = _select_message_codec(_SPEEDUPS)
